@@ -1,0 +1,250 @@
+"""THE node graph. One list, used by `passeur sim|robot`, by `passeur_stack`, and by the
+launch files in launch/ (which import NODES so that both stay the same).
+
+Conventions every node class follows (see CONVENTIONS.md):
+- `Cls(**kwargs)` forwards kwargs (namespace, parameter_overrides, context) to rclpy's Node
+  with its fixed node name;
+- optional `web_features()` returns the web pages/APIs it serves (telepresence hosts them);
+- optional `add_web_features(features)` (the telepresence node) receives them;
+- optional `start()` is called once every node exists;
+- optional `close()` (idempotent) stops motors/threads before the node is destroyed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passeur.errors import ConfigError, PasseurError
+from passeur.paths import share_path
+
+log = logging.getLogger(__name__)
+
+SIM = "sim"  # embedded MuJoCo simulator in the graph
+EXTERNAL = "external"  # Gazebo + bridge, or a real robot's drivers, provide the sensors
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    target: str  # "module:Class"
+    profiles: frozenset[str]
+    description: str
+
+    def load(self) -> type:
+        module_name, _, cls_name = self.target.partition(":")
+        module = importlib.import_module(module_name)
+        cls: type = getattr(module, cls_name)
+        return cls
+
+
+BOTH = frozenset({SIM, EXTERNAL})
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("sim", "passeur.sim.sim_node:SimNode", frozenset({SIM}),
+             "MuJoCo simulator: clock, odom, scan, camera; drives cmd_vel"),
+    NodeSpec("map_server", "passeur.navigation.map_node:MapNode", BOTH,
+             "publishes the world's occupancy map on `map` (transient local)"),
+    NodeSpec("safety", "passeur.safety.safety_node:SafetyNode", BOTH,
+             "velocity mux, collision monitor, e-stop -> cmd_vel"),
+    NodeSpec("navigator", "passeur.navigation.navigator_node:NavigatorNode", BOTH,
+             "goal_pose / goal_place -> cmd_vel/nav, plan, navigation/status"),
+    NodeSpec("patrol", "passeur.navigation.patrol_node:PatrolNode", BOTH,
+             "staff patrol routes, history in SQLite"),
+    NodeSpec("reading", "passeur.reading.reading_node:ReadingNode", BOTH,
+             "reading companion: reader page, ASR, tutor, TTS, progress"),
+    NodeSpec("telepresence", "passeur.telepresence.telepresence_node:TelepresenceNode", BOTH,
+             "web server: pilot/staff/reader pages, WebRTC, teleop"),
+)
+
+
+def specs_for(profile: str, only: Iterable[str] | None = None) -> list[NodeSpec]:
+    if profile not in (SIM, EXTERNAL):
+        raise ConfigError(f"unknown profile '{profile}' (expected '{SIM}' or '{EXTERNAL}')")
+    chosen = [s for s in NODES if profile in s.profiles]
+    if only is not None:
+        wanted = list(only)
+        known = {s.name for s in NODES}
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown node(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+            )
+        chosen = [s for s in chosen if s.name in wanted]
+    return chosen
+
+
+def default_params_file() -> Path:
+    return share_path("config", "passeur.yaml")
+
+
+@dataclass
+class StackOptions:
+    profile: str = SIM
+    params_file: Path | None = None
+    namespace: str = ""
+    only: Sequence[str] | None = None
+    #: Parameters applied to every node that declares them (e.g. world, use_sim_time).
+    common: dict[str, Any] = field(default_factory=dict)
+    #: Per-node overrides: {"sim": {"real_time_factor": 0.0}}.
+    per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Stack:
+    """All nodes of the graph in one process, on one MultiThreadedExecutor."""
+
+    def __init__(self, options: StackOptions, context: Any = None) -> None:
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from passeur.ros.params import load_parameter_file
+
+        self.options = options
+        self.nodes: list[Any] = []
+        params_file = options.params_file or default_params_file()
+        specs = specs_for(options.profile, options.only)
+        common = dict(options.common)
+        if options.profile == SIM:
+            common.setdefault("use_sim_time", True)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        try:
+            for spec in specs:
+                overrides = load_parameter_file(params_file, spec.name, options.namespace)
+                extra = {**common, **options.per_node.get(spec.name, {})}
+                if spec.name == "sim":
+                    extra.pop("use_sim_time", None)  # the simulator is the clock
+                overrides += [Parameter(k, value=v) for k, v in extra.items()]
+                cls = spec.load()
+                node = cls(namespace=options.namespace, parameter_overrides=overrides,
+                           context=context)
+                self.nodes.append(node)
+            features = [f for n in self.nodes if hasattr(n, "web_features")
+                        for f in n.web_features()]
+            for node in self.nodes:
+                if hasattr(node, "add_web_features"):
+                    node.add_web_features(features)
+            for node in self.nodes:
+                self.executor.add_node(node)
+            for node in self.nodes:
+                if hasattr(node, "start"):
+                    node.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def published_topics(self) -> list[str]:
+        topics: set[str] = set()
+        for node in self.nodes:
+            for pub in node.publishers:
+                if not pub.topic_name.startswith(("/rosout", "/parameter_events")):
+                    topics.add(pub.topic_name)
+        return sorted(topics)
+
+    def urls(self) -> list[str]:
+        return [u for n in self.nodes if hasattr(n, "urls") for u in n.urls()]
+
+    def close(self) -> None:
+        """Stop every node (zero velocity first), then destroy them. Safe to call twice."""
+        for node in reversed(self.nodes):
+            if hasattr(node, "close"):
+                try:
+                    node.close()
+                except Exception:
+                    log.exception("closing node %s failed", node.get_name())
+        try:
+            self.executor.shutdown(timeout_sec=2.0)
+        except Exception:
+            log.exception("executor shutdown failed")
+        for node in reversed(self.nodes):
+            try:
+                node.destroy_node()
+            except Exception:
+                log.exception("destroying node failed")
+        self.nodes.clear()
+
+
+def run_stack(options: StackOptions, announce: bool = True) -> int:
+    """Run the stack until Ctrl-C / SIGTERM; returns a process exit code."""
+    from passeur.rosenv import configure_environment
+
+    configure_environment()
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stack: Stack | None = None
+    try:
+        stack = Stack(options)
+        spinner = threading.Thread(target=stack.executor.spin, name="ros-executor", daemon=True)
+        spinner.start()
+        if announce:
+            ns = options.namespace or "/"
+            print(f"passeur: {len(stack.nodes)} nodes running (profile {options.profile}, "
+                  f"namespace {ns})", flush=True)
+            print("publishing: " + " ".join(stack.published_topics()), flush=True)
+            for url in stack.urls():
+                print(f"open: {url}", flush=True)
+            print("Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.2):
+            if not spinner.is_alive():
+                print("passeur: the executor stopped unexpectedly", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        if stack is not None:
+            stack.close()
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if announce:
+            print("passeur: stopped (zero velocity sent).", flush=True)
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params-file", type=Path, default=None,
+                        help="ROS 2 parameter file (default: config/passeur.yaml)")
+    parser.add_argument("--namespace", default="", help="ROS namespace for every node")
+    parser.add_argument("--nodes", default=None,
+                        help="comma-separated subset of nodes to run (default: all)")
+    parser.add_argument("--world", default=None, help="world name (library, chateau)")
+
+
+def options_from_args(args: argparse.Namespace, profile: str) -> StackOptions:
+    common: dict[str, Any] = {}
+    if args.world:
+        common["world"] = args.world
+    return StackOptions(
+        profile=profile,
+        params_file=args.params_file,
+        namespace=args.namespace,
+        only=args.nodes.split(",") if args.nodes else None,
+        common=common,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`passeur_stack`: the whole graph in one process (used by the launch files)."""
+    parser = argparse.ArgumentParser(prog="passeur_stack", description=__doc__)
+    parser.add_argument("--profile", choices=[SIM, EXTERNAL], default=SIM)
+    add_stack_arguments(parser)
+    # ros2 launch appends --ros-args ...; we take parameters from --params-file instead.
+    args, _unknown = parser.parse_known_args(argv)
+    try:
+        return run_stack(options_from_args(args, args.profile))
+    except PasseurError as exc:
+        print(f"passeur_stack: error: {exc}", file=sys.stderr)
+        return 2

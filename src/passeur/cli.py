@@ -1,0 +1,111 @@
+"""The `passeur` command.
+
+    passeur sim [--world library] [--rtf max] ...   the simulated robot with its web pages
+    passeur robot ...                               the stack next to real drivers / Gazebo
+    passeur map build --world W                     rasterise a world into sim/maps/
+    passeur patrol list|start|stop|status|history   staff patrols
+    passeur read --book B --page N --audio F.wav    offline reading check
+    passeur readers report|export|delete NAME       reading progress
+
+Each area adds its own sub-commands through `<area>/commands.py: register(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+from passeur.bringup import EXTERNAL, SIM, add_stack_arguments, options_from_args, run_stack
+from passeur.errors import PasseurError
+
+#: Modules that contribute sub-commands (each has `register(subparsers)`).
+COMMAND_MODULES = (
+    "passeur.sim.commands",
+    "passeur.navigation.commands",
+    "passeur.telepresence.commands",
+    "passeur.reading.commands",
+)
+
+
+def _rtf(text: str) -> float:
+    if text == "max":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a number > 0 or 'max'") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError("expected a number > 0 or 'max'")
+    return value
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    options = options_from_args(args, SIM)
+    sim = options.per_node.setdefault("sim", {})
+    sim["real_time_factor"] = args.rtf
+    if args.camera_rate is not None:
+        sim["camera_rate_hz"] = args.camera_rate
+    if args.seed is not None:
+        sim["seed"] = args.seed
+    return run_stack(options)
+
+
+def _cmd_robot(args: argparse.Namespace) -> int:
+    return run_stack(options_from_args(args, EXTERNAL))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="passeur", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_sim = sub.add_parser("sim", help="run the simulated robot (MuJoCo) with its web pages")
+    add_stack_arguments(p_sim)
+    p_sim.add_argument("--rtf", type=_rtf, default=1.0,
+                       help="real-time factor: 1 = real time (default), 'max' = as fast as possible")
+    p_sim.add_argument("--camera-rate", type=float, default=None,
+                       help="camera rate in Hz (0 turns the camera off)")
+    p_sim.add_argument("--seed", type=int, default=None, help="simulator random seed")
+    p_sim.set_defaults(func=_cmd_sim)
+
+    p_robot = sub.add_parser("robot", help="run the stack without the simulator "
+                             "(real robot drivers or Gazebo provide odom, scan, camera)")
+    add_stack_arguments(p_robot)
+    p_robot.set_defaults(func=_cmd_robot)
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that area has no commands (yet)
+        register: Callable[[argparse._SubParsersAction], None] = module.register  # type: ignore[type-arg]
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+        return code
+    except PasseurError as exc:
+        print(f"passeur: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Navigation: map IO, costmap, planner, controller, navigator node, patrols."""

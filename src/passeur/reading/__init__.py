@@ -1,0 +1,1 @@
+"""Reading companion: books, ASR backends, alignment, tutor policy, TTS, progress store."""

@@ -1,0 +1,1 @@
+"""Small shared ROS helpers: QoS profiles, parameter declaration, pose maths, executor thread."""

@@ -1,0 +1,30 @@
+"""QoS profiles used across the stack, named for what they carry."""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+#: Sensor streams (scan, camera): newest sample matters, losing one is fine.
+SENSOR = qos_profile_sensor_data
+
+#: Velocity commands and other control streams: reliable, shallow.
+COMMAND = QoSProfile(
+    depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
+)
+
+#: Latched state (map, estop, status snapshots): late joiners get the last value.
+LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+#: Ordinary reliable state/status topics.
+STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)

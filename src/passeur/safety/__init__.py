@@ -1,0 +1,1 @@
+"""Safety: velocity mux, collision monitor, dead-man timeouts, e-stop (one node)."""

@@ -1,0 +1,1 @@
+"""Telepresence: the one web server (aiohttp + aiortc), sessions and codes, video, teleop."""

@@ -1,0 +1,1 @@
+"""Static web pages (pilot, staff, spectator, reader) and their fr/en strings."""

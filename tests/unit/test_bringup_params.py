@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from passeur.bringup import EXTERNAL, NODES, SIM, specs_for
+from passeur.errors import ConfigError
+from passeur.paths import ensure_dev_prefix, share_dir
+from passeur.ros.params import load_parameter_file
+
+
+def test_every_node_is_in_a_profile_and_sim_only_in_sim() -> None:
+    assert {s.name for s in specs_for(SIM)} == {s.name for s in NODES}
+    assert "sim" not in {s.name for s in specs_for(EXTERNAL)}
+
+
+def test_unknown_node_subset_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="unknown node"):
+        specs_for(SIM, ["sim", "teleporter"])
+
+
+def test_parameter_file_wildcards_and_node_sections(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "/**:\n  ros__parameters:\n    world: chateau\n    rate: 1.0\n"
+        "/**/sim:\n  ros__parameters:\n    rate: 2.0\n    camera: {width: 640}\n"
+        "/robot1/safety:\n  ros__parameters:\n    rate: 3.0\n"
+    )
+    sim = {p.name: p.value for p in load_parameter_file(f, "sim", "/robot1")}
+    assert sim == {"world": "chateau", "rate": 2.0, "camera.width": 640}
+    safety = {p.name: p.value for p in load_parameter_file(f, "safety", "/robot1")}
+    assert safety["rate"] == 3.0
+    other = {p.name: p.value for p in load_parameter_file(f, "safety", "")}
+    assert other["rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [("a: [1, 2", "not valid YAML"), ("- 1\n- 2\n", "mapping"),
+     ("/**:\n  params: {}\n", "ros__parameters"), ("/**:\n  ros__parameters:\n    x:\n", "no value")],
+)
+def test_malformed_parameter_file_names_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=problem) as info:
+        load_parameter_file(f, "sim")
+    assert "bad.yaml" in str(info.value)
+
+
+def test_shipped_parameter_file_parses() -> None:
+    for spec in NODES:
+        load_parameter_file(share_dir() / "config" / "passeur.yaml", spec.name)
+
+
+def test_package_share_directory_resolves_in_development_setup() -> None:
+    from ament_index_python.packages import get_package_share_directory
+
+    ensure_dev_prefix()
+    share = Path(get_package_share_directory("passeur"))
+    assert (share / "package.xml").is_file()
+    assert (share / "config" / "passeur.yaml").is_file()
