@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PYTEST=(.venv/bin/python -m pytest "$@")
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   exec unshare -n sh -c 'ip link set lo up && exec "$@"' sh "${PYTEST[@]}"
