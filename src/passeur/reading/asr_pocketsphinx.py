@@ -216,8 +216,8 @@ class PocketsphinxBackend:
     name = "pocketsphinx"
 
     def __init__(self, models: dict[str, dict[str, str]] | None = None,
-                 garbage: dict[str, list[str]] | None = None, language_weight: float = 3.0,
-                 follow_prob: float = 0.9, cmninit: str = "",
+                 garbage: dict[str, list[str]] | None = None, language_weight: float = 1.0,
+                 follow_prob: float = 0.97, cmninit: str = "",
                  decoder_options: dict[str, Any] | None = None) -> None:
         try:
             import pocketsphinx
