@@ -124,11 +124,11 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     lines += ["", "\\2-grams:"]
     for a, following in bigrams.items():
         n = sum(following.values()) or 1
-        for b, c in following.items():
-            if a == "<s>" and c == 0:
+        for b, count in following.items():
+            if a == "<s>" and count == 0:
                 p = math.log10((1.0 - follow_prob) / max(len(page_vocab), 1))
             else:
-                p = math.log10(follow_prob * c / n)
+                p = math.log10(follow_prob * count / n)
             bo = f"\t{backoff:.4f}" if (a, b) in trigrams else ""
             lines.append(f"{p:.4f}\t{a} {b}{bo}")
     lines += ["", "\\3-grams:"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from passeur.reading.alignment import AlignmentState, Aligner, PageScore, score
+from passeur.reading.alignment import Aligner, AlignmentState, PageScore, score
 from passeur.reading.asr import SAMPLE_RATE, ASRBackend, Hypothesis, StreamingRecognizer
 from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, MicGate, Segmenter, frames, is_silent
 from passeur.reading.exceptions import AudioFormatError
