@@ -15,6 +15,7 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -54,11 +55,13 @@ def to_mono_int16(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.clip(np.round(data), -32768, 32767).astype(np.int16)
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """A WAV file as 16 kHz mono int16 (resampled if needed). Clear errors for bad files."""
-    path = Path(path)
+def read_wav(path: Path | BinaryIO) -> np.ndarray:
+    """A WAV file (path or binary file object) as 16 kHz mono int16 (resampled if needed).
+    Clear errors for bad files."""
+    source: str | BinaryIO = str(path) if isinstance(path, (str, Path)) else path
+    path = Path(path) if isinstance(path, (str, Path)) else Path("<upload>")
     try:
-        with wave.open(str(path), "rb") as wav:
+        with wave.open(source, "rb") as wav:
             rate = wav.getframerate()
             width = wav.getsampwidth()
             channels = wav.getnchannels()
