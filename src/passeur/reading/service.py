@@ -40,6 +40,7 @@ from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_read
 log = logging.getLogger(__name__)
 
 MODES = ("read_to_me", "i_read", "together")
+SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -90,7 +91,7 @@ class LiveSession:
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
-        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=3000)
+        self.frames: queue.Queue[tuple[bytes, bool] | None] = queue.Queue(maxsize=30000)
         self.result: SessionResult | None = None
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
@@ -100,6 +101,7 @@ class LiveSession:
         self._recorded: list[bytes] = []
         self._closed = False
         self._together_sentence = 0
+        self._max_position = 0
         if mode in ("i_read", "together"):
             backend = service.backend()
             recognizer = backend.recognizer(self.page.lang, [w.lex for w in self.page.words],
@@ -123,40 +125,54 @@ class LiveSession:
                 log.exception("reader event listener failed")
 
     def _on_update(self, state: AlignmentState) -> None:
+        # A partial hypothesis can be revised and step back a word: the highlight does not
+        # follow such flickers (re-reading never moves the position back either).
+        if state.position < self._max_position:
+            return
+        self._max_position = state.position
         self.emit(state_payload(state))
         if self.mode == "together":
             self._together_progress(state)
 
     def _on_action(self, action: Action) -> None:
+        # Hold the tutor's stuck clock (audio time, so recordings fed faster than real time
+        # behave like live ones) for about as long as the robot will talk.
+        self.robot_spoke(SPOKEN_WORD_S * max(1, len(action.text.split())) + 0.5)
         self.service.say(action.text, action.lang, session=self, kind=action.kind)
 
     # -- audio -------------------------------------------------------------------------------
-    def push_frame(self, frame: bytes) -> None:
-        """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread)."""
+    def push_frame(self, frame: bytes, live: bool = True) -> None:
+        """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread);
+        `live=False` for an uploaded recording (not gated while the robot speaks)."""
         if self._session is None or self._closed:
             return
         if len(frame) != FRAME_BYTES:
             raise ReadingError(f"audio frames must be {FRAME_BYTES} bytes")
         try:
-            self.frames.put_nowait(frame)
+            self.frames.put_nowait((frame, live))
         except queue.Full:
             log.warning("reading session %s: audio queue full, dropping a frame", self.id)
 
     def _listen(self) -> None:
         assert self._session is not None
         while True:
-            frame = self.frames.get()
-            if frame is None:
+            item = self.frames.get()
+            if item is None:
                 break
+            frame, live = item
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
             with self._lock:
                 if self._closed:
                     break
                 try:
-                    self._session.feed(frame)
+                    self._session.feed(frame, live)
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
+                    break
+                except Exception as exc:
+                    log.exception("reading session %s: listening failed", self.id)
+                    self.emit({"type": "error", "message": f"listening failed: {exc}"})
                     break
                 if self._session.state.position >= len(self.page.words) and \
                         self.mode == "i_read":
@@ -408,7 +424,6 @@ class ReadingService:
         self._set_speaking(True)
         try:
             if item.session is not None:
-                item.session.robot_spoke(speech.duration_s + self.config.echo_tail_s)
                 item.session.emit(record)
             t_end = time.monotonic() + speech.duration_s
             if self.config.play_on_speaker:

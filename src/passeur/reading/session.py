@@ -62,8 +62,9 @@ class ReadingSession:
     def state(self) -> AlignmentState:
         return self.aligner.state
 
-    def feed(self, frame: bytes) -> list[Action]:
-        """One 20 ms frame of 16 kHz mono int16 PCM."""
+    def feed(self, frame: bytes, live: bool = True) -> list[Action]:
+        """One 20 ms frame of 16 kHz mono int16 PCM. `live=False` for recordings (faster
+        than real time): the wall-clock microphone gate does not apply to them."""
         if self._finished is not None:
             return []
         if len(frame) != FRAME_BYTES:
@@ -71,7 +72,7 @@ class ReadingSession:
                                    f"(16 kHz mono 16-bit), got {len(frame)} bytes")
         t0 = time.perf_counter()
         speaking = False
-        if self.gate is not None:
+        if self.gate is not None and live:
             frame, speaking = self.gate.filter(frame)
         vad = self.segmenter.push(frame)
         hyp = self.recognizer.accept(frame)

@@ -262,9 +262,17 @@ class ReaderFeature:
 
         try:
             session = self._session(request)
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise AudioFormatError("recording too large (20 MB max)")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise AudioFormatError("recording too large (20 MB max)")
+                chunks.append(chunk)
+            body = b"".join(chunks)
             if not body:
                 raise AudioFormatError("empty request body: send a WAV file")
             tmp = io.BytesIO(body)
@@ -274,7 +282,7 @@ class ReaderFeature:
         except ReadingError as exc:
             return _error(exc)
         for chunk in frames(pcm):
-            session.push_frame(chunk)
+            session.push_frame(chunk, live=False)
         return web.json_response({"queued_s": round(len(pcm) / 16000, 2)})
 
     async def finish(self, request: web.Request) -> web.Response:
