@@ -89,7 +89,8 @@ def rasterise_polygon(grid: OccupancyMap, polygon: Polygon) -> npt.NDArray[np.bo
         t = np.linspace(0.0, 1.0, steps)
         r = np.rint(r0 + (r1 - r0) * t).astype(np.int64)
         c = np.rint(c0 + (c1 - c0) * t).astype(np.int64)
-        ok = (r >= 0) & (r < mask.shape[0]) & (c >= 0) & (c < mask.shape[1])
+        h, w = grid.height, grid.width
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
         mask[r[ok], c[ok]] = True
     return mask
 

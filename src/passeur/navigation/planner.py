@@ -150,6 +150,7 @@ class GlobalPlanner:
         limit = self.config.max_planning_cells
         factor = 1 if limit == 0 or cells <= limit else int(math.ceil(math.sqrt(cells / limit)))
         method = "direct"
+        vertices: npt.NDArray[np.int64] | None = None
         if factor > 1:
             vertices = self._coarse_search(prep, costmap, start_cell, goal_cell, factor)
             method = "coarse"
@@ -164,7 +165,7 @@ class GlobalPlanner:
                 if not ok:
                     method = "coarse->full"
                     factor = 1
-        if factor == 1:
+        if factor == 1 or vertices is None:
             path = self._search(prep.costs, start_cell, goal_cell)
             if path is None:  # labels said connected: should not happen
                 raise PlanningError("unreachable", "no path found to the goal")
@@ -225,11 +226,8 @@ class GlobalPlanner:
     @staticmethod
     def _search(costs: npt.NDArray[np.float64], start: tuple[int, int],
                 goal: tuple[int, int]) -> list[tuple[int, int]] | None:
-        mcp = MCP_Geometric(costs, fully_connected=True)
-        cum, _tb = mcp.find_costs([start], [goal], find_all_ends=False)
-        if not np.isfinite(cum[goal]):
-            return None
-        return [(int(r), int(c)) for r, c in mcp.traceback(goal)]
+        found = grid_shortest_path(costs, start, goal)
+        return None if found is None else found[0]
 
     def _coarse_search(self, prep: _Prepared, costmap: Costmap, start: tuple[int, int],
                        goal: tuple[int, int], factor: int) -> npt.NDArray[np.int64] | None:
@@ -260,8 +258,7 @@ class GlobalPlanner:
         rows, cols, ok = costmap._cells(samples)
         free = np.zeros(len(samples), dtype=bool)
         free[ok] = prep.passable[rows[ok], cols[ok]]
-        result: npt.NDArray[np.bool_] = free.reshape(len(a), k).all(axis=1)
-        return result
+        return np.asarray(free.reshape(len(a), k).all(axis=1), dtype=bool)
 
     def _repair(self, prep: _Prepared, costmap: Costmap, cells: npt.NDArray[np.int64]
                 ) -> tuple[npt.NDArray[np.int64], bool, bool]:
@@ -383,6 +380,17 @@ class GlobalPlanner:
             accept[0] = accept[-1] = False
             cur[accept] = cand[accept]
         return cur
+
+
+def grid_shortest_path(costs: npt.NDArray[np.float64], start: tuple[int, int],
+                       goal: tuple[int, int]) -> tuple[list[tuple[int, int]], float] | None:
+    """Least-cost 8-connected path (cells, cost) or None. A step between neighbours costs
+    its length in cells times the mean of the two cells' costs; inf cells are walls."""
+    mcp = MCP_Geometric(costs, fully_connected=True)
+    cum, _tb = mcp.find_costs([start], [goal], find_all_ends=False)
+    if not np.isfinite(cum[goal]):
+        return None
+    return [(int(r), int(c)) for r, c in mcp.traceback(goal)], float(cum[goal])
 
 
 def first_blocked_index(costmap: Costmap, points: npt.NDArray[np.float64], start_index: int,
