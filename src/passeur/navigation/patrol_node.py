@@ -122,6 +122,7 @@ class PatrolNode(Node):
         with self._lock:
             effects = self.runner.stop(self._now_s(), reason)
             self._pending_place = None
+            self._last_error = ""
             self._apply(effects)
             self._publish_status()
             return self.status_dict()
