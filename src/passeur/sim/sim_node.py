@@ -47,6 +47,17 @@ def stamp(t_s: float) -> Time:
 class SimNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sim", **kwargs)
+        self._started = False
+        self._closed = False
+        self.loop: SimLoop | None = None
+        try:
+            self._setup()
+        except BaseException:
+            self._closed = True
+            super().destroy_node()  # rclpy would otherwise destroy it again at shutdown
+            raise
+
+    def _setup(self) -> None:
         world = declare(self, "world", "library",
                         "world name (sim/worlds/<name>.sdf) or path to an SDF file")
         rtf = declare(self, "real_time_factor", 1.0,
@@ -105,8 +116,6 @@ class SimNode(Node):
                             camera_hz=camera_hz),
             cmd_timeout_s=timeout, on_clock=self._publish_clock, on_odom=self._publish_odom,
             on_scan=self._publish_scan, on_image=self._publish_image if camera_hz > 0 else None)
-        self._started = False
-        self._closed = False
         self.get_logger().info(
             f"world '{self.sim.world.name}' ({self.sim.world.path}), start "
             f"({self.start_pose.x_m:.2f}, {self.start_pose.y_m:.2f}, {self.start_pose.yaw_rad:.2f}),"
@@ -115,7 +124,7 @@ class SimNode(Node):
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start the simulation thread (bringup calls this once every node exists)."""
-        if self._started or self._closed:
+        if self._started or self._closed or self.loop is None:
             return
         self._started = True
         self.loop.start()
@@ -125,9 +134,12 @@ class SimNode(Node):
         if self._closed:
             return
         self._closed = True
-        self.loop.stop()
+        if self.loop is not None:
+            self.loop.stop()
 
     def destroy_node(self) -> None:
+        if self.loop is None:
+            return  # construction failed and already destroyed the node
         self.close()
         super().destroy_node()
 
@@ -159,7 +171,7 @@ class SimNode(Node):
 
     # -- ROS side ----------------------------------------------------------------------------
     def _on_cmd_vel(self, msg: Twist) -> None:
-        if self._closed:
+        if self._closed or self.loop is None:
             return
         self.loop.command(float(msg.linear.x), float(msg.angular.z))
 
