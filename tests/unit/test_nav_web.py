@@ -12,6 +12,7 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
 from tests.unit.test_nav_config import PLACES, ROUTES
 
 STAFF = {"Authorization": "Bearer staff-token"}
