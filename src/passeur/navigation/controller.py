@@ -272,7 +272,7 @@ class PurePursuit:
         if abs(err) <= cfg.yaw_goal_target_rad:
             self._phase = "reached"
             return Command(0.0, 0.0, "reached", goal_dist)
-        w = math.copysign(min(cfg.rotate_speed_rps, max(1.2 * abs(err), 0.12)), err)
+        w = math.copysign(min(cfg.rotate_speed_rps * 0.75, max(1.0 * abs(err), 0.08)), err)
         return Command(0.0, w, "aligning", goal_dist)
 
     # -- stuck detection and recovery ----------------------------------------------------

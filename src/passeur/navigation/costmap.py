@@ -55,7 +55,7 @@ class CostmapConfig:
     #: Rays clear the cells they cross up to this range.
     raytrace_max_range_m: float = 8.0
     #: Hits this close to a wall already on the map are the wall itself, not a new obstacle.
-    static_match_m: float = 0.1
+    static_match_m: float = 0.15
 
     def validate(self) -> None:
         if not self.robot_radius_m > 0:
@@ -222,39 +222,47 @@ class Costmap:
         hit: npt.NDArray[np.bool_],
         stamp_s: float,
     ) -> None:
-        """Clear the cells each ray crosses, then mark the cells where rays hit."""
+        """Clear marked cells that rays now pass through, then mark the cells where rays hit.
+
+        Clearing works in polar form: each marked cell within range is looked up in the beam
+        pointing at it; if that beam reached farther than the cell, the cell is free now.
+        This costs O(marked cells), not O(beams x range), and needs evenly spaced beams
+        (a LaserScan), which `endpoints_xy` comes from (scan_endpoints).
+        """
         cfg = self.config
         res = self.resolution_m
         sx, sy = sensor_xy
         d = endpoints_xy - np.array([sx, sy])
         length = np.hypot(d[:, 0], d[:, 1])
-        # Clearing: samples every half cell, stopping one cell short of a hit.
-        clear_len = np.where(hit, length - res, np.minimum(length, cfg.raytrace_max_range_m))
-        clear_len = np.clip(clear_len, 0.0, cfg.raytrace_max_range_m)
-        step = res * 0.5
-        n = int(math.ceil(float(clear_len.max(initial=0.0)) / step)) + 1
-        if n > 1:
-            t = np.arange(n) * step  # (n,)
-            valid = t[None, :] <= clear_len[:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ux = np.where(length > 0, d[:, 0] / length, 0.0)
-                uy = np.where(length > 0, d[:, 1] / length, 0.0)
-            px = (sx + ux[:, None] * t[None, :])[valid]
-            py = (sy + uy[:, None] * t[None, :])[valid]
-            rows, cols, ok = self._cells(np.stack([px, py], axis=1))
-            cleared = self._obstacle_stamp[rows[ok], cols[ok]]
-            if np.isfinite(cleared).any():
-                self._obstacle_stamp[rows[ok], cols[ok]] = -np.inf
-                self._dirty = True
-        # Marking.
+        n = len(length)
+        marked = np.isfinite(self._obstacle_stamp)
+        if n >= 2 and marked.any():
+            beam_angle = np.arctan2(d[:, 1], d[:, 0])
+            a0 = float(beam_angle[0])
+            inc = float(np.angle(np.exp(1j * (beam_angle[1] - beam_angle[0]))))
+            if abs(inc) > 1e-9:
+                rows, cols = np.nonzero(marked)
+                wx = self.grid.origin_x_m + (cols + 0.5) * res
+                wy = self.grid.origin_y_m + (rows + 0.5) * res
+                dist = np.hypot(wx - sx, wy - sy)
+                rel = np.angle(np.exp(1j * (np.arctan2(wy - sy, wx - sx) - a0)))
+                idx = np.rint(np.mod(rel / inc, 2 * np.pi / abs(inc))).astype(np.int64)
+                ok = (idx >= 0) & (idx < n) & (dist <= cfg.raytrace_max_range_m)
+                beam_len = np.where(hit, length, np.inf)[np.clip(idx, 0, n - 1)]
+                clear = ok & (beam_len > dist + res)
+                if clear.any():
+                    self._obstacle_stamp[rows[clear], cols[clear]] = -np.inf
+                    self._dirty = True
         marks = hit & (length <= cfg.obstacle_max_range_m)
         if marks.any():
             rows, cols, ok = self._cells(endpoints_xy[marks])
             rows, cols = rows[ok], cols[ok]
             new = self._base_distance[rows, cols] > cfg.static_match_m
             if new.any():
-                self._obstacle_stamp[rows[new], cols[new]] = stamp_s
-                self._dirty = True
+                rows, cols = rows[new], cols[new]
+                if not np.isfinite(self._obstacle_stamp[rows, cols]).all():
+                    self._dirty = True  # a cell that was free is now an obstacle
+                self._obstacle_stamp[rows, cols] = stamp_s
         self.decay(stamp_s)
 
     def mark_points(self, points_xy: npt.NDArray[np.float64], stamp_s: float) -> None:

@@ -16,6 +16,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class NavigatorNode(Node):
         self._plan: Plan | None = None
         self._odom_pose: Pose2D | None = None
         self._odom_time_s = -math.inf
+        # (stamp, odom pose) of the last second or so: scans are placed with the pose the
+        # robot had when the scan was taken, not the newest one (turning at 1 rad/s, 100 ms
+        # of lag would smear walls into phantom obstacles).
+        self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=200)
         self._map_from_odom = Pose2D(*self.odom_origin)
         self._blocked_since_s: float | None = None
         self._replan_pending = False
@@ -287,9 +292,34 @@ class NavigatorNode(Node):
         pose = Pose2D(p.position.x, p.position.y,
                       quaternion_to_yaw(p.orientation.x, p.orientation.y, p.orientation.z,
                                         p.orientation.w))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self._lock:
             self._odom_pose = pose
             self._odom_time_s = self._now_s()
+            if self._odom_history and stamp < self._odom_history[-1][0]:
+                self._odom_history.clear()  # time went backwards (sim restarted)
+            self._odom_history.append((stamp, pose))
+
+    def _pose_at(self, stamp_s: float) -> Pose2D | None:
+        """Map pose at a past time, interpolated between odometry samples."""
+        with self._lock:
+            hist = list(self._odom_history)
+            if not hist:
+                return None
+            if stamp_s >= hist[-1][0]:
+                if stamp_s - hist[-1][0] > 0.1:
+                    return None  # odometry lags the scan: cannot place it
+                odom = hist[-1][1]
+            elif stamp_s < hist[0][0]:
+                return None
+            else:
+                i = next(k for k in range(len(hist) - 1, -1, -1) if hist[k][0] <= stamp_s)
+                (t0, p0), (t1, p1) = hist[i], hist[i + 1]
+                f = 0.0 if t1 <= t0 else (stamp_s - t0) / (t1 - t0)
+                dyaw = math.atan2(math.sin(p1.yaw_rad - p0.yaw_rad), math.cos(p1.yaw_rad - p0.yaw_rad))
+                odom = Pose2D(p0.x_m + f * (p1.x_m - p0.x_m), p0.y_m + f * (p1.y_m - p0.y_m),
+                              p0.yaw_rad + f * dyaw)
+            return self._map_from_odom.compose(odom)
 
     def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
         p = msg.pose.pose
@@ -303,7 +333,8 @@ class NavigatorNode(Node):
             self._map_from_odom = map_pose.compose(self._odom_pose.inverse())
 
     def _on_scan(self, msg: LaserScan) -> None:
-        pose = self.pose()
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        pose = self._pose_at(stamp) if stamp > 0 else self.pose()
         if pose is None:
             return
         with self._lock:
@@ -319,7 +350,7 @@ class NavigatorNode(Node):
             self.get_logger().warning(f"ignoring malformed scan: {exc}", throttle_duration_sec=5.0)
             return
         with self._lock:
-            costmap.update_scan((sensor.x_m, sensor.y_m), pts, hit, self._now_s())
+            costmap.update_scan((sensor.x_m, sensor.y_m), pts, hit, stamp if stamp > 0 else self._now_s())
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         frame = msg.header.frame_id.lstrip("/")
