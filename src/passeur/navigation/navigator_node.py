@@ -174,7 +174,7 @@ class NavigatorNode(Node):
         self.planner_config = PlannerConfig(
             cost_weight=num("cost_weight", 3.0, "weight of the cost gradient in planning",
                             0.0, 100.0),
-            max_planning_cells=int(declare(self, "max_planning_cells", 200_000,
+            max_planning_cells=int(declare(self, "max_planning_cells", 150_000,
                                            "plan on a coarser grid above this many cells "
                                            "(0: never)", min_value=0, max_value=10**9)),
         )
