@@ -69,6 +69,11 @@ def test_topic_rates_match_configuration(ros_context: Any) -> None:
 
 
 def _check_rates(h: StackHarness) -> None:
+    from passeur.sim.sim_node import PUBLISHED_TOPICS, TF_TOPICS
+
+    published = {p.topic_name.lstrip("/") for p in h.node("sim").publishers} - {
+        "rosout", "parameter_events", *TF_TOPICS}
+    assert published == set(PUBLISHED_TOPICS)  # what config/gz_bridge.yaml must offer too
     h.subscribe("scan", LaserScan, qos.SENSOR, keep_history=True)
     h.subscribe("odom", Odometry, keep_history=True)
     h.subscribe("camera/camera_info", CameraInfo, qos.SENSOR, keep_history=True)

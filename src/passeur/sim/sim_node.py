@@ -37,6 +37,12 @@ LIDAR_FRAME = "lidar_link"
 CAMERA_FRAME = "camera_link"
 CAMERA_OPTICAL_FRAME = "camera_optical_link"
 
+#: The simulator's interface; Gazebo's bridge (config/gz_bridge.yaml) must offer the same.
+PUBLISHED_TOPICS = ("clock", "odom", "scan", "camera/image_raw", "camera/camera_info")
+SUBSCRIBED_TOPICS = ("cmd_vel",)
+#: Only with a full ROS install (tf2_msgs importable).
+TF_TOPICS = ("tf", "tf_static")
+
 
 def stamp(t_s: float) -> Time:
     sec = math.floor(t_s)
