@@ -51,7 +51,7 @@ def expand_xacro(path: Path) -> str:
 
     try:
         doc = xacro.process_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - xacro raises bare Exceptions and XacroException
+    except Exception as exc:
         raise ConfigError(f"xacro failed: {exc}", path) from exc
     text: str = doc.toxml()
     return text

@@ -29,7 +29,7 @@ from passeur.errors import ConfigError
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, yaw_to_quaternion
 from passeur.ros.params import declare
-from passeur.sim.simulator import LoopRates, Simulator, SimLoop, Twist2D
+from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"

@@ -384,14 +384,14 @@ class SimLoop:
     def _run(self) -> None:
         try:
             self._loop()
-        except Exception as exc:  # noqa: BLE001 - reported to the owner, loop thread must end
+        except Exception as exc:
             self.error = exc
             log.exception("simulator loop stopped")
         finally:
             self.sim.set_velocity(0.0, 0.0)
             try:
                 self.sim.close_renderer()
-            except Exception:  # noqa: BLE001 - nothing more to do at shutdown
+            except Exception:
                 log.exception("closing the renderer failed")
             self.finished.set()
 
