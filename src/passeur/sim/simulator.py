@@ -251,6 +251,7 @@ class Simulator:
             self._renderer = mj.Renderer(self.model, r.camera_height, r.camera_width)
             self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
             self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
             self._render_thread = me
         elif self._render_thread != me:
             raise RuntimeError("Simulator.render() must be called from the thread that "
