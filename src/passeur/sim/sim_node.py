@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseArray, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
 from passeur.errors import ConfigError
 from passeur.ros import qos
-from passeur.ros.geometry import Pose2D, yaw_to_quaternion
+from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
@@ -40,6 +40,8 @@ CAMERA_OPTICAL_FRAME = "camera_optical_link"
 #: The simulator's interface; Gazebo's bridge (config/gz_bridge.yaml) must offer the same.
 PUBLISHED_TOPICS = ("clock", "odom", "scan", "camera/image_raw", "camera/camera_info")
 SUBSCRIBED_TOPICS = ("cmd_vel",)
+#: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
+OBSTACLES_TOPIC = "sim/obstacles"
 #: Only with a full ROS install (tf2_msgs importable).
 TF_TOPICS = ("tf", "tf_static")
 
@@ -105,6 +107,7 @@ class SimNode(Node):
             self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.SENSOR)
             self._info_pub = self.create_publisher(CameraInfo, "camera/camera_info", qos.SENSOR)
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, qos.COMMAND)
+        self.create_subscription(PoseArray, OBSTACLES_TOPIC, self._on_obstacles, qos.COMMAND)
 
         self._tf_pub: Any = None
         self._setup_tf()
@@ -180,6 +183,22 @@ class SimNode(Node):
         if self._closed or self.loop is None:
             return
         self.loop.command(float(msg.linear.x), float(msg.angular.z))
+
+    def _on_obstacles(self, msg: PoseArray) -> None:
+        """Pose i (world frame) places test obstacle i; obstacles not listed are parked."""
+        count = self.sim.obstacle_count
+        if len(msg.poses) > count:
+            self.get_logger().warning(f"{OBSTACLES_TOPIC}: {len(msg.poses)} poses but only "
+                                      f"{count} obstacles (parameter 'obstacles'); extra ignored")
+        for i in range(count):
+            if i < len(msg.poses):
+                p = msg.poses[i]
+                q = p.orientation
+                yaw = quaternion_to_yaw(q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (
+                    0.0, 0.0, 0.0, 0.0) else 0.0
+                self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+            else:
+                self.sim.park_obstacle(i)
 
     def _publish_clock(self, t: float) -> None:
         self._clock_pub.publish(Clock(clock=stamp(t)))
