@@ -358,7 +358,9 @@ class CollisionMonitor:
             ratio = cfg.slowdown_min_ratio + (1.0 - cfg.slowdown_min_ratio) * frac
             zone = SLOWDOWN
         else:
-            ratio = min(1.0, cfg.max_speed_for(free) / speed)
+            # Never faster than at the inner edge of the slowdown zone, so the speed only
+            # falls as the obstacle nears.
+            ratio = min(cfg.slowdown_min_ratio, cfg.max_speed_for(free) / speed)
             zone = STOP
         if zone == STOP and speed * ratio < cfg.min_speed_mps:
             # Nothing left of the forward motion: stop, but let the robot turn in place
