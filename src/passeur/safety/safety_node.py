@@ -253,16 +253,18 @@ class SafetyNode(Node):
             turn_ok = cfg.footprint.is_circle or cfg.allow_rotation_in_place
             out = Velocity(0.0, clamped.angular_rps if turn_ok else 0.0)
             return self.limiter.step(out, dt)[0], REASON_SCAN_TIMEOUT, None
-        smoothed, accel_limited = self.limiter.step(clamped, dt)
+        # The monitor judges the requested command; the acceleration limit then ramps towards
+        # what it allows (a decrease passes at once, so the limit is never exceeded).
         travelled = abs(self._last_out.linear_mps) * max(0.0, scan_age)
-        check = self.monitor.check(smoothed, self._points, travelled)
+        check = self.monitor.check(clamped, self._points, travelled)
+        out, accel_limited = self.limiter.step(check.command, dt)
         if check.limited:
-            return check.command, (REASON_STOP if check.zone == STOP else REASON_SLOWDOWN), check
+            return out, (REASON_STOP if check.zone == STOP else REASON_SLOWDOWN), check
         if clamped != requested:
-            return check.command, REASON_SPEED_LIMIT, check
+            return out, REASON_SPEED_LIMIT, check
         if accel_limited:
-            return check.command, REASON_ACCEL_LIMIT, check
-        return check.command, REASON_NONE, check
+            return out, REASON_ACCEL_LIMIT, check
+        return out, REASON_NONE, check
 
     def _status(self, now: float, out: Velocity) -> DiagnosticStatus:
         status = DiagnosticStatus()
