@@ -4,7 +4,8 @@
     -> speed clamp -> acceleration limit -> collision monitor on `scan` -> cmd_vel
 
 `cmd_vel` is published from a timer at `rate_hz` on the node clock (sim time honoured), zero
-when nothing asks for motion, so a base driver's own watchdog stays fed. Fail-safes: a source
+when nothing asks for motion, so a base driver's own watchdog stays fed; also at once when a
+scan arrives or the e-stop changes, so braking never waits for the next tick. Fail-safes: a source
 silent for `source_timeout_s` counts as zero; without a scan for `scan_timeout_s` the robot
 does not translate at all; the e-stop (topic `estop` or service `estop/set`) forces zero at
 once, without waiting for the next tick.
@@ -187,6 +188,9 @@ class SafetyNode(Node):
         with self._lock:
             self._points = points
             self._scan_time_s = self._now_s()
+        # Judge the new scan at once rather than at the next tick: one tick less between an
+        # obstacle appearing and the robot braking.
+        self._tick()
 
     def _on_estop(self, msg: Bool) -> None:
         self.set_estop(bool(msg.data), "estop topic")
