@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +18,16 @@ import pytest
 
 pytest.importorskip("passeur.sim.sim_node")
 
-from geometry_msgs.msg import Twist  # noqa: E402
-from nav_msgs.msg import Odometry  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import LaserScan  # noqa: E402
-from std_msgs.msg import Bool  # noqa: E402
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool
+from tests.support.ros_harness import StackHarness
 
-from passeur.ros import qos  # noqa: E402
-from passeur.ros.geometry import normalize_angle  # noqa: E402
-from passeur.safety.collision_monitor import CollisionMonitor  # noqa: E402
-from tests.support.ros_harness import StackHarness  # noqa: E402
+from passeur.ros import qos
+from passeur.ros.geometry import normalize_angle
+from passeur.safety.collision_monitor import CollisionMonitor
 
 SIM_PARAMS = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "seed": 3, "world": "library"}
 
