@@ -44,6 +44,18 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
                                per_node={"sim": {"real_time_factor": 0.0,
                                                  "camera_rate_hz": camera_hz}})
         stack = Stack(options, context=context)  # start() launches the sim loop at once
+        # A viewer, as the telepresence page would be: the simulator renders only for
+        # subscribers, so without one the "camera" run would not render at all.
+        from rclpy.node import Node
+        from sensor_msgs.msg import Image
+
+        from passeur.ros import qos
+
+        viewer = Node("benchmark_viewer", context=context)
+        frames: list[int] = []
+        viewer.create_subscription(Image, "camera/image_raw", lambda _m: frames.append(1),
+                                   qos.SENSOR)
+        stack.executor.add_node(viewer)
         spinner = ExecutorThread(stack.executor).start()
         sim = next(n for n in stack.nodes if n.get_name() == "sim")
         t0_wall, t0_sim = time.perf_counter(), sim.sim_time_s()
@@ -56,6 +68,7 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
         simulated = sim.sim_time_s() - t0_sim
         stats = sim.loop.stats
         spinner.stop()
+        viewer.destroy_node()
         stack.close()
     finally:
         rclpy.try_shutdown(context=context)
@@ -69,6 +82,7 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
         "loop_lidar_ms_per_sim_s": round(stats.scan_s * 1000 * per_sim_s, 2),
         "loop_render_ms_per_sim_s": round(stats.render_s * 1000 * per_sim_s, 2),
         "images": stats.images,
+        "images_received": len(frames),
         "scans": stats.scans,
     }
 
