@@ -217,8 +217,31 @@ class NavigatorNode(Node):
                 return None
             return self._map_from_odom.compose(self._odom_pose)
 
+    def _preempt(self) -> None:
+        """A new goal replaces an active one: report the old one as cancelled first, so that
+        whoever sent it (a patrol) learns it ended."""
+        with self._lock:
+            active = self._goal is not None and self._state in ("planning", "driving")
+            if active:
+                self._set_state("cancelled", "replaced by a new goal")
+        if active:
+            self._publish_status(force=True)
+
+    def _new_goal(self, label: str, place: str = "") -> int:
+        """Register a goal that fails at once (bad place, bad frame): it still gets its own
+        'planning' status first, like every goal."""
+        self._preempt()
+        with self._lock:
+            self._goal_counter += 1
+            self._goal = Goal(self._goal_counter, math.nan, math.nan, None, label, place)
+            self._set_state("planning", "")
+            gid = self._goal_counter
+        self._publish_status(force=True)
+        return gid
+
     def send_goal(self, x_m: float, y_m: float, yaw_rad: float | None, label: str = "",
                   place: str = "") -> int:
+        self._preempt()
         with self._lock:
             self._goal_counter += 1
             goal = Goal(self._goal_counter, x_m, y_m, yaw_rad,
@@ -240,11 +263,7 @@ class NavigatorNode(Node):
     def send_place(self, place_id: str) -> int:
         if self.places is None or place_id not in self.places.places:
             known = ", ".join(sorted(self.places.places)) if self.places else "none"
-            with self._lock:
-                self._goal_counter += 1
-                self._goal = Goal(self._goal_counter, math.nan, math.nan, None, place_id, place_id)
-                self._set_state("planning", "")
-                gid = self._goal_counter
+            gid = self._new_goal(place_id, place_id)
             self._fail(gid, f"unknown place '{place_id}' (known places: {known})")
             return gid
         p = self.places.places[place_id]
@@ -355,11 +374,7 @@ class NavigatorNode(Node):
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         frame = msg.header.frame_id.lstrip("/")
         if frame not in ("", "map"):
-            with self._lock:
-                self._goal_counter += 1
-                self._goal = Goal(self._goal_counter, math.nan, math.nan, None, "pose")
-                self._set_state("planning", "")
-                gid = self._goal_counter
+            gid = self._new_goal("pose")
             self._fail(gid, f"goal frame '{msg.header.frame_id}' is not supported: send goals "
                             "in frame 'map'")
             return
