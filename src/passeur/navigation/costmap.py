@@ -20,6 +20,7 @@ Costs follow costmap_2d's convention: 0 free .. 252 near an obstacle, 253 inscri
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,8 +174,9 @@ class Costmap:
         self._distance = self._base_distance
         self._cost = self._base_cost
         self._dirty = False
-        #: Bumped every time the cost array changes (planners cache on it).
+        #: Bumped every time the cost array changes (planners cache on (uid, version)).
         self.version = 0
+        self.uid = id(self)
         self._radius_cells = int(math.ceil(self.config.inflation_radius_m / self.resolution_m)) + 2
 
     # -- construction helpers ------------------------------------------------------------
@@ -310,6 +312,15 @@ class Costmap:
         cost[window] = self._cost_from_distance(dist[window])
         self._distance = dist
         self._cost = cost
+
+    def snapshot(self) -> Costmap:
+        """A read-only view of the current costs for another thread (the planner): it shares
+        the arrays, which are replaced, never modified, when the live costmap changes."""
+        self._refresh()
+        snap = copy.copy(self)
+        snap._dirty = False
+        snap._obstacle_stamp = self._obstacle_stamp.copy()
+        return snap
 
     # -- reading -------------------------------------------------------------------------
     @property

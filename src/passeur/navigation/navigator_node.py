@@ -92,6 +92,7 @@ class NavigatorNode(Node):
         self._last_status_s = -math.inf
         self._last_plan_s = -math.inf
         self._drive_started_s = 0.0
+        self._remaining_m = 0.0
         self._plan_queue: queue.Queue[tuple[int, Pose2D, bool] | None] = queue.Queue()
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel/nav", qos.COMMAND)
@@ -423,10 +424,11 @@ class NavigatorNode(Node):
                 self._fail(goal_id, "no map received on 'map' (is the map server running?)")
                 return
             time.sleep(0.05)
+        with self._lock:
+            current = self.pose() or pose
+            snapshot = costmap.snapshot()  # plan without holding the lock
         try:
-            with self._lock:
-                current = self.pose() or pose
-                plan = self._planner.plan(costmap, (current.x_m, current.y_m), (goal.x_m, goal.y_m))
+            plan = self._planner.plan(snapshot, (current.x_m, current.y_m), (goal.x_m, goal.y_m))
         except PlanningError as exc:
             if is_replan and exc.code in ("unreachable", "start_blocked") and self._still_waiting():
                 with self._lock:
@@ -573,7 +575,7 @@ class NavigatorNode(Node):
     def status_values(self) -> dict[str, str]:
         with self._lock:
             goal, plan, state = self._goal, self._plan, self._state
-            remaining = getattr(self, "_remaining_m", 0.0) if state == "driving" else (
+            remaining = self._remaining_m if state == "driving" else (
                 plan.length_m if (plan is not None and state == "planning") else 0.0)
             if state == "driving" and plan is not None and remaining == 0.0:
                 remaining = plan.length_m

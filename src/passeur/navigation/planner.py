@@ -217,7 +217,7 @@ class GlobalPlanner:
 
     # -- internals -----------------------------------------------------------------------
     def _prep(self, costmap: Costmap) -> _Prepared:
-        key = (id(costmap), costmap.current_version())
+        key = (costmap.uid, costmap.current_version())
         if self._cache_key != key or self._prepared is None:
             self._prepared = _Prepared(costmap, self.config.cost_weight)
             self._cache_key = key
