@@ -19,10 +19,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
-from tests.support.ros_harness import StackHarness
 
 from passeur.errors import ConfigError
 from passeur.ros import qos
+from tests.support.ros_harness import StackHarness
 
 TICK_S = 1.0 / 30.0  # config/passeur.yaml rate_hz
 

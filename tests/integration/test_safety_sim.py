@@ -23,11 +23,11 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
-from tests.support.ros_harness import StackHarness
 
 from passeur.ros import qos
 from passeur.ros.geometry import normalize_angle
 from passeur.safety.collision_monitor import CollisionMonitor
+from tests.support.ros_harness import StackHarness
 
 SIM_PARAMS = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "seed": 3, "world": "library"}
 
