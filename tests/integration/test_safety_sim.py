@@ -8,10 +8,12 @@ sim time.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,7 +199,19 @@ def forward_clearance_m(monitor: CollisionMonitor, scan: LaserScan) -> float:
         + monitor.config.padding_m
 
 
-def test_full_speed_at_a_wall_stops_before_contact(rig: Rig) -> None:
+def write_run(path: Path, rig: Rig, gaps: list[tuple[float, float]], **figures: float) -> None:
+    """Keep the run for humans: commands, odometry, clearance, and the headline figures."""
+    with rig.lock:
+        cmd, odom = list(rig.cmd), list(rig.odom)
+    path.write_text(json.dumps({
+        "figures": figures,
+        "cmd_vel": [[round(c.t, 3), round(c.v, 4), round(c.w, 4)] for c in cmd],
+        "odom": [[round(o.t, 3), round(o.v, 4), round(o.w, 4)] for o in odom],
+        "clearance_m": [[round(t, 3), round(g, 4)] for t, g in gaps],
+    }))
+
+
+def test_full_speed_at_a_wall_stops_before_contact(rig: Rig, artifacts_dir: Path) -> None:
     """From the library's start (10, 2), the activity room's east wall is ~4 m due west."""
     monitor: CollisionMonitor = rig.safety.monitor
     rig.face(math.pi)
@@ -214,15 +228,20 @@ def test_full_speed_at_a_wall_stops_before_contact(rig: Rig) -> None:
              "the robot at rest in front of the wall")
     rig.wait_sim(1.0)  # and it stays there while the pilot keeps pushing
     with rig.lock:
-        scans = [s for _, s in rig.scans[n_scans:]]
+        scans = list(rig.scans[n_scans:])
         cmds = list(rig.cmd)
-    gaps = [forward_clearance_m(monitor, s) for s in scans]
+    timed = [(t, forward_clearance_m(monitor, s)) for t, s in scans]
+    gaps = [g for _, g in timed]
     closest = min(gaps)
-    stop_margin = monitor.config.stop_margin_m
+    # the stop zone at rest, from the bare footprint: stop margin + padding
+    stop_distance = monitor.config.stop_margin_m + monitor.config.padding_m
+    write_run(artifacts_dir / "wall_run.json", rig, timed, start_gap_m=gap0,
+              closest_m=closest, final_gap_m=gaps[-1], stop_distance_m=stop_distance,
+              contact_steps=rig.sim.robot_contact_steps())
     assert not rig.contact_seen and rig.sim.robot_contact_steps() == 0, rig.sim.sim.contacts()
-    # the closest approach respects the stop zone at rest (lidar noise: 5 mm std, 3 sigma)
-    assert closest >= stop_margin - 0.015, f"closest {closest:.3f} m < stop margin {stop_margin}"
-    assert gaps[-1] < stop_margin + 0.25, "it stopped far too early"
+    # the closest approach never enters the stop zone (lidar noise: 5 mm std, 3 sigma)
+    assert closest >= stop_distance - 0.015, f"closest {closest:.3f} m < {stop_distance} m"
+    assert gaps[-1] < stop_distance + 0.2, "it stopped far too early"
     assert max(c.v for c in cmds) <= top + 1e-9
     assert rig.safety.status_snapshot()["reason"] == "stop_zone"
 
@@ -315,3 +334,30 @@ def test_robot_stops_when_scans_stop(rig: Rig) -> None:
     finally:
         loop.on_scan = on_scan
     rig.wait(lambda: rig.speed_now() > 0.25, "moving again once scans are back")
+
+
+def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) -> None:
+    """A 0.4 m box appears 1.2 m ahead of a robot at full speed on a gentle arc."""
+    monitor: CollisionMonitor = rig.safety.monitor
+    rig.face(math.pi)
+    top = rig.safety.limits.max_linear_mps
+    rig.pilot("cmd_vel/teleop", twist(top, 0.1))
+    rig.wait(lambda: rig.speed_now() > 0.95 * top, "full speed")
+    pose = rig.sim.ground_truth_pose()
+    ahead = 0.225 + 1.2 + 0.2  # footprint edge + gap + half the box
+    rig.sim.place_obstacle(0, pose.x_m + ahead * math.cos(pose.yaw_rad),
+                           pose.y_m + ahead * math.sin(pose.yaw_rad), pose.yaw_rad)
+    n_scans = len(rig.scans)
+    rig.wait(lambda: rig.speed_now() < 0.005, "the robot at rest before the box")
+    rig.wait_sim(1.0)
+    with rig.lock:
+        scans = list(rig.scans[n_scans:])
+    closest = min(monitor.closest_distance_m(monitor.points_from_scan(
+        list(s.ranges), s.angle_min, s.angle_increment, s.range_min, s.range_max))
+        for _, s in scans)
+    write_run(artifacts_dir / "box_run.json", rig, [], closest_m=closest,
+              contact_steps=rig.sim.robot_contact_steps())
+    assert not rig.contact_seen and rig.sim.robot_contact_steps() == 0, rig.sim.sim.contacts()
+    stop_distance = monitor.config.stop_margin_m + monitor.config.padding_m
+    assert closest >= stop_distance - 0.015, f"closest {closest:.3f} m < {stop_distance} m"
+    assert rig.safety.status_snapshot()["reason"] == "stop_zone"
