@@ -61,6 +61,13 @@ def velocity_to_twist(cmd: Velocity) -> Twist:
 class SafetyNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("safety", **kwargs)
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()  # a half-built node must not linger in the context
+            raise
+
+    def _setup(self) -> None:
         p = self._declare_parameters()
         self._parameter_names = tuple(p)
         self.rate_hz: float = p["rate_hz"]
