@@ -1,5 +1,6 @@
 """Safety with the simulator in the loop: the `sim` and `safety` nodes, sim time, the
-simulator as fast as possible (real_time_factor 0), no camera.
+simulator as fast as possible (real_time_factor 0) but in lockstep with the executor
+(tests/support/sim_lockstep.py), no camera.
 
 Inputs are published in sim time (a probe callback on `clock` re-sends the pilot's command
 every 50 ms of sim time, like a browser holding a key); every latency below is measured in
@@ -27,6 +28,7 @@ from passeur.ros import qos
 from passeur.ros.geometry import normalize_angle
 from passeur.safety.collision_monitor import CollisionMonitor
 from tests.support.ros_harness import StackHarness
+from tests.support.sim_lockstep import sim_lockstep
 
 SIM_PARAMS = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "seed": 3, "world": "library"}
 
@@ -55,7 +57,7 @@ class Rig:
     def __init__(self, h: StackHarness) -> None:
         self.h = h
         self.sim = h.node("sim")
-        self._make_sim_cooperative()
+        sim_lockstep(h)  # judge everything in sim time: see tests/support/sim_lockstep.py
         self.safety = h.node("safety")
         self.lock = threading.Lock()
         self.now = 0.0
@@ -75,39 +77,9 @@ class Rig:
         p.create_subscription(LaserScan, "scan", self._on_scan, qos.SENSOR)
         self.wait(lambda: self.scans and self.odom, "first scan and odom")
 
-    def _make_sim_cooperative(self) -> None:
-        """Keep the simulator, at real_time_factor 0, in step with the executor.
-
-        SimLoop at "as fast as possible" never waits for the rest of the process: the executor
-        only runs when CPython forces a GIL switch (every 5 ms of wall time, i.e. hundreds of
-        ms of sim time). Measured here: safety's cmd_vel arrived every 0.3 s of sim time (max
-        2.9 s) instead of every 33 ms, so no controller can be judged in sim time; a bare
-        `time.sleep(0)` per clock tick brought the median to 30 ms but a loaded machine still
-        showed 100-200 ms stalls. On a real robot a 20 ms hiccup costs 20 ms, not 400 ms; to
-        keep that true at any speed, the sim thread here waits (at most 50 ms of wall time)
-        after each `clock` message (every 10 ms of sim time) until the probe, on the same
-        executor as safety, has seen it. Until the simulator offers such a lockstep mode
-        itself, the test adds it by wrapping the loop's clock callback.
-        """
-        loop = self.sim.loop
-        publish_clock = loop.on_clock
-        self._seen = threading.Condition()
-        self._seen_t = -1.0
-
-        def publish_clock_and_wait(t: float) -> None:
-            if publish_clock is not None:
-                publish_clock(t)
-            with self._seen:
-                self._seen.wait_for(lambda: self._seen_t >= t - 1e-9, timeout=0.05)
-
-        loop.on_clock = publish_clock_and_wait
-
     # recorders (executor thread)
     def _on_clock(self, msg: Clock) -> None:
         t = clock_s(msg)
-        with self._seen:
-            self._seen_t = t
-            self._seen.notify_all()
         with self.lock:
             self.now = t
             if self.sim.robot_in_contact():
