@@ -207,7 +207,6 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     stack: Stack | None = None
-    spinner: threading.Thread | None = None
     try:
         stack = Stack(options)
         spinner = stack.start_spinning()
@@ -227,11 +226,6 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
     finally:
         if stack is not None:
             stack.close()
-        if spinner is not None:
-            # Wait for spin() to return: a thread still inside rclpy when the interpreter
-            # exits aborts the process ("terminate called without an active exception",
-            # exit code 134, seen on Ctrl-C in half the runs).
-            spinner.join(timeout=5.0)
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
