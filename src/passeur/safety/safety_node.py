@@ -9,6 +9,13 @@ scan arrives or the e-stop changes, so braking never waits for the next tick. Fa
 silent for `source_timeout_s` counts as zero; without a scan for `scan_timeout_s` the robot
 does not translate at all; the e-stop (topic `estop` or service `estop/set`) forces zero at
 once, without waiting for the next tick.
+
+`safety/status` (DiagnosticStatus, name "safety"; on every change and at `status_rate_hz`):
+level OK / WARN (e-stop, slowdown or stop zone) / ERROR (no recent scan); values `source`
+(estop, teleop, nav, none), `estop` (true/false), `reason` (none, estop, scan_timeout,
+stop_zone, slowdown_zone, speed_limit, accel_limit), `closest_obstacle_m` (footprint edge to
+nearest scan point), `free_distance_m`, `stop_distance_m`, `linear_mps`, `angular_rps`,
+`scan_age_s`.
 """
 
 from __future__ import annotations
