@@ -172,6 +172,10 @@ def bench_map(size_m: int, repeat: int, run_astar: bool) -> dict[str, Any]:
     cold_ms = median_ms(cold, max(2, repeat // 2))
     plan = planner.plan(costmap, start, goal)
     warm_ms = median_ms(lambda: planner.plan(costmap, start, goal), repeat)
+    # The same planner forced to full resolution (no coarse grid): what downsampling buys.
+    full_planner = GlobalPlanner(PlannerConfig(max_planning_cells=0))
+    full_plan = full_planner.plan(costmap, start, goal)
+    full_ms = median_ms(lambda: full_planner.plan(costmap, start, goal), max(2, repeat // 3))
 
     # skimage MCP at full resolution on the same costs.
     def mcp() -> tuple[np.ndarray, float]:
@@ -209,6 +213,9 @@ def bench_map(size_m: int, repeat: int, run_astar: bool) -> dict[str, Any]:
         "optimal_path_m": round(mcp_len, 1),
         "passeur_warm_ms": round(warm_ms, 1), "passeur_cold_ms": round(cold_ms, 1),
         "downsample": plan.downsample, "method": plan.method,
+        "passeur_full_res_warm_ms": round(full_ms, 1),
+        "full_res_cost_ratio_vs_optimum": round(polyline_cost(costmap, costs, full_plan.points)
+                                                / optimum, 3),
         "skimage_mcp_ms": round(mcp_ms, 1), "scipy_dijkstra_ms": round(scipy_ms, 1),
         "scipy_graph_build_ms": round(graph_ms, 1),
         "heapq_astar_ms": None if astar_ms is None else round(astar_ms, 1),
@@ -286,7 +293,9 @@ def main() -> None:
         maps.append(row)
         print(f"{size}x{size} m ({row['cells']} cells): path {row['path_m']} m "
               f"(optimum {row['optimal_path_m']} m), passeur {row['passeur_warm_ms']} ms warm / "
-              f"{row['passeur_cold_ms']} ms cold (downsample {row['downsample']}, {row['method']}); "
+              f"{row['passeur_cold_ms']} ms cold (downsample {row['downsample']}, {row['method']}; "
+              f"full resolution {row['passeur_full_res_warm_ms']} ms, cost ratio "
+              f"{row['full_res_cost_ratio_vs_optimum']}); "
               f"skimage MCP {row['skimage_mcp_ms']} ms (x{row['speedup_vs_mcp_warm']}), "
               f"scipy Dijkstra {row['scipy_dijkstra_ms']} ms (+{row['scipy_graph_build_ms']} ms "
               f"graph) (x{row['speedup_vs_scipy_warm']}), heapq A* {row['heapq_astar_ms']} ms "
