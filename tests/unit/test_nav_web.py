@@ -81,6 +81,7 @@ async def test_start_stop_and_history(client: TestClient) -> None:
     data = await resp.json()
     assert [r["id"] for r in data["routes"]] == ["closing"]
     assert data["routes"][0]["schedule"] == {"daily": "17:45"}
+    assert data["places"]["desk"] == {"fr": "Accueil", "en": "Desk"}
     assert data["status"]["state"] == "idle"
 
     resp = await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)

@@ -63,10 +63,10 @@ class PatrolNode(Node):
                                               max_value=120.0))
         self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
                                              "start routes at their daily schedule"))
-        places = load_places(Path(places_file) if places_file else places_path(self.world),
-                             self.world)
+        self.places = load_places(Path(places_file) if places_file else places_path(self.world),
+                                  self.world)
         self.patrols: PatrolsConfig = load_patrols(
-            Path(patrols_file) if patrols_file else patrols_path(self.world), places)
+            Path(patrols_file) if patrols_file else patrols_path(self.world), self.places)
         self.history_path = Path(history) if history else default_history_path()
         self.store = PatrolStore(self.history_path)
         interrupted = self.store.mark_interrupted()
@@ -102,6 +102,7 @@ class PatrolNode(Node):
         with self._lock:
             return {"world": self.world,
                     "routes": [r.to_json() for r in self.patrols.routes.values()],
+                    "places": {p.id: p.names for p in self.places.places.values()},
                     "status": self.status_dict()}
 
     def start_route(self, route_id: str, trigger: str = "") -> dict[str, Any]:
