@@ -155,3 +155,13 @@ def test_closed_loop_through_a_doorway_reaches_goal_within_tolerance() -> None:
     assert math.hypot(end.x_m - goal[0], end.y_m - goal[1]) < 0.15
     assert abs(normalize_angle(end.yaw_rad - goal[2])) < 0.2
     assert clearance > 0.25  # never closer than the robot radius to a wall cell
+
+
+def test_held_robot_is_not_stuck() -> None:
+    ctl = PurePursuit(ControllerConfig(stuck_timeout_s=2.0))
+    ctl.set_path(straight(), None, 0.0)
+    pose = Pose2D(0.0, 0.0, 0.0)
+    for k in range(100):  # 10 s held by the e-stop: the navigator calls hold() instead
+        ctl.hold(k * 0.1)
+    cmd = ctl.compute(pose, 10.0)
+    assert cmd.phase == "driving" and cmd.v_mps > 0

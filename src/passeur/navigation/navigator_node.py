@@ -29,7 +29,7 @@ from nav_msgs.msg import Path as PathMsg
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Empty, String
+from std_msgs.msg import Bool, Empty, String
 
 from passeur.errors import ConfigError
 from passeur.navigation.controller import ControllerConfig, PurePursuit
@@ -116,6 +116,9 @@ class NavigatorNode(Node):
                                  callback_group=inputs)
         self.create_subscription(Empty, "navigation/cancel", lambda _m: self.cancel(),
                                  qos.STATUS, callback_group=inputs)
+        self._estop = False
+        self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED,
+                                 callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick,
                                         callback_group=control)
         self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
@@ -372,6 +375,10 @@ class NavigatorNode(Node):
         with self._lock:
             costmap.update_scan((sensor.x_m, sensor.y_m), pts, hit, stamp if stamp > 0 else self._now_s())
 
+    def _on_estop(self, msg: Bool) -> None:
+        with self._lock:
+            self._estop = bool(msg.data)
+
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         frame = msg.header.frame_id.lstrip("/")
         if frame not in ("", "map"):
@@ -478,6 +485,17 @@ class NavigatorNode(Node):
             self._publish_zero()
             self.get_logger().warning("no fresh pose: holding still", throttle_duration_sec=2.0)
             return
+        if self._estop:
+            # The safety node holds the robot: wait (not stuck) and resume when released.
+            with self._lock:
+                self._controller.hold(now)
+                self._reason = "paused: e-stop engaged"
+            self._publish_zero()
+            self._publish_status()
+            return
+        if self._reason.startswith("paused"):
+            with self._lock:
+                self._reason = ""
         assert pose is not None
         with self._lock:
             blocked = self._path_blocked(costmap, pose)
