@@ -272,3 +272,29 @@ def test_blocked_waypoint_is_retried_then_skipped(stack: NavStack) -> None:
                                             ("entrance", "reached")]
     assert rows[1][5] == 2  # tried twice (1 retry), then skipped
     assert stack.contacts() == 0
+
+
+def test_estop_pauses_then_goal_resumes(stack: NavStack) -> None:
+    if stack.world != "library":
+        pytest.skip("one world is enough for the e-stop pause")
+    from std_msgs.msg import Bool
+
+    target = "kiosk"
+    place = stack.places.place(target)
+    pose = stack.nav.pose()
+    if math.hypot(pose.x_m - place.x_m, pose.y_m - place.y_m) < 3.0:
+        target = "study_tables"
+    before = stack.goal_id()
+    stack.h.publish("goal_place", String(data=target))
+    stack.wait(lambda: stack.nav.state == "driving"
+               and abs(stack.sim.ground_truth_twist().vx_mps) > 0.2, 60, "driving")
+    stack.h.publish("estop", Bool(data=True), qos.LATCHED)
+    t0 = stack.h.sim_time_s()
+    # Longer than the stuck timeout (6 s): the navigator must wait, not give up.
+    stack.wait(lambda: stack.h.sim_time_s() - t0 > 9.0, 120, "9 s of e-stop")
+    assert stack.nav.state == "driving"
+    assert "e-stop" in stack.nav.status_values()["reason"]
+    assert abs(stack.sim.ground_truth_twist().vx_mps) < 0.02
+    stack.h.publish("estop", Bool(data=False), qos.LATCHED)
+    values = stack.wait_nav_done(target, before)
+    assert values["state"] == "reached", values
