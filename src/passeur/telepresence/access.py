@@ -383,5 +383,5 @@ class AccessManager:
         for listener in list(self._listeners):
             try:
                 listener(session)
-            except Exception:  # noqa: BLE001 - one bad listener must not keep a session alive
+            except Exception:
                 log.exception("session-end listener failed")
