@@ -312,6 +312,15 @@ class AccessManager:
         self._succeed(client)
         return self._new_session(SPECTATOR, client, self.policy.spectator_session_s)
 
+    def grant(self, role: str, client: str) -> Session:
+        """A session without a code, for staff taking over (the caller checked staff rights).
+        A pilot grant is refused while another pilot is active: end that one first."""
+        if role == PILOT and self.active_pilot() is not None:
+            raise AccessDenied("pilot_busy", "another visitor is driving the robot")
+        duration = self.policy.pilot_session_s if role == PILOT else \
+            self.policy.spectator_session_s
+        return self._new_session(role, client, duration)
+
     # -- sessions --------------------------------------------------------------------------
     def _new_session(self, role: str, client: str, duration_s: float) -> Session:
         now = self._clock()

@@ -1,0 +1,176 @@
+"""One shared camera source for every viewer.
+
+Each camera image is converted ONCE to a yuv420p `av.VideoFrame` (in the caller's thread, the
+ROS executor's), then handed to the asyncio loop, where a single `CameraTrack` yields only the
+newest frame; `aiortc.contrib.media.MediaRelay(buffered=False)` fans it out to every viewer's
+encoder. A slow viewer skips frames instead of building a backlog. (Sharing bgr24 frames across
+VP8 encoders crashed aiortc here; yuv420p from the source does not: see ENVIRONMENT.md.)
+
+Optionally a frame counter is drawn as a small binary code in the top-left corner so that a
+browser can tell which frame it displays (latency benchmark); `decode_stamp` reads it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+VIDEO_CLOCK_RATE = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+
+#: Frame stamp layout: STAMP_BITS cells of STAMP_CELL px, STAMP_COLS per row, from (0, 0).
+STAMP_BITS = 20
+STAMP_COLS = 10
+STAMP_CELL = 16
+
+
+def draw_stamp(rgb: np.ndarray, counter: int) -> None:
+    """Write `counter` (mod 2**STAMP_BITS) into the top-left corner, white = 1, in place."""
+    value = counter % (1 << STAMP_BITS)
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        y, x = row * STAMP_CELL, col * STAMP_CELL
+        rgb[y:y + STAMP_CELL, x:x + STAMP_CELL] = 255 if (value >> bit) & 1 else 0
+
+
+def decode_stamp(rgb: np.ndarray) -> int:
+    """Read back a counter drawn by draw_stamp (from a decoded, possibly lossy, frame)."""
+    value = 0
+    half = STAMP_CELL // 2
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        cell = rgb[row * STAMP_CELL + half - 2:row * STAMP_CELL + half + 2,
+                   col * STAMP_CELL + half - 2:col * STAMP_CELL + half + 2]
+        if float(cell.mean()) > 127:
+            value |= 1 << bit
+    return value
+
+
+def rgb_to_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """rgb24 array (h, w, 3) to a yuv420p frame (even dimensions required by the encoders)."""
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = rgb[: h - h % 2, : w - w % 2]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p")
+
+
+class CameraSource:
+    """Thread-safe entry point for camera images; owns the shared track.
+
+    `push_rgb()` may be called from any thread; the loop only ever sees finished frames.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, stamp: bool = False,
+                 history: int = 2000) -> None:
+        self._loop = loop
+        self.stamp = stamp
+        self.track = CameraTrack()
+        self._counter = 0
+        self._lock = threading.Lock()
+        #: counter -> wall time (time.time()) at which the image reached the source.
+        self.stamp_times: dict[int, float] = {}
+        self._stamp_order: deque[int] = deque()
+        self._history = history
+        self.frames_in = 0
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self._latest_rgb: np.ndarray | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def latest_rgb(self) -> np.ndarray | None:
+        with self._lock:
+            return self._latest_rgb
+
+    def push_rgb(self, rgb: np.ndarray, arrival_wall_s: float | None = None) -> int:
+        """Convert and publish one frame; returns its counter."""
+        arrival = time.time() if arrival_wall_s is None else arrival_wall_s
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
+            self.frames_in += 1
+            self._latest_rgb = rgb
+            self.size = (int(rgb.shape[1]), int(rgb.shape[0]))
+            if self.stamp:
+                self.stamp_times[counter % (1 << STAMP_BITS)] = arrival
+                self._stamp_order.append(counter % (1 << STAMP_BITS))
+                while len(self._stamp_order) > self._history:
+                    self.stamp_times.pop(self._stamp_order.popleft(), None)
+        if self.stamp:
+            rgb = rgb.copy()
+            draw_stamp(rgb, counter)
+        frame = rgb_to_frame(rgb)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.track.put, frame)
+            except RuntimeError:
+                pass  # loop closing
+        return counter
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.track.stop)
+            except RuntimeError:
+                pass
+
+
+class CameraTrack(MediaStreamTrack):
+    """Yields the newest frame only; timestamps from a monotonic 90 kHz clock."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frame: av.VideoFrame | None = None
+        self._event: asyncio.Event | None = None
+        self._start: float | None = None
+        self._last_pts = -1
+        self.frames_out = 0
+
+    def _ensure_event(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
+
+    def put(self, frame: av.VideoFrame) -> None:
+        """Loop thread only."""
+        self._frame = frame  # a newer frame replaces an unread one
+        self._ensure_event().set()
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        event = self._ensure_event()
+        await event.wait()
+        event.clear()
+        if self.readyState != "live" or self._frame is None:
+            raise MediaStreamError
+        frame, self._frame = self._frame, None
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        pts = int((now - self._start) * VIDEO_CLOCK_RATE)
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        self.frames_out += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        if self._event is not None:
+            self._event.set()
