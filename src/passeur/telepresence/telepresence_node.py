@@ -133,7 +133,7 @@ class TelepresenceNode(Node):
         self.pub_goal_pose = self.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
         self.pub_cancel = self.create_publisher(Empty, "navigation/cancel", qos.COMMAND)
         self.pub_estop = self.create_publisher(Bool, "estop", qos.LATCHED)
-        self.estop_client = self.create_client(SetBool, "estop/set")
+        self.estop_client: Any = self.create_client(SetBool, "estop/set")
 
         self.camera = CameraSource(stamp=bool(self.frame_stamp))
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos.SENSOR)
@@ -297,6 +297,9 @@ class TelepresenceNode(Node):
         self.teleop.disable()
         self._publishing = False
         self._publish_velocity(ZERO)
+        if self._nav_goal_active:  # a goal the pilot sent must not outlive the pilot
+            self._nav_goal_active = False
+            self.pub_cancel.publish(Empty())
         self.get_logger().info(f"pilot disconnected ({reason}): stopped")
 
     def command(self, command: Command, session: Session) -> dict[str, Any] | None:
@@ -399,13 +402,16 @@ class TelepresenceNode(Node):
             result.set_result(False)
             return result
 
+        def settle(ok: bool) -> None:
+            if not result.done():
+                result.set_result(ok)
+
         def done(future: Any) -> None:
             response = future.result() if future.exception() is None else None
-            ok = bool(response is not None and response.success)
-            loop.call_soon_threadsafe(lambda: result.done() or result.set_result(ok))
+            loop.call_soon_threadsafe(settle, bool(response is not None and response.success))
 
         self.estop_client.call_async(SetBool.Request(data=on)).add_done_callback(done)
-        loop.call_later(2.0, lambda: result.done() or result.set_result(False))
+        loop.call_later(2.0, settle, False)
         return result
 
     def map_png(self) -> tuple[bytes, dict[str, Any]] | None:
