@@ -90,10 +90,10 @@ class TelepresenceNode(Node):
         speaker = p("audio_speaker", "auto", "robot speaker: auto, device, none or a WAV file")
         max_viewers = p("max_viewers", 12, "most simultaneous video viewers", min_value=1,
                         max_value=64)
-        cam_xyz = p("camera_xyz_m", [0.12, 0.0, 1.3], "camera optical centre in base_link")
-        cam_pitch = p("camera_pitch_deg", 20.0, "camera tilt below horizontal",
+        cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
+        cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
-        cam_fov = p("camera_vertical_fov_deg", 60.0, "used until camera_info arrives",
+        cam_fov = p("camera_vertical_fov_deg", 46.8, "used until camera_info arrives",
                     min_value=5.0, max_value=170.0)
 
         if len(lin_levels) < 3 or len(lin_levels) != len(ang_levels) \
@@ -127,6 +127,7 @@ class TelepresenceNode(Node):
         self._nav_goal_active = False
         self._closed = False
         self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
+        self.last_drive_command_mono_s = 0.0  # monotonic arrival of the last drive command
 
         self.pub_teleop = self.create_publisher(Twist, "cmd_vel/teleop", qos.COMMAND)
         self.pub_goal_place = self.create_publisher(String, "goal_place", qos.COMMAND)
@@ -307,6 +308,7 @@ class TelepresenceNode(Node):
             return {"type": "error", "code": "not_driving",
                     "message": "this connection is not the pilot's"}
         if isinstance(command, Drive):
+            self.last_drive_command_mono_s = time.monotonic()
             if self._nav_goal_active:
                 self._nav_goal_active = False
                 self.pub_cancel.publish(Empty())

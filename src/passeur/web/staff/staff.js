@@ -86,7 +86,7 @@
     $("patrol-stop").hidden = false;
     for (const route of routes) {
       const id = route.id || route.route || route.name;
-      let name = route.name || id;
+      let name = route.names || route.name || id;
       if (name && typeof name === "object") name = name[window.I18N.lang] || name.en || id;
       const b = document.createElement("button");
       b.type = "button";
