@@ -26,11 +26,14 @@ from support.ros_harness import StackHarness
 from support.telepresence_browser import (
     VIDEO_JS,
     FakeBase,
+    TeleopRelay,
     grab_frame,
     image_msg_to_rgb,
+    importable,
     killable_chromium,
     launch,
     run_axe,
+    safety_available,
     sim_available,
 )
 
@@ -48,11 +51,8 @@ def _optional_nodes() -> list[str]:
     out = []
     for name, module in (("map_server", "passeur.navigation.map_node"),
                          ("navigator", "passeur.navigation.navigator_node")):
-        try:
-            __import__(module)
+        if importable(module):
             out.append(name)
-        except ImportError:
-            pass
     return out
 
 
@@ -65,9 +65,12 @@ def stack() -> Iterator[StackHarness]:
     rclpy.init(context=context)
     fake: FakeBase | None = None
     if sim_available():
-        nodes = ["sim", "safety", "telepresence", *_optional_nodes()]
+        safety = ["safety"] if safety_available() else []
+        nodes = ["sim", *safety, "telepresence", *_optional_nodes()]
         h = StackHarness(context, nodes=nodes,
                          per_node={"sim": {"real_time_factor": 1.0}, "telepresence": TP_PARAMS})
+        if not safety:
+            TeleopRelay(h)
     else:
         h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
                          per_node={"telepresence": TP_PARAMS})
@@ -113,13 +116,14 @@ def staff_page(browser: Any, stack: StackHarness) -> Page:
 
 
 def issue_code(staff: Page, role: str = "pilot") -> str:
+    previous = staff.evaluate("document.getElementById('code-text').dataset.code || ''")
     staff.check(f'input[name="role"][value="{role}"]')
     staff.click("#issue")
-    staff.wait_for_selector("#new-code", state="visible")
+    staff.wait_for_function(
+        "(prev) => (document.getElementById('code-text').dataset.code || '') !== prev",
+        arg=previous)
     code = staff.get_attribute("#code-text", "data-code")
-    assert code and len(code) == 8
-    staff.wait_for_function("(c) => document.getElementById('code-text').dataset.code === c",
-                            arg=code)
+    assert code and len(code) == 8 and code.isdigit()
     return code
 
 

@@ -17,12 +17,12 @@ from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Empty, String
-from tests.integration.test_telepresence_server import PASSWORD, Client
 
 from passeur.errors import ConfigError
 from passeur.ros import qos
 from passeur.telepresence.access import hash_password
 from support.ros_harness import StackHarness
+from tests.integration.test_telepresence_server import PASSWORD, Client
 
 PARAMS = {"http_port": 0, "ice_host_addresses": "127.0.0.1",
           "staff_password_hash": hash_password(PASSWORD, n=2**10),

@@ -23,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(os.environ.get("PASSEUR_AXE_JS", ROOT / "node_modules" / "axe-core" / "axe.min.js"))
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -130,13 +130,33 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     return rgb[:, :, ::-1].copy() if msg.encoding == "bgr8" else rgb.copy()
 
 
-def sim_available() -> bool:
+def importable(module: str) -> bool:
     try:
-        import passeur.safety.safety_node
-        import passeur.sim.sim_node  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
+
+
+def sim_available() -> bool:
+    return importable("passeur.sim.sim_node")
+
+
+def safety_available() -> bool:
+    return importable("passeur.safety.safety_node")
+
+
+class TeleopRelay:
+    """Until the safety node is merged: pass cmd_vel/teleop to cmd_vel unchanged (the mux's
+    teleop branch), so the simulator moves when the pilot drives."""
+
+    def __init__(self, harness: Any) -> None:
+        from geometry_msgs.msg import Twist
+
+        from passeur.ros import qos
+
+        pub = harness.probe.create_publisher(Twist, "cmd_vel", qos.COMMAND)
+        harness.probe.create_subscription(Twist, "cmd_vel/teleop", pub.publish, qos.COMMAND)
 
 
 class FakeBase:

@@ -45,6 +45,7 @@ import aioice.ice
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
+from aiortc.exceptions import InvalidStateError
 
 from passeur.telepresence.access import PILOT, SPECTATOR, STAFF, AccessManager, Session
 from passeur.telepresence.audio import AudioIO
@@ -641,7 +642,8 @@ class WebServer:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception as exc:
-            log.warning("refused an offer from %s: %s", peer.client, type(exc).__name__)
+            log.warning("refused an offer from %s: %s: %s", peer.client, type(exc).__name__,
+                        str(exc)[:200])
             await self._close_peer(peer, "bad_sdp")
             raise _BadRequest("bad_sdp", "the offer could not be used") from exc
         desc = pc.localDescription
@@ -686,7 +688,7 @@ class WebServer:
         if channel is not None and channel.readyState == "open":
             try:
                 channel.send(json.dumps(obj))
-            except (ConnectionError, ValueError, RuntimeError):
+            except (ConnectionError, ValueError, RuntimeError, InvalidStateError):
                 log.debug("send on a closing channel", exc_info=True)
 
     def _on_message(self, peer: Peer, raw: Any) -> None:
