@@ -59,7 +59,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     parse_message,
 )
-from passeur.telepresence.video import CameraSource
+from passeur.telepresence.video import CameraSource, SharedEncoder
 from passeur.telepresence.web_feature import WebFeature
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,9 @@ class ServerOptions:
     ice_host_addresses: tuple[str, ...] = ()
     video_codec: str = "VP8"
     max_peers: int = 12
+    #: Encode once for all viewers (see video.SharedEncoder); False = one encoder per viewer.
+    shared_encoder: bool = True
+    video_bitrate_bps: int = 1_200_000
     status_period_s: float = 0.5
     web_root: Path = WEB_ROOT
     #: Extra fields for GET /api/config (look step, speed level names...).
@@ -207,6 +210,7 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._relay: MediaRelay | None = None
+        self._encoder: SharedEncoder | None = None
         self._audio_source: Any = None
         self._port: int | None = None
         self._housekeeper: asyncio.Future[None] | None = None
@@ -341,6 +345,8 @@ class WebServer:
             self._housekeeper.cancel()
         for peer in list(self.peers):
             await self._close_peer(peer, "shutdown")
+        if self._encoder is not None:
+            self._encoder.close()
         self.camera.track.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -630,8 +636,7 @@ class WebServer:
         self._wire(peer)
         try:
             assert self._relay is not None
-            video = pc.addTransceiver(self._relay.subscribe(self.camera.track, buffered=False),
-                                      direction="sendonly")
+            video = pc.addTransceiver(self._video_track(), direction="sendonly")
             mime = CODECS[self.options.video_codec.upper()]
             prefs = [c for c in RTCRtpSender.getCapabilities("video").codecs
                      if c.mimeType == mime]
@@ -648,6 +653,15 @@ class WebServer:
             raise _BadRequest("bad_sdp", "the offer could not be used") from exc
         desc = pc.localDescription
         return web.json_response({"sdp": desc.sdp, "type": desc.type, "role": role})
+
+    def _video_track(self) -> Any:
+        if self.options.shared_encoder:
+            if self._encoder is None:
+                self._encoder = SharedEncoder(self.camera.track, self.options.video_codec.upper(),
+                                              self.options.video_bitrate_bps)
+            return self._encoder.subscribe()
+        assert self._relay is not None
+        return self._relay.subscribe(self.camera.track, buffered=False)
 
     def _wire(self, peer: Peer) -> None:
         pc = peer.pc

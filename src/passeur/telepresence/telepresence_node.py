@@ -12,6 +12,7 @@ import asyncio
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,6 +129,8 @@ class TelepresenceNode(Node):
         self._closed = False
         self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
         self.last_drive_command_mono_s = 0.0  # monotonic arrival of the last drive command
+        #: (wall time, linear, angular) of recent cmd_vel/teleop publishes (benchmarks).
+        self.publish_log: deque[tuple[float, float, float]] = deque(maxlen=2000)
 
         self.pub_teleop = self.create_publisher(Twist, "cmd_vel/teleop", qos.COMMAND)
         self.pub_goal_place = self.create_publisher(String, "goal_place", qos.COMMAND)
@@ -283,6 +286,7 @@ class TelepresenceNode(Node):
         try:
             self.pub_teleop.publish(msg)
             self.last_teleop_publish_s = time.time()
+            self.publish_log.append((self.last_teleop_publish_s, msg.linear.x, msg.angular.z))
         except Exception:  # noqa: BLE001 - publisher destroyed at shutdown
             pass
 

@@ -174,3 +174,160 @@ class CameraTrack(MediaStreamTrack):
         super().stop()
         if self._event is not None:
             self._event.set()
+
+
+class SharedEncoder:
+    """Encode the camera ONCE for every viewer (VP8 or H264) and hand each viewer's sender the
+    same compressed packets (aiortc packetizes pre-encoded `av.Packet`s without re-encoding).
+
+    Per-viewer encoders cost ~10 % of a core each at 640x480@30; this costs one encoder in
+    total. Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and
+    a viewer that falls behind or joins late waits for a keyframe: one is forced for every new
+    viewer and sent at least every `keyframe_interval_s`.
+    """
+
+    def __init__(self, source: CameraTrack, codec: str = "VP8", bitrate_bps: int = 1_200_000,
+                 keyframe_interval_s: float = 1.0) -> None:
+        import concurrent.futures
+
+        if codec not in ("VP8", "H264"):
+            raise ValueError(f"unsupported codec {codec}")
+        self.source = source
+        self.codec_name = codec
+        self.bitrate_bps = bitrate_bps
+        self.keyframe_interval_s = keyframe_interval_s
+        self._ctx: Any = None
+        self._size: tuple[int, int] | None = None
+        self._subscribers: set[EncodedTrack] = set()
+        self._force_keyframe = True
+        self._last_keyframe = -1e9
+        self._task: asyncio.Future[None] | None = None
+        # One thread: a codec context must not be used concurrently.
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self.frames_encoded = 0
+
+    def subscribe(self) -> EncodedTrack:
+        track = EncodedTrack(self)
+        self._subscribers.add(track)
+        self._force_keyframe = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return track
+
+    def unsubscribe(self, track: EncodedTrack) -> None:
+        self._subscribers.discard(track)
+
+    def request_keyframe(self) -> None:
+        self._force_keyframe = True
+
+    def _open(self, width: int, height: int) -> Any:
+        if self.codec_name == "VP8":
+            ctx = av.CodecContext.create("libvpx", "w")
+            ctx.options = {"cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
+                           "bufsize": str(self.bitrate_bps), "minrate": str(self.bitrate_bps),
+                           "maxrate": str(self.bitrate_bps), "static-thresh": "1",
+                           "undershoot-pct": "100", "overshoot-pct": "15", "partitions": "0",
+                           "noise-sensitivity": "4"}
+            ctx.qmin, ctx.qmax = 2, 56
+        else:
+            ctx = av.CodecContext.create("libx264", "w")
+            ctx.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
+            ctx.profile = "Baseline"
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.bit_rate = self.bitrate_bps
+        ctx.time_base = VIDEO_TIME_BASE
+        ctx.framerate = fractions.Fraction(30, 1)
+        ctx.gop_size = 3000  # keyframes are forced explicitly
+        ctx.thread_count = 1
+        return ctx
+
+    def _encode(self, frame: av.VideoFrame, keyframe: bool) -> bytes:
+        size = (frame.width, frame.height)
+        if self._ctx is None or size != self._size:
+            self._ctx, self._size = self._open(*size), size
+            keyframe = True
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else \
+            av.video.frame.PictureType.NONE
+        return b"".join(bytes(p) for p in self._ctx.encode(frame))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._subscribers:
+            try:
+                frame = await self.source.recv()
+            except MediaStreamError:
+                for track in list(self._subscribers):
+                    track.put(None, False)
+                return
+            now = time.monotonic()
+            keyframe = self._force_keyframe or now - self._last_keyframe >= self.keyframe_interval_s
+            self._force_keyframe = False
+            data = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
+            if not data:
+                continue
+            if keyframe:
+                self._last_keyframe = now
+            packet = av.Packet(data)
+            packet.pts = frame.pts
+            packet.time_base = VIDEO_TIME_BASE
+            self.frames_encoded += 1
+            for track in list(self._subscribers):
+                track.put(packet, keyframe)
+
+    def close(self) -> None:
+        for track in list(self._subscribers):
+            track.stop()
+        if self._task is not None:
+            self._task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class EncodedTrack(MediaStreamTrack):
+    """One viewer's view of the shared encoded stream. Keeps at most a few packets; a viewer
+    that falls behind drops to the next keyframe instead of building a backlog."""
+
+    kind = "video"
+    MAX_QUEUE = 3
+
+    def __init__(self, encoder: SharedEncoder) -> None:
+        super().__init__()
+        self._encoder = encoder
+        self._queue: deque[Any] = deque()
+        self._event = asyncio.Event()
+        self._wait_keyframe = True
+        self.dropped = 0
+
+    def put(self, packet: Any, keyframe: bool) -> None:
+        if packet is not None:
+            if self._wait_keyframe and not keyframe:
+                self.dropped += 1
+                return
+            self._wait_keyframe = False
+            if len(self._queue) >= self.MAX_QUEUE:
+                # Behind: a P-frame stream cannot skip frames, so start again from a keyframe.
+                self.dropped += len(self._queue)
+                self._queue.clear()
+                self._wait_keyframe = True
+                self._encoder.request_keyframe()
+                return
+        self._queue.append(packet)
+        self._event.set()
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._queue:
+                packet = self._queue.popleft()
+                if packet is None:
+                    self.stop()
+                    raise MediaStreamError
+                return packet
+            self._event.clear()
+            await self._event.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._encoder.unsubscribe(self)
+        self._event.set()

@@ -79,6 +79,9 @@
     else pc.addTransceiver("audio", { direction: "recvonly" });
     const channel = pc.createDataChannel("control", { ordered: true });
     pc.addEventListener("track", (ev) => {
+      // Telepresence wants the newest picture, not a smooth one: ask for no extra buffering.
+      try { if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0; } catch (e) { /* old browser */ }
+      try { if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0; } catch (e) { /* old browser */ }
       stream.addTrack(ev.track);
       if (opts.video) opts.video.srcObject = stream;
     });
