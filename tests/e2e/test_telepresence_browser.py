@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import os
 import signal
+import tempfile
 import time
+import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,11 +59,28 @@ def _optional_nodes() -> list[str]:
     return out
 
 
+AUDIO_DIR = Path(tempfile.mkdtemp(prefix="passeur-tele-audio-"))
+ROBOT_MIC_WAV = AUDIO_DIR / "robot_mic.wav"
+ROBOT_SPEAKER_WAV = AUDIO_DIR / "robot_speaker.wav"
+
+
+def write_tone(path: Path, hz: float = 440.0, seconds: float = 2.0, rate: int = 48_000) -> None:
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (0.4 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackHarness]:
     import rclpy
     from rclpy.context import Context
 
+    write_tone(ROBOT_MIC_WAV)
+    TP_PARAMS.update(audio_mic=str(ROBOT_MIC_WAV), audio_speaker=str(ROBOT_SPEAKER_WAV))
     context = Context()
     rclpy.init(context=context)
     fake: FakeBase | None = None
@@ -449,3 +469,103 @@ def test_axe_no_violations_on_every_page(browser: Any, stack: StackHarness, lang
     context.close()
     assert all(not v for v in report.values()), json.dumps(
         {k: v for k, v in report.items() if v}, indent=1)
+
+
+AUDIO_LEVEL_JS = """
+async () => {
+  const v = document.getElementById('video');
+  const track = v.srcObject && v.srcObject.getAudioTracks()[0];
+  if (!track) return -1;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const src = ctx.createMediaStreamSource(new MediaStream([track]));
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  src.connect(an);
+  const buf = new Float32Array(an.fftSize);
+  let peak = 0;
+  for (let i = 0; i < 30; i++) {
+    await new Promise(r => setTimeout(r, 50));
+    an.getFloatTimeDomainData(buf);
+    let s = 0;
+    for (const x of buf) s += x * x;
+    peak = Math.max(peak, Math.sqrt(s / buf.length));
+  }
+  ctx.close();
+  return peak;
+}
+"""
+
+
+def speaker_rms(path: Path) -> float:
+    data = path.read_bytes()[44:]
+    pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16).astype(float)
+    return float(np.sqrt(np.mean(pcm[-48_000:] ** 2))) if pcm.size else 0.0
+
+
+def test_sound_both_ways_with_mute(browser: Any, stack: StackHarness) -> None:
+    audio = stack.node("telepresence").audio
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        # Robot microphone (a 440 Hz tone) -> the visitor hears it.
+        assert pilot.evaluate(AUDIO_LEVEL_JS) > 0.05
+        # Visitor microphone (Chromium's fake device beeps) -> the robot's speaker.
+        stack.wait_until(lambda: audio.frames_played > 50, 20, "visitor sound on the robot")
+        stack.wait_until(lambda: ROBOT_SPEAKER_WAV.exists()
+                         and speaker_rms(ROBOT_SPEAKER_WAV) > 100, 20, "audible sound")
+        # Mute my microphone: the robot's speaker stops playing it.
+        pilot.click("#mute-me")
+        assert pilot.get_attribute("#mute-me", "aria-pressed") == "true"
+        stack.wait_until(lambda: audio.speaker_muted, 5, "speaker muted")
+        time.sleep(0.5)
+        played = audio.frames_played
+        time.sleep(1.0)
+        assert audio.frames_played == played
+        pilot.click("#mute-me")
+        stack.wait_until(lambda: audio.frames_played > played + 10, 10, "sound again")
+        # Mute the robot's sound on the visitor side.
+        pilot.click("#mute-robot")
+        assert pilot.evaluate("document.getElementById('video').muted") is True
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    estop: list[bool] = []
+    try:
+        from std_msgs.msg import Bool
+
+        stack.probe.create_subscription(Bool, "estop", lambda m: estop.append(m.data),
+                                        qos.LATCHED)
+        wait_frames(pilot, 3)
+        staff.click("#estop-on")
+        stack.wait_until(lambda: True in estop, 10, "estop request published")
+        staff.click("#estop-off")
+        stack.wait_until(lambda: estop[-1] is False, 10, "estop release published")
+        # Take over: the visitor's session ends (announced), staff become the pilot.
+        with staff.context.expect_page() as new_page:
+            staff.click("#takeover")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Staff took over')")
+        assert pilot.is_visible("#code-section")
+        takeover = new_page.value
+        takeover.wait_for_selector("#drive-section", state="visible", timeout=30_000)
+        wait_frames(takeover, 3)
+        start_t = time.monotonic()
+        takeover.hover('button[data-dir="left"]')
+        takeover.mouse.down()
+        stack.wait_until(lambda: any(t >= start_t and m.angular.z > 0
+                                     for t, m in stack.history("cmd_vel/teleop")), 10,
+                         "staff drives after taking over")
+        takeover.mouse.up()
+        takeover.close()
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
