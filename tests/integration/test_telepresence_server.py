@@ -342,3 +342,101 @@ async def test_staff_end_session_stops_and_ignores_later_commands(
             await client.close()
         r = await staff.get(f"{base}/api/staff/status")
         assert r.status == 200 and (await r.json())["pilot"] is None
+
+
+def make_server(**options: Any) -> tuple[WebServer, FakeRobot, Feeder]:
+    robot = FakeRobot()
+    access = AccessManager(hash_password(PASSWORD, n=2**10))
+    camera = CameraSource(stamp=True)
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",), **options),
+                    robot, access, camera, FileAudio())
+    srv.start()
+    feeder = Feeder(camera)
+    feeder.thread.start()
+    return srv, robot, feeder
+
+
+@pytest.mark.parametrize("codec, shared", [("VP8", True), ("VP8", False), ("H264", True),
+                                           ("H264", False)])
+async def test_codecs_and_encoder_modes(codec: str, shared: bool) -> None:
+    srv, _robot, feeder = make_server(video_codec=codec, shared_encoder=shared)
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await http.post(f"{base}/api/session", json={"code": await staff_code(base)})
+            clients = [Client(http, base), Client(http, base)]
+            await clients[0].connect()
+            async with aiohttp.ClientSession(
+                    cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+                await other.post(f"{base}/api/session",
+                                 json={"code": await staff_code(base, "spectator")})
+                clients[1] = Client(other, base)
+                answer = await clients[1].connect()
+                sdp = (await answer.json())["sdp"]
+                assert f"{codec}/90000" in sdp and ("VP8/90000" in sdp) == (codec == "VP8")
+                # ICE offers only the allowed host address.
+                candidates = [ln for ln in sdp.splitlines() if ln.startswith("a=candidate")]
+                assert candidates and all(" 127.0.0.1 " in c for c in candidates)
+                try:
+                    deadline = time.monotonic() + 30
+                    while min(len(c.frames) for c in clients) < 10 \
+                            and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                    for client in clients:  # both viewers decode advancing frames
+                        assert len(client.frames) >= 10
+                        stamps = [decode_stamp(f) for f in client.frames[-5:]]
+                        assert stamps[-1] > stamps[0]
+                finally:
+                    for client in clients:
+                        await client.close()
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_tls(tmp_path: Any) -> None:
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    srv, _robot, feeder = make_server(tls_cert=str(cert_path), tls_key=str(key_path))
+    try:
+        assert srv.urls()[0].startswith("https://127.0.0.1:")
+        ctx = ssl.create_default_context(cafile=str(cert_path))
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(f"{srv.base_url}/api/health", ssl=ctx)
+            assert r.status == 200
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar()) as staff:
+                r = await staff.post(f"{srv.base_url}/api/staff/login",
+                                     json={"password": PASSWORD}, ssl=ctx)
+                assert r.status == 200
+                cookie = r.headers["Set-Cookie"]
+                assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        feeder.stop.set()
+        srv.stop()
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(Exception, match="TLS"):
+        make_server(tls_cert=str(bad), tls_key=str(bad))
