@@ -109,6 +109,7 @@ class Stack:
 
         self.options = options
         self.nodes: list[Any] = []
+        self._spinner: threading.Thread | None = None
         params_file = options.params_file or default_params_file()
         specs = specs_for(options.profile, options.only)
         common = dict(options.common)
@@ -140,6 +141,20 @@ class Stack:
             self.close()
             raise
 
+    def start_spinning(self) -> threading.Thread:
+        """Spin the executor in a background thread; `close()` stops and joins it."""
+        from rclpy.executors import ExternalShutdownException
+
+        def spin() -> None:
+            try:
+                self.executor.spin()
+            except ExternalShutdownException:
+                pass
+
+        self._spinner = threading.Thread(target=spin, name="ros-executor", daemon=True)
+        self._spinner.start()
+        return self._spinner
+
     def published_topics(self) -> list[str]:
         topics: set[str] = set()
         for node in self.nodes:
@@ -163,6 +178,11 @@ class Stack:
             self.executor.shutdown(timeout_sec=2.0)
         except Exception:
             log.exception("executor shutdown failed")
+        # Destroying nodes under a still-spinning executor races; wait for it to leave spin().
+        if self._spinner is not None and self._spinner is not threading.current_thread():
+            self._spinner.join(timeout=5.0)
+            if self._spinner.is_alive():
+                log.warning("executor thread did not stop within 5 s")
         for node in reversed(self.nodes):
             try:
                 node.destroy_node()
@@ -189,8 +209,7 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
     stack: Stack | None = None
     try:
         stack = Stack(options)
-        spinner = threading.Thread(target=stack.executor.spin, name="ros-executor", daemon=True)
-        spinner.start()
+        spinner = stack.start_spinning()
         if announce:
             ns = options.namespace or "/"
             print(f"passeur: {len(stack.nodes)} nodes running (profile {options.profile}, "

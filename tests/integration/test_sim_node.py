@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
@@ -25,6 +26,10 @@ from passeur.ros.geometry import quaternion_to_yaw
 from tests.support.ros_harness import StackHarness
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+#: Deep reliable queue: at 'as fast as possible' odom arrives faster than the probe spins.
+ODOM_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def stamp_s(msg: Any) -> float:
@@ -45,6 +50,23 @@ def drive(h: StackHarness, linear: float, angular: float, sim_s: float,
     start = h.sim_time_s()
     h.wait_until(lambda: (h.publish("cmd_vel", Twist(linear=_vec(linear), angular=_vec(z=angular)))
                           or h.sim_time_s() - start >= sim_s), timeout_s, f"{sim_s} s of driving")
+    h.publish("cmd_vel", Twist())
+
+
+def drive_while_moving(h: StackHarness, linear: float, angular: float, moving_s: float,
+                       timeout_s: float = 120.0) -> None:
+    """Command (v, w) until odom shows the base has been moving for `moving_s` of sim time.
+
+    At 'as fast as possible' a command takes a variable amount of sim time to arrive, so the
+    test times the motion by odom's own stamps rather than by when commands were sent.
+    """
+    def moved_long_enough() -> bool:
+        h.publish("cmd_vel", Twist(linear=_vec(linear), angular=_vec(z=angular)))
+        stamps = [stamp_s(m) for _w, m in h.history("odom")
+                  if abs(m.twist.twist.linear.x) > 0.01 or abs(m.twist.twist.angular.z) > 0.05]
+        return bool(stamps) and stamps[-1] - stamps[0] >= moving_s
+
+    h.wait_until(moved_long_enough, timeout_s, f"{moving_s} s of motion")
     h.publish("cmd_vel", Twist())
 
 
@@ -69,6 +91,11 @@ def test_topic_rates_match_configuration(ros_context: Any) -> None:
 
 
 def _check_rates(h: StackHarness) -> None:
+    from passeur.sim.sim_node import PUBLISHED_TOPICS, TF_TOPICS
+
+    published = {p.topic_name.lstrip("/") for p in h.node("sim").publishers} - {
+        "rosout", "parameter_events", *TF_TOPICS}
+    assert published == set(PUBLISHED_TOPICS)  # what config/gz_bridge.yaml must offer too
     h.subscribe("scan", LaserScan, qos.SENSOR, keep_history=True)
     h.subscribe("odom", Odometry, keep_history=True)
     h.subscribe("camera/camera_info", CameraInfo, qos.SENSOR, keep_history=True)
@@ -95,10 +122,10 @@ def _check_rates(h: StackHarness) -> None:
 
 def test_forward_0_3_mps_for_3_s_moves_0_9_m(harness: StackHarness) -> None:
     h = harness
-    h.subscribe("odom", Odometry, keep_history=True)
+    h.subscribe("odom", Odometry, ODOM_QOS, keep_history=True)
     h.wait_for_message("odom", Odometry)
     before = h.latest("odom")
-    drive(h, 0.3, 0.0, 4.0)
+    drive_while_moving(h, 0.3, 0.0, 3.5)
     history = h.history("odom")
     moving = [m for _w, m in history if m.twist.twist.linear.x > 0.01]
     assert moving, "the robot never moved"
@@ -116,13 +143,15 @@ def test_forward_0_3_mps_for_3_s_moves_0_9_m(harness: StackHarness) -> None:
     truth = h.node("sim").ground_truth_pose()
     assert abs(last.pose.pose.position.y - truth.y_m) < 0.05
     assert abs(last.twist.twist.linear.x) < 0.02, "the robot must stop after the command ends"
+    # Nobody subscribed to the camera: the simulator did not spend time rendering.
+    assert h.node("sim").loop.stats.images == 0
 
 
 def test_turning_in_place(harness: StackHarness) -> None:
     h = harness
-    h.subscribe("odom", Odometry, keep_history=True)
+    h.subscribe("odom", Odometry, ODOM_QOS, keep_history=True)
     h.wait_for_message("odom", Odometry)
-    drive(h, 0.0, 0.5, 3.0)
+    drive_while_moving(h, 0.0, 0.5, 2.5)
     history = h.history("odom")
     turning = [m for _w, m in history if m.twist.twist.angular.z > 0.05]
     assert turning, "the robot never turned"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseArray, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
 from passeur.errors import ConfigError
 from passeur.ros import qos
-from passeur.ros.geometry import Pose2D, yaw_to_quaternion
+from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
@@ -36,6 +36,14 @@ BASE_FRAME = "base_link"
 LIDAR_FRAME = "lidar_link"
 CAMERA_FRAME = "camera_link"
 CAMERA_OPTICAL_FRAME = "camera_optical_link"
+
+#: The simulator's interface; Gazebo's bridge (config/gz_bridge.yaml) must offer the same.
+PUBLISHED_TOPICS = ("clock", "odom", "scan", "camera/image_raw", "camera/camera_info")
+SUBSCRIBED_TOPICS = ("cmd_vel",)
+#: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
+OBSTACLES_TOPIC = "sim/obstacles"
+#: Only with a full ROS install (tf2_msgs importable).
+TF_TOPICS = ("tf", "tf_static")
 
 
 def stamp(t_s: float) -> Time:
@@ -78,6 +86,10 @@ class SimNode(Node):
                         min_value=0.0, max_value=1.0)
         obstacles = declare(self, "obstacles", 4, "movable test obstacles (parked outside)",
                             min_value=0, max_value=32)
+        max_lead = declare(self, "max_lead_s", 0.05,
+                           "at real_time_factor 0: how far sim time may run ahead of what the "
+                           "executor has delivered (bounds control latency); 0 = no limit",
+                           min_value=0.0)
         urdf = declare(self, "urdf", "", "robot xacro/URDF path; empty = urdf/passeur.urdf.xacro")
         self._odom_origin = declare(self, "odom_origin", "map",
                                     "'map': odom frame = world frame; 'start': odom starts at 0")
@@ -99,6 +111,10 @@ class SimNode(Node):
             self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.SENSOR)
             self._info_pub = self.create_publisher(CameraInfo, "camera/camera_info", qos.SENSOR)
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, qos.COMMAND)
+        self.create_subscription(PoseArray, OBSTACLES_TOPIC, self._on_obstacles, qos.COMMAND)
+        # Our own clock, as delivered by the executor: how far behind the graph is.
+        self._clock_seen: float | None = None
+        self.create_subscription(Clock, "clock", self._on_own_clock, qos.SENSOR)
 
         self._tf_pub: Any = None
         self._setup_tf()
@@ -115,7 +131,10 @@ class SimNode(Node):
             rates=LoopRates(clock_hz=clock_hz, odom_hz=odom_hz, scan_hz=scan_hz,
                             camera_hz=camera_hz),
             cmd_timeout_s=timeout, on_clock=self._publish_clock, on_odom=self._publish_odom,
-            on_scan=self._publish_scan, on_image=self._publish_image if camera_hz > 0 else None)
+            on_scan=self._publish_scan, on_image=self._publish_image if camera_hz > 0 else None,
+            camera_wanted=self._camera_wanted,
+            consumer_time=(lambda: self._clock_seen) if max_lead > 0 else None,
+            max_lead_s=max_lead)
         self.get_logger().info(
             f"world '{self.sim.world.name}' ({self.sim.world.path}), start "
             f"({self.start_pose.x_m:.2f}, {self.start_pose.y_m:.2f}, {self.start_pose.yaw_rad:.2f}),"
@@ -175,6 +194,25 @@ class SimNode(Node):
             return
         self.loop.command(float(msg.linear.x), float(msg.angular.z))
 
+    def _on_own_clock(self, msg: Clock) -> None:
+        self._clock_seen = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _on_obstacles(self, msg: PoseArray) -> None:
+        """Pose i (world frame) places test obstacle i; obstacles not listed are parked."""
+        count = self.sim.obstacle_count
+        if len(msg.poses) > count:
+            self.get_logger().warning(f"{OBSTACLES_TOPIC}: {len(msg.poses)} poses but only "
+                                      f"{count} obstacles (parameter 'obstacles'); extra ignored")
+        for i in range(count):
+            if i < len(msg.poses):
+                p = msg.poses[i]
+                q = p.orientation
+                yaw = quaternion_to_yaw(q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (
+                    0.0, 0.0, 0.0, 0.0) else 0.0
+                self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+            else:
+                self.sim.park_obstacle(i)
+
     def _publish_clock(self, t: float) -> None:
         self._clock_pub.publish(Clock(clock=stamp(t)))
 
@@ -211,6 +249,13 @@ class SimNode(Node):
         msg.header.stamp = stamp(t)
         msg.ranges = array.array("f", ranges.tobytes())
         self._scan_pub.publish(msg)
+
+    def _camera_wanted(self) -> bool:
+        """Render only for subscribers (rendering costs more than all the physics)."""
+        if self._image_pub is None or self._info_pub is None:
+            return False
+        return (self._image_pub.get_subscription_count() > 0
+                or self._info_pub.get_subscription_count() > 0)
 
     def _publish_image(self, t: float, rgb: npt.NDArray[np.uint8]) -> None:
         if self._image_pub is None or self._info_pub is None:

@@ -251,6 +251,7 @@ class Simulator:
             self._renderer = mj.Renderer(self.model, r.camera_height, r.camera_width)
             self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
             self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
             self._render_thread = me
         elif self._render_thread != me:
             raise RuntimeError("Simulator.render() must be called from the thread that "
@@ -315,8 +316,8 @@ class LoopStats:
     physics_s: float = 0.0
     scan_s: float = 0.0
     render_s: float = 0.0
-    publish_s: float = 0.0
     wall_s: float = 0.0
+    waits: int = 0  # back-pressure waits for slow consumers
 
     @property
     def sim_s(self) -> float:
@@ -329,6 +330,8 @@ class SimLoop:
     Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
     `on_scan(t, ranges)`, `on_image(t, rgb)`. `command(v, w)` may be called from any thread;
     without a new command for `cmd_timeout_s` of wall time the base is stopped (0 = never).
+    `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
+    returns True (nobody subscribed: no rendering cost).
     """
 
     def __init__(self, sim: Simulator, *, real_time_factor: float = 1.0,
@@ -337,6 +340,9 @@ class SimLoop:
                  on_odom: Callable[[float, Pose2D, Twist2D], None] | None = None,
                  on_scan: Callable[[float, npt.NDArray[np.float32]], None] | None = None,
                  on_image: Callable[[float, npt.NDArray[np.uint8]], None] | None = None,
+                 camera_wanted: Callable[[], bool] | None = None,
+                 consumer_time: Callable[[], float | None] | None = None,
+                 max_lead_s: float = 0.1,
                  name: str = "sim-loop") -> None:
         if real_time_factor < 0:
             raise ConfigError(f"real_time_factor must be >= 0 (0 = as fast as possible), "
@@ -350,6 +356,14 @@ class SimLoop:
         self.cmd_timeout_s = cmd_timeout_s
         self.on_clock, self.on_odom, self.on_scan, self.on_image = (on_clock, on_odom, on_scan,
                                                                     on_image)
+        # Rendering is the dearest part of a step: skip frames nobody is subscribed to.
+        self.camera_wanted = camera_wanted
+        # Back-pressure at 'as fast as possible': the sim time the consumers have caught up
+        # with (e.g. the last clock message the ROS executor delivered back to us). The loop
+        # never runs more than `max_lead_s` of sim time ahead of it, so controllers see their
+        # commands applied with a bounded sim-time latency however slow the machine.
+        self.consumer_time = consumer_time
+        self.max_lead_s = max_lead_s
         self.stats = LoopStats()
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -442,8 +456,10 @@ class SimLoop:
                 stats.scans += 1
                 if self.on_scan:
                     self.on_scan(t, ranges)
-            if t + eps >= next_cam:
+            camera_due = t + eps >= next_cam
+            if camera_due:
                 next_cam += cam_p
+            if camera_due and (self.camera_wanted is None or self.camera_wanted()):
                 c = perf()
                 image = sim.render()
                 stats.render_s += perf() - c
@@ -452,7 +468,10 @@ class SimLoop:
                     self.on_image(t, image)
             if self._sim_time_limit is not None and t + eps >= self._sim_time_limit:
                 break
-            if self.real_time_factor > 0 and stats.steps % pace_every == 0:
+            if (self.real_time_factor == 0 and self.consumer_time is not None
+                    and stats.steps % pace_every == 0):
+                self._wait_for_consumers(t)
+            elif self.real_time_factor > 0 and stats.steps % pace_every == 0:
                 due = wall0 + (t - sim0) / self.real_time_factor
                 delay = due - time.monotonic()
                 if delay > 0:
@@ -461,3 +480,13 @@ class SimLoop:
                     # Far behind (machine busy): do not try to catch up in a burst.
                     wall0, sim0 = time.monotonic(), t
         stats.wall_s = perf() - loop_start
+
+    def _wait_for_consumers(self, t: float) -> None:
+        assert self.consumer_time is not None
+        give_up = time.monotonic() + 0.5  # nobody spinning: crawl on rather than hang
+        while not self._stop.is_set():
+            seen = self.consumer_time()
+            if seen is None or t - seen <= self.max_lead_s or time.monotonic() > give_up:
+                return
+            self.stats.waits += 1
+            self._stop.wait(0.0002)
