@@ -569,3 +569,60 @@ def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    if not importable("passeur.navigation.map_node"):
+        pytest.skip("no map_server in this checkout")
+    stack.subscribe("goal_pose", PoseStamped, qos.COMMAND, keep_history=True)
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+        meta = pilot.evaluate("fetch('/api/map').then(r => r.json())")
+        # Map: turn the mode on, click at a known cell, a goal arrives at that map point.
+        pilot.click("#map-click-mode")
+        box = pilot.locator("#map-img").bounding_box()
+        assert box is not None
+        fx, fy = 0.5, 0.5
+        t0 = time.monotonic()
+        pilot.locator("#map-img").click(position={"x": fx * box["width"], "y": fy * box["height"]})
+        stack.wait_until(lambda: any(t >= t0 for t, _ in stack.history("goal_pose")), 10,
+                         "goal from the map")
+        goal = [m for t, m in stack.history("goal_pose") if t >= t0][0]
+        want_x = meta["origin_x_m"] + fx * meta["width"] * meta["resolution_m"]
+        want_y = meta["origin_y_m"] + (1 - fy) * meta["height"] * meta["resolution_m"]
+        tolerance = 2 * meta["resolution_m"] * meta["width"] / box["width"] + 0.05
+        assert goal.header.frame_id == "map"
+        assert abs(goal.pose.position.x - want_x) < tolerance
+        assert abs(goal.pose.position.y - want_y) < tolerance
+        # Video: the lower middle of the picture is the floor ahead of the robot.
+        pilot.click("#video-click-mode")
+        vbox = pilot.locator("#video").bounding_box()
+        assert vbox is not None
+        t1 = time.monotonic()
+        video = pilot.locator("#video")
+        video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.97})
+        stack.wait_until(lambda: any(t >= t1 for t, _ in stack.history("goal_pose")), 10,
+                         "goal from the video")
+        goal = [m for t, m in stack.history("goal_pose") if t >= t1][0]
+        odom = stack.latest("odom").pose.pose
+        yaw = 2 * math.atan2(odom.orientation.z, odom.orientation.w)
+        dx, dy = goal.pose.position.x - odom.position.x, goal.pose.position.y - odom.position.y
+        ahead = dx * math.cos(yaw) + dy * math.sin(yaw)
+        side = -dx * math.sin(yaw) + dy * math.cos(yaw)
+        assert 1.0 < ahead < 6.0 and abs(side) < 0.3, (ahead, side)
+        # Above the horizon: refused with a spoken explanation, no goal.
+        t2 = time.monotonic()
+        video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.1})
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('not on the floor')")
+        assert not any(t >= t2 for t, _ in stack.history("goal_pose"))
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
