@@ -343,6 +343,27 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
         pilot.keyboard.press(" ")
         assert first_zero_after(stack, pressed) < WATCHDOG_S
         stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
+        if pilot.is_visible("#places-section"):
+            # With navigation: the switch alone sends the robot to a place.
+            from std_msgs.msg import String
+
+            stack.subscribe("goal_place", String, qos.COMMAND)
+            place_id = pilot.get_attribute("#places button[data-place]", "data-place")
+            pilot.wait_for_function(
+                "(id) => document.querySelector('.scan-highlight') && "
+                "document.querySelector('.scan-highlight').dataset.place === id",
+                arg=place_id, timeout=60_000, polling=20)
+            start = odom_xy(stack)
+            pilot.keyboard.press(" ")
+            stack.wait_until(lambda: stack.latest("goal_place") is not None
+                             and stack.latest("goal_place").data == place_id, 10, "goal_place")
+            stack.wait_until(lambda: moved_since(stack, start) > 0.3, 90,
+                             "the robot driving itself to the place")
+            pilot.wait_for_function(
+                "document.querySelector('.scan-highlight') && "
+                "document.querySelector('.scan-highlight').id === 'stop'",
+                timeout=60_000, polling=20)
+            pilot.keyboard.press(" ")  # the switch stops it too
         # Scanning resumed and the switch can also turn scanning off.
         pilot.wait_for_function(
             "document.querySelector('.scan-highlight') && "

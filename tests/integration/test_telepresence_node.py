@@ -127,6 +127,20 @@ async def test_video_drive_watchdog_and_disconnect(harness: StackHarness) -> Non
             assert abs(goal.pose.position.y) < 0.1
             client.send({"type": "goto_pixel", "u": 320, "v": 5})  # above the horizon
             await client.wait_for(lambda m: m.get("code") == "not_floor")
+            # Hostile input: refused or clamped, never more than the configured limits.
+            t_h = time.monotonic()
+            for raw in ('{"type":"drive","linear":NaN}', '{"type":"drive","linear":"9"}',
+                        "x" * 4000, '{"type":"teleport"}'):
+                client.send(raw)
+            await client.wait_for(lambda m: m.get("code") == "unknown_type")
+            assert not [m for t, m in harness.history("cmd_vel/teleop")
+                        if t >= t_h and m.linear.x != 0]
+            client.send({"type": "drive", "linear": 1e308, "angular": -1e308})
+            await until(lambda: any(t >= t_h and m.linear.x > 0
+                                    for t, m in harness.history("cmd_vel/teleop")), 5, "clamped")
+            fast = [m for t, m in harness.history("cmd_vel/teleop") if t >= t_h]
+            assert max(m.linear.x for m in fast) == pytest.approx(node.limits.max_linear_mps)
+            assert min(m.angular.z for m in fast) == pytest.approx(-node.limits.max_angular_rps)
             # Drive again, then drop the connection: zero at once.
             client.send({"type": "drive", "direction": "forward", "speed_level": 1})
             await until(lambda: harness.latest("cmd_vel/teleop").linear.x > 0, 3, "moving")
