@@ -221,6 +221,9 @@ async def test_pilot_video_and_drive(server: tuple[WebServer, FakeRobot],
         pong = await client.wait_for(lambda m: m["type"] == "pong")
         assert pong["seq"] == 2 and pong["t"] == 1.5
         await client.wait_for(lambda m: m["type"] == "status")
+        client.send({"type": "extend", "seq": 3})
+        extended = await client.wait_for(lambda m: m["type"] == "session")
+        assert extended["expires_in_s"] > hello["expires_in_s"] and extended["seq"] == 3
     finally:
         await client.close()
     deadline = time.monotonic() + 10

@@ -164,6 +164,7 @@
         if (!ev.repeat) scanPress();
         return;
       }
+      if (ev.key === "Escape" && state.conn) { ev.preventDefault(); stopAll(); return; } // always stops
       if (!state.conn || typingTarget(ev.target) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
       const dir = keyDirection(ev);
       if (!dir) return;
