@@ -443,3 +443,44 @@ async def test_tls(tmp_path: Any) -> None:
     bad.write_text("not a certificate")
     with pytest.raises(Exception, match="TLS"):
         make_server(tls_cert=str(bad), tls_key=str(bad))
+
+
+class DemoFeature:
+    """A feature as navigation or reading would write one."""
+
+    name = "demo"
+    pages = ("/demo",)
+
+    def __init__(self) -> None:
+        self.pcs: list[Any] = []
+
+    def setup(self, app: Any, context: Any) -> None:
+        from aiohttp import web
+
+        async def staff_only(request: web.Request) -> web.Response:
+            await context.require_staff(request)
+            self.pcs.append(context.create_peer_connection())
+            return web.json_response({"loop_ok": asyncio.get_running_loop() is context.loop})
+
+        app.router.add_get("/api/demo", staff_only)
+
+
+async def test_features_are_mounted_guarded_and_their_peers_closed() -> None:
+    feature = DemoFeature()
+    robot = FakeRobot()
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), robot,
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [feature])
+    srv.start()
+    try:
+        base = srv.base_url
+        assert f"{base}/demo" in srv.urls()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            assert (await http.get(f"{base}/api/demo")).status == 401
+            await http.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            r = await http.get(f"{base}/api/demo")
+            assert r.status == 200 and (await r.json())["loop_ok"] is True
+            assert "demo" in (await (await http.get(f"{base}/api/config")).json())["features"]
+    finally:
+        srv.stop()
+    assert feature.pcs and all(pc.connectionState == "closed" for pc in feature.pcs)

@@ -206,6 +206,7 @@ class WebServer:
         self.audio = audio
         self.features = list(features)
         self.peers: list[Peer] = []
+        self._feature_pcs: set[RTCPeerConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -231,9 +232,23 @@ class WebServer:
         self._session(request, STAFF_COOKIE, STAFF)
 
     def create_peer_connection(self) -> RTCPeerConnection:
-        # No STUN server: the robot is reached directly on the allowed host addresses.
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        """For features: a peer connection limited to the allowed ICE host addresses (no STUN:
+        the robot is reached directly), closed at shutdown. Loop thread only."""
+        pc = self._new_pc()
+        self._feature_pcs.add(pc)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._feature_pcs.discard(pc)
+                if pc.connectionState == "failed":
+                    await pc.close()
+
         return pc
+
+    @staticmethod
+    def _new_pc() -> RTCPeerConnection:
+        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout_s: float = 20.0) -> None:
@@ -345,6 +360,10 @@ class WebServer:
             self._housekeeper.cancel()
         for peer in list(self.peers):
             await self._close_peer(peer, "shutdown")
+        for pc in list(self._feature_pcs):
+            with contextlib.suppress(Exception):
+                await pc.close()
+        self._feature_pcs.clear()
         if self._encoder is not None:
             self._encoder.close()
         self.camera.track.stop()
@@ -630,7 +649,7 @@ class WebServer:
         if len(self.peers) >= self.options.max_peers:
             return web.json_response({"error": "full", "message": "too many viewers"},
                                      status=503)
-        pc = self.create_peer_connection()
+        pc = self._new_pc()
         peer = Peer(pc, session, role, self._client(request))
         self.peers.append(peer)
         self._wire(peer)

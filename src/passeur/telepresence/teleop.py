@@ -10,6 +10,7 @@ ended, pilot taken over) every command is ignored until `enable()`.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,52 +45,60 @@ class TeleopState:
         self._look_until = -math.inf
         self._look_rps = 0.0
         self._enabled = True
+        # The web server's loop feeds commands while the ROS executor polls output().
+        self._lock = threading.RLock()
 
     @property
     def enabled(self) -> bool:
         return self._enabled
 
     def enable(self) -> None:
-        self.stop()
-        self._enabled = True
+        with self._lock:
+            self.stop()
+            self._enabled = True
 
     def disable(self) -> None:
         """Stop now and ignore commands until enable()."""
-        self.stop()
-        self._enabled = False
+        with self._lock:
+            self.stop()
+            self._enabled = False
 
     def drive(self, linear_mps: float, angular_rps: float) -> Velocity:
         """A (repeated) hold-to-drive command; returns the velocity to publish now."""
-        if not self._enabled:
-            return ZERO
-        self._command = Velocity(linear_mps, angular_rps)
-        self._last_command_at = self._clock()
-        self._look_until = -math.inf
-        return self.output()
+        with self._lock:
+            if not self._enabled:
+                return ZERO
+            self._command = Velocity(linear_mps, angular_rps)
+            self._last_command_at = self._clock()
+            self._look_until = -math.inf
+            return self.output()
 
     def look(self, direction: str) -> Velocity:
-        if not self._enabled:
-            return ZERO
-        sign = 1.0 if direction == "left" else -1.0
-        self._command = ZERO
-        self._look_rps = sign * self.look_speed_rps
-        self._look_until = self._clock() + self.look_step_rad / self.look_speed_rps
-        return self.output()
+        with self._lock:
+            if not self._enabled:
+                return ZERO
+            sign = 1.0 if direction == "left" else -1.0
+            self._command = ZERO
+            self._look_rps = sign * self.look_speed_rps
+            self._look_until = self._clock() + self.look_step_rad / self.look_speed_rps
+            return self.output()
 
     def stop(self) -> Velocity:
-        self._command = ZERO
-        self._look_until = -math.inf
-        return ZERO
+        with self._lock:
+            self._command = ZERO
+            self._look_until = -math.inf
+            return ZERO
 
     def output(self) -> Velocity:
-        now = self._clock()
-        if not self._enabled:
-            return ZERO
-        if now < self._look_until:
-            return Velocity(0.0, self._look_rps)
-        if now - self._last_command_at > self.watchdog_s:
-            self._command = ZERO
-        return self._command
+        with self._lock:
+            now = self._clock()
+            if not self._enabled:
+                return ZERO
+            if now < self._look_until:
+                return Velocity(0.0, self._look_rps)
+            if now - self._last_command_at > self.watchdog_s:
+                self._command = ZERO
+            return self._command
 
     @property
     def moving(self) -> bool:
