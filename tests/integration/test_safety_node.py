@@ -251,3 +251,34 @@ def test_bad_parameter_is_a_clear_error(ros_context: Any) -> None:
         StackHarness(ros_context, nodes=["safety"],
                      per_node={"safety": {"footprint_shape": "polygon",
                                           "footprint_polygon": [0.1, 0.1, 0.2, 0.2]}})
+
+
+def test_run_time_parameter_changes_apply_or_are_refused(rig: Any) -> None:
+    from rclpy.parameter import Parameter
+
+    h, world, received = rig
+    node = h.node("safety")
+    result = node.set_parameters([Parameter("max_linear_mps", value=0.2)])[0]
+    assert result.successful
+    drive(h, "cmd_vel/teleop", twist(0.4),
+          lambda: (c := last_cmd(received)) is not None and abs(c.linear.x - 0.2) < 1e-6)
+    bad = node.set_parameters([Parameter("footprint_shape", value="triangle")])[0]
+    assert not bad.successful and "footprint_shape" in bad.reason
+    assert node.get_parameter("footprint_shape").value == "circle"
+    fixed = node.set_parameters([Parameter("rate_hz", value=10.0)])[0]
+    assert not fixed.successful  # read-only: the timer is built once
+
+
+def test_every_shipped_safety_parameter_is_declared(rig: Any) -> None:
+    from passeur.paths import share_dir
+    from passeur.ros.params import load_parameter_file
+
+    h, _world, _received = rig
+    node = h.node("safety")
+    shipped = {p.name for p in load_parameter_file(share_dir() / "config" / "passeur.yaml",
+                                                   "safety")}
+    common = {"world"}  # `/**` values for every node; safety has no use for them
+    undeclared = {n for n in shipped - common if not node.has_parameter(n)}
+    assert not undeclared, f"config/passeur.yaml sets unknown safety parameters {undeclared}"
+    for name in node._parameter_names:
+        assert node.describe_parameter(name).description, name

@@ -9,6 +9,13 @@ scan arrives or the e-stop changes, so braking never waits for the next tick. Fa
 silent for `source_timeout_s` counts as zero; without a scan for `scan_timeout_s` the robot
 does not translate at all; the e-stop (topic `estop` or service `estop/set`) forces zero at
 once, without waiting for the next tick.
+
+`safety/status` (DiagnosticStatus, name "safety"; on every change and at `status_rate_hz`):
+level OK / WARN (e-stop, slowdown or stop zone) / ERROR (no recent scan); values `source`
+(estop, teleop, nav, none), `estop` (true/false), `reason` (none, estop, scan_timeout,
+stop_zone, slowdown_zone, speed_limit, accel_limit), `closest_obstacle_m` (footprint edge to
+nearest scan point), `free_distance_m`, `stop_distance_m`, `linear_mps`, `angular_rps`,
+`scan_age_s`.
 """
 
 from __future__ import annotations
@@ -20,23 +27,19 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from passeur.ros import qos
 from passeur.ros.params import declare
-from passeur.safety.collision_monitor import (
-    STOP,
-    CheckResult,
-    CollisionConfig,
-    CollisionMonitor,
-    Footprint,
-    LidarMount,
-)
+from passeur.safety.collision_monitor import STOP, CheckResult, CollisionMonitor
 from passeur.safety.exceptions import SafetyConfigError
-from passeur.safety.limits import ZERO, AccelerationLimiter, Velocity, VelocityLimits
+from passeur.safety.limits import ZERO, AccelerationLimiter, Velocity
+from passeur.safety.settings import SafetySettings, settings_from_parameters
 from passeur.safety.velocity_mux import ESTOP, NAV, TELEOP, VelocityMux
 
 #: limiting reasons reported in safety/status
@@ -65,33 +68,21 @@ def velocity_to_twist(cmd: Velocity) -> Twist:
 class SafetyNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("safety", **kwargs)
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()  # a half-built node must not linger in the context
+            raise
+
+    def _setup(self) -> None:
         p = self._declare_parameters()
+        self._parameter_names = tuple(p)
         self.rate_hz: float = p["rate_hz"]
-        self.scan_timeout_s: float = p["scan_timeout_s"]
-        self.status_period_s: float = 1.0 / p["status_rate_hz"]
-        self.limits = VelocityLimits(
-            max_linear_mps=p["max_linear_mps"], max_reverse_mps=p["max_reverse_mps"],
-            max_angular_rps=p["max_angular_rps"],
-            max_linear_accel_mps2=p["max_linear_accel_mps2"],
-            max_angular_accel_rps2=p["max_angular_accel_rps2"])
-        shape = p["footprint_shape"]
-        if shape == "circle":
-            footprint = Footprint.circle(p["footprint_radius_m"])
-        elif shape == "polygon":
-            footprint = Footprint.polygon(p["footprint_polygon"])
-        else:
-            raise SafetyConfigError(f"safety.footprint_shape = '{shape}': expected 'circle' "
-                                    "(uses footprint_radius_m) or 'polygon' (footprint_polygon)")
-        self.monitor = CollisionMonitor(CollisionConfig(
-            footprint=footprint, padding_m=p["footprint_padding_m"],
-            stop_margin_m=p["stop_margin_m"], reaction_time_s=p["reaction_time_s"],
-            braking_decel_mps2=p["braking_decel_mps2"],
-            slowdown_margin_m=p["slowdown_margin_m"],
-            slowdown_min_ratio=p["slowdown_min_ratio"], min_speed_mps=p["min_speed_mps"],
-            allow_rotation_in_place=p["allow_rotation_in_place"],
-            mount=LidarMount(p["lidar_x_m"], p["lidar_y_m"], p["lidar_yaw_rad"])))
-        self.mux = VelocityMux(timeout_s=p["source_timeout_s"], sources=(TELEOP, NAV))
-        self.limiter = AccelerationLimiter(self.limits)
+        settings = settings_from_parameters(p)
+        self.monitor = CollisionMonitor(settings.collision)
+        self.mux = VelocityMux(timeout_s=settings.source_timeout_s, sources=(TELEOP, NAV))
+        self.limiter = AccelerationLimiter(settings.limits)
+        self._apply(settings)
 
         self._lock = threading.Lock()
         self._closed = False
@@ -117,6 +108,32 @@ class SafetyNode(Node):
         self.create_service(SetBool, "estop/set", self._on_estop_service)
         self._publish_estop_state()
         self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _apply(self, settings: SafetySettings) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.limiter.limits = settings.limits
+        self.monitor.config = settings.collision
+        self.mux.timeout_s = settings.source_timeout_s
+        self.scan_timeout_s = settings.scan_timeout_s
+        self.status_period_s = settings.status_period_s
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Run-time changes (`ros2 param set safety ...`): all valid, or none applied."""
+        values = {name: self.get_parameter(name).value for name in self._parameter_names}
+        for param in params:
+            if param.name in values:
+                values[param.name] = param.value
+        try:
+            settings = settings_from_parameters(values)
+        except SafetyConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._lock:
+            self._apply(settings)
+        self.get_logger().info("safety parameters updated: "
+                               + ", ".join(f"{p.name}={p.value}" for p in params))
+        return SetParametersResult(successful=True)
 
     # -- parameters -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
@@ -126,7 +143,9 @@ class SafetyNode(Node):
             d[name] = float(declare(self, name, float(default), description,
                                     min_value=lo, max_value=hi))
 
-        num("rate_hz", 30.0, "cmd_vel output rate (Hz, node clock)", 5.0, 200.0)
+        d["rate_hz"] = float(declare(self, "rate_hz", 30.0, "cmd_vel output rate (Hz, node "
+                                     "clock); fixed at start-up", min_value=5.0,
+                                     max_value=200.0, read_only=True))
         num("source_timeout_s", 0.3, "an input silent this long counts as zero (s)", 0.05, 5.0)
         num("scan_timeout_s", 0.5, "without a scan this long the robot does not translate (s)",
             0.05, 10.0)
