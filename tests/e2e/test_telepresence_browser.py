@@ -567,8 +567,26 @@ def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
         wait_frames(pilot, 3)
         staff.click("#estop-on")
         stack.wait_until(lambda: True in estop, 10, "estop request published")
+        if safety_available():
+            staff.wait_for_function("document.getElementById('s-estop').textContent === 'on'",
+                                    timeout=15_000)
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('Emergency stop')")
+            # Driving while e-stopped: the safety node keeps cmd_vel at zero.
+            stack.subscribe("cmd_vel", Twist, qos.COMMAND, keep_history=True)
+            t_e = time.monotonic()
+            pilot.hover('button[data-dir="forward"]')
+            pilot.mouse.down()
+            time.sleep(1.0)
+            pilot.mouse.up()
+            during = [m for t, m in stack.history("cmd_vel") if t >= t_e]
+            assert during and all(m.linear.x == 0.0 for m in during)
+            assert any(t >= t_e and m.linear.x > 0 for t, m in stack.history("cmd_vel/teleop"))
         staff.click("#estop-off")
         stack.wait_until(lambda: estop[-1] is False, 10, "estop release published")
+        if safety_available():
+            staff.wait_for_function("document.getElementById('s-estop').textContent === 'off'",
+                                    timeout=15_000)
         # Take over: the visitor's session ends (announced), staff become the pilot.
         with staff.context.expect_page() as new_page:
             staff.click("#takeover")

@@ -21,6 +21,8 @@
     $("s-nav").textContent = nav.state ? [nav.state, nav.goal, nav.reason].filter(Boolean).join(" · ") : t("staff.unknown");
     const patrol = robot.patrol || {};
     $("s-patrol").textContent = patrol.message || patrol.state || t("staff.unknown");
+    const safety = robot.safety || {};
+    $("s-safety").textContent = (safety.source || safety.reason) ? [safety.source, safety.reason].filter(Boolean).join(" · ") : (safety.message || t("staff.unknown"));
     $("live-codes").textContent = t("staff.live_codes", { n: (status.codes || []).length });
     renderLinks(status.peers || []);
     if (map && robot.pose) {
