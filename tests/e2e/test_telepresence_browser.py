@@ -665,3 +665,25 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_qr_link_connects_without_typing_and_leaves_no_code_in_the_url(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    try:
+        code = issue_code(staff)
+        assert staff.locator("#qr svg").count() == 1
+        link = staff.get_attribute("#code-link", "href")
+        assert link is not None and link.endswith(f"/pilot/#code={code}")
+        pilot = browser.new_context().new_page()
+        requests: list[str] = []
+        pilot.on("request", lambda r: requests.append(r.url))
+        pilot.goto(link)
+        pilot.wait_for_selector("#drive-section", state="visible", timeout=30_000)
+        wait_frames(pilot, 3)
+        assert code not in pilot.url and "#" not in pilot.url
+        assert not any(code in url for url in requests)  # the code never went into a URL
+        pilot.context.close()
+    finally:
+        end_pilot(staff)
+        staff.context.close()

@@ -224,6 +224,7 @@
 
   function setScanning(on) {
     state.scan.on = on;
+    try { window.localStorage.setItem("passeur.scan", on ? "1" : "0"); } catch (e) { /* ignore */ }
     stopDrive(false);
     $("scan-toggle").setAttribute("aria-pressed", String(on));
     if (on) { scanHighlight(0); } else { scanItems().forEach((el) => el.classList.remove("scan-highlight")); }
@@ -231,10 +232,17 @@
     P.announce(t(on ? "scan.on" : "scan.off"));
   }
 
-  function showRate() { $("scan-rate").textContent = t("scan.seconds", { s: state.scan.rateS.toFixed(1) }); }
+  function showRate() {
+    $("scan-rate").textContent = t("scan.seconds", { s: state.scan.rateS.toFixed(1) });
+    try { window.localStorage.setItem("passeur.scanRate", String(state.scan.rateS)); } catch (e) { /* ignore */ }
+  }
 
   function wireScanning() {
     $("scan-toggle").addEventListener("click", () => setScanning(!state.scan.on));
+    try {
+      const rate = Number(window.localStorage.getItem("passeur.scanRate"));
+      if (rate >= 0.5 && rate <= 6) state.scan.rateS = rate;
+    } catch (e) { /* ignore */ }
     $("scan-slower").addEventListener("click", () => { state.scan.rateS = Math.min(6, state.scan.rateS + 0.5); showRate(); scanSchedule(); });
     $("scan-faster").addEventListener("click", () => { state.scan.rateS = Math.max(0.5, state.scan.rateS - 0.5); showRate(); scanSchedule(); });
     showRate();
@@ -418,6 +426,10 @@
     loadPlaces();
     loadMap().catch(() => { $("map-section").hidden = true; });
     $("stop").focus();
+    // A switch user who scanned last time starts scanning at once: the switch alone drives.
+    let scanSaved = false;
+    try { scanSaved = window.localStorage.getItem("passeur.scan") === "1"; } catch (e) { /* ignore */ }
+    if (scanSaved && !state.scan.on) setScanning(true);
   }
 
   async function submitCode(ev) {
@@ -468,13 +480,15 @@
     window.setInterval(tickClock, 1000);
     // A code may arrive in the fragment (QR code); it never reaches a server. Remove it now.
     const match = /code=([0-9 -]{4,16})/.exec(window.location.hash || "");
-    if (match) {
-      $("code-input").value = match[1];
-      history.replaceState(null, "", window.location.pathname);
-    }
+    if (match) history.replaceState(null, "", window.location.pathname);
     const existing = await P.api("/api/session");
     if (existing.ok && existing.data.role === "pilot") await connect();
     else if (existing.ok && existing.data.role === "spectator") window.location.assign("/spectator/");
+    else if (match) {
+      // Opened from the staff's QR code: nothing to type, connect at once.
+      $("code-input").value = match[1];
+      await submitCode(new Event("submit"));
+    }
     window.passeurPilot = { state, send, startDrive, stopDrive, setScanning };
   }
 

@@ -53,9 +53,13 @@
     });
     $("leave").addEventListener("click", async () => { await P.api("/api/session/end", {}); stop("left"); });
     const match = /code=([0-9 -]{4,16})/.exec(window.location.hash || "");
-    if (match) { $("code-input").value = match[1]; history.replaceState(null, "", window.location.pathname); }
+    if (match) history.replaceState(null, "", window.location.pathname);
     const existing = await P.api("/api/session");
     if (existing.ok && existing.data.role === "spectator") await connect();
+    else if (match) {
+      $("code-input").value = match[1];
+      $("code-form").requestSubmit();
+    }
     window.passeurSpectator = { get conn() { return conn; } };
   }
 
