@@ -652,6 +652,7 @@ class WebServer:
         pc = self._new_pc()
         peer = Peer(pc, session, role, self._client(request))
         self.peers.append(peer)
+        self.camera.viewers = len(self.peers)
         self._wire(peer)
         try:
             assert self._relay is not None
@@ -793,6 +794,7 @@ class WebServer:
         peer.closed = True
         if peer in self.peers:
             self.peers.remove(peer)
+        self.camera.viewers = len(self.peers)
         if peer.role == PILOT:
             self.robot.pilot_disconnected(peer.session, reason)
         for task in peer.tasks:

@@ -83,6 +83,8 @@ class CameraSource:
         self.frames_in = 0
         self.size: tuple[int, int] | None = None  # (width, height)
         self._latest_rgb: np.ndarray | None = None
+        #: Number of connected viewers (set by the server): no conversion work without any.
+        self.viewers = 0
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -105,6 +107,8 @@ class CameraSource:
                 self._stamp_order.append(counter % (1 << STAMP_BITS))
                 while len(self._stamp_order) > self._history:
                     self.stamp_times.pop(self._stamp_order.popleft(), None)
+        if self.viewers <= 0:
+            return counter
         if self.stamp:
             rgb = rgb.copy()
             draw_stamp(rgb, counter)
