@@ -53,7 +53,8 @@ TP_PARAMS = {"http_port": 0, "ice_host_addresses": "127.0.0.1",
 def _optional_nodes() -> list[str]:
     out = []
     for name, module in (("map_server", "passeur.navigation.map_node"),
-                         ("navigator", "passeur.navigation.navigator_node")):
+                         ("navigator", "passeur.navigation.navigator_node"),
+                         ("patrol", "passeur.navigation.patrol_node")):
         if importable(module):
             out.append(name)
     return out
@@ -686,4 +687,29 @@ def test_qr_link_connects_without_typing_and_leaves_no_code_in_the_url(
         pilot.context.close()
     finally:
         end_pilot(staff)
+        staff.context.close()
+
+
+def test_staff_patrols_when_navigation_is_present(browser: Any, stack: StackHarness) -> None:
+    from std_msgs.msg import String
+
+    staff = staff_page(browser, stack)
+    try:
+        if not importable("passeur.navigation.patrol_node"):
+            # Without navigation the section says so instead of showing dead buttons.
+            staff.wait_for_selector("#no-patrols", state="visible")
+            assert staff.locator("#patrols button").count() == 0
+            return
+        stack.subscribe("goal_place", String, qos.COMMAND)
+        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+        staff.locator("#patrols button").first.click()
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.length > 0", timeout=10_000)
+        assert "wrong" not in staff.inner_text("#alert").lower()
+        stack.wait_until(lambda: stack.latest("goal_place") is not None, 30,
+                         "the patrol sends the robot to its first place")
+        staff.click("#patrol-stop")
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.length > 0", timeout=10_000)
+    finally:
         staff.context.close()
