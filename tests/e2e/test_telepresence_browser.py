@@ -349,7 +349,15 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
             from std_msgs.msg import String
 
             stack.subscribe("goal_place", String, qos.COMMAND)
-            place_id = pilot.get_attribute("#places button[data-place]", "data-place")
+            # A place a few metres away (the first one may be where the robot stands).
+            places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+            here = odom_xy(stack)
+
+            def distance(p: dict[str, Any]) -> float:
+                return math.hypot(p["pose"]["x"] - here[0], p["pose"]["y"] - here[1])
+
+            near = [p for p in places if 1.5 < distance(p) < 8.0] or places
+            place_id = min(near, key=lambda p: abs(distance(p) - 3.0))["id"]
             pilot.wait_for_function(
                 "(id) => document.querySelector('.scan-highlight') && "
                 "document.querySelector('.scan-highlight').dataset.place === id",
