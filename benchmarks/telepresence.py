@@ -78,6 +78,9 @@ def main() -> int:
     parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
     parser.add_argument("--camera-rate", type=float, default=30.0)
     parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--source", choices=["sim", "synthetic"], default="sim",
+                        help="sim: the simulator's camera; synthetic: a 30 Hz pattern pushed by "
+                        "a probe (isolates the server from the renderer's CPU)")
     args = parser.parse_args()
     counts = [int(v) for v in args.viewers.split(",")]
 
@@ -100,7 +103,7 @@ def main() -> int:
           "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
           "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16}
     fake = None
-    if sim_available():
+    if args.source == "sim" and sim_available():
         h = StackHarness(context, nodes=["sim", "telepresence"],
                          per_node={"sim": {"real_time_factor": 1.0,
                                            "camera_rate_hz": args.camera_rate},
@@ -109,8 +112,8 @@ def main() -> int:
     else:
         h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
                          per_node={"telepresence": tp})
-        fake = FakeBase(h)
-        source = "synthetic camera at 15 Hz (simulator not merged)"
+        fake = FakeBase(h, rate_hz=args.camera_rate)
+        source = f"synthetic camera at {args.camera_rate:g} Hz"
     node = h.node("telepresence")
     server = node.server
     base = server.base_url
@@ -156,9 +159,14 @@ def main() -> int:
             time.sleep(args.warmup)
             for page in pages:
                 page.evaluate("() => { window.__lat = []; window.__frames = 0; }")
+            encoder = server._encoder
+            if encoder is not None:
+                encoder.server_latency_ms.clear()
+            load0 = os.getloadavg()[0]
             cpu0, wall0 = time.process_time(), time.monotonic()
             time.sleep(args.seconds)
             wall = time.monotonic() - wall0
+            server_part = list(encoder.server_latency_ms) if encoder is not None else []
             cpu = (time.process_time() - cpu0) / wall
             latencies, fps = [], []
             stamps = dict(node.camera.stamp_times)
@@ -179,12 +187,20 @@ def main() -> int:
                 "fps_min": round(min(fps), 1), "fps_mean": round(statistics.mean(fps), 1),
                 "server_cpu_pct": round(100 * cpu, 1),
                 "server_cpu_pct_per_viewer": round(100 * (cpu - base_cpu) / n, 1),
+                # arrival -> encoded (conversion, queueing, encoding): the server's share
+                "server_part_ms_p50": round(statistics.median(server_part), 1)
+                if server_part else None,
+                "server_part_ms_p95": round(percentile(server_part, 95), 1)
+                if server_part else None,
+                "load_average_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
             }
             results["viewers"][str(n)] = entry
             print(f"{n} viewer(s): latency p50 {entry['latency_ms_p50']} ms, p95 "
                   f"{entry['latency_ms_p95']} ms ({len(latencies)} frames), fps min "
                   f"{entry['fps_min']} mean {entry['fps_mean']}, server CPU {entry['server_cpu_pct']} %"
-                  f" ({entry['server_cpu_pct_per_viewer']} % per viewer)")
+                  f" ({entry['server_cpu_pct_per_viewer']} % per viewer); server part p50 "
+                  f"{entry['server_part_ms_p50']} p95 {entry['server_part_ms_p95']} ms; load "
+                  f"{entry['load_average_1min']}")
         for page in pages:
             page.context.close()
 

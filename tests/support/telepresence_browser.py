@@ -163,12 +163,13 @@ class FakeBase:
     """Until the simulator is merged: a probe that plays camera + odometry and integrates
     cmd_vel/teleop like a differential base, so browser tests can check motion."""
 
-    def __init__(self, harness: Any) -> None:
+    def __init__(self, harness: Any, rate_hz: float = 15.0) -> None:
         from geometry_msgs.msg import Twist
 
         from passeur.ros import qos
 
         self.h = harness
+        self.rate_hz = rate_hz
         self.x = self.y = self.yaw = 0.0
         self.v = self.w = 0.0
         self.last_cmd = time.monotonic()
@@ -190,7 +191,7 @@ class FakeBase:
 
         from passeur.ros import qos
 
-        period, i = 1 / 15, 0
+        period, i = 1 / self.rate_hz, 0
         while not self._stop.wait(period):
             with self._lock:
                 if time.monotonic() - self.last_cmd > 0.5:  # like the mux: silence is zero

@@ -116,7 +116,7 @@ class CameraSource:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(self.track.put, frame)
+                loop.call_soon_threadsafe(self.track.put, frame, arrival)
             except RuntimeError:
                 pass  # loop closing
         return counter
@@ -141,6 +141,8 @@ class CameraTrack(MediaStreamTrack):
         self._event: asyncio.Event | None = None
         self._start: float | None = None
         self._last_pts = -1
+        self._frame_arrival = 0.0
+        self.last_arrival_wall_s = 0.0
         self.frames_out = 0
 
     def _ensure_event(self) -> asyncio.Event:
@@ -148,9 +150,10 @@ class CameraTrack(MediaStreamTrack):
             self._event = asyncio.Event()
         return self._event
 
-    def put(self, frame: av.VideoFrame) -> None:
+    def put(self, frame: av.VideoFrame, arrival_wall_s: float = 0.0) -> None:
         """Loop thread only."""
         self._frame = frame  # a newer frame replaces an unread one
+        self._frame_arrival = arrival_wall_s
         self._ensure_event().set()
 
     async def recv(self) -> Any:
@@ -162,6 +165,8 @@ class CameraTrack(MediaStreamTrack):
         if self.readyState != "live" or self._frame is None:
             raise MediaStreamError
         frame, self._frame = self._frame, None
+        #: wall time at which the frame being returned reached the source (benchmarks)
+        self.last_arrival_wall_s = self._frame_arrival
         now = time.monotonic()
         if self._start is None:
             self._start = now
@@ -209,6 +214,8 @@ class SharedEncoder:
         # One thread: a codec context must not be used concurrently.
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self.frames_encoded = 0
+        #: camera image arrival -> encoded packet handed to the senders, ms (benchmarks)
+        self.server_latency_ms: deque[float] = deque(maxlen=5000)
 
     def subscribe(self) -> EncodedTrack:
         track = EncodedTrack(self)
@@ -272,6 +279,9 @@ class SharedEncoder:
                 continue
             if keyframe:
                 self._last_keyframe = now
+            arrival = self.source.last_arrival_wall_s
+            if arrival:
+                self.server_latency_ms.append(1000.0 * (time.time() - arrival))
             packet = av.Packet(data)
             packet.pts = frame.pts
             packet.time_base = VIDEO_TIME_BASE
