@@ -721,3 +721,29 @@ def test_staff_patrols_when_navigation_is_present(browser: Any, stack: StackHarn
             "document.getElementById('status').textContent.length > 0", timeout=10_000)
     finally:
         staff.context.close()
+
+
+def test_second_tab_of_the_same_pilot_replaces_the_first(browser: Any,
+                                                          stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    first = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(first, 3)
+        second = first.context.new_page()  # same browser profile: same session cookie
+        second.goto(base_url(stack) + "/pilot/")
+        wait_frames(second, 3)
+        first.wait_for_function(
+            "document.getElementById('alert').textContent.includes('another tab')")
+        time.sleep(3.0)  # the first tab does not take the connection back
+        assert first.is_visible("#code-section")
+        t0 = time.monotonic()
+        second.hover('button[data-dir="right"]')
+        second.mouse.down()
+        stack.wait_until(lambda: any(t >= t0 and m.angular.z < 0
+                                     for t, m in stack.history("cmd_vel/teleop")), 10,
+                         "the second tab drives")
+        second.mouse.up()
+    finally:
+        first.context.close()
+        end_pilot(staff)
+        staff.context.close()

@@ -645,7 +645,9 @@ class WebServer:
             raise _BadRequest("bad_sdp", "expected {\"type\": \"offer\", \"sdp\": \"v=0...\"}")
         if role == PILOT:
             for old in [p for p in self.peers if p.role == PILOT]:
-                await self._close_peer(old, "replaced")  # a reload replaces the old tab
+                # A reload or a second tab replaces the old one, which must not reconnect.
+                self._send(old, {"type": "replaced"})
+                await self._close_peer(old, "replaced")
         if len(self.peers) >= self.options.max_peers:
             return web.json_response({"error": "full", "message": "too many viewers"},
                                      status=503)

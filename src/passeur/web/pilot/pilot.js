@@ -373,6 +373,10 @@
       case "session_ended":
         endSession(msg.reason);
         break;
+      case "replaced":
+        state.replaced = true;
+        endSession("replaced");
+        break;
       default:
         break;
     }
@@ -384,7 +388,8 @@
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
     state.expiresAt = null;
-    const key = reason === "taken_over" ? "status.taken_over" : reason === "expired" ? "status.expired" : "status.ended";
+    const key = reason === "taken_over" ? "status.taken_over" : reason === "expired" ? "status.expired"
+      : reason === "replaced" ? "status.replaced" : "status.ended";
     P.announce(t(key), true);
     $("drive-section").hidden = true;
     $("code-section").hidden = false;
@@ -394,11 +399,25 @@
     if (s === "connected") {
       P.announce(t("status.connected"));
     } else if (s === "failed" || s === "closed" || s === "channel-closed") {
-      if (state.conn) {
+      if (state.conn && !state.replaced) {
         stopDrive(false);
+        try { state.conn.pc.close(); } catch (e) { /* closed */ }
+        state.conn = null;
         P.announce(t("status.disconnected"), true);
+        window.setTimeout(reconnect, 2000);
       }
     }
+  }
+
+  // The link dropped (Wi-Fi, server restart): the robot stopped; come back if the session
+  // is still valid.
+  async function reconnect() {
+    if (state.conn || state.replaced) return;
+    let r;
+    try { r = await P.api("/api/session"); } catch (e) { r = { ok: false, status: 0 }; }
+    if (r.ok && r.data.role === "pilot") await connect();
+    else if (r.status === 401) endSession("ended");
+    else window.setTimeout(reconnect, 3000);
   }
 
   function tickClock() {
