@@ -178,6 +178,11 @@ def odom_xy(stack: StackHarness) -> tuple[float, float]:
     return float(p.x), float(p.y)
 
 
+def teleop_x(stack: StackHarness) -> float:
+    msg = stack.latest("cmd_vel/teleop")
+    return 0.0 if msg is None else float(msg.linear.x)
+
+
 def odom_speed(stack: StackHarness) -> float:
     return abs(float(stack.latest("odom").twist.twist.linear.x))
 
@@ -246,7 +251,7 @@ def test_closing_the_tab_stops_the_robot(browser: Any, stack: StackHarness) -> N
         wait_frames(pilot, 3)
         pilot.focus('button[data-dir="forward"]')
         pilot.keyboard.down(" ")  # hold Space on the focused button
-        stack.wait_until(lambda: stack.latest("cmd_vel/teleop").linear.x > 0, 10, "driving")
+        stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
         time.sleep(0.3)
         closed = time.monotonic()
         pilot.close()
@@ -269,7 +274,7 @@ def test_killing_the_browser_stops_the_robot(pw: Any, browser: Any, stack: Stack
             wait_frames(page, 3)
             page.hover('button[data-dir="forward"]')
             page.mouse.down()
-            stack.wait_until(lambda: stack.latest("cmd_vel/teleop").linear.x > 0, 10, "driving")
+            stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
             time.sleep(0.5)
             killed = time.monotonic()
             os.killpg(proc.pid, signal.SIGKILL)
@@ -745,5 +750,35 @@ def test_second_tab_of_the_same_pilot_replaces_the_first(browser: Any,
         second.mouse.up()
     finally:
         first.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_dropped_link_stops_then_the_page_reconnects(browser: Any, stack: StackHarness) -> None:
+    server = stack.node("telepresence").server
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
+
+        async def drop() -> None:  # the link dies under the pilot (server side)
+            for peer in [p for p in server.peers if p.role == "pilot"]:
+                await server._close_peer(peer, "test: link lost")
+
+        dropped = time.monotonic()
+        server.call(drop())
+        assert first_zero_after(stack, dropped) < WATCHDOG_S
+        pilot.mouse.up()
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Connection lost')")
+        stack.wait_until(lambda: any(p.role == "pilot" and p.channel is not None
+                                     for p in server.peers), 30, "automatic reconnection")
+        n = wait_frames(pilot, 1)
+        assert wait_frames(pilot, n + 5) > n
+    finally:
+        pilot.context.close()
         end_pilot(staff)
         staff.context.close()
