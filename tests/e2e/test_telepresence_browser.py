@@ -421,8 +421,21 @@ def tab_reaches_all(page: Page, presses: int = 80) -> None:
 
 def test_keyboard_reaches_every_control_and_space_enter_work(browser: Any,
                                                               stack: StackHarness) -> None:
+    for path in ("/staff/", "/spectator/", "/pilot/"):  # login / code entry states
+        page = browser.new_context().new_page()
+        page.goto(base_url(stack) + path)
+        page.wait_for_function("document.documentElement.lang.length === 2")
+        tab_reaches_all(page)
+        page.context.close()
     staff = staff_page(browser, stack)
     tab_reaches_all(staff)
+    spectator = browser.new_context().new_page()
+    spectator.goto(base_url(stack) + "/spectator/")
+    spectator.fill("#code-input", issue_code(staff, "spectator"))
+    spectator.keyboard.press("Enter")  # submit from the keyboard
+    wait_frames(spectator, 3)
+    tab_reaches_all(spectator)
+    spectator.context.close()
     pilot = open_pilot(browser, stack, issue_code(staff))
     try:
         wait_frames(pilot, 3)
