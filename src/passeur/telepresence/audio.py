@@ -168,10 +168,22 @@ class DeviceAudio(_AudioBase):
                 while self._mic_len > SAMPLE_RATE:  # keep at most 1 s
                     self._mic_len -= self._mic_buf.pop(0).size
 
+        # The speaker is fed from a buffer by PortAudio's callback: writing never blocks the
+        # web server's loop. At most 0.5 s is kept (late sound is dropped, not delayed).
+        self._out_buf = np.zeros(0, dtype=np.int16)
+        self._out_lock = threading.Lock()
+
+        def on_output(outdata: np.ndarray, frames: int, _t: Any, _status: Any) -> None:
+            with self._out_lock:
+                take = self._out_buf[:frames]
+                self._out_buf = self._out_buf[frames:]
+            outdata[: take.size, 0] = take
+            outdata[take.size:, 0] = 0
+
         self._in = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
                                   device=input_device, callback=on_input)
         self._out = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                                    device=output_device)
+                                    device=output_device, callback=on_output)
         self._in.start()
         self._out.start()
 
@@ -186,10 +198,9 @@ class DeviceAudio(_AudioBase):
         return take
 
     def write_speaker(self, pcm: np.ndarray) -> None:
-        try:
-            self._out.write(pcm.reshape(-1, 1))
-        except Exception as exc:  # noqa: BLE001 - PortAudio errors have no common base class
-            log.warning("speaker write failed: %s", exc)
+        with self._out_lock:
+            self._out_buf = np.concatenate([self._out_buf, pcm.astype(np.int16)])[
+                -SAMPLE_RATE // 2:]
 
     def close(self) -> None:
         super().close()
