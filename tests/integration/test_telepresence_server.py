@@ -392,6 +392,16 @@ async def test_codecs_and_encoder_modes(codec: str, shared: bool) -> None:
                 finally:
                     for client in clients:
                         await client.close()
+            # Viewers gone: their tracks are stopped, so nothing is encoded for nobody.
+            deadline = time.monotonic() + 10
+            while srv.peers and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not srv.peers
+            if shared:
+                assert srv._encoder is not None and not srv._encoder._subscribers
+                encoded = srv._encoder.frames_encoded
+                await asyncio.sleep(0.5)
+                assert srv._encoder.frames_encoded <= encoded + 1
     finally:
         feeder.stop.set()
         srv.stop()

@@ -187,6 +187,9 @@ class Peer:
     created_at: float = field(default_factory=time.monotonic)
     channel: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: Tracks we send; aiortc does not stop them on close, and a live one keeps the shared
+    #: encoder (or the relay) working for nobody.
+    tracks: list[Any] = field(default_factory=list)
     messages: int = 0
     refused: int = 0
     closed: bool = False
@@ -658,12 +661,14 @@ class WebServer:
         self._wire(peer)
         try:
             assert self._relay is not None
-            video = pc.addTransceiver(self._video_track(), direction="sendonly")
+            peer.tracks.append(self._video_track())
+            video = pc.addTransceiver(peer.tracks[-1], direction="sendonly")
             mime = CODECS[self.options.video_codec.upper()]
             prefs = [c for c in RTCRtpSender.getCapabilities("video").codecs
                      if c.mimeType == mime]
             video.setCodecPreferences(prefs)  # BEFORE setRemoteDescription (aiortc 1.16)
-            pc.addTransceiver(self._relay.subscribe(self._audio_source, buffered=False),
+            peer.tracks.append(self._relay.subscribe(self._audio_source, buffered=False))
+            pc.addTransceiver(peer.tracks[-1],
                               direction="sendrecv" if role == PILOT else "sendonly")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
@@ -801,6 +806,8 @@ class WebServer:
             self.robot.pilot_disconnected(peer.session, reason)
         for task in peer.tasks:
             task.cancel()
+        for track in peer.tracks:
+            track.stop()
         log.info("%s peer closed (%s)", peer.role, reason)
         with contextlib.suppress(Exception):
             await peer.pc.close()
