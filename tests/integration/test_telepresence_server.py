@@ -260,6 +260,14 @@ async def test_hostile_messages_refused_and_server_keeps_serving(
         cmd = robot.commands[0][1]
         assert isinstance(cmd, Drive) and cmd.linear_mps == robot.limits.max_linear_mps
         assert cmd.angular_rps == -robot.limits.max_angular_rps
+        # A flood is cut at the per-second budget and gets no replies; the server still serves.
+        await asyncio.sleep(1.1)
+        before = len(client.messages)
+        for _ in range(1000):
+            client.send("garbage")
+        await asyncio.sleep(1.0)
+        assert len(client.messages) - before <= 100 + 5  # + status pushes
+        assert (await http.get(f"{base}/api/health")).status == 200
     finally:
         await client.close()
     # Bad SDP: a clear refusal, and the server still answers.

@@ -16,6 +16,21 @@ Every message is one JSON object of at most MAX_MESSAGE_BYTES with a known "type
 Optional "seq" (integer) on any message is echoed in replies. Anything else (not JSON, not an
 object, too big, unknown type, missing/extra/ill-typed fields, NaN, infinities) raises
 MessageError. Speeds are clamped to the server's limits, whatever the browser says.
+
+The server sends back (JSON objects on the same channel, label "control"):
+
+    {"type": "hello", "role": "pilot"|"spectator", "expires_in_s": N, "extensions_left": N}
+    {"type": "status", "robot": {pose, speed, estop, navigation, patrol, safety, ...},
+     "expires_in_s": N}                                        every 0.5 s
+    {"type": "ack", "action": "stop"|"look"|"goto_place"|"goto_point", ...}
+    {"type": "error", "code": "bad_json"|"too_big"|"unknown_type"|"bad_field"|"forbidden"|
+     "session_ended"|"not_driving"|"not_floor"|"no_camera"|..., "message": "..."}
+    {"type": "pong", "t": <echo>, "server_time": <epoch s>}
+    {"type": "session", "expires_in_s": N, ...}                 after "extend"
+    {"type": "muted", "target": ..., "on": bool}
+    {"type": "session_ended", "reason": "ended_by_staff"|"taken_over"|"expired"|"left"}
+    {"type": "replaced"}                                        another tab took the session
+More than MAX_MESSAGES_PER_S (server.py) messages in a second are dropped without replies.
 """
 
 from __future__ import annotations

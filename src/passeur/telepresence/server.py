@@ -69,6 +69,7 @@ PAGES = ("pilot", "staff", "spectator")
 VISITOR_COOKIE = "passeur_visitor"
 STAFF_COOKIE = "passeur_staff"
 MAX_SDP_BYTES = 64 * 1024
+MAX_MESSAGES_PER_S = 100
 CODECS = {"VP8": "video/VP8", "H264": "video/H264"}
 
 
@@ -193,6 +194,8 @@ class Peer:
     messages: int = 0
     refused: int = 0
     closed: bool = False
+    window_start: float = 0.0
+    window_count: int = 0
 
 
 class WebServer:
@@ -736,6 +739,15 @@ class WebServer:
         """Every browser message: validate, check the session, act. Never raises."""
         peer.messages += 1
         if peer.closed:
+            return
+        # A flood gets no answers (no amplification) and cannot starve the loop: a pilot sends
+        # ~10 messages/s; past MAX_MESSAGES_PER_S the rest of the second is dropped.
+        now = time.monotonic()
+        if now - peer.window_start >= 1.0:
+            peer.window_start, peer.window_count = now, 0
+        peer.window_count += 1
+        if peer.window_count > MAX_MESSAGES_PER_S:
+            peer.refused += 1
             return
         try:
             if not isinstance(raw, str | bytes):
