@@ -109,6 +109,8 @@ class Stack:
 
         self.options = options
         self.nodes: list[Any] = []
+        self._spinner: threading.Thread | None = None
+        self._stopping = threading.Event()
         params_file = options.params_file or default_params_file()
         specs = specs_for(options.profile, options.only)
         common = dict(options.common)
@@ -140,6 +142,39 @@ class Stack:
             self.close()
             raise
 
+    def start_spinning(self) -> threading.Thread:
+        """Spin the executor in a background thread; `close()` stops and joins it.
+
+        We spin with `spin_once` and a flag rather than `spin()` + `shutdown()`: in rclpy 9,
+        `Executor.shutdown()` destroys its guard condition without waiting for callbacks still
+        running in the worker threads (its wait is skipped), and those callbacks then raise
+        InvalidHandle in the spinning thread.
+        """
+        from rclpy.executors import ExternalShutdownException
+
+        def spin() -> None:
+            try:
+                while not self._stopping.is_set() and self.executor.context.ok():
+                    self.executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:
+                pass
+
+        self._spinner = threading.Thread(target=spin, name="ros-executor", daemon=True)
+        self._spinner.start()
+        return self._spinner
+
+    def _stop_spinning(self) -> None:
+        self._stopping.set()
+        if self._spinner is not None and self._spinner is not threading.current_thread():
+            self._spinner.join(timeout=5.0)
+            if self._spinner.is_alive():
+                log.warning("executor thread did not stop within 5 s")
+        # Let callbacks already handed to worker threads finish (and trigger the guard
+        # condition) before Executor.shutdown() destroys it (private attribute: rclpy 9).
+        pool = getattr(self.executor, "_executor", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def published_topics(self) -> list[str]:
         topics: set[str] = set()
         for node in self.nodes:
@@ -152,17 +187,18 @@ class Stack:
         return [u for n in self.nodes if hasattr(n, "urls") for u in n.urls()]
 
     def close(self) -> None:
-        """Stop every node (zero velocity first), then destroy them. Safe to call twice."""
+        """Stop the executor, then every node (zero velocity), then destroy them. Idempotent."""
+        self._stop_spinning()
+        try:
+            self.executor.shutdown(timeout_sec=2.0)
+        except Exception:
+            log.exception("executor shutdown failed")
         for node in reversed(self.nodes):
             if hasattr(node, "close"):
                 try:
                     node.close()
                 except Exception:
                     log.exception("closing node %s failed", node.get_name())
-        try:
-            self.executor.shutdown(timeout_sec=2.0)
-        except Exception:
-            log.exception("executor shutdown failed")
         for node in reversed(self.nodes):
             try:
                 node.destroy_node()
@@ -189,8 +225,7 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
     stack: Stack | None = None
     try:
         stack = Stack(options)
-        spinner = threading.Thread(target=stack.executor.spin, name="ros-executor", daemon=True)
-        spinner.start()
+        spinner = stack.start_spinning()
         if announce:
             ns = options.namespace or "/"
             print(f"passeur: {len(stack.nodes)} nodes running (profile {options.profile}, "

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.reading_audio import espeak_available, reading, save
 
 from passeur.reading.alignment import CORRECT, REPETITION, SELF_CORRECTION
 from passeur.reading.asr import create_backend
@@ -15,6 +14,7 @@ from passeur.reading.books import Library
 from passeur.reading.exceptions import ASRUnavailable, AudioFormatError
 from passeur.reading.session import SessionResult, read_pcm
 from passeur.reading.tutor import Tutor, TutorPolicy, load_reading_config
+from tests.support.reading_audio import espeak_available, reading, save
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
 

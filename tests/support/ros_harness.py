@@ -44,14 +44,7 @@ class StackHarness:
         self._latest: dict[str, Any] = {}
         self._history: dict[str, list[tuple[float, Any]]] = {}
         self._publishers: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._spin, daemon=True, name="harness-executor")
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.stack.executor.spin()
-        except Exception:  # noqa: BLE001 - executor shut down under us at teardown
-            pass
+        self.stack.start_spinning()
 
     # -- observing -------------------------------------------------------------------------
     def subscribe(self, topic: str, msg_type: type, qos: QoSProfile | None = None,
@@ -123,7 +116,6 @@ class StackHarness:
 
     def close(self) -> None:
         self.stack.close()
-        self._thread.join(timeout=5.0)
 
     def __enter__(self) -> StackHarness:
         return self

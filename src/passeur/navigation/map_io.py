@@ -110,6 +110,6 @@ def save_map(grid: OccupancyMap, yaml_path: Path) -> None:
         "origin": [grid.origin_x_m, grid.origin_y_m, grid.origin_yaw_rad],
         "negate": 0,
         "occupied_thresh": 0.65,
-        "free_thresh": 0.25,
+        "free_thresh": 0.196,  # as ROS map_saver: unknown (205) stays unknown on load
     }
     yaml_path.write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")

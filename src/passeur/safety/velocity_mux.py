@@ -1,0 +1,83 @@
+"""Choosing which velocity command reaches the base: e-stop > teleop > navigation.
+
+Every input is stamped with the time it arrived (the node clock, so sim time is honoured).
+A source is *active* while its last command is younger than `timeout_s`; an active source
+wins over every lower-priority one even when it commands zero (a pilot holding still must not
+be overridden by the navigator). A source silent for longer than `timeout_s` counts as zero:
+a browser that vanished, a crashed navigator, a dropped link all stop the robot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from passeur.safety.exceptions import SafetyConfigError
+from passeur.safety.limits import ZERO, Velocity
+
+ESTOP = "estop"
+NONE = "none"
+TELEOP = "teleop"
+NAV = "nav"
+#: Default input priority, highest first (the e-stop sits above all of them).
+DEFAULT_SOURCES: tuple[str, ...] = (TELEOP, NAV)
+
+
+@dataclass(frozen=True)
+class MuxOutput:
+    source: str  # ESTOP, one of the sources, or NONE
+    command: Velocity
+    #: sources whose last command went stale at this evaluation (for status/logging)
+    stale: tuple[str, ...] = ()
+
+
+class VelocityMux:
+    def __init__(self, timeout_s: float = 0.3, sources: Sequence[str] = DEFAULT_SOURCES) -> None:
+        if not math.isfinite(timeout_s) or timeout_s <= 0.0:
+            raise SafetyConfigError(
+                f"safety.source_timeout_s = {timeout_s}: expected a duration > 0 s (e.g. 0.3)")
+        if not sources or len(set(sources)) != len(sources) or ESTOP in sources or NONE in sources:
+            raise SafetyConfigError(f"velocity mux sources {list(sources)}: expected distinct "
+                                    f"names other than '{ESTOP}' and '{NONE}'")
+        self.timeout_s = float(timeout_s)
+        self.sources = tuple(sources)
+        self._last: dict[str, tuple[float, Velocity]] = {}
+        self._estop = False
+
+    @property
+    def estop(self) -> bool:
+        return self._estop
+
+    def set_estop(self, engaged: bool) -> None:
+        self._estop = bool(engaged)
+
+    def update(self, source: str, command: Velocity, stamp_s: float) -> None:
+        """Record a command from `source` received at `stamp_s` (seconds, node clock)."""
+        if source not in self.sources:
+            raise ValueError(f"unknown velocity source '{source}'; known: {self.sources}")
+        self._last[source] = (float(stamp_s), command)
+
+    def clear(self, source: str) -> None:
+        self._last.pop(source, None)
+
+    def age_s(self, source: str, now_s: float) -> float | None:
+        entry = self._last.get(source)
+        return None if entry is None else now_s - entry[0]
+
+    def is_active(self, source: str, now_s: float) -> bool:
+        age = self.age_s(source, now_s)
+        # A negative age beyond the timeout means the clock jumped back (simulator reset):
+        # that command belongs to another timeline and must not drive the robot.
+        return age is not None and -self.timeout_s <= age <= self.timeout_s
+
+    def select(self, now_s: float) -> MuxOutput:
+        stale = tuple(s for s in self.sources if s in self._last and not self.is_active(s, now_s))
+        for source in stale:
+            del self._last[source]  # forget it: a late reappearance must be a new command
+        if self._estop:
+            return MuxOutput(ESTOP, ZERO, stale)
+        for source in self.sources:
+            if self.is_active(source, now_s):
+                return MuxOutput(source, self._last[source][1], stale)
+        return MuxOutput(NONE, ZERO, stale)

@@ -1,0 +1,492 @@
+"""The embedded simulator: MuJoCo physics, diff drive, lidar, camera, pacing. No rclpy here.
+
+`Simulator` is the engine (single-threaded use, plus a lock so another thread may move test
+obstacles or read the pose); `SimLoop` runs it in its own thread, paced to a real-time factor
+(or as fast as possible), and hands sensor data to callbacks (the ROS node publishes them).
+
+The camera renderer holds an OpenGL (EGL) context, which is current in one thread only: it is
+created lazily by the first `render()` call and must always be used from that same thread
+(the loop thread). Set MUJOCO_GL=egl before mujoco is imported (done here if unset).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from passeur.errors import ConfigError
+from passeur.ros.geometry import Pose2D
+from passeur.sim.mujoco_model import (
+    LIDAR_GEOMGROUP,
+    OBSTACLE_PARK_Y_M,
+    OBSTACLE_SIZE_M,
+    BuiltModel,
+    build_model,
+    default_urdf_path,
+    describe_robot,
+    expand_xacro,
+)
+from passeur.sim.sdf_world import World, load_world
+
+log = logging.getLogger(__name__)
+
+PHYSICS_STEP_S = 0.002
+
+
+def _ensure_gl_backend() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if os.environ["MUJOCO_GL"] == "egl":
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+@dataclass(frozen=True)
+class Twist2D:
+    """Body-frame velocity: forward, leftward (m/s), counter-clockwise (rad/s)."""
+
+    vx_mps: float
+    vy_mps: float
+    wz_radps: float
+
+
+def _drive_limits(urdf: str) -> tuple[float, float]:
+    """(max linear, max angular acceleration) from the URDF's gz DiffDrive plugin."""
+    root = ET.fromstring(urdf)
+    for plugin in root.iter("plugin"):
+        if "DiffDrive" in (plugin.get("name") or ""):
+            lin = float(plugin.findtext("max_linear_acceleration") or 1.0)
+            ang = float(plugin.findtext("max_angular_acceleration") or 3.0)
+            return lin, ang
+    return 1.0, 3.0
+
+
+class Simulator:
+    """World + robot physics. Deterministic for a given seed and command sequence."""
+
+    def __init__(self, world: World | str | Path, *, urdf_path: Path | None = None,
+                 seed: int = 0, scan_noise_std_m: float = 0.005, obstacles: int = 4) -> None:
+        _ensure_gl_backend()
+        import mujoco
+
+        self._mj = mujoco
+        self.world = world if isinstance(world, World) else load_world(world)
+        urdf_file = urdf_path or default_urdf_path()
+        urdf = expand_xacro(urdf_file)
+        self.robot = describe_robot(urdf, urdf_file)
+        self.max_linear_accel_mps2, self.max_angular_accel_radps2 = _drive_limits(urdf)
+        if scan_noise_std_m < 0:
+            raise ConfigError(f"scan noise must be >= 0, got {scan_noise_std_m}")
+        self.built: BuiltModel = build_model(self.world, urdf, self.robot, obstacles)
+        self.model: Any = self.built.model
+        self.data: Any = mujoco.MjData(self.model)
+        self.seed = seed
+        self.scan_noise_std_m = scan_noise_std_m
+        self._lock = threading.RLock()
+        self._target = (0.0, 0.0)
+        self._current = (0.0, 0.0)
+        self._renderer: Any = None
+        self._render_thread: int | None = None
+        self._contact_steps = 0
+        self._in_contact = False
+        r = self.robot
+        n = r.lidar_samples
+        increment = (r.lidar_max_angle_rad - r.lidar_min_angle_rad) / max(n - 1, 1)
+        self.scan_angle_increment_rad = increment
+        angles = r.lidar_min_angle_rad + increment * np.arange(n)
+        self._ray_local = np.stack([np.cos(angles), np.sin(angles), np.zeros(n)], axis=1)
+        self._ray_geom = np.zeros(n, dtype=np.int32)
+        self._ray_dist = np.zeros(n, dtype=np.float64)
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------
+    def reset(self, pose: Pose2D | None = None) -> None:
+        """Back to t = 0 at the world's start pose (or `pose`), obstacles parked."""
+        mj = self._mj
+        with self._lock:
+            mj.mj_resetData(self.model, self.data)
+            start = pose or self.world.start_pose
+            self.data.qpos[0:3] = [start.x_m, start.y_m, 0.0]
+            self.data.qpos[3:7] = [math.cos(start.yaw_rad / 2), 0.0, 0.0,
+                                   math.sin(start.yaw_rad / 2)]
+            for i in range(len(self.built.obstacle_mocap)):
+                self._park(i)
+            self._rng = np.random.default_rng(self.seed)
+            self._target = (0.0, 0.0)
+            self._current = (0.0, 0.0)
+            self._contact_steps = 0
+            self._in_contact = False
+            mj.mj_forward(self.model, self.data)
+
+    @property
+    def time_s(self) -> float:
+        return float(self.data.time)
+
+    def set_velocity(self, linear_mps: float, angular_radps: float) -> None:
+        """Target body velocity; the base ramps to it within its acceleration limits."""
+        if not (math.isfinite(linear_mps) and math.isfinite(angular_radps)):
+            linear_mps, angular_radps = 0.0, 0.0
+        self._target = (float(linear_mps), float(angular_radps))
+
+    @property
+    def target_velocity(self) -> tuple[float, float]:
+        return self._target
+
+    def step(self, count: int = 1) -> None:
+        mj = self._mj
+        r = self.robot
+        dv = self.max_linear_accel_mps2 * PHYSICS_STEP_S
+        dw = self.max_angular_accel_radps2 * PHYSICS_STEP_S
+        half_track = r.wheel_separation_m / 2
+        limit = r.max_wheel_speed_radps
+        with self._lock:
+            for _ in range(count):
+                tv, tw = self._target
+                v, w = self._current
+                v += min(max(tv - v, -dv), dv)
+                w += min(max(tw - w, -dw), dw)
+                self._current = (v, w)
+                ctrl = self.data.ctrl
+                ctrl[self.built.left_actuator] = min(max((v - w * half_track) / r.wheel_radius_m,
+                                                         -limit), limit)
+                ctrl[self.built.right_actuator] = min(max((v + w * half_track) / r.wheel_radius_m,
+                                                          -limit), limit)
+                mj.mj_step(self.model, self.data)
+                self._in_contact = self._robot_touches_scenery()
+                if self._in_contact:
+                    self._contact_steps += 1
+
+    def _robot_touches_scenery(self) -> bool:
+        ncon = int(self.data.ncon)
+        if ncon == 0:
+            return False
+        geoms = self.data.contact.geom[:ncon]
+        robot, scenery = self.built.robot_geom, self.built.scenery_geom
+        a, b = geoms[:, 0], geoms[:, 1]
+        return bool(np.any((robot[a] & scenery[b]) | (robot[b] & scenery[a])))
+
+    def robot_in_contact(self) -> bool:
+        """True if, after the last physics step, the robot touches a wall, furniture or
+        test obstacle (the floor does not count)."""
+        return self._in_contact
+
+    def contact_steps(self) -> int:
+        """Physics steps since reset() during which the robot touched the scenery."""
+        return self._contact_steps
+
+    def contacts(self) -> list[tuple[str, str]]:
+        """Names of (robot geom, scenery geom) pairs in contact now, for error messages."""
+        mj = self._mj
+        out = []
+        with self._lock:
+            for i in range(int(self.data.ncon)):
+                g1, g2 = (int(g) for g in self.data.contact.geom[i])
+                robot, scenery = self.built.robot_geom, self.built.scenery_geom
+                if robot[g2] and scenery[g1]:
+                    g1, g2 = g2, g1
+                if robot[g1] and scenery[g2]:
+                    out.append((mj.mj_id2name(self.model, mj.mjtObj.mjOBJ_GEOM, g1) or str(g1),
+                                mj.mj_id2name(self.model, mj.mjtObj.mjOBJ_GEOM, g2) or str(g2)))
+        return out
+
+    def pose(self) -> Pose2D:
+        """Ground-truth pose of base_link in the world (map) frame."""
+        with self._lock:
+            x, y = float(self.data.qpos[0]), float(self.data.qpos[1])
+            w, qx, qy, qz = (float(v) for v in self.data.qpos[3:7])
+        yaw = math.atan2(2.0 * (w * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+        return Pose2D(x, y, yaw)
+
+    def twist(self) -> Twist2D:
+        """Ground-truth velocity of base_link in its own frame."""
+        with self._lock:
+            v_world = np.array(self.data.qvel[0:3], dtype=np.float64)
+            w_body = float(self.data.qvel[5])  # free joint: angular velocity in body frame
+            rot = np.array(self.data.xmat[self.built.base_body], dtype=np.float64).reshape(3, 3)
+        v_body = rot.T @ v_world
+        return Twist2D(float(v_body[0]), float(v_body[1]), w_body)
+
+    def wheel_speeds(self) -> tuple[float, float]:
+        """Measured (left, right) wheel angular velocities, rad/s."""
+        return (float(self.data.qvel[self.built.left_joint_dof]),
+                float(self.data.qvel[self.built.right_joint_dof]))
+
+    # -- sensors ---------------------------------------------------------------------------
+    def scan(self) -> npt.NDArray[np.float32]:
+        """Ranges of one lidar sweep (REP-117: +inf no return, -inf closer than range_min)."""
+        mj = self._mj
+        r = self.robot
+        n = r.lidar_samples
+        with self._lock:
+            origin = np.array(self.data.site_xpos[self.built.lidar_site], dtype=np.float64)
+            rot = np.array(self.data.site_xmat[self.built.lidar_site],
+                           dtype=np.float64).reshape(3, 3)
+            vec = np.ascontiguousarray((self._ray_local @ rot.T).reshape(-1))
+            mj.mj_multiRay(self.model, self.data, origin, vec, LIDAR_GEOMGROUP, 1, -1,
+                           self._ray_geom, self._ray_dist, None, n, r.lidar_max_range_m)
+            dist = self._ray_dist.copy()
+            noise = self._rng.normal(0.0, self.scan_noise_std_m, n) if self.scan_noise_std_m \
+                else np.zeros(n)
+        hit = (self._ray_geom >= 0) & (dist >= 0)
+        ranges = np.where(hit, dist + noise, np.inf)
+        ranges = np.where(ranges > r.lidar_max_range_m, np.inf, ranges)
+        ranges = np.where(ranges < r.lidar_min_range_m, -np.inf, ranges)
+        return ranges.astype(np.float32)
+
+    def render(self) -> npt.NDArray[np.uint8]:
+        """One RGB camera image (H x W x 3). Always call from the same thread."""
+        mj = self._mj
+        me = threading.get_ident()
+        if self._renderer is None:
+            r = self.robot
+            self._renderer = mj.Renderer(self.model, r.camera_height, r.camera_width)
+            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
+            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
+            self._render_thread = me
+        elif self._render_thread != me:
+            raise RuntimeError("Simulator.render() must be called from the thread that "
+                               "created the renderer (the OpenGL context is current there)")
+        with self._lock:
+            self._renderer.update_scene(self.data, camera=self.built.camera)
+        image: npt.NDArray[np.uint8] = self._renderer.render()
+        return image
+
+    def close_renderer(self) -> None:
+        """Release the OpenGL context; call from the render thread."""
+        if self._renderer is not None:
+            try:
+                self._renderer.close()
+            finally:
+                self._renderer = None
+                self._render_thread = None
+
+    # -- test obstacles --------------------------------------------------------------------
+    @property
+    def obstacle_count(self) -> int:
+        return len(self.built.obstacle_mocap)
+
+    def place_obstacle(self, index: int, x_m: float, y_m: float, yaw_rad: float = 0.0) -> None:
+        """Put movable box `index` (0.4 x 0.4 x 1.0 m) with its centre at (x, y)."""
+        if not 0 <= index < self.obstacle_count:
+            raise ValueError(f"obstacle index {index} out of range 0..{self.obstacle_count - 1}")
+        with self._lock:
+            mocap = self.built.obstacle_mocap[index]
+            self.data.mocap_pos[mocap] = [x_m, y_m, OBSTACLE_SIZE_M[2] / 2]
+            self.data.mocap_quat[mocap] = [math.cos(yaw_rad / 2), 0.0, 0.0, math.sin(yaw_rad / 2)]
+            self._mj.mj_kinematics(self.model, self.data)
+
+    def park_obstacle(self, index: int) -> None:
+        """Move obstacle `index` back out of the world."""
+        if not 0 <= index < self.obstacle_count:
+            raise ValueError(f"obstacle index {index} out of range 0..{self.obstacle_count - 1}")
+        with self._lock:
+            self._park(index)
+            self._mj.mj_kinematics(self.model, self.data)
+
+    def _park(self, index: int) -> None:
+        mocap = self.built.obstacle_mocap[index]
+        self.data.mocap_pos[mocap] = [0.0, OBSTACLE_PARK_Y_M - 2.0 * index, OBSTACLE_SIZE_M[2] / 2]
+        self.data.mocap_quat[mocap] = [1.0, 0.0, 0.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------------
+@dataclass
+class LoopRates:
+    clock_hz: float = 100.0
+    odom_hz: float = 50.0
+    scan_hz: float = 10.0
+    camera_hz: float = 15.0  # 0 = camera off
+
+
+@dataclass
+class LoopStats:
+    steps: int = 0
+    scans: int = 0
+    images: int = 0
+    physics_s: float = 0.0
+    scan_s: float = 0.0
+    render_s: float = 0.0
+    wall_s: float = 0.0
+    waits: int = 0  # back-pressure waits for slow consumers
+
+    @property
+    def sim_s(self) -> float:
+        return self.steps * PHYSICS_STEP_S
+
+
+class SimLoop:
+    """Runs a Simulator in its own thread and calls back with its outputs.
+
+    Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
+    `on_scan(t, ranges)`, `on_image(t, rgb)`. `command(v, w)` may be called from any thread;
+    without a new command for `cmd_timeout_s` of wall time the base is stopped (0 = never).
+    `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
+    returns True (nobody subscribed: no rendering cost).
+    """
+
+    def __init__(self, sim: Simulator, *, real_time_factor: float = 1.0,
+                 rates: LoopRates | None = None, cmd_timeout_s: float = 0.5,
+                 on_clock: Callable[[float], None] | None = None,
+                 on_odom: Callable[[float, Pose2D, Twist2D], None] | None = None,
+                 on_scan: Callable[[float, npt.NDArray[np.float32]], None] | None = None,
+                 on_image: Callable[[float, npt.NDArray[np.uint8]], None] | None = None,
+                 camera_wanted: Callable[[], bool] | None = None,
+                 consumer_time: Callable[[], float | None] | None = None,
+                 max_lead_s: float = 0.1,
+                 name: str = "sim-loop") -> None:
+        if real_time_factor < 0:
+            raise ConfigError(f"real_time_factor must be >= 0 (0 = as fast as possible), "
+                              f"got {real_time_factor}")
+        self.sim = sim
+        self.real_time_factor = real_time_factor
+        self.rates = rates or LoopRates()
+        for field_name, value in vars(self.rates).items():
+            if value < 0 or not math.isfinite(value):
+                raise ConfigError(f"{field_name} must be >= 0, got {value}")
+        self.cmd_timeout_s = cmd_timeout_s
+        self.on_clock, self.on_odom, self.on_scan, self.on_image = (on_clock, on_odom, on_scan,
+                                                                    on_image)
+        # Rendering is the dearest part of a step: skip frames nobody is subscribed to.
+        self.camera_wanted = camera_wanted
+        # Back-pressure at 'as fast as possible': the sim time the consumers have caught up
+        # with (e.g. the last clock message the ROS executor delivered back to us). The loop
+        # never runs more than `max_lead_s` of sim time ahead of it, so controllers see their
+        # commands applied with a bounded sim-time latency however slow the machine.
+        self.consumer_time = consumer_time
+        self.max_lead_s = max_lead_s
+        self.stats = LoopStats()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._last_command_wall = time.monotonic()
+        self._commanded = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._sim_time_limit: float | None = None
+        self.finished = threading.Event()
+
+    def command(self, linear_mps: float, angular_radps: float) -> None:
+        self._last_command_wall = time.monotonic()
+        self._commanded = True
+        self.sim.set_velocity(linear_mps, angular_radps)
+
+    def start(self, sim_duration_s: float | None = None) -> None:
+        """Start the loop thread; with `sim_duration_s` it stops by itself after that long."""
+        if sim_duration_s is not None:
+            self._sim_time_limit = self.sim.time_s + sim_duration_s
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the base and the thread. Safe to call twice, from any thread."""
+        self._stop.set()
+        self.sim.set_velocity(0.0, 0.0)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            self.error = exc
+            log.exception("simulator loop stopped")
+        finally:
+            self.sim.set_velocity(0.0, 0.0)
+            try:
+                self.sim.close_renderer()
+            except Exception:
+                log.exception("closing the renderer failed")
+            self.finished.set()
+
+    def _loop(self) -> None:
+        sim = self.sim
+        stats = self.stats
+        rates = self.rates
+
+        def period(hz: float) -> float:
+            return 1.0 / hz if hz > 0 else math.inf
+
+        clock_p, odom_p = period(rates.clock_hz), period(rates.odom_hz)
+        scan_p, cam_p = period(rates.scan_hz), period(rates.camera_hz)
+        t0 = sim.time_s
+        next_clock, next_odom, next_scan, next_cam = t0, t0, t0, t0
+        wall0 = time.monotonic()
+        sim0 = t0
+        perf = time.perf_counter
+        loop_start = perf()
+        # Pace every 10 ms of sim time: sleeping after each 2 ms step would cost more than
+        # the step itself.
+        pace_every = 5
+        while not self._stop.is_set():
+            if (self.cmd_timeout_s > 0 and self._commanded
+                    and time.monotonic() - self._last_command_wall > self.cmd_timeout_s):
+                sim.set_velocity(0.0, 0.0)
+                self._commanded = False
+            a = perf()
+            sim.step()
+            b = perf()
+            stats.physics_s += b - a
+            stats.steps += 1
+            t = sim.time_s
+            eps = 1e-9
+            if t + eps >= next_clock:
+                next_clock += clock_p
+                if self.on_clock:
+                    self.on_clock(t)
+            if t + eps >= next_odom:
+                next_odom += odom_p
+                if self.on_odom:
+                    self.on_odom(t, sim.pose(), sim.twist())
+            if t + eps >= next_scan:
+                next_scan += scan_p
+                c = perf()
+                ranges = sim.scan()
+                stats.scan_s += perf() - c
+                stats.scans += 1
+                if self.on_scan:
+                    self.on_scan(t, ranges)
+            camera_due = t + eps >= next_cam
+            if camera_due:
+                next_cam += cam_p
+            if camera_due and (self.camera_wanted is None or self.camera_wanted()):
+                c = perf()
+                image = sim.render()
+                stats.render_s += perf() - c
+                stats.images += 1
+                if self.on_image:
+                    self.on_image(t, image)
+            if self._sim_time_limit is not None and t + eps >= self._sim_time_limit:
+                break
+            if (self.real_time_factor == 0 and self.consumer_time is not None
+                    and stats.steps % pace_every == 0):
+                self._wait_for_consumers(t)
+            elif self.real_time_factor > 0 and stats.steps % pace_every == 0:
+                due = wall0 + (t - sim0) / self.real_time_factor
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                elif delay < -0.5:
+                    # Far behind (machine busy): do not try to catch up in a burst.
+                    wall0, sim0 = time.monotonic(), t
+        stats.wall_s = perf() - loop_start
+
+    def _wait_for_consumers(self, t: float) -> None:
+        assert self.consumer_time is not None
+        give_up = time.monotonic() + 0.5  # nobody spinning: crawl on rather than hang
+        while not self._stop.is_set():
+            seen = self.consumer_time()
+            if seen is None or t - seen <= self.max_lead_s or time.monotonic() > give_up:
+                return
+            self.stats.waits += 1
+            self._stop.wait(0.0002)

@@ -1,0 +1,331 @@
+"""Safety with the simulator in the loop: the `sim` and `safety` nodes, sim time, the
+simulator as fast as possible (real_time_factor 0; its back-pressure, max_lead_s, keeps sim
+time within 50 ms of what the executor has delivered, so latencies mean something), no
+camera.
+
+Inputs are published in sim time (a probe callback on `clock` re-sends the pilot's command
+every 50 ms of sim time, like a browser holding a key); every latency below is measured in
+sim time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool
+
+from passeur.ros import qos
+from passeur.ros.geometry import normalize_angle
+from passeur.safety.collision_monitor import CollisionMonitor
+from tests.support.ros_harness import StackHarness
+
+SIM_PARAMS = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "seed": 3, "world": "library"}
+
+
+def twist(v: float, w: float = 0.0) -> Twist:
+    msg = Twist()
+    msg.linear.x = float(v)
+    msg.angular.z = float(w)
+    return msg
+
+
+def clock_s(msg: Clock) -> float:
+    return msg.clock.sec + msg.clock.nanosec * 1e-9
+
+
+@dataclass
+class Sample:
+    t: float
+    v: float
+    w: float
+
+
+class Rig:
+    """The stack plus sim-time recorders and sim-time publishers."""
+
+    def __init__(self, h: StackHarness) -> None:
+        self.h = h
+        self.sim = h.node("sim")
+        self.safety = h.node("safety")
+        self.lock = threading.Lock()
+        self.now = 0.0
+        self.cmd: list[Sample] = []  # cmd_vel as sent by safety, at the sim time received
+        self.odom: list[Sample] = []  # measured body velocity, at its stamp
+        self.scans: list[tuple[float, LaserScan]] = []
+        self.contact_seen = False
+        self._pilots: dict[str, Callable[[float], Twist | None]] = {}
+        self._last_sent: dict[str, float] = {}
+        self.last_sent_s: dict[str, float] = {}
+        self._pubs = {t: h.probe.create_publisher(Twist, t, qos.COMMAND)
+                      for t in ("cmd_vel/teleop", "cmd_vel/nav")}
+        p = h.probe
+        p.create_subscription(Clock, "clock", self._on_clock, qos.SENSOR)
+        p.create_subscription(Twist, "cmd_vel", self._on_cmd, qos.COMMAND)
+        p.create_subscription(Odometry, "odom", self._on_odom, qos.STATUS)
+        p.create_subscription(LaserScan, "scan", self._on_scan, qos.SENSOR)
+        self.wait(lambda: self.scans and self.odom, "first scan and odom")
+
+    # recorders (executor thread)
+    def _on_clock(self, msg: Clock) -> None:
+        t = clock_s(msg)
+        with self.lock:
+            self.now = t
+            if self.sim.robot_in_contact():
+                self.contact_seen = True
+            pilots = list(self._pilots.items())
+        for topic, command in pilots:
+            last = self._last_sent.get(topic)
+            if last is not None and t - last < 0.05:
+                continue
+            cmd = command(t)
+            if cmd is None:
+                continue
+            self._pubs[topic].publish(cmd)
+            self._last_sent[topic] = t
+            with self.lock:
+                self.last_sent_s[topic] = t
+
+    def _on_cmd(self, msg: Twist) -> None:
+        with self.lock:
+            self.cmd.append(Sample(self.now, msg.linear.x, msg.angular.z))
+
+    def _on_odom(self, msg: Odometry) -> None:
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self.lock:
+            self.odom.append(Sample(t, msg.twist.twist.linear.x, msg.twist.twist.angular.z))
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self.lock:
+            self.scans.append((t, msg))
+
+    # acting
+    def pilot(self, topic: str, command: Callable[[float], Twist | None] | Twist | None) -> None:
+        """Send `command` on `topic` every 50 ms of sim time (None: fall silent)."""
+        with self.lock:
+            if command is None:
+                self._pilots.pop(topic, None)
+            elif isinstance(command, Twist):
+                fixed = command
+                self._pilots[topic] = lambda _t: fixed
+            else:
+                self._pilots[topic] = command
+            self._last_sent.pop(topic, None)
+
+    def sim_now(self) -> float:
+        with self.lock:
+            return self.now
+
+    def wait(self, predicate: Callable[[], Any], what: str, timeout_s: float = 120.0) -> None:
+        self.h.wait_until(lambda: bool(predicate()), timeout_s, what)
+
+    def wait_sim(self, duration_s: float) -> None:
+        t0 = self.sim_now()
+        self.wait(lambda: self.sim_now() >= t0 + duration_s, f"{duration_s} s of sim time")
+
+    def speed_now(self) -> float:
+        with self.lock:
+            return abs(self.odom[-1].v) if self.odom else math.inf
+
+    def face(self, yaw_rad: float) -> None:
+        """Turn in place (through teleop) until the robot faces `yaw_rad`, then stop."""
+        def turn(_t: float) -> Twist:
+            err = normalize_angle(yaw_rad - self.sim.ground_truth_pose().yaw_rad)
+            return twist(0.0, max(-1.0, min(1.0, 2.0 * err)) if abs(err) > 0.005 else 0.0)
+
+        self.pilot("cmd_vel/teleop", turn)
+        self.wait(lambda: abs(normalize_angle(yaw_rad - self.sim.ground_truth_pose().yaw_rad))
+                  < 0.01 and abs(self.odom[-1].w) < 0.02, f"facing yaw {yaw_rad:.2f}")
+        self.pilot("cmd_vel/teleop", twist(0.0))
+        self.wait_sim(0.3)
+
+
+@pytest.fixture
+def rig(ros_context: Any) -> Iterator[Rig]:
+    with StackHarness(ros_context, nodes=["sim", "safety"], per_node={"sim": SIM_PARAMS}) as h:
+        yield Rig(h)
+
+
+def forward_clearance_m(monitor: CollisionMonitor, scan: LaserScan) -> float:
+    """Gap between the robot's footprint and the nearest scan point in its straight path."""
+    from passeur.safety.limits import Velocity
+
+    pts = monitor.points_from_scan(list(scan.ranges), scan.angle_min, scan.angle_increment,
+                                   scan.range_min, scan.range_max)
+    return monitor.free_distance_m(pts, Velocity(1.0, 0.0), horizon_m=50.0) \
+        + monitor.config.padding_m
+
+
+def write_run(path: Path, rig: Rig, gaps: list[tuple[float, float]], **figures: float) -> None:
+    """Keep the run for humans: commands, odometry, clearance, and the headline figures."""
+    with rig.lock:
+        cmd, odom = list(rig.cmd), list(rig.odom)
+    path.write_text(json.dumps({
+        "figures": figures,
+        "cmd_vel": [[round(c.t, 3), round(c.v, 4), round(c.w, 4)] for c in cmd],
+        "odom": [[round(o.t, 3), round(o.v, 4), round(o.w, 4)] for o in odom],
+        "clearance_m": [[round(t, 3), round(g, 4)] for t, g in gaps],
+    }))
+
+
+def test_full_speed_at_a_wall_stops_before_contact(rig: Rig, artifacts_dir: Path) -> None:
+    """From the library's start (10, 2), the activity room's east wall is ~4 m due west."""
+    monitor: CollisionMonitor = rig.safety.monitor
+    rig.face(math.pi)
+    with rig.lock:
+        start_scan = rig.scans[-1][1]
+    gap0 = forward_clearance_m(monitor, start_scan)
+    assert 3.0 < gap0 < 5.0, f"expected the activity room wall ~4 m ahead, scan says {gap0:.2f}"
+    top = rig.safety.limits.max_linear_mps
+    n_scans = len(rig.scans)
+    rig.pilot("cmd_vel/teleop", twist(2.0 * top))  # asks for more than the limit
+    # it drives, reaches full speed, then comes to rest in front of the wall
+    rig.wait(lambda: rig.speed_now() > 0.95 * top, "full speed")
+    rig.wait(lambda: rig.sim.ground_truth_pose().x_m < 9.0 and rig.speed_now() < 0.005,
+             "the robot at rest in front of the wall")
+    rig.wait_sim(1.0)  # and it stays there while the pilot keeps pushing
+    with rig.lock:
+        scans = list(rig.scans[n_scans:])
+        cmds = list(rig.cmd)
+    timed = [(t, forward_clearance_m(monitor, s)) for t, s in scans]
+    gaps = [g for _, g in timed]
+    closest = min(gaps)
+    # the stop zone at rest, from the bare footprint: stop margin + padding
+    stop_distance = monitor.config.stop_margin_m + monitor.config.padding_m
+    write_run(artifacts_dir / "wall_run.json", rig, timed, start_gap_m=gap0,
+              closest_m=closest, final_gap_m=gaps[-1], stop_distance_m=stop_distance,
+              contact_steps=rig.sim.robot_contact_steps())
+    assert not rig.contact_seen and rig.sim.robot_contact_steps() == 0, rig.sim.sim.contacts()
+    # the closest approach never enters the stop zone (lidar noise: 5 mm std, 3 sigma)
+    assert closest >= stop_distance - 0.015, f"closest {closest:.3f} m < {stop_distance} m"
+    assert gaps[-1] < stop_distance + 0.2, "it stopped far too early"
+    assert max(c.v for c in cmds) <= top + 1e-9
+    assert rig.safety.status_snapshot()["reason"] == "stop_zone"
+
+
+def test_estop_overrides_within_100_ms(rig: Rig) -> None:
+    rig.face(math.pi)  # 4 m of free floor
+    rig.pilot("cmd_vel/teleop", twist(0.3))
+    rig.pilot("cmd_vel/nav", twist(0.3))
+    rig.wait(lambda: rig.speed_now() > 0.25, "moving")
+    t_estop = rig.sim_now()
+    rig.h.publish("estop", Bool(data=True), qos.LATCHED)
+    rig.wait(lambda: any(c.t >= t_estop and c.v == 0.0 for c in rig.cmd), "zero after e-stop")
+    with rig.lock:
+        t_zero = min(c.t for c in rig.cmd if c.t >= t_estop and c.v == 0.0)
+    assert t_zero - t_estop <= 0.1, f"e-stop took {t_zero - t_estop:.3f} s of sim time"
+    rig.wait_sim(1.0)  # both sources still pushing
+    with rig.lock:
+        assert all(c.v == 0.0 and c.w == 0.0 for c in rig.cmd if c.t > t_zero + 0.02)
+    assert rig.speed_now() < 0.01
+    assert rig.safety.estop
+
+
+def test_silent_teleop_brings_the_robot_to_zero(rig: Rig) -> None:
+    rig.face(math.pi)
+    rig.pilot("cmd_vel/teleop", twist(0.3))
+    rig.wait(lambda: rig.speed_now() > 0.25, "moving")
+    rig.pilot("cmd_vel/teleop", None)  # the browser vanished
+    rig.wait_sim(0.05)
+    with rig.lock:
+        t_last = rig.last_sent_s["cmd_vel/teleop"]
+    rig.wait(lambda: any(c.t > t_last and c.v == 0.0 for c in rig.cmd), "zero after silence")
+    rig.wait_sim(1.0)
+    with rig.lock:
+        t_zero = min(c.t for c in rig.cmd if c.t > t_last and c.v == 0.0)
+        odom = list(rig.odom)
+    timeout = rig.safety.mux.timeout_s
+    # the timeout, the tick that notices it, and delivery both ways (measured in sim time at
+    # the probe, so executor lag counts against us)
+    assert t_zero - t_last <= timeout + 2.0 / rig.safety.rate_hz + 0.05, \
+        f"zero {t_zero - t_last:.3f} s after the last teleop command"
+    # the base, told zero, is at rest as soon as its brakes allow (the simulated base
+    # decelerates at 1 m/s^2: 0.3 s from 0.3 m/s), plus one odometry period and delivery
+    v0 = max(abs(o.v) for o in odom if o.t <= t_zero)
+    t_rest = min(o.t for o in odom if o.t > t_zero and abs(o.v) < 0.01)
+    braking = v0 / rig.safety.monitor.config.braking_decel_mps2
+    assert t_rest - t_zero <= braking + 0.1, f"base took {t_rest - t_zero:.3f} s to stop"
+
+
+def test_teleop_beats_navigation(rig: Rig) -> None:
+    rig.face(math.pi)
+    rig.pilot("cmd_vel/nav", twist(0.3))
+    rig.pilot("cmd_vel/teleop", twist(0.0, 0.8))
+    rig.wait_sim(1.0)
+    with rig.lock:
+        odom = [o for o in rig.odom if o.t > rig.now - 0.5]
+    assert odom and all(abs(o.v) < 0.02 for o in odom), \
+        f"the navigator moved the robot under teleop: {[round(o.v, 3) for o in odom]}"
+    # it turns as the pilot asks (the simulated base follows yaw rate loosely: 0.65-0.75)
+    assert all(o.w > 0.5 for o in odom), [round(o.w, 3) for o in odom]
+    with rig.lock:
+        recent = [c for c in rig.cmd if c.t > rig.now - 0.5]
+    assert recent and all(c.v == 0.0 and abs(c.w - 0.8) < 1e-9 for c in recent)
+    assert rig.safety.status_snapshot()["source"] == "teleop"
+    # the pilot lets go: after the teleop timeout the navigator drives again
+    rig.pilot("cmd_vel/teleop", None)
+    rig.wait(lambda: rig.speed_now() > 0.2, "navigation takes over")
+    assert rig.safety.status_snapshot()["source"] == "nav"
+
+
+def test_robot_stops_when_scans_stop(rig: Rig) -> None:
+    rig.face(math.pi)
+    rig.pilot("cmd_vel/teleop", twist(0.3))
+    rig.wait(lambda: rig.speed_now() > 0.25, "moving")
+    # the lidar dies: the simulator stops calling back with scans
+    loop = rig.sim.loop
+    on_scan, loop.on_scan = loop.on_scan, None
+    try:
+        t_off = rig.sim_now()
+        rig.wait(lambda: rig.speed_now() < 0.01, "robot stopped without scans")
+        with rig.lock:
+            t_zero = min(c.t for c in rig.cmd if c.t > t_off and c.v == 0.0)
+            t_rest = min(o.t for o in rig.odom if o.t > t_zero and abs(o.v) < 0.01)
+        # scan_timeout_s after the last scan (which came before t_off), noticed at a tick
+        scan_timeout = rig.safety.scan_timeout_s
+        assert t_zero - t_off <= scan_timeout + 2.0 / rig.safety.rate_hz + 0.05, \
+            f"zero {t_zero - t_off:.3f} s after the scans stopped"
+        assert t_rest - t_zero <= 0.3 / rig.safety.monitor.config.braking_decel_mps2 + 0.1
+        status = rig.safety.status_snapshot()
+        assert status["reason"] == "scan_timeout" and status["linear_mps"] == 0.0
+    finally:
+        loop.on_scan = on_scan
+    rig.wait(lambda: rig.speed_now() > 0.25, "moving again once scans are back")
+
+
+def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) -> None:
+    """A 0.4 m box appears 1.2 m ahead of a robot at full speed on a gentle arc."""
+    monitor: CollisionMonitor = rig.safety.monitor
+    rig.face(math.pi)
+    top = rig.safety.limits.max_linear_mps
+    rig.pilot("cmd_vel/teleop", twist(top, 0.1))
+    rig.wait(lambda: rig.speed_now() > 0.95 * top, "full speed")
+    pose = rig.sim.ground_truth_pose()
+    ahead = 0.225 + 1.2 + 0.2  # footprint edge + gap + half the box
+    rig.sim.place_obstacle(0, pose.x_m + ahead * math.cos(pose.yaw_rad),
+                           pose.y_m + ahead * math.sin(pose.yaw_rad), pose.yaw_rad)
+    n_scans = len(rig.scans)
+    rig.wait(lambda: rig.speed_now() < 0.005, "the robot at rest before the box")
+    rig.wait_sim(1.0)
+    with rig.lock:
+        scans = list(rig.scans[n_scans:])
+    closest = min(monitor.closest_distance_m(monitor.points_from_scan(
+        list(s.ranges), s.angle_min, s.angle_increment, s.range_min, s.range_max))
+        for _, s in scans)
+    write_run(artifacts_dir / "box_run.json", rig, [], closest_m=closest,
+              contact_steps=rig.sim.robot_contact_steps())
+    assert not rig.contact_seen and rig.sim.robot_contact_steps() == 0, rig.sim.sim.contacts()
+    stop_distance = monitor.config.stop_margin_m + monitor.config.padding_m
+    assert closest >= stop_distance - 0.015, f"closest {closest:.3f} m < {stop_distance} m"
+    assert rig.safety.status_snapshot()["reason"] == "stop_zone"

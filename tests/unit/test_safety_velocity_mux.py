@@ -1,0 +1,89 @@
+"""Velocity mux: priorities (e-stop > teleop > navigation) and silent sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from passeur.safety.exceptions import SafetyConfigError
+from passeur.safety.limits import ZERO, Velocity
+from passeur.safety.velocity_mux import ESTOP, NAV, NONE, TELEOP, VelocityMux
+
+FWD = Velocity(0.4, 0.0)
+TURN = Velocity(0.0, 0.8)
+
+
+def test_nothing_received_means_zero_from_no_source() -> None:
+    out = VelocityMux().select(10.0)
+    assert (out.source, out.command) == (NONE, ZERO)
+
+
+def test_teleop_beats_navigation_while_it_speaks() -> None:
+    mux = VelocityMux(timeout_s=0.3)
+    mux.update(NAV, FWD, 1.0)
+    assert mux.select(1.1).source == NAV
+    mux.update(TELEOP, TURN, 1.1)
+    out = mux.select(1.2)
+    assert (out.source, out.command) == (TELEOP, TURN)
+    # a fresher navigation command does not take over while teleop is active
+    mux.update(NAV, FWD, 1.3)
+    assert mux.select(1.35).source == TELEOP
+
+
+def test_teleop_holding_still_still_overrides_navigation() -> None:
+    mux = VelocityMux()
+    mux.update(NAV, FWD, 0.0)
+    mux.update(TELEOP, ZERO, 0.0)
+    out = mux.select(0.1)
+    assert (out.source, out.command) == (TELEOP, ZERO)
+
+
+def test_silent_teleop_hands_back_to_navigation_then_to_zero() -> None:
+    mux = VelocityMux(timeout_s=0.3)
+    mux.update(TELEOP, TURN, 0.0)
+    mux.update(NAV, FWD, 0.25)
+    assert mux.select(0.30).source == TELEOP  # exactly at the timeout: still active
+    out = mux.select(0.301)
+    assert (out.source, out.command) == (NAV, FWD)
+    assert out.stale == (TELEOP,)
+    out = mux.select(0.551)
+    assert (out.source, out.command) == (NONE, ZERO)
+    assert out.stale == (NAV,)
+    assert mux.select(0.6).stale == ()  # reported once
+
+
+def test_estop_overrides_everything_and_releases() -> None:
+    mux = VelocityMux()
+    mux.update(TELEOP, FWD, 0.0)
+    mux.update(NAV, FWD, 0.0)
+    mux.set_estop(True)
+    out = mux.select(0.05)
+    assert (out.source, out.command) == (ESTOP, ZERO)
+    mux.set_estop(False)
+    assert mux.select(0.1).source == TELEOP
+
+
+def test_clock_jumping_back_does_not_revive_old_commands() -> None:
+    mux = VelocityMux(timeout_s=0.3)
+    mux.update(TELEOP, FWD, 100.0)
+    assert mux.select(99.9).source == TELEOP  # small negative age: threads racing, fine
+    assert mux.select(5.0).source == NONE  # simulator restarted: drop it
+
+
+def test_configurable_timeout() -> None:
+    mux = VelocityMux(timeout_s=1.0)
+    mux.update(NAV, FWD, 0.0)
+    assert mux.select(0.9).source == NAV
+    assert mux.select(1.01).source == NONE
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_timeout_is_a_clear_error(timeout: float) -> None:
+    with pytest.raises(SafetyConfigError, match="source_timeout_s"):
+        VelocityMux(timeout_s=timeout)
+
+
+def test_unknown_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown velocity source"):
+        VelocityMux().update("joystick", FWD, 0.0)
+    with pytest.raises(SafetyConfigError):
+        VelocityMux(sources=("teleop", "teleop"))
