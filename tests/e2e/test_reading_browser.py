@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from tests.support.reading_audio import espeak_available, reading, save
 
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.web_reader import ReaderFeature
+from tests.support.reading_audio import espeak_available, reading, save
 
 pytest.importorskip("playwright")
 from playwright.sync_api import sync_playwright

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.reading_audio import espeak_available, reading, save
 
 from passeur.reading.audio_in import write_wav
+from tests.support.reading_audio import espeak_available, reading, save
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")

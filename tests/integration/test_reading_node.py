@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from std_msgs.msg import Bool, String
-from tests.support.ros_harness import StackHarness
 
 from passeur.errors import ConfigError
 from passeur.ros import qos
+from tests.support.ros_harness import StackHarness
 
 
 def test_say_publishes_speaking_and_is_heard(ros_context: Any, tmp_path) -> None:  # type: ignore[no-untyped-def]

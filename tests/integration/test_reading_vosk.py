@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.reading_audio import espeak_available, reading
 
 from passeur.reading.asr import create_backend
 from passeur.reading.asr_vosk import VoskBackend, korean_test_model
 from passeur.reading.audio_in import frames
 from passeur.reading.exceptions import ASRUnavailable
+from tests.support.reading_audio import espeak_available, reading
 
 MODEL = korean_test_model()
 pytestmark = pytest.mark.skipif(MODEL is None or not espeak_available(),

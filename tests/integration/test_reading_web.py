@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from tests.support.reading_audio import espeak_available, reading, save
 
 from passeur.reading.progress_store import ProgressStore
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.web_reader import ReaderFeature
+from tests.support.reading_audio import espeak_available, reading, save
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
 
