@@ -178,6 +178,27 @@ async def test_i_read_over_webrtc(client, hesitation_wav, loopback_ice) -> None:
     assert "pond" in say["text"]
 
 
+async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wav) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    sid = (await r.json())["session"]
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    try:
+        await _wait(lambda: sum(e["type"] == "say" for e in events) >= 2, 30)
+        model, turn = [e for e in events if e["type"] == "say"][:2]
+        assert model["kind"] == "model_sentence" and model["text"] == "Tom has a small red boat."
+        assert [w["token"] for w in model["words"]] == [0, 1, 2, 3, 4, 5]
+        assert turn["kind"] == "your_turn"
+        # The child repeats: once the first sentence is read, the robot models the next one.
+        await c.post(f"/api/reading/sessions/{sid}/audio", data=hesitation_wav.read_bytes())
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "model_sentence"
+                                and e["text"].startswith("He takes") for e in events), 60)
+    finally:
+        listener.cancel()
+
+
 async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     c, _ = client
     r = await c.post("/api/reading/sessions", data=b"not json")

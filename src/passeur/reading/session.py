@@ -55,6 +55,7 @@ class ReadingSession:
         self.audio_s = 0.0
         self.decode_s = 0.0
         self._last_texts: list[str] = []
+        self.speech: list[bool] = []  # voice activity per frame
         self._frames = 0
         self._finished: SessionResult | None = None
 
@@ -75,6 +76,7 @@ class ReadingSession:
         if self.gate is not None and live:
             frame, speaking = self.gate.filter(frame)
         vad = self.segmenter.push(frame)
+        self.speech.append(vad.speech)
         hyp = self.recognizer.accept(frame)
         if vad.endpoint:
             hyp = self.recognizer.endpoint()
@@ -89,7 +91,8 @@ class ReadingSession:
         state = self.aligner.state
         if texts != self._last_texts or finished:
             self._last_texts = texts
-            state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished)
+            state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished,
+                                        speech=self.speech, frame_s=FRAME_MS / 1000.0)
             for i in range(state.position):
                 self.reached_at_s.setdefault(i, self.audio_s)
             if self.on_update is not None:
