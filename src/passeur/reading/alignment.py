@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from passeur.reading.asr import Hypothesis, RecognizedWord
 from passeur.reading.text import FUNCTION_WORDS, Page, match_keys
@@ -123,6 +124,7 @@ class AlignmentState:
         return out
 
 
+@lru_cache(maxsize=65536)
 def similarity(a: str, b: str) -> float:
     return SequenceMatcher(a=a, b=b, autojunk=False).ratio()
 
