@@ -226,6 +226,9 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
     assert r.status == 400 and "4000 Hz is too low" in (await r.json())["error"]
     r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFFjunk")
     assert r.status == 400 and "not a PCM WAV" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "i_read",
+                                                    "source": "robot"})
+    assert r.status == 400 and "microphone_device" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions/nope/finish")
     assert r.status == 404
     r = await c.post("/api/reading/say", json={"text": "Bonjour", "lang": "fr"})

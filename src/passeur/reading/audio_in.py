@@ -210,7 +210,8 @@ class Microphone:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE,
                                     dtype="int16")
         except (ValueError, sd.PortAudioError) as exc:
-            raise AudioFormatError(f"microphone '{device}' unusable: {exc}") from exc
+            raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
+                                   "`python -m sounddevice` for the devices)") from exc
         self.queue: queue.Queue[bytes] = queue.Queue(maxsize=500)
         self._stream = sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
                                          blocksize=FRAME_SAMPLES, device=device,

@@ -58,6 +58,9 @@ class ServiceConfig:
     speaker_device: str | None = None
     echo_tail_s: float = 0.3
     max_sessions: int = 4
+    #: Local microphone (sounddevice/PortAudio device name or index) for sessions whose
+    #: audio comes from the robot itself instead of the page; None = no local microphone.
+    microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
 
 
@@ -82,7 +85,7 @@ class LiveSession:
     """One reader, one page, one mode: audio frames in (any thread), events out."""
 
     def __init__(self, service: ReadingService, book: Book, number: int, mode: str,
-                 reader: str | None) -> None:
+                 reader: str | None, source: str = "page") -> None:
         self.id = uuid.uuid4().hex[:16]
         self.service = service
         self.book = book
@@ -115,6 +118,36 @@ class LiveSession:
             self._thread = threading.Thread(target=self._listen, daemon=True,
                                             name=f"reading-asr-{self.id[:6]}")
             self._thread.start()
+        self._mic: Any = None
+        if source == "robot" and mode in ("i_read", "together"):
+            self._open_microphone()
+
+    def _open_microphone(self) -> None:
+        from passeur.reading.audio_in import Microphone
+
+        device = self.service.config.microphone_device
+        if device is None:
+            self.close()
+            raise ReadingError("no local microphone configured: set the reading node's "
+                               "'microphone_device' parameter (or read from the page)")
+        try:
+            self._mic = Microphone(int(device) if device.isdigit() else device)
+        except ReadingError:
+            self.close()
+            raise
+        self._mic.start()
+        threading.Thread(target=self._pump_microphone, daemon=True,
+                         name=f"reading-mic-{self.id[:6]}").start()
+
+    def _pump_microphone(self) -> None:
+        import queue as queue_module
+
+        while not self._closed and self._mic is not None:
+            try:
+                frame = self._mic.queue.get(timeout=0.5)
+            except queue_module.Empty:
+                continue
+            self.push_frame(frame)
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -251,6 +284,9 @@ class LiveSession:
             self.frames.put_nowait(None)
         except queue.Full:
             pass
+        if getattr(self, "_mic", None) is not None:
+            self._mic.close()
+            self._mic = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self.listeners.clear()
@@ -314,8 +350,8 @@ class ReadingService:
             return False
 
     # -- sessions ----------------------------------------------------------------------------
-    def open_session(self, book_id: str, number: int, mode: str, reader: str | None
-                     ) -> LiveSession:
+    def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
+                     source: str = "page") -> LiveSession:
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
         if reader:
@@ -327,7 +363,9 @@ class ReadingService:
                 oldest = min(self.sessions.values(), key=lambda s: s.created_s)
                 self.sessions.pop(oldest.id)
                 oldest.close()
-        session = LiveSession(self, book, number, mode, reader)
+        if source not in ("page", "robot"):
+            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
+        session = LiveSession(self, book, number, mode, reader, source)
         with self._lock:
             self.sessions[session.id] = session
         return session

@@ -8,7 +8,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
                                                 "words": [{"token","start_s","end_s"}]}
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
-- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?}
+- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?,
+                               "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
                                                 -> {"sdp","type"} (answer)
@@ -153,8 +154,9 @@ class ReaderFeature:
             page = int(data.get("page", 1))
             mode = str(data.get("mode", "i_read"))
             reader = data.get("reader") or None
+            source = str(data.get("source", "page"))
             session = await asyncio.to_thread(self.service.open_session, book, page, mode,
-                                              str(reader) if reader else None)
+                                              str(reader) if reader else None, source)
         except (ReadingError, BookError) as exc:
             return _error(exc)
         except (TypeError, ValueError) as exc:
