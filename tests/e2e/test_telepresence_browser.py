@@ -25,8 +25,8 @@ from sensor_msgs.msg import Image
 
 from passeur.ros import qos
 from passeur.telepresence.access import hash_password
-from support.ros_harness import StackHarness
-from support.telepresence_browser import (
+from tests.support.ros_harness import StackHarness
+from tests.support.telepresence_browser import (
     VIDEO_JS,
     FakeBase,
     TeleopRelay,

@@ -21,8 +21,8 @@ from std_msgs.msg import Empty, String
 from passeur.errors import ConfigError
 from passeur.ros import qos
 from passeur.telepresence.access import hash_password
-from support.ros_harness import StackHarness
 from tests.integration.test_telepresence_server import PASSWORD, Client
+from tests.support.ros_harness import StackHarness
 
 PARAMS = {"http_port": 0, "ice_host_addresses": "127.0.0.1",
           "staff_password_hash": hash_password(PASSWORD, n=2**10),

@@ -1,0 +1,26 @@
+"""Navigation errors: each says what went wrong in words a user can act on."""
+
+from __future__ import annotations
+
+from passeur.errors import ConfigError, PasseurError
+
+
+class NavigationError(PasseurError):
+    """Base class for navigation failures."""
+
+
+class PlanningError(NavigationError):
+    """No path: `code` is machine-readable (goal_in_obstacle, goal_in_keep_out,
+    goal_too_close, goal_outside_map, start_blocked, unreachable, no_map), the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class NavConfigError(ConfigError):
+    """A places or patrols file is malformed (names the file and the problem)."""
+
+
+class StackNotRunningError(NavigationError):
+    """The CLI could not reach the running stack over ROS."""

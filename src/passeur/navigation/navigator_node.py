@@ -1,0 +1,677 @@
+"""The navigator node: goals in, velocity commands out.
+
+    goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
+    map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
+      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus)
+
+Threads: planning runs in a worker thread of its own (a long search never delays the control
+loop or the sensor callbacks); the control loop is a timer at `control_rate_hz` on the node
+clock (sim time honoured); sensors and goals arrive in another callback group. The costmap is
+shared behind one lock. When a goal ends for any reason a zero Twist is published.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
+from nav_msgs.msg import OccupancyGrid, Odometry
+from nav_msgs.msg import Path as PathMsg
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, Empty, String
+
+from passeur.errors import ConfigError
+from passeur.navigation.controller import ControllerConfig, PurePursuit
+from passeur.navigation.costmap import Costmap, CostmapConfig, scan_endpoints
+from passeur.navigation.exceptions import NavConfigError, PlanningError
+from passeur.navigation.map_io import OccupancyMap
+from passeur.navigation.places import PlacesConfig, load_places, places_path
+from passeur.navigation.planner import GlobalPlanner, Plan, PlannerConfig, first_blocked_index
+from passeur.ros import qos
+from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
+from passeur.ros.params import declare
+
+TERMINAL = ("reached", "failed", "cancelled")
+LEVELS = {"idle": DiagnosticStatus.OK, "planning": DiagnosticStatus.OK,
+          "driving": DiagnosticStatus.OK, "reached": DiagnosticStatus.OK,
+          "cancelled": DiagnosticStatus.WARN, "failed": DiagnosticStatus.ERROR}
+
+
+@dataclass
+class Goal:
+    id: int
+    x_m: float
+    y_m: float
+    yaw_rad: float | None
+    label: str  # place id or "x,y"
+    place: str = ""
+
+
+def grid_from_msg(msg: OccupancyGrid) -> OccupancyMap:
+    info = msg.info
+    data = np.asarray(msg.data, dtype=np.int8).reshape(info.height, info.width)
+    q = info.origin.orientation
+    return OccupancyMap(data.copy(), float(info.resolution), float(info.origin.position.x),
+                        float(info.origin.position.y), quaternion_to_yaw(q.x, q.y, q.z, q.w))
+
+
+class NavigatorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("navigator", **kwargs)
+        self._declare_parameters()
+        self._lock = threading.RLock()  # costmap, goal, controller
+        self._closed = False
+        self._costmap: Costmap | None = None
+        self._planner = GlobalPlanner(self.planner_config)
+        self._controller = PurePursuit(self.controller_config)
+        self._goal: Goal | None = None
+        self._goal_counter = 0
+        self._state = "idle"
+        self._reason = ""
+        self._plan: Plan | None = None
+        self._odom_pose: Pose2D | None = None
+        self._odom_time_s = -math.inf
+        # (stamp, odom pose) of the last second or so: scans are placed with the pose the
+        # robot had when the scan was taken, not the newest one (turning at 1 rad/s, 100 ms
+        # of lag would smear walls into phantom obstacles).
+        self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=200)
+        self._map_from_odom = Pose2D(*self.odom_origin)
+        self._blocked_since_s: float | None = None
+        self._replan_pending = False
+        self._last_status_s = -math.inf
+        self._last_plan_s = -math.inf
+        self._drive_started_s = 0.0
+        self._remaining_m = 0.0
+        self._plan_queue: queue.Queue[tuple[int, Pose2D, bool] | None] = queue.Queue()
+
+        self.cmd_pub = self.create_publisher(Twist, "cmd_vel/nav", qos.COMMAND)
+        self.plan_pub = self.create_publisher(PathMsg, "plan", qos.LATCHED)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status", qos.STATUS)
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        control = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(OccupancyGrid, "map", self._on_map, qos.LATCHED,
+                                 callback_group=inputs)
+        self.create_subscription(LaserScan, "scan", self._on_scan, qos.SENSOR,
+                                 callback_group=inputs)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR,
+                                 callback_group=inputs)
+        if self.pose_source == "amcl":
+            self.create_subscription(PoseWithCovarianceStamped, self.pose_topic, self._on_amcl,
+                                     qos.STATUS, callback_group=inputs)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, qos.STATUS,
+                                 callback_group=inputs)
+        self.create_subscription(String, "goal_place", self._on_goal_place, qos.STATUS,
+                                 callback_group=inputs)
+        self.create_subscription(Empty, "navigation/cancel", lambda _m: self.cancel(),
+                                 qos.STATUS, callback_group=inputs)
+        self._estop = False
+        self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED,
+                                 callback_group=inputs)
+        self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick,
+                                        callback_group=control)
+        self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
+                                        daemon=True)
+        self._worker.start()
+        self._publish_status(force=True)
+
+    # -- parameters ------------------------------------------------------------------------
+    def _declare_parameters(self) -> None:
+        def num(name: str, default: float, description: str, lo: float, hi: float) -> float:
+            return float(declare(self, name, float(default), description, min_value=lo,
+                                 max_value=hi))
+
+        self.world = str(declare(self, "world", "library", "world name (places file, map)"))
+        places_file = str(declare(self, "places_file", "",
+                                  "places YAML (default: config/places/<world>.yaml)"))
+        self.pose_source = str(declare(self, "pose_source", "odom",
+                                       "'odom' (simulation: odom is the map pose after "
+                                       "odom_origin) or 'amcl' (a localiser's pose topic)"))
+        if self.pose_source not in ("odom", "amcl"):
+            raise ConfigError(f"navigator.pose_source = '{self.pose_source}': expected 'odom' "
+                              "or 'amcl'")
+        self.pose_topic = str(declare(self, "pose_topic", "amcl_pose",
+                                      "PoseWithCovarianceStamped topic (pose_source amcl)"))
+        origin = list(declare(self, "odom_origin", [0.0, 0.0, 0.0],
+                              "map pose [x, y, yaw] of the odom frame (pose_source odom)"))
+        if len(origin) != 3:
+            raise ConfigError("navigator.odom_origin must be [x, y, yaw]")
+        self.odom_origin = tuple(float(v) for v in origin)
+        self.control_rate_hz = num("control_rate_hz", 15.0, "controller loop rate (Hz)", 2.0, 50.0)
+        self.lidar_x_m = num("lidar_x_m", 0.10, "lidar position in base_link, x (m)", -2.0, 2.0)
+        self.lidar_y_m = num("lidar_y_m", 0.0, "lidar position in base_link, y (m)", -2.0, 2.0)
+        self.lidar_yaw_rad = num("lidar_yaw_rad", 0.0, "lidar yaw in base_link (rad)", -4.0, 4.0)
+        self.pose_timeout_s = num("pose_timeout_s", 1.0, "stop when the pose is older (s)",
+                                  0.05, 30.0)
+        self.blocked_timeout_s = num("blocked_timeout_s", 10.0, "fail a goal whose path stays "
+                                     "blocked this long (s)", 0.0, 600.0)
+        self.block_check_m = num("block_check_distance_m", 3.0, "path length ahead checked "
+                                 "for new obstacles (m)", 0.2, 50.0)
+        self.status_rate_hz = num("status_rate_hz", 2.0, "navigation/status rate while "
+                                  "driving (Hz)", 0.1, 50.0)
+        robot_radius = num("robot_radius_m", 0.25, "robot radius incl. margin (m)", 0.05, 2.0)
+        self.costmap_config = CostmapConfig(
+            robot_radius_m=robot_radius,
+            inflation_radius_m=num("inflation_radius_m", 0.9, "cost gradient reach (m)", 0.05, 5.0),
+            cost_scaling_per_m=num("cost_scaling_per_m", 4.0, "cost decay rate (1/m)", 0.01, 100.0),
+            unknown_is_lethal=bool(declare(self, "unknown_is_lethal", True,
+                                           "never plan through unmapped cells")),
+            obstacle_decay_s=num("obstacle_decay_s", 5.0, "forget unseen obstacles after (s)",
+                                 0.1, 600.0),
+            obstacle_max_range_m=num("obstacle_max_range_m", 5.0, "mark lidar hits up to (m)",
+                                     0.2, 50.0),
+            raytrace_max_range_m=num("raytrace_max_range_m", 8.0, "clear along rays up to (m)",
+                                     0.2, 50.0),
+        )
+        self.costmap_config.validate()
+        self.planner_config = PlannerConfig(
+            cost_weight=num("cost_weight", 3.0, "weight of the cost gradient in planning",
+                            0.0, 100.0),
+            max_planning_cells=int(declare(self, "max_planning_cells", 150_000,
+                                           "plan on a coarser grid above this many cells "
+                                           "(0: never)", min_value=0, max_value=10**9)),
+        )
+        self.controller_config = ControllerConfig(
+            max_speed_mps=num("max_speed_mps", 0.5, "top speed (m/s)", 0.01, 3.0),
+            max_angular_rps=num("max_angular_rps", 1.0, "top yaw rate (rad/s)", 0.05, 6.0),
+            robot_radius_m=robot_radius,
+            xy_goal_tolerance_m=num("xy_goal_tolerance_m", 0.15, "position tolerance (m)",
+                                    0.01, 5.0),
+            yaw_goal_tolerance_rad=num("yaw_goal_tolerance_rad", 0.2, "heading tolerance (rad)",
+                                       0.01, 3.2),
+            stuck_timeout_s=num("stuck_timeout_s", 6.0, "no progress this long starts a "
+                                "recovery (s)", 0.5, 120.0),
+            max_recoveries=int(declare(self, "max_recoveries", 3, "recoveries before failing",
+                                       min_value=0, max_value=100)),
+        )
+        self.controller_config.validate()
+        path = Path(places_file) if places_file else places_path(self.world)
+        self.places: PlacesConfig | None
+        try:
+            self.places = load_places(path, self.world)
+        except NavConfigError as exc:
+            if places_file:
+                raise
+            self.get_logger().warning(f"no named places: {exc}")
+            self.places = None
+
+    # -- public API (also used by tests) -----------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def costmap(self) -> Costmap | None:
+        return self._costmap
+
+    def pose(self) -> Pose2D | None:
+        with self._lock:
+            if self._odom_pose is None:
+                return None
+            return self._map_from_odom.compose(self._odom_pose)
+
+    def _preempt(self) -> None:
+        """A new goal replaces an active one: report the old one as cancelled first, so that
+        whoever sent it (a patrol) learns it ended."""
+        with self._lock:
+            active = self._goal is not None and self._state in ("planning", "driving")
+            if active:
+                self._set_state("cancelled", "replaced by a new goal")
+        if active:
+            self._publish_status(force=True)
+
+    def _new_goal(self, label: str, place: str = "") -> int:
+        """Register a goal that fails at once (bad place, bad frame): it still gets its own
+        'planning' status first, like every goal."""
+        self._preempt()
+        with self._lock:
+            self._goal_counter += 1
+            self._goal = Goal(self._goal_counter, math.nan, math.nan, None, label, place)
+            self._set_state("planning", "")
+            gid = self._goal_counter
+        self._publish_status(force=True)
+        return gid
+
+    def send_goal(self, x_m: float, y_m: float, yaw_rad: float | None, label: str = "",
+                  place: str = "") -> int:
+        self._preempt()
+        with self._lock:
+            self._goal_counter += 1
+            goal = Goal(self._goal_counter, x_m, y_m, yaw_rad,
+                        label or f"{x_m:.2f},{y_m:.2f}", place)
+            self._goal = goal
+            self._plan = None
+            self._controller.reset()
+            self._blocked_since_s = None
+            self._set_state("planning", "")
+            pose = self.pose()
+        self._publish_zero()
+        self._publish_status(force=True)
+        if pose is None:
+            self._fail(goal.id, "no robot pose yet (is odom published?)")
+            return goal.id
+        self._plan_queue.put((goal.id, pose, False))
+        return goal.id
+
+    def send_place(self, place_id: str) -> int:
+        if self.places is None or place_id not in self.places.places:
+            known = ", ".join(sorted(self.places.places)) if self.places else "none"
+            gid = self._new_goal(place_id, place_id)
+            self._fail(gid, f"unknown place '{place_id}' (known places: {known})")
+            return gid
+        p = self.places.places[place_id]
+        return self.send_goal(p.x_m, p.y_m, p.yaw_rad, label=place_id, place=place_id)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._goal is None or self._state in TERMINAL or self._state == "idle":
+                return
+            self._controller.reset()
+            self._plan = None
+            self._set_state("cancelled", "cancelled on request")
+        self._publish_zero()
+        self._publish_status(force=True)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return float(self.get_clock().now().nanoseconds) * 1e-9
+
+    def _on_map(self, msg: OccupancyGrid) -> None:
+        try:
+            grid = grid_from_msg(msg)
+            keep = [z.polygon for z in self.places.keep_out] if self.places else []
+            slow = [(z.polygon, float(z.speed_limit_mps or 0.0))
+                    for z in self.places.slow_zones] if self.places else []
+            costmap = Costmap(grid, self.costmap_config, keep_out=keep, slow_zones=slow)
+        except (ValueError, ConfigError) as exc:
+            self.get_logger().error(f"cannot use the map: {exc}")
+            return
+        with self._lock:
+            self._costmap = costmap
+        self.get_logger().info(f"map {grid.width}x{grid.height} at {grid.resolution_m} m")
+        self._check_places(costmap)
+
+    def _check_places(self, costmap: Costmap) -> None:
+        if self.places is None:
+            return
+        for place in self.places.places.values():
+            why = costmap.explain_cell(place.x_m, place.y_m)
+            if why is not None:
+                self.get_logger().warning(f"place '{place.id}' ({place.x_m}, {place.y_m}) is {why}")
+
+    def _on_odom(self, msg: Odometry) -> None:
+        p = msg.pose.pose
+        pose = Pose2D(p.position.x, p.position.y,
+                      quaternion_to_yaw(p.orientation.x, p.orientation.y, p.orientation.z,
+                                        p.orientation.w))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self._lock:
+            self._odom_pose = pose
+            self._odom_time_s = self._now_s()
+            if self._odom_history and stamp < self._odom_history[-1][0]:
+                self._odom_history.clear()  # time went backwards (sim restarted)
+            self._odom_history.append((stamp, pose))
+
+    def _pose_at(self, stamp_s: float) -> Pose2D | None:
+        """Map pose at a past time, interpolated between odometry samples."""
+        with self._lock:
+            hist = list(self._odom_history)
+            if not hist:
+                return None
+            if stamp_s >= hist[-1][0]:
+                if stamp_s - hist[-1][0] > 0.1:
+                    return None  # odometry lags the scan: cannot place it
+                odom = hist[-1][1]
+            elif stamp_s < hist[0][0]:
+                return None
+            else:
+                i = next(k for k in range(len(hist) - 1, -1, -1) if hist[k][0] <= stamp_s)
+                (t0, p0), (t1, p1) = hist[i], hist[i + 1]
+                f = 0.0 if t1 <= t0 else (stamp_s - t0) / (t1 - t0)
+                dyaw = math.atan2(math.sin(p1.yaw_rad - p0.yaw_rad), math.cos(p1.yaw_rad - p0.yaw_rad))
+                odom = Pose2D(p0.x_m + f * (p1.x_m - p0.x_m), p0.y_m + f * (p1.y_m - p0.y_m),
+                              p0.yaw_rad + f * dyaw)
+            return self._map_from_odom.compose(odom)
+
+    def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
+        p = msg.pose.pose
+        map_pose = Pose2D(p.position.x, p.position.y,
+                          quaternion_to_yaw(p.orientation.x, p.orientation.y, p.orientation.z,
+                                            p.orientation.w))
+        with self._lock:
+            if self._odom_pose is None:
+                return
+            # map->odom such that map->odom->base_link matches the localiser's estimate.
+            self._map_from_odom = map_pose.compose(self._odom_pose.inverse())
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        pose = self._pose_at(stamp) if stamp > 0 else self.pose()
+        if pose is None:
+            return
+        with self._lock:
+            costmap = self._costmap
+        if costmap is None:
+            return
+        sensor = pose.compose(Pose2D(self.lidar_x_m, self.lidar_y_m, self.lidar_yaw_rad))
+        try:
+            pts, hit = scan_endpoints(sensor.x_m, sensor.y_m, sensor.yaw_rad, msg.ranges,
+                                      msg.angle_min, msg.angle_increment, msg.range_min,
+                                      msg.range_max)
+        except ValueError as exc:
+            self.get_logger().warning(f"ignoring malformed scan: {exc}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            costmap.update_scan((sensor.x_m, sensor.y_m), pts, hit, stamp if stamp > 0 else self._now_s())
+
+    def _on_estop(self, msg: Bool) -> None:
+        with self._lock:
+            self._estop = bool(msg.data)
+
+    def _on_goal_pose(self, msg: PoseStamped) -> None:
+        frame = msg.header.frame_id.lstrip("/")
+        if frame not in ("", "map"):
+            gid = self._new_goal("pose")
+            self._fail(gid, f"goal frame '{msg.header.frame_id}' is not supported: send goals "
+                            "in frame 'map'")
+            return
+        q = msg.pose.orientation
+        yaw: float | None = quaternion_to_yaw(q.x, q.y, q.z, q.w)
+        if q.x == 0.0 and q.y == 0.0 and q.z == 0.0 and q.w == 0.0:
+            yaw = None  # no orientation given: any final heading
+        x, y = float(msg.pose.position.x), float(msg.pose.position.y)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            self.get_logger().warning("ignoring a goal with non-finite coordinates")
+            return
+        self.send_goal(x, y, yaw)
+
+    def _on_goal_place(self, msg: String) -> None:
+        self.send_place(msg.data.strip())
+
+    # -- planning (worker thread) ----------------------------------------------------------
+    def _plan_loop(self) -> None:
+        while True:
+            item = self._plan_queue.get()
+            if item is None:
+                return
+            goal_id, pose, is_replan = item
+            # Only the newest request for the current goal matters.
+            while not self._plan_queue.empty():
+                nxt = self._plan_queue.get()
+                if nxt is None:
+                    return
+                goal_id, pose, is_replan = nxt
+            try:
+                self._plan_once(goal_id, pose, is_replan)
+            except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the thread
+                self.get_logger().error(f"planning crashed: {exc!r}")
+                self._fail(goal_id, f"internal planning error: {exc}")
+
+    def _plan_once(self, goal_id: int, pose: Pose2D, is_replan: bool) -> None:
+        deadline = time.monotonic() + 5.0
+        while True:
+            with self._lock:
+                goal, costmap = self._goal, self._costmap
+            if goal is None or goal.id != goal_id or self._closed:
+                return
+            if costmap is not None:
+                break
+            if time.monotonic() > deadline:
+                self._fail(goal_id, "no map received on 'map' (is the map server running?)")
+                return
+            time.sleep(0.05)
+        with self._lock:
+            current = self.pose() or pose
+            snapshot = costmap.snapshot()  # plan without holding the lock
+        try:
+            plan = self._planner.plan(snapshot, (current.x_m, current.y_m), (goal.x_m, goal.y_m))
+        except PlanningError as exc:
+            if is_replan and exc.code in ("unreachable", "start_blocked") and self._still_waiting():
+                with self._lock:
+                    self._replan_pending = False
+                return  # keep waiting: the blockage may clear (a person walking away)
+            self._fail(goal_id, str(exc))
+            return
+        with self._lock:
+            if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
+                return
+            now = self._now_s()
+            self._plan = plan
+            self._controller.set_path(plan.points, goal.yaw_rad, now, keep_recoveries=is_replan)
+            self._blocked_since_s = None
+            self._replan_pending = False
+            self._last_plan_s = now
+            if not is_replan:
+                self._drive_started_s = now
+            self._set_state("driving", "")
+        self.get_logger().info(
+            f"plan to {goal.label}: {plan.length_m:.1f} m, {len(plan.points)} points, "
+            f"{plan.planning_time_s * 1e3:.0f} ms ({plan.method})")
+        self._publish_plan(plan)
+        self._publish_status(force=True)
+
+    def _still_waiting(self) -> bool:
+        with self._lock:
+            if self._blocked_since_s is None:
+                return True
+            return self._now_s() - self._blocked_since_s < self.blocked_timeout_s
+
+    # -- control loop ----------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self._closed:
+            return
+        now = self._now_s()
+        with self._lock:
+            state, goal, costmap = self._state, self._goal, self._costmap
+            if state != "driving" or goal is None or costmap is None:
+                return
+            pose = self.pose()
+            if pose is None or now - self._odom_time_s > self.pose_timeout_s:
+                stale = True
+            else:
+                stale = False
+        if stale:
+            self._publish_zero()
+            self.get_logger().warning("no fresh pose: holding still", throttle_duration_sec=2.0)
+            return
+        if self._estop:
+            # The safety node holds the robot: wait (not stuck) and resume when released.
+            with self._lock:
+                self._controller.hold(now)
+                self._reason = "paused: e-stop engaged"
+            self._publish_zero()
+            self._publish_status()
+            return
+        if self._reason.startswith("paused"):
+            with self._lock:
+                self._reason = ""
+        assert pose is not None
+        with self._lock:
+            blocked = self._path_blocked(costmap, pose)
+            if blocked:
+                if self._blocked_since_s is None:
+                    self._blocked_since_s = now
+                    self.get_logger().info("path blocked by an obstacle: replanning")
+                waited = now - self._blocked_since_s
+                if waited > self.blocked_timeout_s:
+                    fail = "path blocked: no way around the obstacle"
+                else:
+                    fail = ""
+                    if not self._replan_pending or now - self._last_plan_s > 1.0:
+                        self._replan_pending = True
+                        self._last_plan_s = now
+                        self._plan_queue.put((goal.id, pose, True))
+                cmd = None
+            else:
+                cmd = self._controller.compute(pose, now, costmap)
+                fail = ""
+        if blocked:
+            self._publish_zero()
+            if fail:
+                self._fail(goal.id, fail)
+            else:
+                self._publish_status()
+            return
+        assert cmd is not None
+        if cmd.phase == "reached":
+            with self._lock:
+                self._set_state("reached", "")
+            self._publish_zero()
+            self._publish_status(force=True)
+            return
+        if cmd.phase == "failed":
+            self._fail(goal.id, cmd.reason)
+            return
+        if cmd.replan:
+            with self._lock:
+                self._replan_pending = True
+                self._last_plan_s = now
+            self._plan_queue.put((goal.id, pose, True))
+        twist = Twist()
+        twist.linear.x = float(cmd.v_mps)
+        twist.angular.z = float(cmd.w_rps)
+        self.cmd_pub.publish(twist)
+        self._remaining_m = cmd.distance_remaining_m
+        self._publish_status()
+
+    def _path_blocked(self, costmap: Costmap, pose: Pose2D) -> bool:
+        """A new obstacle on the path ahead (the first 0.3 m excepted: the robot's own
+        surroundings are handled by the controller and the safety node)."""
+        path = self._controller.path
+        if len(path) < 2:
+            return False
+        idx = first_blocked_index(costmap, path, self._controller.index, self.block_check_m,
+                                  skip_m=0.3)
+        if idx is None:
+            self._blocked_since_s = None
+            return False
+        return True
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _set_state(self, state: str, reason: str) -> None:
+        self._state = state
+        self._reason = reason
+
+    def _fail(self, goal_id: int, reason: str) -> None:
+        with self._lock:
+            if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
+                return
+            self._controller.reset()
+            self._set_state("failed", reason)
+        self.get_logger().warning(f"goal failed: {reason}")
+        self._publish_zero()
+        self._publish_status(force=True)
+
+    def _publish_zero(self) -> None:
+        if self.context.ok():
+            self.cmd_pub.publish(Twist())
+
+    def _publish_plan(self, plan: Plan) -> None:
+        msg = PathMsg()
+        msg.header.frame_id = "map"
+        msg.header.stamp = self.get_clock().now().to_msg()
+        for x, y in plan.points:
+            ps = PoseStamped()
+            ps.header = msg.header
+            ps.pose.position.x = float(x)
+            ps.pose.position.y = float(y)
+            ps.pose.orientation.w = 1.0
+            msg.poses.append(ps)
+        self.plan_pub.publish(msg)
+
+    def status_values(self) -> dict[str, str]:
+        with self._lock:
+            goal, plan, state = self._goal, self._plan, self._state
+            remaining = self._remaining_m if state == "driving" else (
+                plan.length_m if (plan is not None and state == "planning") else 0.0)
+            if state == "driving" and plan is not None and remaining == 0.0:
+                remaining = plan.length_m
+        speed = max(self.controller_config.max_speed_mps * 0.7, 0.05)
+        values = {
+            "state": state,
+            "goal": goal.label if goal else "",
+            "goal_id": str(goal.id) if goal else "",
+            "place": goal.place if goal else "",
+            "reason": self._reason,
+            "distance_remaining_m": f"{remaining:.2f}",
+            "eta_s": f"{remaining / speed:.1f}" if state == "driving" else "0.0",
+        }
+        if plan is not None:
+            values["plan_length_m"] = f"{plan.length_m:.2f}"
+            values["planning_ms"] = f"{plan.planning_time_s * 1e3:.1f}"
+            values["plan_downsample"] = str(plan.downsample)
+        pose = self.pose()
+        if pose is not None:
+            values["pose"] = f"{pose.x_m:.2f},{pose.y_m:.2f},{pose.yaw_rad:.2f}"
+        return values
+
+    def _publish_status(self, force: bool = False) -> None:
+        now = self._now_s()
+        if not force and now - self._last_status_s < 1.0 / self.status_rate_hz:
+            return
+        self._last_status_s = now
+        values = self.status_values()
+        msg = DiagnosticStatus()
+        msg.name = "navigator"
+        msg.hardware_id = self.get_namespace()
+        state = values["state"]
+        msg.level = LEVELS.get(state, DiagnosticStatus.OK)
+        msg.message = {
+            "idle": "idle",
+            "planning": f"planning to {values['goal']}",
+            "driving": f"driving to {values['goal']} ({values['distance_remaining_m']} m left)",
+            "reached": f"reached {values['goal']}",
+            "failed": f"failed: {values['reason']}",
+            "cancelled": "cancelled",
+        }.get(state, state)
+        msg.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        if self.context.ok():
+            self.status_pub.publish(msg)
+
+    # -- web -------------------------------------------------------------------------------
+    def web_features(self) -> list[Any]:
+        from passeur.navigation.web import PlacesFeature
+
+        return [PlacesFeature(default_world=self.world, node=self)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._controller.reset()
+            if self._state in ("planning", "driving"):
+                self._set_state("cancelled", "navigator shutting down")
+        self._plan_queue.put(None)
+        try:
+            self._publish_zero()
+        except Exception:  # noqa: BLE001 - context may already be shut down
+            pass
+        self._worker.join(timeout=2.0)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def pose_to_msg(x: float, y: float, yaw: float, frame: str = "map") -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.frame_id = frame
+    msg.pose.position.x = x
+    msg.pose.position.y = y
+    qx, qy, qz, qw = yaw_to_quaternion(yaw)
+    msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
+    msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+    return msg

@@ -1,0 +1,302 @@
+"""The patrol node: staff routes through named places, run through the navigator.
+
+    patrol/command (String JSON: {"action": "start", "route": id} | {"action": "stop"}
+                    | {"action": "status"}; optional "request_id" echoed in the status)
+    navigation/status (DiagnosticStatus)
+      -> goal_place (String), navigation/cancel (Empty), speech/say (String JSON
+         {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
+
+Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
+themselves at that local time when no patrol is running. The web API (web.py) and the CLI
+(commands.py) use the same start/stop paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from std_msgs.msg import Empty, String
+
+from passeur.navigation.exceptions import NavConfigError
+from passeur.navigation.patrol_runner import (
+    CancelNavigation,
+    Effect,
+    GoTo,
+    PatrolRunner,
+    Say,
+    due_routes,
+)
+from passeur.navigation.patrol_store import PatrolStore, default_history_path
+from passeur.navigation.patrols import PatrolsConfig, load_patrols, patrols_path
+from passeur.navigation.places import load_places, places_path
+from passeur.navigation.web import PatrolBusyError, PatrolsFeature
+from passeur.ros import qos
+from passeur.ros.params import declare
+
+NAV_TERMINAL = ("reached", "failed", "cancelled")
+
+
+class PatrolNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("patrol", **kwargs)
+        self.world = str(declare(self, "world", "library", "world name (places, patrols)"))
+        places_file = str(declare(self, "places_file", "",
+                                  "places YAML (default: config/places/<world>.yaml)"))
+        patrols_file = str(declare(self, "patrols_file", "",
+                                   "patrol routes YAML (default: config/patrols/<world>.yaml)"))
+        history = str(declare(self, "history_db", "",
+                              "SQLite file of patrol runs (default: $PASSEUR_DATA_DIR/"
+                              "patrols.sqlite3 or ~/.local/share/passeur/patrols.sqlite3)"))
+        self.retry_pause_s = float(declare(self, "retry_pause_s", 2.0,
+                                           "pause before retrying a failed waypoint (s)",
+                                           min_value=0.0, max_value=600.0))
+        self.accept_timeout_s = float(declare(self, "goal_accept_timeout_s", 5.0,
+                                              "resend a goal the navigator has not taken up "
+                                              "after this long (s)", min_value=0.5,
+                                              max_value=120.0))
+        self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
+                                             "start routes at their daily schedule"))
+        self.places = load_places(Path(places_file) if places_file else places_path(self.world),
+                                  self.world)
+        self.patrols: PatrolsConfig = load_patrols(
+            Path(patrols_file) if patrols_file else patrols_path(self.world), self.places)
+        self.history_path = Path(history) if history else default_history_path()
+        self.store = PatrolStore(self.history_path)
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            self.get_logger().warning(f"{interrupted} patrol run(s) were interrupted by a stop")
+        self.runner = PatrolRunner(self.world, self.store, retry_pause_s=self.retry_pause_s)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._pending_place: str | None = None
+        self._pending_sent_s = 0.0
+        self._pending_accepted = False
+        self._pending_resends = 0
+        self._last_request_id = ""
+        self._last_error = ""
+        self._last_run_day: dict[str, dt.date] = {}
+
+        self.goal_pub = self.create_publisher(String, "goal_place", qos.STATUS)
+        self.cancel_pub = self.create_publisher(Empty, "navigation/cancel", qos.STATUS)
+        self.say_pub = self.create_publisher(String, "speech/say", qos.STATUS)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "patrol/status", qos.LATCHED)
+        self.create_subscription(String, "patrol/command", self._on_command, qos.STATUS)
+        self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
+                                 qos.STATUS)
+        self._timer = self.create_timer(0.25, self._tick)
+        # The daily schedule follows the wall clock, whatever the node clock is.
+        self._schedule_timer = self.create_timer(
+            5.0, self._check_schedule, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        ) if self.schedule_enabled else None
+        self._publish_status()
+
+    # -- control API (ROS command, web, tests) ---------------------------------------------
+    def routes_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {"world": self.world,
+                    "routes": [r.to_json() for r in self.patrols.routes.values()],
+                    "places": {p.id: p.names for p in self.places.places.values()},
+                    "status": self.status_dict()}
+
+    def start_route(self, route_id: str, trigger: str = "") -> dict[str, Any]:
+        route = self.patrols.route(route_id)  # NavConfigError if unknown
+        with self._lock:
+            if self.runner.active:
+                raise PatrolBusyError(
+                    f"patrol '{self.runner.route.id if self.runner.route else ''}' is already "
+                    "running; stop it first")
+            effects = self.runner.start(route, self._now_s(), trigger)
+            self._last_error = ""
+            self.get_logger().info(f"patrol '{route_id}' started ({trigger or 'api'})")
+            self._apply(effects)
+            self._publish_status()
+            return self.status_dict()
+
+    def stop_patrol(self, reason: str = "stopped by staff") -> dict[str, Any]:
+        with self._lock:
+            effects = self.runner.stop(self._now_s(), reason)
+            self._pending_place = None
+            self._last_error = ""
+            self._apply(effects)
+            self._publish_status()
+            return self.status_dict()
+
+    def history_json(self, limit: int = 20, route: str | None = None) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.store.runs(limit, route)]
+
+    def status_dict(self) -> dict[str, Any]:
+        with self._lock:
+            status = self.runner.status()
+            status["world"] = self.world
+            status["request_id"] = self._last_request_id
+            status["last_error"] = self._last_error
+            return status
+
+    # -- ROS inputs ------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return float(self.get_clock().now().nanoseconds) * 1e-9
+
+    def _on_command(self, msg: String) -> None:
+        try:
+            cmd = json.loads(msg.data)
+            if not isinstance(cmd, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._reject("", 'patrol/command must be JSON like {"action": "start", "route": "id"}')
+            return
+        request_id = str(cmd.get("request_id", ""))[:64]
+        action = cmd.get("action")
+        try:
+            if action == "start":
+                route = cmd.get("route")
+                if not isinstance(route, str):
+                    raise NavConfigError('start needs "route": "<route id>"')
+                with self._lock:
+                    self._last_request_id = request_id
+                self.start_route(route, str(cmd.get("trigger", "ros")))
+            elif action == "stop":
+                with self._lock:
+                    self._last_request_id = request_id
+                self.stop_patrol(str(cmd.get("reason", "stopped by staff")))
+            elif action == "status":
+                with self._lock:
+                    self._last_request_id = request_id
+                    self._last_error = ""
+                self._publish_status()
+            else:
+                raise NavConfigError(f"unknown action {action!r} (expected start, stop, status)")
+        except (NavConfigError, PatrolBusyError) as exc:
+            self._reject(request_id, exc.problem if isinstance(exc, NavConfigError) else str(exc))
+
+    def _reject(self, request_id: str, message: str) -> None:
+        self.get_logger().warning(f"patrol command refused: {message}")
+        with self._lock:
+            self._last_request_id = request_id
+            self._last_error = message
+        self._publish_status()
+
+    def _on_nav_status(self, msg: DiagnosticStatus) -> None:
+        values = {kv.key: kv.value for kv in msg.values}
+        state, place = values.get("state", ""), values.get("place", "")
+        with self._lock:
+            if self._pending_place is None or place != self._pending_place:
+                return
+            if state in ("planning", "driving"):
+                self._pending_accepted = True
+                return
+            if state in NAV_TERMINAL and self._pending_accepted:
+                self._pending_place = None
+                effects = self.runner.on_nav_result(state, values.get("reason", ""), self._now_s())
+                self.get_logger().info(f"patrol: {place} {state} {values.get('reason', '')}")
+                self._apply(effects)
+                self._publish_status()
+
+    def _tick(self) -> None:
+        if self._closed:
+            return
+        now = self._now_s()
+        with self._lock:
+            if (self._pending_place is not None and not self._pending_accepted
+                    and now - self._pending_sent_s > self.accept_timeout_s):
+                if self._pending_resends >= 3:
+                    place = self._pending_place
+                    self._pending_place = None
+                    effects = self.runner.on_nav_result(
+                        "failed", "the navigator did not answer (is it running?)", now)
+                    self.get_logger().warning(f"patrol: no answer from the navigator for {place}")
+                    self._apply(effects)
+                else:
+                    self._pending_resends += 1
+                    self._send_goal(self._pending_place, resend=True)
+            effects = self.runner.tick(now)
+            self._apply(effects)
+            changed = bool(effects)
+        if changed:
+            self._publish_status()
+
+    def _check_schedule(self) -> None:
+        if self._closed:
+            return
+        now = dt.datetime.now()
+        for route in due_routes(list(self.patrols.routes.values()), now, self._last_run_day):
+            self._last_run_day[route.id] = now.date()
+            try:
+                self.start_route(route.id, "schedule")
+            except PatrolBusyError:
+                self.get_logger().warning(f"scheduled route '{route.id}' skipped: a patrol is "
+                                          "already running")
+
+    # -- effects ---------------------------------------------------------------------------
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, GoTo):
+                self._send_goal(effect.place)
+            elif isinstance(effect, Say):
+                self.say_pub.publish(String(data=json.dumps({"text": effect.text,
+                                                             "lang": effect.lang})))
+            elif isinstance(effect, CancelNavigation):
+                self.cancel_pub.publish(Empty())
+
+    def _send_goal(self, place: str, resend: bool = False) -> None:
+        self._pending_place = place
+        self._pending_sent_s = self._now_s()
+        self._pending_accepted = False
+        if not resend:
+            self._pending_resends = 0
+        self.goal_pub.publish(String(data=place))
+
+    def _publish_status(self) -> None:
+        if self._closed or not self.context.ok():
+            return
+        status = self.status_dict()
+        msg = DiagnosticStatus()
+        msg.name = "patrol"
+        msg.hardware_id = self.get_namespace()
+        state = status["state"]
+        if state == "finished" and status["outcome"] in ("aborted",):
+            msg.level = DiagnosticStatus.ERROR
+        elif status["last_error"] or status["outcome"] == "completed_with_skips":
+            msg.level = DiagnosticStatus.WARN
+        else:
+            msg.level = DiagnosticStatus.OK
+        if state == "idle":
+            msg.message = "no patrol running"
+        elif state == "finished":
+            msg.message = f"patrol '{status['route']}' {status['outcome']}" + (
+                f": {status['reason']}" if status["reason"] else "")
+        else:
+            msg.message = (f"patrol '{status['route']}': {state} {status['place']} "
+                           f"(waypoint {status['waypoint_index'] + 1}/{status['waypoint_count']},"
+                           f" lap {status['lap']}/{status['laps']})")
+        if status["last_error"]:
+            msg.message += f" [refused: {status['last_error']}]"
+        msg.values = [KeyValue(key=k, value=str(v)) for k, v in status.items()]
+        self.status_pub.publish(msg)
+
+    # -- web -------------------------------------------------------------------------------
+    def web_features(self) -> list[Any]:
+        return [PatrolsFeature(self)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            if self.runner.active:
+                self._apply(self.runner.stop(self._now_s(), "the stack stopped"))
+            self._closed = True
+        self.store.close()
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+

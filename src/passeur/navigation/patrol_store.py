@@ -1,0 +1,181 @@
+"""History of patrol runs in SQLite (WAL): what staff see in `passeur patrol history`.
+
+One row per run (route, start, end, outcome, reason) and one per waypoint visit (lap, index,
+place, reached/skipped/failed, time, attempts, reason). Safe to use from several threads of
+one process (one connection behind a lock) and from another process reading at the same time
+(the CLI), thanks to WAL.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passeur.navigation.exceptions import NavConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    route TEXT NOT NULL,
+    world TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT,            -- running, completed, completed_with_skips, aborted, stopped
+    reason TEXT NOT NULL DEFAULT '',
+    trigger TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS visits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    lap INTEGER NOT NULL,
+    waypoint_index INTEGER NOT NULL,
+    place TEXT NOT NULL,
+    outcome TEXT NOT NULL,   -- reached, skipped, failed
+    at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS visits_run ON visits(run_id);
+"""
+
+
+def default_history_path() -> Path:
+    """$PASSEUR_DATA_DIR/patrols.sqlite3, else ~/.local/share/passeur/patrols.sqlite3."""
+    base = os.environ.get("PASSEUR_DATA_DIR")
+    if base:
+        return Path(base) / "patrols.sqlite3"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    root = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return root / "passeur" / "patrols.sqlite3"
+
+
+@dataclass
+class Visit:
+    lap: int
+    waypoint_index: int
+    place: str
+    outcome: str
+    at: float
+    attempts: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lap": self.lap, "index": self.waypoint_index, "place": self.place,
+                "outcome": self.outcome, "at": self.at, "attempts": self.attempts,
+                "reason": self.reason}
+
+
+@dataclass
+class Run:
+    id: int
+    route: str
+    world: str
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    reason: str
+    trigger: str
+    visits: list[Visit] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "route": self.route, "world": self.world,
+                "started_at": self.started_at, "ended_at": self.ended_at,
+                "outcome": self.outcome, "reason": self.reason, "trigger": self.trigger,
+                "visits": [v.to_json() for v in self.visits]}
+
+
+class PatrolStore:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if read_only:
+                if not self.path.exists():
+                    raise NavConfigError("no patrol history yet (no patrol has run here)", self.path)
+                uri = f"file:{self.path}?mode=ro"
+                self._db: sqlite3.Connection | None = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, timeout=5.0)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(SCHEMA)
+                self._db.commit()
+        except sqlite3.Error as exc:
+            raise NavConfigError(f"cannot open patrol history database: {exc}", self.path) from None
+        except OSError as exc:
+            raise NavConfigError(f"cannot create patrol history folder: {exc.strerror}",
+                                 self.path) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("patrol store is closed")
+        return self._db
+
+    def start_run(self, route: str, world: str, trigger: str = "", at: float | None = None) -> int:
+        with self._lock:
+            db = self._conn()
+            cur = db.execute(
+                "INSERT INTO runs(route, world, started_at, outcome, trigger) VALUES (?,?,?,?,?)",
+                (route, world, time.time() if at is None else at, "running", trigger))
+            db.commit()
+            return int(cur.lastrowid or 0)
+
+    def record_visit(self, run_id: int, lap: int, index: int, place: str, outcome: str,
+                     attempts: int, reason: str = "", at: float | None = None) -> None:
+        with self._lock:
+            db = self._conn()
+            db.execute(
+                "INSERT INTO visits(run_id, lap, waypoint_index, place, outcome, at, attempts, reason)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, lap, index, place, outcome, time.time() if at is None else at,
+                 attempts, reason))
+            db.commit()
+
+    def finish_run(self, run_id: int, outcome: str, reason: str = "",
+                   at: float | None = None) -> None:
+        with self._lock:
+            db = self._conn()
+            db.execute("UPDATE runs SET ended_at=?, outcome=?, reason=? WHERE id=?",
+                       (time.time() if at is None else at, outcome, reason, run_id))
+            db.commit()
+
+    def mark_interrupted(self) -> int:
+        """Runs left 'running' by a crash: mark them so history does not lie."""
+        with self._lock:
+            db = self._conn()
+            cur = db.execute("UPDATE runs SET outcome='interrupted', reason='the stack stopped "
+                             "during the run', ended_at=started_at WHERE outcome='running'")
+            db.commit()
+            return cur.rowcount
+
+    def runs(self, limit: int = 20, route: str | None = None) -> list[Run]:
+        with self._lock:
+            db = self._conn()
+            if route:
+                rows = db.execute("SELECT id, route, world, started_at, ended_at, outcome, reason, "
+                                  "trigger FROM runs WHERE route=? ORDER BY id DESC LIMIT ?",
+                                  (route, limit)).fetchall()
+            else:
+                rows = db.execute("SELECT id, route, world, started_at, ended_at, outcome, reason, "
+                                  "trigger FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            runs = [Run(int(r[0]), r[1], r[2], float(r[3]), None if r[4] is None else float(r[4]),
+                        r[5] or "", r[6] or "", r[7] or "") for r in rows]
+            for run in runs:
+                vrows = db.execute("SELECT lap, waypoint_index, place, outcome, at, attempts, reason "
+                                   "FROM visits WHERE run_id=? ORDER BY id", (run.id,)).fetchall()
+                run.visits = [Visit(int(v[0]), int(v[1]), v[2], v[3], float(v[4]), int(v[5]),
+                                    v[6] or "") for v in vrows]
+            return runs
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

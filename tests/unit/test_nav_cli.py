@@ -1,0 +1,40 @@
+"""`passeur patrol ...`: history and list without ROS; a clear error when no stack runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from passeur.cli import main
+from passeur.navigation.patrol_store import PatrolStore
+
+
+def test_history_prints_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "h.sqlite3"
+    store = PatrolStore(db)
+    run = store.start_run("closing_round", "library", "cli")
+    store.record_visit(run, 1, 0, "entrance", "reached", 1)
+    store.record_visit(run, 1, 1, "stacks", "skipped", 3, "path blocked")
+    store.finish_run(run, "completed_with_skips", "1 waypoint(s) skipped")
+    store.close()
+    assert main(["patrol", "history", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "closing_round" in out and "completed_with_skips" in out
+    assert "stacks: skipped" in out and "3 tries" in out and "path blocked" in out
+
+
+def test_history_without_database_is_a_clear_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["patrol", "history", "--db", str(tmp_path / "none.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "no patrol history yet" in err and "Traceback" not in err
+
+
+def test_status_without_stack_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    t0 = time.monotonic()
+    assert main(["patrol", "status", "--timeout", "1.5"]) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err
+    assert "is the stack running" in err

@@ -1,0 +1,79 @@
+"""NavigatorNode without a simulator: pose sources and goal rejection reasons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry
+from rclpy.parameter import Parameter
+
+from passeur.navigation.navigator_node import NavigatorNode, pose_to_msg
+from passeur.ros.geometry import yaw_to_quaternion
+
+
+def odom(x: float, y: float, yaw: float) -> Odometry:
+    msg = Odometry()
+    msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+    q = yaw_to_quaternion(yaw)
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = q
+    return msg
+
+
+@pytest.fixture
+def make_node(ros_context: Any) -> Iterator[Any]:
+    nodes: list[NavigatorNode] = []
+
+    def make(**params: Any) -> NavigatorNode:
+        node = NavigatorNode(context=ros_context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {"world": "library", **params}.items()])
+        nodes.append(node)
+        return node
+
+    yield make
+    for n in nodes:
+        n.destroy_node()
+
+
+def test_odom_pose_with_origin(make_node: Any) -> None:
+    nav = make_node(odom_origin=[10.0, 2.0, math.pi / 2])
+    nav._on_odom(odom(1.0, 0.0, 0.0))
+    pose = nav.pose()
+    assert (pose.x_m, pose.y_m) == pytest.approx((10.0, 3.0))
+    assert pose.yaw_rad == pytest.approx(math.pi / 2)
+
+
+def test_amcl_pose_corrects_odometry_drift(make_node: Any) -> None:
+    nav = make_node(pose_source="amcl")
+    nav._on_odom(odom(1.0, 0.0, 0.0))
+    loc = PoseWithCovarianceStamped()
+    loc.header.frame_id = "map"
+    loc.pose.pose = pose_to_msg(5.0, 5.0, math.pi / 2).pose
+    nav._on_amcl(loc)
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((5.0, 5.0))
+    nav._on_odom(odom(2.0, 0.0, 0.0))  # odometry says 1 m forward
+    pose = nav.pose()
+    assert (pose.x_m, pose.y_m) == pytest.approx((5.0, 6.0))  # forward is +y in the map
+
+
+def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
+    nav = make_node()
+    nav.send_place("cellar")
+    values = nav.status_values()
+    assert values["state"] == "failed"
+    assert "unknown place 'cellar'" in values["reason"] and "entrance" in values["reason"]
+    msg = pose_to_msg(1.0, 1.0, 0.0, frame="odom")
+    nav._on_goal_pose(msg)
+    values = nav.status_values()
+    assert values["state"] == "failed" and "frame 'odom'" in values["reason"]
+
+
+def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:
+    from passeur.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pose_source"):
+        make_node(pose_source="gps")

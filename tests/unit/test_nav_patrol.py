@@ -1,0 +1,119 @@
+"""Patrol runner + SQLite history: completion, retry-then-skip, abort, stop, schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from passeur.navigation.patrol_runner import CancelNavigation, GoTo, PatrolRunner, Say, due_routes
+from passeur.navigation.patrol_store import PatrolStore
+from passeur.navigation.patrols import Route, Waypoint
+
+
+def route(policy: str = "retry_then_skip", retries: int = 2, repeat: int = 1) -> Route:
+    return Route(id="closing", names={"fr": "Fermeture", "en": "Closing"}, waypoints=(
+        Waypoint("hall", 1.0, {"fr": "Nous fermons.", "en": "We are closing."}),
+        Waypoint("desk", 0.0),
+        Waypoint("stacks", 2.0),
+    ), repeat=repeat, policy=policy, retries=retries, daily_at="17:45")
+
+
+
+def run_script(runner: PatrolRunner, r: Route, outcomes: dict[str, list[str]]) -> list:
+    t = 0.0
+    log: list = []
+    pending = runner.start(r, t)
+    while runner.active and t < 1000:
+        log.extend(pending)
+        pending = []
+        goto = [e for e in log if isinstance(e, GoTo)]
+        if runner.state == "navigating":
+            place = goto[-1].place
+            script = outcomes.get(place, [])
+            result = script.pop(0) if script else "reached"
+            pending = runner.on_nav_result(result, "blocked" if result == "failed" else "", t)
+        t += 0.5
+        pending += runner.tick(t)
+    log.extend(pending)
+    return log
+
+
+def test_full_route_completes_and_is_recorded(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store)
+    log = run_script(runner, route(), {})
+    assert [e.place for e in log if isinstance(e, GoTo)] == ["hall", "desk", "stacks"]
+    assert [e for e in log if isinstance(e, Say)] == [Say("Nous fermons.", "fr"),
+                                                       Say("We are closing.", "en")]
+    assert runner.outcome == "completed"
+    (run,) = store.runs()
+    assert run.outcome == "completed" and run.ended_at is not None
+    assert [(v.place, v.outcome) for v in run.visits] == [
+        ("hall", "reached"), ("desk", "reached"), ("stacks", "reached")]
+
+
+def test_blocked_waypoint_is_retried_then_skipped(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store, retry_pause_s=1.0)
+    log = run_script(runner, route(retries=2), {"desk": ["failed", "failed", "failed"]})
+    gotos = [e.place for e in log if isinstance(e, GoTo)]
+    assert gotos == ["hall", "desk", "desk", "desk", "stacks"]
+    assert runner.outcome == "completed_with_skips"
+    (run,) = store.runs()
+    desk = [v for v in run.visits if v.place == "desk"]
+    assert len(desk) == 1 and desk[0].outcome == "skipped" and desk[0].attempts == 3
+    assert desk[0].reason == "blocked"
+
+
+def test_retry_succeeds_second_time(tmp_path: Path) -> None:
+    runner = PatrolRunner("library", PatrolStore(tmp_path / "h.sqlite3"))
+    run_script(runner, route(), {"desk": ["failed"]})
+    assert runner.outcome == "completed"
+
+
+def test_abort_policy_ends_the_run(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store)
+    log = run_script(runner, route(policy="abort", retries=0), {"desk": ["failed"]})
+    assert [e.place for e in log if isinstance(e, GoTo)] == ["hall", "desk"]
+    assert runner.outcome == "aborted"
+    (run,) = store.runs()
+    assert run.outcome == "aborted" and "desk" in run.reason
+    assert run.visits[-1].outcome == "failed"
+
+
+def test_repeat_runs_laps(tmp_path: Path) -> None:
+    runner = PatrolRunner("library", PatrolStore(tmp_path / "h.sqlite3"))
+    log = run_script(runner, route(repeat=2), {})
+    assert len([e for e in log if isinstance(e, GoTo)]) == 6
+    runs = runner.store.runs() if runner.store else []
+    assert {v.lap for v in runs[0].visits} == {1, 2}
+
+
+def test_stop_cancels_navigation_and_records(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store)
+    assert runner.start(route(), 0.0) == [GoTo("hall")]
+    assert runner.stop(1.0) == [CancelNavigation()]
+    assert not runner.active
+    assert store.runs()[0].outcome == "stopped"
+    assert runner.stop(2.0) == []
+
+
+def test_interrupted_runs_are_marked(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    store.start_run("closing", "library")
+    store.close()
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    assert store.mark_interrupted() == 1
+    assert store.runs()[0].outcome == "interrupted"
+    reader = PatrolStore(tmp_path / "h.sqlite3", read_only=True)
+    assert len(reader.runs()) == 1
+
+
+def test_daily_schedule() -> None:
+    r = route()
+    at = dt.datetime(2026, 11, 25, 17, 45, 20)
+    assert due_routes([r], at, {}) == [r]
+    assert due_routes([r], at, {"closing": at.date()}) == []
+    assert due_routes([r], at.replace(minute=46), {}) == []

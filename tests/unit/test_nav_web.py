@@ -1,0 +1,119 @@
+"""Navigation's HTTP API on a bare aiohttp app with a test WebContext (the real server is the
+telepresence node's). The patrol API is backed by a real PatrolNode (no simulator needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.unit.test_nav_config import PLACES, ROUTES
+
+STAFF = {"Authorization": "Bearer staff-token"}
+
+
+class FakeContext:
+    def __init__(self) -> None:
+        self._loop = asyncio.get_event_loop()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    async def require_staff(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != STAFF["Authorization"]:
+            raise web.HTTPUnauthorized(text='{"error": "staff only"}',
+                                       content_type="application/json")
+
+    def create_peer_connection(self) -> object:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def patrol_node(ros_context: Any, tmp_path: Path) -> Iterator[Any]:
+    from rclpy.parameter import Parameter
+
+    from passeur.navigation.patrol_node import PatrolNode
+
+    places = tmp_path / "test.yaml"
+    places.write_text(yaml.safe_dump(PLACES), encoding="utf-8")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(yaml.safe_dump(ROUTES), encoding="utf-8")
+    node = PatrolNode(context=ros_context, parameter_overrides=[
+        Parameter("world", value="test"), Parameter("places_file", value=str(places)),
+        Parameter("patrols_file", value=str(routes)),
+        Parameter("history_db", value=str(tmp_path / "history.sqlite3")),
+        Parameter("schedule_enabled", value=False)])
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+
+
+@pytest.fixture
+async def client(patrol_node: Any) -> AsyncIterator[TestClient]:
+    from passeur.navigation.web import PlacesFeature
+
+    app = web.Application()
+    ctx = FakeContext()
+    for feature in [*patrol_node.web_features(), PlacesFeature(default_world="library")]:
+        feature.setup(app, ctx)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_patrol_api_requires_staff(client: TestClient) -> None:
+    for method, url in (("GET", "/api/patrols"), ("POST", "/api/patrols/start"),
+                        ("POST", "/api/patrols/stop"), ("GET", "/api/patrols/history")):
+        resp = await client.request(method, url)
+        assert resp.status == 401, url
+
+
+async def test_start_stop_and_history(client: TestClient) -> None:
+    resp = await client.get("/api/patrols", headers=STAFF)
+    assert resp.status == 200
+    data = await resp.json()
+    assert [r["id"] for r in data["routes"]] == ["closing"]
+    assert data["routes"][0]["schedule"] == {"daily": "17:45"}
+    assert data["places"]["desk"] == {"fr": "Accueil", "en": "Desk"}
+    assert data["status"]["state"] == "idle"
+
+    resp = await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)
+    assert resp.status == 200
+    status = await resp.json()
+    assert status["state"] == "navigating" and status["place"] == "hall"
+
+    resp = await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)
+    assert resp.status == 409
+    assert "already running" in (await resp.json())["error"]
+
+    resp = await client.post("/api/patrols/stop", headers=STAFF)
+    assert (await resp.json())["outcome"] == "stopped"
+
+    resp = await client.get("/api/patrols/history", headers=STAFF)
+    runs = (await resp.json())["runs"]
+    assert runs[0]["route"] == "closing" and runs[0]["outcome"] == "stopped"
+
+
+async def test_bad_requests(client: TestClient) -> None:
+    resp = await client.post("/api/patrols/start", json={"route": "nope"}, headers=STAFF)
+    assert resp.status == 404
+    assert "unknown route 'nope'" in (await resp.json())["error"]
+    resp = await client.post("/api/patrols/start", data=b"{not json", headers=STAFF)
+    assert resp.status == 400
+    resp = await client.get("/api/patrols/history?limit=x", headers=STAFF)
+    assert resp.status == 400
+
+
+async def test_places_are_public(client: TestClient) -> None:
+    resp = await client.get("/api/places?world=../etc")
+    assert resp.status == 400
+    resp = await client.get("/api/places?world=atlantis")
+    assert resp.status == 404
+    assert "no places for world 'atlantis'" in (await resp.json())["error"]
