@@ -170,7 +170,9 @@ def wait_frames(page: Page, n: int = 10, timeout_s: float = 30.0, element: str =
         if count >= n:
             return int(count)
         time.sleep(0.1)
-    raise AssertionError(f"only {count} video frames displayed in {timeout_s} s")
+    alert = page.evaluate("(document.getElementById('alert') || {}).textContent || ''")
+    raise AssertionError(f"only {count} video frames displayed in {timeout_s} s "
+                         f"(page alert: {alert!r})")
 
 
 def odom_xy(stack: StackHarness) -> tuple[float, float]:
