@@ -195,15 +195,22 @@ def moved_since(stack: StackHarness, start: tuple[float, float]) -> float:
 
 
 def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> float:
-    """Seconds from t0 until cmd_vel/teleop carries zero."""
-    stack.wait_until(lambda: any(t >= t0 and m.linear.x == 0.0 and m.angular.z == 0.0
-                                 for t, m in stack.history("cmd_vel/teleop")),
-                     timeout_s, "a zero on cmd_vel/teleop")
-    return min(t for t, m in stack.history("cmd_vel/teleop")
-               if t >= t0 and m.linear.x == 0.0 and m.angular.z == 0.0) - t0
+    """Seconds from t0 (monotonic) until the telepresence node published a zero on
+    cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
+    node = stack.node("telepresence")
+    t0_wall = t0 + (time.time() - time.monotonic())
+
+    def found() -> float | None:
+        zeros = [t for t, lin, ang in list(node.publish_log)
+                 if t >= t0_wall and lin == 0.0 and ang == 0.0]
+        return min(zeros) - t0_wall if zeros else None
+
+    stack.wait_until(lambda: found() is not None, timeout_s, "a zero on cmd_vel/teleop")
+    result = found()
+    assert result is not None
+    return result
 
 
-# -- tests -------------------------------------------------------------------------------------
 def test_pilot_sees_sim_video_and_drives_with_held_button(
         browser: Any, stack: StackHarness, artifacts_dir: Any) -> None:
     import cv2
