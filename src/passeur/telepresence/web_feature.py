@@ -32,6 +32,9 @@ class WebContext(Protocol):
 
 
 class WebFeature(Protocol):
+    """A feature may also define `pages: tuple[str, ...]`, the paths of its pages (e.g.
+    `("/reader/",)`): the server then lists them in `urls()` (printed by `passeur sim`)."""
+
     #: Short id, e.g. "patrols", "reader".
     name: str
 

@@ -1,0 +1,273 @@
+"""Telepresence benchmark: headless Chromium on loopback against the in-process stack.
+
+    python benchmarks/telepresence.py [--viewers 1,3,5] [--seconds 10] [--codec VP8]
+
+- Glass-to-glass video latency: the telepresence node stamps a frame counter into each camera
+  image (a 20-bit code in the top-left corner) and notes the wall time the image reached it
+  (in-process from the simulator's render: ~2-3 ms of DDS transport are not counted). Each
+  browser decodes the code from the displayed frame in requestVideoFrameCallback and takes
+  `expectedDisplayTime`; latency = display time - arrival time. p50/p95 per viewer count.
+- Frames per second displayed by each viewer, and server CPU (the whole Python process: sim,
+  ROS, web server, encoders) over the window; CPU per viewer = (CPU with N - CPU with 0) / N.
+- Data channel: the pilot page sends drive commands with distinct speeds; latency from the
+  browser's send time to the probe's receipt of the matching cmd_vel/teleop message, p50/p99.
+
+Goals (issue 4): p95 display latency <= 80 ms at 640x480; command p99 <= 5 ms; 5 viewers at
+>= 25 fps on 2 cores. Peer: published telepresence systems 130-200 ms glass to glass.
+JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+PEER_P95_MS = 130.0  # lower end of published telepresence glass-to-glass latencies
+
+STAMP_JS = """
+() => {
+  const v = document.getElementById('video');
+  const c = document.createElement('canvas');
+  c.width = 160; c.height = 32;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  window.__lat = [];
+  window.__frames = 0;
+  const cb = (now, meta) => {
+    g.drawImage(v, 0, 0, 160, 32, 0, 0, 160, 32);
+    const d = g.getImageData(0, 0, 160, 32).data;
+    let value = 0;
+    for (let bit = 0; bit < 20; bit++) {
+      const row = Math.floor(bit / 10), col = bit % 10;
+      const x = col * 16 + 8, y = row * 16 + 8;
+      const i = (y * 160 + x) * 4;
+      if ((d[i] + d[i + 1] + d[i + 2]) / 3 > 127) value |= (1 << bit);
+    }
+    window.__frames++;
+    window.__lat.push([value, performance.timeOrigin + meta.expectedDisplayTime]);
+    v.requestVideoFrameCallback(cb);
+  };
+  v.requestVideoFrameCallback(cb);
+}
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--viewers", default="1,3,5")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
+    parser.add_argument("--camera-rate", type=float, default=30.0)
+    parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--source", choices=["sim", "synthetic"], default="sim",
+                        help="sim: the simulator's camera; synthetic: a 30 Hz pattern pushed by "
+                        "a probe (isolates the server from the renderer's CPU)")
+    args = parser.parse_args()
+    counts = [int(v) for v in args.viewers.split(",")]
+
+    from passeur.rosenv import configure_environment
+
+    configure_environment()
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from playwright.sync_api import sync_playwright
+    from rclpy.context import Context
+
+    from passeur.ros import qos
+    from passeur.telepresence.access import hash_password
+    from support.ros_harness import StackHarness
+    from support.telepresence_browser import FakeBase, launch, sim_available
+
+    context = Context()
+    rclpy.init(context=context)
+    tp = {"http_port": 0, "ice_host_addresses": "127.0.0.1", "frame_stamp": True,
+          "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
+          "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16}
+    fake = None
+    if args.source == "sim" and sim_available():
+        h = StackHarness(context, nodes=["sim", "telepresence"],
+                         per_node={"sim": {"real_time_factor": 1.0,
+                                           "camera_rate_hz": args.camera_rate},
+                                   "telepresence": tp})
+        source = f"simulator camera at {args.camera_rate:g} Hz"
+    else:
+        h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
+                         per_node={"telepresence": tp})
+        fake = FakeBase(h, rate_hz=args.camera_rate)
+        source = f"synthetic camera at {args.camera_rate:g} Hz"
+    node = h.node("telepresence")
+    server = node.server
+    base = server.base_url
+    received: dict[float, float] = {}
+    lock = threading.Lock()
+
+    def on_teleop(msg: Twist) -> None:
+        t = time.time()
+        with lock:
+            received.setdefault(round(msg.angular.z, 4), t)
+
+    h.probe.create_subscription(Twist, "cmd_vel/teleop", on_teleop, qos.COMMAND)
+
+    async def issue(role: str) -> str:
+        return node.access.issue_code(role, 3600).code
+
+    results: dict[str, Any] = {"codec": args.codec, "source": source, "resolution": "640x480",
+                               "viewers": {}}
+    print(f"telepresence benchmark: {source}, codec {args.codec}, {os.cpu_count()} cores")
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        pages: list[Any] = []
+
+        def add_viewer() -> None:
+            page = browser.new_context().new_page()
+            page.goto(base + "/spectator/")
+            page.fill("#code-input", server.call(issue("spectator")))
+            page.click("#code-submit")
+            page.wait_for_function("document.getElementById('video').videoWidth > 0",
+                                   timeout=60_000)
+            page.evaluate(STAMP_JS)
+            pages.append(page)
+
+        # Baseline CPU with no viewer.
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        time.sleep(args.seconds / 2)
+        base_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        results["server_cpu_pct_idle"] = round(100 * base_cpu, 1)
+        print(f"server process CPU without viewers: {100 * base_cpu:.1f} % of one core")
+        for n in counts:
+            while len(pages) < n:
+                add_viewer()
+            time.sleep(args.warmup)
+            for page in pages:
+                page.evaluate("() => { window.__lat = []; window.__frames = 0; }")
+            encoder = server._encoder
+            if encoder is not None:
+                encoder.server_latency_ms.clear()
+            kf0 = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
+            load0 = os.getloadavg()[0]
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            time.sleep(args.seconds)
+            wall = time.monotonic() - wall0
+            server_part = list(encoder.server_latency_ms) if encoder is not None else []
+            frames_kf = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
+            cpu = (time.process_time() - cpu0) / wall
+            latencies, fps = [], []
+            stamps = dict(node.camera.stamp_times)
+            for page in pages:
+                lat = page.evaluate("window.__lat")
+                frames = page.evaluate("window.__frames")
+                fps.append(frames / wall)
+                for counter, shown_ms in lat:
+                    arrival = stamps.get(int(counter))
+                    if arrival is not None:
+                        value = shown_ms - arrival * 1000.0
+                        if -5 < value < 5000:
+                            latencies.append(value)
+            entry = {
+                "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+                "latency_ms_p95": round(percentile(latencies, 95), 1) if latencies else None,
+                "latency_samples": len(latencies),
+                "fps_min": round(min(fps), 1), "fps_mean": round(statistics.mean(fps), 1),
+                "server_cpu_pct": round(100 * cpu, 1),
+                "server_cpu_pct_per_viewer": round(100 * (cpu - base_cpu) / n, 1),
+                # arrival -> encoded (conversion, queueing, encoding): the server's share
+                "server_part_ms_p50": round(statistics.median(server_part), 1)
+                if server_part else None,
+                "server_part_ms_p95": round(percentile(server_part, 95), 1)
+                if server_part else None,
+                "load_average_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
+                "encoded_frames": frames_kf[0] - kf0[0],
+                "keyframes": frames_kf[1] - kf0[1],
+            }
+            results["viewers"][str(n)] = entry
+            print(f"{n} viewer(s): latency p50 {entry['latency_ms_p50']} ms, p95 "
+                  f"{entry['latency_ms_p95']} ms ({len(latencies)} frames), fps min "
+                  f"{entry['fps_min']} mean {entry['fps_mean']}, server CPU {entry['server_cpu_pct']} %"
+                  f" ({entry['server_cpu_pct_per_viewer']} % per viewer); server part p50 "
+                  f"{entry['server_part_ms_p50']} p95 {entry['server_part_ms_p95']} ms; load "
+                  f"{entry['load_average_1min']}")
+        for page in pages:
+            page.context.close()
+
+        # Command latency: browser send -> cmd_vel/teleop on the probe.
+        pilot = browser.new_context().new_page()
+        pilot.goto(base + "/pilot/")
+        pilot.fill("#code-input", server.call(issue("pilot")))
+        pilot.click("#code-submit")
+        pilot.wait_for_function("window.passeurPilot && window.passeurPilot.state.conn && "
+                                "window.passeurPilot.state.conn.channel.readyState === 'open'",
+                                timeout=60_000)
+        sent = pilot.evaluate("""async (n) => {
+            const ch = window.passeurPilot.state.conn.channel;
+            const out = [];
+            for (let k = 0; k < n; k++) {
+              const w = Math.round((0.05 + 0.0007 * k) * 10000) / 10000;
+              out.push([w, performance.timeOrigin + performance.now()]);
+              ch.send(JSON.stringify({type: 'drive', linear: 0, angular: w}));
+              await new Promise(r => setTimeout(r, 20));
+            }
+            ch.send(JSON.stringify({type: 'stop'}));
+            return out;
+        }""", args.commands)
+        time.sleep(1.0)
+        published: dict[float, float] = {}
+        for t_pub, _lin, ang in list(node.publish_log):
+            published.setdefault(round(ang, 4), t_pub)
+        cmd_lat = [published[w] * 1000.0 - t_ms for w, t_ms in sent if w in published]
+        with lock:
+            probe_lat = [received[w] * 1000.0 - t_ms for w, t_ms in sent if w in received]
+        pilot.context.close()
+        browser.close()
+    results["command_latency_ms_p50"] = round(statistics.median(cmd_lat), 2) if cmd_lat else None
+    results["command_latency_ms_p99"] = round(percentile(cmd_lat, 99), 2) if cmd_lat else None
+    results["command_samples"] = len(cmd_lat)
+    # Same, until a subscriber in the process has the message (adds executor scheduling).
+    results["command_to_subscriber_ms_p50"] = round(statistics.median(probe_lat), 2) \
+        if probe_lat else None
+    results["command_to_subscriber_ms_p99"] = round(percentile(probe_lat, 99), 2) \
+        if probe_lat else None
+    print(f"data channel -> cmd_vel/teleop: p50 {results['command_latency_ms_p50']} ms, "
+          f"p99 {results['command_latency_ms_p99']} ms ({len(cmd_lat)}/{args.commands})")
+    if fake is not None:
+        fake.close()
+    h.close()
+    rclpy.try_shutdown(context=context)
+
+    top = results["viewers"].get("5") or results["viewers"][str(max(counts))]
+    one = results["viewers"].get("1") or top
+    results["goals"] = {
+        "p95_latency_le_80ms": one["latency_ms_p95"] is not None and one["latency_ms_p95"] <= 80,
+        "command_p99_le_5ms": results["command_latency_ms_p99"] is not None
+        and results["command_latency_ms_p99"] <= 5,
+        "five_viewers_ge_25fps": "5" in results["viewers"]
+        and results["viewers"]["5"]["fps_min"] >= 25,
+    }
+    results["load_average_1min"] = round(os.getloadavg()[0], 2)  # other work on the machine
+    results["peer_p95_ms"] = PEER_P95_MS
+    if one["latency_ms_p95"]:
+        results["ratio_p95_to_peer"] = round(one["latency_ms_p95"] / PEER_P95_MS, 2)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

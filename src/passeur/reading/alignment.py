@@ -1,0 +1,353 @@
+"""Streaming alignment of recognised words to the page, and miscue classification.
+
+Each time the recogniser's hypothesis changes, `Aligner.update()` re-aligns the whole
+hypothesis to the page (a page is short: ~50 x 60 cells of dynamic programming, a few ms) with
+a *semi-global* edit distance: every recognised word must be accounted for, but the page may
+stop anywhere (what is not read yet is not an omission). The end of the best path is the
+reader's position; the path gives each page word an outcome:
+
+- ``correct``: heard as written;
+- ``substitution``: another word was heard in its place;
+- ``omission``: skipped (only once the reader went past it, or at the end of the page);
+- ``self_correction``: a wrong attempt, then the right word (counted correct, as tutors do);
+- ``hesitation`` (a flag on a page word): a pause longer than ``hesitation_s`` before it;
+
+and each extra recognised word is an ``insertion`` (not in the text) or a ``repetition``
+(a word just read, said again).
+
+Forgiveness, as good tutors do (these words count as correct in the accuracy and WCPM, and the
+result says why, ``forgiven``):
+
+- very short function words (the, a, of, le, la, de, ...: `text.FUNCTION_WORDS`) skipped or
+  swapped for another function word are not counted against the reader: children (and
+  recognisers) swallow them, and tutors do not stop a child for them;
+- the last word of a line, when cut (heard as its beginning, e.g. "elep" for "elephant", or a
+  close variant): the reader moved on to the next line, or the recording stopped;
+- the last word of the page is not an omission when the audio simply ended before it was
+  recognised after the reader had read the word before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from passeur.reading.asr import Hypothesis, RecognizedWord
+from passeur.reading.text import FUNCTION_WORDS, Page, match_keys
+
+CORRECT = "correct"
+SUBSTITUTION = "substitution"
+OMISSION = "omission"
+SELF_CORRECTION = "self_correction"
+INSERTION = "insertion"
+REPETITION = "repetition"
+PENDING = "pending"  # not reached yet
+
+MISCUES = (SUBSTITUTION, OMISSION)
+
+
+@dataclass
+class WordResult:
+    index: int  # index in page.words
+    token: int  # display token index
+    expected: str  # lexical form
+    outcome: str = PENDING
+    heard: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    pause_before_s: float | None = None
+    hesitation: bool = False
+    forgiven: str | None = None  # why a miscue is not counted ("function word", "line end")
+    attempts: list[str] = field(default_factory=list)  # wrong tries before a self-correction
+    told: bool = False  # the robot said this word for the reader
+
+    @property
+    def counted_correct(self) -> bool:
+        if self.told:
+            return False
+        return self.outcome in (CORRECT, SELF_CORRECTION) or (
+            self.outcome in MISCUES and self.forgiven is not None)
+
+    @property
+    def is_miscue(self) -> bool:
+        return self.outcome in MISCUES and self.forgiven is None
+
+    def labels(self) -> list[str]:
+        out = [self.outcome]
+        if self.hesitation:
+            out.append("hesitation")
+        return out
+
+
+@dataclass
+class Extra:
+    """A recognised word that is not a page word: insertion or repetition."""
+
+    kind: str
+    heard: str
+    before: int  # the page word index it came before
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class AlignmentState:
+    words: list[WordResult]
+    extras: list[Extra]
+    position: int  # index of the next page word to read
+    last_heard_end_s: float | None
+    audio_s: float
+    finished: bool = False
+
+    @property
+    def current_token(self) -> int | None:
+        """The display token of the last page word reached (what to highlight)."""
+        for w in reversed(self.words[: self.position]):
+            if w.outcome != OMISSION:
+                return w.token
+        return None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for w in self.words:
+            out[w.outcome] = out.get(w.outcome, 0) + 1
+            if w.hesitation:
+                out["hesitation"] = out.get("hesitation", 0) + 1
+        for e in self.extras:
+            out[e.kind] = out.get(e.kind, 0) + 1
+        return out
+
+
+def similarity(a: str, b: str) -> float:
+    return SequenceMatcher(a=a, b=b, autojunk=False).ratio()
+
+
+def _similar_attempt(attempt: str, target: str) -> bool:
+    """Looks like a try at `target`: its beginning, or close in spelling."""
+    if len(attempt) >= 2 and target.startswith(attempt):
+        return True
+    return attempt[:1] == target[:1] or similarity(attempt, target) >= 0.5
+
+
+class Aligner:
+    def __init__(self, page: Page, *, hesitation_s: float = 2.0, forgive_function_words: bool
+                 = True, forgive_line_end: bool = True) -> None:
+        self.page = page
+        self.lang = page.lang
+        self.hesitation_s = hesitation_s
+        self.forgive_function_words = forgive_function_words
+        self.forgive_line_end = forgive_line_end
+        self.expected = page.keys()
+        self.told: set[int] = set()
+        self._functions = FUNCTION_WORDS[page.lang]
+        self.state = AlignmentState(self._fresh(), [], 0, None, 0.0)
+
+    def _fresh(self) -> list[WordResult]:
+        return [WordResult(index=i, token=w.token, expected=w.lex)
+                for i, w in enumerate(self.page.words)]
+
+    def mark_told(self, index: int) -> None:
+        """The robot said page word `index` for the reader (it is not counted correct)."""
+        self.told.add(index)
+
+    # -- alignment ---------------------------------------------------------------------------
+    def _sub_cost(self, e: str, h: str) -> float:
+        if e == h:
+            return 0.0
+        if e in self._functions and h in self._functions:
+            return 0.6
+        # A near miss aligns as a substitution rather than an insertion plus an omission.
+        return 0.8 if similarity(e, h) >= 0.6 else 1.0
+
+    def _align(self, hyp: Sequence[str]) -> list[tuple[str, int, int]]:
+        """Semi-global alignment; returns ops (op, expected index, hyp index)."""
+        exp = self.expected
+        n, m = len(exp), len(hyp)
+        inf = float("inf")
+        cost = [[inf] * (m + 1) for _ in range(n + 1)]
+        back: list[list[str]] = [[""] * (m + 1) for _ in range(n + 1)]
+        cost[0][0] = 0.0
+        for i in range(n + 1):
+            for j in range(m + 1):
+                c = cost[i][j]
+                if c == inf:
+                    continue
+                if i < n and j < m:
+                    s = c + self._sub_cost(exp[i], hyp[j])
+                    if s < cost[i + 1][j + 1]:
+                        cost[i + 1][j + 1] = s
+                        back[i + 1][j + 1] = "m"
+                if j < m:
+                    s = c + 1.0
+                    if s < cost[i][j + 1]:
+                        cost[i][j + 1] = s
+                        back[i][j + 1] = "i"
+                if i < n:
+                    s = c + (0.7 if exp[i] in self._functions else 1.0)
+                    if s < cost[i + 1][j]:
+                        cost[i + 1][j] = s
+                        back[i + 1][j] = "d"
+        # The page may stop anywhere; on ties keep the earliest position (do not run ahead).
+        end = min(range(n + 1), key=lambda i: (cost[i][m], i))
+        ops: list[tuple[str, int, int]] = []
+        i, j = end, m
+        while i > 0 or j > 0:
+            op = back[i][j]
+            if op == "m":
+                i, j = i - 1, j - 1
+                ops.append(("m", i, j))
+            elif op == "i":
+                j -= 1
+                ops.append(("i", i, j))
+            else:
+                i -= 1
+                ops.append(("d", i, j))
+        ops.reverse()
+        return ops
+
+    def update(self, hyp: Hypothesis, *, finished: bool = False) -> AlignmentState:
+        # One recognised word may give several keys ("twenty-one"); keep their timings.
+        keys: list[str] = []
+        sources: list[RecognizedWord] = []
+        for word in hyp.words:
+            for k in match_keys(word.text, self.lang):
+                keys.append(k)
+                sources.append(word)
+        ops = self._align(keys)
+        words = self._fresh()
+        extras: list[Extra] = []
+        position = 0
+        pending_ins: list[int] = []  # hyp indices inserted before the next page word
+        for op, i, j in ops:
+            if op == "i":
+                pending_ins.append(j)
+                continue
+            result = words[i]
+            if op == "m":
+                src = sources[j]
+                result.heard = src.text
+                result.start_s, result.end_s = src.start_s, src.end_s
+                result.outcome = CORRECT if keys[j] == self.expected[i] else SUBSTITUTION
+            else:
+                result.outcome = OMISSION
+            self._place_insertions(pending_ins, i, keys, sources, words, extras)
+            pending_ins = []
+            position = i + 1
+        if pending_ins:
+            self._place_insertions(pending_ins, position, keys, sources, words, extras)
+        if finished:
+            for w in words[position:]:
+                w.outcome = OMISSION
+            if position < len(words) and position > 0 and len(words) - position == 1 \
+                    and words[position - 1].outcome == CORRECT and self.forgive_line_end:
+                words[-1].forgiven = "audio ended"
+            position = len(words)
+        self._timings(words, sources, extras)
+        self._forgive(words)
+        for index in self.told:
+            if index < len(words):
+                words[index].told = True
+        last_end = sources[-1].end_s if sources else None
+        self.state = AlignmentState(words, extras, position, last_end, hyp.audio_s, finished)
+        return self.state
+
+    def _place_insertions(self, hyp_indices: list[int], before: int, keys: list[str],
+                          sources: list[RecognizedWord], words: list[WordResult],
+                          extras: list[Extra]) -> None:
+        if not hyp_indices:
+            return
+        recent = {self.expected[k] for k in range(max(0, before - 3), before)}
+        target = words[before] if before < len(words) else None
+        attempt_seen = False
+        for j in hyp_indices:
+            key = keys[j]
+            src = sources[j]
+            if key in recent or (target is not None and key == self.expected[before]
+                                 and target.outcome == CORRECT):
+                extras.append(Extra(REPETITION, src.text, before, src.start_s, src.end_s))
+                continue
+            if target is not None and target.outcome == CORRECT and \
+                    _similar_attempt(key, self.expected[before]):
+                attempt_seen = True
+                target.attempts.append(src.text)
+                continue
+            extras.append(Extra(INSERTION, src.text, before, src.start_s, src.end_s))
+        if attempt_seen and target is not None:
+            target.outcome = SELF_CORRECTION
+            first = sources[hyp_indices[0]]
+            target.start_s = min(target.start_s or first.start_s, first.start_s)
+
+    def _timings(self, words: list[WordResult], sources: list[RecognizedWord],
+                 extras: list[Extra]) -> None:
+        # Pause before a page word: from the end of whatever was heard before its first sound.
+        heard_spans = sorted({(s.start_s, s.end_s) for s in sources})
+        for w in words:
+            if w.start_s is None:
+                continue
+            previous_end = None
+            for start, end in heard_spans:
+                if end <= w.start_s + 1e-6 and start < w.start_s:
+                    previous_end = end
+                elif start >= w.start_s:
+                    break
+            if previous_end is not None:
+                w.pause_before_s = max(0.0, w.start_s - previous_end)
+                w.hesitation = w.pause_before_s > self.hesitation_s
+
+    def _forgive(self, words: list[WordResult]) -> None:
+        tokens = self.page.tokens
+        for w in words:
+            if w.outcome not in MISCUES or w.forgiven:
+                continue
+            exp = self.expected[w.index]
+            heard = match_keys(w.heard, self.lang) if w.heard else []
+            heard_key = heard[0] if heard else ""
+            if self.forgive_function_words and exp in self._functions and (
+                    w.outcome == OMISSION or heard_key in self._functions):
+                w.forgiven = "function word"
+                continue
+            last_of_line = tokens[w.token].line_end and (
+                w.index + 1 == len(words) or words[w.index + 1].token != w.token)
+            if self.forgive_line_end and last_of_line and w.outcome == SUBSTITUTION and (
+                    (len(heard_key) >= 2 and exp.startswith(heard_key))
+                    or similarity(heard_key, exp) >= 0.75):
+                w.forgiven = "line end"
+
+
+@dataclass
+class PageScore:
+    words_total: int  # display tokens on the page
+    words_correct: int
+    accuracy: float  # 0..1, words correct / words on the page
+    reading_time_s: float
+    wcpm: float
+    miscues: int
+    hard_words: list[str]
+
+
+def score(page: Page, state: AlignmentState) -> PageScore:
+    """Accuracy and words correct per minute over display tokens (a token such as "l'arbre"
+    or "21" is correct when all of its spoken words are)."""
+    by_token: dict[int, list[WordResult]] = {}
+    for w in state.words:
+        by_token.setdefault(w.token, []).append(w)
+    reached = [t for t, ws in by_token.items() if any(w.outcome != PENDING for w in ws)]
+    correct = sum(1 for t in reached if all(w.counted_correct for w in by_token[t]))
+    total = len(page.tokens)
+    times = [(w.start_s, w.end_s) for w in state.words if w.start_s is not None
+             and w.end_s is not None]
+    reading_time = (max(e for _, e in times) - min(s for s, _ in times)) if times else 0.0
+    wcpm = correct / (reading_time / 60.0) if reading_time > 0 else 0.0
+    hard: list[str] = []
+    for t in sorted(by_token):
+        ws = by_token[t]
+        if any(w.is_miscue or w.told or w.outcome == SELF_CORRECTION or w.hesitation
+               for w in ws):
+            shown = page.tokens[t].text
+            if shown not in hard:
+                hard.append(shown)
+    return PageScore(words_total=total, words_correct=correct,
+                     accuracy=correct / total if total else 0.0, reading_time_s=reading_time,
+                     wcpm=wcpm, miscues=sum(1 for w in state.words if w.is_miscue),
+                     hard_words=hard)

@@ -1,0 +1,331 @@
+"""pocketsphinx 5 backend: follows a known page with an n-gram model built from its text.
+
+The generic English language model recognises about 1 word in 5 of a child's book read aloud;
+a small trigram model built from the page itself (plus a few garbage words so that misread
+words are not forced onto page words) recognises 9 in 10 (measured, see ENVIRONMENT.md).
+The model is written as an ARPA file and loaded with `NGramModel.readfile`.
+
+Words missing from the pronouncing dictionary get a pronunciation from espeak-ng (IPA mapped
+to the ARPAbet phones of the en-us acoustic model).
+
+Only English ships with pocketsphinx. There is no French pocketsphinx (or vosk) model in any
+package reachable from here: French pages need a model from the user (`pocketsphinx_models`
+setting: {"fr": {"hmm": DIR, "dict": FILE}}, e.g. CMUSphinx's cmusphinx-fr-ptm-5.2) or the vosk
+backend with a French model; otherwise `recognizer("fr")` raises ASRUnavailable saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
+from passeur.reading.exceptions import ASRUnavailable
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.01  # pocketsphinx's frame rate is 100 frames/s
+
+#: Garbage words: misread words land on these instead of being forced onto a page word.
+#: Measured (benchmarks/reading.py): every garbage word added costs more false alarms (page
+#: words heard as garbage) than it gains in detected insertions, so none by default.
+DEFAULT_GARBAGE: dict[str, list[str]] = {"en": [], "fr": []}
+
+# espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
+_IPA_ARPABET = [
+    ("aɪə", "AY ER"), ("aɪ", "AY"), ("aʊ", "AW"), ("eɪ", "EY"), ("oʊ", "OW"), ("ɔɪ", "OY"),
+    ("ɪɹ", "IH R"), ("ɛɹ", "EH R"), ("ʊɹ", "UH R"), ("ɑːɹ", "AA R"), ("ɔːɹ", "AO R"),
+    ("tʃ", "CH"), ("dʒ", "JH"), ("ɜː", "ER"), ("ɚ", "ER"), ("ɝ", "ER"),
+    ("iː", "IY"), ("uː", "UW"), ("ɑː", "AA"), ("ɔː", "AO"), ("i", "IY"), ("u", "UW"),
+    ("ɪ", "IH"), ("ɛ", "EH"), ("æ", "AE"), ("ʌ", "AH"), ("ə", "AH"), ("ɐ", "AH"), ("ɑ", "AA"),
+    ("ɔ", "AO"), ("ʊ", "UH"), ("ɒ", "AA"), ("e", "EH"), ("o", "OW"), ("a", "AE"),
+    ("p", "P"), ("b", "B"), ("t", "T"), ("d", "D"), ("k", "K"), ("ɡ", "G"), ("g", "G"),
+    ("f", "F"), ("v", "V"), ("θ", "TH"), ("ð", "DH"), ("s", "S"), ("z", "Z"), ("ʃ", "SH"),
+    ("ʒ", "ZH"), ("h", "HH"), ("m", "M"), ("n", "N"), ("ŋ", "NG"), ("l", "L"), ("ɹ", "R"),
+    ("r", "R"), ("j", "Y"), ("w", "W"), ("ɾ", "T"), ("ʔ", "T"), ("x", "K"),
+]
+
+
+def ipa_to_arpabet(ipa: str) -> str:
+    """Map an espeak-ng IPA string (phonemes separated by '_') to ARPAbet phones."""
+    phones: list[str] = []
+    for chunk in ipa.replace("ˈ", "").replace("ˌ", "").replace("ː", "ː").split("_"):
+        rest = chunk.strip()
+        while rest:
+            for ipa_sym, arpa in _IPA_ARPABET:
+                if rest.startswith(ipa_sym):
+                    phones.extend(arpa.split())
+                    rest = rest[len(ipa_sym):]
+                    break
+            else:
+                rest = rest[1:]  # length marks, diacritics: no ARPAbet equivalent
+    return " ".join(phones)
+
+
+def espeak_pronunciation(word: str, voice: str = "en-us") -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return ""
+    result = subprocess.run([exe, "-q", "--ipa", "--sep=_", "-v", voice, word],
+                            capture_output=True, text=True, timeout=10, check=False)
+    return ipa_to_arpabet(result.stdout.strip()) if result.returncode == 0 else ""
+
+
+def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: float = 0.9,
+               garbage_prob: float = 0.08) -> str:
+    """A trigram ARPA model that strongly prefers the page's own word order.
+
+    P(next page word | previous ones) gets `follow_prob`; the rest backs off to a unigram
+    over the page words (re-reading, skipping) and the garbage words (`garbage_prob` of the
+    unigram mass). Not a normalised estimate from counts: it is a prior that says "the child
+    is reading this text", which is what makes a small decoder follow well.
+    """
+    words = [w for w in sequence if w]
+    page_vocab = sorted(set(words))
+    garbage_vocab = sorted(set(garbage) - set(page_vocab))
+    backoff = math.log10(1.0 - follow_prob)
+    uni: dict[str, float] = {}
+    counts = Counter(words)
+    total = sum(counts.values())
+    page_mass = 1.0 - (garbage_prob if garbage_vocab else 0.0)
+    for w in page_vocab:
+        uni[w] = math.log10(page_mass * (0.5 * counts[w] / total + 0.5 / len(page_vocab)))
+    for w in garbage_vocab:
+        uni[w] = math.log10(garbage_prob / len(garbage_vocab))
+    uni["</s>"] = math.log10(0.05)
+    bigrams: dict[str, Counter[str]] = defaultdict(Counter)
+    trigrams: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    padded = ["<s>", *words, "</s>"]
+    for a, b in zip(padded, padded[1:], strict=False):
+        bigrams[a][b] += 1
+    for a, b, c in zip(padded, padded[1:], padded[2:], strict=False):
+        trigrams[(a, b)][c] += 1
+    # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
+    for w in page_vocab:
+        bigrams["<s>"][w] += 0
+    lines = ["\\data\\", f"ngram 1={len(uni) + 1}",
+             f"ngram 2={sum(len(v) for v in bigrams.values())}",
+             f"ngram 3={sum(len(v) for v in trigrams.values())}", "", "\\1-grams:",
+             f"-99.0000\t<s>\t{backoff:.4f}"]
+    for w, p in uni.items():
+        suffix = f"\t{backoff:.4f}" if w in bigrams else ""
+        lines.append(f"{p:.4f}\t{w}{suffix}")
+    lines += ["", "\\2-grams:"]
+    for a, following in bigrams.items():
+        n = sum(following.values()) or 1
+        for b, count in following.items():
+            if a == "<s>" and count == 0:
+                p = math.log10((1.0 - follow_prob) / max(len(page_vocab), 1))
+            else:
+                p = math.log10(follow_prob * count / n)
+            bo = f"\t{backoff:.4f}" if (a, b) in trigrams else ""
+            lines.append(f"{p:.4f}\t{a} {b}{bo}")
+    lines += ["", "\\3-grams:"]
+    for (a, b), following in trigrams.items():
+        n = sum(following.values())
+        for c, k in following.items():
+            lines.append(f"{math.log10(follow_prob * k / n):.4f}\t{a} {b} {c}")
+    lines += ["", "\\end\\", ""]
+    return "\n".join(lines)
+
+
+class PocketsphinxRecognizer:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, decoder: Any, lm_path: Path | None, tmpdir: tempfile.TemporaryDirectory[str]
+                 | None) -> None:
+        self._decoder = decoder
+        self._tmpdir = tmpdir
+        self._final: list[RecognizedWord] = []
+        self._partial: list[RecognizedWord] = []
+        self._samples = 0
+        self._utt_start_samples = 0
+        self._in_utt = False
+        self._closed = False
+        self._since_hyp = 0
+
+    def _words(self, final: bool) -> list[RecognizedWord]:
+        offset = self._utt_start_samples / self.sample_rate
+        out = []
+        for seg in self._decoder.seg():
+            word = seg.word
+            if word.startswith(("<", "[", "+")) or word in ("<sil>",):
+                continue
+            if "(" in word:
+                word = word[:word.index("(")]  # alternate pronunciations: "the(2)"
+            out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
+                                      offset + (seg.end_frame + 1) * FRAME_S, final=final))
+        return out
+
+    def _hyp(self) -> Hypothesis:
+        return Hypothesis(self._final + self._partial, self._samples / self.sample_rate)
+
+    def accept(self, pcm: bytes) -> Hypothesis:
+        if len(pcm) % 2:
+            raise ValueError("PCM chunk must hold whole 16-bit samples")
+        if not self._in_utt:
+            self._decoder.start_utt()
+            self._in_utt = True
+            self._utt_start_samples = self._samples
+        self._decoder.process_raw(pcm, False, False)
+        self._samples += len(pcm) // 2
+        self._since_hyp += len(pcm) // 2
+        # A partial backtrace costs more than a chunk: refresh it every 50 ms of audio.
+        if self._since_hyp >= self.sample_rate // 20:
+            self._since_hyp = 0
+            self._partial = self._words(final=False) if self._decoder.hyp() is not None else []
+        return self._hyp()
+
+    def endpoint(self) -> Hypothesis:
+        if self._in_utt:
+            self._decoder.end_utt()
+            self._in_utt = False
+            self._final.extend(self._words(final=True) if self._decoder.hyp() is not None
+                               else [])
+            self._partial = []
+        return self._hyp()
+
+    def finish(self) -> Hypothesis:
+        return self.endpoint()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._in_utt:
+            try:
+                self._decoder.end_utt()
+            except RuntimeError:
+                pass
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+
+
+class PocketsphinxBackend:
+    name = "pocketsphinx"
+
+    def __init__(self, models: dict[str, dict[str, str]] | None = None,
+                 garbage: dict[str, list[str]] | None = None, language_weight: float = 1.0,
+                 follow_prob: float = 0.97, cmninit: str = "",
+                 decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
+                 garbage_prob: float = 0.05) -> None:
+        try:
+            import pocketsphinx
+        except ImportError as exc:
+            raise ASRUnavailable("pocketsphinx is not installed: pip install pocketsphinx==5.1.1"
+                                 ) from exc
+        builtin = Path(pocketsphinx.get_model_path()) / "en-us"
+        self.models: dict[str, dict[str, str]] = {
+            "en": {"hmm": str(builtin / "en-us"), "dict": str(builtin / "cmudict-en-us.dict")}}
+        for lang, paths in (models or {}).items():
+            self.models[lang] = dict(paths)
+        self.garbage = {**DEFAULT_GARBAGE, **(garbage or {})}
+        self.language_weight = language_weight
+        self.follow_prob = follow_prob
+        # Start cepstral mean normalisation near speech values so the first words of a session
+        # are not lost while the live estimate converges.
+        self.cmninit = cmninit or "46.7,4.06,-4.6,13.1,-10.7,-1.8,1.3,-9.4,0.4,-5.3,4.8,-4.6,-1.6"
+        self._dict_words: dict[str, set[str]] = {}
+        self.decoder_options = dict(decoder_options or {})
+        self.garbage_top_n = garbage_top_n
+        self.garbage_prob = garbage_prob
+        self._frequent: dict[str, list[str]] = {}
+
+    def supports(self, lang: str) -> bool:
+        return lang in self.models
+
+    def _model(self, lang: str) -> dict[str, str]:
+        if lang not in self.models:
+            if lang == "fr":
+                raise ASRUnavailable(
+                    "no French speech model for pocketsphinx: none ships with it, and none "
+                    "exists in any package reachable here. Either give one in the reading "
+                    "node's 'pocketsphinx_models' setting ({\"fr\": {\"hmm\": DIR, \"dict\": "
+                    "FILE}}, e.g. cmusphinx-fr-ptm-5.2 from https://cmusphinx.github.io), or "
+                    "use asr_backend 'vosk' with 'vosk_models' {\"fr\": DIR} "
+                    "(vosk-model-small-fr from https://alphacephei.com/vosk/models). "
+                    "'Read to me' works in French without a model.")
+            raise ASRUnavailable(f"no pocketsphinx model for language '{lang}'")
+        model = self.models[lang]
+        for key in ("hmm", "dict"):
+            if not Path(model.get(key, "")).exists():
+                raise ASRUnavailable(f"pocketsphinx_models.{lang}.{key}: '{model.get(key)}' "
+                                     "does not exist")
+        return model
+
+    def _frequent_words(self, lang: str, model: dict[str, str]) -> list[str]:
+        """The `garbage_top_n` most likely single words of the model's generic LM: where a
+        misread or added word lands when it is not a page word (so it is not forced onto one)."""
+        if self.garbage_top_n <= 0:
+            return []
+        if lang not in self._frequent:
+            from pocketsphinx import NGramModel
+
+            hmm = Path(model["hmm"])
+            generic = Path(model["lm"]) if "lm" in model else hmm.parent / f"{hmm.name}.lm.bin"
+            if not generic.exists():
+                self._frequent[lang] = []
+                return []
+            lm = NGramModel.readfile(os.fspath(generic))
+            words = [w for w in self._dictionary(model["dict"]) if "(" not in w]
+            ranked = sorted(words, key=lambda w: lm.prob([w]), reverse=True)
+            self._frequent[lang] = [w for w in ranked[: self.garbage_top_n]
+                                    if w.isalpha() and len(w) > 1]
+        return self._frequent[lang]
+
+    def _dictionary(self, path: str) -> set[str]:
+        if path not in self._dict_words:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                self._dict_words[path] = {line.split(maxsplit=1)[0] for line in fh if line.strip()}
+        return self._dict_words[path]
+
+    def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
+                   text: str | None = None) -> PocketsphinxRecognizer:
+        from pocketsphinx import Decoder, NGramModel
+
+        model = self._model(lang)
+        kwargs: dict[str, Any] = {"hmm": model["hmm"], "dict": model["dict"],
+                                  "samprate": SAMPLE_RATE, "loglevel": "FATAL"}
+        if lang == "en":
+            kwargs["cmninit"] = self.cmninit
+        if vocabulary is None:
+            builtin_lm = Path(model["hmm"]).parent / f"{Path(model['hmm']).name}.lm.bin"
+            if "lm" in model:
+                kwargs["lm"] = model["lm"]
+            elif builtin_lm.exists():
+                kwargs["lm"] = str(builtin_lm)
+            else:
+                raise ASRUnavailable(f"free recognition needs pocketsphinx_models.{lang}.lm")
+            return PocketsphinxRecognizer(Decoder(**kwargs), None, None)
+        kwargs["lm"] = None
+        kwargs["lw"] = self.language_weight
+        kwargs.update(self.decoder_options)
+        decoder = Decoder(**kwargs)
+        known = self._dictionary(model["dict"])
+        words = [w.lower() for w in vocabulary if w]
+        voice = "fr" if lang == "fr" else "en-us"
+        for w in sorted(set(words)):
+            if w not in known:
+                phones = espeak_pronunciation(w, voice)
+                if not phones:
+                    raise ASRUnavailable(f"no pronunciation for '{w}' (not in {model['dict']}, "
+                                         "and espeak-ng is missing)")
+                decoder.add_word(w, phones, True)
+                log.debug("pronunciation from espeak-ng: %s %s", w, phones)
+        garbage = [g for g in self.garbage.get(lang, []) if g in known]
+        garbage += self._frequent_words(lang, model)
+        tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
+        lm_path = Path(tmpdir.name) / "page.arpa"
+        lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
+                                      garbage_prob=self.garbage_prob), encoding="utf-8")
+        decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))
+        decoder.activate_search("page")
+        return PocketsphinxRecognizer(decoder, lm_path, tmpdir)

@@ -1,0 +1,147 @@
+"""Books: UTF-8 Markdown-ish files with a front-matter and page breaks.
+
+    ---
+    title: The Little Red Boat
+    language: en          # fr or en
+    level: 1              # 1 (first reader) .. 5
+    author: Passeur       # optional
+    ---
+    Tom has a small red boat.
+    He sails it on the pond.
+    ---page---
+    One day the wind blows hard.
+
+Pages are separated by a line holding only `---page---`. Inside a page, line breaks are kept
+(they are shown as lines; the last word of a line gets the tutor's line-end forgiveness).
+`**bold**`/`_italic_` markers are stripped; a line starting with `#` is a page heading, shown
+and read like any other line. The book id is the file name without `.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from passeur.paths import share_path
+from passeur.reading.exceptions import BookError
+from passeur.reading.text import LANGUAGES, Page, tokenize
+
+PAGE_BREAK = re.compile(r"^\s*---\s*page\s*---\s*$", re.MULTILINE | re.IGNORECASE)
+_FRONT = re.compile(r"\A\ufeff?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_MARKUP = re.compile(r"(\*\*|__|\*|_(?=\w)|(?<=\w)_)")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass
+class Book:
+    id: str
+    title: str
+    lang: str
+    level: int
+    pages: list[str]
+    author: str = ""
+    path: Path | None = None
+    _tokenized: dict[int, Page] = field(default_factory=dict, repr=False)
+
+    def page(self, number: int) -> Page:
+        """Page `number` (1-based), tokenised."""
+        if not 1 <= number <= len(self.pages):
+            raise BookError(f"book '{self.id}' has pages 1-{len(self.pages)}, not {number}",
+                            self.path)
+        if number not in self._tokenized:
+            self._tokenized[number] = tokenize(self.pages[number - 1], self.lang)
+        return self._tokenized[number]
+
+    def summary(self) -> dict[str, object]:
+        return {"id": self.id, "title": self.title, "lang": self.lang, "level": self.level,
+                "author": self.author, "pages": len(self.pages)}
+
+
+def parse_book(text: str, book_id: str, path: Path | None = None) -> Book:
+    match = _FRONT.match(text)
+    if match is None:
+        raise BookError("missing front-matter: start the file with '---', then "
+                        "'title:', 'language:' (fr/en), 'level:', then '---'", path)
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
+    if not isinstance(meta, dict):
+        raise BookError("front-matter must be 'key: value' lines", path)
+    title = str(meta.get("title", "")).strip()
+    if not title:
+        raise BookError("front-matter has no 'title'", path)
+    lang = str(meta.get("language", meta.get("lang", ""))).strip().lower()
+    if lang not in LANGUAGES:
+        raise BookError(f"'language' must be one of {', '.join(LANGUAGES)}, not '{lang}'", path)
+    try:
+        level = int(meta.get("level", 1))
+    except (TypeError, ValueError) as exc:
+        raise BookError(f"'level' must be a whole number, not '{meta.get('level')}'", path) from exc
+    body = text[match.end():]
+    pages = []
+    for raw in PAGE_BREAK.split(body):
+        lines = [_MARKUP.sub("", line).strip() for line in raw.strip().splitlines()]
+        lines = [line.lstrip("#").strip() for line in lines]
+        page = "\n".join(line for line in lines if line)
+        if page:
+            pages.append(page)
+    if not pages:
+        raise BookError("the book has no page text after the front-matter", path)
+    for i, page in enumerate(pages, 1):
+        if not tokenize(page, lang).words:
+            raise BookError(f"page {i} has no words", path)
+    return Book(id=book_id, title=title, lang=lang, level=level, pages=pages,
+                author=str(meta.get("author", "")), path=path)
+
+
+def load_book(path: Path) -> Book:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise BookError("book file not found", path) from exc
+    except UnicodeDecodeError as exc:
+        raise BookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from exc
+    return parse_book(text, path.stem, path)
+
+
+def default_books_dir() -> Path:
+    return share_path("config", "books")
+
+
+class Library:
+    """The books of one folder (config/books by default), loaded lazily by id."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_books_dir()
+        if not self.folder.is_dir():
+            raise BookError("books folder not found; set the reading node's 'books_dir' "
+                            "parameter to a folder of .md books", self.folder)
+        self._cache: dict[str, Book] = {}
+
+    def ids(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.md"))
+
+    def get(self, book_id: str) -> Book:
+        if not _ID.match(book_id or ""):
+            raise BookError(f"'{book_id}' is not a book id (letters, digits, - and _ only)",
+                            self.folder)
+        if book_id not in self._cache:
+            path = self.folder / f"{book_id}.md"
+            if not path.is_file():
+                known = ", ".join(self.ids()) or "none"
+                raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
+            self._cache[book_id] = load_book(path)
+        return self._cache[book_id]
+
+    def books(self) -> list[Book]:
+        out = []
+        for book_id in self.ids():
+            try:
+                out.append(self.get(book_id))
+            except BookError:
+                continue  # a broken file must not hide the others; `get` reports it
+        return out

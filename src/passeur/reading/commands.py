@@ -1,0 +1,170 @@
+"""`passeur read` (check a recording against a page) and `passeur readers` (progress)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def default_db_path() -> Path:
+    base = os.environ.get("PASSEUR_DATA_DIR") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "passeur")
+    return Path(base) / "reading.sqlite3"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("read", help="check a recording of a page read aloud (offline)")
+    p.add_argument("--book", required=True, help="book id (file name in config/books)")
+    p.add_argument("--page", type=int, default=1, help="page number (from 1)")
+    p.add_argument("--audio", required=True, type=Path, help="WAV file of the reading")
+    p.add_argument("--reader", default=None, help="pseudonym: record the result in progress")
+    p.add_argument("--lang", choices=["fr", "en"], default=None,
+                   help="language of the output (default: the book's)")
+    p.add_argument("--books-dir", type=Path, default=None, help="folder of books")
+    p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default="pocketsphinx")
+    p.add_argument("--vosk-model", type=Path, default=None,
+                   help="vosk model folder for the book's language (with --asr vosk)")
+    p.add_argument("--hesitation", type=float, default=2.0, help="pause (s) counted as hesitation")
+    p.add_argument("--db", type=Path, default=None, help="progress database")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_read)
+
+    r = sub.add_parser("readers", help="reading progress per reader: report, export, delete")
+    rs = r.add_subparsers(dest="readers_command", metavar="ACTION", required=True)
+    for action, text in (("report", "write an HTML report with a progress chart"),
+                         ("export", "print everything recorded for a reader (JSON)"),
+                         ("delete", "delete a reader and all their data"),
+                         ("list", "list the readers")):
+        a = rs.add_parser(action, help=text)
+        if action != "list":
+            a.add_argument("name", help="the reader's pseudonym")
+        a.add_argument("--db", type=Path, default=None, help="progress database")
+        if action == "report":
+            a.add_argument("--out", type=Path, default=None, help="HTML file to write")
+            a.add_argument("--lang", choices=["fr", "en"], default="en")
+        if action == "export":
+            a.add_argument("--out", type=Path, default=None, help="JSON file (default: stdout)")
+        if action == "delete":
+            a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        a.set_defaults(func=_cmd_readers)
+
+
+LABELS = {
+    "en": {"correct": "correct", "substitution": "misread", "omission": "skipped",
+           "self_correction": "self-corrected", "pending": "not reached",
+           "hesitation": "hesitation", "insertion": "added", "repetition": "repeated",
+           "heard": "heard", "forgiven": "not counted", "accuracy": "accuracy",
+           "wcpm": "words correct per minute", "time": "reading time", "told": "told"},
+    "fr": {"correct": "juste", "substitution": "mal lu", "omission": "sauté",
+           "self_correction": "corrigé seul", "pending": "pas atteint",
+           "hesitation": "hésitation", "insertion": "ajouté", "repetition": "répété",
+           "heard": "entendu", "forgiven": "non compté", "accuracy": "exactitude",
+           "wcpm": "mots corrects par minute", "time": "temps de lecture", "told": "soufflé"},
+}
+
+
+def _cmd_read(args: argparse.Namespace) -> int:
+    from passeur.reading.asr import create_backend
+    from passeur.reading.audio_in import read_wav
+    from passeur.reading.books import Library
+    from passeur.reading.progress_store import ProgressStore
+    from passeur.reading.session import read_pcm
+
+    book = Library(args.books_dir).get(args.book)
+    page = book.page(args.page)
+    pcm = read_wav(args.audio)
+    if args.asr == "vosk":
+        models = {book.lang: str(args.vosk_model)} if args.vosk_model else {}
+        backend = create_backend("vosk", {"models": models})
+    else:
+        backend = create_backend("pocketsphinx")
+    from passeur.reading.exceptions import AudioFormatError
+
+    try:
+        result = read_pcm(page, pcm, backend, hesitation_s=args.hesitation)
+    except AudioFormatError as exc:
+        raise AudioFormatError(f"{args.audio}: {exc}") from exc
+    lang = args.lang or book.lang
+    t = LABELS[lang]
+    s = result.score
+    if args.json:
+        print(json.dumps({
+            "book": book.id, "page": args.page,
+            "words": [{"word": w.expected, "outcome": w.outcome, "heard": w.heard,
+                       "hesitation": w.hesitation, "forgiven": w.forgiven,
+                       "start_s": w.start_s, "end_s": w.end_s} for w in result.state.words],
+            "extras": [{"kind": e.kind, "heard": e.heard, "before": e.before}
+                       for e in result.state.extras],
+            "wcpm": round(s.wcpm, 1), "accuracy": round(s.accuracy, 3),
+            "reading_time_s": round(s.reading_time_s, 2), "hard_words": s.hard_words},
+            ensure_ascii=False))
+    else:
+        extras_before: dict[int, list[str]] = {}
+        for e in result.state.extras:
+            extras_before.setdefault(e.before, []).append(f"  + {e.heard!r} ({t[e.kind]})")
+        print(f"{book.title} - page {args.page}")
+        for w in result.state.words:
+            for line in extras_before.get(w.index, []):
+                print(line)
+            notes = [t[w.outcome]]
+            if w.heard and w.outcome != "correct":
+                notes.append(f"{t['heard']} {w.heard!r}")
+            if w.hesitation:
+                notes.append(f"{t['hesitation']} {w.pause_before_s:.1f} s")
+            if w.forgiven:
+                notes.append(f"{t['forgiven']}: {w.forgiven}")
+            when = f"{w.start_s:6.2f}s" if w.start_s is not None else "      -"
+            print(f"{when}  {w.expected:<16} {', '.join(notes)}")
+        for line in extras_before.get(len(result.state.words), []):
+            print(line)
+        print(f"{t['wcpm']}: {s.wcpm:.0f}   {t['accuracy']}: {100 * s.accuracy:.0f} % "
+              f"({s.words_correct}/{s.words_total})   {t['time']}: {s.reading_time_s:.1f} s")
+    if args.reader:
+        store = ProgressStore(args.db or default_db_path())
+        try:
+            sid = store.start_session(args.reader, book.id, "offline")
+            store.record_page(sid, args.page, book.lang, result.state, s)
+            store.end_session(sid)
+        finally:
+            store.close()
+    return 0
+
+
+def _cmd_readers(args: argparse.Namespace) -> int:
+    from passeur.reading.progress_store import ProgressStore, write_report
+
+    store = ProgressStore(args.db or default_db_path())
+    try:
+        if args.readers_command == "list":
+            for name in store.readers():
+                print(name)
+        elif args.readers_command == "export":
+            text = json.dumps(store.export(args.name), ensure_ascii=False, indent=2)
+            if args.out:
+                args.out.write_text(text, encoding="utf-8")
+                print(f"exported {args.name} to {args.out}")
+            else:
+                print(text)
+        elif args.readers_command == "report":
+            out = args.out or Path(f"reading-report-{args.name}.html")
+            write_report(store, args.name, out, args.lang)
+            print(f"report written: {out}")
+        elif args.readers_command == "delete":
+            store.reader_id(args.name, create=False)  # unknown reader: clear error first
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    print("passeur: refusing to delete without --yes (no terminal to ask)",
+                          file=sys.stderr)
+                    return 2
+                answer = input(f"Delete all reading data of '{args.name}'? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes", "o", "oui"):
+                    return 1
+            pages = store.delete(args.name)
+            print(f"deleted reader {args.name} ({pages} pages)")
+    finally:
+        store.close()
+    return 0

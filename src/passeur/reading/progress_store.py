@@ -1,0 +1,273 @@
+"""Reading progress per pseudonymous reader, in SQLite (WAL).
+
+Tables: readers, sessions (one sitting with one book), pages (one page read: WCPM, accuracy,
+counts) and word_outcomes (each page word: outcome, what was heard, hesitation, told...).
+Audio is NOT stored unless the store was opened with `store_audio=True` (reading node
+parameter `store_audio`, off by default): children's voices stay out of the database.
+
+A database file that is not a valid SQLite database, or fails its integrity check, raises
+ProgressStoreError naming the file; the file is never modified, moved or overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from passeur.reading.alignment import AlignmentState, PageScore
+from passeur.reading.exceptions import ProgressStoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS readers (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY, reader_id INTEGER NOT NULL REFERENCES readers(id) ON DELETE CASCADE,
+    book_id TEXT NOT NULL, mode TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL);
+CREATE TABLE IF NOT EXISTS pages (
+    id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL, lang TEXT NOT NULL, words_total INTEGER NOT NULL,
+    words_correct INTEGER NOT NULL, accuracy REAL NOT NULL, wcpm REAL NOT NULL,
+    reading_time_s REAL NOT NULL, miscues INTEGER NOT NULL, hard_words TEXT NOT NULL,
+    audio_path TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS word_outcomes (
+    id INTEGER PRIMARY KEY, page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    word_index INTEGER NOT NULL, token_index INTEGER NOT NULL, word TEXT NOT NULL,
+    outcome TEXT NOT NULL, heard TEXT, hesitation INTEGER NOT NULL, forgiven TEXT,
+    told INTEGER NOT NULL, start_s REAL, end_s REAL);
+CREATE INDEX IF NOT EXISTS pages_session ON pages(session_id);
+CREATE INDEX IF NOT EXISTS words_page ON word_outcomes(page_id);
+"""
+
+_NAME = re.compile(r"^[\w][\w .-]{0,39}$", re.UNICODE)
+
+
+def check_reader_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise ProgressStoreError(f"reader name '{name}' is not valid: use a pseudonym of 1-40 "
+                                 "letters, digits, spaces, '.', '-' or '_'")
+    return name
+
+
+class ProgressStore:
+    def __init__(self, path: Path, *, store_audio: bool = False) -> None:
+        self.path = Path(path)
+        self.store_audio = store_audio
+        self._lock = threading.Lock()
+        existed = self.path.exists()
+        if existed and self.path.is_file() and self.path.stat().st_size > 0:
+            self._check_header()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                       isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if existed:
+                row = self._db.execute("PRAGMA quick_check").fetchone()
+                if not row or row[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check: {row[0] if row else '?'}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._corrupt(exc)
+
+    def _check_header(self) -> None:
+        with open(self.path, "rb") as fh:
+            header = fh.read(16)
+        if header != b"SQLite format 3\x00":
+            self._corrupt("not an SQLite database")
+
+    def _corrupt(self, why: object) -> None:
+        raise ProgressStoreError(
+            f"{self.path}: the progress database is corrupt ({why}). It was left untouched: "
+            f"move it away (e.g. to {self.path.name}.corrupt) to start a new one, or restore a "
+            "backup.")
+
+    def close(self) -> None:
+        with self._lock:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._db is None:
+            raise ProgressStoreError(f"{self.path}: the progress store is closed")
+        with self._lock:
+            try:
+                cur = self._db.execute(sql, args)
+                return list(cur.fetchall())
+            except sqlite3.DatabaseError as exc:
+                self._corrupt(exc)
+                raise  # unreachable
+
+    # -- writing -----------------------------------------------------------------------------
+    def reader_id(self, name: str, create: bool = True) -> int:
+        name = check_reader_name(name)
+        rows = self._q("SELECT id FROM readers WHERE name = ?", (name,))
+        if rows:
+            return int(rows[0][0])
+        if not create:
+            raise ProgressStoreError(f"no reader named '{name}' in {self.path}")
+        self._q("INSERT INTO readers(name, created_at) VALUES (?, ?)", (name, time.time()))
+        return int(self._q("SELECT id FROM readers WHERE name = ?", (name,))[0][0])
+
+    def start_session(self, reader: str, book_id: str, mode: str = "i_read") -> int:
+        rid = self.reader_id(reader)
+        self._q("INSERT INTO sessions(reader_id, book_id, mode, started_at) VALUES (?, ?, ?, ?)",
+                (rid, book_id, mode, time.time()))
+        return int(self._q("SELECT max(id) FROM sessions WHERE reader_id = ?", (rid,))[0][0])
+
+    def end_session(self, session_id: int) -> None:
+        self._q("UPDATE sessions SET ended_at = ? WHERE id = ?", (time.time(), session_id))
+
+    def record_page(self, session_id: int, page: int, lang: str, state: AlignmentState,
+                    score: PageScore, audio_wav: bytes | None = None) -> int:
+        now = time.time()
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN")
+                cur = db.execute(
+                    "INSERT INTO pages(session_id, page, lang, words_total, words_correct, "
+                    "accuracy, wcpm, reading_time_s, miscues, hard_words, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (session_id, page, lang, score.words_total, score.words_correct,
+                     score.accuracy, score.wcpm, score.reading_time_s, score.miscues,
+                     json.dumps(score.hard_words, ensure_ascii=False), now))
+                page_id = int(cur.lastrowid or 0)
+                db.executemany(
+                    "INSERT INTO word_outcomes(page_id, word_index, token_index, word, outcome,"
+                    " heard, hesitation, forgiven, told, start_s, end_s) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(page_id, w.index, w.token, w.expected, w.outcome, w.heard,
+                      int(w.hesitation), w.forgiven, int(w.told), w.start_s, w.end_s)
+                     for w in state.words])
+                db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                db.execute("ROLLBACK")
+                self._corrupt(exc)
+        if audio_wav is not None and self.store_audio:
+            folder = self.path.parent / "audio" / str(session_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            audio_path = folder / f"page-{page_id}.wav"
+            audio_path.write_bytes(audio_wav)
+            self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
+        return page_id
+
+    # -- reading -----------------------------------------------------------------------------
+    def readers(self) -> list[str]:
+        return [str(r[0]) for r in self._q("SELECT name FROM readers ORDER BY name")]
+
+    def export(self, name: str) -> dict[str, Any]:
+        rid = self.reader_id(name, create=False)
+        out: dict[str, Any] = {"reader": check_reader_name(name), "sessions": []}
+        for s in self._q("SELECT id, book_id, mode, started_at, ended_at FROM sessions "
+                         "WHERE reader_id = ? ORDER BY started_at, id", (rid,)):
+            session: dict[str, Any] = {"id": s[0], "book": s[1], "mode": s[2],
+                                       "started_at": s[3], "ended_at": s[4], "pages": []}
+            for p in self._q("SELECT id, page, lang, words_total, words_correct, accuracy, wcpm,"
+                             " reading_time_s, miscues, hard_words, created_at, audio_path "
+                             "FROM pages WHERE session_id = ? ORDER BY id", (s[0],)):
+                words = [{"index": w[0], "token": w[1], "word": w[2], "outcome": w[3],
+                          "heard": w[4], "hesitation": bool(w[5]), "forgiven": w[6],
+                          "told": bool(w[7]), "start_s": w[8], "end_s": w[9]}
+                         for w in self._q("SELECT word_index, token_index, word, outcome, heard,"
+                                          " hesitation, forgiven, told, start_s, end_s FROM "
+                                          "word_outcomes WHERE page_id = ? ORDER BY word_index",
+                                          (p[0],))]
+                session["pages"].append({
+                    "page": p[1], "lang": p[2], "words_total": p[3], "words_correct": p[4],
+                    "accuracy": p[5], "wcpm": p[6], "reading_time_s": p[7], "miscues": p[8],
+                    "hard_words": json.loads(p[9]), "created_at": p[10],
+                    "audio_path": p[11], "words": words})
+            out["sessions"].append(session)
+        return out
+
+    def delete(self, name: str) -> int:
+        """Delete a reader and everything recorded for them (and stored audio). Returns the
+        number of pages deleted."""
+        rid = self.reader_id(name, create=False)
+        sessions = [int(r[0]) for r in self._q("SELECT id FROM sessions WHERE reader_id = ?",
+                                               (rid,))]
+        pages = self._q("SELECT count(*) FROM pages WHERE session_id IN (SELECT id FROM sessions"
+                        " WHERE reader_id = ?)", (rid,))[0][0]
+        self._q("DELETE FROM readers WHERE id = ?", (rid,))
+        for sid in sessions:
+            shutil.rmtree(self.path.parent / "audio" / str(sid), ignore_errors=True)
+        self._q("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(pages)
+
+
+REPORT_TEXT = {
+    "en": {"title": "Reading progress", "reader": "Reader", "date": "Date", "book": "Book",
+           "page": "Page", "wcpm": "Words correct per minute", "accuracy": "Accuracy (%)",
+           "hard": "Words that were hard", "none": "No reading recorded yet.",
+           "sessions": "Pages read"},
+    "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
+           "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
+           "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
+           "sessions": "Pages lues"},
+}
+
+
+def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
+    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = REPORT_TEXT.get(lang, REPORT_TEXT["en"])
+    data = store.export(name)
+    rows = [(p["created_at"], s["book"], p) for s in data["sessions"] for p in s["pages"]]
+    rows.sort(key=lambda r: r[0])
+    hard = Counter(w for _, _, p in rows for w in p["hard_words"])
+    chart = ""
+    if rows:
+        fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+        xs = list(range(1, len(rows) + 1))
+        ax.plot(xs, [p["wcpm"] for _, _, p in rows], "o-", color="#1f5fa8", label=t["wcpm"])
+        ax.set_xlabel(t["sessions"])
+        ax.set_ylabel(t["wcpm"])
+        ax2 = ax.twinx()
+        ax2.plot(xs, [100 * p["accuracy"] for _, _, p in rows], "s--", color="#b04a00",
+                 label=t["accuracy"])
+        ax2.set_ylim(0, 105)
+        ax2.set_ylabel(t["accuracy"])
+        fig.legend(loc="lower left", fontsize=8)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        chart = (f'<img alt="{html.escape(t["wcpm"])} / {html.escape(t["accuracy"])}" '
+                 f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+    table = "".join(
+        f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"
+        f"<td>{html.escape(book)}</td><td>{p['page']}</td><td>{p['wcpm']:.0f}</td>"
+        f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
+        "</tr>" for ts, book, p in rows)
+    hard_list = ", ".join(f"{html.escape(w)} ({n})" for w, n in hard.most_common(15))
+    body = (f"<h1>{t['title']}: {html.escape(data['reader'])}</h1>" + (chart or "")
+            + (f"<table><thead><tr><th>{t['date']}</th><th>{t['book']}</th><th>{t['page']}</th>"
+               f"<th>{t['wcpm']}</th><th>{t['accuracy']}</th><th>{t['hard']}</th></tr></thead>"
+               f"<tbody>{table}</tbody></table><h2>{t['hard']}</h2><p>{hard_list}</p>"
+               if rows else f"<p>{t['none']}</p>"))
+    page = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>'
+            f"{t['title']}: {html.escape(data['reader'])}</title><style>body{{font-family:"
+            "sans-serif;max-width:60rem;margin:2rem auto;line-height:1.5}table{border-collapse:"
+            "collapse}td,th{border:1px solid #999;padding:.3rem .6rem}</style></head><body>"
+            f"{body}</body></html>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

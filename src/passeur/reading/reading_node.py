@@ -1,0 +1,113 @@
+"""The reading node (`reading`): owns the robot's speaker and serves the reader page.
+
+- subscribes `speech/say` (std_msgs/String, JSON {"text": "...", "lang": "fr"|"en"}): patrol
+  announcements and anything else the robot must say go through here, in order;
+- publishes `speech/speaking` (std_msgs/Bool, LATCHED): true while the robot speaks (the
+  reading microphone is ignored meanwhile; other areas can do the same);
+- `web_features()`: the reader page `/reader` and `/api/reading/...` (see web_reader.py).
+Synthesis, playback and speech recognition run in the service's worker threads, never in an
+executor callback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rclpy.node import Node
+from std_msgs.msg import Bool, String
+
+from passeur.errors import ConfigError
+from passeur.reading.exceptions import ReadingError
+from passeur.reading.service import ReadingService, ServiceConfig
+from passeur.ros import qos
+from passeur.ros.params import declare
+
+
+def _json_param(value: str, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(value or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"reading parameter '{name}' must be a JSON object ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"reading parameter '{name}' must be a JSON object, e.g. "
+                          '\'{"fr": "/path/to/model"}\'')
+    return data
+
+
+class ReadingNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("reading", **kwargs)
+        books_dir = declare(self, "books_dir", "", "folder of books (.md); empty = config/books")
+        backend = declare(self, "asr_backend", "pocketsphinx",
+                          "speech recognition: 'pocketsphinx' (English built in) or 'vosk'")
+        vosk_models = declare(self, "vosk_models", "{}",
+                              'vosk model folders per language, JSON: {"fr": "/path", ...} '
+                              "(https://alphacephei.com/vosk/models)")
+        ps_models = declare(self, "pocketsphinx_models", "{}",
+                            'extra pocketsphinx models, JSON: {"fr": {"hmm": DIR, "dict": FILE}}')
+        db = declare(self, "progress_db", "",
+                     "SQLite file of reading progress; empty = ~/.local/share/passeur/")
+        store_audio = declare(self, "store_audio", False,
+                              "keep children's recordings with their progress (off: never stored)")
+        hesitation = declare(self, "hesitation_s", 2.0, "pause before a word counted as a "
+                             "hesitation (s)", min_value=0.5, max_value=10.0)
+        rate = declare(self, "tts_rate_wpm", 140, "robot speaking rate (words/min)",
+                       min_value=60, max_value=400)
+        speaker = declare(self, "play_on_speaker", "auto", "play robot speech on the local "
+                          "speaker: 'auto' (if a sound card exists), 'true', 'false'")
+        device = declare(self, "speaker_device", "", "ALSA device for the speaker; empty = default")
+        reading_config = declare(self, "reading_config", "",
+                                 "phrases and tutor policy (YAML); empty = config/reading.yaml")
+        if backend not in ("pocketsphinx", "vosk"):
+            raise ConfigError(f"reading parameter 'asr_backend' must be 'pocketsphinx' or "
+                              f"'vosk', not '{backend}'")
+        if speaker not in ("auto", "true", "false"):
+            raise ConfigError("reading parameter 'play_on_speaker' must be auto, true or false")
+        settings: dict[str, Any] = ({"models": _json_param(vosk_models, "vosk_models")}
+                                    if backend == "vosk" else
+                                    {"models": _json_param(ps_models, "pocketsphinx_models")})
+        play = speaker == "true" or (speaker == "auto" and Path("/dev/snd").exists())
+        config = ServiceConfig(
+            books_dir=Path(books_dir) if books_dir else None, asr_backend=backend,
+            asr_settings=settings, progress_db=Path(db) if db else None,
+            store_audio=bool(store_audio), reading_config=Path(reading_config)
+            if reading_config else None, hesitation_s=float(hesitation),
+            tts_rate_wpm=int(rate), play_on_speaker=play, speaker_device=device or None)
+        self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)
+        self._speaking_pub.publish(Bool(data=False))
+        try:
+            self.service = ReadingService(config, on_speaking=self._publish_speaking)
+        except ReadingError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.create_subscription(String, "speech/say", self._on_say, qos.STATUS)
+        self._closed = False
+
+    def _publish_speaking(self, speaking: bool) -> None:
+        if not self._closed:
+            self._speaking_pub.publish(Bool(data=speaking))
+
+    def _on_say(self, msg: String) -> None:
+        # Only parse and queue here: synthesis and playback happen in the speech thread.
+        try:
+            data = json.loads(msg.data)
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            self.service.say(str(data.get("text", "")), str(data.get("lang", "fr")),
+                             kind="announcement")
+        except (ValueError, ReadingError) as exc:
+            self.get_logger().warning(f"speech/say ignored: {exc} (expected JSON "
+                                      '{"text": "...", "lang": "fr"|"en"})')
+
+    def web_features(self) -> list[Any]:
+        from passeur.reading.web_reader import ReaderFeature
+
+        return [ReaderFeature(self.service)]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.service.close()
+        self._publish_speaking(False)
+        self._closed = True

@@ -1,0 +1,438 @@
+"""The reading companion's engine, without ROS: books, live reading sessions, robot speech.
+
+The ROS node (`reading_node.py`) and the web feature (`web_reader.py`) are thin adapters
+around one `ReadingService`. Heavy work runs in worker threads owned here, never in an
+executor callback or on the web server's event loop:
+
+- one *speech* thread synthesises (espeak-ng) and plays what the robot says, in order; while
+  it speaks, every session's microphone is gated (`MicGate`) and `on_speaking(True/False)`
+  tells the node to publish `speech/speaking`;
+- one *listening* thread per live session runs ASR + alignment + tutor on its audio frames.
+
+Events for the reader page (position, robot speech, end of page) go to `session.listeners`
+(callables, called from worker threads: the web feature hops onto its loop).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passeur.reading.alignment import AlignmentState
+from passeur.reading.asr import ASRBackend, create_backend
+from passeur.reading.audio_in import FRAME_BYTES, MicGate, write_wav
+from passeur.reading.books import Book, Library
+from passeur.reading.exceptions import ASRUnavailable, ReadingError
+from passeur.reading.progress_store import ProgressStore, check_reader_name
+from passeur.reading.session import ReadingSession, SessionResult
+from passeur.reading.text import Page
+from passeur.reading.tts import Speech, Synthesizer, play_wav, token_timings
+from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_reading_config
+
+log = logging.getLogger(__name__)
+
+MODES = ("read_to_me", "i_read", "together")
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ServiceConfig:
+    books_dir: Path | None = None
+    asr_backend: str = "pocketsphinx"
+    asr_settings: dict[str, Any] = field(default_factory=dict)
+    progress_db: Path | None = None
+    store_audio: bool = False
+    reading_config: Path | None = None
+    hesitation_s: float = 2.0
+    tts_rate_wpm: int = 140
+    play_on_speaker: bool = False
+    speaker_device: str | None = None
+    echo_tail_s: float = 0.3
+    max_sessions: int = 4
+    audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
+
+
+def page_payload(book: Book, number: int) -> dict[str, Any]:
+    page = book.page(number)
+    return {"book": book.id, "title": book.title, "lang": book.lang, "page": number,
+            "pages": len(book.pages), "text": page.text,
+            "tokens": [{"i": t.index, "text": t.text, "start": t.start, "end": t.end,
+                        "sentence": t.sentence, "line_end": t.line_end} for t in page.tokens]}
+
+
+def state_payload(state: AlignmentState) -> dict[str, Any]:
+    return {"type": "position", "position": state.position,
+            "token": state.current_token,
+            "words": [{"i": w.index, "token": w.token, "outcome": w.outcome,
+                       "hesitation": w.hesitation, "told": w.told,
+                       "miscue": w.is_miscue} for w in state.words if w.outcome != "pending"],
+            "audio_s": round(state.audio_s, 2)}
+
+
+class LiveSession:
+    """One reader, one page, one mode: audio frames in (any thread), events out."""
+
+    def __init__(self, service: ReadingService, book: Book, number: int, mode: str,
+                 reader: str | None) -> None:
+        self.id = uuid.uuid4().hex[:16]
+        self.service = service
+        self.book = book
+        self.number = number
+        self.page: Page = book.page(number)
+        self.mode = mode
+        self.reader = reader
+        self.listeners: list[Listener] = []
+        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=3000)
+        self.result: SessionResult | None = None
+        self.said: list[dict[str, Any]] = []
+        self.created_s = time.monotonic()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._session: ReadingSession | None = None
+        self._recorded: list[bytes] = []
+        self._closed = False
+        self._together_sentence = 0
+        if mode in ("i_read", "together"):
+            backend = service.backend()
+            recognizer = backend.recognizer(self.page.lang, [w.lex for w in self.page.words],
+                                            self.page.text)
+            phrases, policy = service.phrases, service.policy
+            tutor = Tutor(self.page, phrases, policy) if mode == "i_read" else None
+            self._session = ReadingSession(self.page, recognizer, tutor=tutor,
+                                           hesitation_s=service.config.hesitation_s,
+                                           gate=service.gate, on_update=self._on_update,
+                                           on_action=self._on_action)
+            self._thread = threading.Thread(target=self._listen, daemon=True,
+                                            name=f"reading-asr-{self.id[:6]}")
+            self._thread.start()
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("reader event listener failed")
+
+    def _on_update(self, state: AlignmentState) -> None:
+        self.emit(state_payload(state))
+        if self.mode == "together":
+            self._together_progress(state)
+
+    def _on_action(self, action: Action) -> None:
+        self.service.say(action.text, action.lang, session=self, kind=action.kind)
+
+    # -- audio -------------------------------------------------------------------------------
+    def push_frame(self, frame: bytes) -> None:
+        """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread)."""
+        if self._session is None or self._closed:
+            return
+        if len(frame) != FRAME_BYTES:
+            raise ReadingError(f"audio frames must be {FRAME_BYTES} bytes")
+        try:
+            self.frames.put_nowait(frame)
+        except queue.Full:
+            log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+
+    def _listen(self) -> None:
+        assert self._session is not None
+        while True:
+            frame = self.frames.get()
+            if frame is None:
+                break
+            if self.service.config.store_audio and self.reader:
+                self._recorded.append(frame)
+            with self._lock:
+                if self._closed:
+                    break
+                try:
+                    self._session.feed(frame)
+                except ReadingError as exc:
+                    self.emit({"type": "error", "message": str(exc)})
+                    break
+                if self._session.state.position >= len(self.page.words) and \
+                        self.mode == "i_read":
+                    pass  # the page shows "finish"; the reader may still correct words
+
+    def robot_spoke(self, duration_s: float) -> None:
+        if self._session is not None:
+            self._session.robot_spoke(duration_s)
+
+    # -- together mode ------------------------------------------------------------------------
+    def start_together(self) -> None:
+        self._say_sentence(0)
+
+    def _say_sentence(self, sentence: int) -> None:
+        self._together_sentence = sentence
+        text = self.page.sentence_text(sentence)
+        if text:
+            self.service.say(text, self.page.lang, session=self, kind="model_sentence",
+                             highlight_sentence=sentence)
+            self.service.say(self.service.phrases.pick(self.page.lang, "your_turn"),
+                             self.page.lang, session=self, kind="your_turn")
+
+    def _together_progress(self, state: AlignmentState) -> None:
+        tokens = self.page.sentence_tokens(self._together_sentence)
+        if not tokens:
+            return
+        last_word = max(i for i, w in enumerate(self.page.words) if w.token == tokens[-1].index)
+        if state.position > last_word and self._together_sentence + 1 < \
+                self.page.sentence_count:
+            self._say_sentence(self._together_sentence + 1)
+
+    # -- end ---------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        with self._lock:
+            if self._session is None:
+                return {"type": "finished", "mode": self.mode}
+            if self.result is None:
+                self.result = self._session.finish()
+                self._store()
+        r = self.result
+        payload = state_payload(r.state)
+        payload.update({
+            "type": "finished", "wcpm": round(r.score.wcpm, 1),
+            "accuracy": round(r.score.accuracy, 3), "words_correct": r.score.words_correct,
+            "words_total": r.score.words_total, "hard_words": r.score.hard_words,
+            "reading_time_s": round(r.score.reading_time_s, 2)})
+        self.emit(payload)
+        return payload
+
+    def _store(self) -> None:
+        if not self.reader or self.result is None:
+            return
+        store = self.service.store()
+        sid = store.start_session(self.reader, self.book.id, self.mode)
+        audio = None
+        if self.service.config.store_audio and self._recorded:
+            import io
+            import wave
+
+            buf = io.BytesIO()
+            with wave.open(buf, "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(16000)
+                wav.writeframes(b"".join(self._recorded))
+            audio = buf.getvalue()
+        store.record_page(sid, self.number, self.page.lang, self.result.state,
+                          self.result.score, audio)
+        store.end_session(sid)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.frames.put_nowait(None)
+        except queue.Full:
+            pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self.listeners.clear()
+
+
+@dataclass
+class SpeechItem:
+    text: str
+    lang: str
+    session: LiveSession | None
+    kind: str
+    key: str
+    highlight_sentence: int | None = None
+
+
+class ReadingService:
+    def __init__(self, config: ServiceConfig | None = None,
+                 on_speaking: Callable[[bool], None] | None = None) -> None:
+        self.config = config or ServiceConfig()
+        self.library = Library(self.config.books_dir)
+        self.phrases: Phrases
+        self.policy: TutorPolicy
+        self.phrases, self.policy = load_reading_config(self.config.reading_config)
+        self.synth = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
+        self.gate = MicGate(self.config.echo_tail_s)
+        self.on_speaking = on_speaking
+        self.sessions: dict[str, LiveSession] = {}
+        self.spoken: list[dict[str, Any]] = []  # what the robot said (newest last, bounded)
+        self.audio: dict[str, bytes] = {}  # key -> WAV, for the page
+        self._backend: ASRBackend | None = None
+        self._store: ProgressStore | None = None
+        self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
+        self._keys = itertools.count()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._speech_thread = threading.Thread(target=self._speak_loop, daemon=True,
+                                               name="reading-speech")
+        self._speech_thread.start()
+
+    # -- engines (lazy: the node starts fast, errors surface where they are used) ------------
+    def backend(self) -> ASRBackend:
+        with self._lock:
+            if self._backend is None:
+                self._backend = create_backend(self.config.asr_backend,
+                                               self.config.asr_settings)
+            return self._backend
+
+    def store(self) -> ProgressStore:
+        with self._lock:
+            if self._store is None:
+                from passeur.reading.commands import default_db_path
+
+                self._store = ProgressStore(self.config.progress_db or default_db_path(),
+                                            store_audio=self.config.store_audio)
+            return self._store
+
+    def can_listen(self, lang: str) -> bool:
+        try:
+            return self.backend().supports(lang)
+        except ASRUnavailable:
+            return False
+
+    # -- sessions ----------------------------------------------------------------------------
+    def open_session(self, book_id: str, number: int, mode: str, reader: str | None
+                     ) -> LiveSession:
+        if mode not in MODES:
+            raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
+        if reader:
+            reader = check_reader_name(reader)
+        book = self.library.get(book_id)
+        book.page(number)
+        with self._lock:
+            if len(self.sessions) >= self.config.max_sessions:
+                oldest = min(self.sessions.values(), key=lambda s: s.created_s)
+                self.sessions.pop(oldest.id)
+                oldest.close()
+        session = LiveSession(self, book, number, mode, reader)
+        with self._lock:
+            self.sessions[session.id] = session
+        return session
+
+    def get_session(self, session_id: str) -> LiveSession:
+        with self._lock:
+            session = self.sessions.get(session_id)
+        if session is None:
+            raise ReadingError(f"no reading session '{session_id}' (expired or finished)")
+        return session
+
+    def close_session(self, session_id: str) -> None:
+        with self._lock:
+            session = self.sessions.pop(session_id, None)
+        if session is not None:
+            session.close()
+
+    # -- speech ------------------------------------------------------------------------------
+    def say(self, text: str, lang: str, *, session: LiveSession | None = None,
+            kind: str = "say", highlight_sentence: int | None = None) -> str:
+        """Queue something for the robot to say; returns the key of its audio."""
+        if lang not in ("fr", "en"):
+            raise ReadingError(f"speech language must be 'fr' or 'en', not '{lang}'")
+        text = (text or "").strip()[:2000]
+        if not text:
+            raise ReadingError("nothing to say (empty text)")
+        key = f"s{next(self._keys)}"
+        self._speech.put(SpeechItem(text, lang, session, kind, key, highlight_sentence))
+        return key
+
+    def synthesize_page(self, book_id: str, number: int) -> tuple[str, dict[str, Any]]:
+        """'Read to me': the whole page as one WAV plus each token's timing."""
+        book = self.library.get(book_id)
+        page = book.page(number)
+        speech = self.synth.synthesize(page.text, page.lang)
+        spans = [(t.start, t.end) for t in page.tokens]
+        times = token_timings(spans, speech)
+        key = self._keep_audio(speech)
+        return key, {"audio": key, "duration_s": round(speech.duration_s, 3),
+                     "words": [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
+                               for i, (a, b) in enumerate(times)]}
+
+    def _keep_audio(self, speech: Speech) -> str:
+        key = f"a{next(self._keys)}"
+        with self._lock:
+            self.audio[key] = speech.wav_bytes()
+            while len(self.audio) > self.config.audio_keep:
+                self.audio.pop(next(iter(self.audio)))
+        return key
+
+    def _set_speaking(self, speaking: bool) -> None:
+        self.gate.set_speaking(speaking)
+        if self.on_speaking is not None:
+            try:
+                self.on_speaking(speaking)
+            except Exception:
+                log.exception("speaking callback failed")
+
+    def _speak_loop(self) -> None:
+        while True:
+            item = self._speech.get()
+            if item is None:
+                return
+            try:
+                self._speak(item)
+            except ReadingError as exc:
+                log.error("robot speech failed: %s", exc)
+                if item.session is not None:
+                    item.session.emit({"type": "error", "message": str(exc)})
+
+    def _speak(self, item: SpeechItem) -> None:
+        speech = self.synth.synthesize(item.text, item.lang)
+        with self._lock:
+            self.audio[item.key] = speech.wav_bytes()
+            while len(self.audio) > self.config.audio_keep:
+                self.audio.pop(next(iter(self.audio)))
+        record = {"type": "say", "kind": item.kind, "text": item.text, "lang": item.lang,
+                  "audio": item.key, "duration_s": round(speech.duration_s, 3),
+                  "time": time.time()}
+        if item.highlight_sentence is not None and item.session is not None:
+            page = item.session.page
+            tokens = page.sentence_tokens(item.highlight_sentence)
+            base = tokens[0].start if tokens else 0
+            offset = page.text.find(item.text, base) if tokens else -1
+            if offset >= 0:
+                spans = [(t.start - offset, t.end - offset) for t in tokens]
+                times = token_timings(spans, speech)
+                record["words"] = [{"token": t.index, "start_s": round(a, 3),
+                                    "end_s": round(b, 3)} for t, (a, b) in zip(tokens, times,
+                                                                                strict=True)]
+        with self._lock:
+            self.spoken.append(record)
+            del self.spoken[:-100]
+        self._set_speaking(True)
+        try:
+            if item.session is not None:
+                item.session.robot_spoke(speech.duration_s + self.config.echo_tail_s)
+                item.session.emit(record)
+            t_end = time.monotonic() + speech.duration_s
+            if self.config.play_on_speaker:
+                import tempfile
+
+                with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+                    write_wav(Path(tmp.name), speech.pcm, speech.sample_rate)
+                    play_wav(Path(tmp.name), self.config.speaker_device)
+            # The page plays the WAV itself: hold the microphone gate for its duration.
+            remaining = t_end - time.monotonic()
+            if remaining > 0 and not self._closed:
+                time.sleep(remaining)
+        finally:
+            self._set_speaking(False)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for sid in list(self.sessions):
+            self.close_session(sid)
+        self._speech.put(None)
+        self._speech_thread.join(timeout=5.0)
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

@@ -1,0 +1,156 @@
+"""One reader on one page: audio frames in; position, miscues and tutor actions out.
+
+Used the same way by the offline command (`passeur read`), the reading node (live audio from
+the reader page or a microphone) and the benchmark. Every 20 ms frame goes to the recogniser
+(silence included, so timings stay on one clock); webrtcvad decides when a pause ends an
+utterance; the aligner re-reads the hypothesis whenever it changes; the tutor is asked what to
+say on the audio clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from passeur.reading.alignment import Aligner, AlignmentState, PageScore, score
+from passeur.reading.asr import SAMPLE_RATE, ASRBackend, Hypothesis, StreamingRecognizer
+from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, MicGate, Segmenter, frames, is_silent
+from passeur.reading.exceptions import AudioFormatError
+from passeur.reading.text import Page
+from passeur.reading.tutor import Action, Tutor
+
+
+@dataclass
+class SessionResult:
+    page: Page
+    state: AlignmentState
+    score: PageScore
+    actions: list[tuple[float, Action]] = field(default_factory=list)
+    #: audio time (s) at which each page word was first passed by the position
+    reached_at_s: dict[int, float] = field(default_factory=dict)
+    decode_s: float = 0.0  # wall-clock time spent decoding
+    audio_s: float = 0.0
+
+
+class ReadingSession:
+    def __init__(self, page: Page, recognizer: StreamingRecognizer, *,
+                 tutor: Tutor | None = None, hesitation_s: float = 2.0,
+                 endpoint_ms: int = 600, vad_aggressiveness: int = 2,
+                 gate: MicGate | None = None,
+                 on_update: Callable[[AlignmentState], None] | None = None,
+                 on_action: Callable[[Action], None] | None = None) -> None:
+        self.page = page
+        self.recognizer = recognizer
+        self.aligner = Aligner(page, hesitation_s=hesitation_s)
+        self.tutor = tutor
+        self.segmenter = Segmenter(vad_aggressiveness, endpoint_ms)
+        self.gate = gate
+        self.on_update = on_update
+        self.on_action = on_action
+        self.actions: list[tuple[float, Action]] = []
+        self.reached_at_s: dict[int, float] = {}
+        self.audio_s = 0.0
+        self.decode_s = 0.0
+        self._last_texts: list[str] = []
+        self._frames = 0
+        self._finished: SessionResult | None = None
+
+    @property
+    def state(self) -> AlignmentState:
+        return self.aligner.state
+
+    def feed(self, frame: bytes) -> list[Action]:
+        """One 20 ms frame of 16 kHz mono int16 PCM."""
+        if self._finished is not None:
+            return []
+        if len(frame) != FRAME_BYTES:
+            raise AudioFormatError(f"expected {FRAME_MS} ms frames of {FRAME_BYTES} bytes "
+                                   f"(16 kHz mono 16-bit), got {len(frame)} bytes")
+        t0 = time.perf_counter()
+        speaking = False
+        if self.gate is not None:
+            frame, speaking = self.gate.filter(frame)
+        vad = self.segmenter.push(frame)
+        hyp = self.recognizer.accept(frame)
+        if vad.endpoint:
+            hyp = self.recognizer.endpoint()
+        self._frames += 1
+        self.audio_s = self._frames * FRAME_MS / 1000.0
+        actions = self._after(hyp, speaking)
+        self.decode_s += time.perf_counter() - t0
+        return actions
+
+    def _after(self, hyp: Hypothesis, speaking: bool, finished: bool = False) -> list[Action]:
+        texts = hyp.texts()
+        state = self.aligner.state
+        if texts != self._last_texts or finished:
+            self._last_texts = texts
+            state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished)
+            for i in range(state.position):
+                self.reached_at_s.setdefault(i, self.audio_s)
+            if self.on_update is not None:
+                self.on_update(state)
+        else:
+            state.audio_s = self.audio_s
+        actions: list[Action] = []
+        if self.tutor is not None and not finished:
+            actions = self.tutor.update(state, self.audio_s, speaking)
+            for action in actions:
+                if action.kind == "say_word" and action.word_index is not None:
+                    self.aligner.mark_told(action.word_index)
+                self.actions.append((self.audio_s, action))
+                if self.on_action is not None:
+                    self.on_action(action)
+        return actions
+
+    def robot_spoke(self, duration_s: float) -> None:
+        if self.tutor is not None:
+            self.tutor.robot_spoke(self.audio_s + duration_s)
+
+    def finish(self) -> SessionResult:
+        if self._finished is not None:
+            return self._finished
+        t0 = time.perf_counter()
+        hyp = self.recognizer.finish()
+        self._after(hyp, False, finished=True)
+        self.decode_s += time.perf_counter() - t0
+        state = self.aligner.state
+        result = SessionResult(self.page, state, score(self.page, state), list(self.actions),
+                               dict(self.reached_at_s), self.decode_s, self.audio_s)
+        if self.tutor is not None:
+            end = self.tutor.page_end(result.score)
+            result.actions.append((self.audio_s, end))
+            if self.on_action is not None:
+                self.on_action(end)
+        self.recognizer.close()
+        self._finished = result
+        return result
+
+
+def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor | None = None,
+             hesitation_s: float = 2.0, tail_silence_s: float = 0.0,
+             simulate_tutor_speech: bool = False) -> SessionResult:
+    """Run a whole recording (16 kHz mono int16) through a session, as if live."""
+    if len(pcm) == 0:
+        raise AudioFormatError("the audio is empty")
+    if is_silent(pcm):
+        raise AudioFormatError("the audio is silent: nothing was heard (check the microphone "
+                               "or the file)")
+    recognizer = backend.recognizer(page.lang, [w.lex for w in page.words], page.text)
+    session = ReadingSession(page, recognizer, tutor=tutor, hesitation_s=hesitation_s)
+    data = np.asarray(pcm, dtype=np.int16)
+    if tail_silence_s > 0:
+        data = np.concatenate([data, np.zeros(int(tail_silence_s * SAMPLE_RATE), np.int16)])
+    try:
+        for frame in frames(data):
+            actions = session.feed(frame)
+            if simulate_tutor_speech:
+                for action in actions:
+                    # The robot's words take about 0.4 s each to say.
+                    session.robot_spoke(0.4 * max(1, len(action.text.split())))
+        return session.finish()
+    finally:
+        recognizer.close()

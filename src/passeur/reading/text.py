@@ -1,0 +1,283 @@
+"""Tokenisation of a page: keep what is shown, normalise what is matched.
+
+A page is split into display tokens (`Token`: the exact characters shown, with their span in
+the page text, so the reader page can highlight them). Each token expands to zero or more
+spoken words (`SpokenWord`): the form given to a speech recogniser (`lex`) and the key used for
+matching (`key`). Recognised words go through the same `match_keys()` so that both sides meet:
+
+- case and accents are folded (école = ecole), punctuation is dropped;
+- French elisions split (l'arbre -> l arbre, j'ai -> j ai, qu'il -> qu il);
+- English apostrophes are removed inside the key (don't -> dont) but kept in `lex`
+  (the recogniser's dictionary spells "don't");
+- hyphenated words split (grand-mère -> grand mère, well-known -> well known);
+- numbers written as digits become words in the book's language (21 -> vingt et un,
+  twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+LANGUAGES = ("fr", "en")
+
+# Apostrophes and hyphens as typed in real texts.
+_APOSTROPHES = "'\u2019\u2018\u02bc`\u00b4"
+_HYPHENS = "-\u2010\u2011\u2012\u2013"
+_WORD_RE = re.compile(
+    r"\d+(?:[.,]\d+)?(?:st|nd|rd|th|er|re|e|ème|eme)?"  # numbers, decimals, ordinals
+    r"|[^\W\d_]+(?:[" + re.escape(_APOSTROPHES + _HYPHENS) + r"][^\W\d_]+)*",
+    re.UNICODE,
+)
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
+
+FR_ELISIONS = ("jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "qu", "l", "d", "j", "n", "s",
+               "c", "m", "t")
+
+# Short function words a good tutor does not count against the child when skipped or blurred.
+FUNCTION_WORDS = {
+    "en": {"a", "an", "the", "of", "to", "and", "in", "on", "at", "is", "it", "i", "as", "or",
+           "so", "be", "by"},
+    "fr": {"le", "la", "les", "l", "de", "d", "du", "des", "un", "une", "et", "a", "en", "j",
+           "je", "y", "n", "ne", "s", "se", "qu", "que", "c", "ce", "au", "aux", "il", "on",
+           "m", "t"},
+}
+
+
+def strip_accents(text: str) -> str:
+    text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
+    text = text.replace("ß", "ss")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+# --- numbers -----------------------------------------------------------------------------------
+_EN_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+             "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_FR_UNITS = ("zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
+             "quinze seize dix-sept dix-huit dix-neuf").split()
+_FR_TENS = "_ _ vingt trente quarante cinquante soixante soixante quatre-vingt quatre-vingt".split()
+
+
+def _en_number(n: int) -> list[str]:
+    if n < 20:
+        return [_EN_UNITS[n]]
+    if n < 100:
+        tens, unit = divmod(n, 10)
+        return [_EN_TENS[tens]] + ([_EN_UNITS[unit]] if unit else [])
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return [_EN_UNITS[hundreds], "hundred"] + (["and", *_en_number(rest)] if rest else [])
+    if n < 1_000_000:
+        thousands, rest = divmod(n, 1000)
+        out = [*_en_number(thousands), "thousand"]
+        if rest:
+            out += (["and"] if rest < 100 else []) + _en_number(rest)
+        return out
+    millions, rest = divmod(n, 1_000_000)
+    return [*_en_number(millions), "million"] + (_en_number(rest) if rest else [])
+
+
+def _en_year_or_number(n: int) -> list[str]:
+    # 1984 is read "nineteen eighty four", not "one thousand nine hundred...".
+    if 1100 <= n <= 1999 or 2010 <= n <= 2099:
+        high, low = divmod(n, 100)
+        if low == 0:
+            return [*_en_number(high), "hundred"]
+        return _en_number(high) + (["oh"] if low < 10 else []) + _en_number(low)
+    return _en_number(n)
+
+
+def _fr_number(n: int) -> list[str]:
+    words: list[str] = []
+    if n < 17:
+        words = [_FR_UNITS[n]]
+    elif n < 20:
+        words = _FR_UNITS[n].split("-")
+    elif n < 100:
+        tens, unit = divmod(n, 10)
+        if tens in (7, 9):
+            base = _FR_TENS[tens].split("-")
+            if tens == 7 and unit == 1:
+                return ["soixante", "et", "onze"]
+            return base + _fr_number(10 + unit)
+        base = _FR_TENS[tens].split("-")
+        if unit == 0:
+            words = ["quatre", "vingts"] if tens == 8 else base
+        elif unit == 1 and tens != 8:
+            words = [*base, "et", "un"]
+        else:
+            words = base + _fr_number(unit)
+    elif n < 1000:
+        hundreds, rest = divmod(n, 100)
+        words = ([] if hundreds == 1 else _fr_number(hundreds)) + \
+            (["cents"] if hundreds > 1 and rest == 0 else ["cent"])
+        if rest:
+            words += _fr_number(rest)
+    elif n < 1_000_000:
+        thousands, rest = divmod(n, 1000)
+        words = ([] if thousands == 1 else _fr_number(thousands)) + ["mille"]
+        if rest:
+            words += _fr_number(rest)
+    else:
+        millions, rest = divmod(n, 1_000_000)
+        words = [*_fr_number(millions), "million" if millions == 1 else "millions"]
+        if rest:
+            words += _fr_number(rest)
+    return words
+
+
+def number_words(text: str, lang: str) -> list[str]:
+    """Spoken words for a number written with digits: '21' -> ['vingt', 'et', 'un']."""
+    match = re.fullmatch(r"(\d+)(?:[.,](\d+))?(st|nd|rd|th|er|re|e|ème|eme)?", text)
+    if match is None:
+        raise ValueError(f"not a number: {text!r}")
+    whole, frac, suffix = match.groups()
+    value = int(whole)
+    if lang == "fr":
+        words = _fr_number(value)
+        if frac:
+            return [*words, "virgule", *(_fr_number(int(frac)))]
+        if suffix:
+            if value == 1 and suffix in ("er", "re"):
+                return ["premier" if suffix == "er" else "première"]
+            last = words[-1]
+            last = {"cinq": "cinqu", "neuf": "neuv"}.get(last, last.rstrip("e"))
+            return [*words[:-1], last + "ième"]
+        return words
+    words = _en_year_or_number(value) if not frac and not suffix else _en_number(value)
+    if frac:
+        return [*words, "point", *[_EN_UNITS[int(d)] for d in frac]]
+    if suffix:
+        special = {"one": "first", "two": "second", "three": "third", "five": "fifth",
+                   "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+        last = words[-1]
+        if last in special:
+            last = special[last]
+        elif last.endswith("y"):
+            last = last[:-1] + "ieth"
+        else:
+            last += "th"
+        return [*words[:-1], last]
+    return words
+
+
+# --- keys --------------------------------------------------------------------------------------
+def _split_word(word: str, lang: str) -> list[str]:
+    """Lexical forms (as a recogniser spells them) of one written word, lower case."""
+    word = word.lower()
+    for a in _APOSTROPHES[1:]:
+        word = word.replace(a, "'")
+    for h in _HYPHENS[1:]:
+        word = word.replace(h, "-")
+    word = word.strip("'-")
+    if not word:
+        return []
+    if re.fullmatch(r"\d+(?:[.,]\d+)?(?:st|nd|rd|th|er|re|e|ème|eme)?", word):
+        return number_words(word, lang)
+    parts: list[str] = []
+    for chunk in word.split("-"):
+        if not chunk:
+            continue
+        if lang == "fr" and "'" in chunk:
+            head, _, tail = chunk.partition("'")
+            if head in FR_ELISIONS and tail:
+                parts.append(head)
+                parts.extend(_split_word(tail, lang))
+                continue
+            chunk = chunk.replace("'", "")
+        parts.append(chunk)
+    return parts
+
+
+def key_of(lex: str) -> str:
+    """The matching key of one lexical form: no accents, no apostrophes, lower case."""
+    return strip_accents(lex.lower()).replace("'", "")
+
+
+def match_keys(text: str, lang: str) -> list[str]:
+    """Normalise recognised (or any) text into the keys used for matching."""
+    keys: list[str] = []
+    for m in _WORD_RE.finditer(text):
+        for lex in _split_word(m.group(0), lang):
+            for part in lex.split("-"):
+                k = key_of(part)
+                if k:
+                    keys.append(k)
+    return keys
+
+
+@dataclass(frozen=True)
+class SpokenWord:
+    lex: str  # what a recogniser's dictionary spells ("don't", "école")
+    key: str  # what is matched ("dont", "ecole")
+    token: int  # index of the display token it belongs to
+    function_word: bool = False
+
+
+@dataclass(frozen=True)
+class Token:
+    index: int
+    text: str  # exactly as shown
+    start: int  # character span in the page text
+    end: int
+    sentence: int  # sentence number within the page
+    line_end: bool  # last token of a line (or of the page)
+    sentence_end: bool
+
+
+@dataclass
+class Page:
+    """One page: its text, display tokens, spoken words and sentences."""
+
+    text: str
+    lang: str
+    tokens: list[Token] = field(default_factory=list)
+    words: list[SpokenWord] = field(default_factory=list)
+
+    def sentence_tokens(self, sentence: int) -> list[Token]:
+        return [t for t in self.tokens if t.sentence == sentence]
+
+    def sentence_text(self, sentence: int) -> str:
+        toks = self.sentence_tokens(sentence)
+        if not toks:
+            return ""
+        return self.text[toks[0].start:toks[-1].end + 1].strip()
+
+    @property
+    def sentence_count(self) -> int:
+        return (self.tokens[-1].sentence + 1) if self.tokens else 0
+
+    def word_indices_of_token(self, token: int) -> list[int]:
+        return [i for i, w in enumerate(self.words) if w.token == token]
+
+    def keys(self) -> list[str]:
+        return [w.key for w in self.words]
+
+
+def tokenize(text: str, lang: str) -> Page:
+    """Split a page into display tokens and spoken words (see module docstring)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {LANGUAGES}")
+    page = Page(text=text, lang=lang)
+    matches = list(_WORD_RE.finditer(text))
+    sentence = 0
+    for i, m in enumerate(matches):
+        following = text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
+        sentence_end = bool(re.search(r"[.!?\u2026]", following)) or i + 1 == len(matches)
+        line_end = "\n" in following or i + 1 == len(matches)
+        token = Token(index=i, text=m.group(0), start=m.start(), end=m.end(), sentence=sentence,
+                      line_end=line_end, sentence_end=sentence_end)
+        page.tokens.append(token)
+        for lex in _split_word(m.group(0), lang):
+            for part in lex.split("-"):
+                key = key_of(part)
+                if key:
+                    page.words.append(SpokenWord(
+                        lex=part, key=key, token=i,
+                        function_word=key in FUNCTION_WORDS[lang]))
+        if sentence_end:
+            sentence += 1
+    return page

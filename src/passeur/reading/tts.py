@@ -1,0 +1,207 @@
+"""Speech out: espeak-ng through pyttsx3's libespeak-ng binding, to PCM with word timings.
+
+pyttsx3's engine API (`save_to_file`) gives no timing of words in the audio; its espeak driver
+wraps libespeak-ng with ctypes (`pyttsx3.drivers._espeak`), whose synthesis callback reports
+a WORD event (character position in the text, position in the audio in ms) for every word.
+That is what "Read to me" needs to highlight each word as it is heard. Synthesis is
+synchronous (AUDIO_OUTPUT_SYNCHRONOUS): no sound card is needed; playback is separate
+(`play_wav`, or the reader page plays the WAV).
+
+libespeak-ng is one global engine per process: every call holds a module lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import logging
+import shutil
+import subprocess
+import threading
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from passeur.reading.exceptions import TTSError
+
+log = logging.getLogger(__name__)
+
+VOICES = {"en": "en-us", "fr": "fr"}
+_LOCK = threading.Lock()
+_STATE: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class SpokenTiming:
+    start_char: int  # 0-based character span in the synthesised text
+    end_char: int
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class Speech:
+    text: str
+    lang: str
+    sample_rate: int
+    pcm: np.ndarray  # int16 mono
+    words: list[SpokenTiming] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / self.sample_rate
+
+    def wav_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(self.pcm.astype(np.int16).tobytes())
+        return buf.getvalue()
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.wav_bytes())
+
+
+def _espeak():  # type: ignore[no-untyped-def]
+    try:
+        from pyttsx3.drivers import _espeak
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise TTSError(f"speech synthesis unavailable: pyttsx3 / libespeak-ng not usable ({exc});"
+                       " install pyttsx3 and Debian libespeak-ng1 espeak-ng-data") from exc
+    return _espeak
+
+
+class Synthesizer:
+    """Text -> `Speech` (PCM + word timings) in French or English."""
+
+    def __init__(self, rate_wpm: int = 150, voices: dict[str, str] | None = None) -> None:
+        if not 60 <= rate_wpm <= 400:
+            raise TTSError(f"tts rate {rate_wpm} words/min out of range 60..400")
+        self.rate_wpm = rate_wpm
+        self.voices = {**VOICES, **(voices or {})}
+
+    def synthesize(self, text: str, lang: str, rate_wpm: int | None = None) -> Speech:
+        if lang not in self.voices:
+            raise TTSError(f"no voice for language '{lang}' (known: {', '.join(self.voices)})")
+        es = _espeak()
+        text = text.strip()
+        chunks: list[np.ndarray] = []
+        events: list[tuple[int, int]] = []  # (text_position 1-based, audio ms)
+        state = {"samples": 0}
+
+        def on_synth(wav, numsamples, evts):  # type: ignore[no-untyped-def]
+            if numsamples > 0 and wav:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
+            i = 0
+            while evts[i].type != es.EVENT_LIST_TERMINATED:
+                if evts[i].type == es.EVENT_WORD:
+                    events.append((evts[i].text_position, evts[i].audio_position))
+                i += 1
+            state["samples"] += max(numsamples, 0)
+            return 0
+
+        with _LOCK:
+            if "rate" not in _STATE:
+                rate = es.Initialize(es.AUDIO_OUTPUT_SYNCHRONOUS, 500)
+                if rate <= 0:
+                    raise TTSError("libespeak-ng failed to initialise (is espeak-ng-data "
+                                   "installed?)")
+                _STATE["rate"] = rate
+            sample_rate = _STATE["rate"]
+            if es.SetVoiceByName(self.voices[lang].encode()) != es.EE_OK:
+                raise TTSError(f"espeak-ng voice '{self.voices[lang]}' not found (install "
+                               "espeak-ng-data)")
+            es.SetParameter(es.RATE, int(rate_wpm or self.rate_wpm), 0)
+            es.SetSynthCallback(on_synth)
+            try:
+                if text:
+                    es.Synth(text, flags=es.CHARS_UTF8)
+                    es.Synchronize()
+            finally:
+                es.SetSynthCallback(lambda *_: 0)
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        return Speech(text, lang, sample_rate, pcm.astype(np.int16),
+                      _word_timings(text, events, len(pcm) / sample_rate, pcm, sample_rate))
+
+
+def _word_timings(text: str, events: list[tuple[int, int]], duration_s: float,
+                  pcm: np.ndarray, rate: int) -> list[SpokenTiming]:
+    # Word events in audio order; events past the text (end of input) only close the last word.
+    ordered = sorted({(ms, pos) for pos, ms in events})
+    out: list[SpokenTiming] = []
+    speech_end = _speech_end(pcm, rate, duration_s)
+    for k, (ms, pos) in enumerate(ordered):
+        start_char = max(0, pos - 1)
+        if start_char >= len(text):
+            continue
+        end_char = start_char
+        while end_char < len(text) and not text[end_char].isspace():
+            end_char += 1
+        start_s = ms / 1000.0
+        end_s = ordered[k + 1][0] / 1000.0 if k + 1 < len(ordered) else speech_end
+        out.append(SpokenTiming(start_char, end_char, start_s, max(start_s, min(end_s,
+                                                                                 speech_end))))
+    return out
+
+
+def token_timings(spans: list[tuple[int, int]], speech: Speech) -> list[tuple[float, float]]:
+    """(start_s, end_s) for each display token span (character offsets in `speech.text`).
+
+    espeak-ng reports one event per word it speaks: a token read as several words ("21")
+    gets the union of its events; a short word it merged into its neighbour ("on the") gets
+    an even share of the neighbour's interval.
+    """
+    times: list[tuple[float, float] | None] = []
+    for start, end in spans:
+        inside = [w for w in speech.words if start <= w.start_char < end]
+        times.append((min(w.start_s for w in inside), max(w.end_s for w in inside))
+                     if inside else None)
+    out: list[tuple[float, float]] = []
+    i = 0
+    while i < len(times):
+        if times[i] is not None:
+            out.append(times[i])  # type: ignore[arg-type]
+            i += 1
+            continue
+        j = i
+        while j < len(times) and times[j] is None:
+            j += 1
+        # Share the previous token's interval with the missing ones.
+        if out:
+            s0, e0 = out.pop()
+            parts = j - i + 1
+            step = (e0 - s0) / parts
+            out.extend((s0 + k * step, s0 + (k + 1) * step) for k in range(parts))
+        else:
+            nxt = times[j][0] if j < len(times) and times[j] is not None else 0.0  # type: ignore[index]
+            out.extend((nxt, nxt) for _ in range(j - i))
+        i = j
+    return out
+
+
+def _speech_end(pcm: np.ndarray, rate: int, duration_s: float) -> float:
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
+    return float(loud[-1] + 1) / rate if loud.size else duration_s
+
+
+def play_wav(path: Path, device: str | None = None) -> bool:
+    """Play on the robot's speaker (aplay). False (logged) if there is no sound card."""
+    exe = shutil.which("aplay") or shutil.which("paplay")
+    if exe is None:
+        log.warning("no audio player (aplay/paplay): robot speech not played")
+        return False
+    cmd = [exe, "-q", str(path)] if exe.endswith("aplay") and device is None else [exe, str(path)]
+    if device is not None and exe.endswith("aplay"):
+        cmd = [exe, "-q", "-D", device, str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        log.warning("playing speech failed: %s", result.stderr.strip()[:200])
+        return False
+    return True
+
+
+__all__ = ["Speech", "SpokenTiming", "Synthesizer", "play_wav", "ctypes"]

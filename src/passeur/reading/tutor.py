@@ -1,0 +1,188 @@
+"""The tutor's policy: when to help, what to say, when to praise. Pure logic, no I/O.
+
+- Stuck: no new word for `stuck_s` seconds (audio time) on page word p -> say the word. Still
+  stuck `sentence_after_s` later -> read the sentence with the reader. Never more than that
+  per word, never two interventions closer than `min_gap_s`, at most `max_helps_per_page`.
+- While the robot speaks (and just after) the stuck timer is held: the reader needs time to
+  repeat.
+- End of a sentence read well (accuracy >= praise_sentence_min_accuracy) -> a short praise, at
+  most every `praise_min_gap_s`.
+- End of page: praise or encouragement, then offer to practise up to `practice_words_max` hard
+  words (misread, hesitated, told or self-corrected).
+Phrases come from config/reading.yaml, in the book's language, rotated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passeur.paths import share_path
+from passeur.reading.alignment import AlignmentState, PageScore
+from passeur.reading.exceptions import ReadingError
+from passeur.reading.text import LANGUAGES, Page
+
+PHRASE_KEYS = ("say_word", "say_sentence", "praise_sentence", "praise_page", "encourage_page",
+               "offer_practice", "your_turn", "start_reading", "no_model")
+
+
+@dataclass(frozen=True)
+class TutorPolicy:
+    stuck_s: float = 4.0
+    sentence_after_s: float = 5.0
+    min_gap_s: float = 6.0
+    max_helps_per_page: int = 6
+    praise_sentence_min_accuracy: float = 0.9
+    praise_min_gap_s: float = 20.0
+    practice_words_max: int = 3
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # say_word, say_sentence, praise_sentence, page_end
+    text: str
+    lang: str
+    word_index: int | None = None
+    words: tuple[str, ...] = ()
+
+
+@dataclass
+class Phrases:
+    table: dict[str, dict[str, Any]]
+    _turn: dict[str, int] = field(default_factory=dict)
+
+    def pick(self, lang: str, key: str, **values: str) -> str:
+        options = self.table[lang][key]
+        n = self._turn.get(f"{lang}.{key}", 0)
+        self._turn[f"{lang}.{key}"] = n + 1
+        return str(options[n % len(options)]).format(**values)
+
+    def join(self, lang: str, words: list[str]) -> str:
+        if len(words) <= 1:
+            return "".join(words)
+        return ", ".join(words[:-1]) + f" {self.table[lang].get('and', 'and')} {words[-1]}"
+
+
+def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]:
+    """Phrases and policy from config/reading.yaml; ReadingError naming the file if bad."""
+    path = path or share_path("config", "reading.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ReadingError(f"{path}: reading config not found") from exc
+    except yaml.YAMLError as exc:
+        raise ReadingError(f"{path}: not valid YAML ({exc})") from exc
+    phrases = data.get("phrases") or {}
+    for lang in LANGUAGES:
+        for key in PHRASE_KEYS:
+            options = (phrases.get(lang) or {}).get(key)
+            if not isinstance(options, list) or not options:
+                raise ReadingError(f"{path}: phrases.{lang}.{key} must be a non-empty list")
+    try:
+        policy = TutorPolicy(**(data.get("policy") or {}))
+    except TypeError as exc:
+        raise ReadingError(f"{path}: policy: {exc}") from exc
+    return Phrases(phrases), policy
+
+
+class Tutor:
+    """Decides, from the alignment state, what the robot says. Call `update()` after each
+    alignment update with the audio clock; `page_end()` once the page is finished."""
+
+    def __init__(self, page: Page, phrases: Phrases, policy: TutorPolicy | None = None) -> None:
+        self.page = page
+        self.lang = page.lang
+        self.phrases = phrases
+        self.policy = policy or TutorPolicy()
+        self.helps = 0
+        self._level: dict[int, int] = {}  # page word -> help level given (1 word, 2 sentence)
+        self._last_action_s = -1e9
+        self._last_praise_s = -1e9
+        self._quiet_until_s = 0.0
+        self._praised_sentences: set[int] = set()
+        self._last_position = -1
+        self._position_since_s = 0.0
+        self._start_s: float | None = None
+
+    def robot_spoke(self, until_s: float) -> None:
+        """The robot talked until `until_s` (audio clock): hold the stuck timer until then."""
+        self._quiet_until_s = max(self._quiet_until_s, until_s)
+
+    def update(self, state: AlignmentState, now_s: float, speaking: bool = False
+               ) -> list[Action]:
+        p = self.policy
+        if speaking:
+            self._quiet_until_s = max(self._quiet_until_s, now_s)
+            return []
+        actions: list[Action] = []
+        if state.position != self._last_position:
+            self._last_position = state.position
+            self._position_since_s = now_s
+        actions += self._praise(state, now_s)
+        if state.position >= len(self.page.words) or state.finished:
+            return actions
+        # Stuck = the position has not moved since the last page word read (mumbles and
+        # wrong tries do not reset the clock), and the robot is not talking.
+        if self._start_s is None:
+            self._start_s = now_s
+        previous = state.words[state.position - 1].end_s if state.position > 0 else None
+        reference = max(previous if previous is not None else self._start_s,
+                        self._quiet_until_s)
+        stuck_for = now_s - reference
+        index = state.position
+        level = self._level.get(index, 0)
+        can_speak = (now_s - self._last_action_s >= p.min_gap_s
+                     and self.helps < p.max_helps_per_page)
+        if not can_speak or actions:
+            return actions
+        word = self.page.words[index]
+        shown = self.page.tokens[word.token].text
+        if level == 0 and stuck_for >= p.stuck_s:
+            actions.append(Action("say_word", self.phrases.pick(self.lang, "say_word",
+                                                                 word=shown),
+                                  self.lang, index, (shown,)))
+            self._level[index] = 1
+        elif level == 1 and stuck_for >= p.stuck_s + p.sentence_after_s:
+            sentence = self.page.sentence_text(self.page.tokens[word.token].sentence)
+            actions.append(Action("say_sentence", self.phrases.pick(
+                self.lang, "say_sentence", sentence=sentence), self.lang, index))
+            self._level[index] = 2
+        if actions:
+            self.helps += 1
+            self._last_action_s = now_s
+        return actions
+
+    def _praise(self, state: AlignmentState, now_s: float) -> list[Action]:
+        p = self.policy
+        if state.position == 0 or state.position >= len(self.page.words):
+            return []
+        last = self.page.words[state.position - 1]
+        token = self.page.tokens[last.token]
+        next_word = self.page.words[state.position]
+        if not token.sentence_end or next_word.token == last.token:
+            return []
+        sentence = token.sentence
+        if sentence in self._praised_sentences:
+            return []
+        self._praised_sentences.add(sentence)
+        words = [w for w in state.words if self.page.tokens[w.token].sentence == sentence]
+        ok = sum(1 for w in words if w.counted_correct) / max(len(words), 1)
+        if ok < p.praise_sentence_min_accuracy or now_s - self._last_praise_s < p.praise_min_gap_s \
+                or now_s - self._last_action_s < p.min_gap_s:
+            return []
+        self._last_praise_s = now_s
+        self._last_action_s = now_s
+        return [Action("praise_sentence", self.phrases.pick(self.lang, "praise_sentence"),
+                       self.lang)]
+
+    def page_end(self, score: PageScore) -> Action:
+        hard = score.hard_words[: self.policy.practice_words_max]
+        key = "praise_page" if score.accuracy >= 0.95 else "encourage_page"
+        text = self.phrases.pick(self.lang, key)
+        if hard:
+            text += " " + self.phrases.pick(self.lang, "offer_practice",
+                                            words=self.phrases.join(self.lang, hard))
+        return Action("page_end", text, self.lang, None, tuple(hard))

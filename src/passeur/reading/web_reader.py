@@ -1,0 +1,304 @@
+"""The reader page (`/reader`) and its API, as a WebFeature hosted by the one web server.
+
+HTTP (JSON unless said otherwise; public: the reader page is for children at the robot):
+- GET  /reader                                  the page (static files under /reader/static/)
+- GET  /api/reading/books                       [{"id","title","lang","level","pages"}]
+- GET  /api/reading/books/{book}/pages/{n}      page text + tokens (spans for highlighting)
+                                                + "can_listen" (an ASR model for its language)
+- GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
+                                                "words": [{"token","start_s","end_s"}]}
+- GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
+- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?}
+                                                -> {"session": id, "page": ...}
+- POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
+                                                -> {"sdp","type"} (answer)
+- GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events
+      {"type":"position","token","position","words":[...]} | {"type":"say","text","lang",
+      "audio","duration_s","words"?} | {"type":"finished","wcpm","accuracy",...} |
+      {"type":"error","message"}
+- POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC)
+- POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
+- DELETE /api/reading/sessions/{id}
+- POST /api/reading/say {"text","lang"}         the robot says something (staff only)
+Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 503 (no
+speech model for the language).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from passeur.reading.audio_in import FrameBuffer, frames
+from passeur.reading.exceptions import (
+    ASRUnavailable,
+    AudioFormatError,
+    BookError,
+    ReadingError,
+)
+from passeur.reading.service import ReadingService, page_payload
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parents[1] / "web" / "reader"
+MAX_BODY = 20 * 1024 * 1024
+
+
+def _error(exc: Exception) -> web.Response:
+    status = 400
+    if isinstance(exc, BookError) or "no reading session" in str(exc):
+        status = 404
+    if isinstance(exc, ASRUnavailable):
+        status = 503
+    return web.json_response({"error": str(exc)}, status=status)
+
+
+class ReaderFeature:
+    name = "reader"
+
+    def __init__(self, service: ReadingService) -> None:
+        self.service = service
+        self.context: Any = None
+        self._pcs: set[Any] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def setup(self, app: web.Application, context: Any) -> None:
+        self.context = context
+        r = app.router
+        r.add_get("/reader", self.index)
+        r.add_get("/reader/", self.index)
+        r.add_static("/reader/static/", STATIC, show_index=False)
+        r.add_get("/api/reading/books", self.books)
+        r.add_get("/api/reading/books/{book}/pages/{page}", self.page)
+        r.add_get("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
+        r.add_get("/api/reading/audio/{key}.wav", self.audio)
+        r.add_post("/api/reading/sessions", self.create_session)
+        r.add_post("/api/reading/sessions/{sid}/offer", self.offer)
+        r.add_get("/api/reading/sessions/{sid}/events", self.events)
+        r.add_post("/api/reading/sessions/{sid}/audio", self.upload_audio)
+        r.add_post("/api/reading/sessions/{sid}/finish", self.finish)
+        r.add_delete("/api/reading/sessions/{sid}", self.delete_session)
+        r.add_post("/api/reading/say", self.say)
+        app.on_shutdown.append(self._on_shutdown)
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for pc in list(self._pcs):
+            await pc.close()
+        self._pcs.clear()
+
+    # -- pages -------------------------------------------------------------------------------
+    async def index(self, _request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    async def books(self, _request: web.Request) -> web.Response:
+        books = await asyncio.to_thread(self.service.library.books)
+        return web.json_response([b.summary() for b in books])
+
+    @staticmethod
+    def _page_number(request: web.Request) -> int:
+        try:
+            return int(request.match_info["page"])
+        except ValueError as exc:
+            raise ReadingError("page must be a number") from exc
+
+    async def page(self, request: web.Request) -> web.Response:
+        try:
+            book = await asyncio.to_thread(self.service.library.get, request.match_info["book"])
+            payload = page_payload(book, self._page_number(request))
+        except ReadingError as exc:
+            return _error(exc)
+        except BookError as exc:
+            return _error(exc)
+        payload["can_listen"] = await asyncio.to_thread(self.service.can_listen, book.lang)
+        return web.json_response(payload)
+
+    async def page_speech(self, request: web.Request) -> web.Response:
+        try:
+            _key, payload = await asyncio.to_thread(
+                self.service.synthesize_page, request.match_info["book"],
+                self._page_number(request))
+        except (ReadingError, BookError) as exc:
+            return _error(exc)
+        return web.json_response(payload)
+
+    async def audio(self, request: web.Request) -> web.Response:
+        wav = self.service.audio.get(request.match_info["key"])
+        if wav is None:
+            return web.json_response({"error": "no such audio (expired)"}, status=404)
+        return web.Response(body=wav, content_type="audio/wav")
+
+    # -- sessions ----------------------------------------------------------------------------
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ReadingError("the request body must be JSON") from exc
+        if not isinstance(data, dict):
+            raise ReadingError("the request body must be a JSON object")
+        return data
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        try:
+            data = await self._json(request)
+            book = str(data.get("book", ""))
+            page = int(data.get("page", 1))
+            mode = str(data.get("mode", "i_read"))
+            reader = data.get("reader") or None
+            session = await asyncio.to_thread(self.service.open_session, book, page, mode,
+                                              str(reader) if reader else None)
+        except (ReadingError, BookError) as exc:
+            return _error(exc)
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": f"bad session request: {exc}"}, status=400)
+        payload = page_payload(session.book, session.number)
+        if mode == "together":
+            session.start_together()
+        return web.json_response({"session": session.id, "mode": mode, "page": payload})
+
+    def _session(self, request: web.Request):  # type: ignore[no-untyped-def]
+        return self.service.get_session(request.match_info["sid"])
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            session = self._session(request)
+        except ReadingError as exc:
+            return _error(exc)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        await ws.prepare(request)
+        loop = asyncio.get_running_loop()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+
+        def listener(event: dict[str, Any]) -> None:
+            def put() -> None:
+                if outbox.full():
+                    outbox.get_nowait()  # the page is slow: drop the oldest update
+                outbox.put_nowait(event)
+            loop.call_soon_threadsafe(put)
+
+        session.listeners.append(listener)
+
+        async def pump() -> None:
+            while True:
+                event = await outbox.get()
+                await ws.send_json(event)
+
+        sender = asyncio.ensure_future(pump())
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        finally:
+            sender.cancel()
+            if listener in session.listeners:
+                session.listeners.remove(listener)
+        return ws
+
+    async def offer(self, request: web.Request) -> web.Response:
+        """WebRTC: receive the page's microphone; audio frames feed the session."""
+        from aiortc import RTCSessionDescription
+
+        try:
+            session = self._session(request)
+            data = await self._json(request)
+            if data.get("type") != "offer" or not isinstance(data.get("sdp"), str) or \
+                    len(data["sdp"]) > 100_000:
+                raise ReadingError("expected {'type': 'offer', 'sdp': '...'}")
+        except ReadingError as exc:
+            return _error(exc)
+        pc = self.context.create_peer_connection()
+        self._pcs.add(pc)
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "audio":
+                task = asyncio.ensure_future(self._consume(track, session))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._pcs.discard(pc)
+                await pc.close()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return web.json_response({"sdp": pc.localDescription.sdp,
+                                  "type": pc.localDescription.type})
+
+    async def _consume(self, track: Any, session: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        buffer = FrameBuffer()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            samples = frame.to_ndarray()
+            channels = len(frame.layout.channels)
+            if samples.dtype.kind == "f":
+                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
+            else:
+                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
+            for chunk in buffer.push(np.asarray(data), frame.sample_rate):
+                session.push_frame(chunk)
+
+    async def upload_audio(self, request: web.Request) -> web.Response:
+        """A whole recording as a WAV body (no WebRTC): fed as if live, then finished."""
+        import io
+
+        from passeur.reading.audio_in import is_silent, read_wav
+
+        try:
+            session = self._session(request)
+            body = await request.content.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                raise AudioFormatError("recording too large (20 MB max)")
+            if not body:
+                raise AudioFormatError("empty request body: send a WAV file")
+            tmp = io.BytesIO(body)
+            pcm = await asyncio.to_thread(read_wav, tmp)
+            if is_silent(pcm):
+                raise AudioFormatError("the recording is silent: nothing was heard")
+        except ReadingError as exc:
+            return _error(exc)
+        for chunk in frames(pcm):
+            session.push_frame(chunk)
+        return web.json_response({"queued_s": round(len(pcm) / 16000, 2)})
+
+    async def finish(self, request: web.Request) -> web.Response:
+        try:
+            session = self._session(request)
+            # Let queued audio be decoded first (bounded wait).
+            for _ in range(600):
+                if session.frames.empty():
+                    break
+                await asyncio.sleep(0.05)
+            payload = await asyncio.to_thread(session.finish)
+        except ReadingError as exc:
+            return _error(exc)
+        return web.json_response(payload)
+
+    async def delete_session(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self.service.close_session, request.match_info["sid"])
+        return web.json_response({"ok": True})
+
+    async def say(self, request: web.Request) -> web.Response:
+        await self.context.require_staff(request)
+        try:
+            data = await self._json(request)
+            key = self.service.say(str(data.get("text", "")), str(data.get("lang", "fr")))
+        except ReadingError as exc:
+            return _error(exc)
+        return web.json_response({"audio": key})

@@ -1,0 +1,396 @@
+"""Who may do what: staff password, one-time pilot codes, spectator codes, sessions.
+
+Pure logic (no rclpy, no aiohttp), driven by an injectable monotonic clock so that tests can
+move time. Secrets are never stored in clear (codes and tokens are kept as SHA-256 digests,
+the staff password as a scrypt hash) and never logged; every comparison of a secret is
+constant-time.
+
+- Staff log in with the password whose hash is in the config (`passeur staff-password`).
+- Staff issue codes: a *pilot* code is one-time and valid for a window; a *spectator* code may
+  be used by several viewers during its window but only ever grants watching.
+- One pilot at a time: a pilot code is refused while another pilot session is active (the code
+  stays valid, so the visitor can try again once the robot is free).
+- Failed attempts are counted per client (e.g. the remote IP) and globally; too many lock the
+  client out for a while, and a global budget slows distributed guessing.
+- Sessions expire; pilot sessions can be extended by the pilot (WCAG 2.2.1) up to a cap, and
+  ended by staff at any time. Listeners hear about every session end (to stop the robot).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from passeur.telepresence.exceptions import AccessDenied, TelepresenceConfigError
+
+log = logging.getLogger(__name__)
+
+PILOT = "pilot"
+SPECTATOR = "spectator"
+STAFF = "staff"
+ROLES = (PILOT, SPECTATOR, STAFF)
+
+#: scrypt cost: 2**14 * 8 * 128 bytes = 16 MiB of memory per check, about 50 ms here.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_HASH_PREFIX = "scrypt"
+
+#: Codes are digits only: easy to read aloud, type on a phone keypad or enter by switch.
+CODE_DIGITS = 8
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N) -> str:
+    """`scrypt$N$r$p$salt$hash`, to paste into config as `staff_password_hash`."""
+    if not password:
+        raise ValueError("the staff password must not be empty")
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                            dklen=32)
+    return f"{_HASH_PREFIX}${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+@dataclass(frozen=True)
+class PasswordHash:
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    digest: bytes
+
+    @classmethod
+    def parse(cls, encoded: str) -> PasswordHash:
+        parts = encoded.strip().split("$")
+        if len(parts) != 6 or parts[0] != _HASH_PREFIX:
+            raise TelepresenceConfigError(
+                "staff_password_hash is not a scrypt hash; generate one with "
+                "`passeur staff-password` and paste its output")
+        try:
+            n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+            salt, digest = _unb64(parts[4]), _unb64(parts[5])
+        except (ValueError, TypeError) as exc:
+            raise TelepresenceConfigError(
+                "staff_password_hash is malformed; generate a new one with "
+                "`passeur staff-password`") from exc
+        if n < 2 or n & (n - 1) or n > 2**20 or not (1 <= r <= 32) or not (1 <= p <= 16) \
+                or len(salt) < 8 or len(digest) < 16:
+            raise TelepresenceConfigError(
+                "staff_password_hash has out-of-range parameters; generate a new one with "
+                "`passeur staff-password`")
+        return cls(n, r, p, salt, digest)
+
+    def verify(self, password: str) -> bool:
+        candidate = hashlib.scrypt(password.encode("utf-8"), salt=self.salt, n=self.n, r=self.r,
+                                   p=self.p, dklen=len(self.digest), maxmem=2**26)
+        return hmac.compare_digest(candidate, self.digest)
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    return PasswordHash.parse(encoded).verify(password)
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def normalize_code(text: str) -> str:
+    """Visitors may type `1234 5678` or `1234-5678`: keep the digits only."""
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+@dataclass
+class IssuedCode:
+    code: str  # returned once to staff, never stored in clear
+    role: str
+    expires_at: float
+    valid_for_s: float
+
+
+@dataclass
+class _CodeRecord:
+    digest: bytes
+    role: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class Session:
+    token: str = field(repr=False)
+    role: str
+    created_at: float
+    expires_at: float
+    client: str
+    extensions: int = 0
+    ended: bool = False
+    end_reason: str = ""
+
+    @property
+    def id(self) -> str:
+        """A short public identifier (never the token) for logs and status."""
+        return _digest(self.token).hex()[:8]
+
+
+@dataclass
+class _Failures:
+    times: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    code_window_s: float = 900.0  # default validity of a new code
+    max_code_window_s: float = 24 * 3600.0
+    pilot_session_s: float = 900.0  # a pilot session lasts this long, extendable
+    pilot_extend_s: float = 600.0
+    pilot_max_extensions: int = 20
+    spectator_session_s: float = 3600.0
+    staff_session_s: float = 8 * 3600.0
+    max_failures: int = 5  # per client within failure_window_s, then lockout
+    failure_window_s: float = 600.0
+    lockout_s: float = 300.0
+    global_max_failures: int = 50  # all clients together within failure_window_s
+    max_live_codes: int = 200
+
+    def validate(self) -> None:
+        for name in ("code_window_s", "max_code_window_s", "pilot_session_s", "pilot_extend_s",
+                     "spectator_session_s", "staff_session_s", "failure_window_s", "lockout_s"):
+            if not getattr(self, name) > 0:
+                raise TelepresenceConfigError(f"access policy {name} must be > 0")
+        if self.max_failures < 1 or self.global_max_failures < self.max_failures:
+            raise TelepresenceConfigError(
+                "access policy: max_failures must be >= 1 and global_max_failures >= max_failures")
+
+
+SessionListener = Callable[[Session], None]
+
+
+class AccessManager:
+    """All access state of one robot. Not thread-safe: use it from the web server's loop."""
+
+    def __init__(self, staff_password_hash: str, policy: AccessPolicy | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy or AccessPolicy()
+        self.policy.validate()
+        self._staff_hash = PasswordHash.parse(staff_password_hash) if staff_password_hash else None
+        self._clock = clock
+        self._codes: list[_CodeRecord] = []
+        self._sessions: dict[bytes, Session] = {}
+        self._failures: dict[str, _Failures] = {}
+        self._global_failures: deque[float] = deque()
+        self._listeners: list[SessionListener] = []
+
+    # -- listeners -------------------------------------------------------------------------
+    def on_session_end(self, listener: SessionListener) -> None:
+        self._listeners.append(listener)
+
+    # -- rate limiting ---------------------------------------------------------------------
+    def _check_not_locked(self, client: str) -> None:
+        now = self._clock()
+        rec = self._failures.get(client)
+        if rec is not None and rec.locked_until > now:
+            raise AccessDenied("locked", "too many failed attempts; try again later",
+                               retry_after_s=rec.locked_until - now)
+        self._trim(self._global_failures, now)
+        if len(self._global_failures) >= self.policy.global_max_failures:
+            oldest = self._global_failures[0]
+            raise AccessDenied("busy", "too many failed attempts on this robot; try again later",
+                               retry_after_s=oldest + self.policy.failure_window_s - now)
+
+    def _trim(self, times: deque[float], now: float) -> None:
+        while times and times[0] <= now - self.policy.failure_window_s:
+            times.popleft()
+
+    def _fail(self, client: str, reason: str, message: str) -> AccessDenied:
+        now = self._clock()
+        rec = self._failures.setdefault(client, _Failures())
+        self._trim(rec.times, now)
+        rec.times.append(now)
+        self._global_failures.append(now)
+        log.warning("access refused (%s) for client %s (%d recent failures)", reason,
+                    client, len(rec.times))
+        if len(rec.times) >= self.policy.max_failures:
+            rec.locked_until = now + self.policy.lockout_s
+            rec.times.clear()
+            return AccessDenied("locked", "too many failed attempts; try again later",
+                                retry_after_s=self.policy.lockout_s)
+        return AccessDenied(reason, message)
+
+    def _succeed(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+    def locked_out(self, client: str) -> bool:
+        rec = self._failures.get(client)
+        return rec is not None and rec.locked_until > self._clock()
+
+    # -- staff -----------------------------------------------------------------------------
+    @property
+    def staff_enabled(self) -> bool:
+        return self._staff_hash is not None
+
+    def staff_login(self, password: str, client: str) -> Session:
+        self._check_not_locked(client)
+        if self._staff_hash is None:
+            raise AccessDenied("disabled", "no staff password is configured "
+                               "(set staff_password_hash; see `passeur staff-password`)")
+        if not isinstance(password, str) or len(password) > 1024 \
+                or not self._staff_hash.verify(password):
+            raise self._fail(client, "wrong_password", "wrong password")
+        self._succeed(client)
+        return self._new_session(STAFF, client, self.policy.staff_session_s)
+
+    # -- codes -----------------------------------------------------------------------------
+    def issue_code(self, role: str, valid_for_s: float | None = None) -> IssuedCode:
+        if role not in (PILOT, SPECTATOR):
+            raise ValueError(f"codes are for '{PILOT}' or '{SPECTATOR}', not '{role}'")
+        window = self.policy.code_window_s if valid_for_s is None else float(valid_for_s)
+        if not (0 < window <= self.policy.max_code_window_s):
+            raise ValueError(f"a code's validity must be between 0 and "
+                             f"{self.policy.max_code_window_s:.0f} s")
+        now = self._clock()
+        self._codes = [c for c in self._codes if c.expires_at > now and not c.used]
+        if len(self._codes) >= self.policy.max_live_codes:
+            raise ValueError("too many live codes; revoke some first")
+        while True:
+            code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+            digest = _digest(code)
+            if not any(hmac.compare_digest(c.digest, digest) for c in self._codes):
+                break
+        self._codes.append(_CodeRecord(digest, role, now + window))
+        return IssuedCode(code, role, now + window, window)
+
+    def revoke_codes(self, role: str | None = None) -> int:
+        before = len(self._codes)
+        self._codes = [c for c in self._codes if role is not None and c.role != role]
+        return before - len(self._codes)
+
+    def live_codes(self) -> list[dict[str, object]]:
+        now = self._clock()
+        return [{"role": c.role, "expires_in_s": round(c.expires_at - now)}
+                for c in self._codes if c.expires_at > now and not c.used]
+
+    def redeem_code(self, code: str, client: str) -> Session:
+        """Exchange a code for a session, or raise AccessDenied (reason: wrong_code, expired,
+        used, pilot_busy, locked, busy)."""
+        self._check_not_locked(client)
+        if not isinstance(code, str) or len(code) > 64:
+            raise self._fail(client, "wrong_code", "unknown code")
+        digest = _digest(normalize_code(code))
+        now = self._clock()
+        match: _CodeRecord | None = None
+        for record in self._codes:  # compare against all, no early exit
+            if hmac.compare_digest(record.digest, digest):
+                match = record
+        if match is None:
+            raise self._fail(client, "wrong_code", "unknown code")
+        if match.used:
+            raise self._fail(client, "used", "this code was already used")
+        if match.expires_at <= now:
+            raise self._fail(client, "expired", "this code has expired")
+        if match.role == PILOT:
+            if self.active_pilot() is not None:
+                # Not a guessing failure: the code is right, the robot is busy.
+                raise AccessDenied("pilot_busy", "another visitor is driving the robot")
+            match.used = True
+            self._succeed(client)
+            return self._new_session(PILOT, client, self.policy.pilot_session_s)
+        self._succeed(client)
+        return self._new_session(SPECTATOR, client, self.policy.spectator_session_s)
+
+    def grant(self, role: str, client: str) -> Session:
+        """A session without a code, for staff taking over (the caller checked staff rights).
+        A pilot grant is refused while another pilot is active: end that one first."""
+        if role == PILOT and self.active_pilot() is not None:
+            raise AccessDenied("pilot_busy", "another visitor is driving the robot")
+        duration = self.policy.pilot_session_s if role == PILOT else \
+            self.policy.spectator_session_s
+        return self._new_session(role, client, duration)
+
+    # -- sessions --------------------------------------------------------------------------
+    def _new_session(self, role: str, client: str, duration_s: float) -> Session:
+        now = self._clock()
+        session = Session(secrets.token_urlsafe(32), role, now, now + duration_s, client)
+        self._sessions[_digest(session.token)] = session
+        log.info("%s session %s started", role, session.id)
+        return session
+
+    def validate(self, token: str | None, role: str | None = None) -> Session:
+        """The live session for `token` (optionally of `role`), else AccessDenied."""
+        self.expire()
+        if not token or not isinstance(token, str) or len(token) > 128:
+            raise AccessDenied("no_session", "not logged in")
+        session = self._sessions.get(_digest(token))
+        if session is None or session.ended:
+            raise AccessDenied("no_session", "session ended or unknown")
+        if role is not None and session.role != role:
+            raise AccessDenied("forbidden", f"this needs a {role} session")
+        return session
+
+    def expire(self) -> list[Session]:
+        now = self._clock()
+        ended = [s for s in self._sessions.values() if s.expires_at <= now and not s.ended]
+        for session in ended:
+            self._end(session, "expired")
+        return ended
+
+    def active_pilot(self) -> Session | None:
+        self.expire()
+        for session in self._sessions.values():
+            if session.role == PILOT and not session.ended:
+                return session
+        return None
+
+    def sessions(self, role: str | None = None) -> list[Session]:
+        self.expire()
+        return [s for s in self._sessions.values()
+                if not s.ended and (role is None or s.role == role)]
+
+    def extend(self, token: str) -> Session:
+        session = self.validate(token)
+        if session.role != PILOT:
+            raise AccessDenied("forbidden", "only pilot sessions are extended")
+        if session.extensions >= self.policy.pilot_max_extensions:
+            raise AccessDenied("max_extensions", "this session cannot be extended further")
+        session.extensions += 1
+        session.expires_at = max(session.expires_at, self._clock()) + self.policy.pilot_extend_s
+        return session
+
+    def remaining_s(self, session: Session) -> float:
+        return max(0.0, session.expires_at - self._clock())
+
+    def end(self, token: str, reason: str = "ended") -> None:
+        session = self._sessions.get(_digest(token)) if token else None
+        if session is not None and not session.ended:
+            self._end(session, reason)
+
+    def end_pilot(self, reason: str = "ended_by_staff") -> Session | None:
+        pilot = self.active_pilot()
+        if pilot is not None:
+            self._end(pilot, reason)
+        return pilot
+
+    def _end(self, session: Session, reason: str) -> None:
+        session.ended = True
+        session.end_reason = reason
+        self._sessions.pop(_digest(session.token), None)
+        log.info("%s session %s ended (%s)", session.role, session.id, reason)
+        for listener in list(self._listeners):
+            try:
+                listener(session)
+            except Exception:
+                log.exception("session-end listener failed")

@@ -1,0 +1,450 @@
+"""The telepresence node: hosts the web server and turns pilot commands into ROS messages.
+
+Publishes `cmd_vel/teleop` (hold-to-drive, 300 ms watchdog on a steady clock, so sim time
+does not matter), `goal_place`, `goal_pose`, `navigation/cancel`, `estop`; calls `estop/set`.
+Subscribes to the camera (video for every viewer), `odom`, `map`, `estop/state`,
+`navigation/status`, `patrol/status` and `safety/status` (status for the pages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Bool, Empty, String
+from std_srvs.srv import SetBool
+
+from passeur.ros import qos
+from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
+from passeur.ros.params import declare
+from passeur.telepresence.access import AccessManager, AccessPolicy, Session
+from passeur.telepresence.audio import make_audio
+from passeur.telepresence.exceptions import ProjectionError, TelepresenceConfigError
+from passeur.telepresence.floor_projection import CameraIntrinsics, CameraMount, pixel_to_map
+from passeur.telepresence.messages import (
+    Command,
+    Drive,
+    GotoPixel,
+    GotoPlace,
+    GotoPoint,
+    Look,
+    SpeedLevel,
+    SpeedLimits,
+    Stop,
+)
+from passeur.telepresence.server import ServerOptions, WebServer
+from passeur.telepresence.teleop import ZERO, TeleopState, Velocity
+from passeur.telepresence.video import CameraSource
+from passeur.telepresence.web_feature import WebFeature
+
+#: Status topics may come from best-effort or reliable publishers: best effort matches both.
+_ANY_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+class TelepresenceNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("telepresence", **kwargs)
+        p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731 - local shorthand
+        self.http_host = p("http_host", "127.0.0.1", "address the web server listens on")
+        self.http_port = p("http_port", 8080, "web server TCP port (0 = any free port)",
+                           min_value=0, max_value=65535)
+        tls_cert = p("tls_cert", "", "TLS certificate (PEM) for https; browsers need https "
+                     "for the microphone except on localhost")
+        tls_key = p("tls_key", "", "TLS private key (PEM)")
+        ice = p("ice_host_addresses", "", "comma-separated IPs ICE may offer (e.g. the robot's "
+                "Wi-Fi address; 127.0.0.1 for tests); empty = every interface")
+        staff_hash = p("staff_password_hash", "", "scrypt hash from `passeur staff-password`; "
+                       "empty disables the staff page")
+        code_window = p("pilot_code_window_s", 900.0, "default validity of a new access code",
+                        min_value=10.0, max_value=86400.0)
+        pilot_session = p("pilot_session_s", 900.0, "pilot session length (extendable)",
+                          min_value=30.0, max_value=86400.0)
+        self.watchdog_s = p("watchdog_s", 0.3, "stop when no drive command arrives for this "
+                            "long", min_value=0.05, max_value=2.0)
+        rate = p("teleop_rate_hz", 50.0, "watchdog check / republish rate",
+                 min_value=5.0, max_value=200.0)
+        lin_levels = p("speed_levels_linear_mps", [0.15, 0.3, 0.5],
+                       "forward speed of each speed level (3 or more)")
+        ang_levels = p("speed_levels_angular_rps", [0.35, 0.6, 0.9],
+                       "turn speed of each speed level")
+        max_reverse = p("max_reverse_mps", 0.2, "largest reverse speed", min_value=0.0,
+                        max_value=2.0)
+        look_step = p("look_step_deg", 30.0, "rotation of one look-around step",
+                      min_value=5.0, max_value=180.0)
+        codec = p("video_codec", "VP8", "WebRTC video codec: VP8 or H264")
+        self.frame_stamp = p("frame_stamp", False, "draw a frame counter in the video corner "
+                             "(latency benchmark)")
+        mic = p("audio_mic", "auto", "robot microphone: auto, device, silence or a WAV file")
+        speaker = p("audio_speaker", "auto", "robot speaker: auto, device, none or a WAV file")
+        max_viewers = p("max_viewers", 12, "most simultaneous video viewers", min_value=1,
+                        max_value=64)
+        cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
+        cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
+                      min_value=-89.0, max_value=89.0)
+        cam_fov = p("camera_vertical_fov_deg", 46.8, "used until camera_info arrives",
+                    min_value=5.0, max_value=170.0)
+
+        if len(lin_levels) < 3 or len(lin_levels) != len(ang_levels) \
+                or any(not (0 < v <= 2.0) for v in [*lin_levels, *ang_levels]):
+            raise TelepresenceConfigError(
+                "speed_levels_linear_mps and speed_levels_angular_rps need the same number "
+                "(3 or more) of speeds in (0, 2]")
+        if len(cam_xyz) != 3:
+            raise TelepresenceConfigError("camera_xyz_m needs three numbers (x, y, z)")
+        levels = tuple(SpeedLevel(float(a), float(b)) for a, b in zip(lin_levels, ang_levels,
+                                                                       strict=True))
+        self.limits = SpeedLimits(max(lv.linear_mps for lv in levels), float(max_reverse),
+                                  max(lv.angular_rps for lv in levels), levels)
+        self.teleop = TeleopState(self.watchdog_s, math.radians(look_step),
+                                  levels[len(levels) // 2].angular_rps)
+        self.teleop.disable()  # until a pilot connects
+        self.mount = CameraMount(tuple(float(v) for v in cam_xyz),  # type: ignore[arg-type]
+                                 math.radians(cam_pitch))
+        self._fallback_fov = math.radians(cam_fov)
+
+        self._lock = threading.Lock()
+        self._odom: Odometry | None = None
+        self._intrinsics: CameraIntrinsics | None = None
+        self._estop: bool | None = None
+        self._nav_status: dict[str, Any] = {}
+        self._patrol_status: dict[str, Any] = {}
+        self._safety_status: dict[str, Any] = {}
+        self._map: tuple[bytes, dict[str, Any]] | None = None
+        self._pilot: Session | None = None
+        self._publishing = False  # True while teleop output is non-zero (or just became zero)
+        self._nav_goal_active = False
+        self._closed = False
+        self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
+        self.last_drive_command_mono_s = 0.0  # monotonic arrival of the last drive command
+        #: (wall time, linear, angular) of recent cmd_vel/teleop publishes (benchmarks).
+        self.publish_log: deque[tuple[float, float, float]] = deque(maxlen=2000)
+
+        self.pub_teleop = self.create_publisher(Twist, "cmd_vel/teleop", qos.COMMAND)
+        self.pub_goal_place = self.create_publisher(String, "goal_place", qos.COMMAND)
+        self.pub_goal_pose = self.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
+        self.pub_cancel = self.create_publisher(Empty, "navigation/cancel", qos.COMMAND)
+        self.pub_estop = self.create_publisher(Bool, "estop", qos.LATCHED)
+        self.estop_client: Any = self.create_client(SetBool, "estop/set")
+
+        self.camera = CameraSource(stamp=bool(self.frame_stamp))
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.SENSOR)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info,
+                                 qos.SENSOR)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR)
+        self.create_subscription(OccupancyGrid, "map", self._on_map, qos.LATCHED)
+        self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
+        self.create_subscription(DiagnosticStatus, "navigation/status",
+                                 lambda m: self._on_diag(m, self._nav_status), _ANY_STATUS)
+        self.create_subscription(DiagnosticStatus, "patrol/status",
+                                 lambda m: self._on_diag(m, self._patrol_status), qos.LATCHED)
+        self.create_subscription(DiagnosticStatus, "safety/status",
+                                 lambda m: self._on_diag(m, self._safety_status), _ANY_STATUS)
+        # The watchdog has its own thread on the wall clock: a pilot's silence is measured in
+        # real seconds even on sim time, and a busy executor (planning, rendering, ASR) cannot
+        # delay the zero (measured: executor timers slipped by 200 ms under load).
+        self._tick_period_s = 1.0 / float(rate)
+        self._stop_ticker = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="teleop-watchdog",
+                                        daemon=True)
+
+        policy = AccessPolicy(code_window_s=float(code_window),
+                              pilot_session_s=float(pilot_session))
+        self.access = AccessManager(str(staff_hash), policy)
+        if not staff_hash:
+            self.get_logger().warning(
+                "no staff_password_hash: the staff page is disabled (see `passeur staff-password`)")
+        self.options = ServerOptions(
+            host=str(self.http_host), port=int(self.http_port), tls_cert=str(tls_cert),
+            tls_key=str(tls_key),
+            ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
+            video_codec=str(codec).upper(), max_peers=int(max_viewers),
+            client_config={"look_step_deg": float(look_step),
+                           "watchdog_ms": round(self.watchdog_s * 1000)})
+        self.options.validate()  # fail at construction with a clear message
+        self.audio = make_audio(str(mic), str(speaker))
+        self._features: list[WebFeature] = []
+        self.server: WebServer | None = None
+        self._ticker.start()  # last: a constructor that raised leaves no thread behind
+
+    # -- bringup hooks ---------------------------------------------------------------------
+    def add_web_features(self, features: Sequence[WebFeature]) -> None:
+        if self.server is not None:
+            raise RuntimeError("add web features before start()")
+        self._features.extend(features)
+
+    def start(self) -> None:
+        if self.server is not None:
+            return
+        self.server = WebServer(self.options, self, self.access, self.camera, self.audio,
+                                self._features)
+        self.server.start()
+        for url in self.server.urls():
+            self.get_logger().info(f"serving {url}")
+
+    def destroy_node(self) -> None:
+        self.close()  # stops the watchdog thread and the server even if close() was skipped
+        super().destroy_node()
+
+    def urls(self) -> list[str]:
+        return self.server.urls() if self.server is not None else []
+
+    def close(self) -> None:
+        """Stop the server (closing every peer), the watchdog, and publish zero. Idempotent;
+        also safe on a node whose constructor raised (rclpy destroys it at shutdown)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self.teleop.disable()
+        self._stop_ticker.set()
+        if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
+            self._ticker.join(2.0)
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()
+        self.camera.close()
+        self._publish_velocity(ZERO)
+
+    # -- ROS callbacks (executor threads) --------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        arrival = time.time()
+        if msg.encoding not in ("rgb8", "bgr8") or msg.width == 0 or msg.height == 0 \
+                or msg.step < msg.width * 3 or len(msg.data) < msg.step * msg.height:
+            self.get_logger().warning(f"ignoring camera image with encoding '{msg.encoding}' "
+                                      f"({msg.width}x{msg.height})", throttle_duration_sec=10.0)
+            return
+        rows = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
+        rgb = rows.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(
+            msg.height, msg.width, 3)
+        if msg.encoding == "bgr8":
+            rgb = rgb[:, :, ::-1]
+        self.camera.push_rgb(rgb, arrival)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            intrinsics = CameraIntrinsics.from_k(list(msg.k), msg.width, msg.height)
+        except ProjectionError:
+            return
+        with self._lock:
+            self._intrinsics = intrinsics
+
+    def _on_odom(self, msg: Odometry) -> None:
+        with self._lock:
+            self._odom = msg
+
+    def _on_estop(self, msg: Bool) -> None:
+        with self._lock:
+            self._estop = bool(msg.data)
+
+    def _on_diag(self, msg: DiagnosticStatus, target: dict[str, Any]) -> None:
+        values = {kv.key: kv.value for kv in msg.values}
+        with self._lock:
+            target.clear()
+            target.update({"level": int.from_bytes(bytes(msg.level), "little")
+                           if isinstance(msg.level, bytes | bytearray) else int(msg.level),
+                           "name": msg.name, "message": msg.message, **values})
+
+    def _on_map(self, msg: OccupancyGrid) -> None:
+        import cv2
+
+        info = msg.info
+        w, h = int(info.width), int(info.height)
+        if w == 0 or h == 0 or len(msg.data) < w * h:
+            return
+        grid = np.asarray(msg.data, dtype=np.int16).reshape(h, w)
+        img = np.full((h, w), 205, dtype=np.uint8)
+        img[(grid >= 0) & (grid < 50)] = 254
+        img[grid >= 50] = 30
+        img = np.ascontiguousarray(img[::-1])  # row 0 of the image is the map's top (max y)
+        ok, png = cv2.imencode(".png", img)
+        if not ok:
+            return
+        q = info.origin.orientation
+        meta = {"resolution_m": float(info.resolution), "width": w, "height": h,
+                "origin_x_m": float(info.origin.position.x),
+                "origin_y_m": float(info.origin.position.y),
+                "origin_yaw_rad": quaternion_to_yaw(q.x, q.y, q.z, q.w),
+                "frame_id": msg.header.frame_id or "map"}
+        with self._lock:
+            self._map = (png.tobytes(), meta)
+
+    def _tick_loop(self) -> None:
+        while not self._stop_ticker.wait(self._tick_period_s):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any one failure
+                self.get_logger().error("teleop watchdog tick failed", throttle_duration_sec=5.0)
+
+    def _tick(self) -> None:
+        if self._closed:
+            return
+        velocity = self.teleop.output()
+        if not velocity.is_zero:
+            self._publishing = True
+            self._publish_velocity(velocity)
+        elif self._publishing:
+            # One zero after motion, then silence so navigation can drive (the safety mux
+            # treats a silent teleop source as zero after 300 ms).
+            self._publishing = False
+            self._publish_velocity(ZERO)
+
+    def _publish_velocity(self, velocity: Velocity) -> None:
+        msg = Twist()
+        msg.linear.x = float(velocity.linear_mps)
+        msg.angular.z = float(velocity.angular_rps)
+        try:
+            self.pub_teleop.publish(msg)
+            self.last_teleop_publish_s = time.time()
+            self.publish_log.append((self.last_teleop_publish_s, msg.linear.x, msg.angular.z))
+        except Exception:  # noqa: BLE001 - publisher destroyed at shutdown
+            pass
+
+    # -- RobotPort (web server loop thread) ------------------------------------------------
+    def pilot_connected(self, session: Session) -> None:
+        self._pilot = session
+        self.teleop.enable()
+
+    def pilot_disconnected(self, session: Session, reason: str) -> None:
+        if self._pilot is not None and self._pilot is not session:
+            return  # an older, already replaced pilot connection
+        self._pilot = None
+        self.teleop.disable()
+        self._publishing = False
+        self._publish_velocity(ZERO)
+        if self._nav_goal_active:  # a goal the pilot sent must not outlive the pilot
+            self._nav_goal_active = False
+            self.pub_cancel.publish(Empty())
+        self.get_logger().info(f"pilot disconnected ({reason}): stopped")
+
+    def command(self, command: Command, session: Session) -> dict[str, Any] | None:
+        if self._closed or self._pilot is not session or not self.teleop.enabled:
+            return {"type": "error", "code": "not_driving",
+                    "message": "this connection is not the pilot's"}
+        if isinstance(command, Drive):
+            self.last_drive_command_mono_s = time.monotonic()
+            if self._nav_goal_active:
+                self._nav_goal_active = False
+                self.pub_cancel.publish(Empty())
+            velocity = self.teleop.drive(command.linear_mps, command.angular_rps)
+            self._publishing = not velocity.is_zero or self._publishing
+            self._publish_velocity(velocity)
+            return None
+        if isinstance(command, Stop):
+            self.teleop.stop()
+            self._publish_velocity(ZERO)
+            self._nav_goal_active = False
+            self.pub_cancel.publish(Empty())
+            return {"type": "ack", "action": "stop"}
+        if isinstance(command, Look):
+            velocity = self.teleop.look(command.direction)
+            self._publishing = True
+            self._publish_velocity(velocity)
+            return {"type": "ack", "action": "look", "direction": command.direction}
+        if isinstance(command, GotoPlace):
+            self.teleop.stop()
+            self._nav_goal_active = True
+            self.pub_goal_place.publish(String(data=command.place_id))
+            return {"type": "ack", "action": "goto_place", "id": command.place_id}
+        if isinstance(command, GotoPoint):
+            return self._goto_point(command.x_m, command.y_m)
+        if isinstance(command, GotoPixel):
+            with self._lock:
+                intrinsics, odom = self._intrinsics, self._odom
+            size = self.camera.size
+            if intrinsics is None and size is not None:
+                intrinsics = CameraIntrinsics.from_fov(size[0], size[1], self._fallback_fov)
+            if intrinsics is None or odom is None:
+                return {"type": "error", "code": "no_camera",
+                        "message": "the camera or position is not known yet"}
+            try:
+                x, y = pixel_to_map(command.u, command.v, intrinsics, self.mount,
+                                    _pose_of(odom))
+            except ProjectionError as exc:
+                return {"type": "error", "code": "not_floor", "message": str(exc)}
+            return self._goto_point(x, y)
+        return {"type": "error", "code": "unsupported", "message": "unsupported command"}
+
+    def _goto_point(self, x: float, y: float) -> dict[str, Any]:
+        with self._lock:
+            odom = self._odom
+        yaw = 0.0
+        if odom is not None:
+            pose = _pose_of(odom)
+            if math.hypot(x - pose.x_m, y - pose.y_m) > 1e-3:
+                yaw = math.atan2(y - pose.y_m, x - pose.x_m)
+        msg = PoseStamped()
+        msg.header.frame_id = "map"
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.pose.position.x, msg.pose.position.y = float(x), float(y)
+        qx, qy, qz, qw = yaw_to_quaternion(yaw)
+        msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
+        msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+        self.teleop.stop()
+        self._nav_goal_active = True
+        self.pub_goal_pose.publish(msg)
+        return {"type": "ack", "action": "goto_point", "x": round(x, 3), "y": round(y, 3)}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            odom = self._odom
+            out: dict[str, Any] = {
+                "estop": self._estop,
+                "navigation": dict(self._nav_status),
+                "patrol": dict(self._patrol_status),
+                "safety": dict(self._safety_status),
+            }
+        if odom is not None:
+            pose = _pose_of(odom)
+            out["pose"] = {"x": round(pose.x_m, 3), "y": round(pose.y_m, 3),
+                           "yaw": round(pose.yaw_rad, 3)}
+            out["speed"] = {"linear_mps": round(odom.twist.twist.linear.x, 3),
+                            "angular_rps": round(odom.twist.twist.angular.z, 3)}
+        else:
+            out["pose"] = None
+            out["speed"] = None
+        out["pilot_connected"] = self._pilot is not None
+        out["driving"] = self.teleop.moving
+        return out
+
+    def set_estop(self, on: bool) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[bool] = loop.create_future()
+        self.pub_estop.publish(Bool(data=on))
+        if on:
+            self.teleop.stop()
+            self._publish_velocity(ZERO)
+        if not self.estop_client.service_is_ready():
+            result.set_result(False)
+            return result
+
+        def settle(ok: bool) -> None:
+            if not result.done():
+                result.set_result(ok)
+
+        def done(future: Any) -> None:
+            response = future.result() if future.exception() is None else None
+            loop.call_soon_threadsafe(settle, bool(response is not None and response.success))
+
+        self.estop_client.call_async(SetBool.Request(data=on)).add_done_callback(done)
+        loop.call_later(2.0, settle, False)
+        return result
+
+    def map_png(self) -> tuple[bytes, dict[str, Any]] | None:
+        with self._lock:
+            return self._map
+
+
+def _pose_of(odom: Odometry) -> Pose2D:
+    p, q = odom.pose.pose.position, odom.pose.pose.orientation
+    return Pose2D(p.x, p.y, quaternion_to_yaw(q.x, q.y, q.z, q.w))

@@ -1,0 +1,355 @@
+"""One shared camera source for every viewer.
+
+Each camera image is converted ONCE to a yuv420p `av.VideoFrame` (in the caller's thread, the
+ROS executor's), then handed to the asyncio loop, where a single `CameraTrack` yields only the
+newest frame; `aiortc.contrib.media.MediaRelay(buffered=False)` fans it out to every viewer's
+encoder. A slow viewer skips frames instead of building a backlog. (Sharing bgr24 frames across
+VP8 encoders crashed aiortc here; yuv420p from the source does not: see ENVIRONMENT.md.)
+
+Optionally a frame counter is drawn as a small binary code in the top-left corner so that a
+browser can tell which frame it displays (latency benchmark); `decode_stamp` reads it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+VIDEO_CLOCK_RATE = 90_000
+MIN_KEYFRAME_GAP_S = 0.3
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+
+#: Frame stamp layout: STAMP_BITS cells of STAMP_CELL px, STAMP_COLS per row, from (0, 0).
+STAMP_BITS = 20
+STAMP_COLS = 10
+STAMP_CELL = 16
+
+
+def draw_stamp(rgb: np.ndarray, counter: int) -> None:
+    """Write `counter` (mod 2**STAMP_BITS) into the top-left corner, white = 1, in place."""
+    value = counter % (1 << STAMP_BITS)
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        y, x = row * STAMP_CELL, col * STAMP_CELL
+        rgb[y:y + STAMP_CELL, x:x + STAMP_CELL] = 255 if (value >> bit) & 1 else 0
+
+
+def decode_stamp(rgb: np.ndarray) -> int:
+    """Read back a counter drawn by draw_stamp (from a decoded, possibly lossy, frame)."""
+    value = 0
+    half = STAMP_CELL // 2
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        cell = rgb[row * STAMP_CELL + half - 2:row * STAMP_CELL + half + 2,
+                   col * STAMP_CELL + half - 2:col * STAMP_CELL + half + 2]
+        if float(cell.mean()) > 127:
+            value |= 1 << bit
+    return value
+
+
+def rgb_to_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """rgb24 array (h, w, 3) to a yuv420p frame (even dimensions required by the encoders)."""
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = rgb[: h - h % 2, : w - w % 2]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p")
+
+
+class CameraSource:
+    """Thread-safe entry point for camera images; owns the shared track.
+
+    `push_rgb()` may be called from any thread; the loop only ever sees finished frames.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, stamp: bool = False,
+                 history: int = 2000) -> None:
+        self._loop = loop
+        self.stamp = stamp
+        self.track = CameraTrack()
+        self._counter = 0
+        self._lock = threading.Lock()
+        #: counter -> wall time (time.time()) at which the image reached the source.
+        self.stamp_times: dict[int, float] = {}
+        self._stamp_order: deque[int] = deque()
+        self._history = history
+        self.frames_in = 0
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self._latest_rgb: np.ndarray | None = None
+        #: Number of connected viewers (set by the server): no conversion work without any.
+        self.viewers = 0
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def latest_rgb(self) -> np.ndarray | None:
+        with self._lock:
+            return self._latest_rgb
+
+    def push_rgb(self, rgb: np.ndarray, arrival_wall_s: float | None = None) -> int:
+        """Convert and publish one frame; returns its counter."""
+        arrival = time.time() if arrival_wall_s is None else arrival_wall_s
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
+            self.frames_in += 1
+            self._latest_rgb = rgb
+            self.size = (int(rgb.shape[1]), int(rgb.shape[0]))
+            if self.stamp:
+                self.stamp_times[counter % (1 << STAMP_BITS)] = arrival
+                self._stamp_order.append(counter % (1 << STAMP_BITS))
+                while len(self._stamp_order) > self._history:
+                    self.stamp_times.pop(self._stamp_order.popleft(), None)
+        if self.viewers <= 0:
+            return counter
+        if self.stamp:
+            rgb = rgb.copy()
+            draw_stamp(rgb, counter)
+        frame = rgb_to_frame(rgb)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.track.put, frame, arrival)
+            except RuntimeError:
+                pass  # loop closing
+        return counter
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.track.stop)
+            except RuntimeError:
+                pass
+
+
+class CameraTrack(MediaStreamTrack):
+    """Yields the newest frame only; timestamps from a monotonic 90 kHz clock."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frame: av.VideoFrame | None = None
+        self._event: asyncio.Event | None = None
+        self._start: float | None = None
+        self._last_pts = -1
+        self._frame_arrival = 0.0
+        self.last_arrival_wall_s = 0.0
+        self.frames_out = 0
+
+    def _ensure_event(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
+
+    def put(self, frame: av.VideoFrame, arrival_wall_s: float = 0.0) -> None:
+        """Loop thread only."""
+        self._frame = frame  # a newer frame replaces an unread one
+        self._frame_arrival = arrival_wall_s
+        self._ensure_event().set()
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        event = self._ensure_event()
+        await event.wait()
+        event.clear()
+        if self.readyState != "live" or self._frame is None:
+            raise MediaStreamError
+        frame, self._frame = self._frame, None
+        #: wall time at which the frame being returned reached the source (benchmarks)
+        self.last_arrival_wall_s = self._frame_arrival
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        pts = int((now - self._start) * VIDEO_CLOCK_RATE)
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        self.frames_out += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        if self._event is not None:
+            self._event.set()
+
+
+class SharedEncoder:
+    """Encode the camera ONCE for every viewer (VP8 or H264) and hand each viewer's sender the
+    same compressed packets (aiortc packetizes pre-encoded `av.Packet`s without re-encoding).
+
+    Per-viewer encoders cost ~10 % of a core each at 640x480@30; this costs one encoder in
+    total. Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and
+    a viewer that falls behind or joins late waits for a keyframe: one is forced for every new
+    viewer and sent at least every `keyframe_interval_s`.
+    """
+
+    def __init__(self, source: CameraTrack, codec: str = "VP8", bitrate_bps: int = 1_200_000,
+                 keyframe_interval_s: float = 1.0) -> None:
+        import concurrent.futures
+
+        if codec not in ("VP8", "H264"):
+            raise ValueError(f"unsupported codec {codec}")
+        self.source = source
+        self.codec_name = codec
+        self.bitrate_bps = bitrate_bps
+        self.keyframe_interval_s = keyframe_interval_s
+        self._ctx: Any = None
+        self._size: tuple[int, int] | None = None
+        self._subscribers: set[EncodedTrack] = set()
+        self._force_keyframe = True
+        self._last_keyframe = -1e9
+        self._task: asyncio.Future[None] | None = None
+        # One thread: a codec context must not be used concurrently.
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self.frames_encoded = 0
+        self.keyframes = 0
+        #: camera image arrival -> encoded packet handed to the senders, ms (benchmarks)
+        self.server_latency_ms: deque[float] = deque(maxlen=5000)
+
+    def subscribe(self) -> EncodedTrack:
+        track = EncodedTrack(self)
+        self._subscribers.add(track)
+        self._force_keyframe = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return track
+
+    def unsubscribe(self, track: EncodedTrack) -> None:
+        self._subscribers.discard(track)
+
+    def request_keyframe(self) -> None:
+        self._force_keyframe = True
+
+    def _open(self, width: int, height: int) -> Any:
+        if self.codec_name == "VP8":
+            ctx = av.CodecContext.create("libvpx", "w")
+            ctx.options = {"cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
+                           "bufsize": str(self.bitrate_bps), "minrate": str(self.bitrate_bps),
+                           "maxrate": str(self.bitrate_bps), "static-thresh": "1",
+                           "undershoot-pct": "100", "overshoot-pct": "15", "partitions": "0",
+                           "noise-sensitivity": "4"}
+            ctx.qmin, ctx.qmax = 2, 56
+        else:
+            ctx = av.CodecContext.create("libx264", "w")
+            ctx.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
+            ctx.profile = "Baseline"
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.bit_rate = self.bitrate_bps
+        ctx.time_base = VIDEO_TIME_BASE
+        ctx.framerate = fractions.Fraction(30, 1)
+        ctx.gop_size = 3000  # keyframes are forced explicitly
+        ctx.thread_count = 1
+        return ctx
+
+    def _encode(self, frame: av.VideoFrame, keyframe: bool) -> bytes:
+        size = (frame.width, frame.height)
+        if self._ctx is None or size != self._size:
+            self._ctx, self._size = self._open(*size), size
+            keyframe = True
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else \
+            av.video.frame.PictureType.NONE
+        return b"".join(bytes(p) for p in self._ctx.encode(frame))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._subscribers:
+            try:
+                frame = await self.source.recv()
+            except MediaStreamError:
+                for track in list(self._subscribers):
+                    track.put(None, False)
+                return
+            now = time.monotonic()
+            since = now - self._last_keyframe
+            # Requested keyframes are rate-limited: under CPU pressure, viewers falling behind
+            # must not turn the stream into keyframes only (bigger, slower: a vicious circle).
+            keyframe = (self._force_keyframe and since >= MIN_KEYFRAME_GAP_S) \
+                or since >= self.keyframe_interval_s
+            if keyframe:
+                self._force_keyframe = False
+            data = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
+            if not data:
+                continue
+            if keyframe:
+                self._last_keyframe = now
+                self.keyframes += 1
+            arrival = self.source.last_arrival_wall_s
+            if arrival:
+                self.server_latency_ms.append(1000.0 * (time.time() - arrival))
+            packet = av.Packet(data)
+            packet.pts = frame.pts
+            packet.time_base = VIDEO_TIME_BASE
+            self.frames_encoded += 1
+            for track in list(self._subscribers):
+                track.put(packet, keyframe)
+
+    def close(self) -> None:
+        for track in list(self._subscribers):
+            track.stop()
+        if self._task is not None:
+            self._task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class EncodedTrack(MediaStreamTrack):
+    """One viewer's view of the shared encoded stream. Keeps at most a few packets; a viewer
+    that falls behind drops to the next keyframe instead of building a backlog."""
+
+    kind = "video"
+    MAX_QUEUE = 5
+
+    def __init__(self, encoder: SharedEncoder) -> None:
+        super().__init__()
+        self._encoder = encoder
+        self._queue: deque[Any] = deque()
+        self._event = asyncio.Event()
+        self._wait_keyframe = True
+        self.dropped = 0
+
+    def put(self, packet: Any, keyframe: bool) -> None:
+        if packet is not None:
+            if self._wait_keyframe and not keyframe:
+                self.dropped += 1
+                return
+            self._wait_keyframe = False
+            if len(self._queue) >= self.MAX_QUEUE:
+                # Behind: a P-frame stream cannot skip frames, so start again from a keyframe.
+                self.dropped += len(self._queue)
+                self._queue.clear()
+                self._wait_keyframe = True
+                self._encoder.request_keyframe()
+                return
+        self._queue.append(packet)
+        self._event.set()
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._queue:
+                packet = self._queue.popleft()
+                if packet is None:
+                    self.stop()
+                    raise MediaStreamError
+                return packet
+            self._event.clear()
+            await self._event.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._encoder.unsubscribe(self)
+        self._event.set()

@@ -1,0 +1,132 @@
+/* Shared helpers: preferences (contrast, large text, language), announcements, JSON fetch,
+ * and the WebRTC connection to the robot (non-trickle offer/answer over HTTP POST). */
+(function () {
+  "use strict";
+  const t = (k, v) => window.I18N.t(k, v);
+
+  function loadPref(name) {
+    try { return window.localStorage.getItem("passeur." + name) === "1"; } catch (e) { return false; }
+  }
+  function savePref(name, on) {
+    try { window.localStorage.setItem("passeur." + name, on ? "1" : "0"); } catch (e) { /* ignore */ }
+  }
+
+  function initPrefs() {
+    const root = document.documentElement;
+    for (const [name, cls] of [["contrast", "contrast"], ["large", "large"]]) {
+      root.classList.toggle(cls, loadPref(name));
+      const button = document.querySelector(`[data-pref="${name}"]`);
+      if (!button) continue;
+      button.setAttribute("aria-pressed", String(loadPref(name)));
+      button.addEventListener("click", () => {
+        const on = !root.classList.contains(cls);
+        root.classList.toggle(cls, on);
+        savePref(name, on);
+        button.setAttribute("aria-pressed", String(on));
+      });
+    }
+    document.querySelectorAll("[data-lang]").forEach((b) => {
+      b.addEventListener("click", () => window.I18N.setLanguage(b.dataset.lang));
+    });
+    window.I18N.apply();
+  }
+
+  // Two live regions: polite status and assertive alerts. Re-setting the same text is announced.
+  function announce(text, urgent) {
+    const region = document.getElementById(urgent ? "alert" : "status");
+    if (!region) return;
+    region.textContent = "";
+    window.setTimeout(() => { region.textContent = text; }, 30);
+  }
+
+  async function api(path, body, method) {
+    const options = { method: method || (body === undefined ? "GET" : "POST"), credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    return { ok: response.ok, status: response.status, data: data || {} };
+  }
+
+  function errorText(data) {
+    const key = "error." + (data && data.error);
+    const text = t(key);
+    return text === key ? t("error.generic", { message: (data && data.message) || "?" }) : text;
+  }
+
+  function formatTime(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  /* Connect to the robot: returns {pc, channel, video}. `onMessage(obj)` gets every server
+   * message; `onState(state)` gets "connected"/"failed"/"closed". */
+  async function connectRobot(opts) {
+    try {
+      return await connectOnce(opts);
+    } catch (e) {
+      // One retry for a refused negotiation (rare aiortc failures); access errors are final.
+      if (!e.data || e.data.error !== "bad_sdp") throw e;
+      await new Promise((r) => window.setTimeout(r, 500));
+      return connectOnce(opts);
+    }
+  }
+
+  async function connectOnce(opts) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    const stream = new MediaStream();
+    pc.addTransceiver("video", { direction: "recvonly" });
+    let micTrack = null;
+    if (opts.sendAudio && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+      try {
+        const local = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+        micTrack = local.getAudioTracks()[0] || null;
+      } catch (e) { micTrack = null; }
+    }
+    if (micTrack) pc.addTransceiver(micTrack, { direction: "sendrecv" });
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    const channel = pc.createDataChannel("control", { ordered: true });
+    pc.addEventListener("track", (ev) => {
+      // Telepresence wants the newest picture, not a smooth one: ask for no extra buffering.
+      try { if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0; } catch (e) { /* old browser */ }
+      try { if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0; } catch (e) { /* old browser */ }
+      stream.addTrack(ev.track);
+      if (opts.video) opts.video.srcObject = stream;
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (opts.onState) opts.onState(pc.connectionState);
+    });
+    channel.addEventListener("message", (ev) => {
+      let obj = null;
+      try { obj = JSON.parse(ev.data); } catch (e) { return; }
+      if (opts.onMessage) opts.onMessage(obj);
+    });
+    channel.addEventListener("close", () => { if (opts.onState) opts.onState("channel-closed"); });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") { resolve(); return; }
+      const check = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", check); resolve(); } };
+      pc.addEventListener("icegatheringstatechange", check);
+      window.setTimeout(resolve, 3000);
+    });
+    const answer = await api("/api/rtc/offer", { sdp: pc.localDescription.sdp, type: "offer" });
+    if (!answer.ok) {
+      pc.close();
+      const err = new Error(answer.data.message || "offer refused");
+      err.data = answer.data;
+      throw err;
+    }
+    await pc.setRemoteDescription({ type: answer.data.type, sdp: answer.data.sdp });
+    // A closed tab must stop the robot at once (the server's watchdog is the backstop).
+    window.addEventListener("pagehide", () => {
+      try { if (channel.readyState === "open") channel.send(JSON.stringify({ type: "stop" })); } catch (e) { /* closing */ }
+      pc.close();
+    });
+    return { pc, channel, video: opts.video, micTrack, stream };
+  }
+
+  window.Passeur = { initPrefs, announce, api, errorText, formatTime, connectRobot, t };
+})();

@@ -1,0 +1,810 @@
+"""End to end: Debian Chromium (Playwright) <-> the web server <-> the robot stack.
+
+With the simulator and safety node present (after they merge), the stack is
+["sim", "safety", "telepresence"] (+ map/navigator when present) at real-time factor 1;
+before that, a FakeBase probe plays camera and odometry from cmd_vel/teleop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Image
+
+from passeur.ros import qos
+from passeur.telepresence.access import hash_password
+from tests.support.ros_harness import StackHarness
+from tests.support.telepresence_browser import (
+    VIDEO_JS,
+    FakeBase,
+    TeleopRelay,
+    grab_frame,
+    image_msg_to_rgb,
+    importable,
+    killable_chromium,
+    launch,
+    run_axe,
+    safety_available,
+    sim_available,
+)
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Page, sync_playwright
+
+PASSWORD = "desk-password-e2e"
+WATCHDOG_S = 0.3
+TP_PARAMS = {"http_port": 0, "ice_host_addresses": "127.0.0.1",
+             "staff_password_hash": hash_password(PASSWORD, n=2**10),
+             "audio_mic": "silence", "audio_speaker": "none"}
+
+
+def _optional_nodes() -> list[str]:
+    out = []
+    for name, module in (("map_server", "passeur.navigation.map_node"),
+                         ("navigator", "passeur.navigation.navigator_node"),
+                         ("patrol", "passeur.navigation.patrol_node")):
+        if importable(module):
+            out.append(name)
+    return out
+
+
+#: Filled by the `stack` fixture: the robot's microphone (a tone) and speaker (recorded) files.
+AUDIO: dict[str, Path] = {}
+
+
+def write_tone(path: Path, hz: float = 440.0, seconds: float = 2.0, rate: int = 48_000) -> None:
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (0.4 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackHarness]:
+    import rclpy
+    from rclpy.context import Context
+
+    audio_dir = Path(tempfile.mkdtemp(prefix="passeur-tele-audio-"))
+    AUDIO.update(mic=audio_dir / "robot_mic.wav", speaker=audio_dir / "robot_speaker.wav")
+    write_tone(AUDIO["mic"])
+    TP_PARAMS.update(audio_mic=str(AUDIO["mic"]), audio_speaker=str(AUDIO["speaker"]))
+    context = Context()
+    rclpy.init(context=context)
+    fake: FakeBase | None = None
+    if sim_available():
+        safety = ["safety"] if safety_available() else []
+        nodes = ["sim", *safety, "telepresence", *_optional_nodes()]
+        h = StackHarness(context, nodes=nodes,
+                         per_node={"sim": {"real_time_factor": 1.0}, "telepresence": TP_PARAMS})
+        if not safety:
+            TeleopRelay(h)
+    else:
+        h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
+                         per_node={"telepresence": TP_PARAMS})
+        fake = FakeBase(h)
+    h.subscribe("odom", Odometry, qos.SENSOR)
+    h.subscribe("cmd_vel/teleop", Twist, qos.COMMAND, keep_history=True)
+    h.subscribe("camera/image_raw", Image, qos.SENSOR)
+    h.wait_until(lambda: h.latest("odom") is not None, 60, "odometry")
+    try:
+        yield h
+    finally:
+        if fake is not None:
+            fake.close()
+        h.close()
+        rclpy.try_shutdown(context=context)
+        shutil.rmtree(audio_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pw() -> Iterator[Any]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw: Any) -> Iterator[Any]:
+    b = launch(pw)
+    yield b
+    b.close()
+
+
+def base_url(stack: StackHarness) -> str:
+    return str(stack.node("telepresence").server.base_url)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def staff_page(browser: Any, stack: StackHarness) -> Page:
+    page = browser.new_context().new_page()
+    page.goto(base_url(stack) + "/staff/")
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_selector("#desk", state="visible", timeout=20_000)
+    return page
+
+
+def issue_code(staff: Page, role: str = "pilot") -> str:
+    previous = staff.evaluate("document.getElementById('code-text').dataset.code || ''")
+    staff.check(f'input[name="role"][value="{role}"]')
+    staff.click("#issue")
+    staff.wait_for_function(
+        "(prev) => (document.getElementById('code-text').dataset.code || '') !== prev",
+        arg=previous)
+    code = staff.get_attribute("#code-text", "data-code")
+    assert code and len(code) == 8 and code.isdigit()
+    return code
+
+
+def end_pilot(staff: Page) -> None:
+    staff.click("#end-pilot")
+    staff.wait_for_function("document.getElementById('s-pilot').textContent.length > 0")
+
+
+def open_pilot(browser: Any, stack: StackHarness, code: str, lang: str = "en") -> Page:
+    context = browser.new_context(locale="fr-FR" if lang == "fr" else "en-US")
+    page = context.new_page()
+    page.goto(base_url(stack) + "/pilot/")
+    page.fill("#code-input", code)
+    page.click("#code-submit")
+    return page
+
+
+def wait_frames(page: Page, n: int = 10, timeout_s: float = 30.0, element: str = "video") -> int:
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = page.evaluate(VIDEO_JS, element)
+        if count >= n:
+            return int(count)
+        time.sleep(0.1)
+    alert = page.evaluate("(document.getElementById('alert') || {}).textContent || ''")
+    raise AssertionError(f"only {count} video frames displayed in {timeout_s} s "
+                         f"(page alert: {alert!r})")
+
+
+def odom_xy(stack: StackHarness) -> tuple[float, float]:
+    p = stack.latest("odom").pose.pose.position
+    return float(p.x), float(p.y)
+
+
+def teleop_x(stack: StackHarness) -> float:
+    msg = stack.latest("cmd_vel/teleop")
+    return 0.0 if msg is None else float(msg.linear.x)
+
+
+def odom_speed(stack: StackHarness) -> float:
+    return abs(float(stack.latest("odom").twist.twist.linear.x))
+
+
+def moved_since(stack: StackHarness, start: tuple[float, float]) -> float:
+    x, y = odom_xy(stack)
+    return math.hypot(x - start[0], y - start[1])
+
+
+def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> float:
+    """Seconds from t0 (monotonic) until the telepresence node published a zero on
+    cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
+    node = stack.node("telepresence")
+    t0_wall = t0 + (time.time() - time.monotonic())
+
+    def found() -> float | None:
+        zeros = [t for t, lin, ang in list(node.publish_log)
+                 if t >= t0_wall and lin == 0.0 and ang == 0.0]
+        return min(zeros) - t0_wall if zeros else None
+
+    stack.wait_until(lambda: found() is not None, timeout_s, "a zero on cmd_vel/teleop")
+    result = found()
+    assert result is not None
+    return result
+
+
+def test_pilot_sees_sim_video_and_drives_with_held_button(
+        browser: Any, stack: StackHarness, artifacts_dir: Any) -> None:
+    import cv2
+
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        pilot.wait_for_selector("#drive-section", state="visible")
+        n1 = wait_frames(pilot, 10)
+        time.sleep(1.0)
+        n2 = wait_frames(pilot, n1 + 5)
+        assert n2 > n1, "decoded frames advance"
+        # The picture is the camera's: compare with the latest camera/image_raw frame.
+        shown = grab_frame(pilot)
+        camera = image_msg_to_rgb(stack.latest("camera/image_raw"))
+        assert shown is not None and shown.shape == camera.shape
+        cv2.imwrite(str(artifacts_dir / "browser_frame.png"), shown[:, :, ::-1])
+        cv2.imwrite(str(artifacts_dir / "camera_frame.png"), camera[:, :, ::-1])
+        diff = float(np.abs(shown.astype(int) - camera.astype(int)).mean())
+        other = float(np.abs(shown.astype(int) - camera[::-1, ::-1].astype(int)).mean())
+        assert diff < 20 and diff < other / 2, (diff, other)
+
+        # Hold "forward": the robot moves in odom; release: it stops.
+        start = odom_xy(stack)
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        stack.wait_until(lambda: moved_since(stack, start) > 0.15, 30, "forward motion")
+        assert odom_xy(stack)[0] != start[0] or odom_xy(stack)[1] != start[1]
+        released = time.monotonic()
+        pilot.mouse.up()
+        assert first_zero_after(stack, released) < WATCHDOG_S
+        stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
+        rest = odom_xy(stack)
+        time.sleep(1.0)
+        assert moved_since(stack, rest) < 0.03
+        pilot.screenshot(path=str(artifacts_dir / "pilot.png"))
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_closing_the_tab_stops_the_robot(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.focus('button[data-dir="forward"]')
+        pilot.keyboard.down(" ")  # hold Space on the focused button
+        stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
+        time.sleep(0.3)
+        closed = time.monotonic()
+        pilot.close()
+        assert first_zero_after(stack, closed) < WATCHDOG_S
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_killing_the_browser_stops_the_robot(pw: Any, browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    code = issue_code(staff)
+    try:
+        with killable_chromium(pw) as (victim, proc):
+            page = victim.contexts[0].new_page() if victim.contexts else victim.new_page()
+            page.goto(base_url(stack) + "/pilot/")
+            page.fill("#code-input", code)
+            page.click("#code-submit")
+            wait_frames(page, 3)
+            page.hover('button[data-dir="forward"]')
+            page.mouse.down()
+            stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
+            time.sleep(0.5)
+            killed = time.monotonic()
+            os.killpg(proc.pid, signal.SIGKILL)
+            zero_in = first_zero_after(stack, killed)
+            last_cmd = stack.node("telepresence").last_drive_command_mono_s
+        # The server's watchdog: zero at most 300 ms after the last command (+ one 20 ms tick
+        # and scheduling on a loaded 2-core machine), whatever the transport noticed.
+        first_zero = killed + zero_in
+        assert first_zero - last_cmd <= WATCHDOG_S + 0.1, (first_zero - last_cmd, zero_in,
+                                                           last_cmd - killed)
+        assert zero_in <= WATCHDOG_S + 0.1, (zero_in, last_cmd - killed)
+    finally:
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_second_pilot_refused_and_spectator_cannot_drive(browser: Any,
+                                                          stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    first = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(first, 3)
+        second = open_pilot(browser, stack, issue_code(staff))
+        second.wait_for_function(
+            "document.getElementById('alert').textContent.includes('already driving')")
+        assert second.is_visible("#code-section") and not second.is_visible("#drive-section")
+        second.context.close()
+
+        spectator = browser.new_context().new_page()
+        spectator.goto(base_url(stack) + "/spectator/")
+        spectator.fill("#code-input", issue_code(staff, "spectator"))
+        spectator.click("#code-submit")
+        n = wait_frames(spectator, 5)
+        assert wait_frames(spectator, n + 3) > n
+        assert spectator.locator("button[data-dir]").count() == 0  # no driving controls
+        start = odom_xy(stack)
+        t0 = time.monotonic()
+        spectator.evaluate("""() => {
+            const ch = window.passeurSpectator.conn.channel;
+            for (let i = 0; i < 10; i++) ch.send(JSON.stringify({type: 'drive', linear: 0.5}));
+            ch.send(JSON.stringify({type: 'goto_point', x: 1, y: 1}));
+        }""")
+        time.sleep(1.5)
+        assert not any(t >= t0 and m.linear.x != 0.0 for t, m in stack.history("cmd_vel/teleop"))
+        assert moved_since(stack, start) < 0.03
+        spectator.context.close()
+    finally:
+        first.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        for _ in range(3):
+            pilot.click("#scan-faster")  # 0.5 s per item
+        pilot.focus("#scan-toggle")
+        pilot.keyboard.press("Enter")
+        assert pilot.get_attribute("#scan-toggle", "aria-pressed") == "true"
+        # From here on, the only input is the switch (Space).
+        pilot.wait_for_function(
+            "document.querySelector('.scan-highlight') && "
+            "document.querySelector('.scan-highlight').dataset.dir === 'forward'",
+            timeout=30_000, polling=20)
+        start = odom_xy(stack)
+        pilot.keyboard.press(" ")
+        stack.wait_until(lambda: moved_since(stack, start) > 0.1, 30, "switch-driven motion")
+        pressed = time.monotonic()
+        pilot.keyboard.press(" ")
+        assert first_zero_after(stack, pressed) < WATCHDOG_S
+        stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
+        if pilot.is_visible("#places-section"):
+            # With navigation: the switch alone sends the robot to a place.
+            from std_msgs.msg import String
+
+            stack.subscribe("goal_place", String, qos.COMMAND)
+            # A place a few metres away (the first one may be where the robot stands).
+            places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+            here = odom_xy(stack)
+
+            def distance(p: dict[str, Any]) -> float:
+                return math.hypot(p["pose"]["x"] - here[0], p["pose"]["y"] - here[1])
+
+            near = [p for p in places if 1.5 < distance(p) < 8.0] or places
+            place_id = min(near, key=lambda p: abs(distance(p) - 3.0))["id"]
+            pilot.wait_for_function(
+                "(id) => document.querySelector('.scan-highlight') && "
+                "document.querySelector('.scan-highlight').dataset.place === id",
+                arg=place_id, timeout=60_000, polling=20)
+            start = odom_xy(stack)
+            pilot.keyboard.press(" ")
+            stack.wait_until(lambda: stack.latest("goal_place") is not None
+                             and stack.latest("goal_place").data == place_id, 10, "goal_place")
+            stack.wait_until(lambda: moved_since(stack, start) > 0.3, 90,
+                             "the robot driving itself to the place")
+            pilot.wait_for_function(
+                "document.querySelector('.scan-highlight') && "
+                "document.querySelector('.scan-highlight').id === 'stop'",
+                timeout=60_000, polling=20)
+            pilot.keyboard.press(" ")  # the switch stops it too
+        # Scanning resumed and the switch can also turn scanning off.
+        pilot.wait_for_function(
+            "document.querySelector('.scan-highlight') && "
+            "document.querySelector('.scan-highlight').id === 'scan-toggle'",
+            timeout=60_000, polling=20)
+        pilot.keyboard.press(" ")
+        assert pilot.get_attribute("#scan-toggle", "aria-pressed") == "false"
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+INTERACTIVE_JS = """
+() => Array.from(document.querySelectorAll('button, select, input, a[href]'))
+  .filter(el => el.offsetParent !== null && !el.disabled)
+  .map(el => el.id || el.dataset.dir || el.dataset.look || el.dataset.level || el.dataset.lang
+       || el.dataset.pref || el.dataset.place || (el.name + ':' + el.value) || el.textContent)
+"""
+
+ACTIVE_JS = """
+() => { const el = document.activeElement;
+  return el ? (el.id || el.dataset.dir || el.dataset.look || el.dataset.level || el.dataset.lang
+       || el.dataset.pref || el.dataset.place || (el.name + ':' + el.value) || el.textContent) : null; }
+"""
+
+
+def tab_reaches_all(page: Page, presses: int = 80) -> None:
+    wanted = set(page.evaluate(INTERACTIVE_JS))
+    seen = set()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.add(page.evaluate(ACTIVE_JS))
+        if wanted <= seen:
+            break
+    # Radio buttons form one Tab stop; arrow keys move within the group.
+    missing = {w for w in wanted - seen if not str(w).startswith("role:")}
+    assert not missing, f"not reachable with Tab: {missing}"
+
+
+def test_keyboard_reaches_every_control_and_space_enter_work(browser: Any,
+                                                              stack: StackHarness) -> None:
+    for path in ("/staff/", "/spectator/", "/pilot/"):  # login / code entry states
+        page = browser.new_context().new_page()
+        page.goto(base_url(stack) + path)
+        page.wait_for_function("document.documentElement.lang.length === 2")
+        tab_reaches_all(page)
+        page.context.close()
+    staff = staff_page(browser, stack)
+    tab_reaches_all(staff)
+    spectator = browser.new_context().new_page()
+    spectator.goto(base_url(stack) + "/spectator/")
+    spectator.fill("#code-input", issue_code(staff, "spectator"))
+    spectator.keyboard.press("Enter")  # submit from the keyboard
+    wait_frames(spectator, 3)
+    tab_reaches_all(spectator)
+    spectator.context.close()
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        tab_reaches_all(pilot)
+        # Enter on a speed level and on "Look left" acts (keyboard only).
+        pilot.focus('#speed-levels button[data-level="1"]')
+        pilot.keyboard.press("Enter")
+        assert pilot.get_attribute('#speed-levels button[data-level="1"]', "aria-pressed") == "true"
+        t0 = time.monotonic()
+        pilot.focus('button[data-look="left"]')
+        pilot.keyboard.press("Space")
+        stack.wait_until(lambda: any(t >= t0 and m.angular.z > 0
+                                     for t, m in stack.history("cmd_vel/teleop")), 10,
+                         "look-around rotation")
+        # Keyboard driving can be switched off (WCAG 2.1.4).
+        pilot.select_option("#key-layout", "off")
+        pilot.focus("#status")
+        t1 = time.monotonic()
+        pilot.keyboard.down("ArrowUp")
+        time.sleep(0.5)
+        pilot.keyboard.up("ArrowUp")
+        assert not any(t >= t1 + 0.05 and m.linear.x > 0
+                       for t, m in stack.history("cmd_vel/teleop")
+                       if t >= t1 + WATCHDOG_S + 0.9)
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_axe_no_violations_on_every_page(browser: Any, stack: StackHarness, lang: str,
+                                         artifacts_dir: Any) -> None:
+    import json
+
+    base = base_url(stack)
+    report: dict[str, Any] = {}
+    context = browser.new_context()
+    page = context.new_page()
+    for path in ("/pilot/", "/spectator/", "/staff/"):
+        page.goto(base + path)
+        page.click(f'[data-lang="{lang}"]')
+        assert page.evaluate("document.documentElement.lang") == lang
+        report[path] = run_axe(page)
+    for pref in ("contrast", "large"):
+        page.click(f'[data-pref="{pref}"]')
+        report[f"/staff/ {pref}"] = run_axe(page)
+        page.click(f'[data-pref="{pref}"]')
+    # Logged-in / connected states.
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_selector("#desk", state="visible")
+    code = issue_code(page)
+    report["/staff/ desk"] = run_axe(page)
+    pilot = context.new_page()
+    pilot.goto(base + "/pilot/")
+    pilot.click(f'[data-lang="{lang}"]')
+    pilot.fill("#code-input", code)
+    pilot.click("#code-submit")
+    wait_frames(pilot, 3)
+    report["/pilot/ driving"] = run_axe(pilot)
+    pilot.click('[data-pref="contrast"]')
+    report["/pilot/ driving contrast"] = run_axe(pilot)
+    pilot.click('[data-pref="contrast"]')
+    spectator_page = browser.new_context().new_page()
+    spectator_page.goto(base + "/spectator/")
+    spectator_page.click(f'[data-lang="{lang}"]')
+    spectator_page.fill("#code-input", issue_code(page, "spectator"))
+    spectator_page.click("#code-submit")
+    wait_frames(spectator_page, 3)
+    report["/spectator/ watching"] = run_axe(spectator_page)
+    (artifacts_dir / f"axe_{lang}.json").write_text(json.dumps(report, indent=1))
+    # The check can fail: an unlabelled button is reported.
+    page.evaluate("document.querySelector('main').appendChild(document.createElement('button'))")
+    assert any(v["id"] == "button-name" for v in run_axe(page))
+    pilot.close()
+    end_pilot(page)
+    spectator_page.context.close()
+    context.close()
+    assert all(not v for v in report.values()), json.dumps(
+        {k: v for k, v in report.items() if v}, indent=1)
+
+
+AUDIO_LEVEL_JS = """
+async () => {
+  const v = document.getElementById('video');
+  const track = v.srcObject && v.srcObject.getAudioTracks()[0];
+  if (!track) return -1;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const src = ctx.createMediaStreamSource(new MediaStream([track]));
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  src.connect(an);
+  const buf = new Float32Array(an.fftSize);
+  let peak = 0;
+  for (let i = 0; i < 30; i++) {
+    await new Promise(r => setTimeout(r, 50));
+    an.getFloatTimeDomainData(buf);
+    let s = 0;
+    for (const x of buf) s += x * x;
+    peak = Math.max(peak, Math.sqrt(s / buf.length));
+  }
+  ctx.close();
+  return peak;
+}
+"""
+
+
+def speaker_rms(path: Path) -> float:
+    data = path.read_bytes()[44:]
+    pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16).astype(float)
+    return float(np.sqrt(np.mean(pcm[-48_000:] ** 2))) if pcm.size else 0.0
+
+
+def test_sound_both_ways_with_mute(browser: Any, stack: StackHarness) -> None:
+    audio = stack.node("telepresence").audio
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        # Robot microphone (a 440 Hz tone) -> the visitor hears it.
+        assert pilot.evaluate(AUDIO_LEVEL_JS) > 0.05
+        # Visitor microphone (Chromium's fake device beeps) -> the robot's speaker.
+        stack.wait_until(lambda: audio.frames_played > 50, 20, "visitor sound on the robot")
+        speaker = AUDIO["speaker"]
+        stack.wait_until(lambda: speaker.exists() and speaker_rms(speaker) > 100, 20,
+                         "audible sound")
+        # Mute my microphone: the robot's speaker stops playing it.
+        pilot.click("#mute-me")
+        assert pilot.get_attribute("#mute-me", "aria-pressed") == "true"
+        stack.wait_until(lambda: audio.speaker_muted, 5, "speaker muted")
+        time.sleep(0.5)
+        played = audio.frames_played
+        time.sleep(1.0)
+        assert audio.frames_played == played
+        pilot.click("#mute-me")
+        stack.wait_until(lambda: audio.frames_played > played + 10, 10, "sound again")
+        # Mute the robot's sound on the visitor side.
+        pilot.click("#mute-robot")
+        assert pilot.evaluate("document.getElementById('video').muted") is True
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    estop: list[bool] = []
+    try:
+        from std_msgs.msg import Bool
+
+        stack.probe.create_subscription(Bool, "estop", lambda m: estop.append(m.data),
+                                        qos.LATCHED)
+        wait_frames(pilot, 3)
+        staff.click("#estop-on")
+        stack.wait_until(lambda: True in estop, 10, "estop request published")
+        if safety_available():
+            staff.wait_for_function("document.getElementById('s-estop').textContent === 'on'",
+                                    timeout=15_000)
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('Emergency stop')")
+            # Driving while e-stopped: the safety node keeps cmd_vel at zero.
+            stack.subscribe("cmd_vel", Twist, qos.COMMAND, keep_history=True)
+            t_e = time.monotonic()
+            pilot.hover('button[data-dir="forward"]')
+            pilot.mouse.down()
+            time.sleep(1.0)
+            pilot.mouse.up()
+            during = [m for t, m in stack.history("cmd_vel") if t >= t_e]
+            assert during and all(m.linear.x == 0.0 for m in during)
+            assert any(t >= t_e and m.linear.x > 0 for t, m in stack.history("cmd_vel/teleop"))
+        staff.click("#estop-off")
+        stack.wait_until(lambda: estop[-1] is False, 10, "estop release published")
+        if safety_available():
+            staff.wait_for_function("document.getElementById('s-estop').textContent === 'off'",
+                                    timeout=15_000)
+        # Take over: the visitor's session ends (announced), staff become the pilot.
+        with staff.context.expect_page() as new_page:
+            staff.click("#takeover")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Staff took over')")
+        assert pilot.is_visible("#code-section")
+        takeover = new_page.value
+        takeover.wait_for_selector("#drive-section", state="visible", timeout=30_000)
+        wait_frames(takeover, 3)
+        start_t = time.monotonic()
+        takeover.hover('button[data-dir="left"]')
+        takeover.mouse.down()
+        stack.wait_until(lambda: any(t >= start_t and m.angular.z > 0
+                                     for t, m in stack.history("cmd_vel/teleop")), 10,
+                         "staff drives after taking over")
+        takeover.mouse.up()
+        takeover.close()
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    if not importable("passeur.navigation.map_node"):
+        pytest.skip("no map_server in this checkout")
+    stack.subscribe("goal_pose", PoseStamped, qos.COMMAND, keep_history=True)
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+        meta = pilot.evaluate("fetch('/api/map').then(r => r.json())")
+        # Map: turn the mode on, click at a known cell, a goal arrives at that map point.
+        pilot.click("#map-click-mode")
+        box = pilot.locator("#map-img").bounding_box()
+        assert box is not None
+        fx, fy = 0.5, 0.5
+        t0 = time.monotonic()
+        pilot.locator("#map-img").click(position={"x": fx * box["width"], "y": fy * box["height"]})
+        stack.wait_until(lambda: any(t >= t0 for t, _ in stack.history("goal_pose")), 10,
+                         "goal from the map")
+        goal = [m for t, m in stack.history("goal_pose") if t >= t0][0]
+        want_x = meta["origin_x_m"] + fx * meta["width"] * meta["resolution_m"]
+        want_y = meta["origin_y_m"] + (1 - fy) * meta["height"] * meta["resolution_m"]
+        tolerance = 2 * meta["resolution_m"] * meta["width"] / box["width"] + 0.05
+        assert goal.header.frame_id == "map"
+        assert abs(goal.pose.position.x - want_x) < tolerance
+        assert abs(goal.pose.position.y - want_y) < tolerance
+        # Video: the lower middle of the picture is the floor ahead of the robot.
+        pilot.click("#video-click-mode")
+        vbox = pilot.locator("#video").bounding_box()
+        assert vbox is not None
+        t1 = time.monotonic()
+        video = pilot.locator("#video")
+        video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.97})
+        stack.wait_until(lambda: any(t >= t1 for t, _ in stack.history("goal_pose")), 10,
+                         "goal from the video")
+        goal = [m for t, m in stack.history("goal_pose") if t >= t1][0]
+        odom = stack.latest("odom").pose.pose
+        yaw = 2 * math.atan2(odom.orientation.z, odom.orientation.w)
+        dx, dy = goal.pose.position.x - odom.position.x, goal.pose.position.y - odom.position.y
+        ahead = dx * math.cos(yaw) + dy * math.sin(yaw)
+        side = -dx * math.sin(yaw) + dy * math.cos(yaw)
+        assert 1.0 < ahead < 6.0 and abs(side) < 0.3, (ahead, side)
+        # Above the horizon: refused with a spoken explanation, no goal.
+        t2 = time.monotonic()
+        video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.1})
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('not on the floor')")
+        assert not any(t >= t2 for t, _ in stack.history("goal_pose"))
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_qr_link_connects_without_typing_and_leaves_no_code_in_the_url(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    try:
+        code = issue_code(staff)
+        assert staff.locator("#qr svg").count() == 1
+        link = staff.get_attribute("#code-link", "href")
+        assert link is not None and link.endswith(f"/pilot/#code={code}")
+        pilot = browser.new_context().new_page()
+        requests: list[str] = []
+        pilot.on("request", lambda r: requests.append(r.url))
+        pilot.goto(link)
+        pilot.wait_for_selector("#drive-section", state="visible", timeout=30_000)
+        wait_frames(pilot, 3)
+        assert code not in pilot.url and "#" not in pilot.url
+        assert not any(code in url for url in requests)  # the code never went into a URL
+        pilot.context.close()
+    finally:
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_staff_patrols_when_navigation_is_present(browser: Any, stack: StackHarness) -> None:
+    from std_msgs.msg import String
+
+    staff = staff_page(browser, stack)
+    try:
+        if not importable("passeur.navigation.patrol_node"):
+            # Without navigation the section says so instead of showing dead buttons.
+            staff.wait_for_selector("#no-patrols", state="visible")
+            assert staff.locator("#patrols button").count() == 0
+            return
+        stack.subscribe("goal_place", String, qos.COMMAND)
+        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+        staff.locator("#patrols button").first.click()
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.length > 0", timeout=10_000)
+        assert "wrong" not in staff.inner_text("#alert").lower()
+        stack.wait_until(lambda: stack.latest("goal_place") is not None, 30,
+                         "the patrol sends the robot to its first place")
+        staff.click("#patrol-stop")
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.length > 0", timeout=10_000)
+    finally:
+        staff.context.close()
+
+
+def test_second_tab_of_the_same_pilot_replaces_the_first(browser: Any,
+                                                          stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    first = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(first, 3)
+        second = first.context.new_page()  # same browser profile: same session cookie
+        second.goto(base_url(stack) + "/pilot/")
+        wait_frames(second, 3)
+        first.wait_for_function(
+            "document.getElementById('alert').textContent.includes('another tab')")
+        time.sleep(3.0)  # the first tab does not take the connection back
+        assert first.is_visible("#code-section")
+        t0 = time.monotonic()
+        second.hover('button[data-dir="right"]')
+        second.mouse.down()
+        stack.wait_until(lambda: any(t >= t0 and m.angular.z < 0
+                                     for t, m in stack.history("cmd_vel/teleop")), 10,
+                         "the second tab drives")
+        second.mouse.up()
+    finally:
+        first.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+def test_dropped_link_stops_then_the_page_reconnects(browser: Any, stack: StackHarness) -> None:
+    server = stack.node("telepresence").server
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
+
+        async def drop() -> None:  # the link dies under the pilot (server side)
+            for peer in [p for p in server.peers if p.role == "pilot"]:
+                await server._close_peer(peer, "test: link lost")
+
+        dropped = time.monotonic()
+        server.call(drop())
+        assert first_zero_after(stack, dropped) < WATCHDOG_S
+        pilot.mouse.up()
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Connection lost')")
+        stack.wait_until(lambda: any(p.role == "pilot" and p.channel is not None
+                                     for p in server.peers), 30, "automatic reconnection")
+        n = wait_frames(pilot, 1)
+        assert wait_frames(pilot, n + 5) > n
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

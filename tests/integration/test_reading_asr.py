@@ -1,0 +1,146 @@
+"""The page-following recogniser on espeak-ng recordings: correct reading, each kind of miscue,
+a 3 s hesitation that makes the tutor say the word, a self-correction; checked word by word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passeur.reading.alignment import CORRECT, REPETITION, SELF_CORRECTION
+from passeur.reading.asr import create_backend
+from passeur.reading.books import Library
+from passeur.reading.exceptions import ASRUnavailable, AudioFormatError
+from passeur.reading.session import SessionResult, read_pcm
+from passeur.reading.tutor import Tutor, TutorPolicy, load_reading_config
+from tests.support.reading_audio import espeak_available, reading, save
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+
+S1 = "Tom has a small red boat."
+S2 = "He takes it to the pond every day."
+S3 = "The boat can sail from one side to the other."
+
+CASES: dict[str, tuple[list[str | float], str, int]] = {
+    "correct_f3": ([S1, S2, S3], "en-us+f3", 130),
+    "correct_m3": ([S1, S2, S3], "en-us+m3", 160),
+    "substitution": (["Tom has a small red cup.", S2, S3], "en-us+f3", 130),
+    "omission": (["Tom has a red boat.", S2, S3], "en-us+f3", 130),
+    "insertion": ([S1, "He takes it to the other pond every day.", S3], "en-us+f3", 130),
+    "repetition": ([S1, "He takes it to the pond pond every day.", S3], "en-us+f3", 130),
+    "hesitation": ([S1, "He takes it to the", 3.0, "pond every day.", S3], "en-us+f3", 130),
+    "self_correction": ([S1, S2, "The boat can side sail from one side to the other."],
+                        "en-us", 140),
+}
+
+
+@pytest.fixture(scope="module")
+def page():  # type: ignore[no-untyped-def]
+    return Library().get("little-red-boat").page(1)
+
+
+@pytest.fixture(scope="module")
+def backend():  # type: ignore[no-untyped-def]
+    return create_backend("pocketsphinx")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("reading-audio")
+    return {name: save(reading(parts, voice, rate), folder / f"{name}.wav")
+            for name, (parts, voice, rate) in CASES.items()}
+
+
+def run(name: str, recordings: dict[str, Path], page, backend,  # type: ignore[no-untyped-def]
+        tutor: Tutor | None = None) -> SessionResult:
+    from passeur.reading.audio_in import read_wav
+
+    return read_pcm(page, read_wav(recordings[name]), backend, tutor=tutor)
+
+
+def outcome(result: SessionResult, word: str) -> str:
+    return next(w.outcome for w in result.state.words if w.expected == word)
+
+
+def miscue_words(result: SessionResult) -> list[str]:
+    return [w.expected for w in result.state.words if w.is_miscue]
+
+
+@pytest.mark.parametrize("name", ["correct_f3", "correct_m3"])
+def test_correct_reading(name: str, recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run(name, recordings, page, backend)
+    assert result.score.accuracy >= 0.9, [(w.expected, w.outcome, w.heard)
+                                          for w in result.state.words]
+    assert not result.state.extras
+    assert not any(w.hesitation for w in result.state.words)
+    # Word timings are in order and inside the audio.
+    starts = [w.start_s for w in result.state.words if w.start_s is not None]
+    assert starts == sorted(starts) and 0 < starts[0] and starts[-1] < result.audio_s
+    assert 60 < result.score.wcpm < 300
+
+
+def test_substitution(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run("substitution", recordings, page, backend)
+    assert "boat" in miscue_words(result)
+    assert [w for w in miscue_words(result) if w != "boat"] == [] or \
+        len(miscue_words(result)) <= 2
+
+
+def test_omission(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run("omission", recordings, page, backend)
+    small = next(w for w in result.state.words if w.expected == "small")
+    assert small.outcome == "omission" and small.is_miscue
+    assert outcome(result, "red") == CORRECT and outcome(result, "boat") == CORRECT
+
+
+def test_insertion(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run("insertion", recordings, page, backend)
+    pond = next(w for w in result.state.words if w.expected == "pond")
+    assert pond.outcome == CORRECT
+    assert [(e.kind, e.heard, e.before) for e in result.state.extras] == [
+        ("insertion", "other", pond.index)]
+
+
+def test_repetition(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run("repetition", recordings, page, backend)
+    kinds = [(e.kind, e.heard) for e in result.state.extras]
+    assert kinds == [(REPETITION, "pond")]
+    assert outcome(result, "pond") == CORRECT and outcome(result, "every") == CORRECT
+
+
+def test_hesitation_and_tutor_says_the_word(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = load_reading_config()
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=2.5, sentence_after_s=5, min_gap_s=3))
+    result = run("hesitation", recordings, page, backend, tutor)
+    hesitated = [w.expected for w in result.state.words if w.hesitation]
+    assert hesitated == ["pond"]
+    pond = next(w for w in result.state.words if w.expected == "pond")
+    assert pond.pause_before_s is not None and 2.5 < pond.pause_before_s < 3.8
+    helps = [(t, a) for t, a in result.actions if a.kind == "say_word"]
+    assert len(helps) == 1 and "pond" in helps[0][1].text
+    assert pond.told and "pond" in result.score.hard_words
+    # The help came during the pause, not after the word was read.
+    assert pond.start_s is not None and helps[0][0] < pond.start_s
+
+
+def test_self_correction(recordings, page, backend) -> None:  # type: ignore[no-untyped-def]
+    result = run("self_correction", recordings, page, backend)
+    sail = next(w for w in result.state.words if w.expected == "sail")
+    assert sail.outcome == SELF_CORRECTION and sail.attempts == ["side"]
+    assert sail.counted_correct
+
+
+def test_bad_audio_is_refused_clearly(page, backend) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AudioFormatError, match="empty"):
+        read_pcm(page, np.zeros(0, np.int16), backend)
+    with pytest.raises(AudioFormatError, match="silent"):
+        read_pcm(page, np.zeros(16000 * 3, np.int16), backend)
+
+
+def test_french_page_with_pocketsphinx_says_no_model() -> None:
+    page = Library().get("le-petit-bateau-rouge").page(1)
+    backend = create_backend("pocketsphinx")
+    assert not backend.supports("fr")
+    with pytest.raises(ASRUnavailable, match="no French speech model.*vosk_models"):
+        backend.recognizer("fr", [w.lex for w in page.words])

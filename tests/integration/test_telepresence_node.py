@@ -1,0 +1,192 @@
+"""TelepresenceNode in a ROS graph: camera -> WebRTC video, data channel -> cmd_vel/teleop,
+watchdog, disconnects, parameters. A probe node plays the camera and odometry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Empty, String
+
+from passeur.errors import ConfigError
+from passeur.ros import qos
+from passeur.telepresence.access import hash_password
+from tests.integration.test_telepresence_server import PASSWORD, Client
+from tests.support.ros_harness import StackHarness
+
+PARAMS = {"http_port": 0, "ice_host_addresses": "127.0.0.1",
+          "staff_password_hash": hash_password(PASSWORD, n=2**10),
+          "audio_mic": "silence", "audio_speaker": "none", "use_sim_time": False}
+
+
+def image(i: int) -> Image:
+    img = np.zeros((480, 640, 3), np.uint8)
+    img[:, :, 0] = np.linspace(0, 255, 640, dtype=np.uint8)[None, :]
+    img[:, :, 1] = (i * 5) % 256
+    msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
+    msg.header.frame_id = "camera_optical_link"
+    msg.data = img.tobytes()
+    return msg
+
+
+def camera_info() -> CameraInfo:
+    f = 240 / math.tan(math.radians(30))
+    msg = CameraInfo(width=640, height=480)
+    msg.k = [f, 0.0, 319.5, 0.0, f, 239.5, 0.0, 0.0, 1.0]
+    return msg
+
+
+@pytest.fixture
+def harness(ros_context: Any) -> Any:
+    h = StackHarness(ros_context, nodes=["telepresence"], per_node={"telepresence": PARAMS},
+                     common={"use_sim_time": False})
+    yield h
+    h.close()
+
+
+async def pilot(base: str, http: aiohttp.ClientSession) -> Client:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        await staff.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+        code = (await (await staff.post(f"{base}/api/staff/codes",
+                                        json={"role": "pilot"})).json())["code"]
+    assert (await http.post(f"{base}/api/session", json={"code": code})).status == 200
+    client = Client(http, base)
+    assert (await client.connect()).status == 200
+    await client.wait_for(lambda m: m["type"] == "hello")
+    return client
+
+
+async def until(pred: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(what)
+
+
+async def test_video_drive_watchdog_and_disconnect(harness: StackHarness) -> None:
+    node = harness.node("telepresence")
+    base = node.server.base_url
+    harness.subscribe("cmd_vel/teleop", Twist, qos.COMMAND, keep_history=True)
+    harness.subscribe("goal_place", String, qos.COMMAND)
+    harness.subscribe("goal_pose", PoseStamped, qos.COMMAND)
+    harness.subscribe("navigation/cancel", Empty, qos.COMMAND)
+    stop_feed = asyncio.Event()
+
+    async def feed() -> None:
+        i = 0
+        while not stop_feed.is_set():
+            harness.publish("camera/image_raw", image(i), qos.SENSOR)
+            harness.publish("camera/camera_info", camera_info(), qos.SENSOR)
+            odom = Odometry()
+            odom.pose.pose.orientation.w = 1.0
+            harness.publish("odom", odom, qos.SENSOR)
+            i += 1
+            await asyncio.sleep(1 / 15)
+
+    feeder = asyncio.ensure_future(feed())
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(base, http)
+        try:
+            await until(lambda: len(client.frames) >= 5, 30, "video frames")
+            frame = client.frames[-1]
+            assert frame[10, 630, 0] > 200 and frame[10, 10, 0] < 40  # the camera's picture
+            # Hold forward: repeated commands -> cmd_vel/teleop forward.
+            for _ in range(5):
+                client.send({"type": "drive", "direction": "forward", "speed_level": 3})
+                await asyncio.sleep(0.1)
+            hist = harness.history("cmd_vel/teleop")
+            assert any(m.linear.x == pytest.approx(node.limits.levels[2].linear_mps)
+                       for _, m in hist)
+            # Release (silence): the watchdog publishes zero within 300 ms (+ slack).
+            silent_at = time.monotonic()
+            await until(lambda: (harness.latest("cmd_vel/teleop").linear.x == 0.0), 3,
+                        "zero after silence")
+            zero_after = [t for t, m in harness.history("cmd_vel/teleop")
+                          if m.linear.x == 0.0 and t >= silent_at]
+            assert zero_after and zero_after[0] - silent_at < 0.3 + 0.2
+            # Goals.
+            client.send({"type": "goto_place", "id": "reading_corner"})
+            await until(lambda: harness.latest("goal_place") is not None, 5, "goal_place")
+            assert harness.latest("goal_place").data == "reading_corner"
+            client.send({"type": "goto_pixel", "u": 320, "v": 470})
+            await until(lambda: harness.latest("goal_pose") is not None, 5, "goal_pose")
+            goal = harness.latest("goal_pose")
+            assert goal.header.frame_id == "map" and 0.5 < goal.pose.position.x < 5.0
+            assert abs(goal.pose.position.y) < 0.1
+            client.send({"type": "goto_pixel", "u": 320, "v": 5})  # above the horizon
+            await client.wait_for(lambda m: m.get("code") == "not_floor")
+            # Hostile input: refused or clamped, never more than the configured limits.
+            t_h = time.monotonic()
+            for raw in ('{"type":"drive","linear":NaN}', '{"type":"drive","linear":"9"}',
+                        "x" * 4000, '{"type":"teleport"}'):
+                client.send(raw)
+            await client.wait_for(lambda m: m.get("code") == "unknown_type")
+            assert not [m for t, m in harness.history("cmd_vel/teleop")
+                        if t >= t_h and m.linear.x != 0]
+            client.send({"type": "drive", "linear": 1e308, "angular": -1e308})
+            await until(lambda: any(t >= t_h and m.linear.x > 0
+                                    for t, m in harness.history("cmd_vel/teleop")), 5, "clamped")
+            fast = [m for t, m in harness.history("cmd_vel/teleop") if t >= t_h]
+            assert max(m.linear.x for m in fast) == pytest.approx(node.limits.max_linear_mps)
+            assert min(m.angular.z for m in fast) == pytest.approx(-node.limits.max_angular_rps)
+            # Drive again, then drop the connection: zero at once.
+            client.send({"type": "drive", "direction": "forward", "speed_level": 1})
+            await until(lambda: harness.latest("cmd_vel/teleop").linear.x > 0, 3, "moving")
+        finally:
+            closed_at = time.monotonic()
+            await client.close()
+        await until(lambda: harness.latest("cmd_vel/teleop").linear.x == 0.0, 3, "zero")
+        assert time.monotonic() - closed_at < 0.3 + 0.5
+        assert harness.latest("navigation/cancel") is not None
+    stop_feed.set()
+    await feeder
+
+
+def test_bad_parameters_are_clear(ros_context: Any) -> None:
+    from passeur.telepresence.telepresence_node import TelepresenceNode
+
+    for overrides, text in (({"video_codec": "theora"}, "VP8 or H264"),
+                            ({"staff_password_hash": "plain"}, "staff-password"),
+                            ({"ice_host_addresses": "robot.local"}, "not an IP address"),
+                            ({"speed_levels_linear_mps": [0.1, 0.2]}, "3 or more"),
+                            ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found")):
+        params = [Parameter(k, value=v) for k, v in {**PARAMS, **overrides}.items()]
+        with pytest.raises(ConfigError, match=text):
+            TelepresenceNode(parameter_overrides=params, context=ros_context)
+
+
+def test_port_in_use_is_a_clear_error(ros_context: Any) -> None:
+    import socket
+
+    from passeur.telepresence.telepresence_node import TelepresenceNode
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    try:
+        params = [Parameter(k, value=v) for k, v in {**PARAMS, "http_port": port}.items()]
+        node = TelepresenceNode(parameter_overrides=params, context=ros_context)
+        with pytest.raises(ConfigError, match="cannot listen"):
+            node.start()
+        node.close()
+        node.destroy_node()
+    finally:
+        sock.close()
+
+
+def test_json_status_is_serialisable(harness: StackHarness) -> None:
+    node = harness.node("telepresence")
+    json.dumps(node.status())

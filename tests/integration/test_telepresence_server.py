@@ -1,0 +1,504 @@
+"""The web server with a fake robot and a Python WebRTC client (aiortc) on loopback.
+
+No ROS here: the server reaches the robot through RobotPort, so this checks signalling, video,
+the data channel and access control on their own. Browser tests are in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from passeur.telepresence.access import AccessManager, AccessPolicy, Session, hash_password
+from passeur.telepresence.audio import FileAudio
+from passeur.telepresence.messages import Command, Drive, SpeedLimits, Stop
+from passeur.telepresence.server import ServerOptions, WebServer
+from passeur.telepresence.video import CameraSource, decode_stamp
+
+PASSWORD = "desk-password-1"
+
+
+class FakeRobot:
+    def __init__(self) -> None:
+        self.limits = SpeedLimits()
+        self.commands: list[tuple[float, Command]] = []
+        self.connected: list[str] = []
+        self.disconnected: list[str] = []
+        self.pilot: Session | None = None
+
+    def command(self, command: Command, session: Session) -> dict[str, Any] | None:
+        if self.pilot is not session:
+            return {"type": "error", "code": "not_driving", "message": "x"}
+        self.commands.append((time.monotonic(), command))
+        return {"type": "ack", "action": type(command).__name__} if isinstance(command, Stop) \
+            else None
+
+    def pilot_connected(self, session: Session) -> None:
+        self.pilot = session
+        self.connected.append(session.id)
+
+    def pilot_disconnected(self, session: Session, reason: str) -> None:
+        if self.pilot is session:
+            self.pilot = None
+        self.disconnected.append(reason)
+
+    def status(self) -> dict[str, Any]:
+        return {"pose": {"x": 1.0, "y": 2.0, "yaw": 0.0}, "estop": False}
+
+    async def set_estop(self, on: bool) -> bool:
+        return True
+
+    def map_png(self) -> tuple[bytes, dict[str, Any]] | None:
+        return None
+
+
+class Feeder:
+    """Synthetic camera: a gradient whose colour changes with time, 30 Hz."""
+
+    def __init__(self, camera: CameraSource) -> None:
+        self.camera = camera
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.wait(1 / 30):
+            img = np.zeros((480, 640, 3), np.uint8)
+            img[:, :, 0] = np.linspace(0, 255, 640, dtype=np.uint8)[None, :]
+            img[:, :, 1] = (i * 3) % 256
+            img[240:, :, 2] = 200
+            self.camera.push_rgb(img)
+            i += 1
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[WebServer, FakeRobot]]:
+    robot = FakeRobot()
+    access = AccessManager(hash_password(PASSWORD, n=2**10),
+                           AccessPolicy(max_failures=3, lockout_s=60))
+    camera = CameraSource(stamp=True)
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",),
+                                  status_period_s=0.2),
+                    robot, access, camera, FileAudio())
+    srv.start()
+    feeder = Feeder(camera)
+    feeder.thread.start()
+    try:
+        yield srv, robot
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        yield s
+
+
+async def staff_code(base: str, role: str = "pilot") -> str:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        r = await staff.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+        assert r.status == 200, await r.text()
+        r = await staff.post(f"{base}/api/staff/codes", json={"role": role, "minutes": 5})
+        body = await r.json()
+        assert r.status == 200 and body["qr_svg"].lstrip().startswith("<svg")
+        return str(body["code"])
+
+
+class Client:
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.messages: list[dict[str, Any]] = []
+        self.frames: list[Any] = []
+        self.channel = self.pc.createDataChannel("control")
+        self.opened = asyncio.Event()
+        self.channel.on("open", self.opened.set)
+        self.channel.on("message", lambda m: self.messages.append(json.loads(m)))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.tasks: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                self.tasks.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track: Any) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:  # noqa: BLE001 - track ended
+                return
+            self.frames.append(frame.to_ndarray(format="rgb24"))
+
+    async def connect(self) -> aiohttp.ClientResponse:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        r = await self.http.post(f"{self.base}/api/rtc/offer",
+                                 json={"sdp": self.pc.localDescription.sdp, "type": "offer"})
+        if r.status == 200:
+            answer = await r.json()
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+            await asyncio.wait_for(self.opened.wait(), 20)
+        return r
+
+    def send(self, obj: Any) -> None:
+        self.channel.send(obj if isinstance(obj, str | bytes) else json.dumps(obj))
+
+    async def wait_for(self, pred: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for m in self.messages:
+                if pred(m):
+                    return m
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no matching message in {self.messages[-5:]}")
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+def base_of(srv: WebServer) -> str:
+    return srv.base_url
+
+
+async def test_pages_and_api_served(server: tuple[WebServer, FakeRobot],
+                                    http: aiohttp.ClientSession) -> None:
+    srv, _ = server
+    base = base_of(srv)
+    assert srv.urls()[0].endswith("/pilot/") and ":0/" not in srv.urls()[0]
+    for page in ("pilot", "staff", "spectator"):
+        r = await http.get(f"{base}/{page}/")
+        assert r.status == 200 and "<html" in await r.text()
+    for asset in ("/common/style.css", "/common/i18n.js", "/common/common.js", "/pilot/pilot.js"):
+        assert (await http.get(base + asset)).status == 200
+    cfg = await (await http.get(f"{base}/api/config")).json()
+    assert len(cfg["speed_levels"]) >= 3
+    assert (await http.get(f"{base}/api/staff/status")).status == 401
+    assert (await http.post(f"{base}/api/rtc/offer", json={})).status == 401
+
+
+async def test_pilot_video_and_drive(server: tuple[WebServer, FakeRobot],
+                                     http: aiohttp.ClientSession) -> None:
+    srv, robot = server
+    base = base_of(srv)
+    code = await staff_code(base)
+    r = await http.post(f"{base}/api/session", json={"code": code})
+    assert r.status == 200 and (await r.json())["role"] == "pilot"
+    client = Client(http, base)
+    try:
+        assert (await client.connect()).status == 200
+        hello = await client.wait_for(lambda m: m["type"] == "hello")
+        assert hello["role"] == "pilot"
+        deadline = time.monotonic() + 20
+        while len(client.frames) < 10 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(client.frames) >= 10
+        stamps = [decode_stamp(f) for f in client.frames[-5:]]
+        assert stamps == sorted(stamps) and stamps[-1] > stamps[0]  # frames advance
+        frame = client.frames[-1]
+        assert frame.shape == (480, 640, 3)
+        assert frame[100, 600, 0] > 200 and frame[100, 40 + 200, 0] < 120  # gradient survives
+        client.send({"type": "drive", "direction": "forward", "speed_level": 2, "seq": 1})
+        deadline = time.monotonic() + 5
+        while not robot.commands and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert isinstance(robot.commands[0][1], Drive)
+        assert robot.commands[0][1].linear_mps == robot.limits.levels[1].linear_mps
+        client.send({"type": "ping", "t": 1.5, "seq": 2})
+        pong = await client.wait_for(lambda m: m["type"] == "pong")
+        assert pong["seq"] == 2 and pong["t"] == 1.5
+        await client.wait_for(lambda m: m["type"] == "status")
+        client.send({"type": "extend", "seq": 3})
+        extended = await client.wait_for(lambda m: m["type"] == "session")
+        assert extended["expires_in_s"] > hello["expires_in_s"] and extended["seq"] == 3
+    finally:
+        await client.close()
+    deadline = time.monotonic() + 10
+    while "channel_closed" not in robot.disconnected and "closed" not in robot.disconnected \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert robot.disconnected, "closing the pilot's connection must stop the robot"
+
+
+async def test_hostile_messages_refused_and_server_keeps_serving(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    srv, robot = server
+    base = base_of(srv)
+    await http.post(f"{base}/api/session", json={"code": await staff_code(base)})
+    client = Client(http, base)
+    try:
+        await client.connect()
+        hostile = ["nope", "[]", '{"type":"drive","linear":NaN}', '{"type":"warp"}',
+                   json.dumps({"type": "drive", "linear": 0.1, "pad": "x" * 5000}),
+                   '{"type":"drive","linear":"1"}', b"\x00\xff\x10"]
+        for raw in hostile:
+            client.send(raw)
+        await client.wait_for(lambda m: m["type"] == "error" and m["code"] == "too_big")
+        deadline = time.monotonic() + 5
+        while sum(m["type"] == "error" for m in client.messages) < len(hostile) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert sum(m["type"] == "error" for m in client.messages) == len(hostile)
+        assert robot.commands == []  # nothing reached the robot
+        client.send({"type": "drive", "linear": 1e308, "angular": -1e308})
+        deadline = time.monotonic() + 5
+        while not robot.commands and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        cmd = robot.commands[0][1]
+        assert isinstance(cmd, Drive) and cmd.linear_mps == robot.limits.max_linear_mps
+        assert cmd.angular_rps == -robot.limits.max_angular_rps
+        # A flood is cut at the per-second budget and gets no replies; the server still serves.
+        await asyncio.sleep(1.1)
+        before = len(client.messages)
+        for _ in range(1000):
+            client.send("garbage")
+        await asyncio.sleep(1.0)
+        assert len(client.messages) - before <= 100 + 5  # + status pushes
+        assert (await http.get(f"{base}/api/health")).status == 200
+    finally:
+        await client.close()
+    # Bad SDP: a clear refusal, and the server still answers.
+    for body in ({"type": "offer", "sdp": "v=0\r\ngarbage"}, {"type": "offer", "sdp": 5},
+                 {"type": "answer", "sdp": "v=0"}):
+        r = await http.post(f"{base}/api/rtc/offer", json=body)
+        assert r.status == 400 and (await r.json())["error"] == "bad_sdp"
+    r = await http.post(f"{base}/api/rtc/offer", data=b"{not json",
+                        headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert (await http.get(f"{base}/api/health")).status == 200
+
+
+async def test_second_pilot_refused_and_spectator_cannot_drive(
+        server: tuple[WebServer, FakeRobot]) -> None:
+    srv, robot = server
+    base = base_of(srv)
+    jar = lambda: aiohttp.CookieJar(unsafe=True)  # noqa: E731
+    async with aiohttp.ClientSession(cookie_jar=jar()) as a, \
+            aiohttp.ClientSession(cookie_jar=jar()) as b, \
+            aiohttp.ClientSession(cookie_jar=jar()) as c:
+        first, second = await staff_code(base), await staff_code(base)
+        assert (await a.post(f"{base}/api/session", json={"code": first})).status == 200
+        r = await b.post(f"{base}/api/session", json={"code": second})
+        assert r.status == 409 and (await r.json())["error"] == "pilot_busy"
+        r = await b.post(f"{base}/api/session", json={"code": first})  # replay
+        assert r.status == 401 and (await r.json())["error"] == "used"
+        spectator_code = await staff_code(base, "spectator")
+        assert (await c.post(f"{base}/api/session", json={"code": spectator_code})).status == 200
+        viewer = Client(c, base)
+        try:
+            await viewer.connect()
+            deadline = time.monotonic() + 20
+            while not viewer.frames and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert viewer.frames, "a spectator sees the video"
+            viewer.send({"type": "drive", "linear": 0.3})
+            viewer.send({"type": "goto_place", "id": "desk"})
+            await viewer.wait_for(lambda m: m.get("code") == "forbidden")
+            await asyncio.sleep(0.3)
+            assert robot.commands == []
+        finally:
+            await viewer.close()
+
+
+async def test_code_brute_force_locks_out(server: tuple[WebServer, FakeRobot],
+                                          http: aiohttp.ClientSession) -> None:
+    srv, _ = server
+    base = base_of(srv)
+    real = await staff_code(base)
+    statuses = []
+    for guess in range(5):
+        r = await http.post(f"{base}/api/session", json={"code": f"{guess:08d}"})
+        statuses.append(r.status)
+    assert statuses[:2] == [401, 401] and statuses[2:] == [429, 429, 429]
+    r = await http.post(f"{base}/api/session", json={"code": real})
+    assert r.status == 429 and "Retry-After" in r.headers
+
+
+async def test_staff_end_session_stops_and_ignores_later_commands(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    srv, robot = server
+    base = base_of(srv)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        await staff.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+        r = await staff.post(f"{base}/api/staff/codes", json={"role": "pilot", "minutes": 5})
+        code = (await r.json())["code"]
+        await http.post(f"{base}/api/session", json={"code": code})
+        client = Client(http, base)
+        try:
+            await client.connect()
+            await client.wait_for(lambda m: m["type"] == "hello")
+            r = await staff.post(f"{base}/api/staff/end_pilot")
+            assert (await r.json())["ended"] is True
+            await client.wait_for(lambda m: m["type"] == "session_ended")
+            assert "ended_by_staff" in robot.disconnected
+            n = len(robot.commands)
+            if client.channel.readyState == "open":
+                client.send({"type": "drive", "linear": 0.3})
+                await asyncio.sleep(0.3)
+            assert len(robot.commands) == n
+        finally:
+            await client.close()
+        r = await staff.get(f"{base}/api/staff/status")
+        assert r.status == 200 and (await r.json())["pilot"] is None
+
+
+def make_server(**options: Any) -> tuple[WebServer, FakeRobot, Feeder]:
+    robot = FakeRobot()
+    access = AccessManager(hash_password(PASSWORD, n=2**10))
+    camera = CameraSource(stamp=True)
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",), **options),
+                    robot, access, camera, FileAudio())
+    srv.start()
+    feeder = Feeder(camera)
+    feeder.thread.start()
+    return srv, robot, feeder
+
+
+@pytest.mark.parametrize("codec, shared", [("VP8", True), ("VP8", False), ("H264", True),
+                                           ("H264", False)])
+async def test_codecs_and_encoder_modes(codec: str, shared: bool) -> None:
+    srv, _robot, feeder = make_server(video_codec=codec, shared_encoder=shared)
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await http.post(f"{base}/api/session", json={"code": await staff_code(base)})
+            clients = [Client(http, base), Client(http, base)]
+            await clients[0].connect()
+            async with aiohttp.ClientSession(
+                    cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+                await other.post(f"{base}/api/session",
+                                 json={"code": await staff_code(base, "spectator")})
+                clients[1] = Client(other, base)
+                answer = await clients[1].connect()
+                sdp = (await answer.json())["sdp"]
+                assert f"{codec}/90000" in sdp and ("VP8/90000" in sdp) == (codec == "VP8")
+                # ICE offers only the allowed host address.
+                candidates = [ln for ln in sdp.splitlines() if ln.startswith("a=candidate")]
+                assert candidates and all(" 127.0.0.1 " in c for c in candidates)
+                try:
+                    deadline = time.monotonic() + 30
+                    while min(len(c.frames) for c in clients) < 10 \
+                            and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                    for client in clients:  # both viewers decode advancing frames
+                        assert len(client.frames) >= 10
+                        stamps = [decode_stamp(f) for f in client.frames[-5:]]
+                        assert stamps[-1] > stamps[0]
+                finally:
+                    for client in clients:
+                        await client.close()
+            # Viewers gone: their tracks are stopped, so nothing is encoded for nobody.
+            deadline = time.monotonic() + 10
+            while srv.peers and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not srv.peers
+            if shared:
+                assert srv._encoder is not None and not srv._encoder._subscribers
+                encoded = srv._encoder.frames_encoded
+                await asyncio.sleep(0.5)
+                assert srv._encoder.frames_encoded <= encoded + 1
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_tls(tmp_path: Any) -> None:
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    srv, _robot, feeder = make_server(tls_cert=str(cert_path), tls_key=str(key_path))
+    try:
+        assert srv.urls()[0].startswith("https://127.0.0.1:")
+        ctx = ssl.create_default_context(cafile=str(cert_path))
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(f"{srv.base_url}/api/health", ssl=ctx)
+            assert r.status == 200
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar()) as staff:
+                r = await staff.post(f"{srv.base_url}/api/staff/login",
+                                     json={"password": PASSWORD}, ssl=ctx)
+                assert r.status == 200
+                cookie = r.headers["Set-Cookie"]
+                assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        feeder.stop.set()
+        srv.stop()
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(Exception, match="TLS"):
+        make_server(tls_cert=str(bad), tls_key=str(bad))
+
+
+class DemoFeature:
+    """A feature as navigation or reading would write one."""
+
+    name = "demo"
+    pages = ("/demo",)
+
+    def __init__(self) -> None:
+        self.pcs: list[Any] = []
+
+    def setup(self, app: Any, context: Any) -> None:
+        from aiohttp import web
+
+        async def staff_only(request: web.Request) -> web.Response:
+            await context.require_staff(request)
+            self.pcs.append(context.create_peer_connection())
+            return web.json_response({"loop_ok": asyncio.get_running_loop() is context.loop})
+
+        app.router.add_get("/api/demo", staff_only)
+
+
+async def test_features_are_mounted_guarded_and_their_peers_closed() -> None:
+    feature = DemoFeature()
+    robot = FakeRobot()
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), robot,
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [feature])
+    srv.start()
+    try:
+        base = srv.base_url
+        assert f"{base}/demo" in srv.urls()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            assert (await http.get(f"{base}/api/demo")).status == 401
+            await http.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            r = await http.get(f"{base}/api/demo")
+            assert r.status == 200 and (await r.json())["loop_ok"] is True
+            assert "demo" in (await (await http.get(f"{base}/api/config")).json())["features"]
+    finally:
+        srv.stop()
+    assert feature.pcs and all(pc.connectionState == "closed" for pc in feature.pcs)

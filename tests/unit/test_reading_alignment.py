@@ -1,0 +1,119 @@
+"""Alignment and miscue classification on synthetic recogniser output (timings chosen)."""
+
+from __future__ import annotations
+
+from passeur.reading.alignment import (
+    CORRECT,
+    OMISSION,
+    PENDING,
+    REPETITION,
+    SELF_CORRECTION,
+    SUBSTITUTION,
+    Aligner,
+    score,
+)
+from passeur.reading.asr import Hypothesis, RecognizedWord
+from passeur.reading.text import tokenize
+
+TEXT = "The little boat sails on the pond.\nTom runs after it."
+
+
+def hyp(words: str, gaps: dict[int, float] | None = None, dur: float = 0.4) -> Hypothesis:
+    out, t = [], 0.5
+    for i, w in enumerate(words.split()):
+        t += (gaps or {}).get(i, 0.1)
+        out.append(RecognizedWord(w, t, t + dur))
+        t += dur
+    return Hypothesis(out, t + 0.5)
+
+
+def outcomes(state) -> list[str]:  # type: ignore[no-untyped-def]
+    return [w.outcome for w in state.words]
+
+
+def test_correct_reading_all_correct_and_position_streams() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    partial = aligner.update(hyp("the little boat"))
+    assert partial.position == 3
+    assert outcomes(partial)[:3] == [CORRECT] * 3 and outcomes(partial)[3:] == [PENDING] * 8
+    assert partial.current_token == 2
+    final = aligner.update(hyp("the little boat sails on the pond tom runs after it"),
+                           finished=True)
+    assert outcomes(final) == [CORRECT] * 11
+    s = score(aligner.page, final)
+    assert s.accuracy == 1.0 and s.words_correct == 11 and s.miscues == 0
+
+
+def test_substitution_omission_insertion_repetition() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    state = aligner.update(hyp("the little bat sails the pond big tom tom runs after it"),
+                           finished=True)
+    res = {w.expected: w for w in state.words}
+    assert res["boat"].outcome == SUBSTITUTION and res["boat"].heard == "bat"
+    assert res["on"].outcome == OMISSION and res["on"].forgiven == "function word"
+    kinds = [(e.kind, e.heard) for e in state.extras]
+    assert ("insertion", "big") in kinds
+    assert (REPETITION, "tom") in kinds
+    assert score(aligner.page, state).miscues == 1  # only "boat" ("on" is forgiven)
+
+
+def test_content_word_omission_is_a_miscue() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    state = aligner.update(hyp("the little boat on the pond tom runs after it"), finished=True)
+    assert [w.expected for w in state.words if w.is_miscue] == ["sails"]
+
+
+def test_self_correction_counts_correct() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    state = aligner.update(hyp("the little bat boat sails on the pond tom runs after it"),
+                           finished=True)
+    boat = state.words[2]
+    assert boat.outcome == SELF_CORRECTION and boat.attempts == ["bat"]
+    assert boat.counted_correct and not state.extras
+
+
+def test_hesitation_is_a_pause_before_the_word() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"), hesitation_s=2.0)
+    state = aligner.update(hyp("the little boat sails on the pond tom runs after it",
+                               gaps={3: 3.0}), finished=True)
+    flagged = [w.expected for w in state.words if w.hesitation]
+    assert flagged == ["sails"]
+    assert state.words[3].pause_before_s is not None and state.words[3].pause_before_s > 2.9
+    assert state.words[3].outcome == CORRECT
+
+
+def test_line_end_cut_word_is_forgiven_but_not_elsewhere() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    state = aligner.update(hyp("the little boat sails on the po tom runs after it"),
+                           finished=True)
+    pond = state.words[6]
+    assert pond.outcome == SUBSTITUTION and pond.forgiven == "line end" and pond.counted_correct
+    state = aligner.update(hyp("the little bo sails on the pond tom runs after it"),
+                           finished=True)
+    assert state.words[2].is_miscue
+
+
+def test_unread_tail_is_pending_until_finished() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    state = aligner.update(hyp("the little boat sails"))
+    assert outcomes(state)[4:] == [PENDING] * 7
+    state = aligner.update(hyp("the little boat sails"), finished=True)
+    assert outcomes(state)[4:] == [OMISSION] * 7
+
+
+def test_french_elisions_and_numbers_align() -> None:
+    page = tokenize("J'ai vu 21 oiseaux sur l'arbre.", "fr")
+    aligner = Aligner(page)
+    state = aligner.update(hyp("j'ai vu vingt et un oiseaux sur l' arbre"), finished=True)
+    assert all(w.outcome == CORRECT for w in state.words)
+    s = score(page, state)
+    assert s.words_total == 6 and s.words_correct == 6
+
+
+def test_told_word_is_not_counted_correct() -> None:
+    aligner = Aligner(tokenize(TEXT, "en"))
+    aligner.mark_told(3)
+    state = aligner.update(hyp("the little boat sails on the pond tom runs after it"),
+                           finished=True)
+    assert state.words[3].told and not state.words[3].counted_correct
+    assert "sails" in score(aligner.page, state).hard_words

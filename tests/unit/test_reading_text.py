@@ -1,0 +1,90 @@
+"""Tokenisation keeps what is shown and normalises what is matched; books load or fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from passeur.reading.books import Library, load_book, parse_book
+from passeur.reading.exceptions import BookError
+from passeur.reading.text import match_keys, number_words, tokenize
+
+
+def test_display_tokens_keep_text_and_spans() -> None:
+    text = "L'arbre est grand.\nJ'ai vu 21 oiseaux !"
+    page = tokenize(text, "fr")
+    assert [t.text for t in page.tokens] == ["L'arbre", "est", "grand", "J'ai", "vu", "21",
+                                             "oiseaux"]
+    for tok in page.tokens:
+        assert text[tok.start:tok.end] == tok.text
+    assert [t.sentence for t in page.tokens] == [0, 0, 0, 1, 1, 1, 1]
+    assert page.tokens[2].line_end and page.tokens[2].sentence_end
+    assert not page.tokens[1].line_end
+
+
+def test_french_elisions_hyphens_numbers_accents() -> None:
+    page = tokenize("L'école de grand-mère a 21 arbres; j'ai 80 billes.", "fr")
+    assert page.keys() == ["l", "ecole", "de", "grand", "mere", "a", "vingt", "et", "un",
+                           "arbres", "j", "ai", "quatre", "vingts", "billes"]
+    # The number's words all point back to the one token shown ("21").
+    assert {page.tokens[w.token].text for w in page.words[6:9]} == {"21"}
+    # Recognised text meets the page on the same keys.
+    assert match_keys("l'Ecole de grand mère a vingt-et-un arbres", "fr")[:9] == page.keys()[:9]
+
+
+def test_english_apostrophes_keep_lexical_form() -> None:
+    page = tokenize("Don't stop, Tom's well-known cat!", "en")
+    assert [w.lex for w in page.words] == ["don't", "stop", "tom's", "well", "known", "cat"]
+    assert page.keys() == ["dont", "stop", "toms", "well", "known", "cat"]
+    assert match_keys("DON'T stop", "en") == ["dont", "stop"]
+    assert match_keys("Don\u2019t", "en") == ["dont"]
+
+
+@pytest.mark.parametrize(("digits", "lang", "words"), [
+    ("3", "en", ["three"]), ("21", "en", ["twenty", "one"]), ("105", "en",
+                                                              ["one", "hundred", "and", "five"]),
+    ("1984", "en", ["nineteen", "eighty", "four"]), ("2nd", "en", ["second"]),
+    ("21", "fr", ["vingt", "et", "un"]), ("71", "fr", ["soixante", "et", "onze"]),
+    ("97", "fr", ["quatre", "vingt", "dix", "sept"]), ("200", "fr", ["deux", "cents"]),
+    ("1er", "fr", ["premier"]), ("3,5", "fr", ["trois", "virgule", "cinq"]),
+])
+def test_numbers_become_words(digits: str, lang: str, words: list[str]) -> None:
+    assert number_words(digits, lang) == words
+
+
+def test_function_words_are_flagged() -> None:
+    page = tokenize("The cat sat on the mat.", "en")
+    assert [w.function_word for w in page.words] == [True, False, False, True, True, False]
+
+
+def test_sample_books_load_in_both_languages() -> None:
+    library = Library()
+    books = library.books()
+    assert len(books) >= 4
+    assert {b.lang for b in books} == {"fr", "en"}
+    for book in books:
+        for number in range(1, len(book.pages) + 1):
+            assert book.page(number).words
+
+
+def test_book_format_and_errors(tmp_path: Path) -> None:
+    good = tmp_path / "ok.md"
+    good.write_text("---\ntitle: T\nlanguage: en\nlevel: 2\n---\nOne **two**.\n---page---\n"
+                    "Three.\n", encoding="utf-8")
+    book = load_book(good)
+    assert book.pages == ["One two.", "Three."] and book.level == 2
+    with pytest.raises(BookError, match="pages 1-2, not 3"):
+        book.page(3)
+    with pytest.raises(BookError, match="language"):
+        parse_book("---\ntitle: T\nlanguage: de\n---\nHallo.\n", "x")
+    with pytest.raises(BookError, match="front-matter"):
+        parse_book("Just text.\n", "x")
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(b"---\ntitle: T\nlanguage: fr\n---\n\xff\xfe caf\xe9\n")
+    with pytest.raises(BookError, match=r"bad\.md: not UTF-8"):
+        load_book(bad)
+    with pytest.raises(BookError, match="unknown book 'nope'"):
+        Library(tmp_path).get("nope")
+    with pytest.raises(BookError, match="not a book id"):
+        Library(tmp_path).get("../etc/passwd")

@@ -1,0 +1,110 @@
+"""Tutor policy: helps when stuck (word, then sentence), praises, never nags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from passeur.reading.alignment import Aligner, score
+from passeur.reading.asr import Hypothesis, RecognizedWord
+from passeur.reading.exceptions import ReadingError
+from passeur.reading.text import tokenize
+from passeur.reading.tutor import Tutor, TutorPolicy, load_reading_config
+
+TEXT = "The cat sat on the mat. Then it slept in the sun."
+
+
+def words(text: str, start: float = 0.5, dur: float = 0.4) -> list[RecognizedWord]:
+    out, t = [], start
+    for w in text.split():
+        out.append(RecognizedWord(w, t, t + dur))
+        t += dur + 0.1
+    return out
+
+
+def run(tutor: Tutor, aligner: Aligner, heard: list[RecognizedWord], until_s: float,
+        step_s: float = 0.1) -> list[tuple[float, str, str]]:
+    said = []
+    t = 0.0
+    while t <= until_s:
+        state = aligner.update(Hypothesis([w for w in heard if w.end_s <= t], t))
+        for action in tutor.update(state, t):
+            said.append((round(t, 1), action.kind, action.text))
+        t += step_s
+    return said
+
+
+@pytest.fixture
+def config():  # type: ignore[no-untyped-def]
+    return load_reading_config()
+
+
+def test_stuck_says_word_then_sentence_then_stops(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=3, sentence_after_s=4, min_gap_s=2))
+    said = run(tutor, Aligner(page), words("the cat"), until_s=40)
+    kinds = [k for _, k, _ in said]
+    assert kinds == ["say_word", "say_sentence"]  # and then silence: never nags
+    (t1, _, text1), (t2, _, text2) = said
+    assert "sat" in text1 and t1 == pytest.approx(0.5 + 0.9 + 3.0, abs=0.15)
+    assert "The cat sat on the mat." in text2 and t2 >= t1 + 4
+
+
+def test_no_help_while_reading_fluently(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=3, praise_min_gap_s=0, min_gap_s=0))
+    said = run(tutor, Aligner(page), words("the cat sat on the mat then it slept in the sun"),
+               until_s=6.5)
+    assert [k for _, k, _ in said] == ["praise_sentence"]
+
+
+def test_robot_speech_holds_the_stuck_timer(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=3))
+    aligner = Aligner(page)
+    state = aligner.update(Hypothesis(words("the cat"), 1.4))
+    tutor.robot_spoke(until_s=10.0)
+    assert tutor.update(state, 12.0) == []
+    assert [a.kind for a in tutor.update(state, 13.1)] == ["say_word"]
+    assert tutor.update(state, 13.5, speaking=True) == []
+
+
+def test_rate_limit_caps_helps_per_page(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize("One two three four five six seven.", "en")
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=1, sentence_after_s=100, min_gap_s=0,
+                                             max_helps_per_page=2))
+    aligner = Aligner(page)
+    helps = 0
+    heard: list[RecognizedWord] = []
+    t = 0.0
+    for w in "one two three four five".split():
+        state = aligner.update(Hypothesis(heard, t))
+        t += 2.0
+        helps += len(tutor.update(aligner.update(Hypothesis(heard, t)), t))
+        heard.append(RecognizedWord(w, t, t + 0.3))
+        t += 0.4
+        del state
+    assert helps == 2
+
+
+def test_page_end_offers_practice_in_french(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize("Le chat dort sur le tapis.", "fr")
+    aligner = Aligner(page)
+    state = aligner.update(Hypothesis(words("le chien dort sur le tapis"), 4.0), finished=True)
+    action = Tutor(page, phrases).page_end(score(page, state))
+    assert action.kind == "page_end" and "chat" in action.text and action.lang == "fr"
+    assert action.words == ("chat",)
+
+
+def test_bad_reading_config_names_file(tmp_path: Path) -> None:
+    bad = tmp_path / "reading.yaml"
+    bad.write_text("phrases:\n  en: {}\n", encoding="utf-8")
+    with pytest.raises(ReadingError, match=r"reading\.yaml: phrases\.fr\.say_word|"
+                                           r"reading\.yaml: phrases\.en\.say_word"):
+        load_reading_config(bad)
