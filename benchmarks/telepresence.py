@@ -162,11 +162,13 @@ def main() -> int:
             encoder = server._encoder
             if encoder is not None:
                 encoder.server_latency_ms.clear()
+            kf0 = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
             load0 = os.getloadavg()[0]
             cpu0, wall0 = time.process_time(), time.monotonic()
             time.sleep(args.seconds)
             wall = time.monotonic() - wall0
             server_part = list(encoder.server_latency_ms) if encoder is not None else []
+            frames_kf = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
             cpu = (time.process_time() - cpu0) / wall
             latencies, fps = [], []
             stamps = dict(node.camera.stamp_times)
@@ -193,6 +195,8 @@ def main() -> int:
                 "server_part_ms_p95": round(percentile(server_part, 95), 1)
                 if server_part else None,
                 "load_average_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
+                "encoded_frames": frames_kf[0] - kf0[0],
+                "keyframes": frames_kf[1] - kf0[1],
             }
             results["viewers"][str(n)] = entry
             print(f"{n} viewer(s): latency p50 {entry['latency_ms_p50']} ms, p95 "

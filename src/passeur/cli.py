@@ -15,10 +15,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import secrets
 import sys
 from collections.abc import Callable
 
-from passeur.bringup import EXTERNAL, SIM, add_stack_arguments, options_from_args, run_stack
+from passeur.bringup import (
+    EXTERNAL,
+    SIM,
+    StackOptions,
+    add_stack_arguments,
+    options_from_args,
+    run_stack,
+)
 from passeur.errors import PasseurError
 
 #: Modules that contribute sub-commands (each has `register(subparsers)`).
@@ -42,8 +50,34 @@ def _rtf(text: str) -> float:
     return value
 
 
+def _demo_staff_password(options: StackOptions) -> str | None:
+    """For the local demo: when no staff password is configured, make one for this run.
+
+    Returns the password to show the operator (on this terminal only, never logged), or None
+    when config already has a hash or the telepresence node is not part of the run.
+    """
+    from passeur.bringup import default_params_file
+    from passeur.ros.params import load_parameter_file
+
+    if options.only is not None and "telepresence" not in options.only:
+        return None
+    params = load_parameter_file(options.params_file or default_params_file(), "telepresence",
+                                 options.namespace)
+    if any(p.name == "staff_password_hash" and p.value for p in params):
+        return None
+    from passeur.telepresence.access import hash_password
+
+    password = secrets.token_urlsafe(9)
+    options.per_node.setdefault("telepresence", {})["staff_password_hash"] = hash_password(password)
+    return password
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     options = options_from_args(args, SIM)
+    password = _demo_staff_password(options)
+    if password is not None:
+        print(f"staff page password for this run: {password}  (choose your own with "
+              "`passeur staff-password`, see README)", flush=True)
     sim = options.per_node.setdefault("sim", {})
     sim["real_time_factor"] = args.rtf
     if args.camera_rate is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -60,9 +61,8 @@ def _optional_nodes() -> list[str]:
     return out
 
 
-AUDIO_DIR = Path(tempfile.mkdtemp(prefix="passeur-tele-audio-"))
-ROBOT_MIC_WAV = AUDIO_DIR / "robot_mic.wav"
-ROBOT_SPEAKER_WAV = AUDIO_DIR / "robot_speaker.wav"
+#: Filled by the `stack` fixture: the robot's microphone (a tone) and speaker (recorded) files.
+AUDIO: dict[str, Path] = {}
 
 
 def write_tone(path: Path, hz: float = 440.0, seconds: float = 2.0, rate: int = 48_000) -> None:
@@ -80,8 +80,10 @@ def stack() -> Iterator[StackHarness]:
     import rclpy
     from rclpy.context import Context
 
-    write_tone(ROBOT_MIC_WAV)
-    TP_PARAMS.update(audio_mic=str(ROBOT_MIC_WAV), audio_speaker=str(ROBOT_SPEAKER_WAV))
+    audio_dir = Path(tempfile.mkdtemp(prefix="passeur-tele-audio-"))
+    AUDIO.update(mic=audio_dir / "robot_mic.wav", speaker=audio_dir / "robot_speaker.wav")
+    write_tone(AUDIO["mic"])
+    TP_PARAMS.update(audio_mic=str(AUDIO["mic"]), audio_speaker=str(AUDIO["speaker"]))
     context = Context()
     rclpy.init(context=context)
     fake: FakeBase | None = None
@@ -107,6 +109,7 @@ def stack() -> Iterator[StackHarness]:
             fake.close()
         h.close()
         rclpy.try_shutdown(context=context)
+        shutil.rmtree(audio_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +173,9 @@ def wait_frames(page: Page, n: int = 10, timeout_s: float = 30.0, element: str =
         if count >= n:
             return int(count)
         time.sleep(0.1)
-    raise AssertionError(f"only {count} video frames displayed in {timeout_s} s")
+    alert = page.evaluate("(document.getElementById('alert') || {}).textContent || ''")
+    raise AssertionError(f"only {count} video frames displayed in {timeout_s} s "
+                         f"(page alert: {alert!r})")
 
 
 def odom_xy(stack: StackHarness) -> tuple[float, float]:
@@ -193,15 +198,22 @@ def moved_since(stack: StackHarness, start: tuple[float, float]) -> float:
 
 
 def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> float:
-    """Seconds from t0 until cmd_vel/teleop carries zero."""
-    stack.wait_until(lambda: any(t >= t0 and m.linear.x == 0.0 and m.angular.z == 0.0
-                                 for t, m in stack.history("cmd_vel/teleop")),
-                     timeout_s, "a zero on cmd_vel/teleop")
-    return min(t for t, m in stack.history("cmd_vel/teleop")
-               if t >= t0 and m.linear.x == 0.0 and m.angular.z == 0.0) - t0
+    """Seconds from t0 (monotonic) until the telepresence node published a zero on
+    cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
+    node = stack.node("telepresence")
+    t0_wall = t0 + (time.time() - time.monotonic())
+
+    def found() -> float | None:
+        zeros = [t for t, lin, ang in list(node.publish_log)
+                 if t >= t0_wall and lin == 0.0 and ang == 0.0]
+        return min(zeros) - t0_wall if zeros else None
+
+    stack.wait_until(lambda: found() is not None, timeout_s, "a zero on cmd_vel/teleop")
+    result = found()
+    assert result is not None
+    return result
 
 
-# -- tests -------------------------------------------------------------------------------------
 def test_pilot_sees_sim_video_and_drives_with_held_button(
         browser: Any, stack: StackHarness, artifacts_dir: Any) -> None:
     import cv2
@@ -561,8 +573,9 @@ def test_sound_both_ways_with_mute(browser: Any, stack: StackHarness) -> None:
         assert pilot.evaluate(AUDIO_LEVEL_JS) > 0.05
         # Visitor microphone (Chromium's fake device beeps) -> the robot's speaker.
         stack.wait_until(lambda: audio.frames_played > 50, 20, "visitor sound on the robot")
-        stack.wait_until(lambda: ROBOT_SPEAKER_WAV.exists()
-                         and speaker_rms(ROBOT_SPEAKER_WAV) > 100, 20, "audible sound")
+        speaker = AUDIO["speaker"]
+        stack.wait_until(lambda: speaker.exists() and speaker_rms(speaker) > 100, 20,
+                         "audible sound")
         # Mute my microphone: the robot's speaker stops playing it.
         pilot.click("#mute-me")
         assert pilot.get_attribute("#mute-me", "aria-pressed") == "true"

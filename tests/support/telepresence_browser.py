@@ -72,6 +72,9 @@ def killable_chromium(playwright: Any) -> Iterator[tuple[Any, subprocess.Popen[b
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        import shutil
+
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def run_axe(page: Any) -> list[dict[str, Any]]:

@@ -32,6 +32,8 @@ def run_script(runner: PatrolRunner, r: Route, outcomes: dict[str, list[str]]) -
             script = outcomes.get(place, [])
             result = script.pop(0) if script else "reached"
             pending = runner.on_nav_result(result, "blocked" if result == "failed" else "", t)
+        elif runner.state == "announcing":
+            pending = runner.on_speech_done(t)
         t += 0.5
         pending += runner.tick(t)
     log.extend(pending)
@@ -117,3 +119,23 @@ def test_daily_schedule() -> None:
     assert due_routes([r], at, {}) == [r]
     assert due_routes([r], at, {"closing": at.date()}) == []
     assert due_routes([r], at.replace(minute=46), {}) == []
+
+
+def test_waits_for_the_announcement_before_dwelling(tmp_path: Path) -> None:
+    runner = PatrolRunner("library", PatrolStore(tmp_path / "h.sqlite3"), announce_timeout_s=30.0)
+    assert runner.start(route(), 0.0) == [GoTo("hall")]
+    said = runner.on_nav_result("reached", "", 1.0)
+    assert said == [Say("Nous fermons.", "fr"), Say("We are closing.", "en")]
+    assert runner.state == "announcing"
+    assert runner.tick(20.0) == [] and runner.state == "announcing"  # still speaking
+    assert runner.on_speech_done(21.0) == []  # then the 1 s dwell
+    assert runner.state == "dwelling"
+    assert runner.tick(22.0) == [GoTo("desk")]
+
+
+def test_silent_speaker_does_not_block_the_patrol(tmp_path: Path) -> None:
+    runner = PatrolRunner("library", PatrolStore(tmp_path / "h.sqlite3"), announce_timeout_s=30.0)
+    runner.start(route(), 0.0)
+    runner.on_nav_result("reached", "", 1.0)
+    runner.tick(31.5)
+    assert runner.state == "dwelling"

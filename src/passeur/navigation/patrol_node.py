@@ -22,7 +22,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from std_msgs.msg import Empty, String
+from std_msgs.msg import Bool, Empty, String
 
 from passeur.navigation.exceptions import NavConfigError
 from passeur.navigation.patrol_runner import (
@@ -61,6 +61,9 @@ class PatrolNode(Node):
                                               "resend a goal the navigator has not taken up "
                                               "after this long (s)", min_value=0.5,
                                               max_value=120.0))
+        self.speech_start_timeout_s = float(declare(
+            self, "speech_start_timeout_s", 3.0, "after an announcement, move on if the speaker "
+            "has not started speaking within this time (s)", min_value=0.0, max_value=60.0))
         self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
                                              "start routes at their daily schedule"))
         self.places = load_places(Path(places_file) if places_file else places_path(self.world),
@@ -73,6 +76,9 @@ class PatrolNode(Node):
         if interrupted:
             self.get_logger().warning(f"{interrupted} patrol run(s) were interrupted by a stop")
         self.runner = PatrolRunner(self.world, self.store, retry_pause_s=self.retry_pause_s)
+        self._speaking = False
+        self._speech_started = False
+        self._say_time_s = 0.0
         self._lock = threading.RLock()
         self._closed = False
         self._pending_place: str | None = None
@@ -90,6 +96,7 @@ class PatrolNode(Node):
         self.create_subscription(String, "patrol/command", self._on_command, qos.STATUS)
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
                                  qos.STATUS)
+        self.create_subscription(Bool, "speech/speaking", self._on_speaking, qos.LATCHED)
         self._timer = self.create_timer(0.25, self._tick)
         # The daily schedule follows the wall clock, whatever the node clock is.
         self._schedule_timer = self.create_timer(
@@ -198,11 +205,28 @@ class PatrolNode(Node):
                 self._apply(effects)
                 self._publish_status()
 
+    def _on_speaking(self, msg: Bool) -> None:
+        with self._lock:
+            self._speaking = bool(msg.data)
+            if self._speaking:
+                self._speech_started = True
+
+    def _speech_finished(self, now: float) -> bool:
+        """After an announcement: spoken, or no speaker at all, or it never started."""
+        if self.count_publishers("speech/speaking") == 0:
+            return True
+        if self._speaking:
+            return False
+        return self._speech_started or now - self._say_time_s > self.speech_start_timeout_s
+
     def _tick(self) -> None:
         if self._closed:
             return
         now = self._now_s()
         with self._lock:
+            before = (self.runner.state, self.runner.index, self.runner.lap)
+            if self.runner.state == "announcing" and self._speech_finished(now):
+                self._apply(self.runner.on_speech_done(now))
             if (self._pending_place is not None and not self._pending_accepted
                     and now - self._pending_sent_s > self.accept_timeout_s):
                 if self._pending_resends >= 3:
@@ -217,7 +241,7 @@ class PatrolNode(Node):
                     self._send_goal(self._pending_place, resend=True)
             effects = self.runner.tick(now)
             self._apply(effects)
-            changed = bool(effects)
+            changed = before != (self.runner.state, self.runner.index, self.runner.lap)
         if changed:
             self._publish_status()
 
@@ -239,6 +263,8 @@ class PatrolNode(Node):
             if isinstance(effect, GoTo):
                 self._send_goal(effect.place)
             elif isinstance(effect, Say):
+                self._speech_started = False
+                self._say_time_s = self._now_s()
                 self.say_pub.publish(String(data=json.dumps({"text": effect.text,
                                                              "lang": effect.lang})))
             elif isinstance(effect, CancelNavigation):

@@ -5,6 +5,7 @@ The node feeds it navigation results and the time; it answers with effects to ca
 
     runner.start(route, now_s) -> effects
     runner.on_nav_result("reached" | "failed" | "cancelled", reason, now_s) -> effects
+    runner.on_speech_done(now_s) -> effects  (an announcement has been spoken: dwell)
     runner.tick(now_s) -> effects            (dwell timers, retries)
     runner.stop(now_s, reason) -> effects
 
@@ -43,12 +44,13 @@ Effect = GoTo | Say | CancelNavigation
 
 class PatrolRunner:
     def __init__(self, world: str, store: PatrolStore | None = None,
-                 retry_pause_s: float = 2.0) -> None:
+                 retry_pause_s: float = 2.0, announce_timeout_s: float = 60.0) -> None:
         self.world = world
         self.store = store
         self.retry_pause_s = retry_pause_s
+        self.announce_timeout_s = announce_timeout_s
         self.route: Route | None = None
-        self.state = "idle"  # idle, navigating, dwelling, waiting_retry, finished
+        self.state = "idle"  # idle, navigating, announcing, dwelling, waiting_retry, finished
         self.lap = 0
         self.index = 0
         self.attempt = 0
@@ -62,7 +64,7 @@ class PatrolRunner:
     # -- queries -------------------------------------------------------------------------
     @property
     def active(self) -> bool:
-        return self.state in ("navigating", "dwelling", "waiting_retry")
+        return self.state in ("navigating", "announcing", "dwelling", "waiting_retry")
 
     @property
     def current_place(self) -> str | None:
@@ -118,9 +120,14 @@ class PatrolRunner:
             self._record(wp.place, "reached", "")
             effects: list[Effect] = [Say(wp.announce[lang], lang) for lang in ("fr", "en")
                                      if lang in wp.announce]
+            if effects:
+                # Stay until the announcement has been spoken (on_speech_done), then dwell.
+                self.state = "announcing"
+                self._until_s = now_s + self.announce_timeout_s
+                return effects
             self.state = "dwelling"
             self._until_s = now_s + wp.dwell_s
-            return effects + self.tick(now_s)
+            return self.tick(now_s)
         # failed or cancelled by someone else
         why = reason or result
         if self.route.policy == "abort":
@@ -137,7 +144,17 @@ class PatrolRunner:
         self.skipped += 1
         return self._advance(now_s)
 
+    def on_speech_done(self, now_s: float) -> list[Effect]:
+        """The announcement has been spoken (or the speaker is absent): start the dwell."""
+        if self.state != "announcing" or self.route is None:
+            return []
+        self.state = "dwelling"
+        self._until_s = now_s + self.route.waypoints[self.index].dwell_s
+        return self.tick(now_s)
+
     def tick(self, now_s: float) -> list[Effect]:
+        if self.state == "announcing" and now_s >= self._until_s:
+            return self.on_speech_done(now_s)  # never wait forever for a silent speaker
         if self.state == "dwelling" and now_s >= self._until_s:
             return self._advance(now_s)
         if self.state == "waiting_retry" and now_s >= self._until_s:

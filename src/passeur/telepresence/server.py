@@ -655,6 +655,7 @@ class WebServer:
                 self._send(old, {"type": "replaced"})
                 await self._close_peer(old, "replaced")
         if len(self.peers) >= self.options.max_peers:
+            log.warning("refused a viewer: %d connections already (max_viewers)", len(self.peers))
             return web.json_response({"error": "full", "message": "too many viewers"},
                                      status=503)
         pc = self._new_pc()
@@ -678,7 +679,10 @@ class WebServer:
             await pc.setLocalDescription(answer)
         except Exception as exc:
             log.warning("refused an offer from %s: %s: %s", peer.client, type(exc).__name__,
-                        str(exc)[:200])
+                        str(exc)[:200], exc_info=log.isEnabledFor(logging.DEBUG))
+            log.debug("m-lines of the refused offer: %s",
+                      [ln for ln in sdp.splitlines() if ln.startswith(("m=", "a=mid", "a=send",
+                                                                       "a=recv", "a=inactive"))])
             await self._close_peer(peer, "bad_sdp")
             raise _BadRequest("bad_sdp", "the offer could not be used") from exc
         desc = pc.localDescription

@@ -20,7 +20,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -152,10 +151,13 @@ class TelepresenceNode(Node):
                                  lambda m: self._on_diag(m, self._patrol_status), qos.LATCHED)
         self.create_subscription(DiagnosticStatus, "safety/status",
                                  lambda m: self._on_diag(m, self._safety_status), _ANY_STATUS)
-        # The watchdog runs on a steady clock: a pilot's silence is measured in real seconds
-        # even when the stack runs on sim time.
-        self._timer = self.create_timer(1.0 / rate, self._tick,
-                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # The watchdog has its own thread on the wall clock: a pilot's silence is measured in
+        # real seconds even on sim time, and a busy executor (planning, rendering, ASR) cannot
+        # delay the zero (measured: executor timers slipped by 200 ms under load).
+        self._tick_period_s = 1.0 / float(rate)
+        self._stop_ticker = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="teleop-watchdog",
+                                        daemon=True)
 
         policy = AccessPolicy(code_window_s=float(code_window),
                               pilot_session_s=float(pilot_session))
@@ -174,6 +176,7 @@ class TelepresenceNode(Node):
         self.audio = make_audio(str(mic), str(speaker))
         self._features: list[WebFeature] = []
         self.server: WebServer | None = None
+        self._ticker.start()  # last: a constructor that raised leaves no thread behind
 
     # -- bringup hooks ---------------------------------------------------------------------
     def add_web_features(self, features: Sequence[WebFeature]) -> None:
@@ -190,16 +193,26 @@ class TelepresenceNode(Node):
         for url in self.server.urls():
             self.get_logger().info(f"serving {url}")
 
+    def destroy_node(self) -> None:
+        self.close()  # stops the watchdog thread and the server even if close() was skipped
+        super().destroy_node()
+
     def urls(self) -> list[str]:
         return self.server.urls() if self.server is not None else []
 
     def close(self) -> None:
-        if self._closed:
+        """Stop the server (closing every peer), the watchdog, and publish zero. Idempotent;
+        also safe on a node whose constructor raised (rclpy destroys it at shutdown)."""
+        if getattr(self, "_closed", True):
             return
         self._closed = True
         self.teleop.disable()
-        if self.server is not None:
-            self.server.stop()
+        self._stop_ticker.set()
+        if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
+            self._ticker.join(2.0)
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()
         self.camera.close()
         self._publish_velocity(ZERO)
 
@@ -265,6 +278,13 @@ class TelepresenceNode(Node):
                 "frame_id": msg.header.frame_id or "map"}
         with self._lock:
             self._map = (png.tobytes(), meta)
+
+    def _tick_loop(self) -> None:
+        while not self._stop_ticker.wait(self._tick_period_s):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any one failure
+                self.get_logger().error("teleop watchdog tick failed", throttle_duration_sec=5.0)
 
     def _tick(self) -> None:
         if self._closed:

@@ -24,6 +24,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_CLOCK_RATE = 90_000
+MIN_KEYFRAME_GAP_S = 0.3
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 
 #: Frame stamp layout: STAMP_BITS cells of STAMP_CELL px, STAMP_COLS per row, from (0, 0).
@@ -214,6 +215,7 @@ class SharedEncoder:
         # One thread: a codec context must not be used concurrently.
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self.frames_encoded = 0
+        self.keyframes = 0
         #: camera image arrival -> encoded packet handed to the senders, ms (benchmarks)
         self.server_latency_ms: deque[float] = deque(maxlen=5000)
 
@@ -272,13 +274,19 @@ class SharedEncoder:
                     track.put(None, False)
                 return
             now = time.monotonic()
-            keyframe = self._force_keyframe or now - self._last_keyframe >= self.keyframe_interval_s
-            self._force_keyframe = False
+            since = now - self._last_keyframe
+            # Requested keyframes are rate-limited: under CPU pressure, viewers falling behind
+            # must not turn the stream into keyframes only (bigger, slower: a vicious circle).
+            keyframe = (self._force_keyframe and since >= MIN_KEYFRAME_GAP_S) \
+                or since >= self.keyframe_interval_s
+            if keyframe:
+                self._force_keyframe = False
             data = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
             if not data:
                 continue
             if keyframe:
                 self._last_keyframe = now
+                self.keyframes += 1
             arrival = self.source.last_arrival_wall_s
             if arrival:
                 self.server_latency_ms.append(1000.0 * (time.time() - arrival))
@@ -302,7 +310,7 @@ class EncodedTrack(MediaStreamTrack):
     that falls behind drops to the next keyframe instead of building a backlog."""
 
     kind = "video"
-    MAX_QUEUE = 3
+    MAX_QUEUE = 5
 
     def __init__(self, encoder: SharedEncoder) -> None:
         super().__init__()

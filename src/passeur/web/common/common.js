@@ -65,6 +65,17 @@
   /* Connect to the robot: returns {pc, channel, video}. `onMessage(obj)` gets every server
    * message; `onState(state)` gets "connected"/"failed"/"closed". */
   async function connectRobot(opts) {
+    try {
+      return await connectOnce(opts);
+    } catch (e) {
+      // One retry for a refused negotiation (rare aiortc failures); access errors are final.
+      if (!e.data || e.data.error !== "bad_sdp") throw e;
+      await new Promise((r) => window.setTimeout(r, 500));
+      return connectOnce(opts);
+    }
+  }
+
+  async function connectOnce(opts) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     const stream = new MediaStream();
     pc.addTransceiver("video", { direction: "recvonly" });
