@@ -43,6 +43,7 @@ class Server:
     def __init__(self, db: Path) -> None:
         import aioice.ice
 
+        self._original_hosts = aioice.ice.get_host_addresses
         aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
         self.service = ReadingService(ServiceConfig(progress_db=db))
         self.service.policy = type(self.service.policy)(stuck_s=2.5, sentence_after_s=8.0,
@@ -92,6 +93,9 @@ class Server:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.service.close()
+        import aioice.ice
+
+        aioice.ice.get_host_addresses = self._original_hosts
 
 
 @pytest.fixture(scope="module")
