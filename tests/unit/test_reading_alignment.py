@@ -117,3 +117,21 @@ def test_told_word_is_not_counted_correct() -> None:
                            finished=True)
     assert state.words[3].told and not state.words[3].counted_correct
     assert "sails" in score(aligner.page, state).hard_words
+
+
+def test_speech_without_a_recognised_word_is_unclear() -> None:
+    from passeur.reading.alignment import UNCLEAR
+
+    page = tokenize(TEXT, "en")
+    h = hyp("the little boat sails on the pond tom runs after it", gaps={2: 0.5})
+    speech = [False] * 400
+    start = int(h.words[1].end_s / 0.02)
+    end = int(h.words[2].start_s / 0.02)
+    for k in range(start, end):  # the voice went on between "little" and "boat"
+        speech[k] = True
+    state = Aligner(page).update(h, finished=True, speech=speech)
+    assert [(e.kind, e.before) for e in state.extras] == [(UNCLEAR, 2)]
+    assert all(w.outcome == CORRECT for w in state.words)
+    # The same gap in silence is just a pause.
+    state = Aligner(page).update(h, finished=True, speech=[False] * 400)
+    assert state.extras == []

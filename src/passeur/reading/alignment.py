@@ -13,7 +13,10 @@ reader's position; the path gives each page word an outcome:
 - ``hesitation`` (a flag on a page word): a pause longer than ``hesitation_s`` before it;
 
 and each extra recognised word is an ``insertion`` (not in the text) or a ``repetition``
-(a word just read, said again).
+(a word just read, said again). A page-following recogniser can only name page words: a word
+that is not on the page usually leaves a gap between two recognised words although the voice
+activity detector heard speech there; such a gap (>= ``unclear_min_s`` of speech) becomes an
+``unclear`` extra (an added word, a wrong try or a filler, placed before the next page word).
 
 Forgiveness, as good tutors do (these words count as correct in the accuracy and WCPM, and the
 result says why, ``forgiven``):
@@ -32,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from passeur.reading.asr import Hypothesis, RecognizedWord
 from passeur.reading.text import FUNCTION_WORDS, Page, match_keys
@@ -42,6 +46,7 @@ OMISSION = "omission"
 SELF_CORRECTION = "self_correction"
 INSERTION = "insertion"
 REPETITION = "repetition"
+UNCLEAR = "unclear"  # speech the recogniser could not put a word on (an added word, a filler)
 PENDING = "pending"  # not reached yet
 
 MISCUES = (SUBSTITUTION, OMISSION)
@@ -119,6 +124,7 @@ class AlignmentState:
         return out
 
 
+@lru_cache(maxsize=65536)
 def similarity(a: str, b: str) -> float:
     return SequenceMatcher(a=a, b=b, autojunk=False).ratio()
 
@@ -132,10 +138,11 @@ def _similar_attempt(attempt: str, target: str) -> bool:
 
 class Aligner:
     def __init__(self, page: Page, *, hesitation_s: float = 2.0, forgive_function_words: bool
-                 = True, forgive_line_end: bool = True) -> None:
+                 = True, forgive_line_end: bool = True, unclear_min_s: float = 0.2) -> None:
         self.page = page
         self.lang = page.lang
         self.hesitation_s = hesitation_s
+        self.unclear_min_s = unclear_min_s
         self.forgive_function_words = forgive_function_words
         self.forgive_line_end = forgive_line_end
         self.expected = page.keys()
@@ -206,7 +213,10 @@ class Aligner:
         ops.reverse()
         return ops
 
-    def update(self, hyp: Hypothesis, *, finished: bool = False) -> AlignmentState:
+    def update(self, hyp: Hypothesis, *, finished: bool = False,
+               speech: Sequence[bool] | None = None, frame_s: float = 0.02) -> AlignmentState:
+        """Re-align the whole hypothesis. `speech`: voice activity per audio frame (optional),
+        to notice speech that no recognised word accounts for."""
         # One recognised word may give several keys ("twenty-one"); keep their timings.
         keys: list[str] = []
         sources: list[RecognizedWord] = []
@@ -244,6 +254,8 @@ class Aligner:
                 words[-1].forgiven = "audio ended"
             position = len(words)
         self._timings(words, sources, extras)
+        if speech is not None:
+            self._unclear(ops, sources, extras, speech, frame_s)
         self._forgive(words)
         for index in self.told:
             if index < len(words):
@@ -277,6 +289,33 @@ class Aligner:
             target.outcome = SELF_CORRECTION
             first = sources[hyp_indices[0]]
             target.start_s = min(target.start_s or first.start_s, first.start_s)
+
+    def _unclear(self, ops: list[tuple[str, int, int]], sources: list[RecognizedWord],
+                 extras: list[Extra], speech: Sequence[bool], frame_s: float) -> None:
+        before_of: dict[int, int] = {}
+        matched: dict[int, int] = {}
+        for op, i, j in ops:
+            if op in ("m", "i"):
+                before_of.setdefault(j, i)
+            if op == "m":
+                matched[j] = i
+        min_frames = max(1, round(self.unclear_min_s / frame_s))
+        seen: list[tuple[int, RecognizedWord]] = []
+        for j, src in enumerate(sources):
+            if not seen or seen[-1][1] is not src:
+                seen.append((j, src))
+        tokens = self.page.tokens
+        for (ja, a), (j, b) in zip(seen, seen[1:], strict=False):
+            prev = matched.get(ja)
+            # A reader stretches the last word of a sentence before pausing, and the
+            # recogniser often ends that word early: its tail is not extra speech.
+            if prev is not None and tokens[self.page.words[prev].token].sentence_end:
+                continue
+            lo = int((a.end_s + 0.04) / frame_s)
+            hi = int((b.start_s - 0.04) / frame_s)
+            if hi - lo >= min_frames and sum(speech[lo:hi]) >= min_frames:
+                extras.append(Extra(UNCLEAR, "?", before_of.get(j, 0), a.end_s, b.start_s))
+        extras.sort(key=lambda e: e.start_s)
 
     def _timings(self, words: list[WordResult], sources: list[RecognizedWord],
                  extras: list[Extra]) -> None:

@@ -238,6 +238,7 @@ class PocketsphinxBackend:
         self.garbage_top_n = garbage_top_n
         self.garbage_prob = garbage_prob
         self._frequent: dict[str, list[str]] = {}
+        self._prons: dict[str, dict[str, list[str]]] = {}
 
     def supports(self, lang: str) -> bool:
         return lang in self.models
@@ -281,6 +282,18 @@ class PocketsphinxBackend:
                                     if w.isalpha() and len(w) > 1]
         return self._frequent[lang]
 
+    def _pronunciations(self, path: str) -> dict[str, list[str]]:
+        """word -> its dictionary lines (alternates "word(2)" included), read once."""
+        if path not in self._prons:
+            table: dict[str, list[str]] = defaultdict(list)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    head = line.split(maxsplit=1)
+                    if len(head) == 2:
+                        table[head[0].split("(")[0]].append(line.rstrip("\n"))
+            self._prons[path] = dict(table)
+        return self._prons[path]
+
     def _dictionary(self, path: str) -> set[str]:
         if path not in self._dict_words:
             with open(path, encoding="utf-8", errors="replace") as fh:
@@ -308,24 +321,37 @@ class PocketsphinxBackend:
         kwargs["lm"] = None
         kwargs["lw"] = self.language_weight
         kwargs.update(self.decoder_options)
-        decoder = Decoder(**kwargs)
-        known = self._dictionary(model["dict"])
+        # A dictionary of just the page's words (and garbage words): adding a language model
+        # to a decoder holding the whole 134k-word dictionary takes ~3 s, with the page's
+        # dictionary ~2 ms, so every page gets its own small decoder.
+        pronunciations = self._pronunciations(model["dict"])
         words = [w.lower() for w in vocabulary if w]
         voice = "fr" if lang == "fr" else "en-us"
-        for w in sorted(set(words)):
-            if w not in known:
-                phones = espeak_pronunciation(w, voice)
-                if not phones:
-                    raise ASRUnavailable(f"no pronunciation for '{w}' (not in {model['dict']}, "
-                                         "and espeak-ng is missing)")
-                decoder.add_word(w, phones, True)
-                log.debug("pronunciation from espeak-ng: %s %s", w, phones)
-        garbage = [g for g in self.garbage.get(lang, []) if g in known]
+        garbage = [g for g in self.garbage.get(lang, []) if g in pronunciations]
         garbage += self._frequent_words(lang, model)
+        lines: list[str] = []
+        for w in sorted(set(words) | set(garbage)):
+            if w in pronunciations:
+                lines.extend(pronunciations[w])
+                continue
+            phones = espeak_pronunciation(w, voice)
+            if not phones:
+                raise ASRUnavailable(f"no pronunciation for '{w}' (not in {model['dict']}, "
+                                     "and espeak-ng is missing)")
+            log.debug("pronunciation from espeak-ng: %s %s", w, phones)
+            lines.append(f"{w} {phones}")
         tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
+        page_dict = Path(tmpdir.name) / "page.dict"
+        page_dict.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        kwargs["dict"] = os.fspath(page_dict)
         lm_path = Path(tmpdir.name) / "page.arpa"
         lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
                                       garbage_prob=self.garbage_prob), encoding="utf-8")
-        decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))
-        decoder.activate_search("page")
+        try:
+            decoder = Decoder(**kwargs)
+            decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))
+            decoder.activate_search("page")
+        except RuntimeError as exc:
+            tmpdir.cleanup()
+            raise ASRUnavailable(f"pocketsphinx could not load the page model ({exc})") from exc
         return PocketsphinxRecognizer(decoder, lm_path, tmpdir)

@@ -35,16 +35,18 @@ def to_mono_int16(samples: np.ndarray, rate: int) -> np.ndarray:
     if rate < MIN_INPUT_RATE:
         raise AudioFormatError(f"sample rate {rate} Hz is too low: speech needs at least "
                                f"{MIN_INPUT_RATE} Hz (16000 Hz recommended)")
-    data = np.asarray(samples)
+    raw = np.asarray(samples)
+    # Scale to int16 units by the *input* sample type, then mix channels down.
+    if raw.dtype.kind == "f":
+        data = np.clip(raw.astype(np.float64), -1.0, 1.0) * 32767.0
+    elif raw.dtype == np.uint8:
+        data = (raw.astype(np.float64) - 128.0) * 256.0
+    elif raw.dtype == np.int32:
+        data = raw.astype(np.float64) / 65536.0
+    else:
+        data = raw.astype(np.float64)
     if data.ndim == 2:
-        data = data.astype(np.float64).mean(axis=1)
-    if data.dtype.kind == "f":
-        data = np.clip(data, -1.0, 1.0) * 32767.0
-    elif data.dtype == np.uint8:
-        data = (data.astype(np.float64) - 128.0) * 256.0
-    elif data.dtype == np.int32:
-        data = data.astype(np.float64) / 65536.0
-    data = data.astype(np.float64)
+        data = data.mean(axis=1)
     if rate != SAMPLE_RATE:
         from math import gcd
 
@@ -208,7 +210,8 @@ class Microphone:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE,
                                     dtype="int16")
         except (ValueError, sd.PortAudioError) as exc:
-            raise AudioFormatError(f"microphone '{device}' unusable: {exc}") from exc
+            raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
+                                   "`python -m sounddevice` for the devices)") from exc
         self.queue: queue.Queue[bytes] = queue.Queue(maxsize=500)
         self._stream = sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
                                          blocksize=FRAME_SAMPLES, device=device,

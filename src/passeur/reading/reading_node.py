@@ -58,6 +58,8 @@ class ReadingNode(Node):
         speaker = declare(self, "play_on_speaker", "auto", "play robot speech on the local "
                           "speaker: 'auto' (if a sound card exists), 'true', 'false'")
         device = declare(self, "speaker_device", "", "ALSA device for the speaker; empty = default")
+        microphone = declare(self, "microphone_device", "", "local microphone (PortAudio name "
+                             "or index) for sessions with source 'robot'; empty = none")
         reading_config = declare(self, "reading_config", "",
                                  "phrases and tutor policy (YAML); empty = config/reading.yaml")
         if backend not in ("pocketsphinx", "vosk"):
@@ -74,7 +76,8 @@ class ReadingNode(Node):
             asr_settings=settings, progress_db=Path(db) if db else None,
             store_audio=bool(store_audio), reading_config=Path(reading_config)
             if reading_config else None, hesitation_s=float(hesitation),
-            tts_rate_wpm=int(rate), play_on_speaker=play, speaker_device=device or None)
+            tts_rate_wpm=int(rate), play_on_speaker=play, speaker_device=device or None,
+            microphone_device=microphone or None)
         self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)
         self._speaking_pub.publish(Bool(data=False))
         try:

@@ -40,6 +40,7 @@ from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_read
 log = logging.getLogger(__name__)
 
 MODES = ("read_to_me", "i_read", "together")
+SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -57,6 +58,9 @@ class ServiceConfig:
     speaker_device: str | None = None
     echo_tail_s: float = 0.3
     max_sessions: int = 4
+    #: Local microphone (sounddevice/PortAudio device name or index) for sessions whose
+    #: audio comes from the robot itself instead of the page; None = no local microphone.
+    microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
 
 
@@ -81,7 +85,7 @@ class LiveSession:
     """One reader, one page, one mode: audio frames in (any thread), events out."""
 
     def __init__(self, service: ReadingService, book: Book, number: int, mode: str,
-                 reader: str | None) -> None:
+                 reader: str | None, source: str = "page") -> None:
         self.id = uuid.uuid4().hex[:16]
         self.service = service
         self.book = book
@@ -90,7 +94,7 @@ class LiveSession:
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
-        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=3000)
+        self.frames: queue.Queue[tuple[bytes, bool] | None] = queue.Queue(maxsize=30000)
         self.result: SessionResult | None = None
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
@@ -100,6 +104,7 @@ class LiveSession:
         self._recorded: list[bytes] = []
         self._closed = False
         self._together_sentence = 0
+        self._max_position = 0
         if mode in ("i_read", "together"):
             backend = service.backend()
             recognizer = backend.recognizer(self.page.lang, [w.lex for w in self.page.words],
@@ -113,6 +118,36 @@ class LiveSession:
             self._thread = threading.Thread(target=self._listen, daemon=True,
                                             name=f"reading-asr-{self.id[:6]}")
             self._thread.start()
+        self._mic: Any = None
+        if source == "robot" and mode in ("i_read", "together"):
+            self._open_microphone()
+
+    def _open_microphone(self) -> None:
+        from passeur.reading.audio_in import Microphone
+
+        device = self.service.config.microphone_device
+        if device is None:
+            self.close()
+            raise ReadingError("no local microphone configured: set the reading node's "
+                               "'microphone_device' parameter (or read from the page)")
+        try:
+            self._mic = Microphone(int(device) if device.isdigit() else device)
+        except ReadingError:
+            self.close()
+            raise
+        self._mic.start()
+        threading.Thread(target=self._pump_microphone, daemon=True,
+                         name=f"reading-mic-{self.id[:6]}").start()
+
+    def _pump_microphone(self) -> None:
+        import queue as queue_module
+
+        while not self._closed and self._mic is not None:
+            try:
+                frame = self._mic.queue.get(timeout=0.5)
+            except queue_module.Empty:
+                continue
+            self.push_frame(frame)
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -123,40 +158,54 @@ class LiveSession:
                 log.exception("reader event listener failed")
 
     def _on_update(self, state: AlignmentState) -> None:
+        # A partial hypothesis can be revised and step back a word: the highlight does not
+        # follow such flickers (re-reading never moves the position back either).
+        if state.position < self._max_position:
+            return
+        self._max_position = state.position
         self.emit(state_payload(state))
         if self.mode == "together":
             self._together_progress(state)
 
     def _on_action(self, action: Action) -> None:
+        # Hold the tutor's stuck clock (audio time, so recordings fed faster than real time
+        # behave like live ones) for about as long as the robot will talk.
+        self.robot_spoke(SPOKEN_WORD_S * max(1, len(action.text.split())) + 0.5)
         self.service.say(action.text, action.lang, session=self, kind=action.kind)
 
     # -- audio -------------------------------------------------------------------------------
-    def push_frame(self, frame: bytes) -> None:
-        """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread)."""
+    def push_frame(self, frame: bytes, live: bool = True) -> None:
+        """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread);
+        `live=False` for an uploaded recording (not gated while the robot speaks)."""
         if self._session is None or self._closed:
             return
         if len(frame) != FRAME_BYTES:
             raise ReadingError(f"audio frames must be {FRAME_BYTES} bytes")
         try:
-            self.frames.put_nowait(frame)
+            self.frames.put_nowait((frame, live))
         except queue.Full:
             log.warning("reading session %s: audio queue full, dropping a frame", self.id)
 
     def _listen(self) -> None:
         assert self._session is not None
         while True:
-            frame = self.frames.get()
-            if frame is None:
+            item = self.frames.get()
+            if item is None:
                 break
+            frame, live = item
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
             with self._lock:
                 if self._closed:
                     break
                 try:
-                    self._session.feed(frame)
+                    self._session.feed(frame, live)
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
+                    break
+                except Exception as exc:
+                    log.exception("reading session %s: listening failed", self.id)
+                    self.emit({"type": "error", "message": f"listening failed: {exc}"})
                     break
                 if self._session.state.position >= len(self.page.words) and \
                         self.mode == "i_read":
@@ -235,6 +284,9 @@ class LiveSession:
             self.frames.put_nowait(None)
         except queue.Full:
             pass
+        if getattr(self, "_mic", None) is not None:
+            self._mic.close()
+            self._mic = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self.listeners.clear()
@@ -298,8 +350,8 @@ class ReadingService:
             return False
 
     # -- sessions ----------------------------------------------------------------------------
-    def open_session(self, book_id: str, number: int, mode: str, reader: str | None
-                     ) -> LiveSession:
+    def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
+                     source: str = "page") -> LiveSession:
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
         if reader:
@@ -311,7 +363,9 @@ class ReadingService:
                 oldest = min(self.sessions.values(), key=lambda s: s.created_s)
                 self.sessions.pop(oldest.id)
                 oldest.close()
-        session = LiveSession(self, book, number, mode, reader)
+        if source not in ("page", "robot"):
+            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
+        session = LiveSession(self, book, number, mode, reader, source)
         with self._lock:
             self.sessions[session.id] = session
         return session
@@ -408,7 +462,6 @@ class ReadingService:
         self._set_speaking(True)
         try:
             if item.session is not None:
-                item.session.robot_spoke(speech.duration_s + self.config.echo_tail_s)
                 item.session.emit(record)
             t_end = time.monotonic() + speech.duration_s
             if self.config.play_on_speaker:

@@ -55,6 +55,7 @@ class ReadingSession:
         self.audio_s = 0.0
         self.decode_s = 0.0
         self._last_texts: list[str] = []
+        self.speech: list[bool] = []  # voice activity per frame
         self._frames = 0
         self._finished: SessionResult | None = None
 
@@ -62,8 +63,9 @@ class ReadingSession:
     def state(self) -> AlignmentState:
         return self.aligner.state
 
-    def feed(self, frame: bytes) -> list[Action]:
-        """One 20 ms frame of 16 kHz mono int16 PCM."""
+    def feed(self, frame: bytes, live: bool = True) -> list[Action]:
+        """One 20 ms frame of 16 kHz mono int16 PCM. `live=False` for recordings (faster
+        than real time): the wall-clock microphone gate does not apply to them."""
         if self._finished is not None:
             return []
         if len(frame) != FRAME_BYTES:
@@ -71,9 +73,10 @@ class ReadingSession:
                                    f"(16 kHz mono 16-bit), got {len(frame)} bytes")
         t0 = time.perf_counter()
         speaking = False
-        if self.gate is not None:
+        if self.gate is not None and live:
             frame, speaking = self.gate.filter(frame)
         vad = self.segmenter.push(frame)
+        self.speech.append(vad.speech)
         hyp = self.recognizer.accept(frame)
         if vad.endpoint:
             hyp = self.recognizer.endpoint()
@@ -88,7 +91,8 @@ class ReadingSession:
         state = self.aligner.state
         if texts != self._last_texts or finished:
             self._last_texts = texts
-            state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished)
+            state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished,
+                                        speech=self.speech, frame_s=FRAME_MS / 1000.0)
             for i in range(state.position):
                 self.reached_at_s.setdefault(i, self.audio_s)
             if self.on_update is not None:

@@ -1,6 +1,6 @@
 """The tutor's policy: when to help, what to say, when to praise. Pure logic, no I/O.
 
-- Stuck: no new word for `stuck_s` seconds (audio time) on page word p -> say the word. Still
+- Stuck (once the reader has started): no new word for `stuck_s` seconds (audio time) on page word p -> say the word. Still
   stuck `sentence_after_s` later -> read the sentence with the reader. Never more than that
   per word, never two interventions closer than `min_gap_s`, at most `max_helps_per_page`.
 - While the robot speaks (and just after) the stuck timer is held: the reader needs time to
@@ -123,6 +123,10 @@ class Tutor:
             self._position_since_s = now_s
         actions += self._praise(state, now_s)
         if state.position >= len(self.page.words) or state.finished:
+            return actions
+        if state.position == 0:
+            # Not started yet (or settling in, or the audio link is still connecting): the
+            # tutor never prompts before the first page word is read.
             return actions
         # Stuck = the position has not moved since the last page word read (mumbles and
         # wrong tries do not reset the clock), and the robot is not talking.

@@ -8,7 +8,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
                                                 "words": [{"token","start_s","end_s"}]}
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
-- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?}
+- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?,
+                               "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
                                                 -> {"sdp","type"} (answer)
@@ -153,8 +154,9 @@ class ReaderFeature:
             page = int(data.get("page", 1))
             mode = str(data.get("mode", "i_read"))
             reader = data.get("reader") or None
+            source = str(data.get("source", "page"))
             session = await asyncio.to_thread(self.service.open_session, book, page, mode,
-                                              str(reader) if reader else None)
+                                              str(reader) if reader else None, source)
         except (ReadingError, BookError) as exc:
             return _error(exc)
         except (TypeError, ValueError) as exc:
@@ -262,9 +264,17 @@ class ReaderFeature:
 
         try:
             session = self._session(request)
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise AudioFormatError("recording too large (20 MB max)")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise AudioFormatError("recording too large (20 MB max)")
+                chunks.append(chunk)
+            body = b"".join(chunks)
             if not body:
                 raise AudioFormatError("empty request body: send a WAV file")
             tmp = io.BytesIO(body)
@@ -274,7 +284,7 @@ class ReaderFeature:
         except ReadingError as exc:
             return _error(exc)
         for chunk in frames(pcm):
-            session.push_frame(chunk)
+            session.push_frame(chunk, live=False)
         return web.json_response({"queued_s": round(len(pcm) / 16000, 2)})
 
     async def finish(self, request: web.Request) -> web.Response:

@@ -1,0 +1,216 @@
+"""End to end: Debian Chromium (Playwright) on the reader page, its microphone fed from an
+espeak-ng recording (--use-file-for-fake-audio-capture), audio to the server over WebRTC.
+In "I read" mode the highlight follows the reading, and a 4.5 s hesitation makes the robot say
+the word (captured from the robot's synthesised speech). "Read to me" highlights each word.
+
+The reader feature is mounted on a bare aiohttp app (the WebFeature contract), as the
+telepresence server will host it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from passeur.reading.service import ReadingService, ServiceConfig
+from passeur.reading.web_reader import ReaderFeature
+from tests.support.reading_audio import espeak_available, reading, save
+
+pytest.importorskip("playwright")
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not (espeak_available() and Path(CHROMIUM).exists()),
+                                reason="needs espeak-ng and Debian chromium")
+
+SPOKEN = ["Tom has a small red boat.", "He takes it to the", 4.5, "pond every day.",
+          "The boat can sail from one side to the other."]
+
+
+class Server:
+    """The reader feature on aiohttp, on its own loop thread, ICE on 127.0.0.1 only."""
+
+    def __init__(self, db: Path) -> None:
+        import aioice.ice
+
+        self._original_hosts = aioice.ice.get_host_addresses
+        aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
+        self.service = ReadingService(ServiceConfig(progress_db=db))
+        self.service.policy = type(self.service.policy)(stuck_s=2.5, sentence_after_s=8.0,
+                                                        min_gap_s=3.0)
+        self.loop = asyncio.new_event_loop()
+        self.pcs: list[Any] = []
+        self._ready = threading.Event()
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(30), "server did not start"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # WebContext
+    async def require_staff(self, request: web.Request) -> None:
+        raise web.HTTPUnauthorized()
+
+    def create_peer_connection(self) -> object:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        self.pcs.append(pc)
+        return pc
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        ReaderFeature(self.service).setup(app, self)  # type: ignore[arg-type]
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self.loop.run_forever()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for pc in self.pcs:
+                await pc.close()
+            await self.runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.service.close()
+        import aioice.ice
+
+        aioice.ice.get_host_addresses = self._original_hosts
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="passeur-reader-e2e-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path) -> Iterator[Server]:
+    s = Server(workdir / "progress.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def mic_wav(workdir: Path) -> Path:
+    return save(reading(SPOKEN, "en-us+f3", 130, lead_s=2.0, tail_s=6.0),
+                workdir / "child.wav", rate=48000)
+
+
+def launch(pw: Any, wav: Path | None, profile: Path) -> Any:
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+    if wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
+    return pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                 headless=True, args=args)
+
+
+TRACK_HIGHLIGHT = """() => { window.__hl = []; setInterval(() => {
+  const c = document.querySelector('.w.current');
+  if (c) { const i = Number(c.dataset.token); const h = window.__hl;
+           if (!h.length || h[h.length - 1] !== i) h.push(i); } }, 50); }"""
+
+
+def test_i_read_highlight_follows_and_robot_helps(server: Server, mic_wav: Path,
+                                                  workdir: Path, artifacts_dir: Path) -> None:
+    with sync_playwright() as pw:
+        ctx = launch(pw, mic_wav, workdir / "profile-i-read")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert page.locator("#mode-i_read").inner_text() == "I read"
+            page.evaluate(TRACK_HIGHLIGHT)
+            page.click("#mode-i_read")
+            # The robot says the word the child is stuck on ("pond", token 11).
+            page.wait_for_function(
+                "() => (window.passeurReader.said || []).some(e => e.kind === 'say_word')",
+                timeout=90000)
+            page.wait_for_function("() => window.__hl.length && Math.max(...window.__hl) >= 18",
+                                   timeout=90000)
+            page.screenshot(path=str(artifacts_dir / "reader-i-read.png"))
+            highlights = page.evaluate("window.__hl")
+            said = page.evaluate("window.passeurReader.said")
+            page.click("#stop")
+            page.wait_for_selector("#result:not([hidden])", timeout=30000)
+            result_text = page.inner_text("#result")
+        finally:
+            ctx.close()
+    # The highlight moved forward through the page, word by word (never jumping back).
+    assert highlights == sorted(highlights), highlights
+    assert highlights[0] <= 2 and len(set(highlights)) >= 12, highlights
+    help_event = next(e for e in said if e["kind"] == "say_word")
+    assert "pond" in help_event["text"]
+    # Captured from the TTS output: the robot's speech for that help was synthesised.
+    wav = server.service.audio.get(help_event["audio"])
+    assert wav is not None
+    with wave.open(__import__("io").BytesIO(wav)) as w:
+        assert 0.5 < w.getnframes() / w.getframerate() < 5
+    assert any(s["kind"] == "say_word" and "pond" in s["text"] for s in server.service.spoken)
+    assert "words right" in result_text
+
+
+def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) -> None:
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-read-to-me")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=fr&book=le-petit-bateau-rouge&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert page.locator("#mode-read_to_me").inner_text() == "Lis-moi la page"
+            assert page.locator("html").get_attribute("lang") == "fr"
+            page.evaluate(TRACK_HIGHLIGHT)
+            page.click("#mode-read_to_me")
+            page.wait_for_function("() => window.__hl.length >= 8", timeout=60000)
+            highlights = page.evaluate("window.__hl")
+            axe = run_axe(page)
+            # Buttons are at least 44 px.
+            sizes = page.evaluate("""() => [...document.querySelectorAll('button')]
+                .filter(b => b.offsetParent).map(b => [b.offsetWidth, b.offsetHeight])""")
+        finally:
+            ctx.close()
+    assert highlights == sorted(highlights) and highlights[0] == 0
+    assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
+    if axe is not None:
+        assert axe == [], axe
+
+
+def run_axe(page: Any) -> list[str] | None:
+    """axe-core (npm, offline) violations as 'id: help' strings; None if not installed."""
+    root = Path(__file__).resolve().parents[2]
+    script = root / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        return None
+    page.add_script_tag(path=str(script))
+    result = page.evaluate("async () => (await axe.run(document)).violations"
+                           ".map(v => v.id + ': ' + v.help)")
+    return list(result)
+
+
+if os.environ.get("PASSEUR_E2E_DEBUG"):
+    print("e2e debug on")

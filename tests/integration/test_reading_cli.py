@@ -1,0 +1,93 @@
+"""`passeur read` and `passeur readers`: results printed, progress kept, bad input refused in
+one clear line (exit 2, no traceback), nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passeur.reading.audio_in import write_wav
+from tests.support.reading_audio import espeak_available, reading, save
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+
+
+def passeur(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-m", "passeur.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def misread(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    return save(reading(["Tom has a small red cup.", "He takes it to the pond every day.",
+                         "The boat can sail from one side to the other."], "en-us+f3", 130),
+                folder / "misread.wav", rate=22050)
+
+
+def test_read_prints_words_wcpm_and_keeps_progress(misread: Path, tmp_path: Path) -> None:
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--page", "1", "--audio", str(misread),
+                "--reader", "Zoé", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "The Little Red Boat - page 1"
+    boat = next(line for line in lines if line.split()[1:2] == ["boat"])
+    assert "misread" in boat or "skipped" in boat
+    assert "words correct per minute" in lines[-1] and "accuracy" in lines[-1]
+    r = passeur("read", "--book", "little-red-boat", "--page", "1", "--audio", str(misread),
+                "--json", "--lang", "fr")
+    data = json.loads(r.stdout)
+    assert data["words"][5]["word"] == "boat" and data["words"][5]["outcome"] != "correct"
+    r = passeur("readers", "export", "Zoé", "--db", str(db))
+    assert json.loads(r.stdout)["sessions"][0]["pages"][0]["words_total"] == 24
+    report = tmp_path / "zoe.html"
+    r = passeur("readers", "report", "Zoé", "--db", str(db), "--out", str(report))
+    assert r.returncode == 0 and "<img" in report.read_text(encoding="utf-8")
+    r = passeur("readers", "delete", "Zoé", "--db", str(db), "--yes")
+    assert r.returncode == 0 and "deleted reader Zoé (1 pages)" in r.stdout
+    r = passeur("readers", "export", "Zoé", "--db", str(db))
+    assert r.returncode == 2 and "no reader named 'Zoé'" in r.stderr
+
+
+def _one_line_error(r: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("passeur: error:")
+    for f in fragments:
+        assert f in err, err
+
+
+def test_bad_input(misread: Path, tmp_path: Path) -> None:
+    _one_line_error(passeur("read", "--book", "nope", "--audio", str(misread)),
+                    "unknown book 'nope'")
+    _one_line_error(passeur("read", "--book", "little-red-boat", "--page", "7", "--audio",
+                            str(misread)), "pages 1-3, not 7")
+    _one_line_error(passeur("read", "--book", "little-red-boat", "--audio",
+                            str(tmp_path / "none.wav")), "none.wav: audio file not found")
+    silent = tmp_path / "silent.wav"
+    write_wav(silent, np.zeros(16000 * 2, np.int16))
+    _one_line_error(passeur("read", "--book", "little-red-boat", "--audio", str(silent)),
+                    "silent.wav", "silent")
+    low = tmp_path / "low.wav"
+    write_wav(low, np.zeros(4000, np.int16) + 100, rate=4000)
+    _one_line_error(passeur("read", "--book", "little-red-boat", "--audio", str(low)),
+                    "4000 Hz is too low")
+    _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio", str(misread)),
+                    "no French speech model")
+    _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio", str(misread),
+                            "--asr", "vosk"), "vosk_models")
+    corrupt = tmp_path / "corrupt.sqlite3"
+    corrupt.write_bytes(b"garbage" * 50)
+    _one_line_error(passeur("readers", "list", "--db", str(corrupt)), "corrupt.sqlite3",
+                    "left untouched")
+    assert corrupt.read_bytes() == b"garbage" * 50

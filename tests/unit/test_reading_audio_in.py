@@ -1,0 +1,79 @@
+"""Audio input conversions, VAD segmentation and the microphone gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passeur.reading.audio_in import (
+    FRAME_BYTES,
+    FrameBuffer,
+    MicGate,
+    Segmenter,
+    read_wav,
+    to_mono_int16,
+    write_wav,
+)
+from passeur.reading.exceptions import AudioFormatError
+
+
+def tone(rate: int, seconds: float, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amp * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+
+
+def test_stereo_int16_at_48k_keeps_its_level() -> None:
+    # WebRTC (Opus) frames: 48 kHz interleaved stereo int16.
+    mono = tone(48000, 0.5)
+    stereo = np.stack([mono, mono], axis=1)
+    out = to_mono_int16(stereo, 48000)
+    assert len(out) == 8000
+    assert abs(np.abs(out).max() - np.abs(mono).max()) < 500
+
+
+def test_float_input_and_low_rate() -> None:
+    out = to_mono_int16(np.array([0.5, -0.5] * 8000, dtype=np.float32), 16000)
+    assert out.max() == pytest.approx(16384, abs=2)
+    with pytest.raises(AudioFormatError, match="4000 Hz is too low"):
+        to_mono_int16(np.zeros(100, np.int16), 4000)
+
+
+def test_frame_buffer_rechunks_to_20ms() -> None:
+    buf = FrameBuffer()
+    frames = buf.push(np.stack([tone(48000, 0.05)] * 2, axis=1), 48000)
+    assert len(frames) == 2 and all(len(f) == FRAME_BYTES for f in frames)
+
+
+def test_wav_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(AudioFormatError, match="missing.wav: audio file not found"):
+        read_wav(tmp_path / "missing.wav")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"hello")
+    with pytest.raises(AudioFormatError, match="junk.wav: not a PCM WAV"):
+        read_wav(junk)
+    empty = tmp_path / "empty.wav"
+    write_wav(empty, np.zeros(0, np.int16))
+    with pytest.raises(AudioFormatError, match="holds no audio"):
+        read_wav(empty)
+
+
+def test_segmenter_endpoints_after_speech_pause() -> None:
+    seg = Segmenter(aggressiveness=1, endpoint_ms=200)
+    noise = (np.random.default_rng(0).normal(0, 6000, 320)).astype(np.int16).tobytes()
+    speechy = [seg.push(noise) for _ in range(20)]
+    silence = [seg.push(bytes(FRAME_BYTES)) for _ in range(60)]
+    assert sum(e.speech for e in speechy) > 10
+    assert sum(e.endpoint for e in silence) == 1
+
+
+def test_mic_gate_mutes_while_speaking_and_for_the_echo_tail() -> None:
+    gate = MicGate(tail_s=0.1)
+    frame = b"\x10\x00" * 320
+    assert gate.filter(frame) == (frame, False)
+    gate.set_speaking(True)
+    assert gate.filter(frame) == (bytes(640), True)
+    gate.set_speaking(False)
+    muted = [gate.filter(frame)[1] for _ in range(8)]
+    assert muted[:5] == [True] * 5 and muted[-1] is False

@@ -1,0 +1,87 @@
+"""Progress store: per-reader records, export, delete, report; corrupt files kept intact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from passeur.reading.alignment import Aligner, score
+from passeur.reading.asr import Hypothesis, RecognizedWord
+from passeur.reading.exceptions import ProgressStoreError
+from passeur.reading.progress_store import ProgressStore, write_report
+from passeur.reading.text import tokenize
+
+
+def reading_result(heard: str):  # type: ignore[no-untyped-def]
+    page = tokenize("The cat sat on the mat.", "en")
+    words, t = [], 0.5
+    for w in heard.split():
+        words.append(RecognizedWord(w, t, t + 0.3))
+        t += 0.4
+    state = Aligner(page).update(Hypothesis(words, t), finished=True)
+    return state, score(page, state)
+
+
+def test_record_export_report_delete(tmp_path: Path) -> None:
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    for heard in ("the cat sat on the mat", "the cap sat on the mat"):
+        sid = store.start_session("Léo", "little-red-boat")
+        state, s = reading_result(heard)
+        store.record_page(sid, 1, "en", state, s, audio_wav=b"RIFF....")
+        store.end_session(sid)
+    store.start_session("Ana", "sam-and-the-moon")
+    assert store.readers() == ["Ana", "Léo"]
+    data = store.export("Léo")
+    pages = [p for s in data["sessions"] for p in s["pages"]]
+    assert [p["words_correct"] for p in pages] == [6, 5]
+    assert pages[1]["hard_words"] == ["cat"]
+    assert pages[1]["words"][1] == {**pages[1]["words"][1], "word": "cat",
+                                    "outcome": "substitution", "heard": "cap"}
+    # Audio is not stored unless enabled.
+    assert all(p["audio_path"] is None for p in pages)
+    assert not (tmp_path / "audio").exists()
+    report = write_report(store, "Léo", tmp_path / "report.html", "fr")
+    html = report.read_text(encoding="utf-8")
+    assert "Progrès de lecture" in html and "data:image/png;base64," in html and "cat" in html
+    assert store.delete("Léo") == 2
+    assert store.readers() == ["Ana"]
+    with pytest.raises(ProgressStoreError, match="no reader named 'Léo'"):
+        store.export("Léo")
+    store.close()
+    store.close()  # idempotent
+
+
+def test_audio_only_when_enabled(tmp_path: Path) -> None:
+    store = ProgressStore(tmp_path / "p.sqlite3", store_audio=True)
+    sid = store.start_session("Zoé", "b")
+    state, s = reading_result("the cat sat on the mat")
+    store.record_page(sid, 1, "en", state, s, audio_wav=b"RIFFdata")
+    path = Path(store.export("Zoé")["sessions"][0]["pages"][0]["audio_path"])
+    assert path.read_bytes() == b"RIFFdata"
+    store.delete("Zoé")
+    assert not path.exists()
+
+
+def test_wal_mode_and_names(tmp_path: Path) -> None:
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    assert store._q("PRAGMA journal_mode")[0][0] == "wal"
+    with pytest.raises(ProgressStoreError, match="not valid"):
+        store.start_session("../../etc", "b")
+    store.close()
+
+
+def test_corrupt_database_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db)
+    store.start_session("Léo", "b")
+    store.close()
+    raw = bytearray(db.read_bytes())
+    raw[100:4000] = b"\xff" * 3900  # damage the page headers, keep the SQLite header
+    db.write_bytes(bytes(raw))
+    before = db.read_bytes()
+    with pytest.raises(ProgressStoreError, match=r"p\.sqlite3: the progress database is corrupt"):
+        ProgressStore(db)
+    assert db.read_bytes() == before
+    json.dumps({"ok": True})
