@@ -62,6 +62,8 @@ def _error(exc: Exception) -> web.Response:
 
 class ReaderFeature:
     name = "reader"
+    #: Listed by the server in `passeur sim`'s "open:" lines.
+    pages = ("/reader",)
 
     def __init__(self, service: ReadingService) -> None:
         self.service = service
