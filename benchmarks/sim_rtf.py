@@ -34,7 +34,6 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
     from rclpy.context import Context
 
     from passeur.bringup import Stack, StackOptions
-    from passeur.ros.executor import ExecutorThread
 
     nodes = ["sim", "safety"] if with_safety else ["sim"]
     context = Context()
@@ -55,8 +54,8 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
         frames: list[int] = []
         viewer.create_subscription(Image, "camera/image_raw", lambda _m: frames.append(1),
                                    qos.SENSOR)
-        stack.executor.add_node(viewer)
-        spinner = ExecutorThread(stack.executor).start()
+        stack.add_node(viewer)
+        stack.start_spinning()
         sim = next(n for n in stack.nodes if n.get_name() == "sim")
         t0_wall, t0_sim = time.perf_counter(), sim.sim_time_s()
         deadline = t0_wall + max(600.0, sim_seconds * 10)
@@ -67,9 +66,8 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float, with_safety: boo
         wall = time.perf_counter() - t0_wall
         simulated = sim.sim_time_s() - t0_sim
         stats = sim.loop.stats
-        spinner.stop()
-        viewer.destroy_node()
         stack.close()
+        viewer.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
     per_sim_s = 1.0 / max(stats.sim_s, 1e-9)

@@ -1,8 +1,8 @@
 """Launch descriptions for `ros2 launch passeur sim.launch.py` / `robot.launch.py`.
 
 Both files build the node graph from `passeur.bringup.NODES` (the one list): by default a
-single `passeur_stack` process runs every node of the profile on one executor, exactly like
-`passeur sim` / `passeur robot`; with `split_processes:=true` each node of the list gets its
+single `passeur_stack` process runs every node of the profile (one executor thread per node),
+exactly like `passeur sim` / `passeur robot`; with `split_processes:=true` each node of the list gets its
 own `passeur_stack --nodes NAME` process (easier to restart or profile one node).
 
 `launch` and `launch_ros` exist only in a full ROS install, so they are imported inside

@@ -39,7 +39,7 @@ class StackHarness:
                                common=dict(common or {}), per_node=dict(per_node or {}))
         self.stack = Stack(options, context=context)
         self.probe = Node("test_probe", namespace=namespace, context=context)
-        self.stack.executor.add_node(self.probe)
+        self.stack.add_node(self.probe)
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
         self._history: dict[str, list[tuple[float, Any]]] = {}
@@ -116,6 +116,7 @@ class StackHarness:
 
     def close(self) -> None:
         self.stack.close()
+        self.probe.destroy_node()
 
     def __enter__(self) -> StackHarness:
         return self
