@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +78,30 @@ def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:
 
     with pytest.raises(ConfigError, match="pose_source"):
         make_node(pose_source="gps")
+
+
+def test_malformed_default_places_file_stops_the_start_up(
+        make_node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in config/places/<world>.yaml must not silently drop keep-out zones."""
+    from passeur.navigation import navigator_node
+    from passeur.navigation.exceptions import NavConfigError
+
+    bad = tmp_path / "library.yaml"
+    bad.write_text("world: library\nplaces:\n  - id: entrance\n    nmae: {fr: a, en: b}\n",
+                   encoding="utf-8")
+    monkeypatch.setattr(navigator_node, "places_path", lambda world: bad)
+    with pytest.raises(NavConfigError) as info:
+        make_node()
+    assert info.value.path == bad
+    assert "unknown key(s) ['nmae']" in str(info.value) and str(bad) in str(info.value)
+
+
+def test_missing_default_places_file_runs_without_places(
+        make_node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from passeur.navigation import navigator_node
+
+    monkeypatch.setattr(navigator_node, "places_path", lambda world: tmp_path / "none.yaml")
+    nav = make_node()
+    assert nav.places is None
+    nav.send_place("entrance")
+    assert "unknown place 'entrance'" in nav.status_values()["reason"]

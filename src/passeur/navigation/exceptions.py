@@ -22,5 +22,9 @@ class NavConfigError(ConfigError):
     """A places or patrols file is malformed (names the file and the problem)."""
 
 
+class NavConfigFileNotFoundError(NavConfigError):
+    """A places or patrols file does not exist (the only problem a default file may have)."""
+
+
 class StackNotRunningError(NavigationError):
     """The CLI could not reach the running stack over ROS."""

@@ -34,7 +34,7 @@ from std_msgs.msg import Bool, Empty, String
 from passeur.errors import ConfigError
 from passeur.navigation.controller import ControllerConfig, PurePursuit
 from passeur.navigation.costmap import Costmap, CostmapConfig, scan_endpoints
-from passeur.navigation.exceptions import NavConfigError, PlanningError
+from passeur.navigation.exceptions import NavConfigFileNotFoundError, PlanningError
 from passeur.navigation.map_io import OccupancyMap
 from passeur.navigation.places import PlacesConfig, load_places, places_path
 from passeur.navigation.planner import GlobalPlanner, Plan, PlannerConfig, first_blocked_index
@@ -69,9 +69,11 @@ def grid_from_msg(msg: OccupancyGrid) -> OccupancyMap:
 class NavigatorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("navigator", **kwargs)
+        # Nothing to close until the worker runs (a bad parameter stops __init__ early and
+        # the context may still destroy the half-built node).
+        self._closed = True
         self._declare_parameters()
         self._lock = threading.RLock()  # costmap, goal, controller
-        self._closed = False
         self._costmap: Costmap | None = None
         self._planner = GlobalPlanner(self.planner_config)
         self._controller = PurePursuit(self.controller_config)
@@ -124,6 +126,7 @@ class NavigatorNode(Node):
         self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
                                         daemon=True)
         self._worker.start()
+        self._closed = False
         self._publish_status(force=True)
 
     # -- parameters ------------------------------------------------------------------------
@@ -200,10 +203,13 @@ class NavigatorNode(Node):
         self.places: PlacesConfig | None
         try:
             self.places = load_places(path, self.world)
-        except NavConfigError as exc:
+        except NavConfigFileNotFoundError as exc:
+            # Only a world without a places file may run without places. A malformed file
+            # (a typo) must stop the start-up: it also holds the keep-out and slow zones,
+            # which would otherwise be silently ignored.
             if places_file:
                 raise
-            self.get_logger().warning(f"no named places: {exc}")
+            self.get_logger().warning(f"no named places, keep-out or slow zones: {exc}")
             self.places = None
 
     # -- public API (also used by tests) -----------------------------------------------------

@@ -46,6 +46,7 @@ NAV_TERMINAL = ("reached", "failed", "cancelled")
 class PatrolNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("patrol", **kwargs)
+        self._closed = True  # until fully built (a bad file stops __init__ early)
         self.world = str(declare(self, "world", "library", "world name (places, patrols)"))
         places_file = str(declare(self, "places_file", "",
                                   "places YAML (default: config/places/<world>.yaml)"))
@@ -80,7 +81,6 @@ class PatrolNode(Node):
         self._speech_started = False
         self._say_time_s = 0.0
         self._lock = threading.RLock()
-        self._closed = False
         self._pending_place: str | None = None
         self._pending_sent_s = 0.0
         self._pending_accepted = False
@@ -102,6 +102,7 @@ class PatrolNode(Node):
         self._schedule_timer = self.create_timer(
             5.0, self._check_schedule, clock=Clock(clock_type=ClockType.STEADY_TIME)
         ) if self.schedule_enabled else None
+        self._closed = False
         self._publish_status()
 
     # -- control API (ROS command, web, tests) ---------------------------------------------

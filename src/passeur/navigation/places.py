@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from passeur.navigation.exceptions import NavConfigError
+from passeur.navigation.exceptions import NavConfigError, NavConfigFileNotFoundError
 from passeur.paths import share_path
 
 LANGS = ("fr", "en")
@@ -96,7 +96,7 @@ def _read_yaml(path: Path, what: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NavConfigError(f"{what} file not found", path) from None
+        raise NavConfigFileNotFoundError(f"{what} file not found", path) from None
     except OSError as exc:
         raise NavConfigError(f"cannot read {what} file: {exc.strerror}", path) from None
     try:
