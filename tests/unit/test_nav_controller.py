@@ -165,3 +165,63 @@ def test_held_robot_is_not_stuck() -> None:
         ctl.hold(k * 0.1)
     cmd = ctl.compute(pose, 10.0)
     assert cmd.phase == "driving" and cmd.v_mps > 0
+
+
+def test_yaw_goal_tolerance_is_what_counts_as_reached() -> None:
+    # A tolerance tighter than the controller's internal aim (0.05 rad) is honoured...
+    ctl = PurePursuit(ControllerConfig(yaw_goal_tolerance_rad=0.02))
+    ctl.set_path(np.array([[0.0, 0.0], [1.0, 0.0]]), 0.0, 0.0)
+    cmd = ctl.compute(Pose2D(0.99, 0.0, -0.04), 0.0)
+    assert cmd.phase == "aligning" and cmd.w_rps > 0
+    assert ctl.compute(Pose2D(0.99, 0.0, -0.015), 0.1).phase == "reached"
+    # ...and a loose one still aims at the internal target.
+    ctl = PurePursuit(ControllerConfig(yaw_goal_tolerance_rad=0.3))
+    ctl.set_path(np.array([[0.0, 0.0], [1.0, 0.0]]), 0.0, 0.0)
+    assert ctl.compute(Pose2D(0.99, 0.0, -0.1), 0.0).phase == "aligning"
+
+
+def test_tight_xy_tolerance_and_low_top_speed_are_valid_settings() -> None:
+    cfg = ControllerConfig(xy_goal_tolerance_m=0.03, max_speed_mps=0.05)
+    ctl = PurePursuit(cfg)  # no error about settings the user cannot change
+    assert cfg.xy_target_m == pytest.approx(0.03)
+    ctl.set_path(straight(), None, 0.0)
+    cmd = ctl.compute(Pose2D(0.0, 0.0, 0.0), 0.0)
+    assert cmd.phase == "driving" and 0.0 < cmd.v_mps <= 0.05 + 1e-12
+    # Within the target of 0.03 m (not the internal 0.05 m) the goal counts as reached.
+    ctl.set_path(np.array([[0.0, 0.0], [1.0, 0.0]]), None, 0.0)
+    assert ctl.compute(Pose2D(0.96, 0.0, 0.0), 0.0).phase == "driving"
+    assert ctl.compute(Pose2D(0.98, 0.0, 0.0), 0.1).phase == "reached"
+
+
+def test_slow_zone_below_the_minimum_speed_wins() -> None:
+    zone = [(0.0, 0.0), (10.0, 0.0), (10.0, 6.0), (0.0, 6.0)]
+    cm = Costmap(open_map(), slow_zones=[(zone, 0.03)])  # below min_speed_mps (0.06)
+    ctl = PurePursuit()
+    ctl.set_path(np.array([[1.0, 3.0], [8.0, 3.0]]), None, 0.0)
+    assert ctl.compute(Pose2D(1.0, 3.0, 0.0), 0.0, cm).v_mps == pytest.approx(0.03)
+    # Approaching the goal (where the floor used to lift the speed) it stays within the zone.
+    ctl.set_path(np.array([[1.0, 3.0], [1.3, 3.0]]), None, 0.0)
+    v = ctl.compute(Pose2D(1.0, 3.0, 0.0), 0.0, cm).v_mps
+    assert 0.0 < v <= 0.03 + 1e-6
+
+
+def test_obstacle_cap_wins_over_the_minimum_speed() -> None:
+    cm = Costmap(open_map())
+    ctl = PurePursuit(ControllerConfig(max_speed_mps=0.1, min_speed_mps=0.08))
+    ctl.set_path(np.array([[1.0, 0.4], [8.0, 0.4]]), None, 0.0)  # clearance ~0.07 m
+    v = ctl.compute(Pose2D(1.0, 0.4, 0.0), 0.0, cm).v_mps
+    assert 0.0 < v < 0.08
+
+
+def test_backing_up_in_a_slow_zone_respects_its_limit() -> None:
+    zone = [(0.0, 0.0), (10.0, 0.0), (10.0, 6.0), (0.0, 6.0)]
+    cm = Costmap(open_map(), slow_zones=[(zone, 0.05)])
+    ctl = PurePursuit(ControllerConfig(stuck_timeout_s=1.0))
+    ctl.set_path(np.array([[2.0, 3.0], [8.0, 3.0]]), None, 0.0)
+    pose = Pose2D(2.0, 3.0, 0.0)
+    backups = []
+    for k in range(40):  # never moves: stuck, then a recovery backs up
+        cmd = ctl.compute(pose, k * 0.1, cm)
+        if cmd.phase == "recovering" and cmd.v_mps < 0:
+            backups.append(cmd.v_mps)
+    assert backups and min(backups) >= -0.05 - 1e-6

@@ -30,6 +30,11 @@ from passeur.navigation.costmap import INSCRIBED, Costmap
 from passeur.ros.geometry import Pose2D, normalize_angle
 
 
+#: Near obstacles the speed is scaled by clearance / slow_clearance_m, never below this
+#: fraction of the top speed (closer than that, the safety node's collision monitor rules).
+MIN_CLEARANCE_RATIO = 0.25
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     max_speed_mps: float = 0.5
@@ -48,10 +53,12 @@ class ControllerConfig:
     robot_radius_m: float = 0.25
     #: Goal approach: speed ramps down over this distance.
     approach_distance_m: float = 0.8
+    #: A goal counts as reached within these (the user's settings).
     xy_goal_tolerance_m: float = 0.15
     yaw_goal_tolerance_rad: float = 0.2
-    #: Where the controller aims (tighter than the tolerance, so that odometry noise and the
-    #: base's braking still leave the robot inside the tolerance).
+    #: Where the controller aims when the tolerance allows it: tighter than the tolerance,
+    #: so that odometry noise and the base's braking still leave the robot inside it. The
+    #: targets actually used are min(target, tolerance) (`xy_target_m`, `yaw_target_rad`).
     xy_goal_target_m: float = 0.05
     yaw_goal_target_rad: float = 0.05
     stuck_timeout_s: float = 6.0
@@ -71,10 +78,24 @@ class ControllerConfig:
                 raise ConfigError(f"controller parameter {name} must be > 0 (got {getattr(self, name)})")
         if self.max_lookahead_m < self.min_lookahead_m:
             raise ConfigError("max_lookahead_m must be >= min_lookahead_m")
-        if self.xy_goal_target_m > self.xy_goal_tolerance_m:
-            raise ConfigError("xy_goal_target_m must be <= xy_goal_tolerance_m")
-        if self.min_speed_mps > self.max_speed_mps:
-            raise ConfigError("min_speed_mps must be <= max_speed_mps")
+        if self.xy_goal_target_m <= 0 or self.yaw_goal_target_rad <= 0 or self.min_speed_mps < 0:
+            raise ConfigError("xy_goal_target_m and yaw_goal_target_rad must be > 0, "
+                              "min_speed_mps >= 0")
+
+    # Derived settings: the internal aims never contradict what the user set.
+    @property
+    def xy_target_m(self) -> float:
+        return min(self.xy_goal_target_m, self.xy_goal_tolerance_m)
+
+    @property
+    def yaw_target_rad(self) -> float:
+        return min(self.yaw_goal_target_rad, self.yaw_goal_tolerance_rad)
+
+    @property
+    def speed_floor_mps(self) -> float:
+        """Regulation (curves, goal approach) never slows below this; a slow zone or an
+        obstacle nearby may."""
+        return min(self.min_speed_mps, self.max_speed_mps)
 
 
 @dataclass
@@ -232,7 +253,7 @@ class PurePursuit:
             c, s = math.cos(pose.yaw_rad), math.sin(pose.yaw_rad)
             goal_x_local = c * (goal[0] - pose.x_m) + s * (goal[1] - pose.y_m)
             near_end = remaining < cfg.max_lookahead_m + 0.5
-            if goal_dist <= cfg.xy_goal_target_m or (
+            if goal_dist <= cfg.xy_target_m or (
                     near_end and goal_dist <= cfg.xy_goal_tolerance_m and goal_x_local <= 0.0):
                 self._phase = "aligning"
         if self._phase == "aligning":
@@ -247,26 +268,37 @@ class PurePursuit:
             w = math.copysign(min(cfg.rotate_speed_rps, max(1.5 * abs(alpha), 0.3)), alpha)
             self._last_v = 0.0
             return Command(0.0, w, "rotating", remaining)
+        # Regulation (curves, goal approach), floored so the robot never creeps to a stall...
         v = cfg.max_speed_mps
         if abs(curvature) > 1e-9:
             radius = 1.0 / abs(curvature)
             if radius < cfg.min_turn_radius_m:
                 v *= radius / cfg.min_turn_radius_m
-        if costmap is not None:
-            clearance = costmap.distance_at(pose.x_m, pose.y_m) - cfg.robot_radius_m
-            if clearance < cfg.slow_clearance_m:
-                v *= max(clearance / cfg.slow_clearance_m, 0.25)
-            limit = min(costmap.speed_limit_at(pose.x_m, pose.y_m),
-                        costmap.speed_limit_at(*carrot))
-            v = min(v, limit)
         v = min(v, cfg.max_speed_mps * max(remaining, 0.0) / cfg.approach_distance_m)
-        v = max(v, cfg.min_speed_mps)
+        v = max(v, cfg.speed_floor_mps)
+        # ...then the caps, which always win over the floor: obstacle clearance, slow zones.
+        if costmap is not None:
+            v = min(v, self._speed_cap(costmap, pose, carrot))
         w = v * curvature
         if abs(w) > cfg.max_angular_rps:
             w = math.copysign(cfg.max_angular_rps, w)
             v = abs(w / curvature) if abs(curvature) > 1e-9 else v
         self._last_v = v
         return Command(v, w, "driving", remaining)
+
+    def _speed_cap(self, costmap: Costmap, pose: Pose2D,
+                   carrot: tuple[float, float] | None = None) -> float:
+        """Top speed allowed here: near obstacles (down to MIN_CLEARANCE_RATIO of the top
+        speed) and in slow zones (at the robot or, if given, at the carrot ahead)."""
+        cfg = self.config
+        cap = cfg.max_speed_mps
+        clearance = costmap.distance_at(pose.x_m, pose.y_m) - cfg.robot_radius_m
+        if clearance < cfg.slow_clearance_m:
+            cap *= max(clearance / cfg.slow_clearance_m, MIN_CLEARANCE_RATIO)
+        limit = costmap.speed_limit_at(pose.x_m, pose.y_m)
+        if carrot is not None:
+            limit = min(limit, costmap.speed_limit_at(*carrot))
+        return min(cap, limit)
 
     def _align(self, pose: Pose2D, goal_dist: float) -> Command:
         cfg = self.config
@@ -275,7 +307,7 @@ class PurePursuit:
             self._phase = "reached"
             return Command(0.0, 0.0, "reached", goal_dist)
         err = normalize_angle(self._goal_yaw - pose.yaw_rad)
-        if abs(err) <= cfg.yaw_goal_target_rad:
+        if abs(err) <= cfg.yaw_target_rad:
             self._phase = "reached"
             return Command(0.0, 0.0, "reached", goal_dist)
         w = math.copysign(min(cfg.rotate_speed_rps * 0.75, max(1.0 * abs(err), 0.08)), err)
@@ -321,7 +353,10 @@ class PurePursuit:
                 self._rec_step = "rotate"
                 self._rec_start_pose, self._rec_start_time = pose, now_s
             else:
-                return Command(-cfg.backup_speed_mps, 0.0, "recovering", remaining)
+                speed = cfg.backup_speed_mps
+                if costmap is not None:
+                    speed = min(speed, self._speed_cap(costmap, pose))
+                return Command(-speed, 0.0, "recovering", remaining)
         if self._rec_step == "rotate":
             turned = abs(normalize_angle(pose.yaw_rad - (self._rec_start_pose or pose).yaw_rad))
             if turned < cfg.recovery_rotate_rad and now_s - self._rec_start_time < cfg.recovery_timeout_s:

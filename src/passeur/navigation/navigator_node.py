@@ -186,13 +186,17 @@ class NavigatorNode(Node):
                                            "(0: never)", min_value=0, max_value=10**9)),
         )
         self.controller_config = ControllerConfig(
-            max_speed_mps=num("max_speed_mps", 0.5, "top speed (m/s)", 0.01, 3.0),
+            max_speed_mps=num("max_speed_mps", 0.5, "top speed (m/s); curves and the goal "
+                              "approach slow down to min(0.06, this), slow zones and "
+                              "obstacles nearby further", 0.01, 3.0),
             max_angular_rps=num("max_angular_rps", 1.0, "top yaw rate (rad/s)", 0.05, 6.0),
             robot_radius_m=robot_radius,
-            xy_goal_tolerance_m=num("xy_goal_tolerance_m", 0.15, "position tolerance (m)",
+            xy_goal_tolerance_m=num("xy_goal_tolerance_m", 0.15, "a goal is reached within "
+                                    "this distance (m); the controller aims at min(0.05, this)",
                                     0.01, 5.0),
-            yaw_goal_tolerance_rad=num("yaw_goal_tolerance_rad", 0.2, "heading tolerance (rad)",
-                                       0.01, 3.2),
+            yaw_goal_tolerance_rad=num("yaw_goal_tolerance_rad", 0.2, "a goal is reached "
+                                       "within this heading error (rad); the controller aims "
+                                       "at min(0.05, this)", 0.01, 3.2),
             stuck_timeout_s=num("stuck_timeout_s", 6.0, "no progress this long starts a "
                                 "recovery (s)", 0.5, 120.0),
             max_recoveries=int(declare(self, "max_recoveries", 3, "recoveries before failing",
