@@ -239,8 +239,8 @@ def bench_scan(repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def update() -> None:
-        pts, hit = scan_endpoints(7.5, 7.5, 0.3, ranges, angle_min, inc, 0.12, 12.0)
-        costmap.update_scan((7.5, 7.5), pts, hit, time.perf_counter())
+        rays = scan_endpoints(7.5, 7.5, 0.3, ranges, angle_min, inc, 0.12, 12.0)
+        costmap.update_scan((7.5, 7.5), rays, time.perf_counter())
 
     out["costmap_scan_update_ms"] = round(median_ms(update, repeat), 3)
 

@@ -76,8 +76,8 @@ def test_point_in_polygon() -> None:
 
 def scan_at(cm: Costmap, ranges: list[float], stamp: float, x: float = 1.0, y: float = 3.0) -> None:
     n = len(ranges)
-    pts, hit = scan_endpoints(x, y, 0.0, ranges, -math.pi, 2 * math.pi / n, 0.12, 12.0)
-    cm.update_scan((x, y), pts, hit, stamp)
+    rays = scan_endpoints(x, y, 0.0, ranges, -math.pi, 2 * math.pi / n, 0.12, 12.0)
+    cm.update_scan((x, y), rays, stamp)
 
 
 def test_scan_marks_clears_and_decays() -> None:
@@ -111,3 +111,48 @@ def test_walls_on_the_map_are_not_duplicated_as_obstacles() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="inflation_radius_m"):
         CostmapConfig(robot_radius_m=0.5, inflation_radius_m=0.3).validate()
+
+
+@pytest.mark.parametrize("reading", [math.nan, 0.0, 0.05, -math.inf])
+def test_invalid_readings_neither_mark_nor_clear(reading: float) -> None:
+    """NaN, 0 and readings below range_min (what many lidars report for "too close" or "no
+    measurement") must not erase an obstacle standing on the beam."""
+    cm = Costmap(empty_map(), CostmapConfig(obstacle_decay_s=10.0))
+    ranges = [math.inf] * 360
+    ranges[180] = 2.0  # obstacle at (3.0, 3.0)
+    scan_at(cm, ranges, stamp=0.0)
+    assert cm.cost_at(3.02, 3.0) == LETHAL
+    ranges[180] = reading
+    ranges[179] = ranges[181] = reading
+    scan_at(cm, ranges, stamp=0.1)
+    assert cm.cost_at(3.02, 3.0) == LETHAL
+    assert cm.obstacle_mask.sum() == 1
+
+
+def test_no_return_beams_clear_up_to_range_max_only() -> None:
+    grid = empty_map(20.0)
+    cm = Costmap(grid, CostmapConfig(raytrace_max_range_m=15.0, obstacle_max_range_m=15.0,
+                                     obstacle_decay_s=10.0))
+    ranges = [math.inf] * 360
+    ranges[180] = 3.0   # at x = 4.0 (sensor at x = 1.0)
+    ranges[181] = 10.0  # beyond range_max (5 m) after the next scan
+    for stamp, rng_max in ((0.0, 12.0), (0.1, 12.0)):
+        rays = scan_endpoints(1.0, 3.0, 0.0, ranges, -math.pi, 2 * math.pi / 360, 0.12, rng_max)
+        cm.update_scan((1.0, 3.0), rays, stamp)
+    assert cm.obstacle_mask.sum() == 2
+    # Both beams now report nothing within range_max = 5 m: the mark at 3 m is cleared (the
+    # beam saw free space past it), the one at 10 m is not (nothing is known beyond 5 m).
+    ranges[180] = ranges[181] = math.inf
+    rays = scan_endpoints(1.0, 3.0, 0.0, ranges, -math.pi, 2 * math.pi / 360, 0.12, 5.0)
+    assert not rays.hit[180] and rays.free_m[180] == pytest.approx(5.0)
+    cm.update_scan((1.0, 3.0), rays, 0.2)
+    assert cm.obstacle_mask.sum() == 1
+    row, col = np.argwhere(cm.obstacle_mask)[0]
+    assert grid.cell_to_world(int(row), int(col))[0] == pytest.approx(11.0, abs=0.2)
+
+
+def test_scan_endpoints_classifies_readings() -> None:
+    rays = scan_endpoints(0.0, 0.0, 0.0, [1.0, math.inf, 20.0, math.nan, 0.0, 0.01],
+                          0.0, 0.1, 0.12, 12.0)
+    assert rays.hit.tolist() == [True, False, False, False, False, False]
+    assert rays.free_m.tolist() == [1.0, 12.0, 12.0, 0.0, 0.0, 0.0]

@@ -29,7 +29,6 @@ from passeur.errors import ConfigError
 from passeur.navigation.costmap import INSCRIBED, Costmap
 from passeur.ros.geometry import Pose2D, normalize_angle
 
-
 #: Near obstacles the speed is scaled by clearance / slow_clearance_m, never below this
 #: fraction of the top speed (closer than that, the safety node's collision monitor rules).
 MIN_CLEARANCE_RATIO = 0.25

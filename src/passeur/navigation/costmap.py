@@ -110,6 +110,24 @@ def point_in_polygon(x_m: float, y_m: float, polygon: Polygon) -> bool:
     return inside
 
 
+@dataclass(frozen=True)
+class ScanRays:
+    """A planar scan in world coordinates, as the costmap uses it (from `scan_endpoints`)."""
+
+    #: (N, 2) where each beam ended: its hit, else the point at range_max along it.
+    points: npt.NDArray[np.float64]
+    #: Beams that hit something (range_min <= r < range_max): these mark obstacles.
+    hit: npt.NDArray[np.bool_]
+    #: How far along each beam space is known to be free: the hit distance; range_max for
+    #: beams with no return (r >= range_max or +inf); 0 for invalid readings (NaN, -inf,
+    #: r < range_min: many lidars report 0 for "too close" or "no measurement"), which
+    #: therefore neither mark nor clear.
+    free_m: npt.NDArray[np.float64]
+    #: World angle of beam 0 and the angle between beams (evenly spaced, as in a LaserScan).
+    angle0_rad: float
+    increment_rad: float
+
+
 def scan_endpoints(
     sensor_x_m: float,
     sensor_y_m: float,
@@ -119,21 +137,23 @@ def scan_endpoints(
     angle_increment_rad: float,
     range_min_m: float,
     range_max_m: float,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """World endpoints (N, 2) of a planar scan and which are real hits.
-
-    Beams with no return (inf, nan, >= range_max) get an endpoint at range_max and
-    hit=False: they still clear the cells they cross.
-    """
-    r = np.asarray(ranges, dtype=np.float64)
+) -> ScanRays:
+    """World endpoints of a planar scan, which are real hits, and how far each proves free
+    space (see ScanRays)."""
+    r = np.asarray(ranges, dtype=np.float64).reshape(-1)
     angles = sensor_yaw_rad + angle_min_rad + angle_increment_rad * np.arange(r.size)
-    hit = np.isfinite(r) & (r >= range_min_m) & (r < range_max_m)
-    dist = np.where(hit, r, range_max_m)
-    dist = np.where(np.isfinite(r) & (r < range_min_m), 0.0, dist)
+    with np.errstate(invalid="ignore"):
+        hit = np.isfinite(r) & (r >= range_min_m) & (r < range_max_m)
+        no_return = ~hit & (r >= range_max_m)  # False for NaN; True for +inf
+    reach = max(float(range_max_m), 0.0)
+    dist = np.where(hit, r, reach)
+    free = np.where(hit, r, np.where(no_return, reach, 0.0))
     pts = np.empty((r.size, 2))
     pts[:, 0] = sensor_x_m + dist * np.cos(angles)
     pts[:, 1] = sensor_y_m + dist * np.sin(angles)
-    return pts, hit
+    return ScanRays(points=pts, hit=hit, free_m=free,
+                    angle0_rad=float(sensor_yaw_rad + angle_min_rad),
+                    increment_rad=float(angle_increment_rad))
 
 
 class Costmap:
@@ -217,47 +237,38 @@ class Costmap:
         return rows, cols, ok
 
     # -- live obstacles ------------------------------------------------------------------
-    def update_scan(
-        self,
-        sensor_xy: tuple[float, float],
-        endpoints_xy: npt.NDArray[np.float64],
-        hit: npt.NDArray[np.bool_],
-        stamp_s: float,
-    ) -> None:
+    def update_scan(self, sensor_xy: tuple[float, float], rays: ScanRays, stamp_s: float) -> None:
         """Clear marked cells that rays now pass through, then mark the cells where rays hit.
 
         Clearing works in polar form: each marked cell within range is looked up in the beam
-        pointing at it; if that beam reached farther than the cell, the cell is free now.
-        This costs O(marked cells), not O(beams x range), and needs evenly spaced beams
-        (a LaserScan), which `endpoints_xy` comes from (scan_endpoints).
+        pointing at it; if that beam proved free space beyond the cell (`rays.free_m`), the
+        cell is free now. This costs O(marked cells), not O(beams x range). Invalid readings
+        (free_m = 0) clear nothing.
         """
         cfg = self.config
         res = self.resolution_m
         sx, sy = sensor_xy
-        d = endpoints_xy - np.array([sx, sy])
-        length = np.hypot(d[:, 0], d[:, 1])
-        n = len(length)
+        n = len(rays.hit)
+        inc = rays.increment_rad
         marked = np.isfinite(self._obstacle_stamp)
-        if n >= 2 and marked.any():
-            beam_angle = np.arctan2(d[:, 1], d[:, 0])
-            a0 = float(beam_angle[0])
-            inc = float(np.angle(np.exp(1j * (beam_angle[1] - beam_angle[0]))))
-            if abs(inc) > 1e-9:
-                rows, cols = np.nonzero(marked)
-                wx = self.grid.origin_x_m + (cols + 0.5) * res
-                wy = self.grid.origin_y_m + (rows + 0.5) * res
-                dist = np.hypot(wx - sx, wy - sy)
-                rel = np.angle(np.exp(1j * (np.arctan2(wy - sy, wx - sx) - a0)))
-                idx = np.rint(np.mod(rel / inc, 2 * np.pi / abs(inc))).astype(np.int64)
-                ok = (idx >= 0) & (idx < n) & (dist <= cfg.raytrace_max_range_m)
-                beam_len = np.where(hit, length, np.inf)[np.clip(idx, 0, n - 1)]
-                clear = ok & (beam_len > dist + res)
-                if clear.any():
-                    self._obstacle_stamp[rows[clear], cols[clear]] = -np.inf
-                    self._dirty = True
-        marks = hit & (length <= cfg.obstacle_max_range_m)
+        if n >= 1 and abs(inc) > 1e-9 and marked.any():
+            rows, cols = np.nonzero(marked)
+            wx = self.grid.origin_x_m + (cols + 0.5) * res
+            wy = self.grid.origin_y_m + (rows + 0.5) * res
+            dist = np.hypot(wx - sx, wy - sy)
+            rel = np.angle(np.exp(1j * (np.arctan2(wy - sy, wx - sx) - rays.angle0_rad)))
+            idx = np.rint(np.mod(rel / inc, 2 * np.pi / abs(inc))).astype(np.int64)
+            ok = (idx >= 0) & (idx < n) & (dist <= cfg.raytrace_max_range_m)
+            beam_free = rays.free_m[np.clip(idx, 0, n - 1)]
+            clear = ok & (beam_free > dist + res)
+            if clear.any():
+                self._obstacle_stamp[rows[clear], cols[clear]] = -np.inf
+                self._dirty = True
+        d = rays.points - np.array([sx, sy])
+        length = np.hypot(d[:, 0], d[:, 1])
+        marks = rays.hit & (length <= cfg.obstacle_max_range_m)
         if marks.any():
-            rows, cols, ok = self._cells(endpoints_xy[marks])
+            rows, cols, ok = self._cells(rays.points[marks])
             rows, cols = rows[ok], cols[ok]
             new = self._base_distance[rows, cols] > cfg.static_match_m
             if new.any():

@@ -376,14 +376,15 @@ class NavigatorNode(Node):
             return
         sensor = pose.compose(Pose2D(self.lidar_x_m, self.lidar_y_m, self.lidar_yaw_rad))
         try:
-            pts, hit = scan_endpoints(sensor.x_m, sensor.y_m, sensor.yaw_rad, msg.ranges,
-                                      msg.angle_min, msg.angle_increment, msg.range_min,
-                                      msg.range_max)
+            rays = scan_endpoints(sensor.x_m, sensor.y_m, sensor.yaw_rad, msg.ranges,
+                                  msg.angle_min, msg.angle_increment, msg.range_min,
+                                  msg.range_max)
         except ValueError as exc:
             self.get_logger().warning(f"ignoring malformed scan: {exc}", throttle_duration_sec=5.0)
             return
         with self._lock:
-            costmap.update_scan((sensor.x_m, sensor.y_m), pts, hit, stamp if stamp > 0 else self._now_s())
+            costmap.update_scan((sensor.x_m, sensor.y_m), rays,
+                                stamp if stamp > 0 else self._now_s())
 
     def _on_estop(self, msg: Bool) -> None:
         with self._lock:
