@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from passeur.navigation.patrol_runner import CancelNavigation, GoTo, PatrolRunner, Say, due_routes
 from passeur.navigation.patrol_store import PatrolStore
@@ -139,3 +143,99 @@ def test_silent_speaker_does_not_block_the_patrol(tmp_path: Path) -> None:
     runner.on_nav_result("reached", "", 1.0)
     runner.tick(31.5)
     assert runner.state == "dwelling"
+
+
+def test_interrupt_gives_way_without_cancelling_and_is_recorded(tmp_path: Path) -> None:
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store)
+    runner.start(route(), 0.0)
+    assert runner.interrupt(1.0) == []  # no CancelNavigation: the other goal is not ours
+    assert not runner.active and runner.outcome == "stopped"
+    assert runner.reason == "interrupted by another goal"
+    assert runner.tick(10.0) == []  # no retry, no goal sent again
+    (run,) = store.runs()
+    assert run.outcome == "stopped" and run.reason == "interrupted by another goal"
+    assert [(v.place, v.outcome) for v in run.visits] == [("hall", "interrupted")]
+
+
+# -- the patrol node's goal tracking (no simulator: navigator statuses are fed directly) --
+
+def nav_status(goal_id: int, place: str, state: str, reason: str = "") -> Any:
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    msg = DiagnosticStatus()
+    msg.values = [KeyValue(key=k, value=v) for k, v in {
+        "state": state, "goal": place, "goal_id": str(goal_id), "place": place,
+        "reason": reason}.items()]
+    return msg
+
+
+@pytest.fixture
+def patrol_node(ros_context: Any, tmp_path: Path) -> Iterator[Any]:
+    import yaml
+    from rclpy.parameter import Parameter
+
+    from passeur.navigation.patrol_node import PatrolNode
+    from tests.unit.test_nav_config import PLACES, ROUTES
+
+    places = tmp_path / "test.yaml"
+    places.write_text(yaml.safe_dump(PLACES), encoding="utf-8")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(yaml.safe_dump(ROUTES), encoding="utf-8")
+    node = PatrolNode(context=ros_context, parameter_overrides=[
+        Parameter("world", value="test"), Parameter("places_file", value=str(places)),
+        Parameter("patrols_file", value=str(routes)),
+        Parameter("history_db", value=str(tmp_path / "history.sqlite3")),
+        Parameter("schedule_enabled", value=False), Parameter("retry_pause_s", value=0.0)])
+    sent: list[str] = []
+    node.goal_pub.publish = lambda msg: sent.append(msg.data)  # type: ignore[method-assign]
+    node.sent_goals = sent
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+
+
+def test_goal_replaced_by_a_pilot_stops_the_patrol(patrol_node: Any) -> None:
+    node = patrol_node
+    node._on_nav_status(nav_status(4, "desk", "reached"))  # an older goal
+    node.start_route("closing", "test")
+    assert node.sent_goals == ["hall"]
+    node._on_nav_status(nav_status(5, "hall", "planning"))
+    node._on_nav_status(nav_status(5, "hall", "driving"))
+    # A pilot sends the robot elsewhere: the navigator cancels the patrol's goal 5.
+    node._on_nav_status(nav_status(5, "hall", "cancelled", "replaced by a new goal"))
+    node._on_nav_status(nav_status(6, "desk", "planning"))
+    node._tick()
+    status = node.status_dict()
+    assert status["state"] == "finished" and status["outcome"] == "stopped"
+    assert status["reason"] == "interrupted by another goal"
+    assert node.sent_goals == ["hall"], "the patrol must not drive the robot back"
+    (run,) = node.history_json(5, None)
+    assert run["outcome"] == "stopped" and run["reason"] == "interrupted by another goal"
+
+
+def test_results_of_other_goals_to_the_same_place_are_not_the_patrols(patrol_node: Any) -> None:
+    node = patrol_node
+    node._on_nav_status(nav_status(7, "hall", "driving"))  # someone's goal to hall
+    node.start_route("closing", "test")
+    # The progress and end of that older goal are not the patrol's...
+    node._on_nav_status(nav_status(7, "hall", "driving"))
+    node._on_nav_status(nav_status(7, "hall", "reached"))
+    assert node.runner.state == "navigating"
+    # ...the patrol's own goal (a new id) is.
+    node._on_nav_status(nav_status(8, "hall", "planning"))
+    node._on_nav_status(nav_status(8, "hall", "failed", "path blocked"))
+    assert node.runner.state == "waiting_retry" and node.runner.attempt == 1
+
+
+def test_another_goal_while_dwelling_stops_the_patrol(patrol_node: Any) -> None:
+    node = patrol_node
+    node.start_route("closing", "test")
+    node._on_nav_status(nav_status(1, "hall", "planning"))
+    node._on_nav_status(nav_status(1, "hall", "reached"))
+    node.runner.on_speech_done(node._now_s())  # announcement done: dwelling 2 s
+    assert node.runner.state == "dwelling"
+    node._on_nav_status(nav_status(2, "", "planning"))  # a pilot's click on the map
+    assert node.runner.state == "finished" and node.runner.reason == "interrupted by another goal"
+    assert node.sent_goals == ["hall"]

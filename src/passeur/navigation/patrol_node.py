@@ -6,6 +6,11 @@
       -> goal_place (String), navigation/cancel (Empty), speech/say (String JSON
          {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
 
+A goal from anyone else (a pilot, staff) pre-empts a patrol: the patrol tracks the goal id
+the navigator gave its own goal; when that goal is cancelled or replaced by someone else, or
+another goal starts while the patrol dwells, the run stops with "interrupted by another goal"
+(recorded in the history) instead of retrying and driving the robot back.
+
 Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
 themselves at that local time when no patrol is running. The web API (web.py) and the CLI
 (commands.py) use the same start/stop paths.
@@ -81,10 +86,15 @@ class PatrolNode(Node):
         self._speech_started = False
         self._say_time_s = 0.0
         self._lock = threading.RLock()
+        # The goal the patrol sent: its place, then (once the navigator reports it) its id.
+        # Results are matched by goal id, never by place: someone else's goal to the same
+        # place is not the patrol's.
         self._pending_place: str | None = None
+        self._pending_goal_id: int | None = None
         self._pending_sent_s = 0.0
-        self._pending_accepted = False
         self._pending_resends = 0
+        self._goal_id_at_send = 0
+        self._latest_nav_goal_id = 0
         self._last_request_id = ""
         self._last_error = ""
         self._last_run_day: dict[str, dt.date] = {}
@@ -131,6 +141,7 @@ class PatrolNode(Node):
         with self._lock:
             effects = self.runner.stop(self._now_s(), reason)
             self._pending_place = None
+            self._pending_goal_id = None
             self._last_error = ""
             self._apply(effects)
             self._publish_status()
@@ -193,18 +204,52 @@ class PatrolNode(Node):
     def _on_nav_status(self, msg: DiagnosticStatus) -> None:
         values = {kv.key: kv.value for kv in msg.values}
         state, place = values.get("state", ""), values.get("place", "")
+        try:
+            goal_id = int(values.get("goal_id") or 0)
+        except ValueError:
+            return
         with self._lock:
-            if self._pending_place is None or place != self._pending_place:
+            previous = self._latest_nav_goal_id
+            if goal_id:
+                self._latest_nav_goal_id = goal_id
+            if not goal_id:
                 return
-            if state in ("planning", "driving"):
-                self._pending_accepted = True
+            if self._pending_place is None:
+                if self.runner.active and state == "planning" and goal_id != previous:
+                    # A new goal that is not the patrol's while it dwells, announces or
+                    # waits to retry: its next goal would replace that one. Give way.
+                    self._apply(self.runner.interrupt(self._now_s()))
+                    self.get_logger().warning(
+                        f"patrol stopped: interrupted by another goal ({values.get('goal', '')})")
+                    self._publish_status()
                 return
-            if state in NAV_TERMINAL and self._pending_accepted:
-                self._pending_place = None
-                effects = self.runner.on_nav_result(state, values.get("reason", ""), self._now_s())
-                self.get_logger().info(f"patrol: {place} {state} {values.get('reason', '')}")
-                self._apply(effects)
-                self._publish_status()
+            if self._pending_goal_id is None:
+                # Not taken up yet: ours is the first goal for our place that is not the one
+                # the navigator had when we sent (statuses arrive in order; "!=" rather than
+                # ">" also survives a navigator restart, whose ids start again at 1).
+                if place != self._pending_place or goal_id == self._goal_id_at_send:
+                    return
+                self._pending_goal_id = goal_id
+            elif goal_id != self._pending_goal_id:
+                return
+            if state not in NAV_TERMINAL:
+                return
+            self._pending_place = None
+            self._pending_goal_id = None
+            now = self._now_s()
+            reason = values.get("reason", "")
+            if state == "cancelled":
+                # Not by us (stop_patrol forgets the goal before cancelling): a pilot's or
+                # staff goal replaced it, or someone cancelled navigation. Give way.
+                why = ("interrupted by another goal" if reason.startswith("replaced")
+                       else f"interrupted: {reason or 'navigation cancelled'}")
+                effects = self.runner.interrupt(now, why)
+                self.get_logger().warning(f"patrol stopped at {place}: {why}")
+            else:
+                effects = self.runner.on_nav_result(state, reason, now)
+                self.get_logger().info(f"patrol: {place} {state} {reason}")
+            self._apply(effects)
+            self._publish_status()
 
     def _on_speaking(self, msg: Bool) -> None:
         with self._lock:
@@ -228,7 +273,7 @@ class PatrolNode(Node):
             before = (self.runner.state, self.runner.index, self.runner.lap)
             if self.runner.state == "announcing" and self._speech_finished(now):
                 self._apply(self.runner.on_speech_done(now))
-            if (self._pending_place is not None and not self._pending_accepted
+            if (self._pending_place is not None and self._pending_goal_id is None
                     and now - self._pending_sent_s > self.accept_timeout_s):
                 if self._pending_resends >= 3:
                     place = self._pending_place
@@ -273,8 +318,9 @@ class PatrolNode(Node):
 
     def _send_goal(self, place: str, resend: bool = False) -> None:
         self._pending_place = place
+        self._pending_goal_id = None
+        self._goal_id_at_send = self._latest_nav_goal_id
         self._pending_sent_s = self._now_s()
-        self._pending_accepted = False
         if not resend:
             self._pending_resends = 0
         self.goal_pub.publish(String(data=place))

@@ -8,9 +8,15 @@ The node feeds it navigation results and the time; it answers with effects to ca
     runner.on_speech_done(now_s) -> effects  (an announcement has been spoken: dwell)
     runner.tick(now_s) -> effects            (dwell timers, retries)
     runner.stop(now_s, reason) -> effects
+    runner.interrupt(now_s, reason) -> effects  (another goal replaced the patrol's: give way)
 
 Failure policy per route: `retry_then_skip` tries a waypoint 1 + retries times, then records
 it as skipped and goes on; `abort` ends the run at the first failed waypoint.
+
+A goal from anyone else (a pilot, staff, RViz) pre-empts a patrol: when the navigator reports
+the patrol's goal cancelled or replaced, the run stops ("interrupted by another goal",
+recorded in the history) instead of counting a failure and driving back after a retry pause,
+which would fight the pilot for the robot.
 """
 
 from __future__ import annotations
@@ -111,6 +117,16 @@ class PatrolRunner:
         effects: list[Effect] = [CancelNavigation()] if self.state == "navigating" else []
         self._finish("stopped", reason)
         return effects
+
+    def interrupt(self, now_s: float, reason: str = "interrupted by another goal") -> list[Effect]:
+        """The patrol's goal was cancelled or replaced by someone else: stop the run. No
+        CancelNavigation: the navigator is now serving that other goal."""
+        if not self.active:
+            return []
+        if self.state == "navigating" and self.route is not None:
+            self._record(self.route.waypoints[self.index].place, "interrupted", reason)
+        self._finish("stopped", reason)
+        return []
 
     def on_nav_result(self, result: str, reason: str, now_s: float) -> list[Effect]:
         if self.state != "navigating" or self.route is None:

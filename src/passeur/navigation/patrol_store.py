@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS visits (
     lap INTEGER NOT NULL,
     waypoint_index INTEGER NOT NULL,
     place TEXT NOT NULL,
-    outcome TEXT NOT NULL,   -- reached, skipped, failed
+    outcome TEXT NOT NULL,   -- reached, skipped, failed, interrupted
     at REAL NOT NULL,
     attempts INTEGER NOT NULL,
     reason TEXT NOT NULL DEFAULT ''
