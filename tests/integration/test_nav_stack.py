@@ -147,7 +147,15 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_reaches_every_place(stack: NavStack) -> None:
     report = []
     for place in stack.places.places.values():
+        said_before = len(stack.h.history("speech/say"))
         values = stack.go(place.id)
+        if place.description:  # said on arrival, French then English
+            expected = [{"text": place.description[lang], "lang": lang} for lang in ("fr", "en")]
+            n = said_before + 2
+            stack.h.wait_until(lambda n=n: len(stack.h.history("speech/say")) >= n,
+                               5.0, f"the description of {place.id} on speech/say")
+            said = [json.loads(m.data) for _t, m in stack.h.history("speech/say")[said_before:]]
+            assert said == expected, place.id
         gt = stack.sim.ground_truth_pose()
         err_xy = math.hypot(gt.x_m - place.x_m, gt.y_m - place.y_m)
         err_yaw = abs(normalize_angle(gt.yaw_rad - place.yaw_rad))
@@ -223,7 +231,16 @@ def test_obstacle_dropped_on_the_path_is_avoided(stack: NavStack) -> None:
     assert closest > 0.42, closest
 
 
-def history(stack: NavStack) -> list[tuple[Any, ...]]:
+def history(stack: NavStack, run_id: int | None = None) -> list[tuple[Any, ...]]:
+    """Visits of all runs; with run_id, first wait until that run's end is written (the patrol
+    node writes on a thread of its own, in order: the end comes last)."""
+    if run_id is not None:
+        def ended() -> bool:
+            with sqlite3.connect(stack.history_db) as db:
+                row = db.execute("SELECT ended_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+            return row is not None and row[0] is not None
+
+        stack.h.wait_until(ended, 10.0, f"patrol run {run_id} written to the history")
     with sqlite3.connect(stack.history_db) as db:
         return db.execute("SELECT r.id, r.route, r.outcome, v.place, v.outcome, v.attempts "
                           "FROM runs r JOIN visits v ON v.run_id = r.id ORDER BY v.id").fetchall()
@@ -241,7 +258,8 @@ def test_shipped_patrol_completes_and_is_recorded(stack: NavStack, route_id: str
     values = stack.wait_patrol(lambda v: v.get("route") == route_id and v.get("state") == "finished",
                                900, f"patrol {route_id} to finish")
     assert values["outcome"] == "completed", values
-    rows = [r for r in history(stack) if r[1] == route_id and r[0] == int(values["run_id"])]
+    run_id = int(values["run_id"])
+    rows = [r for r in history(stack, run_id) if r[1] == route_id and r[0] == run_id]
     assert [r[3] for r in rows] == [w.place for w in spec.waypoints]
     assert all(r[4] == "reached" for r in rows)
     said = [json.loads(m.data) for _t, m in stack.h.history("speech/say")[said_before:]]
@@ -267,11 +285,42 @@ def test_blocked_waypoint_is_retried_then_skipped(stack: NavStack) -> None:
         for i in range(3):
             stack.sim.park_obstacle(i)
     assert values["outcome"] == "completed_with_skips", values
-    rows = [r for r in history(stack) if r[0] == int(values["run_id"])]
+    rows = [r for r in history(stack, int(values["run_id"])) if r[0] == int(values["run_id"])]
     assert [(r[3], r[4]) for r in rows] == [("kiosk", "reached"), ("activity_room", "skipped"),
                                             ("entrance", "reached")]
     assert rows[1][5] == 2  # tried twice (1 retry), then skipped
     assert stack.contacts() == 0
+
+
+def test_pilot_goal_preempts_a_patrol(stack: NavStack) -> None:
+    """A goal from someone else (a pilot) replaces the patrol's: the patrol stops and records
+    why; it does not retry and drive the robot back."""
+    if stack.world != "library":
+        pytest.skip("one world is enough for pre-emption")
+    pose, first = stack.nav.pose(), stack.places.place("loan_desk")
+    pilot_target = "kiosk"
+    assert math.hypot(pose.x_m - first.x_m, pose.y_m - first.y_m) > 0.5, "start elsewhere"
+    stack.h.publish("patrol/command", String(data=json.dumps({"action": "start",
+                                                              "route": "opening_check"})))
+    stack.wait(lambda: stack.nav.state == "driving"
+               and stack.nav.status_values()["place"] == "loan_desk", 60, "patrol driving")
+    before = stack.goal_id()
+    stack.h.publish("goal_place", String(data=pilot_target))
+    values = stack.wait_patrol(lambda v: v.get("route") == "opening_check"
+                               and v.get("state") == "finished", 30, "patrol to give way")
+    assert values["outcome"] == "stopped" and values["reason"] == "interrupted by another goal"
+    result = stack.wait_nav_done(pilot_target, before)
+    assert result["state"] == "reached", result
+    t0 = stack.h.sim_time_s()
+    stack.wait(lambda: stack.h.sim_time_s() - t0 > 3.0, 30, "3 s of sim time")
+    assert stack.nav.status_values()["goal"] == pilot_target  # no patrol goal came back
+    rows = history(stack, int(values["run_id"]))
+    assert [(r[3], r[4]) for r in rows if r[0] == int(values["run_id"])] == [
+        ("loan_desk", "interrupted")]
+    with sqlite3.connect(stack.history_db) as db:
+        outcome, reason = db.execute("SELECT outcome, reason FROM runs WHERE id = ?",
+                                     (int(values["run_id"]),)).fetchone()
+    assert (outcome, reason) == ("stopped", "interrupted by another goal")
 
 
 def test_estop_pauses_then_goal_resumes(stack: NavStack) -> None:

@@ -105,3 +105,49 @@ def test_missing_default_places_file_runs_without_places(
     assert nav.places is None
     nav.send_place("entrance")
     assert "unknown place 'entrance'" in nav.status_values()["reason"]
+
+
+def said_on_arrival(nav: NavigatorNode, place: str, patrol_state: str = "") -> list[dict[str, str]]:
+    """Reach a goal_place (the controller's "reached" path) and return what was said."""
+    import json
+
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    from passeur.navigation.navigator_node import Goal
+
+    said: list[dict[str, str]] = []
+    nav.say_pub.publish = lambda msg: said.append(json.loads(msg.data))  # type: ignore[method-assign]
+    if patrol_state:
+        status = DiagnosticStatus()
+        status.values = [KeyValue(key="state", value=patrol_state)]
+        nav._on_patrol_status(status)
+    p = nav.places.places[place]
+    goal = Goal(1, p.x_m, p.y_m, p.yaw_rad, place, place)
+    nav._goal, nav._state = goal, "driving"
+    nav._reached(goal)
+    assert nav.state == "reached"
+    return said
+
+
+def test_place_description_is_said_on_arrival(make_node: Any) -> None:
+    nav = make_node()
+    desc = nav.places.places["entrance"].description
+    assert said_on_arrival(nav, "entrance") == [{"text": desc["fr"], "lang": "fr"},
+                                                {"text": desc["en"], "lang": "en"}]
+    assert said_on_arrival(nav, "kiosk") == []  # no description
+
+
+def test_place_descriptions_quiet_when_off_or_during_a_patrol(make_node: Any) -> None:
+    nav = make_node(announce_place_descriptions=False)
+    assert said_on_arrival(nav, "entrance") == []
+    nav = make_node(announce_languages=["en"])
+    assert [m["lang"] for m in said_on_arrival(nav, "entrance")] == ["en"]
+    assert said_on_arrival(nav, "entrance", patrol_state="navigating") == []
+    assert len(said_on_arrival(nav, "entrance", patrol_state="finished")) == 1
+
+
+def test_bad_announce_language_is_a_config_error(make_node: Any) -> None:
+    from passeur.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="announce_languages"):
+        make_node(announce_languages=["de"])

@@ -89,10 +89,11 @@ def test_abort_policy_ends_the_run(tmp_path: Path) -> None:
 
 
 def test_repeat_runs_laps(tmp_path: Path) -> None:
-    runner = PatrolRunner("library", PatrolStore(tmp_path / "h.sqlite3"))
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    runner = PatrolRunner("library", store)
     log = run_script(runner, route(repeat=2), {})
     assert len([e for e in log if isinstance(e, GoTo)]) == 6
-    runs = runner.store.runs() if runner.store else []
+    runs = store.runs()
     assert {v.lap for v in runs[0].visits} == {1, 2}
 
 
@@ -239,3 +240,27 @@ def test_another_goal_while_dwelling_stops_the_patrol(patrol_node: Any) -> None:
     node._on_nav_status(nav_status(2, "", "planning"))  # a pilot's click on the map
     assert node.runner.state == "finished" and node.runner.reason == "interrupted by another goal"
     assert node.sent_goals == ["hall"]
+
+
+def test_history_writer_records_in_order_off_the_caller(tmp_path: Path) -> None:
+    """The node records through HistoryWriter: callbacks queue, a thread writes."""
+    import threading
+
+    from passeur.navigation.patrol_store import HistoryWriter
+
+    store = PatrolStore(tmp_path / "h.sqlite3")
+    writer = HistoryWriter(store)
+    runner = PatrolRunner("library", writer)
+    gate = threading.Event()
+    writer._put(gate.wait)  # hold the writer: nothing below may wait for SQLite
+    log = run_script(runner, route(), {"desk": ["failed"]})
+    assert runner.outcome == "completed" and len([e for e in log if isinstance(e, GoTo)]) == 4
+    assert runner.run_id is None  # not written yet, and the patrol did not wait for it
+    gate.set()
+    assert writer.flush(5.0)
+    (run,) = store.runs()
+    assert runner.run_id == run.id and run.outcome == "completed"
+    assert [(v.place, v.outcome) for v in run.visits] == [
+        ("hall", "reached"), ("desk", "reached"), ("stacks", "reached")]
+    writer.close()
+    writer.close()

@@ -117,3 +117,11 @@ async def test_places_are_public(client: TestClient) -> None:
     resp = await client.get("/api/places?world=atlantis")
     assert resp.status == 404
     assert "no places for world 'atlantis'" in (await resp.json())["error"]
+
+
+async def test_places_include_spoken_descriptions(client: TestClient) -> None:
+    resp = await client.get("/api/places?world=library")
+    assert resp.status == 200
+    places = {p["id"]: p for p in (await resp.json())["places"]}
+    assert places["entrance"]["description"]["en"].startswith("Welcome to the library")
+    assert places["kiosk"]["description"] == {}

@@ -2,7 +2,13 @@
 
     goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
-      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus)
+    patrol/status (DiagnosticStatus, latched: is a patrol running?)
+      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus),
+         speech/say (String JSON {"text", "lang"}: a place's description on arrival)
+
+On reaching a named place (goal_place) that has a spoken `description`, the navigator says
+it (one message per language in `announce_languages`) if `announce_place_descriptions` is
+true, except while a patrol runs: patrols speak their own announcements (config/patrols).
 
 Threads: planning runs in a worker thread of its own (a long search never delays the control
 loop or the sensor callbacks); the control loop is a timer at `control_rate_hz` on the node
@@ -12,6 +18,7 @@ shared behind one lock. When a goal ends for any reason a zero Twist is publishe
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -36,13 +43,15 @@ from passeur.navigation.controller import ControllerConfig, PurePursuit
 from passeur.navigation.costmap import Costmap, CostmapConfig, scan_endpoints
 from passeur.navigation.exceptions import NavConfigFileNotFoundError, PlanningError
 from passeur.navigation.map_io import OccupancyMap
-from passeur.navigation.places import PlacesConfig, load_places, places_path
+from passeur.navigation.places import LANGS, PlacesConfig, load_places, places_path
 from passeur.navigation.planner import GlobalPlanner, Plan, PlannerConfig, first_blocked_index
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 
 TERMINAL = ("reached", "failed", "cancelled")
+#: patrol/status states in which a patrol runs (patrol_runner.PatrolRunner.active).
+PATROL_ACTIVE = ("navigating", "announcing", "dwelling", "waiting_retry")
 LEVELS = {"idle": DiagnosticStatus.OK, "planning": DiagnosticStatus.OK,
           "driving": DiagnosticStatus.OK, "reached": DiagnosticStatus.OK,
           "cancelled": DiagnosticStatus.WARN, "failed": DiagnosticStatus.ERROR}
@@ -100,6 +109,8 @@ class NavigatorNode(Node):
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel/nav", qos.COMMAND)
         self.plan_pub = self.create_publisher(PathMsg, "plan", qos.LATCHED)
         self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status", qos.STATUS)
+        self.say_pub = self.create_publisher(String, "speech/say", qos.STATUS)
+        self._patrol_active = False
 
         inputs = MutuallyExclusiveCallbackGroup()
         control = MutuallyExclusiveCallbackGroup()
@@ -121,6 +132,8 @@ class NavigatorNode(Node):
         self._estop = False
         self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED,
                                  callback_group=inputs)
+        self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
+                                 qos.LATCHED, callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick,
                                         callback_group=control)
         self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
@@ -163,6 +176,17 @@ class NavigatorNode(Node):
                                  "for new obstacles (m)", 0.2, 50.0)
         self.status_rate_hz = num("status_rate_hz", 2.0, "navigation/status rate while "
                                   "driving (Hz)", 0.1, 50.0)
+        self.announce_descriptions = bool(declare(
+            self, "announce_place_descriptions", True,
+            "on reaching a named place, say its description on speech/say (not during "
+            "patrols, which have their own announcements)"))
+        self.announce_languages = [str(v) for v in declare(
+            self, "announce_languages", ["fr", "en"],
+            "languages of the spoken descriptions, in the order said (fr, en)")]
+        bad = [lang for lang in self.announce_languages if lang not in LANGS]
+        if bad or not self.announce_languages:
+            raise ConfigError(f"navigator.announce_languages = {self.announce_languages}: "
+                              f"expected a non-empty list of {', '.join(LANGS)}")
         robot_radius = num("robot_radius_m", 0.25, "robot radius incl. margin (m)", 0.05, 2.0)
         self.costmap_config = CostmapConfig(
             robot_radius_m=robot_radius,
@@ -390,6 +414,11 @@ class NavigatorNode(Node):
         with self._lock:
             self._estop = bool(msg.data)
 
+    def _on_patrol_status(self, msg: DiagnosticStatus) -> None:
+        state = next((kv.value for kv in msg.values if kv.key == "state"), "")
+        with self._lock:
+            self._patrol_active = state in PATROL_ACTIVE
+
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         frame = msg.header.frame_id.lstrip("/")
         if frame not in ("", "map"):
@@ -536,10 +565,7 @@ class NavigatorNode(Node):
             return
         assert cmd is not None
         if cmd.phase == "reached":
-            with self._lock:
-                self._set_state("reached", "")
-            self._publish_zero()
-            self._publish_status(force=True)
+            self._reached(goal)
             return
         if cmd.phase == "failed":
             self._fail(goal.id, cmd.reason)
@@ -573,6 +599,25 @@ class NavigatorNode(Node):
     def _set_state(self, state: str, reason: str) -> None:
         self._state = state
         self._reason = reason
+
+    def _reached(self, goal: Goal) -> None:
+        with self._lock:
+            if self._goal is None or self._goal.id != goal.id or self._state in TERMINAL:
+                return
+            self._set_state("reached", "")
+            quiet = self._patrol_active or not self.announce_descriptions
+        self._publish_zero()
+        self._publish_status(force=True)
+        if quiet or not goal.place or self.places is None:
+            return
+        place = self.places.places.get(goal.place)
+        if place is None:
+            return
+        for lang in self.announce_languages:
+            text = place.description.get(lang)
+            if text and self.context.ok():
+                self.say_pub.publish(String(data=json.dumps({"text": text, "lang": lang},
+                                                            ensure_ascii=False)))
 
     def _fail(self, goal_id: int, reason: str) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ from passeur.navigation.patrol_runner import (
     Say,
     due_routes,
 )
-from passeur.navigation.patrol_store import PatrolStore, default_history_path
+from passeur.navigation.patrol_store import HistoryWriter, PatrolStore, default_history_path
 from passeur.navigation.patrols import PatrolsConfig, load_patrols, patrols_path
 from passeur.navigation.places import load_places, places_path
 from passeur.navigation.web import PatrolBusyError, PatrolsFeature
@@ -81,7 +81,9 @@ class PatrolNode(Node):
         interrupted = self.store.mark_interrupted()
         if interrupted:
             self.get_logger().warning(f"{interrupted} patrol run(s) were interrupted by a stop")
-        self.runner = PatrolRunner(self.world, self.store, retry_pause_s=self.retry_pause_s)
+        # Callbacks record through the writer thread, never SQLite itself.
+        self.history = HistoryWriter(self.store)
+        self.runner = PatrolRunner(self.world, self.history, retry_pause_s=self.retry_pause_s)
         self._speaking = False
         self._speech_started = False
         self._say_time_s = 0.0
@@ -148,6 +150,9 @@ class PatrolNode(Node):
             return self.status_dict()
 
     def history_json(self, limit: int = 20, route: str | None = None) -> list[dict[str, Any]]:
+        """Recorded runs, newest first, including what is still queued (blocks: call it from
+        a worker thread, as the web API does)."""
+        self.history.flush()
         return [r.to_json() for r in self.store.runs(limit, route)]
 
     def status_dict(self) -> dict[str, Any]:
@@ -365,6 +370,7 @@ class PatrolNode(Node):
             if self.runner.active:
                 self._apply(self.runner.stop(self._now_s(), "the stack stopped"))
             self._closed = True
+        self.history.close()  # writes what is queued (the run just stopped) first
         self.store.close()
 
     def destroy_node(self) -> None:

@@ -25,7 +25,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from passeur.navigation.patrol_store import PatrolStore
+from passeur.navigation.patrol_store import PatrolHistory, RunHandle, RunRef
 from passeur.navigation.patrols import Route
 
 
@@ -49,7 +49,7 @@ Effect = GoTo | Say | CancelNavigation
 
 
 class PatrolRunner:
-    def __init__(self, world: str, store: PatrolStore | None = None,
+    def __init__(self, world: str, store: PatrolHistory | None = None,
                  retry_pause_s: float = 2.0, announce_timeout_s: float = 60.0) -> None:
         self.world = world
         self.store = store
@@ -60,7 +60,7 @@ class PatrolRunner:
         self.lap = 0
         self.index = 0
         self.attempt = 0
-        self.run_id: int | None = None
+        self._run: RunRef | None = None
         self.outcome = ""
         self.reason = ""
         self.skipped = 0
@@ -68,6 +68,11 @@ class PatrolRunner:
         self.trigger = ""
 
     # -- queries -------------------------------------------------------------------------
+    @property
+    def run_id(self) -> int | None:
+        """The current run's history id (None until written, or without a store)."""
+        return self._run.id if isinstance(self._run, RunHandle) else self._run
+
     @property
     def active(self) -> bool:
         return self.state in ("navigating", "announcing", "dwelling", "waiting_retry")
@@ -108,7 +113,7 @@ class PatrolRunner:
         self.outcome = ""
         self.reason = ""
         self.trigger = trigger
-        self.run_id = self.store.start_run(route.id, self.world, trigger) if self.store else None
+        self._run = self.store.start_run(route.id, self.world, trigger) if self.store else None
         return self._go(now_s)
 
     def stop(self, now_s: float, reason: str = "stopped by staff") -> list[Effect]:
@@ -203,16 +208,16 @@ class PatrolRunner:
         return self._go(now_s)
 
     def _record(self, place: str, outcome: str, reason: str) -> None:
-        if self.store is not None and self.run_id is not None:
-            self.store.record_visit(self.run_id, self.lap + 1, self.index, place, outcome,
+        if self.store is not None and self._run is not None:
+            self.store.record_visit(self._run, self.lap + 1, self.index, place, outcome,
                                     self.attempt + 1, reason)
 
     def _finish(self, outcome: str, reason: str) -> None:
         self.state = "finished"
         self.outcome = outcome
         self.reason = reason
-        if self.store is not None and self.run_id is not None:
-            self.store.finish_run(self.run_id, outcome, reason)
+        if self.store is not None and self._run is not None:
+            self.store.finish_run(self._run, outcome, reason)
 
 
 def due_routes(routes: list[Route], now: dt.datetime, last_run_day: dict[str, dt.date]) -> list[Route]:

@@ -1,22 +1,32 @@
 """History of patrol runs in SQLite (WAL): what staff see in `passeur patrol history`.
 
 One row per run (route, start, end, outcome, reason) and one per waypoint visit (lap, index,
-place, reached/skipped/failed, time, attempts, reason). Safe to use from several threads of
-one process (one connection behind a lock) and from another process reading at the same time
-(the CLI), thanks to WAL.
+place, reached/skipped/failed/interrupted, time, attempts, reason). Safe to use from several
+threads of one process (one connection behind a lock) and from another process reading at the
+same time (the CLI), thanks to WAL.
+
+`HistoryWriter` is what the patrol node records through: writes are queued and done in order
+on a thread of their own, because a commit is not bounded (it syncs to disk, slow on an SD
+card, and waits up to the busy timeout when another process holds the write lock) and must
+not run inside a ROS callback. Times are taken when the event happens, not when it is written.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from passeur.navigation.exceptions import NavConfigError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,6 +99,34 @@ class Run:
                 "visits": [v.to_json() for v in self.visits]}
 
 
+@dataclass
+class RunHandle:
+    """A run recorded through a HistoryWriter: its database id once the row is written."""
+
+    id: int | None = None
+
+
+#: A run as the recorders know it: a database id (PatrolStore) or a handle (HistoryWriter).
+RunRef = int | RunHandle
+
+
+def _run_id(run: RunRef) -> int | None:
+    return run.id if isinstance(run, RunHandle) else run
+
+
+class PatrolHistory(Protocol):
+    """What the patrol runner records through (PatrolStore, or HistoryWriter in the node)."""
+
+    def start_run(self, route: str, world: str, trigger: str = "",
+                  at: float | None = None) -> RunRef: ...
+
+    def record_visit(self, run: RunRef, lap: int, index: int, place: str, outcome: str,
+                     attempts: int, reason: str = "", at: float | None = None) -> None: ...
+
+    def finish_run(self, run: RunRef, outcome: str, reason: str = "",
+                   at: float | None = None) -> None: ...
+
+
 class PatrolStore:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -127,8 +165,11 @@ class PatrolStore:
             db.commit()
             return int(cur.lastrowid or 0)
 
-    def record_visit(self, run_id: int, lap: int, index: int, place: str, outcome: str,
+    def record_visit(self, run: RunRef, lap: int, index: int, place: str, outcome: str,
                      attempts: int, reason: str = "", at: float | None = None) -> None:
+        run_id = _run_id(run)
+        if run_id is None:
+            raise RuntimeError("the run was never recorded (its start failed to write)")
         with self._lock:
             db = self._conn()
             db.execute(
@@ -138,8 +179,11 @@ class PatrolStore:
                  attempts, reason))
             db.commit()
 
-    def finish_run(self, run_id: int, outcome: str, reason: str = "",
+    def finish_run(self, run: RunRef, outcome: str, reason: str = "",
                    at: float | None = None) -> None:
+        run_id = _run_id(run)
+        if run_id is None:
+            raise RuntimeError("the run was never recorded (its start failed to write)")
         with self._lock:
             db = self._conn()
             db.execute("UPDATE runs SET ended_at=?, outcome=?, reason=? WHERE id=?",
@@ -179,3 +223,75 @@ class PatrolStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+class HistoryWriter:
+    """PatrolStore's writes, queued and done in order on a thread of its own (see module
+    docstring). Same recording API as PatrolStore; `start_run` returns a RunHandle whose id is
+    set once the row is written. `close()` writes what is queued first; safe to call twice."""
+
+    def __init__(self, store: PatrolStore, close_timeout_s: float = 5.0) -> None:
+        self.store = store
+        self.close_timeout_s = close_timeout_s
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="patrol-history", daemon=True)
+        self._thread.start()
+
+    def start_run(self, route: str, world: str, trigger: str = "",
+                  at: float | None = None) -> RunHandle:
+        handle = RunHandle()
+        when = time.time() if at is None else at
+
+        def write() -> None:
+            handle.id = self.store.start_run(route, world, trigger, when)
+
+        self._put(write)
+        return handle
+
+    def record_visit(self, run: RunRef, lap: int, index: int, place: str, outcome: str,
+                     attempts: int, reason: str = "", at: float | None = None) -> None:
+        when = time.time() if at is None else at
+        self._put(lambda: self.store.record_visit(run, lap, index, place, outcome, attempts,
+                                                  reason, when))
+
+    def finish_run(self, run: RunRef, outcome: str, reason: str = "",
+                   at: float | None = None) -> None:
+        when = time.time() if at is None else at
+        self._put(lambda: self.store.finish_run(run, outcome, reason, when))
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything queued so far is written (readers call this first, off the
+        executor: the web API's worker threads, tests). False if it took longer."""
+        if self._closed:
+            return True
+        done = threading.Event()
+        self._put(done.set)
+        return done.wait(timeout_s)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=self.close_timeout_s)
+        if self._thread.is_alive():
+            log.error("patrol history: writes still pending after %.0f s at shutdown",
+                      self.close_timeout_s)
+
+    def _put(self, job: Callable[[], None]) -> None:
+        if self._closed:
+            log.warning("patrol history: write after close ignored")
+            return
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                job()
+            except (sqlite3.Error, RuntimeError) as exc:
+                # One lost row must not stop the history (or the patrol): say so and go on.
+                log.error("patrol history: a write failed: %s", exc)
