@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,11 @@ def test_cli_list_reads_the_shipped_routes(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "closing_round: Closing round / Ronde de fermeture" in out
     assert "[announcement]" in out
+
+
+def test_status_without_stack_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    t0 = time.monotonic()
+    assert main(["patrol", "status", "--timeout", "0.5"]) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err
+    assert "is the stack running" in err and "Traceback" not in err
