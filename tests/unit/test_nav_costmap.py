@@ -156,3 +156,10 @@ def test_scan_endpoints_classifies_readings() -> None:
                           0.0, 0.1, 0.12, 12.0)
     assert rays.hit.tolist() == [True, False, False, False, False, False]
     assert rays.free_m.tolist() == [1.0, 12.0, 12.0, 0.0, 0.0, 0.0]
+
+
+def test_rotated_map_origin_is_refused_clearly() -> None:
+    grid = empty_map()
+    grid.origin_yaw_rad = 0.3
+    with pytest.raises(ConfigError, match="origin yaw 0.3000 rad is not supported"):
+        Costmap(grid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,26 @@ def test_bad_announce_language_is_a_config_error(make_node: Any) -> None:
 
     with pytest.raises(ConfigError, match="announce_languages"):
         make_node(announce_languages=["de"])
+
+
+def test_goal_with_a_rotated_map_fails_with_the_reason(make_node: Any) -> None:
+    from nav_msgs.msg import OccupancyGrid
+
+    from passeur.ros.geometry import yaw_to_quaternion
+
+    nav = make_node()
+    msg = OccupancyGrid()
+    msg.info.resolution, msg.info.width, msg.info.height = 0.05, 40, 40
+    q = yaw_to_quaternion(0.5)
+    o = msg.info.origin.orientation
+    o.x, o.y, o.z, o.w = q
+    msg.data = [0] * 1600
+    nav._on_map(msg)
+    assert nav.costmap is None
+    nav._on_odom(odom(1.0, 1.0, 0.0))
+    nav.send_goal(1.5, 1.0, None)
+    deadline = time.monotonic() + 5.0
+    while nav.state == "planning" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    values = nav.status_values()
+    assert values["state"] == "failed" and "origin yaw" in values["reason"], values

@@ -168,6 +168,13 @@ class Costmap:
     ) -> None:
         self.config = config or CostmapConfig()
         self.config.validate()
+        if abs(grid.origin_yaw_rad) > 1e-9:
+            # Every cell lookup here assumes the grid's axes are the map frame's; a rotated
+            # grid would put obstacles, keep-out zones and places in the wrong cells.
+            raise ConfigError(
+                f"map origin yaw {grid.origin_yaw_rad:.4f} rad is not supported: the map's "
+                "grid must be aligned with the map frame (origin [x, y, 0.0]); re-save the map "
+                "unrotated")
         self.grid = grid
         self.resolution_m = grid.resolution_m
         shape = grid.data.shape

@@ -84,6 +84,7 @@ class NavigatorNode(Node):
         self._declare_parameters()
         self._lock = threading.RLock()  # costmap, goal, controller
         self._costmap: Costmap | None = None
+        self._map_error = ""  # why the last map on 'map' was refused (goals say it)
         self._planner = GlobalPlanner(self.planner_config)
         self._controller = PurePursuit(self.controller_config)
         self._goal: Goal | None = None
@@ -330,9 +331,12 @@ class NavigatorNode(Node):
             costmap = Costmap(grid, self.costmap_config, keep_out=keep, slow_zones=slow)
         except (ValueError, ConfigError) as exc:
             self.get_logger().error(f"cannot use the map: {exc}")
+            with self._lock:
+                self._map_error = str(exc)
             return
         with self._lock:
             self._costmap = costmap
+            self._map_error = ""
         self.get_logger().info(f"map {grid.width}x{grid.height} at {grid.resolution_m} m")
         self._check_places(costmap)
 
@@ -467,6 +471,11 @@ class NavigatorNode(Node):
                 return
             if costmap is not None:
                 break
+            with self._lock:
+                map_error = self._map_error
+            if map_error:
+                self._fail(goal_id, f"the map on 'map' cannot be used: {map_error}")
+                return
             if time.monotonic() > deadline:
                 self._fail(goal_id, "no map received on 'map' (is the map server running?)")
                 return
