@@ -175,3 +175,30 @@ def test_goal_with_a_rotated_map_fails_with_the_reason(make_node: Any) -> None:
         time.sleep(0.01)
     values = nav.status_values()
     assert values["state"] == "failed" and "origin yaw" in values["reason"], values
+
+
+def test_map_timeout_is_a_parameter(make_node: Any) -> None:
+    nav = make_node(map_timeout_s=0.3)  # no map will come
+    nav._on_odom(odom(1.0, 1.0, 0.0))
+    t0 = time.monotonic()
+    nav.send_goal(2.0, 1.0, None)
+    while nav.state == "planning" and time.monotonic() - t0 < 3.0:
+        time.sleep(0.01)
+    assert nav.state == "failed" and "no map received" in nav.status_values()["reason"]
+    assert time.monotonic() - t0 < 2.0  # the former fixed wait was 5 s
+
+
+def stamped_odom(stamp_s: float) -> Odometry:
+    msg = odom(1.0, 2.0, 0.0)
+    msg.header.stamp.sec = int(stamp_s)
+    msg.header.stamp.nanosec = int(round((stamp_s % 1.0) * 1e9))
+    return msg
+
+
+def test_scan_pose_lag_is_a_parameter(make_node: Any) -> None:
+    strict, lenient = make_node(), make_node(scan_max_pose_lag_s=0.5)
+    for nav in (strict, lenient):
+        nav._on_odom(stamped_odom(10.0))
+    assert strict._pose_at(10.3) is None  # default 0.1 s: cannot place this scan
+    pose = lenient._pose_at(10.3)
+    assert pose is not None and (pose.x_m, pose.y_m) == pytest.approx((1.0, 2.0))

@@ -171,8 +171,8 @@ def nav_status(goal_id: int, place: str, state: str, reason: str = "") -> Any:
     return msg
 
 
-@pytest.fixture
-def patrol_node(ros_context: Any, tmp_path: Path) -> Iterator[Any]:
+def make_patrol_node(context: Any, tmp_path: Path, **extra: Any) -> Any:
+    """A PatrolNode on the test places and routes; goals it sends land in `sent_goals`."""
     import yaml
     from rclpy.parameter import Parameter
 
@@ -183,14 +183,20 @@ def patrol_node(ros_context: Any, tmp_path: Path) -> Iterator[Any]:
     places.write_text(yaml.safe_dump(PLACES), encoding="utf-8")
     routes = tmp_path / "routes.yaml"
     routes.write_text(yaml.safe_dump(ROUTES), encoding="utf-8")
-    node = PatrolNode(context=ros_context, parameter_overrides=[
-        Parameter("world", value="test"), Parameter("places_file", value=str(places)),
-        Parameter("patrols_file", value=str(routes)),
-        Parameter("history_db", value=str(tmp_path / "history.sqlite3")),
-        Parameter("schedule_enabled", value=False), Parameter("retry_pause_s", value=0.0)])
+    params = {"world": "test", "places_file": str(places), "patrols_file": str(routes),
+              "history_db": str(tmp_path / "history.sqlite3"), "schedule_enabled": False,
+              "retry_pause_s": 0.0, **extra}
+    node = PatrolNode(context=context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in params.items()])
     sent: list[str] = []
     node.goal_pub.publish = lambda msg: sent.append(msg.data)  # type: ignore[method-assign]
     node.sent_goals = sent
+    return node
+
+
+@pytest.fixture
+def patrol_node(ros_context: Any, tmp_path: Path) -> Iterator[Any]:
+    node = make_patrol_node(ros_context, tmp_path)
     try:
         yield node
     finally:
@@ -264,3 +270,21 @@ def test_history_writer_records_in_order_off_the_caller(tmp_path: Path) -> None:
         ("hall", "reached"), ("desk", "reached"), ("stacks", "reached")]
     writer.close()
     writer.close()
+
+
+def test_goal_resends_are_a_parameter(ros_context: Any, tmp_path: Path) -> None:
+    import time
+
+    node = make_patrol_node(ros_context, tmp_path, goal_accept_timeout_s=0.5, goal_max_resends=1,
+                            retry_pause_s=60.0)
+    try:
+        node.start_route("closing", "test")  # no navigator answers
+        deadline = time.monotonic() + 5.0
+        while node.runner.attempt == 0 and time.monotonic() < deadline:
+            node._tick()
+            time.sleep(0.02)
+        # One resend (not the former fixed three), then the waypoint counted as failed.
+        assert node.sent_goals == ["hall", "hall"]
+        assert node.runner.attempt == 1 and "did not answer" in node.runner.reason
+    finally:
+        node.destroy_node()

@@ -52,6 +52,18 @@ from passeur.ros.params import declare
 TERMINAL = ("reached", "failed", "cancelled")
 #: patrol/status states in which a patrol runs (patrol_runner.PatrolRunner.active).
 PATROL_ACTIVE = ("navigating", "announcing", "dwelling", "waiting_retry")
+#: The blocked-path check ignores the path within this many robot radii of the robot: what
+#: is that close is the controller's (clearance regulation) and the safety node's business,
+#: and the robot's own footprint must never count as an obstacle on its path.
+BLOCK_CHECK_SKIP_RADII = 1.2
+#: ETA = distance remaining / (this fraction of the top speed): curves, doorways and the
+#: goal approach make the mean speed lower than the top speed. A rough figure for a status.
+ETA_SPEED_FRACTION = 0.7
+ETA_MIN_SPEED_MPS = 0.05
+#: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
+ODOM_HISTORY_LENGTH = 200
+#: The planner thread checks this often whether the first map has arrived.
+MAP_POLL_S = 0.05
 LEVELS = {"idle": DiagnosticStatus.OK, "planning": DiagnosticStatus.OK,
           "driving": DiagnosticStatus.OK, "reached": DiagnosticStatus.OK,
           "cancelled": DiagnosticStatus.WARN, "failed": DiagnosticStatus.ERROR}
@@ -97,7 +109,7 @@ class NavigatorNode(Node):
         # (stamp, odom pose) of the last second or so: scans are placed with the pose the
         # robot had when the scan was taken, not the newest one (turning at 1 rad/s, 100 ms
         # of lag would smear walls into phantom obstacles).
-        self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=200)
+        self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=ODOM_HISTORY_LENGTH)
         self._map_from_odom = Pose2D(*self.odom_origin)
         self._blocked_since_s: float | None = None
         self._replan_pending = False
@@ -175,6 +187,14 @@ class NavigatorNode(Node):
                                      "blocked this long (s)", 0.0, 600.0)
         self.block_check_m = num("block_check_distance_m", 3.0, "path length ahead checked "
                                  "for new obstacles (m)", 0.2, 50.0)
+        self.replan_interval_s = num("blocked_replan_interval_s", 1.0, "while the path stays "
+                                     "blocked, ask for a new plan at most this often (s)",
+                                     0.05, 60.0)
+        self.scan_max_pose_lag_s = num("scan_max_pose_lag_s", 0.1, "drop a scan taken more "
+                                       "than this after the newest odometry: the robot's pose "
+                                       "then is unknown (s)", 0.0, 2.0)
+        self.map_timeout_s = num("map_timeout_s", 5.0, "a goal fails when no map has arrived "
+                                 "on 'map' within this time (s)", 0.1, 300.0)
         self.status_rate_hz = num("status_rate_hz", 2.0, "navigation/status rate while "
                                   "driving (Hz)", 0.1, 50.0)
         self.announce_descriptions = bool(declare(
@@ -368,7 +388,7 @@ class NavigatorNode(Node):
             if not hist:
                 return None
             if stamp_s >= hist[-1][0]:
-                if stamp_s - hist[-1][0] > 0.1:
+                if stamp_s - hist[-1][0] > self.scan_max_pose_lag_s:
                     return None  # odometry lags the scan: cannot place it
                 odom = hist[-1][1]
             elif stamp_s < hist[0][0]:
@@ -463,7 +483,7 @@ class NavigatorNode(Node):
                 self._fail(goal_id, f"internal planning error: {exc}")
 
     def _plan_once(self, goal_id: int, pose: Pose2D, is_replan: bool) -> None:
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + self.map_timeout_s
         while True:
             with self._lock:
                 goal, costmap = self._goal, self._costmap
@@ -479,7 +499,7 @@ class NavigatorNode(Node):
             if time.monotonic() > deadline:
                 self._fail(goal_id, "no map received on 'map' (is the map server running?)")
                 return
-            time.sleep(0.05)
+            time.sleep(MAP_POLL_S)
         with self._lock:
             current = self.pose() or pose
             snapshot = costmap.snapshot()  # plan without holding the lock
@@ -557,7 +577,8 @@ class NavigatorNode(Node):
                     fail = "path blocked: no way around the obstacle"
                 else:
                     fail = ""
-                    if not self._replan_pending or now - self._last_plan_s > 1.0:
+                    if (not self._replan_pending
+                            or now - self._last_plan_s > self.replan_interval_s):
                         self._replan_pending = True
                         self._last_plan_s = now
                         self._plan_queue.put((goal.id, pose, True))
@@ -592,13 +613,13 @@ class NavigatorNode(Node):
         self._publish_status()
 
     def _path_blocked(self, costmap: Costmap, pose: Pose2D) -> bool:
-        """A new obstacle on the path ahead (the first 0.3 m excepted: the robot's own
-        surroundings are handled by the controller and the safety node)."""
+        """A new obstacle on the path ahead (the first BLOCK_CHECK_SKIP_RADII robot radii
+        excepted: the robot's own surroundings are the controller's and the safety node's)."""
         path = self._controller.path
         if len(path) < 2:
             return False
         idx = first_blocked_index(costmap, path, self._controller.index, self.block_check_m,
-                                  skip_m=0.3)
+                                  skip_m=BLOCK_CHECK_SKIP_RADII * self.costmap_config.robot_radius_m)
         if idx is None:
             self._blocked_since_s = None
             return False
@@ -662,7 +683,7 @@ class NavigatorNode(Node):
                 plan.length_m if (plan is not None and state == "planning") else 0.0)
             if state == "driving" and plan is not None and remaining == 0.0:
                 remaining = plan.length_m
-        speed = max(self.controller_config.max_speed_mps * 0.7, 0.05)
+        speed = max(self.controller_config.max_speed_mps * ETA_SPEED_FRACTION, ETA_MIN_SPEED_MPS)
         values = {
             "state": state,
             "goal": goal.label if goal else "",

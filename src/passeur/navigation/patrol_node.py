@@ -46,6 +46,14 @@ from passeur.ros import qos
 from passeur.ros.params import declare
 
 NAV_TERMINAL = ("reached", "failed", "cancelled")
+#: The patrol's timers (dwell, retry pause, goal take-up, announcements) resolve to this;
+#: dwell times are whole seconds, so a finer tick buys nothing.
+TICK_PERIOD_S = 0.25
+#: Schedules are to the minute: checking every 5 s starts a route within 5 s of its time
+#: and can never miss its minute.
+SCHEDULE_CHECK_PERIOD_S = 5.0
+#: Longest request_id echoed back in patrol/status (a browser sends it; bound it).
+MAX_REQUEST_ID_CHARS = 64
 
 
 class PatrolNode(Node):
@@ -67,6 +75,13 @@ class PatrolNode(Node):
                                               "resend a goal the navigator has not taken up "
                                               "after this long (s)", min_value=0.5,
                                               max_value=120.0))
+        self.max_resends = int(declare(self, "goal_max_resends", 3,
+                                       "resend a goal the navigator has not taken up this many "
+                                       "times, then count the waypoint as failed",
+                                       min_value=0, max_value=100))
+        self.announce_timeout_s = float(declare(
+            self, "announce_timeout_s", 60.0, "longest wait for an announcement to be spoken "
+            "before the dwell starts (s)", min_value=1.0, max_value=600.0))
         self.speech_start_timeout_s = float(declare(
             self, "speech_start_timeout_s", 3.0, "after an announcement, move on if the speaker "
             "has not started speaking within this time (s)", min_value=0.0, max_value=60.0))
@@ -83,7 +98,8 @@ class PatrolNode(Node):
             self.get_logger().warning(f"{interrupted} patrol run(s) were interrupted by a stop")
         # Callbacks record through the writer thread, never SQLite itself.
         self.history = HistoryWriter(self.store)
-        self.runner = PatrolRunner(self.world, self.history, retry_pause_s=self.retry_pause_s)
+        self.runner = PatrolRunner(self.world, self.history, retry_pause_s=self.retry_pause_s,
+                                   announce_timeout_s=self.announce_timeout_s)
         self._speaking = False
         self._speech_started = False
         self._say_time_s = 0.0
@@ -109,10 +125,11 @@ class PatrolNode(Node):
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
                                  qos.STATUS)
         self.create_subscription(Bool, "speech/speaking", self._on_speaking, qos.LATCHED)
-        self._timer = self.create_timer(0.25, self._tick)
+        self._timer = self.create_timer(TICK_PERIOD_S, self._tick)
         # The daily schedule follows the wall clock, whatever the node clock is.
         self._schedule_timer = self.create_timer(
-            5.0, self._check_schedule, clock=Clock(clock_type=ClockType.STEADY_TIME)
+            SCHEDULE_CHECK_PERIOD_S, self._check_schedule,
+            clock=Clock(clock_type=ClockType.STEADY_TIME)
         ) if self.schedule_enabled else None
         self._closed = False
         self._publish_status()
@@ -175,7 +192,7 @@ class PatrolNode(Node):
         except ValueError:
             self._reject("", 'patrol/command must be JSON like {"action": "start", "route": "id"}')
             return
-        request_id = str(cmd.get("request_id", ""))[:64]
+        request_id = str(cmd.get("request_id", ""))[:MAX_REQUEST_ID_CHARS]
         action = cmd.get("action")
         try:
             if action == "start":
@@ -280,7 +297,7 @@ class PatrolNode(Node):
                 self._apply(self.runner.on_speech_done(now))
             if (self._pending_place is not None and self._pending_goal_id is None
                     and now - self._pending_sent_s > self.accept_timeout_s):
-                if self._pending_resends >= 3:
+                if self._pending_resends >= self.max_resends:
                     place = self._pending_place
                     self._pending_place = None
                     effects = self.runner.on_nav_result(
