@@ -32,6 +32,25 @@ from passeur.ros.geometry import Pose2D, normalize_angle
 #: Near obstacles the speed is scaled by clearance / slow_clearance_m, never below this
 #: fraction of the top speed (closer than that, the safety node's collision monitor rules).
 MIN_CLEARANCE_RATIO = 0.25
+#: Progress is searched this far ahead of the last projection (m): more than any robot at
+#: these speeds covers in a tick, little enough that a path looping back is not skipped.
+PROJECTION_WINDOW_M = 3.0
+#: Within max_lookahead_m + this of the path's end, a goal passed within tolerance counts.
+GOAL_PASS_MARGIN_M = 0.5
+#: Rotate in place towards the carrot at gain x heading error, between these speeds.
+ROTATE_GAIN = 1.5
+ROTATE_MIN_RPS = 0.3
+#: Final heading alignment: gentler (a fraction of rotate_speed_rps), never below a crawl.
+ALIGN_SPEED_FRACTION = 0.75
+ALIGN_GAIN = 1.0
+ALIGN_MIN_RPS = 0.08
+#: Stuck detection: turning this much also counts as moving (rad); this much progress
+#: along the path (m) resets the recovery count.
+STUCK_MIN_TURN_RAD = 0.35
+RECOVERY_RESET_PROGRESS_M = 1.0
+#: Before backing up, the costmap is checked just behind the robot (m) as well as at the
+#: end of the back-up.
+BACKUP_NEAR_CHECK_M = 0.15
 
 
 @dataclass(frozen=True)
@@ -209,7 +228,7 @@ class PurePursuit:
         pts = self._points
         lo = self._index
         # Window ahead: a few metres of path, enough for any tick at these speeds.
-        hi = int(np.searchsorted(self._cum, self._cum[lo] + 3.0, side="right"))
+        hi = int(np.searchsorted(self._cum, self._cum[lo] + PROJECTION_WINDOW_M, side="right"))
         hi = min(max(hi, lo + 2), len(pts))
         a = pts[lo:hi - 1] if hi - 1 > lo else pts[lo:lo + 1]
         b = pts[lo + 1:hi] if hi - 1 > lo else pts[lo:lo + 1]
@@ -251,7 +270,7 @@ class PurePursuit:
         if self._phase == "driving":
             c, s = math.cos(pose.yaw_rad), math.sin(pose.yaw_rad)
             goal_x_local = c * (goal[0] - pose.x_m) + s * (goal[1] - pose.y_m)
-            near_end = remaining < cfg.max_lookahead_m + 0.5
+            near_end = remaining < cfg.max_lookahead_m + GOAL_PASS_MARGIN_M
             if goal_dist <= cfg.xy_target_m or (
                     near_end and goal_dist <= cfg.xy_goal_tolerance_m and goal_x_local <= 0.0):
                 self._phase = "aligning"
@@ -264,7 +283,8 @@ class PurePursuit:
         curvature, xl, yl = pursuit_curvature(pose, carrot)
         alpha = math.atan2(yl, xl)
         if abs(alpha) > cfg.rotate_to_heading_rad:
-            w = math.copysign(min(cfg.rotate_speed_rps, max(1.5 * abs(alpha), 0.3)), alpha)
+            w = math.copysign(min(cfg.rotate_speed_rps, max(ROTATE_GAIN * abs(alpha), ROTATE_MIN_RPS)),
+                               alpha)
             self._last_v = 0.0
             return Command(0.0, w, "rotating", remaining)
         # Regulation (curves, goal approach), floored so the robot never creeps to a stall...
@@ -309,7 +329,8 @@ class PurePursuit:
         if abs(err) <= cfg.yaw_target_rad:
             self._phase = "reached"
             return Command(0.0, 0.0, "reached", goal_dist)
-        w = math.copysign(min(cfg.rotate_speed_rps * 0.75, max(1.0 * abs(err), 0.08)), err)
+        w = math.copysign(min(cfg.rotate_speed_rps * ALIGN_SPEED_FRACTION,
+                               max(ALIGN_GAIN * abs(err), ALIGN_MIN_RPS)), err)
         return Command(0.0, w, "aligning", goal_dist)
 
     # -- stuck detection and recovery ----------------------------------------------------
@@ -320,9 +341,9 @@ class PurePursuit:
             return False
         moved = pose.distance_to(self._check_pose)
         turned = abs(normalize_angle(pose.yaw_rad - self._check_pose.yaw_rad))
-        if moved >= cfg.stuck_min_progress_m or turned >= 0.35:
+        if moved >= cfg.stuck_min_progress_m or turned >= STUCK_MIN_TURN_RAD:
             self._check_pose, self._check_time = pose, now_s
-            if proj_s - self._progress_anchor_s > 1.0:
+            if proj_s - self._progress_anchor_s > RECOVERY_RESET_PROGRESS_M:
                 self._recoveries = 0  # real progress along the path
                 self._progress_anchor_s = proj_s
             return False
@@ -332,7 +353,7 @@ class PurePursuit:
         cfg = self.config
         behind_free = True
         if costmap is not None:
-            for d in (0.15, cfg.backup_distance_m + cfg.robot_radius_m * 0.5):
+            for d in (BACKUP_NEAR_CHECK_M, cfg.backup_distance_m + cfg.robot_radius_m * 0.5):
                 bx = pose.x_m - d * math.cos(pose.yaw_rad)
                 by = pose.y_m - d * math.sin(pose.yaw_rad)
                 if costmap.cost_at(bx, by) >= INSCRIBED:
