@@ -12,8 +12,10 @@ true, except while a patrol runs: patrols speak their own announcements (config/
 
 Threads: planning runs in a worker thread of its own (a long search never delays the control
 loop or the sensor callbacks); the control loop is a timer at `control_rate_hz` on the node
-clock (sim time honoured); sensors and goals arrive in another callback group. The costmap is
-shared behind one lock. When a goal ends for any reason a zero Twist is published.
+clock (sim time honoured). The node's callbacks (sensors, goals, the control timer) run one at
+a time on the node's single-threaded executor (bringup.NodeSpinners), so each stays short;
+the costmap, goal and controller are shared with the planner thread behind one lock. When a
+goal ends for any reason a zero Twist is published.
 """
 
 from __future__ import annotations
