@@ -533,6 +533,7 @@
       case "session":
         setExpiry(msg);
         state.warned = false;
+        tickClock();
         P.announce(t("session.extended", { t: P.formatTime(msg.expires_in_s) })
           + (msg.extensions_left === 0 ? " " + t("session.no_more") : ""));
         break;

@@ -33,6 +33,7 @@
     if (msg.type === "session") {
       setExpiry(msg);
       warned = false;
+      tickClock();
       P.announce(t("session.extended", { t: P.formatTime(msg.expires_in_s) })
         + (msg.extensions_left === 0 ? " " + t("session.no_more") : ""));
     }
