@@ -161,7 +161,9 @@ def test_bad_parameters_are_clear(ros_context: Any) -> None:
                             ({"staff_password_hash": "plain"}, "staff-password"),
                             ({"ice_host_addresses": "robot.local"}, "not an IP address"),
                             ({"speed_levels_linear_mps": [0.1, 0.2]}, "3 or more"),
-                            ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found")):
+                            ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found"),
+                            ({"staff_max_failures": 30, "staff_global_max_failures": 10},
+                             "staff_global_max_failures")):
         params = [Parameter(k, value=v) for k, v in {**PARAMS, **overrides}.items()]
         with pytest.raises(ConfigError, match=text):
             TelepresenceNode(parameter_overrides=params, context=ros_context)
@@ -257,3 +259,21 @@ def test_map_pose_click_to_go_and_heading_with_a_nonzero_odom_origin(
         assert 2 * math.atan2(q.z, q.w) == pytest.approx(math.pi / 2, abs=0.02)
     finally:
         node.pilot_disconnected(session, "test over")
+
+
+def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:
+    """Lockout limits, session lengths and extension sizes are parameters (with descriptions),
+    and reach the access policy."""
+    node = harness.node("telepresence")
+    names = ["code_max_failures", "code_lockout_s", "code_global_max_failures",
+             "staff_max_failures", "staff_lockout_s", "staff_global_max_failures",
+             "staff_global_interval_s", "failure_window_s", "spectator_session_s",
+             "spectator_extend_s", "spectator_max_extensions", "staff_session_s",
+             "staff_extend_s", "staff_max_extensions", "pilot_extend_s", "pilot_max_extensions",
+             "max_spectators", "nudge_ms", "session_warning_s"]
+    for descriptor in node.describe_parameters(names):
+        assert descriptor.description, descriptor.name
+    policy = node.access.policy
+    assert policy.spectator_session_s == node.get_parameter("spectator_session_s").value
+    assert policy.staff_max_failures == node.get_parameter("staff_max_failures").value
+    assert node.options.max_spectators == node.get_parameter("max_spectators").value
