@@ -101,7 +101,8 @@ def main() -> int:
     rclpy.init(context=context)
     tp = {"http_port": 0, "ice_host_addresses": "127.0.0.1", "frame_stamp": True,
           "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
-          "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16}
+          "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16,
+          "max_spectators": 14}
     fake = None
     if args.source == "sim" and sim_available():
         h = StackHarness(context, nodes=["sim", "telepresence"],

@@ -161,7 +161,9 @@ def test_bad_parameters_are_clear(ros_context: Any) -> None:
                             ({"staff_password_hash": "plain"}, "staff-password"),
                             ({"ice_host_addresses": "robot.local"}, "not an IP address"),
                             ({"speed_levels_linear_mps": [0.1, 0.2]}, "3 or more"),
-                            ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found")):
+                            ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found"),
+                            ({"staff_max_failures": 30, "staff_global_max_failures": 10},
+                             "staff_global_max_failures")):
         params = [Parameter(k, value=v) for k, v in {**PARAMS, **overrides}.items()]
         with pytest.raises(ConfigError, match=text):
             TelepresenceNode(parameter_overrides=params, context=ros_context)
@@ -190,3 +192,88 @@ def test_port_in_use_is_a_clear_error(ros_context: Any) -> None:
 def test_json_status_is_serialisable(harness: StackHarness) -> None:
     node = harness.node("telepresence")
     json.dumps(node.status())
+
+
+def _nav_status(pose: str, state: str = "idle", reason: str = "") -> Any:
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    msg = DiagnosticStatus(name="navigator", message=state)
+    msg.values = [KeyValue(key="state", value=state), KeyValue(key="reason", value=reason),
+                  KeyValue(key="goal_id", value="1"), KeyValue(key="pose", value=pose)]
+    return msg
+
+
+def test_map_pose_click_to_go_and_heading_with_a_nonzero_odom_origin(
+        harness: StackHarness) -> None:
+    """Odometry started at map (5, 3) facing +y; the robot has driven 1 m. Pages, click-to-go
+    and the heading of a point goal must use the map pose, not odometry's."""
+    from passeur.telepresence.access import PILOT
+    from passeur.telepresence.messages import GotoPixel, GotoPoint
+
+    node = harness.node("telepresence")
+    harness.subscribe("goal_pose", PoseStamped, qos.COMMAND, keep_history=True)
+    odom = Odometry()
+    odom.pose.pose.position.x = 1.0
+    odom.pose.pose.orientation.w = 1.0
+    for _ in range(3):
+        harness.publish("camera/camera_info", camera_info(), qos.SENSOR)
+        harness.publish("odom", odom, qos.SENSOR)
+    harness.wait_until(lambda: node.status()["pose"] is not None, 10, "odometry")
+    # No navigator yet: odometry, and the status says so.
+    status = node.status()
+    assert status["pose"]["frame"] == "odom" and status["pose_source"] == "odometry"
+    nav = _nav_status("5.00,4.00,1.5708", "failed", "unknown place 'nowhere' (known: desk)")
+    harness.wait_until(lambda: (harness.publish("navigation/status", nav, qos.STATUS) or
+                                node.status()["pose"]["frame"] == "map"), 10, "the map pose")
+    status = node.status()
+    assert status["pose_source"] == "navigator"
+    assert status["pose"]["x"] == pytest.approx(5.0, abs=0.01)
+    assert status["pose"]["y"] == pytest.approx(4.0, abs=0.01)
+    assert status["pose"]["yaw"] == pytest.approx(math.pi / 2, abs=0.01)
+    assert status["navigation"]["reason_code"] == "unknown_place"
+    # Odometry moves on (0.5 m more, no new navigator pose): the map pose follows.
+    odom.pose.pose.position.x = 1.5
+    harness.wait_until(lambda: (harness.publish("odom", odom, qos.SENSOR) or
+                                abs(node.status()["pose"]["y"] - 4.5) < 0.01), 10, "moved")
+    assert node.status()["pose"]["x"] == pytest.approx(5.0, abs=0.01)
+
+    session = node.access.grant(PILOT, "test")
+    node.pilot_connected(session)
+    try:
+        # The floor 2.3 m ahead in the video is 2.3 m along +y on the map.
+        t0 = time.monotonic()
+        assert node.command(GotoPixel(320, 470), session)["action"] == "goto_point"
+        harness.wait_until(lambda: any(t >= t0 for t, _ in harness.history("goal_pose")), 10,
+                           "goal from the video")
+        goal = [m for t, m in harness.history("goal_pose") if t >= t0][0]
+        assert goal.header.frame_id == "map"
+        assert goal.pose.position.x == pytest.approx(5.0, abs=0.1)
+        assert 5.5 < goal.pose.position.y < 8.0
+        # A point goal's heading points from the robot's map pose towards the point.
+        t1 = time.monotonic()
+        node.command(GotoPoint(5.0, 8.0), session)
+        harness.wait_until(lambda: any(t >= t1 for t, _ in harness.history("goal_pose")), 10,
+                           "point goal")
+        goal = [m for t, m in harness.history("goal_pose") if t >= t1][0]
+        q = goal.pose.orientation
+        assert 2 * math.atan2(q.z, q.w) == pytest.approx(math.pi / 2, abs=0.02)
+    finally:
+        node.pilot_disconnected(session, "test over")
+
+
+def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:
+    """Lockout limits, session lengths and extension sizes are parameters (with descriptions),
+    and reach the access policy."""
+    node = harness.node("telepresence")
+    names = ["code_max_failures", "code_lockout_s", "code_global_max_failures",
+             "staff_max_failures", "staff_lockout_s", "staff_global_max_failures",
+             "staff_global_interval_s", "failure_window_s", "spectator_session_s",
+             "spectator_extend_s", "spectator_max_extensions", "staff_session_s",
+             "staff_extend_s", "staff_max_extensions", "pilot_extend_s", "pilot_max_extensions",
+             "max_spectators", "nudge_ms", "session_warning_s"]
+    for descriptor in node.describe_parameters(names):
+        assert descriptor.description, descriptor.name
+    policy = node.access.policy
+    assert policy.spectator_session_s == node.get_parameter("spectator_session_s").value
+    assert policy.staff_max_failures == node.get_parameter("staff_max_failures").value
+    assert node.options.max_spectators == node.get_parameter("max_spectators").value

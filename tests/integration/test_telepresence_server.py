@@ -355,9 +355,10 @@ async def test_staff_end_session_stops_and_ignores_later_commands(
         assert r.status == 200 and (await r.json())["pilot"] is None
 
 
-def make_server(**options: Any) -> tuple[WebServer, FakeRobot, Feeder]:
+def make_server(policy: AccessPolicy | None = None,
+                **options: Any) -> tuple[WebServer, FakeRobot, Feeder]:
     robot = FakeRobot()
-    access = AccessManager(hash_password(PASSWORD, n=2**10))
+    access = AccessManager(hash_password(PASSWORD, n=2**10), policy)
     camera = CameraSource(stamp=True)
     srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",), **options),
                     robot, access, camera, FileAudio())
@@ -502,3 +503,188 @@ async def test_features_are_mounted_guarded_and_their_peers_closed() -> None:
     finally:
         srv.stop()
     assert feature.pcs and all(pc.connectionState == "closed" for pc in feature.pcs)
+
+
+# -- after review ------------------------------------------------------------------------------
+async def wait_until(pred: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(what)
+
+
+async def test_reconnect_after_a_data_channel_extension_beyond_the_original_expiry() -> None:
+    """Extending over the data channel cannot set a cookie: the cookie must already last as
+    long as the session can (its cap), or a reload after the original expiry gets 401."""
+    srv, _robot, feeder = make_server(AccessPolicy(pilot_session_s=3.0, pilot_extend_s=30.0),
+                                      cookie_slack_s=0.0)
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            assert (await http.post(f"{base}/api/session",
+                                    json={"code": await staff_code(base)})).status == 200
+            client = Client(http, base)
+            try:
+                assert (await client.connect()).status == 200
+                await client.wait_for(lambda m: m["type"] == "hello")
+                client.send({"type": "extend", "seq": 7})
+                extended = await client.wait_for(lambda m: m["type"] == "session")
+                assert extended["expires_in_s"] > 20
+            finally:
+                await client.close()
+            await asyncio.sleep(4.5)  # past the original 3 s (and the cookie it once had)
+            r = await http.get(f"{base}/api/session")
+            assert r.status == 200, "the extended session must still authenticate"
+            again = Client(http, base)
+            try:
+                assert (await again.connect()).status == 200  # reconnect / reload
+                hello = await again.wait_for(lambda m: m["type"] == "hello")
+                assert hello["role"] == "pilot" and hello["expires_in_s"] > 20
+            finally:
+                await again.close()
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_only_the_pilot_mutes_the_robot(server: tuple[WebServer, FakeRobot]) -> None:
+    srv, _robot = server
+    base = base_of(srv)
+    jar = lambda: aiohttp.CookieJar(unsafe=True)  # noqa: E731
+    async with aiohttp.ClientSession(cookie_jar=jar()) as a, \
+            aiohttp.ClientSession(cookie_jar=jar()) as b:
+        await a.post(f"{base}/api/session", json={"code": await staff_code(base, "spectator")})
+        await b.post(f"{base}/api/session", json={"code": await staff_code(base)})
+        viewer, pilot = Client(a, base), Client(b, base)
+        try:
+            await viewer.connect()
+            await pilot.connect()
+            for target in ("robot_mic", "robot_speaker"):
+                viewer.send({"type": "mute", "target": target, "on": True, "seq": 1})
+                refused = await viewer.wait_for(
+                    lambda m: m.get("code") == "forbidden" and m.get("seq") == 1)
+                viewer.messages.remove(refused)
+            assert srv.audio.mic_muted is False and srv.audio.speaker_muted is False
+            pilot.send({"type": "mute", "target": "robot_mic", "on": True})
+            await pilot.wait_for(lambda m: m["type"] == "muted" and m["on"] is True)
+            assert srv.audio.mic_muted is True
+        finally:
+            await viewer.close()
+            await pilot.close()
+
+
+async def test_spectators_cannot_take_the_pilot_or_staff_slot() -> None:
+    srv, _robot, feeder = make_server(max_peers=3, max_spectators=5)
+    assert srv.spectator_limit() == 1
+    jar = lambda: aiohttp.CookieJar(unsafe=True)  # noqa: E731
+    clients: list[Client] = []
+    try:
+        base = srv.base_url
+        code = await staff_code(base, "spectator")  # one code shared widely
+        async with aiohttp.ClientSession(cookie_jar=jar()) as s1, \
+                aiohttp.ClientSession(cookie_jar=jar()) as s2, \
+                aiohttp.ClientSession(cookie_jar=jar()) as pilot_http, \
+                aiohttp.ClientSession(cookie_jar=jar()) as staff_http:
+            for http in (s1, s2):
+                assert (await http.post(f"{base}/api/session", json={"code": code})).status == 200
+            clients.append(Client(s1, base))
+            assert (await clients[-1].connect()).status == 200
+            clients.append(Client(s2, base))
+            r = await clients[-1].connect()
+            assert r.status == 503 and (await r.json())["error"] == "full"
+            assert (await pilot_http.post(f"{base}/api/session",
+                                          json={"code": await staff_code(base)})).status == 200
+            clients.append(Client(pilot_http, base))
+            assert (await clients[-1].connect()).status == 200, "the pilot always gets video"
+            await staff_http.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            clients.append(Client(staff_http, base))
+            assert (await clients[-1].connect()).status == 200, "staff keep a slot too"
+            roles = sorted(p.role for p in srv.peers)
+            assert roles == ["pilot", "spectator", "staff"]
+            # Staff see link quality for every connection (a word, never a crash).
+            r = await staff_http.get(f"{base}/api/staff/status")
+            body = await r.json()
+            assert r.status == 200 and body["staff_session"]["expires_in_s"] > 0
+            assert all(p["quality"] in ("good", "fair", "poor", "unknown") for p in body["peers"])
+    finally:
+        for client in clients:
+            await client.close()
+        feeder.stop.set()
+        srv.stop()
+    with pytest.raises(Exception, match="max_viewers"):
+        ServerOptions(max_peers=2).validate()
+
+
+async def test_housekeeping_keeps_expiring_after_an_error() -> None:
+    srv, robot, feeder = make_server(AccessPolicy(pilot_session_s=1.0),
+                                     housekeeping_period_s=0.05)
+    calls: list[int] = []
+    real_expire = srv.access.expire
+
+    def flaky_expire() -> list[Session]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a listener bug")
+        return real_expire()
+
+    srv.access.expire = flaky_expire  # type: ignore[method-assign]
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await http.post(f"{base}/api/session", json={"code": await staff_code(base)})
+            # Nobody asks the server anything: only housekeeping can end the session on time.
+            await wait_until(lambda: "expired" in robot.disconnected, 5,
+                             "the pilot session expired by housekeeping")
+        assert len(calls) > 2
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+def _from(address: str) -> aiohttp.ClientSession:
+    """An HTTP client whose requests come from another loopback address (127.0.0.0/8)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def test_http_lockouts_codes_and_staff_have_separate_budgets() -> None:
+    policy = AccessPolicy(max_failures=2, global_max_failures=4, lockout_s=60,
+                          staff_max_failures=2, staff_lockout_s=60,
+                          staff_global_max_failures=10)
+    srv, _robot, feeder = make_server(policy)
+    try:
+        base = srv.base_url
+        real = await staff_code(base)
+        # Two addresses guess codes: each is locked out, and the global code budget is spent.
+        for address in ("127.0.0.2", "127.0.0.3"):
+            async with _from(address) as bot:
+                statuses = [(await bot.post(f"{base}/api/session",
+                                            json={"code": "00000000"})).status
+                            for _ in range(3)]
+                assert statuses == [401, 429, 429]
+        async with _from("127.0.0.4") as honest:
+            r = await honest.post(f"{base}/api/session", json={"code": real})
+            assert r.status == 429 and (await r.json())["error"] == "busy"
+            # The guessing never blocks the staff desk.
+            r = await honest.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            assert r.status == 200
+        async with _from("127.0.0.2") as bot:  # not even from a guessing address
+            r = await bot.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            assert r.status == 200
+        # Staff passwords: a per-address lockout with Retry-After.
+        async with _from("127.0.0.5") as guesser:
+            r = await guesser.post(f"{base}/api/staff/login", json={"password": "guess-1"})
+            assert r.status == 401 and (await r.json())["error"] == "wrong_password"
+            r = await guesser.post(f"{base}/api/staff/login", json={"password": "guess-2"})
+            assert r.status == 429 and (await r.json())["error"] == "locked"
+            assert 55 <= int(r.headers["Retry-After"]) <= 61
+            r = await guesser.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            assert r.status == 429
+        async with _from("127.0.0.6") as desk:
+            r = await desk.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+            assert r.status == 200
+    finally:
+        feeder.stop.set()
+        srv.stop()

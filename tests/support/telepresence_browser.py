@@ -223,3 +223,22 @@ class FakeBase:
     def close(self) -> None:
         self._stop.set()
         self.thread.join(2)
+
+
+#: JavaScript: visible interactive elements smaller than `min` CSS px in either dimension.
+SMALL_TARGETS_JS = """
+(min) => Array.from(document.querySelectorAll(
+    'button, select, input, textarea, a[href], summary, [role="button"], [tabindex]:not([tabindex="-1"])'))
+  .filter(el => el.offsetParent !== null && !el.disabled)
+  .map(el => { const r = el.getBoundingClientRect();
+               return {id: el.id || el.dataset.dir || el.dataset.level || el.dataset.lang
+                           || el.dataset.pref || el.dataset.place || el.dataset.remap
+                           || (el.name ? el.name + ':' + el.value : '') || el.tagName,
+                       w: Math.round(r.width * 10) / 10, h: Math.round(r.height * 10) / 10}; })
+  .filter(t => t.w < min || t.h < min)
+"""
+
+
+def small_targets(page: Any, min_px: float = 44.0) -> list[dict[str, Any]]:
+    """Interactive elements under min_px x min_px CSS pixels (WCAG 2.5.5), no exemptions."""
+    return list(page.evaluate(SMALL_TARGETS_JS, min_px))

@@ -69,7 +69,12 @@ def access(clock: Clock) -> AccessManager:
     return AccessManager(hash_password("correct horse", n=FAST_N),
                          AccessPolicy(max_failures=3, lockout_s=60, failure_window_s=120,
                                       global_max_failures=10, pilot_session_s=100,
-                                      pilot_extend_s=50, pilot_max_extensions=2),
+                                      pilot_extend_s=50, pilot_max_extensions=2,
+                                      staff_max_failures=3, staff_lockout_s=60,
+                                      staff_global_max_failures=6, staff_global_interval_s=2.0,
+                                      spectator_session_s=200, spectator_extend_s=100,
+                                      spectator_max_extensions=1, staff_session_s=300,
+                                      staff_extend_s=100, staff_max_extensions=1),
                          clock=clock)
 
 

@@ -10,10 +10,21 @@ constant-time.
   be used by several viewers during its window but only ever grants watching.
 - One pilot at a time: a pilot code is refused while another pilot session is active (the code
   stays valid, so the visitor can try again once the robot is free).
-- Failed attempts are counted per client (e.g. the remote IP) and globally; too many lock the
-  client out for a while, and a global budget slows distributed guessing.
-- Sessions expire; pilot sessions can be extended by the pilot (WCAG 2.2.1) up to a cap, and
-  ended by staff at any time. Listeners hear about every session end (to stop the robot).
+- Failed attempts are counted per client (e.g. the remote IP) and globally, with separate
+  budgets for codes and for the staff password, so that guessing codes never locks staff out:
+  - codes: too many failures lock the client out for a while; a global budget (all clients)
+    then refuses every code for the rest of the window (slows distributed guessing);
+  - staff password: too many failures lock that client out; past a global budget the login is
+    only *throttled* (one attempt per `staff_global_interval_s` for everyone), so distributed
+    guessing crawls while a staff member retrying a few seconds later still gets in.
+- Sessions expire; every session (pilot, spectator, staff) can be extended by its owner
+  (WCAG 2.2.1) a bounded number of times, and staff can end a pilot session at any time.
+  `cap_s()` is the longest a session can still live (the cookie lasts that long; the server's
+  expiry stays authoritative). Listeners hear about every session end (to stop the robot).
+
+Thread-safe: one lock guards all state (the web server's loop and worker threads may call in);
+the slow scrypt check runs outside the lock, and session-end listeners are called after the
+lock is released.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -160,28 +172,70 @@ class AccessPolicy:
     pilot_extend_s: float = 600.0
     pilot_max_extensions: int = 20
     spectator_session_s: float = 3600.0
+    spectator_extend_s: float = 1800.0
+    spectator_max_extensions: int = 8
     staff_session_s: float = 8 * 3600.0
+    staff_extend_s: float = 3600.0
+    staff_max_extensions: int = 8
+    # Codes.
     max_failures: int = 5  # per client within failure_window_s, then lockout
     failure_window_s: float = 600.0
     lockout_s: float = 300.0
     global_max_failures: int = 50  # all clients together within failure_window_s
+    # Staff password (a separate budget: guessing codes never locks staff out).
+    staff_max_failures: int = 5  # per client within failure_window_s, then staff_lockout_s
+    staff_lockout_s: float = 300.0
+    staff_global_max_failures: int = 20  # all clients: past this, logins are throttled
+    staff_global_interval_s: float = 3.0  # one staff attempt per this, robot-wide, when throttled
     max_live_codes: int = 200
 
     def validate(self) -> None:
         for name in ("code_window_s", "max_code_window_s", "pilot_session_s", "pilot_extend_s",
-                     "spectator_session_s", "staff_session_s", "failure_window_s", "lockout_s"):
+                     "spectator_session_s", "spectator_extend_s", "staff_session_s",
+                     "staff_extend_s", "failure_window_s", "lockout_s", "staff_lockout_s",
+                     "staff_global_interval_s"):
             if not getattr(self, name) > 0:
                 raise TelepresenceConfigError(f"access policy {name} must be > 0")
+        for name in ("pilot_max_extensions", "spectator_max_extensions", "staff_max_extensions"):
+            if getattr(self, name) < 0:
+                raise TelepresenceConfigError(f"access policy {name} must be >= 0")
         if self.max_failures < 1 or self.global_max_failures < self.max_failures:
             raise TelepresenceConfigError(
                 "access policy: max_failures must be >= 1 and global_max_failures >= max_failures")
+        if self.staff_max_failures < 1 or self.staff_global_max_failures < self.staff_max_failures:
+            raise TelepresenceConfigError(
+                "access policy: staff_max_failures must be >= 1 and staff_global_max_failures "
+                ">= staff_max_failures")
+
+    def session_s(self, role: str) -> float:
+        return {PILOT: self.pilot_session_s, SPECTATOR: self.spectator_session_s,
+                STAFF: self.staff_session_s}[role]
+
+    def extend_s(self, role: str) -> float:
+        return {PILOT: self.pilot_extend_s, SPECTATOR: self.spectator_extend_s,
+                STAFF: self.staff_extend_s}[role]
+
+    def max_extensions(self, role: str) -> int:
+        return {PILOT: self.pilot_max_extensions, SPECTATOR: self.spectator_max_extensions,
+                STAFF: self.staff_max_extensions}[role]
 
 
 SessionListener = Callable[[Session], None]
 
 
+class _Budget:
+    """Failures of one kind (codes or staff password): per client, and all clients together."""
+
+    def __init__(self, per_client: int, lockout_s: float, global_max: int) -> None:
+        self.per_client = per_client
+        self.lockout_s = lockout_s
+        self.global_max = global_max
+        self.clients: dict[str, _Failures] = {}
+        self.all: deque[float] = deque()
+
+
 class AccessManager:
-    """All access state of one robot. Not thread-safe: use it from the web server's loop."""
+    """All access state of one robot. Thread-safe (one lock; see the module docstring)."""
 
     def __init__(self, staff_password_hash: str, policy: AccessPolicy | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -189,70 +243,124 @@ class AccessManager:
         self.policy.validate()
         self._staff_hash = PasswordHash.parse(staff_password_hash) if staff_password_hash else None
         self._clock = clock
+        self._lock = threading.RLock()
         self._codes: list[_CodeRecord] = []
         self._sessions: dict[bytes, Session] = {}
-        self._failures: dict[str, _Failures] = {}
-        self._global_failures: deque[float] = deque()
+        p = self.policy
+        self._code_budget = _Budget(p.max_failures, p.lockout_s, p.global_max_failures)
+        self._staff_budget = _Budget(p.staff_max_failures, p.staff_lockout_s,
+                                     p.staff_global_max_failures)
+        self._last_staff_attempt = -float("inf")
         self._listeners: list[SessionListener] = []
 
     # -- listeners -------------------------------------------------------------------------
     def on_session_end(self, listener: SessionListener) -> None:
-        self._listeners.append(listener)
+        with self._lock:
+            self._listeners.append(listener)
 
-    # -- rate limiting ---------------------------------------------------------------------
-    def _check_not_locked(self, client: str) -> None:
-        now = self._clock()
-        rec = self._failures.get(client)
-        if rec is not None and rec.locked_until > now:
-            raise AccessDenied("locked", "too many failed attempts; try again later",
-                               retry_after_s=rec.locked_until - now)
-        self._trim(self._global_failures, now)
-        if len(self._global_failures) >= self.policy.global_max_failures:
-            oldest = self._global_failures[0]
-            raise AccessDenied("busy", "too many failed attempts on this robot; try again later",
-                               retry_after_s=oldest + self.policy.failure_window_s - now)
+    def _notify(self, ended: list[Session]) -> None:
+        """Call the listeners (outside the lock: they may stop the robot, send messages)."""
+        if not ended:
+            return
+        with self._lock:
+            listeners = list(self._listeners)
+        for session in ended:
+            for listener in listeners:
+                # A listener bug must not keep the others from stopping the robot.
+                try:
+                    listener(session)
+                except Exception:
+                    log.exception("session-end listener failed")
 
+    # -- rate limiting (callers hold the lock) ---------------------------------------------
     def _trim(self, times: deque[float], now: float) -> None:
         while times and times[0] <= now - self.policy.failure_window_s:
             times.popleft()
 
-    def _fail(self, client: str, reason: str, message: str) -> AccessDenied:
+    def _check_client(self, budget: _Budget, client: str, now: float) -> None:
+        rec = budget.clients.get(client)
+        if rec is not None and rec.locked_until > now:
+            raise AccessDenied("locked", "too many failed attempts; try again later",
+                               retry_after_s=rec.locked_until - now)
+
+    def _check_codes_allowed(self, client: str) -> None:
         now = self._clock()
-        rec = self._failures.setdefault(client, _Failures())
+        budget = self._code_budget
+        self._check_client(budget, client, now)
+        self._trim(budget.all, now)
+        if len(budget.all) >= budget.global_max:
+            oldest = budget.all[0]
+            raise AccessDenied("busy", "too many failed attempts on this robot; try again later",
+                               retry_after_s=oldest + self.policy.failure_window_s - now)
+
+    def _fail(self, budget: _Budget, client: str, reason: str, message: str) -> AccessDenied:
+        now = self._clock()
+        rec = budget.clients.setdefault(client, _Failures())
         self._trim(rec.times, now)
         rec.times.append(now)
-        self._global_failures.append(now)
+        budget.all.append(now)
+        self._trim(budget.all, now)
         log.warning("access refused (%s) for client %s (%d recent failures)", reason,
                     client, len(rec.times))
-        if len(rec.times) >= self.policy.max_failures:
-            rec.locked_until = now + self.policy.lockout_s
+        if len(rec.times) >= budget.per_client:
+            rec.locked_until = now + budget.lockout_s
             rec.times.clear()
             return AccessDenied("locked", "too many failed attempts; try again later",
-                                retry_after_s=self.policy.lockout_s)
+                                retry_after_s=budget.lockout_s)
         return AccessDenied(reason, message)
 
-    def _succeed(self, client: str) -> None:
-        self._failures.pop(client, None)
-
     def locked_out(self, client: str) -> bool:
-        rec = self._failures.get(client)
-        return rec is not None and rec.locked_until > self._clock()
+        """Locked out of codes (the staff login has its own budget: staff_locked_out)."""
+        with self._lock:
+            rec = self._code_budget.clients.get(client)
+            return rec is not None and rec.locked_until > self._clock()
+
+    def staff_locked_out(self, client: str) -> bool:
+        with self._lock:
+            rec = self._staff_budget.clients.get(client)
+            return rec is not None and rec.locked_until > self._clock()
 
     # -- staff -----------------------------------------------------------------------------
     @property
     def staff_enabled(self) -> bool:
         return self._staff_hash is not None
 
+    def begin_staff_login(self, client: str) -> None:
+        """Step 1 of a login (fast, under the lock): refuse a locked-out client, a throttled
+        robot or a robot without a staff password; else count the attempt for the throttle."""
+        with self._lock:
+            if self._staff_hash is None:
+                raise AccessDenied("disabled", "no staff password is configured "
+                                   "(set staff_password_hash; see `passeur staff-password`)")
+            now = self._clock()
+            budget = self._staff_budget
+            self._check_client(budget, client, now)
+            self._trim(budget.all, now)
+            if len(budget.all) >= budget.global_max:
+                wait = self._last_staff_attempt + self.policy.staff_global_interval_s - now
+                if wait > 0:
+                    raise AccessDenied("busy", "many failed staff logins on this robot; "
+                                       "try again in a few seconds", retry_after_s=wait)
+            self._last_staff_attempt = now
+
+    def check_staff_password(self, password: object) -> bool:
+        """Step 2 (slow: scrypt, tens of ms; no state, no lock: run it in a worker thread)."""
+        staff_hash = self._staff_hash
+        return staff_hash is not None and isinstance(password, str) \
+            and len(password) <= 1024 and staff_hash.verify(password)
+
+    def finish_staff_login(self, ok: bool, client: str) -> Session:
+        """Step 3 (fast, under the lock): a staff session, or the failure counted."""
+        with self._lock:
+            if not ok:
+                raise self._fail(self._staff_budget, client, "wrong_password", "wrong password")
+            self._staff_budget.clients.pop(client, None)
+            return self._new_session(STAFF, client)
+
     def staff_login(self, password: str, client: str) -> Session:
-        self._check_not_locked(client)
-        if self._staff_hash is None:
-            raise AccessDenied("disabled", "no staff password is configured "
-                               "(set staff_password_hash; see `passeur staff-password`)")
-        if not isinstance(password, str) or len(password) > 1024 \
-                or not self._staff_hash.verify(password):
-            raise self._fail(client, "wrong_password", "wrong password")
-        self._succeed(client)
-        return self._new_session(STAFF, client, self.policy.staff_session_s)
+        """The three steps in one call (tests, tools). The web server runs step 2 in a thread."""
+        self.begin_staff_login(client)
+        return self.finish_staff_login(self.check_staff_password(password), client)
 
     # -- codes -----------------------------------------------------------------------------
     def issue_code(self, role: str, valid_for_s: float | None = None) -> IssuedCode:
@@ -262,34 +370,41 @@ class AccessManager:
         if not (0 < window <= self.policy.max_code_window_s):
             raise ValueError(f"a code's validity must be between 0 and "
                              f"{self.policy.max_code_window_s:.0f} s")
-        now = self._clock()
-        self._codes = [c for c in self._codes if c.expires_at > now and not c.used]
-        if len(self._codes) >= self.policy.max_live_codes:
-            raise ValueError("too many live codes; revoke some first")
-        while True:
-            code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-            digest = _digest(code)
-            if not any(hmac.compare_digest(c.digest, digest) for c in self._codes):
-                break
-        self._codes.append(_CodeRecord(digest, role, now + window))
-        return IssuedCode(code, role, now + window, window)
+        with self._lock:
+            now = self._clock()
+            self._codes = [c for c in self._codes if c.expires_at > now and not c.used]
+            if len(self._codes) >= self.policy.max_live_codes:
+                raise ValueError("too many live codes; revoke some first")
+            while True:
+                code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+                digest = _digest(code)
+                if not any(hmac.compare_digest(c.digest, digest) for c in self._codes):
+                    break
+            self._codes.append(_CodeRecord(digest, role, now + window))
+            return IssuedCode(code, role, now + window, window)
 
     def revoke_codes(self, role: str | None = None) -> int:
-        before = len(self._codes)
-        self._codes = [c for c in self._codes if role is not None and c.role != role]
-        return before - len(self._codes)
+        with self._lock:
+            before = len(self._codes)
+            self._codes = [c for c in self._codes if role is not None and c.role != role]
+            return before - len(self._codes)
 
     def live_codes(self) -> list[dict[str, object]]:
-        now = self._clock()
-        return [{"role": c.role, "expires_in_s": round(c.expires_at - now)}
-                for c in self._codes if c.expires_at > now and not c.used]
+        with self._lock:
+            now = self._clock()
+            return [{"role": c.role, "expires_in_s": round(c.expires_at - now)}
+                    for c in self._codes if c.expires_at > now and not c.used]
 
     def redeem_code(self, code: str, client: str) -> Session:
         """Exchange a code for a session, or raise AccessDenied (reason: wrong_code, expired,
         used, pilot_busy, locked, busy)."""
-        self._check_not_locked(client)
+        return self._call_expired_first(lambda: self._redeem_locked(code, client))
+
+    def _redeem_locked(self, code: str, client: str) -> Session:
+        budget = self._code_budget
+        self._check_codes_allowed(client)
         if not isinstance(code, str) or len(code) > 64:
-            raise self._fail(client, "wrong_code", "unknown code")
+            raise self._fail(budget, client, "wrong_code", "unknown code")
         digest = _digest(normalize_code(code))
         now = self._clock()
         match: _CodeRecord | None = None
@@ -297,100 +412,145 @@ class AccessManager:
             if hmac.compare_digest(record.digest, digest):
                 match = record
         if match is None:
-            raise self._fail(client, "wrong_code", "unknown code")
+            raise self._fail(budget, client, "wrong_code", "unknown code")
         if match.used:
-            raise self._fail(client, "used", "this code was already used")
+            raise self._fail(budget, client, "used", "this code was already used")
         if match.expires_at <= now:
-            raise self._fail(client, "expired", "this code has expired")
+            raise self._fail(budget, client, "expired", "this code has expired")
         if match.role == PILOT:
-            if self.active_pilot() is not None:
+            if self._active_pilot_locked() is not None:
                 # Not a guessing failure: the code is right, the robot is busy.
                 raise AccessDenied("pilot_busy", "another visitor is driving the robot")
             match.used = True
-            self._succeed(client)
-            return self._new_session(PILOT, client, self.policy.pilot_session_s)
-        self._succeed(client)
-        return self._new_session(SPECTATOR, client, self.policy.spectator_session_s)
+            budget.clients.pop(client, None)
+            return self._new_session(PILOT, client)
+        budget.clients.pop(client, None)
+        return self._new_session(SPECTATOR, client)
 
     def grant(self, role: str, client: str) -> Session:
         """A session without a code, for staff taking over (the caller checked staff rights).
         A pilot grant is refused while another pilot is active: end that one first."""
-        if role == PILOT and self.active_pilot() is not None:
-            raise AccessDenied("pilot_busy", "another visitor is driving the robot")
-        duration = self.policy.pilot_session_s if role == PILOT else \
-            self.policy.spectator_session_s
-        return self._new_session(role, client, duration)
+        def grant_locked() -> Session:
+            if role == PILOT and self._active_pilot_locked() is not None:
+                raise AccessDenied("pilot_busy", "another visitor is driving the robot")
+            return self._new_session(role, client)
+
+        return self._call_expired_first(grant_locked)
 
     # -- sessions --------------------------------------------------------------------------
-    def _new_session(self, role: str, client: str, duration_s: float) -> Session:
+    def _new_session(self, role: str, client: str) -> Session:
         now = self._clock()
-        session = Session(secrets.token_urlsafe(32), role, now, now + duration_s, client)
+        session = Session(secrets.token_urlsafe(32), role, now,
+                          now + self.policy.session_s(role), client)
         self._sessions[_digest(session.token)] = session
         log.info("%s session %s started", role, session.id)
         return session
 
     def validate(self, token: str | None, role: str | None = None) -> Session:
         """The live session for `token` (optionally of `role`), else AccessDenied."""
-        self.expire()
-        if not token or not isinstance(token, str) or len(token) > 128:
-            raise AccessDenied("no_session", "not logged in")
-        session = self._sessions.get(_digest(token))
-        if session is None or session.ended:
-            raise AccessDenied("no_session", "session ended or unknown")
-        if role is not None and session.role != role:
-            raise AccessDenied("forbidden", f"this needs a {role} session")
-        return session
+        def validate_locked() -> Session:
+            if not token or not isinstance(token, str) or len(token) > 128:
+                raise AccessDenied("no_session", "not logged in")
+            session = self._sessions.get(_digest(token))
+            if session is None or session.ended:
+                raise AccessDenied("no_session", "session ended or unknown")
+            if role is not None and session.role != role:
+                raise AccessDenied("forbidden", f"this needs a {role} session")
+            return session
+
+        return self._call_expired_first(validate_locked)
+
+    def _call_expired_first(self, fn: Callable[[], Session]) -> Session:
+        """Under the lock: expire what is due, then `fn()`; listeners hear about the expired
+        sessions once the lock is released (whether `fn` returned or raised)."""
+        ended: list[Session] = []
+        try:
+            with self._lock:
+                ended = self._expire_locked()
+                return fn()
+        finally:
+            self._notify(ended)
 
     def expire(self) -> list[Session]:
+        with self._lock:
+            ended = self._expire_locked()
+        self._notify(ended)
+        return ended
+
+    def _expire_locked(self) -> list[Session]:
         now = self._clock()
         ended = [s for s in self._sessions.values() if s.expires_at <= now and not s.ended]
         for session in ended:
-            self._end(session, "expired")
+            self._end_locked(session, "expired")
         return ended
 
-    def active_pilot(self) -> Session | None:
-        self.expire()
+    def _active_pilot_locked(self) -> Session | None:
         for session in self._sessions.values():
             if session.role == PILOT and not session.ended:
                 return session
         return None
 
-    def sessions(self, role: str | None = None) -> list[Session]:
-        self.expire()
-        return [s for s in self._sessions.values()
-                if not s.ended and (role is None or s.role == role)]
+    def active_pilot(self) -> Session | None:
+        with self._lock:
+            ended = self._expire_locked()
+            pilot = self._active_pilot_locked()
+        self._notify(ended)
+        return pilot
 
-    def extend(self, token: str) -> Session:
-        session = self.validate(token)
-        if session.role != PILOT:
-            raise AccessDenied("forbidden", "only pilot sessions are extended")
-        if session.extensions >= self.policy.pilot_max_extensions:
-            raise AccessDenied("max_extensions", "this session cannot be extended further")
-        session.extensions += 1
-        session.expires_at = max(session.expires_at, self._clock()) + self.policy.pilot_extend_s
-        return session
+    def sessions(self, role: str | None = None) -> list[Session]:
+        with self._lock:
+            ended = self._expire_locked()
+            found = [s for s in self._sessions.values()
+                     if not s.ended and (role is None or s.role == role)]
+        self._notify(ended)
+        return found
+
+    def extend(self, token: str, role: str | None = None) -> Session:
+        """Add the role's extension to a live session (bounded: max_extensions per role)."""
+        session = self.validate(token, role)
+        with self._lock:
+            if session.ended:
+                raise AccessDenied("no_session", "session ended or unknown")
+            if session.extensions >= self.policy.max_extensions(session.role):
+                raise AccessDenied("max_extensions", "this session cannot be extended further")
+            session.extensions += 1
+            session.expires_at = max(session.expires_at, self._clock()) \
+                + self.policy.extend_s(session.role)
+            return session
+
+    def extensions_left(self, session: Session) -> int:
+        return max(0, self.policy.max_extensions(session.role) - session.extensions)
 
     def remaining_s(self, session: Session) -> float:
         return max(0.0, session.expires_at - self._clock())
 
+    def cap_s(self, session: Session) -> float:
+        """The longest `session` can still live, all its remaining extensions used (what a
+        cookie must outlast; the server's own expiry decides)."""
+        p = self.policy
+        return max(0.0, session.expires_at + self.extensions_left(session)
+                   * p.extend_s(session.role) - self._clock())
+
     def end(self, token: str, reason: str = "ended") -> None:
-        session = self._sessions.get(_digest(token)) if token else None
-        if session is not None and not session.ended:
-            self._end(session, reason)
+        with self._lock:
+            session = self._sessions.get(_digest(token)) if token else None
+            ended = [session] if session is not None and not session.ended else []
+            for s in ended:
+                self._end_locked(s, reason)
+        self._notify(ended)
 
     def end_pilot(self, reason: str = "ended_by_staff") -> Session | None:
-        pilot = self.active_pilot()
-        if pilot is not None:
-            self._end(pilot, reason)
+        with self._lock:
+            ended = self._expire_locked()
+            pilot = self._active_pilot_locked()
+            if pilot is not None:
+                self._end_locked(pilot, reason)
+                ended.append(pilot)
+        self._notify(ended)
         return pilot
 
-    def _end(self, session: Session, reason: str) -> None:
+    def _end_locked(self, session: Session, reason: str) -> None:
         session.ended = True
         session.end_reason = reason
         self._sessions.pop(_digest(session.token), None)
         log.info("%s session %s ended (%s)", session.role, session.id, reason)
-        for listener in list(self._listeners):
-            try:
-                listener(session)
-            except Exception:
-                log.exception("session-end listener failed")

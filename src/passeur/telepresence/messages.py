@@ -9,8 +9,8 @@ Every message is one JSON object of at most MAX_MESSAGE_BYTES with a known "type
     {"type": "goto_place", "id": "reading_corner"}
     {"type": "goto_point", "x": 3.2, "y": -1.0}                  map frame, metres
     {"type": "goto_pixel", "u": 320, "v": 400}                   video pixel (camera size)
-    {"type": "mute", "target": "robot_mic"|"robot_speaker", "on": true}
-    {"type": "extend"}                                           extend the pilot session
+    {"type": "mute", "target": "robot_mic"|"robot_speaker", "on": true}   pilot only: shared
+    {"type": "extend"}                                           extend this session (bounded)
     {"type": "ping", "t": 12345.6}                               echoed back as pong
 
 Optional "seq" (integer) on any message is echoed in replies. Anything else (not JSON, not an
@@ -19,12 +19,16 @@ MessageError. Speeds are clamped to the server's limits, whatever the browser sa
 
 The server sends back (JSON objects on the same channel, label "control"):
 
-    {"type": "hello", "role": "pilot"|"spectator", "expires_in_s": N, "extensions_left": N}
-    {"type": "status", "robot": {pose, speed, estop, navigation, patrol, safety, ...},
+    {"type": "hello", "role": "pilot"|"spectator"|"staff", "expires_in_s": N,
+     "extensions_left": N, "extend_s": N}
+    {"type": "status", "robot": {pose (with "frame": "map"|"odom"), speed, estop,
+     navigation (+ "reason_code"), patrol (+ "reason_code", "cause_code"), safety, ...},
      "expires_in_s": N}                                        every 0.5 s
+    Pages show text in their own language from these codes (never the robot's English).
     {"type": "ack", "action": "stop"|"look"|"goto_place"|"goto_point", ...}
     {"type": "error", "code": "bad_json"|"too_big"|"unknown_type"|"bad_field"|"forbidden"|
-     "session_ended"|"not_driving"|"not_floor"|"no_camera"|..., "message": "..."}
+     "session_ended"|"not_driving"|"not_floor"|"no_camera"|"max_extensions"|...,
+     "message": "..." (English, for logs and tools; pages translate "code")}
     {"type": "pong", "t": <echo>, "server_time": <epoch s>}
     {"type": "session", "expires_in_s": N, ...}                 after "extend"
     {"type": "muted", "target": ..., "on": bool}

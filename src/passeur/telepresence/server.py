@@ -12,14 +12,16 @@ HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in
     GET  /api/config            speed levels, look step, features mounted, staff enabled
     POST /api/session           {"code"} -> {"role", "expires_in_s"}    (pilot or spectator)
     GET  /api/session           the visitor's session, or 401
-    POST /api/session/extend    pilot: extend the session
+    POST /api/session/extend    pilot or spectator: extend the session (bounded)
     POST /api/session/end       leave (pilot: the robot stops)
     POST /api/rtc/offer         {"sdp", "type": "offer"} -> answer (needs a session)
     GET  /api/map               map metadata (resolution, origin, size) or 404
     GET  /api/map.png           the occupancy map as PNG (visitor or staff session)
     POST /api/staff/login       {"password"}; POST /api/staff/logout
-    GET  /api/staff/status      robot status, sessions, link quality
-    POST /api/staff/codes       {"role": "pilot"|"spectator", "minutes"} -> code + QR (SVG)
+    GET  /api/staff/status      robot status, sessions, link quality, the staff session's time
+    POST /api/staff/extend      extend the staff session (bounded)
+    POST /api/staff/codes       {"role": "pilot"|"spectator", "minutes", "scan": bool}
+                                -> code + QR (SVG); "scan" makes the link start switch scanning
     POST /api/staff/codes/revoke
     POST /api/staff/estop       {"on": bool}
     POST /api/staff/end_pilot   end the pilot's session (the robot stops)
@@ -45,11 +47,17 @@ import aioice.ice
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
-from aiortc.exceptions import InvalidStateError
+from aiortc.exceptions import (
+    InternalError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
 
 from passeur.telepresence.access import PILOT, SPECTATOR, STAFF, AccessManager, Session
 from passeur.telepresence.audio import AudioIO
 from passeur.telepresence.exceptions import AccessDenied, MessageError, TelepresenceConfigError
+from passeur.telepresence.link_quality import LinkStats, link_stats
 from passeur.telepresence.messages import (
     DRIVING,
     Command,
@@ -71,6 +79,9 @@ STAFF_COOKIE = "passeur_staff"
 MAX_SDP_BYTES = 64 * 1024
 MAX_MESSAGES_PER_S = 100
 CODECS = {"VP8": "video/VP8", "H264": "video/H264"}
+#: What aiortc raises on an offer it cannot use (its SDP parser also uses plain asserts).
+NEGOTIATION_ERRORS = (ValueError, KeyError, IndexError, TypeError, AssertionError,
+                      InvalidAccessError, InvalidStateError, OperationError, InternalError)
 
 
 # -- ICE host addresses ------------------------------------------------------------------------
@@ -156,11 +167,17 @@ class ServerOptions:
     tls_key: str = ""
     ice_host_addresses: tuple[str, ...] = ()
     video_codec: str = "VP8"
+    #: All video connections together. One slot is always kept for the pilot and one for
+    #: staff: spectators get at most min(max_spectators, max_peers - 2).
     max_peers: int = 12
+    max_spectators: int = 8
     #: Encode once for all viewers (see video.SharedEncoder); False = one encoder per viewer.
     shared_encoder: bool = True
     video_bitrate_bps: int = 1_200_000
     status_period_s: float = 0.5
+    housekeeping_period_s: float = 1.0
+    #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
+    cookie_slack_s: float = 60.0
     web_root: Path = WEB_ROOT
     #: Extra fields for GET /api/config (look step, speed level names...).
     client_config: dict[str, Any] = field(default_factory=dict)
@@ -169,6 +186,10 @@ class ServerOptions:
         if self.video_codec.upper() not in CODECS:
             raise TelepresenceConfigError(
                 f"video codec '{self.video_codec}' is not supported; use VP8 or H264")
+        if self.max_peers < 3 or self.max_spectators < 0:
+            raise TelepresenceConfigError(
+                f"max_viewers must be >= 3 (one slot for the pilot, one for staff, one spectator)"
+                f" and max_spectators >= 0 (got {self.max_peers} and {self.max_spectators})")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -317,10 +338,14 @@ class WebServer:
         self._housekeeper = asyncio.ensure_future(self._housekeeping())
 
     async def _housekeeping(self) -> None:
-        """Expire sessions on time even when nobody asks (their end stops the robot)."""
+        """Expire sessions on time even when nobody asks (their end stops the robot). One
+        failing round is logged and the next one runs: expiry must never stop for good."""
         while not self._stopping:
-            self.access.expire()
-            await asyncio.sleep(1.0)
+            try:
+                self.access.expire()
+            except Exception:  # log and keep expiring (a listener bug, say)
+                log.exception("session housekeeping failed; retrying")
+            await asyncio.sleep(self.options.housekeeping_period_s)
 
     def urls(self) -> list[str]:
         if self._port is None:
@@ -396,6 +421,7 @@ class WebServer:
         r.add_post("/api/staff/login", self._staff_login)
         r.add_post("/api/staff/logout", self._staff_logout)
         r.add_get("/api/staff/status", self._staff_status)
+        r.add_post("/api/staff/extend", self._staff_extend)
         r.add_post("/api/staff/codes", self._staff_codes)
         r.add_post("/api/staff/codes/revoke", self._staff_revoke)
         r.add_post("/api/staff/estop", self._staff_estop)
@@ -474,14 +500,17 @@ class WebServer:
         return body
 
     def _set_cookie(self, response: web.Response, name: str, session: Session) -> None:
+        # The cookie lasts as long as the session could (every extension used), so that an
+        # extension over the data channel (which cannot set cookies) keeps reconnects and
+        # reloads working; the server's own expiry decides whether the session is alive.
+        max_age = int(self.access.cap_s(session) + self.options.cookie_slack_s) + 1
         response.set_cookie(name, session.token, httponly=True, samesite="Strict", path="/",
-                            secure=bool(self.options.tls_cert),
-                            max_age=int(self.access.remaining_s(session)) + 60)
+                            secure=bool(self.options.tls_cert), max_age=max_age)
 
     def _session_json(self, session: Session) -> dict[str, Any]:
         return {"role": session.role, "expires_in_s": round(self.access.remaining_s(session)),
-                "extensions_left": max(0, self.access.policy.pilot_max_extensions
-                                       - session.extensions) if session.role == PILOT else 0}
+                "extensions_left": self.access.extensions_left(session),
+                "extend_s": round(self.access.policy.extend_s(session.role))}
 
     # -- public / visitor routes -----------------------------------------------------------
     async def _health(self, _request: web.Request) -> web.Response:
@@ -512,7 +541,10 @@ class WebServer:
         return web.json_response(self._session_json(self._session(request, VISITOR_COOKIE)))
 
     async def _session_extend(self, request: web.Request) -> web.Response:
-        session = self.access.extend(request.cookies.get(VISITOR_COOKIE, ""))
+        session = self._session(request, VISITOR_COOKIE)
+        if session.role not in (PILOT, SPECTATOR):
+            raise AccessDenied("forbidden", "staff extend with /api/staff/extend")
+        session = self.access.extend(session.token)
         response = web.json_response(self._session_json(session))
         self._set_cookie(response, VISITOR_COOKIE, session)
         return response
@@ -544,10 +576,14 @@ class WebServer:
         password = body.get("password")
         if not isinstance(password, str):
             raise _BadRequest("bad_field", "'password' must be a string")
-        # scrypt takes tens of ms: keep the loop free.
-        session = await asyncio.get_running_loop().run_in_executor(
-            None, self.access.staff_login, password, self._client(request))
-        response = web.json_response({"role": STAFF})
+        client = self._client(request)
+        # Lockout/throttle checks and the new session on the loop; only scrypt (tens of ms,
+        # no shared state) in a worker thread, so the loop stays free.
+        self.access.begin_staff_login(client)
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, self.access.check_staff_password, password)
+        session = self.access.finish_staff_login(ok, client)
+        response = web.json_response({"role": STAFF, **self._session_json(session)})
         self._set_cookie(response, STAFF_COOKIE, session)
         return response
 
@@ -558,15 +594,16 @@ class WebServer:
         return response
 
     async def _staff_status(self, request: web.Request) -> web.Response:
-        await self.require_staff(request)
+        staff = self._session(request, STAFF_COOKIE, STAFF)
         pilot = self.access.active_pilot()
         peers = []
         for peer in list(self.peers):
             peers.append({"role": peer.role, "session": peer.session.id,
                           "state": peer.pc.connectionState,
                           "age_s": round(time.monotonic() - peer.created_at),
-                          **await self._link_quality(peer)})
+                          **(await self._link_quality(peer)).as_json()})
         return web.json_response({
+            "staff_session": self._session_json(staff),
             "robot": self.robot.status(),
             "pilot": None if pilot is None else {
                 "session": pilot.id, "expires_in_s": round(self.access.remaining_s(pilot)),
@@ -577,27 +614,34 @@ class WebServer:
             "video": {"frames_in": self.camera.frames_in, "size": self.camera.size},
         })
 
-    async def _link_quality(self, peer: Peer) -> dict[str, Any]:
-        out: dict[str, Any] = {"rtt_ms": None, "packets_lost": None, "jitter_ms": None}
-        with contextlib.suppress(Exception):
+    async def _link_quality(self, peer: Peer) -> LinkStats:
+        if peer.closed:
+            return LinkStats()
+        try:
             report = await asyncio.wait_for(peer.pc.getStats(), 1.0)
-            for stats in report.values():
-                if getattr(stats, "type", "") == "remote-inbound-rtp" \
-                        and getattr(stats, "kind", "") == "video":
-                    rtt = getattr(stats, "roundTripTime", None)
-                    out["rtt_ms"] = None if rtt is None else round(rtt * 1000, 1)
-                    out["packets_lost"] = getattr(stats, "packetsLost", None)
-                    jitter = getattr(stats, "jitter", None)
-                    out["jitter_ms"] = None if jitter is None else round(jitter * 1000, 1)
-        return out
+        except (asyncio.TimeoutError, InvalidStateError, ConnectionError, AttributeError):
+            # Closing or not yet connected (aiortc has no transport to ask): no figures yet.
+            log.debug("no link statistics for a %s peer", peer.role, exc_info=True)
+            return LinkStats()
+        return link_stats(report.values(), "video")
+
+    async def _staff_extend(self, request: web.Request) -> web.Response:
+        staff = self._session(request, STAFF_COOKIE, STAFF)
+        session = self.access.extend(staff.token, STAFF)
+        response = web.json_response(self._session_json(session))
+        self._set_cookie(response, STAFF_COOKIE, session)
+        return response
 
     async def _staff_codes(self, request: web.Request) -> web.Response:
         await self.require_staff(request)
         body = await self._json(request)
         role = body.get("role")
         minutes = body.get("minutes", self.access.policy.code_window_s / 60)
+        scan = body.get("scan", False)
         if role not in (PILOT, SPECTATOR):
             raise _BadRequest("bad_field", "'role' must be 'pilot' or 'spectator'")
+        if not isinstance(scan, bool):
+            raise _BadRequest("bad_field", "'scan' must be true or false")
         if isinstance(minutes, bool) or not isinstance(minutes, int | float) \
                 or not (0 < minutes <= self.access.policy.max_code_window_s / 60):
             raise _BadRequest("bad_field", "'minutes' out of range")
@@ -609,7 +653,10 @@ class WebServer:
         # The code travels in the fragment, which browsers never send to a server; the page
         # removes it from the address bar at once.
         origin = f"{request.scheme}://{request.host}"
-        link = f"{origin}/{page}/#code={issued.code}"
+        # "scan=1": the pilot page starts single-switch scanning at once (for a visitor who
+        # has only a switch: nothing else to press before driving).
+        link = f"{origin}/{page}/#code={issued.code}" + ("&scan=1" if scan and role == PILOT
+                                                         else "")
         return web.json_response({
             "code": issued.code, "role": issued.role,
             "expires_in_s": round(issued.valid_for_s), "link": link,
@@ -642,9 +689,24 @@ class WebServer:
         return response
 
     # -- WebRTC ----------------------------------------------------------------------------
+    def spectator_limit(self) -> int:
+        """Spectator connections allowed: one slot stays free for the pilot and one for staff,
+        whatever a widely shared spectator code brings."""
+        return max(0, min(self.options.max_spectators, self.options.max_peers - 2))
+
+    def _has_room(self, role: str) -> bool:
+        live = [p for p in self.peers if not p.closed]
+        others = [p for p in live if p.role != PILOT]
+        if role == PILOT:
+            return True  # the old pilot connection is replaced; others never take its slot
+        if role == SPECTATOR:
+            spectators = sum(p.role == SPECTATOR for p in live)
+            return spectators < self.spectator_limit() and len(others) < self.options.max_peers - 2
+        return len(others) < self.options.max_peers - 1  # staff: any slot but the pilot's
+
     async def _offer(self, request: web.Request) -> web.Response:
         session = self._visitor(request)
-        role = session.role if session.role in (PILOT, SPECTATOR) else SPECTATOR
+        role = session.role
         body = await self._json(request, MAX_SDP_BYTES)
         sdp, kind = body.get("sdp"), body.get("type")
         if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
@@ -654,8 +716,10 @@ class WebServer:
                 # A reload or a second tab replaces the old one, which must not reconnect.
                 self._send(old, {"type": "replaced"})
                 await self._close_peer(old, "replaced")
-        if len(self.peers) >= self.options.max_peers:
-            log.warning("refused a viewer: %d connections already (max_viewers)", len(self.peers))
+        if not self._has_room(role):
+            log.warning("refused a %s viewer: %d connections already (max_viewers %d, "
+                        "max_spectators %d)", role, len(self.peers), self.options.max_peers,
+                        self.spectator_limit())
             return web.json_response({"error": "full", "message": "too many viewers"},
                                      status=503)
         pc = self._new_pc()
@@ -677,7 +741,7 @@ class WebServer:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-        except Exception as exc:
+        except NEGOTIATION_ERRORS as exc:
             log.warning("refused an offer from %s: %s: %s", peer.client, type(exc).__name__,
                         str(exc)[:200], exc_info=log.isEnabledFor(logging.DEBUG))
             log.debug("m-lines of the refused offer: %s",
@@ -778,8 +842,12 @@ class WebServer:
             except AccessDenied as exc:
                 reply = {"type": "error", "code": exc.reason, "message": str(exc)}
         elif isinstance(command, Mute):
-            if command.target == "robot_speaker" and peer.role != PILOT:
-                reply = {"type": "error", "code": "forbidden", "message": "pilots only"}
+            # The robot's microphone and speaker are shared by everyone watching: only the
+            # pilot changes them (spectators mute their own playback in their page).
+            if peer.role != PILOT or session.role != PILOT:
+                peer.refused += 1
+                reply = {"type": "error", "code": "forbidden",
+                         "message": "only the pilot can mute the robot"}
             else:
                 if command.target == "robot_mic":
                     self.audio.mic_muted = command.on
@@ -829,12 +897,20 @@ class WebServer:
             await peer.pc.close()
 
     def _on_session_end(self, session: Session) -> None:
-        """AccessManager callback (loop thread): stop the robot, drop the session's peers."""
+        """AccessManager callback: stop the robot, drop the session's peers. Peers live on the
+        loop: a call from another thread hops there (the robot is stopped at once anyway)."""
         if session.role == PILOT:
             self.robot.pilot_disconnected(session, session.end_reason or "ended")
         loop = self._loop
         if loop is None or loop.is_closed():
             return
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            loop.call_soon_threadsafe(self._drop_session_peers, session)
+            return
+        self._drop_session_peers(session)
+
+    def _drop_session_peers(self, session: Session) -> None:
+        loop = self.loop
         for peer in [p for p in self.peers if p.session is session]:
             self._send(peer, {"type": "session_ended", "reason": session.end_reason})
             loop.call_soon_threadsafe(self._schedule_close, peer, "session_ended")

@@ -4,6 +4,13 @@ Publishes `cmd_vel/teleop` (hold-to-drive, 300 ms watchdog on a steady clock, so
 does not matter), `goal_place`, `goal_pose`, `navigation/cancel`, `estop`; calls `estop/set`.
 Subscribes to the camera (video for every viewer), `odom`, `map`, `estop/state`,
 `navigation/status`, `patrol/status` and `safety/status` (status for the pages).
+
+Poses on the map (the pages' marker, click-to-go, the heading of a point goal) are in the map
+frame: the navigator's `pose` in navigation/status gives the odom -> map offset (see
+robot_status.py); odometry alone is used, and reported as such, only without a navigator.
+
+Threads: driving commands arrive on the web server's loop, the watchdog ticks in its own
+thread; `_drive_lock` guards what both touch (`_publishing`, `_nav_goal_active`, `_pilot`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.exceptions import InvalidHandle
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -44,6 +53,14 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     Stop,
 )
+from passeur.telepresence.robot_status import (
+    MAP,
+    nav_reason_code,
+    odom_in_map,
+    parse_pose,
+    patrol_reason_codes,
+    robot_in_map,
+)
 from passeur.telepresence.server import ServerOptions, WebServer
 from passeur.telepresence.teleop import ZERO, TeleopState, Velocity
 from passeur.telepresence.video import CameraSource
@@ -51,6 +68,8 @@ from passeur.telepresence.web_feature import WebFeature
 
 #: Status topics may come from best-effort or reliable publishers: best effort matches both.
 _ANY_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+#: What publishing raises once the publisher or the context is gone (shutdown).
+_PUBLISH_GONE = (InvalidHandle, _rclpy.RCLError)
 
 
 class TelepresenceNode(Node):
@@ -70,7 +89,42 @@ class TelepresenceNode(Node):
         code_window = p("pilot_code_window_s", 900.0, "default validity of a new access code",
                         min_value=10.0, max_value=86400.0)
         pilot_session = p("pilot_session_s", 900.0, "pilot session length (extendable)",
-                          min_value=30.0, max_value=86400.0)
+                          min_value=1.0, max_value=86400.0)
+        pilot_extend = p("pilot_extend_s", 600.0, "time one 'extend' adds to a pilot session",
+                         min_value=1.0, max_value=86400.0)
+        pilot_extensions = p("pilot_max_extensions", 20, "most extensions of one pilot session",
+                             min_value=0, max_value=1000)
+        spectator_session = p("spectator_session_s", 3600.0, "spectator session length "
+                              "(extendable)", min_value=1.0, max_value=86400.0)
+        spectator_extend = p("spectator_extend_s", 1800.0, "time one 'extend' adds to a "
+                             "spectator session", min_value=1.0, max_value=86400.0)
+        spectator_extensions = p("spectator_max_extensions", 8, "most extensions of one "
+                                 "spectator session", min_value=0, max_value=1000)
+        staff_session = p("staff_session_s", 28800.0, "staff session length (extendable)",
+                          min_value=1.0, max_value=7 * 86400.0)
+        staff_extend = p("staff_extend_s", 3600.0, "time one 'extend' adds to a staff session",
+                         min_value=1.0, max_value=86400.0)
+        staff_extensions = p("staff_max_extensions", 8, "most extensions of one staff session",
+                             min_value=0, max_value=1000)
+        failure_window = p("failure_window_s", 600.0, "failed attempts are counted over this "
+                           "window", min_value=1.0, max_value=86400.0)
+        code_failures = p("code_max_failures", 5, "wrong codes from one address before it is "
+                          "locked out", min_value=1, max_value=1000)
+        code_lockout = p("code_lockout_s", 300.0, "lockout of an address after too many wrong "
+                         "codes", min_value=1.0, max_value=86400.0)
+        code_global = p("code_global_max_failures", 50, "wrong codes from all addresses in the "
+                        "window before every code is refused until the window moves on",
+                        min_value=1, max_value=100000)
+        staff_failures = p("staff_max_failures", 5, "wrong staff passwords from one address "
+                           "before it is locked out", min_value=1, max_value=1000)
+        staff_lockout = p("staff_lockout_s", 300.0, "lockout of an address after too many "
+                          "wrong staff passwords", min_value=1.0, max_value=86400.0)
+        staff_global = p("staff_global_max_failures", 20, "wrong staff passwords from all "
+                         "addresses in the window before logins are throttled (never locked)",
+                         min_value=1, max_value=100000)
+        staff_interval = p("staff_global_interval_s", 3.0, "when throttled: one staff login "
+                           "attempt per this many seconds, robot-wide", min_value=0.1,
+                           max_value=600.0)
         self.watchdog_s = p("watchdog_s", 0.3, "stop when no drive command arrives for this "
                             "long", min_value=0.05, max_value=2.0)
         rate = p("teleop_rate_hz", 50.0, "watchdog check / republish rate",
@@ -83,13 +137,19 @@ class TelepresenceNode(Node):
                         max_value=2.0)
         look_step = p("look_step_deg", 30.0, "rotation of one look-around step",
                       min_value=5.0, max_value=180.0)
+        nudge_ms = p("nudge_ms", 600, "a drive button activated by a bare click (screen reader, "
+                     "dwell click) drives this long, then stops", min_value=100, max_value=2000)
+        warning_s = p("session_warning_s", 120.0, "pages warn (and offer to extend) this long "
+                      "before a session ends", min_value=10.0, max_value=3600.0)
         codec = p("video_codec", "VP8", "WebRTC video codec: VP8 or H264")
         self.frame_stamp = p("frame_stamp", False, "draw a frame counter in the video corner "
                              "(latency benchmark)")
         mic = p("audio_mic", "auto", "robot microphone: auto, device, silence or a WAV file")
         speaker = p("audio_speaker", "auto", "robot speaker: auto, device, none or a WAV file")
-        max_viewers = p("max_viewers", 12, "most simultaneous video viewers", min_value=1,
-                        max_value=64)
+        max_viewers = p("max_viewers", 12, "most simultaneous video connections (one is kept "
+                        "for the pilot and one for staff)", min_value=3, max_value=64)
+        max_spectators = p("max_spectators", 8, "most simultaneous spectator connections "
+                           "(also at most max_viewers - 2)", min_value=0, max_value=64)
         cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
         cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
@@ -115,7 +175,10 @@ class TelepresenceNode(Node):
         self._fallback_fov = math.radians(cam_fov)
 
         self._lock = threading.Lock()
+        self._drive_lock = threading.Lock()
         self._odom: Odometry | None = None
+        #: map -> odom from the navigator's last pose (None: no navigator seen).
+        self._odom_in_map: Pose2D | None = None
         self._intrinsics: CameraIntrinsics | None = None
         self._estop: bool | None = None
         self._nav_status: dict[str, Any] = {}
@@ -145,12 +208,12 @@ class TelepresenceNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR)
         self.create_subscription(OccupancyGrid, "map", self._on_map, qos.LATCHED)
         self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
-        self.create_subscription(DiagnosticStatus, "navigation/status",
-                                 lambda m: self._on_diag(m, self._nav_status), _ANY_STATUS)
-        self.create_subscription(DiagnosticStatus, "patrol/status",
-                                 lambda m: self._on_diag(m, self._patrol_status), qos.LATCHED)
-        self.create_subscription(DiagnosticStatus, "safety/status",
-                                 lambda m: self._on_diag(m, self._safety_status), _ANY_STATUS)
+        self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
+                                 _ANY_STATUS)
+        self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
+                                 qos.LATCHED)
+        self.create_subscription(DiagnosticStatus, "safety/status", self._on_safety_status,
+                                 _ANY_STATUS)
         # The watchdog has its own thread on the wall clock: a pilot's silence is measured in
         # real seconds even on sim time, and a busy executor (planning, rendering, ASR) cannot
         # delay the zero (measured: executor timers slipped by 200 ms under load).
@@ -159,8 +222,23 @@ class TelepresenceNode(Node):
         self._ticker = threading.Thread(target=self._tick_loop, name="teleop-watchdog",
                                         daemon=True)
 
-        policy = AccessPolicy(code_window_s=float(code_window),
-                              pilot_session_s=float(pilot_session))
+        try:
+            policy = AccessPolicy(
+                code_window_s=float(code_window), pilot_session_s=float(pilot_session),
+                pilot_extend_s=float(pilot_extend), pilot_max_extensions=int(pilot_extensions),
+                spectator_session_s=float(spectator_session),
+                spectator_extend_s=float(spectator_extend),
+                spectator_max_extensions=int(spectator_extensions),
+                staff_session_s=float(staff_session), staff_extend_s=float(staff_extend),
+                staff_max_extensions=int(staff_extensions),
+                failure_window_s=float(failure_window), max_failures=int(code_failures),
+                lockout_s=float(code_lockout), global_max_failures=int(code_global),
+                staff_max_failures=int(staff_failures), staff_lockout_s=float(staff_lockout),
+                staff_global_max_failures=int(staff_global),
+                staff_global_interval_s=float(staff_interval))
+            policy.validate()
+        except TelepresenceConfigError as exc:
+            raise TelepresenceConfigError(f"telepresence access parameters: {exc}") from exc
         self.access = AccessManager(str(staff_hash), policy)
         if not staff_hash:
             self.get_logger().warning(
@@ -170,8 +248,10 @@ class TelepresenceNode(Node):
             tls_key=str(tls_key),
             ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
             video_codec=str(codec).upper(), max_peers=int(max_viewers),
+            max_spectators=int(max_spectators),
             client_config={"look_step_deg": float(look_step),
-                           "watchdog_ms": round(self.watchdog_s * 1000)})
+                           "watchdog_ms": round(self.watchdog_s * 1000),
+                           "nudge_ms": int(nudge_ms), "session_warning_s": float(warning_s)})
         self.options.validate()  # fail at construction with a clear message
         self.audio = make_audio(str(mic), str(speaker))
         self._features: list[WebFeature] = []
@@ -214,7 +294,8 @@ class TelepresenceNode(Node):
         if server is not None:
             server.stop()
         self.camera.close()
-        self._publish_velocity(ZERO)
+        with self._drive_lock:
+            self._publish_velocity(ZERO)
 
     # -- ROS callbacks (executor threads) --------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -247,13 +328,35 @@ class TelepresenceNode(Node):
         with self._lock:
             self._estop = bool(msg.data)
 
-    def _on_diag(self, msg: DiagnosticStatus, target: dict[str, Any]) -> None:
+    def _on_diag(self, msg: DiagnosticStatus, target: dict[str, Any]) -> dict[str, Any]:
         values = {kv.key: kv.value for kv in msg.values}
+        fields = {"level": int.from_bytes(bytes(msg.level), "little")
+                  if isinstance(msg.level, bytes | bytearray) else int(msg.level),
+                  "name": msg.name, "message": msg.message, **values}
         with self._lock:
             target.clear()
-            target.update({"level": int.from_bytes(bytes(msg.level), "little")
-                           if isinstance(msg.level, bytes | bytearray) else int(msg.level),
-                           "name": msg.name, "message": msg.message, **values})
+            target.update(fields)
+        return fields
+
+    def _on_safety_status(self, msg: DiagnosticStatus) -> None:
+        self._on_diag(msg, self._safety_status)  # its reason and source are codes already
+
+    def _on_nav_status(self, msg: DiagnosticStatus) -> None:
+        fields = self._on_diag(msg, self._nav_status)
+        code = nav_reason_code(str(fields.get("reason", "")))
+        pose = parse_pose(str(fields.get("pose", "")))
+        with self._lock:
+            self._nav_status["reason_code"] = code
+            if pose is not None and self._odom is not None:
+                # The navigator's map pose and the odometry of the same moment give map->odom.
+                self._odom_in_map = odom_in_map(pose, _pose_of(self._odom))
+
+    def _on_patrol_status(self, msg: DiagnosticStatus) -> None:
+        fields = self._on_diag(msg, self._patrol_status)
+        code, cause = patrol_reason_codes(str(fields.get("reason", "")))
+        with self._lock:
+            self._patrol_status["reason_code"] = code
+            self._patrol_status["cause_code"] = cause
 
     def _on_map(self, msg: OccupancyGrid) -> None:
         import cv2
@@ -289,15 +392,16 @@ class TelepresenceNode(Node):
     def _tick(self) -> None:
         if self._closed:
             return
-        velocity = self.teleop.output()
-        if not velocity.is_zero:
-            self._publishing = True
-            self._publish_velocity(velocity)
-        elif self._publishing:
-            # One zero after motion, then silence so navigation can drive (the safety mux
-            # treats a silent teleop source as zero after 300 ms).
-            self._publishing = False
-            self._publish_velocity(ZERO)
+        with self._drive_lock:
+            velocity = self.teleop.output()
+            if not velocity.is_zero:
+                self._publishing = True
+                self._publish_velocity(velocity)
+            elif self._publishing:
+                # One zero after motion, then silence so navigation can drive (the safety mux
+                # treats a silent teleop source as zero after 300 ms).
+                self._publishing = False
+                self._publish_velocity(ZERO)
 
     def _publish_velocity(self, velocity: Velocity) -> None:
         msg = Twist()
@@ -305,37 +409,56 @@ class TelepresenceNode(Node):
         msg.angular.z = float(velocity.angular_rps)
         try:
             self.pub_teleop.publish(msg)
-            self.last_teleop_publish_s = time.time()
-            self.publish_log.append((self.last_teleop_publish_s, msg.linear.x, msg.angular.z))
-        except Exception:  # noqa: BLE001 - publisher destroyed at shutdown
-            pass
+        except _PUBLISH_GONE:
+            # Only expected once the node or the context is shutting down; anything else is
+            # a real failure to stop or drive and must be seen.
+            if not (self._closed or not self.context.ok()):
+                raise
+            return
+        self.last_teleop_publish_s = time.time()
+        self.publish_log.append((self.last_teleop_publish_s, msg.linear.x, msg.angular.z))
+
+    def _cancel_pilot_goal(self) -> None:
+        """Cancel the navigation goal the pilot sent, if any (caller holds _drive_lock)."""
+        if self._nav_goal_active:
+            self._nav_goal_active = False
+            self._publish_cancel()
+
+    def _publish_cancel(self) -> None:
+        try:
+            self.pub_cancel.publish(Empty())
+        except _PUBLISH_GONE:
+            if not (self._closed or not self.context.ok()):
+                raise
 
     # -- RobotPort (web server loop thread) ------------------------------------------------
     def pilot_connected(self, session: Session) -> None:
-        self._pilot = session
-        self.teleop.enable()
+        with self._drive_lock:
+            self._pilot = session
+            self.teleop.enable()
 
     def pilot_disconnected(self, session: Session, reason: str) -> None:
-        if self._pilot is not None and self._pilot is not session:
-            return  # an older, already replaced pilot connection
-        self._pilot = None
-        self.teleop.disable()
-        self._publishing = False
-        self._publish_velocity(ZERO)
-        if self._nav_goal_active:  # a goal the pilot sent must not outlive the pilot
-            self._nav_goal_active = False
-            self.pub_cancel.publish(Empty())
+        with self._drive_lock:
+            if self._pilot is not None and self._pilot is not session:
+                return  # an older, already replaced pilot connection
+            self._pilot = None
+            self.teleop.disable()
+            self._publishing = False
+            self._publish_velocity(ZERO)
+            self._cancel_pilot_goal()  # a goal the pilot sent must not outlive the pilot
         self.get_logger().info(f"pilot disconnected ({reason}): stopped")
 
     def command(self, command: Command, session: Session) -> dict[str, Any] | None:
-        if self._closed or self._pilot is not session or not self.teleop.enabled:
-            return {"type": "error", "code": "not_driving",
-                    "message": "this connection is not the pilot's"}
+        with self._drive_lock:
+            if self._closed or self._pilot is not session or not self.teleop.enabled:
+                return {"type": "error", "code": "not_driving",
+                        "message": "this connection is not the pilot's"}
+            return self._command_locked(command)
+
+    def _command_locked(self, command: Command) -> dict[str, Any] | None:
         if isinstance(command, Drive):
             self.last_drive_command_mono_s = time.monotonic()
-            if self._nav_goal_active:
-                self._nav_goal_active = False
-                self.pub_cancel.publish(Empty())
+            self._cancel_pilot_goal()
             velocity = self.teleop.drive(command.linear_mps, command.angular_rps)
             self._publishing = not velocity.is_zero or self._publishing
             self._publish_velocity(velocity)
@@ -344,7 +467,7 @@ class TelepresenceNode(Node):
             self.teleop.stop()
             self._publish_velocity(ZERO)
             self._nav_goal_active = False
-            self.pub_cancel.publish(Empty())
+            self._publish_cancel()
             return {"type": "ack", "action": "stop"}
         if isinstance(command, Look):
             velocity = self.teleop.look(command.direction)
@@ -360,27 +483,36 @@ class TelepresenceNode(Node):
             return self._goto_point(command.x_m, command.y_m)
         if isinstance(command, GotoPixel):
             with self._lock:
-                intrinsics, odom = self._intrinsics, self._odom
+                intrinsics = self._intrinsics
+            pose = self.map_pose()
             size = self.camera.size
             if intrinsics is None and size is not None:
                 intrinsics = CameraIntrinsics.from_fov(size[0], size[1], self._fallback_fov)
-            if intrinsics is None or odom is None:
+            if intrinsics is None or pose is None:
                 return {"type": "error", "code": "no_camera",
                         "message": "the camera or position is not known yet"}
             try:
-                x, y = pixel_to_map(command.u, command.v, intrinsics, self.mount,
-                                    _pose_of(odom))
+                # The pose is already in the map (odom -> map applied): no extra offset.
+                x, y = pixel_to_map(command.u, command.v, intrinsics, self.mount, pose[0])
             except ProjectionError as exc:
                 return {"type": "error", "code": "not_floor", "message": str(exc)}
             return self._goto_point(x, y)
         return {"type": "error", "code": "unsupported", "message": "unsupported command"}
 
-    def _goto_point(self, x: float, y: float) -> dict[str, Any]:
+    def map_pose(self) -> tuple[Pose2D, str] | None:
+        """(robot pose, frame): in the map when a navigator gave the offset, else odometry's
+        (frame "odom"); None before any odometry."""
         with self._lock:
-            odom = self._odom
+            odom, offset = self._odom, self._odom_in_map
+        if odom is None:
+            return None
+        return robot_in_map(offset, _pose_of(odom))
+
+    def _goto_point(self, x: float, y: float) -> dict[str, Any]:
         yaw = 0.0
-        if odom is not None:
-            pose = _pose_of(odom)
+        found = self.map_pose()
+        if found is not None:
+            pose = found[0]  # the goal is in the map: so is the heading towards it
             if math.hypot(x - pose.x_m, y - pose.y_m) > 1e-3:
                 yaw = math.atan2(y - pose.y_m, x - pose.x_m)
         msg = PoseStamped()
@@ -404,16 +536,22 @@ class TelepresenceNode(Node):
                 "patrol": dict(self._patrol_status),
                 "safety": dict(self._safety_status),
             }
-        if odom is not None:
-            pose = _pose_of(odom)
+        found = self.map_pose()
+        if odom is not None and found is not None:
+            pose, frame = found
+            # frame "odom": no navigator has told where the robot is on the map; pages say so
+            # and do not draw it on the map.
             out["pose"] = {"x": round(pose.x_m, 3), "y": round(pose.y_m, 3),
-                           "yaw": round(pose.yaw_rad, 3)}
+                           "yaw": round(pose.yaw_rad, 3), "frame": frame}
+            out["pose_source"] = "navigator" if frame == MAP else "odometry"
             out["speed"] = {"linear_mps": round(odom.twist.twist.linear.x, 3),
                             "angular_rps": round(odom.twist.twist.angular.z, 3)}
         else:
             out["pose"] = None
+            out["pose_source"] = None
             out["speed"] = None
-        out["pilot_connected"] = self._pilot is not None
+        with self._drive_lock:
+            out["pilot_connected"] = self._pilot is not None
         out["driving"] = self.teleop.moving
         return out
 
@@ -422,8 +560,9 @@ class TelepresenceNode(Node):
         result: asyncio.Future[bool] = loop.create_future()
         self.pub_estop.publish(Bool(data=on))
         if on:
-            self.teleop.stop()
-            self._publish_velocity(ZERO)
+            with self._drive_lock:
+                self.teleop.stop()
+                self._publish_velocity(ZERO)
         if not self.estop_client.service_is_ready():
             result.set_result(False)
             return result

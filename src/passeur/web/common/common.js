@@ -51,15 +51,31 @@
     return { ok: response.ok, status: response.status, data: data || {} };
   }
 
+  /* `key` translated, or "" when the catalogue has no such key. */
+  function tOr(key, vars) {
+    const text = t(key, vars);
+    return text === key ? "" : text;
+  }
+
+  /* The server sends short codes ({"error": code} over HTTP, {"code": ...} on the channel):
+   * the text is always the page's language; an unknown code is shown as such, never the
+   * server's English sentence on a French page. */
   function errorText(data) {
-    const key = "error." + (data && data.error);
-    const text = t(key);
-    return text === key ? t("error.generic", { message: (data && data.message) || "?" }) : text;
+    const code = data && (data.error || data.code);
+    return tOr("error." + code) || t("error.code_only", { code: code || "?" });
+  }
+
+  /* A navigation failure's reason in the page's language (reason_code from the server). */
+  function navReasonText(nav) {
+    const code = nav && nav.reason_code;
+    if (!code) return "";
+    return tOr("nav.reason." + code) || t("nav.reason.other");
   }
 
   function formatTime(seconds) {
     const s = Math.max(0, Math.round(seconds));
-    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+    const mm = String(Math.floor(s / 60) % 60).padStart(2, "0"), ss = String(s % 60).padStart(2, "0");
+    return s >= 3600 ? Math.floor(s / 3600) + ":" + mm + ":" + ss : Math.floor(s / 60) + ":" + ss;
   }
 
   /* Connect to the robot: returns {pc, channel, video}. `onMessage(obj)` gets every server
@@ -128,5 +144,5 @@
     return { pc, channel, video: opts.video, micTrack, stream };
   }
 
-  window.Passeur = { initPrefs, announce, api, errorText, formatTime, connectRobot, t };
+  window.Passeur = { initPrefs, announce, api, errorText, navReasonText, formatTime, connectRobot, t, tOr };
 })();

@@ -1,20 +1,42 @@
 /* Pilot page: code entry, video + sound, hold-to-drive buttons and keys, speed levels, look
- * around, places, click-to-go (map and video), single-switch scanning, session time. */
+ * around, places, click-to-go (map and video), single-switch scanning, session time.
+ *
+ * Driving input, and what each one does:
+ * - hold mode (default): pointer or Space/Enter held on a drive button, or a driving key held,
+ *   drives; releasing stops. A click that no press preceded (a screen reader's browse mode, a
+ *   dwell-clicking head mouse, element.click()) or a very short tap drives a bounded "nudge"
+ *   (config nudge_ms, default 0.6 s) and stops by itself.
+ * - toggle mode: one press (button, key) starts; the next press of any drive button or key stops.
+ * - scanning (one switch = Space/Enter): the page highlights each action in turn; a press picks
+ *   it; a press while driving stops. The cycle includes speeds, scan rate, places, look, stop,
+ *   extend and "scanning off". It starts at once from a staff link with `scan=1` (fragment or
+ *   query), and is remembered on the device.
+ * - keys: preset layouts, or "my keys": press a key to assign it to an action (localStorage).
+ * - Escape always stops. The server stops the robot 300 ms after the last drive command. */
 (function () {
   "use strict";
   const P = window.Passeur;
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   const REPEAT_MS = 100; // well inside the server's 300 ms watchdog
+  const TAP_MS = 250; // a press shorter than this is a tap: it becomes a nudge
+  const CLICK_AFTER_PRESS_MS = 700; // the click that follows a real press is not a nudge
+  const ACTIONS = ["forward", "backward", "left", "right"];
   const KEYMAPS = {
     arrows: { ArrowUp: "forward", ArrowDown: "backward", ArrowLeft: "left", ArrowRight: "right" },
     wasd: { w: "forward", z: "forward", s: "backward", a: "left", q: "left", d: "right" },
   };
+  const DEFAULT_CUSTOM = { forward: "ArrowUp", backward: "ArrowDown", left: "ArrowLeft", right: "ArrowRight" };
+  // Keys that already mean something on every page (moving focus, activating, stopping).
+  const RESERVED_KEYS = ["Escape", "Tab", "Enter", " ", "Shift", "Control", "Alt", "AltGraph",
+    "Meta", "CapsLock", "ContextMenu", "F5", "Dead", "Unidentified", "Process"];
+  const KEY_LAYOUTS = ["arrows", "wasd", "both", "custom", "off"];
 
   const state = {
     conn: null, config: null, speedLevel: 2, mode: "hold", activeDir: null, repeat: null,
-    expiresAt: null, lowWarned: false, navState: null, places: [], map: null,
-    videoClick: false, mapClick: false, keyLayout: "arrows",
+    expiresAt: null, warned: false, navKey: null, places: [], map: null,
+    videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
+    remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
   };
 
@@ -26,6 +48,16 @@
     }
     return false;
   }
+
+  function store(name, value) {
+    try { window.localStorage.setItem("passeur." + name, value); } catch (e) { /* storage off */ }
+  }
+  function load(name) {
+    try { return window.localStorage.getItem("passeur." + name); } catch (e) { return null; }
+  }
+
+  function nudgeMs() { return (state.config && state.config.nudge_ms) || 600; }
+  function warningS() { return (state.config && state.config.session_warning_s) || 120; }
 
   // -- driving -------------------------------------------------------------------------------
   function driveMessage() {
@@ -45,6 +77,8 @@
   function stopDrive(announceIt) {
     if (state.repeat) window.clearInterval(state.repeat);
     state.repeat = null;
+    if (state.nudgeTimer) window.clearTimeout(state.nudgeTimer);
+    state.nudgeTimer = null;
     const was = state.activeDir;
     state.activeDir = null;
     document.querySelectorAll("button.drive").forEach((b) => b.setAttribute("aria-pressed", "false"));
@@ -62,6 +96,33 @@
     P.announce(t("status.stopped"));
   }
 
+  /* A bounded step: drive `dir` until `elapsedMs` + the rest of nudge_ms, then stop. */
+  function nudge(dir, elapsedMs) {
+    startDrive(dir);
+    if (state.nudgeTimer) window.clearTimeout(state.nudgeTimer);
+    state.nudgeTimer = window.setTimeout(() => {
+      state.nudgeTimer = null;
+      if (state.activeDir === dir) stopDrive(true);
+    }, Math.max(0, nudgeMs() - (elapsedMs || 0)));
+    P.announce(t("status.nudge", { dir: t("drive." + dir) }));
+  }
+
+  /* Toggle mode: a press starts; any drive press while moving stops. */
+  function togglePress(dir) {
+    if (state.activeDir) stopDrive(true); else startDrive(dir);
+  }
+
+  function pressStart(button) { state.press.set(button, { start: performance.now(), end: null }); }
+
+  /* Hold mode release: a long press stops; a tap becomes a nudge (head mice, quick clicks). */
+  function pressEnd(button, dir) {
+    const press = state.press.get(button);
+    if (press && press.end === null) press.end = performance.now();
+    if (state.activeDir !== dir) return;
+    if (press && press.end - press.start < TAP_MS) nudge(dir, press.end - press.start);
+    else stopDrive(true);
+  }
+
   function wireDriveButtons() {
     document.querySelectorAll("button.drive").forEach((button) => {
       const dir = button.dataset.dir;
@@ -70,30 +131,39 @@
         if (state.mode !== "hold" || state.scan.on) return;
         ev.preventDefault();
         try { button.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic */ }
+        pressStart(button);
         startDrive(dir);
       });
-      const release = () => { if (state.mode === "hold" && state.activeDir === dir) stopDrive(true); };
+      const release = () => { if (state.mode === "hold" && !state.scan.on) pressEnd(button, dir); };
       button.addEventListener("pointerup", release);
       button.addEventListener("pointercancel", release);
       button.addEventListener("lostpointercapture", release);
       button.addEventListener("keydown", (ev) => {
         if ((ev.key === " " || ev.key === "Enter") && state.mode === "hold" && !state.scan.on) {
           ev.preventDefault(); // no click: holding the key drives, releasing it stops
-          if (!ev.repeat) startDrive(dir);
+          if (!ev.repeat) { pressStart(button); startDrive(dir); }
         }
       });
       button.addEventListener("keyup", (ev) => {
         if ((ev.key === " " || ev.key === "Enter") && state.mode === "hold" && !state.scan.on) {
           ev.preventDefault();
+          const press = state.press.get(button);
+          if (press && press.end === null) press.end = performance.now();
           stopDrive(true);
         }
       });
       button.addEventListener("click", () => {
-        // Toggle mode: one press starts, the next stops (no holding needed).
-        if (state.mode !== "toggle" || state.scan.on) return;
-        if (state.activeDir === dir) stopDrive(true); else startDrive(dir);
+        if (state.scan.on) return; // the switch acts through scanPress
+        if (state.mode === "toggle") { togglePress(dir); return; }
+        // Hold mode: the click that ends a real press was handled by the press itself.
+        const press = state.press.get(button);
+        state.press.delete(button);
+        if (press && (press.end === null || performance.now() - press.end < CLICK_AFTER_PRESS_MS)) return;
+        nudge(dir, 0); // a bare click: screen reader, dwell click, switch software
       });
-      button.addEventListener("blur", () => { if (state.mode === "hold" && state.activeDir === dir && !state.scan.on) stopDrive(true); });
+      button.addEventListener("blur", () => {
+        if (state.mode === "hold" && state.activeDir === dir && !state.scan.on && !state.nudgeTimer) stopDrive(true);
+      });
     });
     $("mode-hold").addEventListener("click", () => setMode("hold"));
     $("mode-toggle").addEventListener("click", () => setMode("toggle"));
@@ -110,6 +180,9 @@
     state.mode = mode;
     $("mode-hold").setAttribute("aria-pressed", String(mode === "hold"));
     $("mode-toggle").setAttribute("aria-pressed", String(mode === "toggle"));
+    const help = $("drive-help");
+    help.dataset.i18n = mode === "toggle" ? "drive.help_toggle" : "drive.help_hold";
+    help.textContent = t(help.dataset.i18n);
   }
 
   function buildSpeedLevels() {
@@ -120,24 +193,33 @@
     levels.forEach((_lv, i) => {
       const b = document.createElement("button");
       b.type = "button";
-      b.className = "secondary";
+      b.className = "secondary scan-item";
       b.dataset.level = String(i + 1);
       b.textContent = t("speed.level", { n: i + 1 });
       b.setAttribute("aria-pressed", String(i + 1 === state.speedLevel));
       b.addEventListener("click", () => {
         state.speedLevel = i + 1;
         box.querySelectorAll("button").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
+        if (state.activeDir) send(driveMessage());
         P.announce(t("status.speed_level", { n: i + 1 }));
       });
       box.appendChild(b);
     });
   }
 
-  // -- keyboard driving (switchable / remappable: WCAG 2.1.4) --------------------------------
+  // -- keyboard driving: switchable and remappable (WCAG 2.1.4) -------------------------------
+  function normKey(key) { return key.length === 1 ? key.toLowerCase() : key; }
+
+  function keyLabel(key) {
+    const arrows = { ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
+    return arrows[key] || (key.length === 1 ? key.toUpperCase() : key);
+  }
+
   function keyDirection(ev) {
     const layout = state.keyLayout;
     if (layout === "off") return null;
-    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    const key = normKey(ev.key);
+    if (layout === "custom") return ACTIONS.find((a) => state.customKeys[a] === key) || null;
     if ((layout === "arrows" || layout === "both") && KEYMAPS.arrows[key]) return KEYMAPS.arrows[key];
     if ((layout === "wasd" || layout === "both") && KEYMAPS.wasd[key]) return KEYMAPS.wasd[key];
     return null;
@@ -147,17 +229,83 @@
     return el && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA");
   }
 
-  function wireKeys() {
-    $("key-layout").addEventListener("change", (ev) => {
-      state.keyLayout = ev.target.value;
-      try { window.localStorage.setItem("passeur.keys", state.keyLayout); } catch (e) { /* ignore */ }
-    });
+  function setKeyLayout(layout) {
+    state.keyLayout = layout;
+    $("key-layout").value = layout;
+    store("keys", layout);
+  }
+
+  function renderRemap() {
+    const box = $("remap");
+    box.textContent = "";
+    for (const action of ACTIONS) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary";
+      b.id = "remap-" + action;
+      b.dataset.remap = action;
+      b.setAttribute("aria-pressed", String(state.remapping === action));
+      b.textContent = t("keys.remap_button", { action: t("drive." + action), key: keyLabel(state.customKeys[action]) });
+      b.addEventListener("click", () => {
+        stopDrive(false);
+        state.remapping = action;
+        renderRemap();
+        $("remap-" + action).focus();
+        P.announce(t("keys.press_new", { action: t("drive." + action) }));
+      });
+      box.appendChild(b);
+    }
+  }
+
+  /* The key pressed while remapping: assign it (swapping with the action that had it). */
+  function assignKey(ev) {
+    const action = state.remapping;
+    if (ev.key === "Escape") {
+      state.remapping = null;
+      renderRemap();
+      P.announce(t("keys.cancelled"));
+      return;
+    }
+    if (RESERVED_KEYS.includes(ev.key)) { P.announce(t("keys.reserved"), true); return; }
+    const key = normKey(ev.key);
+    const other = ACTIONS.find((a) => a !== action && state.customKeys[a] === key);
+    if (other) state.customKeys[other] = state.customKeys[action];
+    state.customKeys[action] = key;
+    state.remapping = null;
+    store("customKeys", JSON.stringify(state.customKeys));
+    setKeyLayout("custom");
+    renderRemap();
+    $("remap-" + action).focus();
+    P.announce(t("keys.assigned", { action: t("drive." + action), key: keyLabel(key) }));
+  }
+
+  function loadKeys() {
+    const saved = load("keys");
+    if (saved && KEY_LAYOUTS.includes(saved)) state.keyLayout = saved;
     try {
-      const saved = window.localStorage.getItem("passeur.keys");
-      if (saved && ["arrows", "wasd", "both", "off"].includes(saved)) state.keyLayout = saved;
-    } catch (e) { /* ignore */ }
+      const custom = JSON.parse(load("customKeys") || "null");
+      if (custom && ACTIONS.every((a) => typeof custom[a] === "string" && custom[a].length > 0
+          && custom[a].length < 20 && !RESERVED_KEYS.includes(custom[a]))) {
+        state.customKeys = Object.fromEntries(ACTIONS.map((a) => [a, custom[a]]));
+      }
+    } catch (e) { /* malformed: keep the defaults */ }
     $("key-layout").value = state.keyLayout;
+  }
+
+  function wireKeys() {
+    $("key-layout").addEventListener("change", (ev) => { stopDrive(false); setKeyLayout(ev.target.value); });
+    $("keys-reset").addEventListener("click", () => {
+      stopDrive(false);
+      state.customKeys = { ...DEFAULT_CUSTOM };
+      store("customKeys", JSON.stringify(state.customKeys));
+      setKeyLayout("arrows");
+      renderRemap();
+      P.announce(t("keys.reset_done"));
+    });
+    loadKeys();
+    renderRemap();
     document.addEventListener("keydown", (ev) => {
+      if (state.remapping) { ev.preventDefault(); ev.stopPropagation(); assignKey(ev); return; }
       if (state.scan.on && (ev.key === " " || ev.key === "Enter")) {
         ev.preventDefault();
         ev.stopPropagation();
@@ -169,9 +317,15 @@
       const dir = keyDirection(ev);
       if (!dir) return;
       ev.preventDefault();
-      if (!ev.repeat) startDrive(dir);
+      if (ev.repeat) return;
+      if (state.mode === "toggle") togglePress(dir); else startDrive(dir);
     }, true);
     document.addEventListener("keyup", (ev) => {
+      if (state.scan.on && (ev.key === " " || ev.key === "Enter")) {
+        ev.preventDefault(); // the switch's release must not also click the highlighted item
+        ev.stopPropagation();
+        return;
+      }
       const dir = keyDirection(ev);
       if (dir && state.activeDir === dir && state.mode === "hold" && !state.scan.on) stopDrive(true);
     }, true);
@@ -219,12 +373,12 @@
     if (el.dataset.look) { send({ type: "look", direction: el.dataset.look }); P.announce(t("status.look")); return; }
     if (el.dataset.place) { gotoPlace(el.dataset.place, el.textContent); return; }
     if (el.id === "stop") { stopAll(); return; }
-    el.click();
+    el.click(); // speeds, scan rate, extend: their own click handlers
   }
 
   function setScanning(on) {
     state.scan.on = on;
-    try { window.localStorage.setItem("passeur.scan", on ? "1" : "0"); } catch (e) { /* ignore */ }
+    store("scan", on ? "1" : "0");
     stopDrive(false);
     $("scan-toggle").setAttribute("aria-pressed", String(on));
     if (on) { scanHighlight(0); } else { scanItems().forEach((el) => el.classList.remove("scan-highlight")); }
@@ -234,18 +388,22 @@
 
   function showRate() {
     $("scan-rate").textContent = t("scan.seconds", { s: state.scan.rateS.toFixed(1) });
-    try { window.localStorage.setItem("passeur.scanRate", String(state.scan.rateS)); } catch (e) { /* ignore */ }
+    store("scanRate", String(state.scan.rateS));
   }
 
   function wireScanning() {
     $("scan-toggle").addEventListener("click", () => setScanning(!state.scan.on));
-    try {
-      const rate = Number(window.localStorage.getItem("passeur.scanRate"));
-      if (rate >= 0.5 && rate <= 6) state.scan.rateS = rate;
-    } catch (e) { /* ignore */ }
+    const rate = Number(load("scanRate"));
+    if (rate >= 0.5 && rate <= 6) state.scan.rateS = rate;
     $("scan-slower").addEventListener("click", () => { state.scan.rateS = Math.min(6, state.scan.rateS + 0.5); showRate(); scanSchedule(); });
     $("scan-faster").addEventListener("click", () => { state.scan.rateS = Math.max(0.5, state.scan.rateS - 0.5); showRate(); scanSchedule(); });
     showRate();
+  }
+
+  /* scan=1 in the staff's link (fragment or query): the visitor has only a switch. */
+  function scanRequested() {
+    const params = (window.location.hash || "").replace(/^#/, "") + "&" + (window.location.search || "").replace(/^\?/, "");
+    return /(^|&)scan=1(&|$)/.test(params);
   }
 
   // -- places, map and click-to-go ------------------------------------------------------------
@@ -332,35 +490,52 @@
   }
 
   // -- server messages -------------------------------------------------------------------------
+  function onNavigation(nav) {
+    if (!nav.state) return;
+    const key = nav.state + ":" + (nav.goal_id || "");
+    const first = state.navKey === null;
+    if (key === state.navKey) return;
+    state.navKey = key;
+    if (first) return; // what happened before this page connected is not news
+    if (nav.state === "reached") P.announce(t("status.reached"));
+    else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
+  }
+
+  function setExpiry(msg) {
+    if (typeof msg.expires_in_s !== "number") return;
+    state.expiresAt = Date.now() + msg.expires_in_s * 1000;
+    if (typeof msg.extensions_left === "number") state.extensionsLeft = msg.extensions_left;
+  }
+
   function onMessage(msg) {
     switch (msg.type) {
       case "hello":
-        state.expiresAt = Date.now() + msg.expires_in_s * 1000;
+        setExpiry(msg);
         break;
       case "status": {
-        state.expiresAt = Date.now() + msg.expires_in_s * 1000;
+        setExpiry(msg);
         const robot = msg.robot || {};
         if (robot.estop && !state.lastEstop) P.announce(t("status.estop"), true);
         state.lastEstop = !!robot.estop;
-        const nav = robot.navigation || {};
-        if (nav.state && nav.state !== state.navState) {
-          if (nav.state === "reached") P.announce(t("status.reached"));
-          else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: nav.reason || "" }), true);
-          state.navState = nav.state;
-        }
-        if (state.map && robot.pose) {
+        onNavigation(robot.navigation || {});
+        const marker = $("robot-marker");
+        // Only a map pose goes on the map (without a navigator the pose is odometry's).
+        if (state.map && robot.pose && robot.pose.frame === "map") {
           const [mx, my] = mapToPixel(robot.pose.x, robot.pose.y);
-          const marker = $("robot-marker");
           marker.style.left = mx + "px";
           marker.style.top = my + "px";
           marker.hidden = false;
+        } else {
+          marker.hidden = true;
         }
         break;
       }
       case "session":
-        state.expiresAt = Date.now() + msg.expires_in_s * 1000;
-        state.lowWarned = false;
-        P.announce(t("status.extended"));
+        setExpiry(msg);
+        state.warned = false;
+        tickClock();
+        P.announce(t("session.extended", { t: P.formatTime(msg.expires_in_s) })
+          + (msg.extensions_left === 0 ? " " + t("session.no_more") : ""));
         break;
       case "ack":
         if (msg.action === "goto_point") P.announce(t("status.goto_point"));
@@ -368,7 +543,7 @@
       case "error":
         if (msg.code === "not_floor") P.announce(t("status.not_floor"), true);
         else if (msg.code === "session_ended") endSession("ended");
-        else P.announce(P.errorText({ error: msg.code, message: msg.message }), true);
+        else P.announce(P.errorText({ error: msg.code }), true);
         break;
       case "session_ended":
         endSession(msg.reason);
@@ -384,7 +559,7 @@
 
   function endSession(reason) {
     stopDrive(false);
-    if (state.scan.on) setScanning(false);
+    if (state.scan.on) { setScanning(false); store("scan", "1"); } // keep the switch user's choice
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
     state.expiresAt = null;
@@ -415,20 +590,33 @@
     if (state.conn || state.replaced) return;
     let r;
     try { r = await P.api("/api/session"); } catch (e) { r = { ok: false, status: 0 }; }
-    if (r.ok && r.data.role === "pilot") await connect();
+    if (r.ok && r.data.role === "pilot") await connect(true);
     else if (r.status === 401) endSession("ended");
     else window.setTimeout(reconnect, 3000);
   }
 
+  // Time limits (WCAG 2.2.1): a warning (assertive) before the end, with "Extend" at hand.
   function tickClock() {
     if (!state.expiresAt) { $("time-left").textContent = ""; return; }
     const left = (state.expiresAt - Date.now()) / 1000;
     $("time-left").textContent = t("session.time_left", { t: P.formatTime(left) });
-    if (left < 120 && !state.lowWarned) { state.lowWarned = true; P.announce(t("status.time_left_low"), true); }
+    if (left < warningS() && !state.warned) {
+      state.warned = true;
+      P.announce(t(state.extensionsLeft === 0 ? "session.ending" : "session.warning", { t: P.formatTime(left) }), true);
+    }
+  }
+
+  function extend() {
+    if (!send({ type: "extend" })) {
+      P.api("/api/session/extend", {}).then((r) => {
+        if (r.ok) onMessage({ type: "session", ...r.data });
+        else P.announce(P.errorText(r.data), true);
+      });
+    }
   }
 
   // -- session ---------------------------------------------------------------------------------
-  async function connect() {
+  async function connect(again) {
     P.announce(t("status.connecting"));
     $("code-section").hidden = true;
     $("drive-section").hidden = false;
@@ -438,17 +626,18 @@
       state.conn = null;
       $("drive-section").hidden = true;
       $("code-section").hidden = false;
-      P.announce(P.errorText(e.data || { message: String(e) }), true);
+      P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
       return;
     }
     $("mute-me").disabled = !state.conn.micTrack;
-    loadPlaces();
-    loadMap().catch(() => { $("map-section").hidden = true; });
-    $("stop").focus();
-    // A switch user who scanned last time starts scanning at once: the switch alone drives.
-    let scanSaved = false;
-    try { scanSaved = window.localStorage.getItem("passeur.scan") === "1"; } catch (e) { /* ignore */ }
-    if (scanSaved && !state.scan.on) setScanning(true);
+    if (!again) {
+      loadPlaces();
+      loadMap().catch(() => { $("map-section").hidden = true; });
+      $("stop").focus();
+    }
+    // A switch user (link with scan=1, or scanning last time) scans at once: the switch alone
+    // drives, with nothing else to press first.
+    if ((state.scanFromLink || load("scan") === "1") && !state.scan.on) setScanning(true);
   }
 
   async function submitCode(ev) {
@@ -458,14 +647,12 @@
     if (!result.ok) { P.announce(P.errorText(result.data), true); $("code-input").focus(); return; }
     $("code-input").value = "";
     if (result.data.role === "spectator") { window.location.assign("/spectator/"); return; }
-    await connect();
+    await connect(false);
   }
 
   function wireSession() {
     $("code-form").addEventListener("submit", submitCode);
-    $("extend").addEventListener("click", () => {
-      if (!send({ type: "extend" })) P.api("/api/session/extend", {}).then((r) => { if (r.ok) onMessage({ type: "session", ...r.data }); });
-    });
+    $("extend").addEventListener("click", extend);
     $("leave").addEventListener("click", async () => {
       stopAll();
       await P.api("/api/session/end", {});
@@ -487,7 +674,7 @@
 
   async function init() {
     P.initPrefs();
-    window.I18N.onChange(() => { buildSpeedLevels(); renderPlaces(); showRate(); tickClock(); });
+    window.I18N.onChange(() => { buildSpeedLevels(); renderPlaces(); renderRemap(); showRate(); tickClock(); });
     wireDriveButtons();
     wireKeys();
     wireScanning();
@@ -496,12 +683,15 @@
     const cfg = await P.api("/api/config");
     state.config = cfg.ok ? cfg.data : null;
     buildSpeedLevels();
+    setMode("hold");
     window.setInterval(tickClock, 1000);
     // A code may arrive in the fragment (QR code); it never reaches a server. Remove it now.
+    state.scanFromLink = scanRequested();
+    if (state.scanFromLink) store("scan", "1");
     const match = /code=([0-9 -]{4,16})/.exec(window.location.hash || "");
-    if (match) history.replaceState(null, "", window.location.pathname);
+    if (match || state.scanFromLink) history.replaceState(null, "", window.location.pathname);
     const existing = await P.api("/api/session");
-    if (existing.ok && existing.data.role === "pilot") await connect();
+    if (existing.ok && existing.data.role === "pilot") await connect(false);
     else if (existing.ok && existing.data.role === "spectator") window.location.assign("/spectator/");
     else if (match) {
       // Opened from the staff's QR code: nothing to type, connect at once.

@@ -1,22 +1,59 @@
-/* Spectator page: enter a watch-only code, see and hear the robot. No driving controls. */
+/* Spectator page: enter a watch-only code, see and hear the robot. No driving controls; the
+ * mute button mutes this page's own playback only. The session has a time limit: a warning
+ * before it ends and an "Extend" button (bounded by the server; WCAG 2.2.1). */
 (function () {
   "use strict";
   const P = window.Passeur;
   const t = P.t;
   const $ = (id) => document.getElementById(id);
-  let conn = null;
+  let conn = null, config = null, expiresAt = null, warned = false, extensionsLeft = null;
+
+  function warningS() { return (config && config.session_warning_s) || 120; }
+
+  function setExpiry(msg) {
+    if (typeof msg.expires_in_s !== "number") return;
+    expiresAt = Date.now() + msg.expires_in_s * 1000;
+    if (typeof msg.extensions_left === "number") extensionsLeft = msg.extensions_left;
+  }
+
+  function robotLine(robot) {
+    const nav = robot.navigation || {};
+    if (robot.estop) return t("status.estop");
+    if (nav.state === "driving" && nav.goal) return t("status.going_to", { place: nav.goal });
+    return "";
+  }
 
   function onMessage(msg) {
-    if (msg.type === "session_ended") stop("ended");
-    if (msg.type === "status" && msg.robot) {
-      const nav = msg.robot.navigation || {};
-      $("robot-line").textContent = msg.robot.estop ? t("status.estop") : (nav.state === "driving" && nav.goal ? t("status.going_to", { place: nav.goal }) : "");
+    if (msg.type === "session_ended") stop(msg.reason === "expired" ? "expired" : "ended");
+    if (msg.type === "hello") setExpiry(msg);
+    if (msg.type === "status") {
+      setExpiry(msg);
+      if (msg.robot) $("robot-line").textContent = robotLine(msg.robot);
+    }
+    if (msg.type === "session") {
+      setExpiry(msg);
+      warned = false;
+      tickClock();
+      P.announce(t("session.extended", { t: P.formatTime(msg.expires_in_s) })
+        + (msg.extensions_left === 0 ? " " + t("session.no_more") : ""));
+    }
+    if (msg.type === "error") P.announce(P.errorText({ error: msg.code }), true);
+  }
+
+  function tickClock() {
+    if (!expiresAt) { $("time-left").textContent = ""; return; }
+    const left = (expiresAt - Date.now()) / 1000;
+    $("time-left").textContent = t("session.time_left", { t: P.formatTime(left) });
+    if (left < warningS() && !warned) {
+      warned = true;
+      P.announce(t(extensionsLeft === 0 ? "session.ending" : "session.warning", { t: P.formatTime(left) }), true);
     }
   }
 
   function stop(reason) {
     if (conn) { try { conn.pc.close(); } catch (e) { /* closed */ } }
     conn = null;
+    expiresAt = null;
     $("watch-section").hidden = true;
     $("code-section").hidden = false;
     P.announce(t(reason === "expired" ? "status.expired" : "status.ended"), true);
@@ -32,18 +69,30 @@
     } catch (e) {
       $("watch-section").hidden = true;
       $("code-section").hidden = false;
-      P.announce(P.errorText(e.data || { message: String(e) }), true);
+      P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
     }
+  }
+
+  function extend() {
+    if (conn && conn.channel.readyState === "open") { conn.channel.send(JSON.stringify({ type: "extend" })); return; }
+    P.api("/api/session/extend", {}).then((r) => {
+      if (r.ok) onMessage({ type: "session", ...r.data }); else P.announce(P.errorText(r.data), true);
+    });
   }
 
   async function init() {
     P.initPrefs();
+    window.I18N.onChange(tickClock);
+    const cfg = await P.api("/api/config");
+    config = cfg.ok ? cfg.data : null;
+    window.setInterval(tickClock, 1000);
     $("code-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const result = await P.api("/api/session", { code: $("code-input").value });
       if (!result.ok) { P.announce(P.errorText(result.data), true); return; }
       $("code-input").value = "";
       if (result.data.role === "pilot") { window.location.assign("/pilot/"); return; }
+      setExpiry(result.data);
       await connect();
     });
     $("mute-robot").addEventListener("click", () => {
@@ -51,11 +100,12 @@
       video.muted = !video.muted;
       $("mute-robot").setAttribute("aria-pressed", String(video.muted));
     });
+    $("extend").addEventListener("click", extend);
     $("leave").addEventListener("click", async () => { await P.api("/api/session/end", {}); stop("left"); });
     const match = /code=([0-9 -]{4,16})/.exec(window.location.hash || "");
     if (match) history.replaceState(null, "", window.location.pathname);
     const existing = await P.api("/api/session");
-    if (existing.ok && existing.data.role === "spectator") await connect();
+    if (existing.ok && existing.data.role === "spectator") { setExpiry(existing.data); await connect(); }
     else if (match) {
       $("code-input").value = match[1];
       $("code-form").requestSubmit();

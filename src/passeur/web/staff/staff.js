@@ -1,34 +1,68 @@
 /* Staff page: log in, robot status, e-stop, access codes with QR, end/take over the pilot
- * session, patrols (through navigation's /api/patrols when it is mounted). */
+ * session, patrols (through navigation's /api/patrols when it is mounted), link quality in
+ * words. Everything the robot reports arrives as codes and is shown in the page's language.
+ * The staff session has a time limit: a warning before it ends, "Extend", and a clear message
+ * (not a silent return to the login form) when it has ended (WCAG 2.2.1). */
 (function () {
   "use strict";
   const P = window.Passeur;
   const t = P.t;
   const $ = (id) => document.getElementById(id);
-  let poll = null, map = null, routes = [], conn = null, lastStatus = null;
+  let poll = null, map = null, routes = [], conn = null, lastStatus = null, config = null;
+  let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false;
 
   function fmt(v, digits) { return (typeof v === "number") ? v.toFixed(digits) : t("staff.unknown"); }
+
+  /* `prefix + code` translated, else the code itself (a value nobody translated yet). */
+  function word(prefix, code) { return code ? (P.tOr(prefix + code) || code) : ""; }
+
+  function poseText(pose) {
+    if (!pose) return t("staff.unknown");
+    const vars = { x: fmt(pose.x, 2), y: fmt(pose.y, 2), yaw: fmt(pose.yaw * 180 / Math.PI, 0) };
+    return t(pose.frame === "map" ? "staff.pose_map" : "staff.pose_odom", vars);
+  }
+
+  function navText(nav) {
+    if (!nav.state) return t("staff.unknown");
+    const reason = nav.state === "failed" || nav.reason_code === "paused_estop" ? P.navReasonText(nav) : "";
+    return [word("nav.state.", nav.state), nav.goal, reason].filter(Boolean).join(" · ");
+  }
+
+  function patrolText(patrol) {
+    if (!patrol.state) return t("staff.unknown");
+    const parts = [patrol.route ? t("patrol.line", { route: patrol.route, state: word("patrol.state.", patrol.state) })
+      : word("patrol.state.", patrol.state)];
+    if (patrol.state !== "idle" && patrol.place && patrol.state !== "finished") parts.push(patrol.place);
+    if (patrol.state === "finished" && patrol.outcome) parts.push(word("patrol.outcome.", patrol.outcome));
+    if (patrol.reason_code) parts.push(word("patrol.reason.", patrol.reason_code));
+    if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
+    return parts.filter(Boolean).join(" · ");
+  }
+
+  function safetyText(safety) {
+    if (!safety.reason && !safety.source) return t("staff.unknown");
+    return [word("safety.source.", safety.source), word("safety.reason.", safety.reason)].filter(Boolean).join(" · ");
+  }
 
   function render(status) {
     lastStatus = status;
     const robot = status.robot || {};
     $("s-estop").textContent = robot.estop === true ? t("staff.estop_active") : robot.estop === false ? t("staff.estop_inactive") : t("staff.unknown");
-    $("s-pose").textContent = robot.pose ? `x ${fmt(robot.pose.x, 2)} m, y ${fmt(robot.pose.y, 2)} m, ${fmt(robot.pose.yaw * 180 / Math.PI, 0)}°` : t("staff.unknown");
+    $("s-pose").textContent = poseText(robot.pose);
     $("s-speed").textContent = robot.speed ? `${fmt(robot.speed.linear_mps, 2)} m/s, ${fmt(robot.speed.angular_rps, 2)} rad/s` : t("staff.unknown");
     const pilot = status.pilot;
     $("s-pilot").textContent = !pilot ? t("staff.no_pilot") : pilot.connected ? t("staff.pilot_connected", { t: P.formatTime(pilot.expires_in_s) }) : t("staff.pilot_waiting");
-    const nav = robot.navigation || {};
-    $("s-nav").textContent = nav.state ? [nav.state, nav.goal, nav.reason].filter(Boolean).join(" · ") : t("staff.unknown");
-    const patrol = robot.patrol || {};
-    $("s-patrol").textContent = patrol.message || patrol.state || t("staff.unknown");
-    const safety = robot.safety || {};
-    $("s-safety").textContent = (safety.source || safety.reason) ? [safety.source, safety.reason].filter(Boolean).join(" · ") : (safety.message || t("staff.unknown"));
+    $("s-nav").textContent = navText(robot.navigation || {});
+    $("s-patrol").textContent = patrolText(robot.patrol || {});
+    $("s-safety").textContent = safetyText(robot.safety || {});
     $("live-codes").textContent = t("staff.live_codes", { n: (status.codes || []).length });
+    if (status.staff_session) setExpiry(status.staff_session);
     renderLinks(status.peers || []);
-    if (map && robot.pose) {
+    const marker = $("robot-marker");
+    marker.hidden = true; // only a map pose goes on the map
+    if (map && robot.pose && robot.pose.frame === "map") {
       const img = $("map-img");
       const px = (robot.pose.x - map.origin_x_m) / map.resolution_m, py = map.height - (robot.pose.y - map.origin_y_m) / map.resolution_m;
-      const marker = $("robot-marker");
       marker.style.left = (px * img.clientWidth / map.width) + "px";
       marker.style.top = (py * img.clientHeight / map.height) + "px";
       marker.hidden = false;
@@ -41,32 +75,64 @@
     if (!peers.length) { const p = document.createElement("p"); p.textContent = t("staff.link_none"); box.appendChild(p); return; }
     const table = document.createElement("table");
     const head = table.insertRow();
-    for (const key of ["staff.role", "staff.state", "staff.rtt", "staff.lost"]) {
+    for (const key of ["staff.role", "staff.state", "staff.quality", "staff.rtt", "staff.loss"]) {
       const th = document.createElement("th"); th.scope = "col"; th.textContent = t(key); head.appendChild(th);
     }
+    const num = (v, d) => (typeof v === "number" ? v.toFixed(d) : "–");
     for (const peer of peers) {
       const row = table.insertRow();
-      for (const v of [peer.role, peer.state, peer.rtt_ms == null ? "–" : peer.rtt_ms, peer.packets_lost == null ? "–" : peer.packets_lost]) {
+      row.dataset.role = peer.role;
+      row.dataset.quality = peer.quality || "unknown";
+      const quality = peer.quality && peer.quality !== "unknown"
+        ? t("link.value", { quality: t("link." + peer.quality), rtt: num(peer.rtt_ms, 0), loss: num(peer.loss_pct, 1) })
+        : t("link.unknown");
+      for (const v of [word("role.", peer.role), word("conn.", peer.state), quality, num(peer.rtt_ms, 0), num(peer.loss_pct, 1)]) {
         row.insertCell().textContent = String(v);
       }
     }
     box.appendChild(table);
   }
 
+  function setExpiry(session) {
+    if (typeof session.expires_in_s !== "number") return;
+    expiresAt = Date.now() + session.expires_in_s * 1000;
+    if (typeof session.extensions_left === "number") extensionsLeft = session.extensions_left;
+    $("staff-extend").disabled = extensionsLeft === 0;
+  }
+
+  function warningS() { return (config && config.session_warning_s) || 120; }
+
+  function tickClock() {
+    if (!expiresAt || !loggedIn) { $("staff-time").textContent = ""; return; }
+    const left = (expiresAt - Date.now()) / 1000;
+    $("staff-time").textContent = t("staff.session_time", { t: P.formatTime(left) });
+    if (left < warningS() && !warned) {
+      warned = true;
+      P.announce(t(extensionsLeft === 0 ? "session.ending" : "session.warning", { t: P.formatTime(left) }), true);
+    }
+    if (left <= 0) refresh(); // the server decides; a 401 then says so
+  }
+
   async function refresh() {
     const r = await P.api("/api/staff/status");
-    if (r.status === 401) { showLogin(); return; }
+    if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return; }
     if (r.ok) render(r.data);
   }
 
-  function showLogin() {
+  function showLogin(messageKey) {
     if (poll) window.clearInterval(poll);
     poll = null;
+    loggedIn = false;
+    expiresAt = null;
+    $("staff-time").textContent = "";
     $("desk").hidden = true;
     $("login-section").hidden = false;
+    if (messageKey) P.announce(t(messageKey), true);
   }
 
   async function showDesk() {
+    loggedIn = true;
+    warned = false;
     $("login-section").hidden = true;
     $("desk").hidden = false;
     await refresh();
@@ -103,7 +169,7 @@
 
   async function post(path, body) {
     const r = await P.api(path, body || {});
-    if (r.status === 401) { showLogin(); return r; }
+    if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return r; }
     P.announce(r.ok ? t("staff.done") : P.errorText(r.data), !r.ok);
     refresh();
     return r;
@@ -111,16 +177,30 @@
 
   async function init() {
     P.initPrefs();
-    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); });
+    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); tickClock(); });
+    const cfg = await P.api("/api/config");
+    config = cfg.ok ? cfg.data : null;
+    window.setInterval(tickClock, 1000);
+    $("staff-extend").addEventListener("click", async () => {
+      const r = await P.api("/api/staff/extend", {});
+      if (r.status === 401) { showLogin("staff.session_ended"); return; }
+      if (!r.ok) { P.announce(P.errorText(r.data), true); return; }
+      setExpiry(r.data);
+      warned = false;
+      tickClock();
+      P.announce(t("session.extended", { t: P.formatTime(r.data.expires_in_s) })
+        + (r.data.extensions_left === 0 ? " " + t("session.no_more") : ""));
+    });
     $("login-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const r = await P.api("/api/staff/login", { password: $("password").value });
       $("password").value = "";
       if (!r.ok) { P.announce(P.errorText(r.data), true); return; }
       P.announce(t("staff.logged_in"));
+      setExpiry(r.data);
       await showDesk();
     });
-    $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(); });
+    $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(null); });
     $("estop-on").addEventListener("click", () => post("/api/staff/estop", { on: true }));
     $("estop-off").addEventListener("click", () => post("/api/staff/estop", { on: false }));
     $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot"));
@@ -133,7 +213,8 @@
     $("code-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const role = document.querySelector('input[name="role"]:checked').value;
-      const r = await P.api("/api/staff/codes", { role, minutes: Number($("minutes").value) });
+      const scan = role === "pilot" && $("scan-link").checked;
+      const r = await P.api("/api/staff/codes", { role, minutes: Number($("minutes").value), scan });
       if (!r.ok) { P.announce(P.errorText(r.data), true); return; }
       const grouped = r.data.code.slice(0, 4) + " " + r.data.code.slice(4);
       $("code-text").textContent = t("staff.new_code", { code: grouped });
@@ -151,7 +232,7 @@
       catch (e) { P.announce(P.errorText(e.data || { message: String(e) }), true); }
     });
     const r = await P.api("/api/staff/status");
-    if (r.ok) await showDesk(); else showLogin();
+    if (r.ok) await showDesk(); else showLogin(null);
     window.passeurStaff = { refresh };
   }
 
