@@ -176,6 +176,7 @@ def test_goal_in_a_wall_fails_fast_with_reason(stack: NavStack) -> None:
     assert time.monotonic() - t0 < 2.0
     assert values["state"] == "failed"
     assert "wall" in values["reason"] or "obstacle" in values["reason"], values
+    assert values["reason_code"] in ("goal_in_obstacle", "goal_too_close"), values
 
 
 def test_cancel_stops_the_robot(stack: NavStack) -> None:

@@ -68,10 +68,12 @@ def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     values = nav.status_values()
     assert values["state"] == "failed"
     assert "unknown place 'cellar'" in values["reason"] and "entrance" in values["reason"]
+    assert values["reason_code"] == "unknown_place"
     msg = pose_to_msg(1.0, 1.0, 0.0, frame="odom")
     nav._on_goal_pose(msg)
     values = nav.status_values()
     assert values["state"] == "failed" and "frame 'odom'" in values["reason"]
+    assert values["reason_code"] == "bad_frame"
 
 
 def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:

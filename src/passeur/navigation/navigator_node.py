@@ -52,6 +52,12 @@ from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 
 TERMINAL = ("reached", "failed", "cancelled")
+#: `reason_code` values in navigation/status (the `reason` beside it is an English sentence):
+#: planner codes (PlanningError.code) plus the navigator's own. Pages translate these.
+REASON_CODES = ("goal_in_obstacle", "goal_in_keep_out", "goal_too_close", "goal_outside_map",
+                "start_blocked", "unreachable", "no_map", "bad_map", "no_pose",
+                "unknown_place", "bad_frame", "internal", "blocked", "stuck", "paused_estop",
+                "replaced", "cancelled", "shutdown")
 #: patrol/status states in which a patrol runs (patrol_runner.PatrolRunner.active).
 PATROL_ACTIVE = ("navigating", "announcing", "dwelling", "waiting_retry")
 #: The blocked-path check ignores the path within this many robot radii of the robot: what
@@ -105,6 +111,7 @@ class NavigatorNode(Node):
         self._goal_counter = 0
         self._state = "idle"
         self._reason = ""
+        self._reason_code = ""
         self._plan: Plan | None = None
         self._odom_pose: Pose2D | None = None
         self._odom_time_s = -math.inf
@@ -284,7 +291,7 @@ class NavigatorNode(Node):
         with self._lock:
             active = self._goal is not None and self._state in ("planning", "driving")
             if active:
-                self._set_state("cancelled", "replaced by a new goal")
+                self._set_state("cancelled", "replaced by a new goal", "replaced")
         if active:
             self._publish_status(force=True)
 
@@ -316,7 +323,7 @@ class NavigatorNode(Node):
         self._publish_zero()
         self._publish_status(force=True)
         if pose is None:
-            self._fail(goal.id, "no robot pose yet (is odom published?)")
+            self._fail(goal.id, "no robot pose yet (is odom published?)", "no_pose")
             return goal.id
         self._plan_queue.put((goal.id, pose, False))
         return goal.id
@@ -325,7 +332,8 @@ class NavigatorNode(Node):
         if self.places is None or place_id not in self.places.places:
             known = ", ".join(sorted(self.places.places)) if self.places else "none"
             gid = self._new_goal(place_id, place_id)
-            self._fail(gid, f"unknown place '{place_id}' (known places: {known})")
+            self._fail(gid, f"unknown place '{place_id}' (known places: {known})",
+                       "unknown_place")
             return gid
         p = self.places.places[place_id]
         return self.send_goal(p.x_m, p.y_m, p.yaw_rad, label=place_id, place=place_id)
@@ -336,7 +344,7 @@ class NavigatorNode(Node):
                 return
             self._controller.reset()
             self._plan = None
-            self._set_state("cancelled", "cancelled on request")
+            self._set_state("cancelled", "cancelled on request", "cancelled")
         self._publish_zero()
         self._publish_status(force=True)
 
@@ -450,7 +458,7 @@ class NavigatorNode(Node):
         if frame not in ("", "map"):
             gid = self._new_goal("pose")
             self._fail(gid, f"goal frame '{msg.header.frame_id}' is not supported: send goals "
-                            "in frame 'map'")
+                            "in frame 'map'", "bad_frame")
             return
         q = msg.pose.orientation
         yaw: float | None = quaternion_to_yaw(q.x, q.y, q.z, q.w)
@@ -482,7 +490,7 @@ class NavigatorNode(Node):
                 self._plan_once(goal_id, pose, is_replan)
             except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the thread
                 self.get_logger().error(f"planning crashed: {exc!r}")
-                self._fail(goal_id, f"internal planning error: {exc}")
+                self._fail(goal_id, f"internal planning error: {exc}", "internal")
 
     def _plan_once(self, goal_id: int, pose: Pose2D, is_replan: bool) -> None:
         deadline = time.monotonic() + self.map_timeout_s
@@ -496,10 +504,11 @@ class NavigatorNode(Node):
             with self._lock:
                 map_error = self._map_error
             if map_error:
-                self._fail(goal_id, f"the map on 'map' cannot be used: {map_error}")
+                self._fail(goal_id, f"the map on 'map' cannot be used: {map_error}", "bad_map")
                 return
             if time.monotonic() > deadline:
-                self._fail(goal_id, "no map received on 'map' (is the map server running?)")
+                self._fail(goal_id, "no map received on 'map' (is the map server running?)",
+                           "no_map")
                 return
             time.sleep(MAP_POLL_S)
         with self._lock:
@@ -512,7 +521,7 @@ class NavigatorNode(Node):
                 with self._lock:
                     self._replan_pending = False
                 return  # keep waiting: the blockage may clear (a person walking away)
-            self._fail(goal_id, str(exc))
+            self._fail(goal_id, str(exc), exc.code)
             return
         with self._lock:
             if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
@@ -561,12 +570,14 @@ class NavigatorNode(Node):
             with self._lock:
                 self._controller.hold(now)
                 self._reason = "paused: e-stop engaged"
+                self._reason_code = "paused_estop"
             self._publish_zero()
             self._publish_status()
             return
         if self._reason.startswith("paused"):
             with self._lock:
                 self._reason = ""
+                self._reason_code = ""
         assert pose is not None
         with self._lock:
             blocked = self._path_blocked(costmap, pose)
@@ -591,7 +602,7 @@ class NavigatorNode(Node):
         if blocked:
             self._publish_zero()
             if fail:
-                self._fail(goal.id, fail)
+                self._fail(goal.id, fail, "blocked")
             else:
                 self._publish_status()
             return
@@ -600,7 +611,7 @@ class NavigatorNode(Node):
             self._reached(goal)
             return
         if cmd.phase == "failed":
-            self._fail(goal.id, cmd.reason)
+            self._fail(goal.id, cmd.reason, "stuck")
             return
         if cmd.replan:
             with self._lock:
@@ -628,9 +639,12 @@ class NavigatorNode(Node):
         return True
 
     # -- outputs ---------------------------------------------------------------------------
-    def _set_state(self, state: str, reason: str) -> None:
+    def _set_state(self, state: str, reason: str, code: str = "") -> None:
+        """`reason` is for people (English, in logs); `code` for programs (pages translate it:
+        see REASON_CODES)."""
         self._state = state
         self._reason = reason
+        self._reason_code = code
 
     def _reached(self, goal: Goal) -> None:
         with self._lock:
@@ -651,12 +665,12 @@ class NavigatorNode(Node):
                 self.say_pub.publish(String(data=json.dumps({"text": text, "lang": lang},
                                                             ensure_ascii=False)))
 
-    def _fail(self, goal_id: int, reason: str) -> None:
+    def _fail(self, goal_id: int, reason: str, code: str) -> None:
         with self._lock:
             if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
                 return
             self._controller.reset()
-            self._set_state("failed", reason)
+            self._set_state("failed", reason, code)
         self.get_logger().warning(f"goal failed: {reason}")
         self._publish_zero()
         self._publish_status(force=True)
@@ -692,6 +706,7 @@ class NavigatorNode(Node):
             "goal_id": str(goal.id) if goal else "",
             "place": goal.place if goal else "",
             "reason": self._reason,
+            "reason_code": self._reason_code,
             "distance_remaining_m": f"{remaining:.2f}",
             "eta_s": f"{remaining / speed:.1f}" if state == "driving" else "0.0",
         }
@@ -741,7 +756,7 @@ class NavigatorNode(Node):
         with self._lock:
             self._controller.reset()
             if self._state in ("planning", "driving"):
-                self._set_state("cancelled", "navigator shutting down")
+                self._set_state("cancelled", "navigator shutting down", "shutdown")
         self._plan_queue.put(None)
         try:
             self._publish_zero()

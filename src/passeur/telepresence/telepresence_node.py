@@ -343,7 +343,8 @@ class TelepresenceNode(Node):
 
     def _on_nav_status(self, msg: DiagnosticStatus) -> None:
         fields = self._on_diag(msg, self._nav_status)
-        code = nav_reason_code(str(fields.get("reason", "")))
+        # The navigator sends a code; the sentence match is for navigators that do not.
+        code = str(fields.get("reason_code", "")) or nav_reason_code(str(fields.get("reason", "")))
         pose = parse_pose(str(fields.get("pose", "")))
         with self._lock:
             self._nav_status["reason_code"] = code
