@@ -6,6 +6,8 @@ Conventions every node class follows (see CONVENTIONS.md):
   with its fixed node name;
 - optional `web_features()` returns the web pages/APIs it serves (telepresence hosts them);
 - optional `add_web_features(features)` (the telepresence node) receives them;
+- optional `add_time_consumer(clock)` (the simulator) receives the clock of every other node
+  on sim time, so that at `--rtf max` sim time waits for the slowest of them;
 - optional `start()` is called once every node exists;
 - optional `close()` (idempotent) stops motors/threads before the node is destroyed.
 """
@@ -251,6 +253,7 @@ class Stack:
             for node in self.nodes:
                 if hasattr(node, "add_web_features"):
                     node.add_web_features(features)
+            self._link_sim_time()
             for node in self.nodes:
                 self._spinners.add(node)
             for node in self.nodes:
@@ -260,8 +263,19 @@ class Stack:
             self.close()
             raise
 
+    def _link_sim_time(self, nodes: Iterable[Any] | None = None) -> None:
+        """Register every node on sim time with the simulator (see `add_time_consumer`)."""
+        for sim in (n for n in self.nodes if hasattr(n, "add_time_consumer")):
+            for node in (self.nodes if nodes is None else nodes):
+                if node is not sim and node.get_parameter("use_sim_time").value:
+                    sim.add_time_consumer(node.get_clock())
+
     def add_node(self, node: Any) -> None:
-        """Spin one more node (a probe, a viewer) beside the stack's, in its own thread."""
+        """Spin one more node (a probe, a viewer) beside the stack's, in its own thread.
+
+        A node on sim time also holds the simulator back at `--rtf max`, like the stack's own.
+        """
+        self._link_sim_time([node])
         self._spinners.add(node)
 
     def remove_node(self, node: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from passeur.sim.sim_node import PUBLISHED_TOPICS, SUBSCRIBED_TOPICS, TF_TOPICS
+from passeur.sim.sim_node import CLOCK_TOPIC, PUBLISHED_TOPICS, SUBSCRIBED_TOPICS, TF_TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "gazebo.launch.py"
@@ -57,10 +57,13 @@ def test_launch_arguments_have_defaults_and_descriptions() -> None:
 def test_bridge_offers_exactly_the_embedded_simulator_topics() -> None:
     entries = yaml.safe_load((ROOT / "config" / "gz_bridge.yaml").read_text(encoding="utf-8"))
     to_ros = {e["ros_topic_name"] for e in entries if e["direction"] == "GZ_TO_ROS"}
+    assert CLOCK_TOPIC == "/clock" and CLOCK_TOPIC in to_ros
     to_gz = {e["ros_topic_name"] for e in entries if e["direction"] == "ROS_TO_GZ"}
     assert to_ros - set(TF_TOPICS) == set(PUBLISHED_TOPICS)
     assert to_gz == set(SUBSCRIBED_TOPICS)
     for entry in entries:
+        if entry["ros_topic_name"] == CLOCK_TOPIC:
+            continue  # absolute: rclpy's use_sim_time listens on /clock in every namespace
         assert not entry["ros_topic_name"].startswith("/"), "relative names keep namespaces working"
         assert set(entry) == {"ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name",
                               "direction"}

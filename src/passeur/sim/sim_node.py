@@ -1,6 +1,6 @@
 """`sim`: the embedded MuJoCo simulator as a ROS 2 node.
 
-Publishes `clock`, `odom`, `scan`, `camera/image_raw`, `camera/camera_info` (and tf/tf_static
+Publishes `/clock`, `odom`, `scan`, `camera/image_raw`, `camera/camera_info` (and tf/tf_static
 when tf2_msgs is importable); subscribes `cmd_vel`. The simulation runs in its own thread
 (`SimLoop`), never in executor callbacks: the camera's OpenGL context lives in that thread.
 
@@ -37,8 +37,12 @@ LIDAR_FRAME = "lidar_link"
 CAMERA_FRAME = "camera_link"
 CAMERA_OPTICAL_FRAME = "camera_optical_link"
 
+#: The one absolute name: rclpy's TimeSource (use_sim_time) always subscribes to `/clock`,
+#: whatever the node's namespace, so a namespaced `clock` would leave every node at time 0.
+#: One simulator is one clock, shared by all the robots it simulates (ROS and Gazebo convention).
+CLOCK_TOPIC = "/clock"
 #: The simulator's interface; Gazebo's bridge (config/gz_bridge.yaml) must offer the same.
-PUBLISHED_TOPICS = ("clock", "odom", "scan", "camera/image_raw", "camera/camera_info")
+PUBLISHED_TOPICS = (CLOCK_TOPIC, "odom", "scan", "camera/image_raw", "camera/camera_info")
 SUBSCRIBED_TOPICS = ("cmd_vel",)
 #: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
 OBSTACLES_TOPIC = "sim/obstacles"
@@ -103,7 +107,7 @@ class SimNode(Node):
         self.start_pose = self.sim.world.start_pose
         r = self.sim.robot
 
-        self._clock_pub = self.create_publisher(Clock, "clock", QoSProfile(depth=10))
+        self._clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
         self._odom_pub = self.create_publisher(Odometry, "odom", qos.STATUS)
         self._scan_pub = self.create_publisher(LaserScan, "scan", qos.SENSOR)
         self._image_pub = self._info_pub = None
@@ -114,7 +118,10 @@ class SimNode(Node):
         self.create_subscription(PoseArray, OBSTACLES_TOPIC, self._on_obstacles, qos.COMMAND)
         # Our own clock, as delivered by the executor: how far behind the graph is.
         self._clock_seen: float | None = None
-        self.create_subscription(Clock, "clock", self._on_own_clock, qos.SENSOR)
+        # In-process nodes on sim time (bringup registers them): each has its own executor,
+        # so our own subscription alone says nothing about how far behind *they* are.
+        self._consumer_clocks: list[Any] = []
+        self.create_subscription(Clock, CLOCK_TOPIC, self._on_own_clock, qos.SENSOR)
 
         self._tf_pub: Any = None
         self._setup_tf()
@@ -133,7 +140,7 @@ class SimNode(Node):
             cmd_timeout_s=timeout, on_clock=self._publish_clock, on_odom=self._publish_odom,
             on_scan=self._publish_scan, on_image=self._publish_image if camera_hz > 0 else None,
             camera_wanted=self._camera_wanted,
-            consumer_time=(lambda: self._clock_seen) if max_lead > 0 else None,
+            consumer_time=self._consumers_time if max_lead > 0 else None,
             max_lead_s=max_lead)
         self.get_logger().info(
             f"world '{self.sim.world.name}' ({self.sim.world.path}), start "
@@ -161,6 +168,26 @@ class SimNode(Node):
             return  # construction failed and already destroyed the node
         self.close()
         super().destroy_node()
+
+    def add_time_consumer(self, clock: Any) -> None:
+        """Hold sim time back for another node's clock too (an rclpy ROS clock on sim time).
+
+        At real_time_factor 0 the loop never runs more than max_lead_s ahead of the slowest
+        of these clocks (and of our own `/clock` subscription): a node whose executor thread
+        is starved sees its commands applied with a bounded sim-time latency.
+        """
+        self._consumer_clocks.append(clock)
+
+    def _consumers_time(self) -> float | None:
+        """The sim time every registered consumer has caught up with (None: nothing yet)."""
+        seen = self._clock_seen
+        if seen is None:
+            return None
+        for clock in self._consumer_clocks:
+            ns = clock.now().nanoseconds
+            if ns > 0:  # 0: no /clock received yet; do not hold the start back for it
+                seen = min(seen, ns * 1e-9)
+        return seen
 
     # -- test and tooling API -----------------------------------------------------------------
     def ground_truth_pose(self) -> Pose2D:
