@@ -100,17 +100,44 @@ class StackOptions:
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def create_node(cls: type, name: str, *, params_file: Path, **kwargs: Any) -> Any:
+def create_node(cls: type, name: str, *, params_file: Path,
+                command_line: Iterable[str] = (), **kwargs: Any) -> Any:
     """Build one node; a parameter rclpy refuses (wrong type, out of range, bad namespace)
-    becomes a ConfigError naming the node and the file, not a traceback."""
+    becomes a ConfigError naming the file (or the command line), the node and the parameter,
+    not a traceback. `command_line`: parameter names given as options rather than in the file.
+    """
     from rclpy.exceptions import NameValidationException, ParameterException
+
+    from passeur.ros.params import ParameterValueError
 
     try:
         return cls(**kwargs)
+    except ParameterValueError as exc:
+        if exc.name in set(command_line):
+            raise ConfigError(f"node '{name}': {exc.problem} (given on the command line)") from exc
+        raise ConfigError(f"node '{name}': {exc.problem}; fix it in this file",
+                          params_file) from exc
     except (ParameterException, NameValidationException) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError(f"{params_file}: node '{name}': {detail} (fix the value under "
                           f"'/**/{name}: ros__parameters' or the command-line option)") from exc
+
+
+def check_namespace(namespace: str) -> None:
+    """Refuse a bad --namespace before any node exists (rclpy would fail in every node)."""
+    if not namespace:
+        return
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    full = namespace if namespace.startswith("/") else f"/{namespace}"
+    try:
+        validate_namespace(full)
+    except InvalidNamespaceException as exc:
+        # rclpy's text: "Invalid namespace: <reason>:\n  '<ns>'\n  ^" (a caret under the fault)
+        reason = str(exc).splitlines()[0].removeprefix("Invalid namespace:").strip().rstrip(":")
+        raise ConfigError(f"--namespace '{namespace}': {reason or 'not a valid ROS namespace'}"
+                          " (e.g. robot1)") from exc
 
 
 @dataclass
@@ -233,6 +260,7 @@ class Stack:
         self._spinners = NodeSpinners(context)
         params_file = options.params_file or default_params_file()
         specs = specs_for(options.profile, options.only)
+        check_namespace(options.namespace)
         common = dict(options.common)
         if options.profile == SIM:
             common.setdefault("use_sim_time", True)
@@ -245,7 +273,7 @@ class Stack:
                 overrides += [Parameter(k, value=v) for k, v in extra.items()]
                 cls = spec.load()
                 node = create_node(cls, spec.name, params_file=params_file,
-                                   namespace=options.namespace,
+                                   command_line=extra, namespace=options.namespace,
                                    parameter_overrides=overrides, context=context)
                 self.nodes.append(node)
             features = [f for n in self.nodes if hasattr(n, "web_features")
@@ -355,7 +383,7 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if announce:
+        if announce and stack is not None:
             print("passeur: stopped (zero velocity sent).", flush=True)
 
 
