@@ -349,7 +349,8 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
     """Run the stack until Ctrl-C / SIGTERM; returns a process exit code."""
     from passeur.rosenv import configure_environment
 
-    configure_environment()
+    # The simulated robot stays on this machine; a real one talks to the network.
+    configure_environment(local_only=options.profile == SIM)
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
