@@ -7,6 +7,9 @@ when tf2_msgs is importable); subscribes `cmd_vel`. The simulation runs in its o
 Odometry is the base's ground-truth pose and twist. With `odom_origin: map` (default) the odom
 frame coincides with the world/map frame, so map -> odom is the identity in simulation; with
 `start`, odom starts at zero at the robot's start pose, as on a real robot or in Gazebo.
+Either way the node publishes that map -> odom as a static transform (with TF), since in
+simulation nothing else localises the robot; `publish_map_to_odom: false` leaves it to a
+localiser (AMCL, slam_toolbox) instead.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
+MAP_FRAME = "map"
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"
 LIDAR_FRAME = "lidar_link"
@@ -46,7 +50,8 @@ PUBLISHED_TOPICS = (CLOCK_TOPIC, "odom", "scan", "camera/image_raw", "camera/cam
 SUBSCRIBED_TOPICS = ("cmd_vel",)
 #: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
 OBSTACLES_TOPIC = "sim/obstacles"
-#: Only with a full ROS install (tf2_msgs importable).
+#: Only with a full ROS install (tf2_msgs importable): odom -> base_link on `tf`; map -> odom
+#: and the sensor frames on `tf_static`.
 TF_TOPICS = ("tf", "tf_static")
 
 
@@ -100,6 +105,10 @@ class SimNode(Node):
         if self._odom_origin not in ("map", "start"):
             raise ConfigError(f"sim: parameter odom_origin must be 'map' or 'start', "
                               f"got '{self._odom_origin}'")
+        self._publish_map_to_odom = bool(declare(
+            self, "publish_map_to_odom", True,
+            "with TF (tf2_msgs importable): publish the static map -> odom of odom_origin; "
+            "false when a localiser (AMCL, slam_toolbox) publishes map -> odom"))
         from pathlib import Path
 
         self.sim = Simulator(world, urdf_path=Path(urdf) if urdf else None, seed=seed,
@@ -336,13 +345,22 @@ class SimNode(Node):
         self._tf_message_type = TFMessage
         self._transform_type = TransformStamped
 
+    def odom_origin_pose(self) -> Pose2D:
+        """Where the odom frame is in the map (world) frame: map -> odom."""
+        return Pose2D(0.0, 0.0, 0.0) if self._odom_origin == "map" else self.start_pose
+
     def _static_frames(self) -> list[tuple[str, str, tuple[float, float, float],
                                            tuple[float, float, float, float]]]:
-        """Sensor frames from the compiled model (the URDF's fixed joints)."""
+        """map -> odom, and the sensor frames from the compiled model (the URDF's fixed
+        joints)."""
         import mujoco
 
         m = self.sim.model
         out = []
+        if self._publish_map_to_odom:
+            origin = self.odom_origin_pose()
+            out.append((MAP_FRAME, ODOM_FRAME, (origin.x_m, origin.y_m, 0.0),
+                        yaw_to_quaternion(origin.yaw_rad)))
         for child, parent in ((LIDAR_FRAME, BASE_FRAME), (CAMERA_FRAME, BASE_FRAME)):
             body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, child)
             pos = tuple(float(v) for v in m.body_pos[body])
