@@ -4,24 +4,40 @@
 
 Starts gz sim with sim/worlds/<world>.sdf, publishes the robot description (xacro), spawns
 the robot at the world's `robot_start` frame, bridges the simulator topics listed in
-config/gz_bridge.yaml (the same as the embedded simulator's), then runs the rest of the stack
-with `passeur_stack --profile external` on Gazebo's clock.
+config/gz_bridge.yaml (the same as the embedded simulator's), then, once the spawner has
+exited successfully (the robot and its sensors exist), runs the rest of the stack with
+`passeur_stack --profile external` on Gazebo's clock.
 
 Gazebo's DiffDrive odometry starts at zero at the spawn pose; the embedded simulator's (with
-its default odom_origin 'map') starts at the spawn pose. A static map -> odom transform equal
-to the start pose is therefore published here for ROS tools.
+its default odom_origin 'map') starts at the spawn pose. So the navigator is told where odom
+starts (its `odom_origin` = the spawn pose) and a static map -> odom transform equal to the
+spawn pose is published for ROS tools.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import math
+import os
 import tempfile
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.actions import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from passeur.launch_support import gazebo_stack_parameters
 
 PACKAGE = "passeur"
 ROBOT_XACRO = "urdf/passeur.urdf.xacro"
@@ -38,20 +54,26 @@ def _world_file(share: Path, world: str) -> Path:
     return share / WORLDS_DIR / f"{world}.sdf"
 
 
-def _sim_time_params(share: Path) -> str:
-    """config/passeur.yaml plus use_sim_time for every node (Gazebo owns the clock)."""
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _stack_params_file(share: Path, start_xyyaw: tuple[float, float, float]) -> str:
+    """config/passeur.yaml plus use_sim_time and the navigator's odom origin, in a temporary
+    file removed when the launch process exits."""
     import yaml
 
     params = yaml.safe_load((share / PARAMS_FILE).read_text(encoding="utf-8")) or {}
-    params.setdefault("/**", {}).setdefault("ros__parameters", {})["use_sim_time"] = True
-    out = Path(tempfile.mkstemp(prefix="passeur_gazebo_", suffix=".yaml")[1])
-    out.write_text(yaml.safe_dump(params), encoding="utf-8")
-    return str(out)
+    params = gazebo_stack_parameters(params, start_xyyaw)
+    fd, name = tempfile.mkstemp(prefix="passeur_gazebo_", suffix=".yaml")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        yaml.safe_dump(params, out)
+    atexit.register(_remove_quietly, name)
+    return name
 
 
 def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
-    import math
-
     import xacro
 
     from passeur.sim.sdf_world import load_world
@@ -69,28 +91,37 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
         gz_cmd.append("-s")
     gz_cmd.append(str(world_file))
     half = start.yaw_rad / 2.0
+    spawn = Node(package="ros_gz_sim", executable="create", output="screen",
+                 arguments=["-world", description.name, "-name", ROBOT_NAME,
+                            "-topic", "robot_description",
+                            "-x", f"{start.x_m}", "-y", f"{start.y_m}", "-z", "0.0",
+                            "-Y", f"{start.yaw_rad}"])
+    stack = ExecuteProcess(
+        cmd=[STACK_EXECUTABLE, "--profile", "external", "--world", world,
+             "--params-file", _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad))],
+        output="screen", name="passeur_stack")
+
+    def after_spawn(event, _context):  # type: ignore[no-untyped-def]
+        # The stack needs the robot's sensor topics: start it once the robot exists.
+        if event.returncode == 0:
+            return [stack]
+        return [LogInfo(msg=f"spawning the robot failed (exit code {event.returncode}); "
+                            "not starting the stack"),
+                Shutdown(reason="robot spawn failed")]
+
     return [
         ExecuteProcess(cmd=gz_cmd, output="screen", name="gz_sim"),
         Node(package="robot_state_publisher", executable="robot_state_publisher",
              parameters=[{"robot_description": robot_description, "use_sim_time": True}],
              output="screen"),
-        Node(package="ros_gz_sim", executable="create", output="screen",
-             arguments=["-world", description.name, "-name", ROBOT_NAME,
-                        "-topic", "robot_description",
-                        "-x", f"{start.x_m}", "-y", f"{start.y_m}", "-z", "0.0",
-                        "-Y", f"{start.yaw_rad}"]),
+        spawn,
         Node(package="ros_gz_bridge", executable="parameter_bridge", output="screen",
              parameters=[{"config_file": str(share / BRIDGE_CONFIG), "use_sim_time": True}]),
         Node(package="tf2_ros", executable="static_transform_publisher", output="screen",
              arguments=["--x", f"{start.x_m}", "--y", f"{start.y_m}",
                         "--qz", f"{math.sin(half)}", "--qw", f"{math.cos(half)}",
                         "--frame-id", "map", "--child-frame-id", "odom"]),
-        # The stack once the robot exists (the bridge needs the sensors' topics).
-        TimerAction(period=3.0, actions=[
-            ExecuteProcess(cmd=[STACK_EXECUTABLE, "--profile", "external", "--world", world,
-                                "--params-file", _sim_time_params(share)],
-                           output="screen", name="passeur_stack"),
-        ]),
+        RegisterEventHandler(OnProcessExit(target_action=spawn, on_exit=after_spawn)),
     ]
 
 

@@ -6,6 +6,8 @@ Conventions every node class follows (see CONVENTIONS.md):
   with its fixed node name;
 - optional `web_features()` returns the web pages/APIs it serves (telepresence hosts them);
 - optional `add_web_features(features)` (the telepresence node) receives them;
+- optional `add_time_consumer(clock)` (the simulator) receives the clock of every other node
+  on sim time, so that at `--rtf max` sim time waits for the slowest of them;
 - optional `start()` is called once every node exists;
 - optional `close()` (idempotent) stops motors/threads before the node is destroyed.
 """
@@ -98,17 +100,44 @@ class StackOptions:
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def create_node(cls: type, name: str, *, params_file: Path, **kwargs: Any) -> Any:
+def create_node(cls: type, name: str, *, params_file: Path,
+                command_line: Iterable[str] = (), **kwargs: Any) -> Any:
     """Build one node; a parameter rclpy refuses (wrong type, out of range, bad namespace)
-    becomes a ConfigError naming the node and the file, not a traceback."""
+    becomes a ConfigError naming the file (or the command line), the node and the parameter,
+    not a traceback. `command_line`: parameter names given as options rather than in the file.
+    """
     from rclpy.exceptions import NameValidationException, ParameterException
+
+    from passeur.ros.params import ParameterValueError
 
     try:
         return cls(**kwargs)
+    except ParameterValueError as exc:
+        if exc.name in set(command_line):
+            raise ConfigError(f"node '{name}': {exc.problem} (given on the command line)") from exc
+        raise ConfigError(f"node '{name}': {exc.problem}; fix it in this file",
+                          params_file) from exc
     except (ParameterException, NameValidationException) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError(f"{params_file}: node '{name}': {detail} (fix the value under "
                           f"'/**/{name}: ros__parameters' or the command-line option)") from exc
+
+
+def check_namespace(namespace: str) -> None:
+    """Refuse a bad --namespace before any node exists (rclpy would fail in every node)."""
+    if not namespace:
+        return
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    full = namespace if namespace.startswith("/") else f"/{namespace}"
+    try:
+        validate_namespace(full)
+    except InvalidNamespaceException as exc:
+        # rclpy's text: "Invalid namespace: <reason>:\n  '<ns>'\n  ^" (a caret under the fault)
+        reason = str(exc).splitlines()[0].removeprefix("Invalid namespace:").strip().rstrip(":")
+        raise ConfigError(f"--namespace '{namespace}': {reason or 'not a valid ROS namespace'}"
+                          " (e.g. robot1)") from exc
 
 
 @dataclass
@@ -231,6 +260,7 @@ class Stack:
         self._spinners = NodeSpinners(context)
         params_file = options.params_file or default_params_file()
         specs = specs_for(options.profile, options.only)
+        check_namespace(options.namespace)
         common = dict(options.common)
         if options.profile == SIM:
             common.setdefault("use_sim_time", True)
@@ -243,7 +273,7 @@ class Stack:
                 overrides += [Parameter(k, value=v) for k, v in extra.items()]
                 cls = spec.load()
                 node = create_node(cls, spec.name, params_file=params_file,
-                                   namespace=options.namespace,
+                                   command_line=extra, namespace=options.namespace,
                                    parameter_overrides=overrides, context=context)
                 self.nodes.append(node)
             features = [f for n in self.nodes if hasattr(n, "web_features")
@@ -251,6 +281,7 @@ class Stack:
             for node in self.nodes:
                 if hasattr(node, "add_web_features"):
                     node.add_web_features(features)
+            self._link_sim_time()
             for node in self.nodes:
                 self._spinners.add(node)
             for node in self.nodes:
@@ -260,8 +291,19 @@ class Stack:
             self.close()
             raise
 
+    def _link_sim_time(self, nodes: Iterable[Any] | None = None) -> None:
+        """Register every node on sim time with the simulator (see `add_time_consumer`)."""
+        for sim in (n for n in self.nodes if hasattr(n, "add_time_consumer")):
+            for node in (self.nodes if nodes is None else nodes):
+                if node is not sim and node.get_parameter("use_sim_time").value:
+                    sim.add_time_consumer(node.get_clock())
+
     def add_node(self, node: Any) -> None:
-        """Spin one more node (a probe, a viewer) beside the stack's, in its own thread."""
+        """Spin one more node (a probe, a viewer) beside the stack's, in its own thread.
+
+        A node on sim time also holds the simulator back at `--rtf max`, like the stack's own.
+        """
+        self._link_sim_time([node])
         self._spinners.add(node)
 
     def remove_node(self, node: Any) -> None:
@@ -307,7 +349,8 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
     """Run the stack until Ctrl-C / SIGTERM; returns a process exit code."""
     from passeur.rosenv import configure_environment
 
-    configure_environment()
+    # The simulated robot stays on this machine; a real one talks to the network.
+    configure_environment(local_only=options.profile == SIM)
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
@@ -341,7 +384,7 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if announce:
+        if announce and stack is not None:
             print("passeur: stopped (zero velocity sent).", flush=True)
 
 

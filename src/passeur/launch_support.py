@@ -11,6 +11,7 @@ own `passeur_stack --nodes NAME` process (easier to restart or profile one node)
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from passeur.bringup import EXTERNAL, SIM, specs_for
@@ -81,3 +82,28 @@ def stack_launch_description(profile: str) -> Any:
         actions.append(Node(package=PACKAGE, executable=EXECUTABLE, output="screen",
                             arguments=stack_args(name), condition=IfCondition(split)))
     return LaunchDescription(actions)
+
+
+#: The navigator's parameter for the map pose [x, y, yaw] of the odom frame.
+NAVIGATOR_ODOM_ORIGIN = "odom_origin"
+
+
+def gazebo_stack_parameters(params: dict[str, Any],
+                            start_xyyaw: tuple[float, float, float]) -> dict[str, Any]:
+    """The parameter file's content for the stack running beside Gazebo (a copy).
+
+    Every node on sim time (Gazebo owns `/clock`), and the navigator told that odom starts at
+    the spawn pose: Gazebo's DiffDrive odometry is zero there, unlike the embedded simulator's.
+    """
+    out = copy.deepcopy(params)
+
+    def section(key: str) -> dict[str, Any]:
+        node = out.get(key) or {}
+        out[key] = node
+        values = node.get("ros__parameters") or {}
+        node["ros__parameters"] = values
+        return values  # type: ignore[no-any-return]
+
+    section("/**")["use_sim_time"] = True
+    section("/**/navigator")[NAVIGATOR_ODOM_ORIGIN] = [float(v) for v in start_xyyaw]
+    return out

@@ -1,10 +1,14 @@
 """Process environment for the stack: set before rclpy.init() and before MuJoCo is imported.
 
 Defaults only (`setdefault`): anything the user exported wins.
-- ROS discovery stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST).
-- The shipped Fast DDS profile (shared memory for camera images, fast announcements).
+- Local runs (`passeur sim`, tests, the local demo: `local_only`): ROS discovery stays on this
+  machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and the shipped Fast DDS profile applies
+  (shared memory for camera images, UDP on loopback only, fast announcements).
+- `passeur robot` (`local_only=False`): neither. A real robot's nodes must reach drivers and
+  operators on other machines; ROS's own defaults apply, or whatever the user exported.
 - ROS logs go to a cache folder instead of ~/.ros.
 - MuJoCo renders headless with EGL.
+- `get_package_share_directory('passeur')` works (source checkout or `pip install .`).
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ import os
 import tempfile
 from pathlib import Path
 
-from passeur.paths import ensure_dev_prefix, share_path
+from passeur.paths import ensure_ament_prefix, share_path
 
 FASTDDS_PROFILE = ("config", "fastdds_profile.xml")
 
 
-def configure_environment(log_dir: Path | None = None) -> None:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+def configure_environment(log_dir: Path | None = None, *, local_only: bool = True) -> None:
+    if local_only:
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    ensure_dev_prefix()
+    ensure_ament_prefix()
     # A sourced system ROS may run another RMW; only pin Fast DDS's profile when it applies.
-    if os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp":
+    # The profile whitelists the loopback interface: never on a robot talking to the network.
+    if local_only and os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp":
         profile = share_path(*FASTDDS_PROFILE)
         if profile.is_file():
             os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))

@@ -70,7 +70,7 @@ class Rig:
         self._pubs = {t: h.probe.create_publisher(Twist, t, qos.COMMAND)
                       for t in ("cmd_vel/teleop", "cmd_vel/nav")}
         p = h.probe
-        p.create_subscription(Clock, "clock", self._on_clock, qos.SENSOR)
+        p.create_subscription(Clock, "/clock", self._on_clock, qos.SENSOR)
         p.create_subscription(Twist, "cmd_vel", self._on_cmd, qos.COMMAND)
         p.create_subscription(Odometry, "odom", self._on_odom, qos.STATUS)
         p.create_subscription(LaserScan, "scan", self._on_scan, qos.SENSOR)
@@ -151,10 +151,88 @@ class Rig:
         self.wait_sim(0.3)
 
 
+class MuxSpy:
+    """Records, on the safety node's own clock, every clock reading it gets, when each command
+    reached its velocity mux and which source each decision chose (test instrumentation:
+    a clock jump handle and wrappers round the mux's methods; nothing they do changes)."""
+
+    def __init__(self, safety: Any) -> None:
+        from rclpy.clock import JumpThreshold
+        from rclpy.duration import Duration
+
+        self.readings: list[float] = []
+        self.updates: list[tuple[str, float]] = []
+        self.decisions: list[tuple[float, str]] = []
+        clock = safety.get_clock()
+        self._jump_handle = clock.create_jump_callback(
+            JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None),
+            post_callback=lambda _jump: self.readings.append(clock.now().nanoseconds * 1e-9))
+        mux = safety.mux
+        update, select = mux.update, mux.select
+
+        def spy_update(source: str, command: Any, stamp_s: float) -> None:
+            self.updates.append((source, stamp_s))
+            update(source, command, stamp_s)
+
+        def spy_select(now_s: float) -> Any:
+            out = select(now_s)
+            self.decisions.append((now_s, out.source))
+            return out
+
+        mux.update, mux.select = spy_update, spy_select
+
+    def silence(self, source: str, timeout_s: float) -> tuple[float, float, float]:
+        """(last command of `source`, first clock reading at or after it + timeout_s, first
+        decision without it), all on the node's clock."""
+        t_last = max(t for s, t in list(self.updates) if s == source)
+        t_due = min(t for t in list(self.readings) if t >= t_last + timeout_s - 1e-6)
+        t_zero = min(t for t, s in list(self.decisions) if t > t_last and s != source)
+        return t_last, t_due, t_zero
+
+
 @pytest.fixture
 def rig(ros_context: Any) -> Iterator[Rig]:
     with StackHarness(ros_context, nodes=["sim", "safety"], per_node={"sim": SIM_PARAMS}) as h:
         yield Rig(h)
+
+
+def check_silence_stops(rig: Rig) -> None:
+    """Drive on teleop, fall silent: zero when the timeout expires, then the base at rest.
+
+    What the safety node guarantees, on its own clock: zero at the first clock reading at or
+    after `source_timeout_s` (300 ms) of silence (a one-shot timer per source), not at a later
+    tick. In simulation the node reads `/clock` every 10 ms, or less often when its executor
+    lags the simulator (as fast as possible, the simulator runs up to `max_lead_s`, 50 ms,
+    ahead of what the graph has received). Seen from the pilot (the probe, on the simulator's
+    clock) that is: timeout + one safety tick (33 ms, the delivery of the command and the zero)
+    + max_lead_s.
+    """
+    spy = MuxSpy(rig.safety)
+    rig.pilot("cmd_vel/teleop", twist(0.3))
+    rig.wait(lambda: rig.speed_now() > 0.25, "moving")
+    rig.pilot("cmd_vel/teleop", None)  # the browser vanished
+    rig.wait_sim(0.05)
+    with rig.lock:
+        t_last = rig.last_sent_s["cmd_vel/teleop"]
+    rig.wait(lambda: any(c.t > t_last and c.v == 0.0 for c in rig.cmd), "zero after silence")
+    rig.wait_sim(1.0)
+    with rig.lock:
+        t_zero = min(c.t for c in rig.cmd if c.t > t_last and c.v == 0.0)
+        odom = list(rig.odom)
+    timeout = rig.safety.mux.timeout_s
+    node_last, node_due, node_zero = spy.silence("teleop", timeout)
+    assert node_zero == pytest.approx(node_due, abs=1e-6), \
+        (f"the safety node zeroed {node_zero - node_last:.4f} s after the last teleop command "
+         f"it got; its first clock reading past the timeout was at {node_due - node_last:.4f} s")
+    max_lead = float(rig.sim.get_parameter("max_lead_s").value)
+    assert t_zero - t_last <= timeout + 1.0 / rig.safety.rate_hz + max_lead, \
+        f"zero {t_zero - t_last:.3f} s after the pilot's last command"
+    # the base, told zero, is at rest as soon as its brakes allow (the simulated base
+    # decelerates at 1 m/s^2: 0.3 s from 0.3 m/s), plus one odometry period and delivery
+    v0 = max(abs(o.v) for o in odom if o.t <= t_zero)
+    t_rest = min(o.t for o in odom if o.t > t_zero and abs(o.v) < 0.01)
+    braking = v0 / rig.safety.monitor.config.braking_decel_mps2
+    assert t_rest - t_zero <= braking + 0.1, f"base took {t_rest - t_zero:.3f} s to stop"
 
 
 def forward_clearance_m(monitor: CollisionMonitor, scan: LaserScan) -> float:
@@ -234,28 +312,37 @@ def test_estop_overrides_within_100_ms(rig: Rig) -> None:
 
 def test_silent_teleop_brings_the_robot_to_zero(rig: Rig) -> None:
     rig.face(math.pi)
-    rig.pilot("cmd_vel/teleop", twist(0.3))
-    rig.wait(lambda: rig.speed_now() > 0.25, "moving")
-    rig.pilot("cmd_vel/teleop", None)  # the browser vanished
-    rig.wait_sim(0.05)
-    with rig.lock:
-        t_last = rig.last_sent_s["cmd_vel/teleop"]
-    rig.wait(lambda: any(c.t > t_last and c.v == 0.0 for c in rig.cmd), "zero after silence")
-    rig.wait_sim(1.0)
-    with rig.lock:
-        t_zero = min(c.t for c in rig.cmd if c.t > t_last and c.v == 0.0)
-        odom = list(rig.odom)
-    timeout = rig.safety.mux.timeout_s
-    # the timeout, the tick that notices it, and delivery both ways (measured in sim time at
-    # the probe, so executor lag counts against us)
-    assert t_zero - t_last <= timeout + 2.0 / rig.safety.rate_hz + 0.05, \
-        f"zero {t_zero - t_last:.3f} s after the last teleop command"
-    # the base, told zero, is at rest as soon as its brakes allow (the simulated base
-    # decelerates at 1 m/s^2: 0.3 s from 0.3 m/s), plus one odometry period and delivery
-    v0 = max(abs(o.v) for o in odom if o.t <= t_zero)
-    t_rest = min(o.t for o in odom if o.t > t_zero and abs(o.v) < 0.01)
-    braking = v0 / rig.safety.monitor.config.braking_decel_mps2
-    assert t_rest - t_zero <= braking + 0.1, f"base took {t_rest - t_zero:.3f} s to stop"
+    check_silence_stops(rig)
+
+
+def test_sim_time_and_safety_work_in_a_namespace(ros_context: Any) -> None:
+    """`passeur sim --namespace robot1`: every topic under /robot1 except /clock, which
+    rclpy's use_sim_time always reads; the safety node's timeouts run on that clock."""
+    with StackHarness(ros_context, nodes=["sim", "safety"], per_node={"sim": SIM_PARAMS},
+                      namespace="robot1") as h:
+        topics = h.stack.published_topics()
+        assert {"/clock", "/robot1/odom", "/robot1/scan", "/robot1/cmd_vel"} <= set(topics)
+        assert "/robot1/clock" not in topics
+        rig = Rig(h)
+        rig.wait(lambda: rig.safety.get_clock().now().nanoseconds > 200_000_000,
+                 "the safety node's clock following the simulator", timeout_s=30.0)
+        before = h.wait_for_message("odom", Odometry)
+        x0, y0 = before.pose.pose.position.x, before.pose.pose.position.y
+        check_silence_stops(rig)
+        after = h.latest("odom")
+        moved = math.hypot(after.pose.pose.position.x - x0, after.pose.pose.position.y - y0)
+        assert moved > 0.05, f"odom moved {moved:.3f} m"
+        # and the no-scan stop fires on sim time too
+        rig.pilot("cmd_vel/teleop", twist(0.2))
+        rig.wait(lambda: rig.speed_now() > 0.15, "moving again")
+        loop = rig.sim.loop
+        on_scan, loop.on_scan = loop.on_scan, None
+        try:
+            rig.wait(lambda: rig.safety.status_snapshot()["reason"] == "scan_timeout"
+                     and rig.speed_now() < 0.01, "stopped without scans")
+        finally:
+            loop.on_scan = on_scan
+            rig.pilot("cmd_vel/teleop", None)
 
 
 def test_teleop_beats_navigation(rig: Rig) -> None:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,3 +45,37 @@ def test_passeur_sim_runs_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "stopped" in out
+
+
+@pytest.mark.parametrize("line, expected", [
+    # YAML reads `1` as an integer; the parameter is a float
+    ("max_linear_mps: 1", "parameter 'max_linear_mps' is 1 (a whole number) but must be a "
+                          "number with a decimal point (write 1.0)"),
+    ("max_linear_mps: 7.0", "parameter 'max_linear_mps' is 7.0, out of range: must be between "
+                            "0.0 and 3.0"),
+])
+def test_bad_parameter_value_is_one_clear_line(tmp_path: Path, line: str, expected: str) -> None:
+    params = tmp_path / "robot.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    world: library\n"
+                      f"/**/safety:\n  ros__parameters:\n    {line}\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run(
+        [sys.executable, "-m", "passeur.cli", "sim", "--nodes", "safety",
+         "--params-file", str(params)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0] == f"passeur: error: {params}: node 'safety': {expected}; fix it in this file"
+    assert "stopped" not in result.stdout  # nothing was started
+
+
+def test_bad_namespace_is_one_clear_line() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run(
+        [sys.executable, "-m", "passeur.cli", "sim", "--nodes", "sim", "--namespace", "2robots"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == ("passeur: error: --namespace '2robots': namespace must not "
+                                     "have a token that starts with a number (e.g. robot1)")

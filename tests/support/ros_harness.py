@@ -6,7 +6,7 @@
         h.wait_until(lambda: h.latest("odom") is not None, timeout_s=10)
 
 Everything waits on a deadline, never a fixed sleep. Sim time: `h.sim_time_s()` reads the last
-`clock` message.
+`/clock` message (absolute: the clock is shared by every namespace).
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from passeur.bringup import SIM, Stack, StackOptions
 from passeur.ros import qos as qos_profiles
+
+#: Where sim time is published (rclpy's TimeSource listens there, whatever the namespace).
+CLOCK_TOPIC = "/clock"
 
 
 class StackHarness:
@@ -38,7 +42,12 @@ class StackHarness:
         options = StackOptions(profile=profile, namespace=namespace, only=nodes,
                                common=dict(common or {}), per_node=dict(per_node or {}))
         self.stack = Stack(options, context=context)
-        self.probe = Node("test_probe", namespace=namespace, context=context)
+        # With the simulator in the graph the probe runs on sim time too, so that (as fast as
+        # possible) the simulator waits for the probe as for any node: what the probe sends
+        # and measures keeps a bounded sim-time latency however loaded the machine.
+        sim_time = any(n.get_name() == "sim" for n in self.stack.nodes)
+        self.probe = Node("test_probe", namespace=namespace, context=context,
+                          parameter_overrides=[Parameter("use_sim_time", value=sim_time)])
         self.stack.add_node(self.probe)
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
@@ -88,11 +97,11 @@ class StackHarness:
         raise TimeoutError(f"timed out after {timeout_s:.1f} s waiting for {what}")
 
     def sim_time_s(self) -> float:
-        clock = self.latest("clock")
+        clock = self.latest(CLOCK_TOPIC)
         if clock is None:
             from rosgraph_msgs.msg import Clock
 
-            clock = self.wait_for_message("clock", Clock, qos=qos_profiles.SENSOR)
+            clock = self.wait_for_message(CLOCK_TOPIC, Clock, qos=qos_profiles.SENSOR)
         return float(clock.clock.sec + clock.clock.nanosec * 1e-9)
 
     def wait_sim_time(self, duration_s: float, timeout_s: float = 60.0) -> None:

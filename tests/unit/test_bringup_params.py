@@ -60,3 +60,39 @@ def test_package_share_directory_resolves_in_development_setup() -> None:
     share = Path(get_package_share_directory("passeur"))
     assert (share / "package.xml").is_file()
     assert (share / "config" / "passeur.yaml").is_file()
+
+
+@pytest.mark.parametrize("default, given, kwargs, expected", [
+    (0.5, 2, {}, "parameter 'p' is 2 (a whole number) but must be a number with a decimal "
+                 "point (write 2.0)"),
+    (3, 1.5, {}, "parameter 'p' is 1.5 (a number with a decimal point) but must be a whole "
+                 "number"),
+    ("circle", 3, {}, "parameter 'p' is 3 (a whole number) but must be text (quote it)"),
+    ([0.1, 0.2], [1, 2], {}, "parameter 'p' is [1, 2] (a list of whole numbers) but must be a "
+                             "list of numbers with a decimal point (write [1.0, 2.0])"),
+    (4, -1, {"min_value": 0}, "parameter 'p' is -1, out of range: must be at least 0"),
+    (0.5, 9.0, {"min_value": 0.0, "max_value": 1.0},
+     "parameter 'p' is 9.0, out of range: must be between 0.0 and 1.0"),
+])
+def test_refused_parameter_values_say_what_to_write(default: object, given: object,
+                                                    kwargs: dict[str, float],
+                                                    expected: str) -> None:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from passeur.ros.params import ParameterValueError, declare
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("params_probe", context=context,
+                    parameter_overrides=[Parameter("p", value=given)])
+        with pytest.raises(ParameterValueError) as info:
+            declare(node, "p", default, "a parameter", **kwargs)  # type: ignore[arg-type]
+        assert str(info.value) == expected
+        assert info.value.name == "p"
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

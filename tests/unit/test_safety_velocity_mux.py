@@ -41,8 +41,8 @@ def test_silent_teleop_hands_back_to_navigation_then_to_zero() -> None:
     mux = VelocityMux(timeout_s=0.3)
     mux.update(TELEOP, TURN, 0.0)
     mux.update(NAV, FWD, 0.25)
-    assert mux.select(0.30).source == TELEOP  # exactly at the timeout: still active
-    out = mux.select(0.301)
+    assert mux.select(0.2999).source == TELEOP
+    out = mux.select(0.30)  # silent for exactly the timeout: zero, as documented
     assert (out.source, out.command) == (NAV, FWD)
     assert out.stale == (TELEOP,)
     out = mux.select(0.551)

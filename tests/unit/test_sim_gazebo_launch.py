@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
+import math
+import os
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from passeur.sim.sim_node import PUBLISHED_TOPICS, SUBSCRIBED_TOPICS, TF_TOPICS
+from passeur.sim.sim_node import CLOCK_TOPIC, PUBLISHED_TOPICS, SUBSCRIBED_TOPICS, TF_TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "gazebo.launch.py"
@@ -57,10 +64,13 @@ def test_launch_arguments_have_defaults_and_descriptions() -> None:
 def test_bridge_offers_exactly_the_embedded_simulator_topics() -> None:
     entries = yaml.safe_load((ROOT / "config" / "gz_bridge.yaml").read_text(encoding="utf-8"))
     to_ros = {e["ros_topic_name"] for e in entries if e["direction"] == "GZ_TO_ROS"}
+    assert CLOCK_TOPIC == "/clock" and CLOCK_TOPIC in to_ros
     to_gz = {e["ros_topic_name"] for e in entries if e["direction"] == "ROS_TO_GZ"}
     assert to_ros - set(TF_TOPICS) == set(PUBLISHED_TOPICS)
     assert to_gz == set(SUBSCRIBED_TOPICS)
     for entry in entries:
+        if entry["ros_topic_name"] == CLOCK_TOPIC:
+            continue  # absolute: rclpy's use_sim_time listens on /clock in every namespace
         assert not entry["ros_topic_name"].startswith("/"), "relative names keep namespaces working"
         assert set(entry) == {"ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name",
                               "direction"}
@@ -75,3 +85,130 @@ def test_gazebo_topics_match_the_robot_description() -> None:
             continue
         gz = entry["gz_topic_name"]
         assert f">{gz}<" in urdf, f"no <gazebo> element publishes or reads '{gz}'"
+
+
+# ---- gazebo.launch.py run against a unit-test FAKE of the launch API -----------------------
+# (records constructor arguments, runs nothing; launch/launch_ros are not installable here)
+
+class _Recorded:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration(_Recorded):
+    def perform(self, context: dict[str, str]) -> str:
+        return context[self.args[0]]
+
+
+class _OnProcessExit(_Recorded):
+    pass
+
+
+FAKE_CLASSES = {
+    "launch": ["LaunchDescription"],
+    "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "LogInfo", "OpaqueFunction",
+                       "RegisterEventHandler", "Shutdown", "TimerAction"],
+    "launch.event_handlers": [],
+    "launch.substitutions": [],
+    "launch_ros": [],
+    "launch_ros.actions": ["Node"],
+}
+
+
+@pytest.fixture
+def fake_launch(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
+    classes: dict[str, type] = {}
+    for module_name, names in FAKE_CLASSES.items():
+        module = types.ModuleType(module_name)
+        for name in names:
+            classes[name] = type(name, (_Recorded,), {})
+            setattr(module, name, classes[name])
+        monkeypatch.setitem(sys.modules, module_name, module)
+    sys.modules["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration  # type: ignore[attr-defined]
+    sys.modules["launch.event_handlers"].OnProcessExit = _OnProcessExit  # type: ignore[attr-defined]
+    return classes
+
+
+def _gazebo_actions(fake: dict[str, type], world: str = "library") -> list[Any]:
+    spec = importlib.util.spec_from_file_location("gazebo_launch", LAUNCH)
+    assert spec is not None and spec.loader is not None
+    launch_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_module)
+    desc = launch_module.generate_launch_description()
+    opaque = [e for e in desc.args[0] if isinstance(e, fake["OpaqueFunction"])]
+    assert len(opaque) == 1
+    actions: list[Any] = opaque[0].kwargs["function"]({"world": world, "headless": "true"})
+    return actions
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_gazebo_launch_starts_the_stack_once_the_robot_is_spawned(
+        fake_launch: dict[str, type]) -> None:
+    from passeur.sim.sdf_world import load_world
+
+    start = load_world(ROOT / "sim" / "worlds" / "library.sdf").start_pose
+    fds = _open_fds()
+    actions = _gazebo_actions(fake_launch)
+    assert _open_fds() == fds, "the temporary parameter file's descriptor leaked"
+    assert not any(isinstance(a, fake_launch["TimerAction"]) for a in actions), \
+        "a fixed delay instead of an event"
+    nodes = {a.kwargs["package"]: a for a in actions if isinstance(a, fake_launch["Node"])}
+    spawn = nodes["ros_gz_sim"]
+    args = spawn.kwargs["arguments"]
+    pose = {flag: float(args[args.index(flag) + 1]) for flag in ("-x", "-y", "-Y")}
+    assert pose == pytest.approx({"-x": start.x_m, "-y": start.y_m, "-Y": start.yaw_rad})
+    # map -> odom is the spawn pose (Gazebo's odometry starts at zero there)
+    tf_args = nodes["tf2_ros"].kwargs["arguments"]
+    assert float(tf_args[tf_args.index("--x") + 1]) == pytest.approx(start.x_m)
+    assert float(tf_args[tf_args.index("--qz") + 1]) == pytest.approx(
+        math.sin(start.yaw_rad / 2))
+    # the stack is started by the spawner's exit, and only if it succeeded
+    handlers = [a for a in actions if isinstance(a, fake_launch["RegisterEventHandler"])]
+    assert len(handlers) == 1
+    on_exit = handlers[0].args[0]
+    assert isinstance(on_exit, _OnProcessExit) and on_exit.kwargs["target_action"] is spawn
+    started = on_exit.kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})
+    assert len(started) == 1 and isinstance(started[0], fake_launch["ExecuteProcess"])
+    cmd = started[0].kwargs["cmd"]
+    assert cmd[:3] == ["passeur_stack", "--profile", "external"]
+    params_file = Path(cmd[cmd.index("--params-file") + 1])
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    assert params["/**"]["ros__parameters"]["use_sim_time"] is True
+    navigator = params["/**/navigator"]["ros__parameters"]
+    assert navigator["odom_origin"] == pytest.approx([start.x_m, start.y_m, start.yaw_rad])
+    # the rest of the shipped file is kept
+    shipped = yaml.safe_load((ROOT / "config" / "passeur.yaml").read_text(encoding="utf-8"))
+    assert set(params) == set(shipped)
+    failed = on_exit.kwargs["on_exit"](types.SimpleNamespace(returncode=1), {})
+    assert any(isinstance(a, fake_launch["Shutdown"]) for a in failed)
+    assert not any(isinstance(a, fake_launch["ExecuteProcess"]) for a in failed)
+    params_file.unlink()
+
+
+def test_navigator_parameter_the_launch_file_sets_exists() -> None:
+    """gazebo_stack_parameters sets the navigator's odom origin under the name it declares."""
+    from passeur.launch_support import NAVIGATOR_ODOM_ORIGIN, gazebo_stack_parameters
+
+    source = (ROOT / "src" / "passeur" / "navigation" / "navigator_node.py").read_text(
+        encoding="utf-8")
+    assert f'declare(self, "{NAVIGATOR_ODOM_ORIGIN}", [0.0, 0.0, 0.0]' in source
+    # and keeps what is there, even empty sections
+    out = gazebo_stack_parameters({"/**": None, "/**/navigator": {"ros__parameters": {
+        "pose_source": "odom"}}}, (1.0, 2.0, 0.5))
+    assert out == {"/**": {"ros__parameters": {"use_sim_time": True}},
+                   "/**/navigator": {"ros__parameters": {"pose_source": "odom",
+                                                         "odom_origin": [1.0, 2.0, 0.5]}}}
+
+
+def test_package_xml_declares_what_the_launch_file_runs() -> None:
+    import xml.etree.ElementTree as ET
+
+    depends = {e.text for e in ET.parse(ROOT / "package.xml").getroot().iter("exec_depend")}
+    tree = module()
+    packages = {k.value.value for call in ast.walk(tree) if isinstance(call, ast.Call)
+                for k in call.keywords if k.arg == "package" and isinstance(k.value, ast.Constant)}
+    assert packages == {"ros_gz_sim", "ros_gz_bridge", "robot_state_publisher", "tf2_ros"}
+    assert packages | {"launch", "launch_ros", "xacro", "ament_index_python"} <= depends

@@ -1,1 +1,1 @@
-"""Small shared ROS helpers: QoS profiles, parameter declaration, pose maths, executor thread."""
+"""Small shared ROS helpers: QoS profiles, parameter declaration, pose maths."""

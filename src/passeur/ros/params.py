@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -42,7 +43,87 @@ def declare(
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
             ]
-    return node.declare_parameter(name, default, descriptor).value
+    try:
+        return node.declare_parameter(name, default, descriptor).value
+    except InvalidParameterTypeException as exc:
+        given = _override_value(node, name)
+        raise ParameterValueError(
+            name, f"is {_show(given)} ({_kind(given)}) but must be {_kind(default)}"
+                  f"{_type_hint(given, default)}") from exc
+    except InvalidParameterValueException as exc:
+        given = _override_value(node, name)
+        raise ParameterValueError(
+            name, f"is {_show(given)}, out of range: {_range_text(min_value, max_value, default)}"
+        ) from exc
+
+
+class ParameterValueError(ConfigError):
+    """A value rclpy refused when a node declared the parameter: wrong type, out of range.
+
+    `bringup.create_node` adds the node and the parameter file to the message.
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        super().__init__(f"parameter '{name}' {problem}")
+
+
+_MISSING = object()
+
+
+def _override_value(node: Node, name: str) -> Any:
+    # rclpy keeps the overrides (parameter file, command line) but offers no public accessor.
+    override = getattr(node, "_parameter_overrides", {}).get(name)
+    return _MISSING if override is None else override.value
+
+
+def _show(value: Any) -> str:
+    return "this value" if value is _MISSING else repr(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number with a decimal point"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        kinds = {_kind(v) for v in value}
+        if len(kinds) == 1:
+            return "a list of " + kinds.pop().removeprefix("a ").replace("number", "numbers")
+        return "a list"
+    return "another type" if value is not _MISSING else "of another type"
+
+
+def _type_hint(given: Any, default: Any) -> str:
+    """How to write what was meant, for the mistakes YAML makes easy."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, float) and is_int(given):
+        return f" (write {float(given)!r})"
+    if isinstance(default, list | tuple) and default and isinstance(default[0], float) \
+            and isinstance(given, list | tuple) and all(is_int(v) for v in given):
+        return f" (write {[float(v) for v in given]!r})"
+    if isinstance(default, str) and not isinstance(given, str) and given is not _MISSING:
+        return " (quote it)"
+    return ""
+
+
+def _range_text(lo: float | None, hi: float | None, default: Any) -> str:
+    def show(v: float) -> str:
+        return repr(float(v)) if isinstance(default, float) else repr(int(v))
+
+    if lo is not None and hi is not None:
+        return f"must be between {show(lo)} and {show(hi)}"
+    if lo is not None:
+        return f"must be at least {show(lo)}"
+    if hi is not None:
+        return f"must be at most {show(hi)}"
+    return "refused"
 
 
 def _matches(key: str, node_name: str, namespace: str) -> bool:

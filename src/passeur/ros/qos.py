@@ -28,3 +28,9 @@ LATCHED = QoSProfile(
 
 #: Ordinary reliable state/status topics.
 STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+#: What a publisher created with rclpy/rclcpp's default QoS offers (reliable, volatile, 10):
+#: subscribe with this too when third-party publishers (drivers, tools) must be heard.
+ROS_DEFAULT = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)

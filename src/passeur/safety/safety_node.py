@@ -6,9 +6,11 @@
 `cmd_vel` is published from a timer at `rate_hz` on the node clock (sim time honoured), zero
 when nothing asks for motion, so a base driver's own watchdog stays fed; also at once when a
 scan arrives or the e-stop changes, so braking never waits for the next tick. Fail-safes: a source
-silent for `source_timeout_s` counts as zero; without a scan for `scan_timeout_s` the robot
-does not translate at all; the e-stop (topic `estop` or service `estop/set`) forces zero at
-once, without waiting for the next tick.
+silent for `source_timeout_s` counts as zero, from that instant (a one-shot timer per source:
+zero is published at the first clock reading at or after the timeout, i.e. within one `/clock`
+period in simulation, not one tick later); without a scan for `scan_timeout_s` the robot
+does not translate at all (noticed at the next tick or scan); the e-stop (topic `estop`, with
+latched or default QoS, or service `estop/set`) forces zero at once.
 
 `safety/status` (DiagnosticStatus, name "safety"; on every change and at `status_rate_hz`):
 level OK / WARN (e-stop, slowdown or stop zone) / ERROR (no recent scan); values `source`
@@ -99,12 +101,25 @@ class SafetyNode(Node):
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
         self.estop_pub = self.create_publisher(Bool, "estop/state", qos.LATCHED)
         self.status_pub = self.create_publisher(DiagnosticStatus, "safety/status", qos.STATUS)
+        # One one-shot timer per source, restarted by each of its commands: it fires exactly
+        # source_timeout_s after the last one, so zero goes out then, not at the next tick.
+        self._silence_timers = {
+            source: self.create_timer(settings.source_timeout_s,
+                                      lambda source=source: self._on_silence(source),
+                                      autostart=False)
+            for source in self.mux.sources}
         self.create_subscription(Twist, "cmd_vel/teleop",
                                  lambda m: self._on_command(TELEOP, m), qos.COMMAND)
         self.create_subscription(Twist, "cmd_vel/nav",
                                  lambda m: self._on_command(NAV, m), qos.COMMAND)
         self.create_subscription(LaserScan, "scan", self._on_scan, qos.SENSOR)
+        # Two subscriptions on `estop`: a latched (transient-local) one, so a late-starting
+        # safety node still gets an e-stop engaged before it, and a volatile one, because DDS
+        # never matches a volatile publisher (a button driver with default QoS) with a
+        # transient-local subscription and would drop its messages silently. A latched
+        # publisher reaches both; the state is idempotent, so a duplicate changes nothing.
         self.create_subscription(Bool, "estop", self._on_estop, qos.LATCHED)
+        self.create_subscription(Bool, "estop", self._on_estop, qos.ROS_DEFAULT)
         self.create_service(SetBool, "estop/set", self._on_estop_service)
         self._publish_estop_state()
         self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
@@ -116,6 +131,8 @@ class SafetyNode(Node):
         self.limiter.limits = settings.limits
         self.monitor.config = settings.collision
         self.mux.timeout_s = settings.source_timeout_s
+        for timer in getattr(self, "_silence_timers", {}).values():
+            timer.timer_period_ns = int(round(settings.source_timeout_s * 1e9))
         self.scan_timeout_s = settings.scan_timeout_s
         self.status_period_s = settings.status_period_s
 
@@ -195,6 +212,12 @@ class SafetyNode(Node):
             cmd = ZERO
         with self._lock:
             self.mux.update(source, cmd, self._now_s())
+            self._silence_timers[source].reset()
+
+    def _on_silence(self, source: str) -> None:
+        """`source` has been silent for source_timeout_s: decide now (one shot)."""
+        self._silence_timers[source].cancel()
+        self._tick()
 
     def _on_scan(self, msg: LaserScan) -> None:
         try:
@@ -344,6 +367,8 @@ class SafetyNode(Node):
                 return
             self._closed = True
             self._timer.cancel()
+            for timer in self._silence_timers.values():
+                timer.cancel()
             self._last_out = ZERO
             try:
                 self.cmd_pub.publish(velocity_to_twist(ZERO))

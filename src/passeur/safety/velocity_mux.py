@@ -3,7 +3,7 @@
 Every input is stamped with the time it arrived (the node clock, so sim time is honoured).
 A source is *active* while its last command is younger than `timeout_s`; an active source
 wins over every lower-priority one even when it commands zero (a pilot holding still must not
-be overridden by the navigator). A source silent for longer than `timeout_s` counts as zero:
+be overridden by the navigator). A source silent for `timeout_s` or longer counts as zero:
 a browser that vanished, a crashed navigator, a dropped link all stop the robot.
 """
 
@@ -22,6 +22,9 @@ TELEOP = "teleop"
 NAV = "nav"
 #: Default input priority, highest first (the e-stop sits above all of them).
 DEFAULT_SOURCES: tuple[str, ...] = (TELEOP, NAV)
+#: Clock stamps are float seconds: an age within this of the timeout counts as the timeout
+#: (a node waking exactly `timeout_s` after a command must see it stale, rounding aside).
+_TIME_EPSILON_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class VelocityMux:
         age = self.age_s(source, now_s)
         # A negative age beyond the timeout means the clock jumped back (simulator reset):
         # that command belongs to another timeline and must not drive the robot.
-        return age is not None and -self.timeout_s <= age <= self.timeout_s
+        return age is not None and -self.timeout_s <= age < self.timeout_s - _TIME_EPSILON_S
 
     def select(self, now_s: float) -> MuxOutput:
         stale = tuple(s for s in self.sources if s in self._last and not self.is_active(s, now_s))

@@ -1,12 +1,15 @@
 """`sim`: the embedded MuJoCo simulator as a ROS 2 node.
 
-Publishes `clock`, `odom`, `scan`, `camera/image_raw`, `camera/camera_info` (and tf/tf_static
+Publishes `/clock`, `odom`, `scan`, `camera/image_raw`, `camera/camera_info` (and tf/tf_static
 when tf2_msgs is importable); subscribes `cmd_vel`. The simulation runs in its own thread
 (`SimLoop`), never in executor callbacks: the camera's OpenGL context lives in that thread.
 
 Odometry is the base's ground-truth pose and twist. With `odom_origin: map` (default) the odom
 frame coincides with the world/map frame, so map -> odom is the identity in simulation; with
 `start`, odom starts at zero at the robot's start pose, as on a real robot or in Gazebo.
+Either way the node publishes that map -> odom as a static transform (with TF), since in
+simulation nothing else localises the robot; `publish_map_to_odom: false` leaves it to a
+localiser (AMCL, slam_toolbox) instead.
 """
 
 from __future__ import annotations
@@ -31,18 +34,24 @@ from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
+MAP_FRAME = "map"
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"
 LIDAR_FRAME = "lidar_link"
 CAMERA_FRAME = "camera_link"
 CAMERA_OPTICAL_FRAME = "camera_optical_link"
 
+#: The one absolute name: rclpy's TimeSource (use_sim_time) always subscribes to `/clock`,
+#: whatever the node's namespace, so a namespaced `clock` would leave every node at time 0.
+#: One simulator is one clock, shared by all the robots it simulates (ROS and Gazebo convention).
+CLOCK_TOPIC = "/clock"
 #: The simulator's interface; Gazebo's bridge (config/gz_bridge.yaml) must offer the same.
-PUBLISHED_TOPICS = ("clock", "odom", "scan", "camera/image_raw", "camera/camera_info")
+PUBLISHED_TOPICS = (CLOCK_TOPIC, "odom", "scan", "camera/image_raw", "camera/camera_info")
 SUBSCRIBED_TOPICS = ("cmd_vel",)
 #: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
 OBSTACLES_TOPIC = "sim/obstacles"
-#: Only with a full ROS install (tf2_msgs importable).
+#: Only with a full ROS install (tf2_msgs importable): odom -> base_link on `tf`; map -> odom
+#: and the sensor frames on `tf_static`.
 TF_TOPICS = ("tf", "tf_static")
 
 
@@ -96,6 +105,10 @@ class SimNode(Node):
         if self._odom_origin not in ("map", "start"):
             raise ConfigError(f"sim: parameter odom_origin must be 'map' or 'start', "
                               f"got '{self._odom_origin}'")
+        self._publish_map_to_odom = bool(declare(
+            self, "publish_map_to_odom", True,
+            "with TF (tf2_msgs importable): publish the static map -> odom of odom_origin; "
+            "false when a localiser (AMCL, slam_toolbox) publishes map -> odom"))
         from pathlib import Path
 
         self.sim = Simulator(world, urdf_path=Path(urdf) if urdf else None, seed=seed,
@@ -103,7 +116,7 @@ class SimNode(Node):
         self.start_pose = self.sim.world.start_pose
         r = self.sim.robot
 
-        self._clock_pub = self.create_publisher(Clock, "clock", QoSProfile(depth=10))
+        self._clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
         self._odom_pub = self.create_publisher(Odometry, "odom", qos.STATUS)
         self._scan_pub = self.create_publisher(LaserScan, "scan", qos.SENSOR)
         self._image_pub = self._info_pub = None
@@ -114,7 +127,10 @@ class SimNode(Node):
         self.create_subscription(PoseArray, OBSTACLES_TOPIC, self._on_obstacles, qos.COMMAND)
         # Our own clock, as delivered by the executor: how far behind the graph is.
         self._clock_seen: float | None = None
-        self.create_subscription(Clock, "clock", self._on_own_clock, qos.SENSOR)
+        # In-process nodes on sim time (bringup registers them): each has its own executor,
+        # so our own subscription alone says nothing about how far behind *they* are.
+        self._consumer_clocks: list[Any] = []
+        self.create_subscription(Clock, CLOCK_TOPIC, self._on_own_clock, qos.SENSOR)
 
         self._tf_pub: Any = None
         self._setup_tf()
@@ -133,7 +149,7 @@ class SimNode(Node):
             cmd_timeout_s=timeout, on_clock=self._publish_clock, on_odom=self._publish_odom,
             on_scan=self._publish_scan, on_image=self._publish_image if camera_hz > 0 else None,
             camera_wanted=self._camera_wanted,
-            consumer_time=(lambda: self._clock_seen) if max_lead > 0 else None,
+            consumer_time=self._consumers_time if max_lead > 0 else None,
             max_lead_s=max_lead)
         self.get_logger().info(
             f"world '{self.sim.world.name}' ({self.sim.world.path}), start "
@@ -161,6 +177,26 @@ class SimNode(Node):
             return  # construction failed and already destroyed the node
         self.close()
         super().destroy_node()
+
+    def add_time_consumer(self, clock: Any) -> None:
+        """Hold sim time back for another node's clock too (an rclpy ROS clock on sim time).
+
+        At real_time_factor 0 the loop never runs more than max_lead_s ahead of the slowest
+        of these clocks (and of our own `/clock` subscription): a node whose executor thread
+        is starved sees its commands applied with a bounded sim-time latency.
+        """
+        self._consumer_clocks.append(clock)
+
+    def _consumers_time(self) -> float | None:
+        """The sim time every registered consumer has caught up with (None: nothing yet)."""
+        seen = self._clock_seen
+        if seen is None:
+            return None
+        for clock in self._consumer_clocks:
+            ns = clock.now().nanoseconds
+            if ns > 0:  # 0: no /clock received yet; do not hold the start back for it
+                seen = min(seen, ns * 1e-9)
+        return seen
 
     # -- test and tooling API -----------------------------------------------------------------
     def ground_truth_pose(self) -> Pose2D:
@@ -309,13 +345,22 @@ class SimNode(Node):
         self._tf_message_type = TFMessage
         self._transform_type = TransformStamped
 
+    def odom_origin_pose(self) -> Pose2D:
+        """Where the odom frame is in the map (world) frame: map -> odom."""
+        return Pose2D(0.0, 0.0, 0.0) if self._odom_origin == "map" else self.start_pose
+
     def _static_frames(self) -> list[tuple[str, str, tuple[float, float, float],
                                            tuple[float, float, float, float]]]:
-        """Sensor frames from the compiled model (the URDF's fixed joints)."""
+        """map -> odom, and the sensor frames from the compiled model (the URDF's fixed
+        joints)."""
         import mujoco
 
         m = self.sim.model
         out = []
+        if self._publish_map_to_odom:
+            origin = self.odom_origin_pose()
+            out.append((MAP_FRAME, ODOM_FRAME, (origin.x_m, origin.y_m, 0.0),
+                        yaw_to_quaternion(origin.yaw_rad)))
         for child, parent in ((LIDAR_FRAME, BASE_FRAME), (CAMERA_FRAME, BASE_FRAME)):
             body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, child)
             pos = tuple(float(v) for v in m.body_pos[body])
