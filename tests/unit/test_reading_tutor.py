@@ -108,3 +108,28 @@ def test_bad_reading_config_names_file(tmp_path: Path) -> None:
     with pytest.raises(ReadingError, match=r"reading\.yaml: phrases\.fr\.say_word|"
                                            r"reading\.yaml: phrases\.en\.say_word"):
         load_reading_config(bad)
+
+
+def test_sentence_praise_waits_for_a_pause_and_never_talks_over_the_reader(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+
+    def praise_times(heard: list[RecognizedWord]) -> list[float]:
+        tutor = Tutor(page, phrases, TutorPolicy(stuck_s=30, praise_min_gap_s=0, min_gap_s=0))
+        aligner = Aligner(page)
+        out, t = [], 0.0
+        while t <= 12:
+            state = aligner.update(Hypothesis([w for w in heard if w.end_s <= t], t))
+            voiced = [w for w in heard if w.start_s <= t]
+            quiet = t - max(min(w.end_s, t) for w in voiced) if voiced else t
+            out += [round(t, 1) for a in tutor.update(state, t, reader_quiet_s=quiet)
+                    if a.kind == "praise_sentence"]
+            t += 0.1
+        return out
+
+    # Reading straight on into the next sentence: no praise (it would talk over the child).
+    assert praise_times(words("the cat sat on the mat then it slept in the sun")) == []
+    # A pause after "mat.": praised once the reader has been quiet for 0.5 s.
+    first = words("the cat sat on the mat")
+    rest = words("then it slept in the sun", start=first[-1].end_s + 2.0)
+    assert praise_times(first + rest) == [pytest.approx(first[-1].end_s + 0.5, abs=0.15)]

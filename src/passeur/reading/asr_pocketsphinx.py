@@ -171,6 +171,8 @@ class PocketsphinxRecognizer:
     def accept(self, pcm: bytes) -> Hypothesis:
         if len(pcm) % 2:
             raise ValueError("PCM chunk must hold whole 16-bit samples")
+        if self._closed:
+            return self._hyp()
         if not self._in_utt:
             self._decoder.start_utt()
             self._in_utt = True
@@ -196,11 +198,16 @@ class PocketsphinxRecognizer:
     def finish(self) -> Hypothesis:
         return self.endpoint()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._in_utt:
+            self._in_utt = False
             try:
                 self._decoder.end_utt()
             except RuntimeError:

@@ -92,6 +92,10 @@ class VoskRecognizer:
             self._partial = []
         return self._hyp()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         self._closed = True
 

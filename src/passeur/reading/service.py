@@ -26,11 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from passeur.reading.alignment import AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
-from passeur.reading.audio_in import FRAME_BYTES, MicGate, write_wav
+from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
 from passeur.reading.books import Book, Library
-from passeur.reading.exceptions import ASRUnavailable, ReadingError
+from passeur.reading.exceptions import (
+    ASRUnavailable,
+    AudioFormatError,
+    ProgressStoreClosed,
+    ProgressStoreCorrupt,
+    ProgressStoreError,
+    ProgressStoreUnavailable,
+    ReadingError,
+    UnknownSession,
+)
 from passeur.reading.progress_store import ProgressStore, check_reader_name
 from passeur.reading.session import ReadingSession, SessionResult
 from passeur.reading.text import Page
@@ -40,6 +51,7 @@ from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_read
 log = logging.getLogger(__name__)
 
 MODES = ("read_to_me", "i_read", "together")
+MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
@@ -81,6 +93,16 @@ def state_payload(state: AlignmentState) -> dict[str, Any]:
             "audio_s": round(state.audio_s, 2)}
 
 
+@dataclass
+class AudioItem:
+    """One queued piece of a session's audio: a 16 kHz frame, or raw samples at `rate`."""
+
+    frame: bytes | None
+    samples: np.ndarray | None
+    rate: int
+    live: bool
+
+
 class LiveSession:
     """One reader, one page, one mode: audio frames in (any thread), events out."""
 
@@ -94,8 +116,16 @@ class LiveSession:
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
-        self.frames: queue.Queue[tuple[bytes, bool] | None] = queue.Queue(maxsize=30000)
+        # 20 ms items: 16 kHz frames (bytes, live?) or raw page audio (samples, rate) that the
+        # listening thread resamples; bounded (MAX_QUEUED_S of audio).
+        self.frames: queue.Queue[AudioItem | None] = queue.Queue(
+            maxsize=int(MAX_QUEUED_S * 1000 / FRAME_MS))
+        self._buffer = FrameBuffer()
         self.result: SessionResult | None = None
+        self.saved = False  # the result is in the progress store
+        self.store_error: str | None = None  # why saving failed (retried by finish())
+        #: called once when the session closes (the web feature closes its peer connection)
+        self.on_close: list[Callable[[LiveSession], None]] = []
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
         self._lock = threading.Lock()
@@ -174,6 +204,24 @@ class LiveSession:
         self.service.say(action.text, action.lang, session=self, kind=action.kind)
 
     # -- audio -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def listening(self) -> bool:
+        return self._session is not None
+
+    def queue_room_s(self) -> float:
+        """How much more audio (s) the queue accepts now."""
+        return (self.frames.maxsize - self.frames.qsize()) * FRAME_MS / 1000.0
+
+    def _put(self, item: AudioItem) -> None:
+        try:
+            self.frames.put_nowait(item)
+        except queue.Full:
+            log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+
     def push_frame(self, frame: bytes, live: bool = True) -> None:
         """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread);
         `live=False` for an uploaded recording (not gated while the robot speaks)."""
@@ -181,10 +229,14 @@ class LiveSession:
             return
         if len(frame) != FRAME_BYTES:
             raise ReadingError(f"audio frames must be {FRAME_BYTES} bytes")
-        try:
-            self.frames.put_nowait((frame, live))
-        except queue.Full:
-            log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+        self._put(AudioItem(frame, None, 0, live))
+
+    def push_audio(self, samples: np.ndarray, rate: int) -> None:
+        """A chunk of live audio at any rate/channels (a WebRTC frame): queued as is; the
+        listening thread resamples it (stateful, off the event loop). Never blocks."""
+        if self._session is None or self._closed:
+            return
+        self._put(AudioItem(None, samples, rate, True))
 
     def _listen(self) -> None:
         assert self._session is not None
@@ -192,24 +244,36 @@ class LiveSession:
             item = self.frames.get()
             if item is None:
                 break
-            frame, live = item
+            try:
+                if item.frame is not None:
+                    chunk = [item.frame]
+                else:
+                    assert item.samples is not None
+                    chunk = self._buffer.push(item.samples, item.rate)
+            except AudioFormatError as exc:
+                self.emit({"type": "error", "message": str(exc)})
+                break
+            if not self._feed(chunk, item.live):
+                break
+
+    def _feed(self, chunk: list[bytes], live: bool) -> bool:
+        assert self._session is not None
+        for frame in chunk:
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
             with self._lock:
                 if self._closed:
-                    break
+                    return False
                 try:
                     self._session.feed(frame, live)
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
-                    break
+                    return False
                 except Exception as exc:
                     log.exception("reading session %s: listening failed", self.id)
                     self.emit({"type": "error", "message": f"listening failed: {exc}"})
-                    break
-                if self._session.state.position >= len(self.page.words) and \
-                        self.mode == "i_read":
-                    pass  # the page shows "finish"; the reader may still correct words
+                    return False
+        return True
 
     def robot_spoke(self, duration_s: float) -> None:
         if self._session is not None:
@@ -239,19 +303,32 @@ class LiveSession:
 
     # -- end ---------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
+        """Score the page (once) and save it for the reader. The score always reaches the
+        child: if saving fails, the payload carries a non-blocking `warning`, the error is
+        logged for the librarian, and a later `finish()` tries to save again."""
         with self._lock:
             if self._session is None:
                 return {"type": "finished", "mode": self.mode}
             if self.result is None:
                 self.result = self._session.finish()
-                self._store()
+            if self.reader and not self.saved:
+                try:
+                    self._store()
+                except ProgressStoreError as exc:
+                    self.store_error = str(exc)
+                    self.service.storage_failed(self, exc)
+                else:
+                    self.saved = True
+                    self.store_error = None
         r = self.result
         payload = state_payload(r.state)
         payload.update({
             "type": "finished", "wcpm": round(r.score.wcpm, 1),
             "accuracy": round(r.score.accuracy, 3), "words_correct": r.score.words_correct,
             "words_total": r.score.words_total, "hard_words": r.score.hard_words,
-            "reading_time_s": round(r.score.reading_time_s, 2)})
+            "reading_time_s": round(r.score.reading_time_s, 2), "saved": self.saved})
+        if self.store_error is not None:
+            payload["warning"] = {"code": "not_saved", "message": self.store_error}
         self.emit(payload)
         return payload
 
@@ -259,7 +336,6 @@ class LiveSession:
         if not self.reader or self.result is None:
             return
         store = self.service.store()
-        sid = store.start_session(self.reader, self.book.id, self.mode)
         audio = None
         if self.service.config.store_audio and self._recorded:
             import io
@@ -272,11 +348,13 @@ class LiveSession:
                 wav.setframerate(16000)
                 wav.writeframes(b"".join(self._recorded))
             audio = buf.getvalue()
-        store.record_page(sid, self.number, self.page.lang, self.result.state,
-                          self.result.score, audio)
-        store.end_session(sid)
+        # One transaction: a failed save can be retried without a half-recorded session.
+        store.record_reading(self.reader, self.book.id, self.mode, self.number,
+                             self.page.lang, self.result.state, self.result.score, audio)
 
     def close(self) -> None:
+        """Stop listening and release the microphone, the recogniser and (through
+        `on_close`) the page's peer connection. Safe to call twice, from any thread."""
         if self._closed:
             return
         self._closed = True
@@ -289,6 +367,15 @@ class LiveSession:
             self._mic = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        if self._session is not None:
+            with self._lock:
+                self._session.close()
+        for callback in list(self.on_close):
+            try:
+                callback(self)
+            except Exception:
+                log.exception("reading session %s: close callback failed", self.id)
+        self.on_close.clear()
         self.listeners.clear()
 
 
@@ -315,6 +402,8 @@ class ReadingService:
         self.on_speaking = on_speaking
         self.sessions: dict[str, LiveSession] = {}
         self.spoken: list[dict[str, Any]] = []  # what the robot said (newest last, bounded)
+        #: results that could not be saved (newest last, bounded), for the librarian
+        self.storage_errors: list[dict[str, Any]] = []
         self.audio: dict[str, bytes] = {}  # key -> WAV, for the page
         self._backend: ASRBackend | None = None
         self._store: ProgressStore | None = None
@@ -343,6 +432,22 @@ class ReadingService:
                                             store_audio=self.config.store_audio)
             return self._store
 
+    def storage_failed(self, session: LiveSession, exc: ProgressStoreError) -> None:
+        """A result could not be saved: tell the librarian (log, `storage_errors`) and, when
+        the file itself is the problem, drop the connection so a retry reopens it (after the
+        file was moved away or restored)."""
+        log.error("reading result of '%s' (%s page %d) NOT saved: %s", session.reader,
+                  session.book.id, session.number, exc)
+        with self._lock:
+            self.storage_errors.append({"time": time.time(), "reader": session.reader,
+                                        "book": session.book.id, "page": session.number,
+                                        "error": str(exc), "kind": type(exc).__name__})
+            del self.storage_errors[:-50]
+            if isinstance(exc, (ProgressStoreCorrupt, ProgressStoreUnavailable,
+                                ProgressStoreClosed)) and self._store is not None:
+                self._store.close()
+                self._store = None
+
     def can_listen(self, lang: str) -> bool:
         try:
             return self.backend().supports(lang)
@@ -352,29 +457,38 @@ class ReadingService:
     # -- sessions ----------------------------------------------------------------------------
     def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
                      source: str = "page") -> LiveSession:
+        """Validate the request and create the session first; only then, if there are too
+        many, close the oldest: a bad request never ends another child's session."""
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
+        if source not in ("page", "robot"):
+            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
         if reader:
             reader = check_reader_name(reader)
         book = self.library.get(book_id)
         book.page(number)
-        with self._lock:
-            if len(self.sessions) >= self.config.max_sessions:
-                oldest = min(self.sessions.values(), key=lambda s: s.created_s)
-                self.sessions.pop(oldest.id)
-                oldest.close()
-        if source not in ("page", "robot"):
-            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
         session = LiveSession(self, book, number, mode, reader, source)
+        evicted: list[LiveSession] = []
         with self._lock:
             self.sessions[session.id] = session
+            while len(self.sessions) > self.config.max_sessions:
+                oldest = min((s for s in self.sessions.values() if s is not session),
+                             key=lambda s: s.created_s)
+                self.sessions.pop(oldest.id)
+                evicted.append(oldest)
+        for old in evicted:
+            log.info("reading session %s closed: %d sessions at most (max_sessions)", old.id,
+                     self.config.max_sessions)
+            old.emit({"type": "error", "code": "session_replaced",
+                      "message": "this reading session was ended to make room for a new one"})
+            old.close()
         return session
 
     def get_session(self, session_id: str) -> LiveSession:
         with self._lock:
             session = self.sessions.get(session_id)
         if session is None:
-            raise ReadingError(f"no reading session '{session_id}' (expired or finished)")
+            raise UnknownSession(f"no reading session '{session_id}' (expired or finished)")
         return session
 
     def close_session(self, session_id: str) -> None:

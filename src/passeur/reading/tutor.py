@@ -37,6 +37,9 @@ class TutorPolicy:
     max_helps_per_page: int = 6
     praise_sentence_min_accuracy: float = 0.9
     praise_min_gap_s: float = 20.0
+    #: a sentence is praised only once the reader pauses this long (s of no voice): the robot
+    #: never talks over a child who reads on (its speech would also gate their microphone)
+    praise_quiet_s: float = 0.5
     practice_words_max: int = 3
 
 
@@ -103,6 +106,7 @@ class Tutor:
         self._last_praise_s = -1e9
         self._quiet_until_s = 0.0
         self._praised_sentences: set[int] = set()
+        self._pending_praise: int | None = None  # position where a sentence was read well
         self._last_position = -1
         self._position_since_s = 0.0
         self._start_s: float | None = None
@@ -111,8 +115,10 @@ class Tutor:
         """The robot talked until `until_s` (audio clock): hold the stuck timer until then."""
         self._quiet_until_s = max(self._quiet_until_s, until_s)
 
-    def update(self, state: AlignmentState, now_s: float, speaking: bool = False
-               ) -> list[Action]:
+    def update(self, state: AlignmentState, now_s: float, speaking: bool = False,
+               reader_quiet_s: float | None = None) -> list[Action]:
+        """`reader_quiet_s`: how long the reader's voice has been silent (voice activity);
+        None when unknown (then praise is not held back)."""
         p = self.policy
         if speaking:
             self._quiet_until_s = max(self._quiet_until_s, now_s)
@@ -121,7 +127,7 @@ class Tutor:
         if state.position != self._last_position:
             self._last_position = state.position
             self._position_since_s = now_s
-        actions += self._praise(state, now_s)
+        actions += self._praise(state, now_s, reader_quiet_s)
         if state.position >= len(self.page.words) or state.finished:
             return actions
         if state.position == 0:
@@ -159,22 +165,30 @@ class Tutor:
             self._last_action_s = now_s
         return actions
 
-    def _praise(self, state: AlignmentState, now_s: float) -> list[Action]:
+    def _praise(self, state: AlignmentState, now_s: float, quiet_s: float | None
+                ) -> list[Action]:
         p = self.policy
-        if state.position == 0 or state.position >= len(self.page.words):
+        if self._pending_praise is not None and state.position != self._pending_praise:
+            self._pending_praise = None  # the reader went on: do not talk over them
+        if 0 < state.position < len(self.page.words):
+            last = self.page.words[state.position - 1]
+            token = self.page.tokens[last.token]
+            next_word = self.page.words[state.position]
+            sentence = token.sentence
+            if token.sentence_end and next_word.token != last.token and \
+                    sentence not in self._praised_sentences:
+                self._praised_sentences.add(sentence)
+                words = [w for w in state.words
+                         if self.page.tokens[w.token].sentence == sentence]
+                ok = sum(1 for w in words if w.counted_correct) / max(len(words), 1)
+                if ok >= p.praise_sentence_min_accuracy:
+                    self._pending_praise = state.position
+        if self._pending_praise is None:
             return []
-        last = self.page.words[state.position - 1]
-        token = self.page.tokens[last.token]
-        next_word = self.page.words[state.position]
-        if not token.sentence_end or next_word.token == last.token:
-            return []
-        sentence = token.sentence
-        if sentence in self._praised_sentences:
-            return []
-        self._praised_sentences.add(sentence)
-        words = [w for w in state.words if self.page.tokens[w.token].sentence == sentence]
-        ok = sum(1 for w in words if w.counted_correct) / max(len(words), 1)
-        if ok < p.praise_sentence_min_accuracy or now_s - self._last_praise_s < p.praise_min_gap_s \
+        if quiet_s is not None and quiet_s < p.praise_quiet_s:
+            return []  # wait for the reader's pause (or drop it if they read on)
+        self._pending_praise = None
+        if now_s - self._last_praise_s < p.praise_min_gap_s \
                 or now_s - self._last_action_s < p.min_gap_s:
             return []
         self._last_praise_s = now_s

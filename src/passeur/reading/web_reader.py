@@ -21,8 +21,10 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
 - DELETE /api/reading/sessions/{id}
 - POST /api/reading/say {"text","lang"}         the robot says something (staff only)
-Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 503 (no
-speech model for the language).
+Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
+(recording too long or too large), 503 (no speech model for the language, progress store
+unusable). A result that could not be saved is still returned, with "saved": false and a
+"warning" {"code": "not_saved", "message"}.
 """
 
 from __future__ import annotations
@@ -36,14 +38,17 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from passeur.reading.audio_in import FrameBuffer, frames
+from passeur.reading.audio_in import frames
 from passeur.reading.exceptions import (
     ASRUnavailable,
     AudioFormatError,
     BookError,
+    ProgressStoreError,
     ReadingError,
+    RecordingTooLong,
+    UnknownSession,
 )
-from passeur.reading.service import ReadingService, page_payload
+from passeur.reading.service import MAX_QUEUED_S, ReadingService, page_payload
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +56,20 @@ STATIC = Path(__file__).resolve().parents[1] / "web" / "reader"
 MAX_BODY = 20 * 1024 * 1024
 
 
+def _status(exc: Exception) -> int:
+    """HTTP status by exception type: 404 unknown book/page/session, 413 recording too long,
+    503 no speech model or progress store unusable, else 400 (bad input)."""
+    if isinstance(exc, (BookError, UnknownSession)):
+        return 404
+    if isinstance(exc, RecordingTooLong):
+        return 413
+    if isinstance(exc, (ASRUnavailable, ProgressStoreError)):
+        return 503
+    return 400
+
+
 def _error(exc: Exception) -> web.Response:
-    status = 400
-    if isinstance(exc, BookError) or "no reading session" in str(exc):
-        status = 404
-    if isinstance(exc, ASRUnavailable):
-        status = 503
-    return web.json_response({"error": str(exc)}, status=status)
+    return web.json_response({"error": str(exc)}, status=_status(exc))
 
 
 class ReaderFeature:
@@ -179,20 +191,31 @@ class ReaderFeature:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+        outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=500)
+
+        def put(event: dict[str, Any] | None) -> None:
+            if outbox.full():
+                outbox.get_nowait()  # the page is slow: drop the oldest update
+            outbox.put_nowait(event)
 
         def listener(event: dict[str, Any]) -> None:
-            def put() -> None:
-                if outbox.full():
-                    outbox.get_nowait()  # the page is slow: drop the oldest update
-                outbox.put_nowait(event)
-            loop.call_soon_threadsafe(put)
+            loop.call_soon_threadsafe(put, event)
+
+        def on_closed(_session: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(put, None)  # end of the session: close the socket
+            except RuntimeError:
+                pass  # the loop is gone
 
         session.listeners.append(listener)
+        session.on_close.append(on_closed)
 
         async def pump() -> None:
             while True:
                 event = await outbox.get()
+                if event is None:
+                    await ws.close()
+                    return
                 await ws.send_json(event)
 
         sender = asyncio.ensure_future(pump())
@@ -204,6 +227,8 @@ class ReaderFeature:
             sender.cancel()
             if listener in session.listeners:
                 session.listeners.remove(listener)
+            if on_closed in session.on_close:
+                session.on_close.remove(on_closed)
         return ws
 
     async def offer(self, request: web.Request) -> web.Response:
@@ -220,6 +245,23 @@ class ReaderFeature:
             return _error(exc)
         pc = self.context.create_peer_connection()
         self._pcs.add(pc)
+        loop = asyncio.get_running_loop()
+
+        async def close_pc() -> None:
+            self._pcs.discard(pc)
+            await pc.close()
+
+        def on_session_closed(_session: Any) -> None:
+            # Any thread (delete, eviction, shutdown): close the connection on the loop.
+            try:
+                asyncio.run_coroutine_threadsafe(close_pc(), loop)
+            except RuntimeError:
+                pass  # the loop is gone (server shut down): aiortc closed it already
+
+        session.on_close.append(on_session_closed)
+        if session.closed:
+            await close_pc()
+            return _error(UnknownSession("the reading session was closed"))
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -241,22 +283,22 @@ class ReaderFeature:
                                   "type": pc.localDescription.type})
 
     async def _consume(self, track: Any, session: Any) -> None:
+        """Hand each WebRTC audio frame to the session as it is (cheap: no resampling on the
+        loop; the session's listening thread resamples with a stateful resampler)."""
         from aiortc.mediastreams import MediaStreamError
 
-        buffer = FrameBuffer()
-        while True:
+        while not session.closed:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             samples = frame.to_ndarray()
             channels = len(frame.layout.channels)
-            if samples.dtype.kind == "f":
-                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
-            else:
-                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
-            for chunk in buffer.push(np.asarray(data), frame.sample_rate):
-                session.push_frame(chunk)
+            # Packed formats come as (1, n * channels), planar ones as (channels, n).
+            data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
+            # A copy: the frame's buffer is not ours once the next frame is received.
+            session.push_audio(np.array(data, copy=True), frame.sample_rate)
+        track.stop()
 
     async def upload_audio(self, request: web.Request) -> web.Response:
         """A whole recording as a WAV body (no WebRTC): fed as if live, then finished."""
@@ -274,7 +316,7 @@ class ReaderFeature:
                     break
                 size += len(chunk)
                 if size > MAX_BODY:
-                    raise AudioFormatError("recording too large (20 MB max)")
+                    raise RecordingTooLong(f"recording too large ({MAX_BODY // 2**20} MB max)")
                 chunks.append(chunk)
             body = b"".join(chunks)
             if not body:
@@ -283,6 +325,12 @@ class ReaderFeature:
             pcm = await asyncio.to_thread(read_wav, tmp)
             if is_silent(pcm):
                 raise AudioFormatError("the recording is silent: nothing was heard")
+            duration_s = len(pcm) / 16000
+            room_s = session.queue_room_s()
+            if duration_s > room_s:
+                raise RecordingTooLong(
+                    f"recording too long: {duration_s:.0f} s, this session accepts "
+                    f"{room_s:.0f} s more ({MAX_QUEUED_S:.0f} s at most); cut it into pages")
         except ReadingError as exc:
             return _error(exc)
         for chunk in frames(pcm):
