@@ -367,3 +367,102 @@ async def test_upload_longer_than_a_session_holds_is_refused(client, tmp_path: P
         w.writeframes((np.sin(2 * np.pi * 200 * t) * 3000).astype(np.int16).tobytes())
     r = await c.post(f"/api/reading/sessions/{sid}/audio", data=long_wav.read_bytes())
     assert r.status == 413 and "recording too long: 601 s" in (await r.json())["error"]
+
+
+def _feed_wav(session: Any, wav: bytes) -> float:
+    """Push a WAV into a live session as WebRTC chunks (20 ms at the file's rate)."""
+    import io
+
+    import numpy as np
+
+    with wave.open(io.BytesIO(wav)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    step = rate // 50
+    for i in range(0, len(pcm), step):
+        session.push_audio(pcm[i:i + step].reshape(-1, 1), rate)
+    return len(pcm) / rate
+
+
+async def test_robot_reading_aloud_is_never_read_as_the_child(client) -> None:  # type: ignore[no-untyped-def]
+    c, service = client
+    # No praise: the robot's own phrases would gate the control reading too.
+    service.policy = type(service.policy)(stuck_s=60, praise_sentence_min_accuracy=2.0)
+    speaking: list[bool] = []
+    service.on_speaking = speaking.append
+    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    assert speech["speaker"] == "page"
+    key = speech["audio"]
+    wav = await (await c.get(f"/api/reading/audio/{key}.wav")).read()
+
+    async def read_back(sid: str) -> dict[str, Any]:
+        session = service.get_session(sid)
+        duration = _feed_wav(session, wav)
+        await _wait(lambda: session._session.audio_s >= duration - 0.05, 30)
+        return await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+
+    # Control: the robot's reading, heard by a microphone with nobody holding the speaker,
+    # does follow the page (so what the gate does below is what matters).
+    control = await read_back(await _open(c))
+    assert control["words_correct"] >= 18, control
+    # The page plays "Read to me" on the tablet and says so: the microphone is gated, the
+    # robot's voice is not read as the child's, and an announcement waits its turn.
+    sid = await _open(c)
+    r = await c.post("/api/reading/playback", json={"audio": key, "state": "start"})
+    assert r.status == 200 and (await r.json())["speaking"] is True
+    assert speaking == [True]
+    service.say("The library closes in ten minutes.", "en", kind="announcement")
+    gated = await read_back(sid)
+    await asyncio.sleep(0.5)
+    assert not any(s["kind"] == "announcement" for s in service.spoken)
+    assert gated["words_correct"] == 0, gated
+    assert all(w["outcome"] == "omission" for w in gated["words"]), gated["words"]
+    r = await c.post("/api/reading/playback", json={"audio": key, "state": "end"})
+    assert r.status == 200
+    await _wait(lambda: any(s["kind"] == "announcement" for s in service.spoken), 15)
+    await _wait(lambda: speaking[-1] is False, 15)
+    r = await c.post("/api/reading/playback", json={"audio": "nope", "state": "start"})
+    assert r.status == 404
+
+
+async def test_read_to_me_on_the_robot_speaker_takes_its_turn(client) -> None:  # type: ignore[no-untyped-def]
+    c, service = client
+    service.config.play_on_speaker = True
+    speaking: list[bool] = []
+    service.on_speaking = speaking.append
+    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    assert speech["speaker"] == "robot"
+    await _wait(lambda: any(s["kind"] == "read_to_me" and s["audio"] == speech["audio"]
+                            for s in service.spoken), 15)
+    assert speaking[0] is True and service.gate.speaking
+    await _wait(lambda: speaking[-1] is False, speech["duration_s"] + 10)
+
+
+async def test_practice_a_hard_word(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+
+    async def practise(word: str, said: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        sid = await _open(c, mode="practice", word=word)
+        events: list[dict[str, Any]] = []
+        listener = asyncio.ensure_future(_events(c, sid, events))
+        # The robot says the word first.
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "practice_model"
+                                for e in events), 20)
+        model = next(e for e in events if e["type"] == "say")
+        assert word in model["text"]
+        wav = save(reading([said], "en-us", 130, lead_s=0.5, tail_s=1.0),
+                   tmp_path / f"{said}.wav")
+        assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                             data=wav.read_bytes())).status == 200
+        result = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+        listener.cancel()
+        return result, events
+
+    result, events = await practise("pond", "pond")
+    assert result == {"type": "practice", "word": "pond", "correct": True, "final": True}
+    assert any(e["type"] == "practice" and e["correct"] for e in events)
+    result, _ = await practise("pond", "boat")
+    assert result["correct"] is False
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "practice", "word": "dragon"})
+    assert r.status == 400 and "practice needs a word of page 1" in (await r.json())["error"]

@@ -62,5 +62,9 @@ class UnknownSession(ReadingError):
     """No live reading session with that id (expired, finished or never created)."""
 
 
+class UnknownAudio(ReadingError):
+    """No robot speech audio with that key (expired from the bounded cache)."""
+
+
 class RecordingTooLong(AudioFormatError):
     """An uploaded recording is longer (or larger) than a session accepts."""

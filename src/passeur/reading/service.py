@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from passeur.reading.alignment import AlignmentState
+from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
 from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
 from passeur.reading.books import Book, Library
@@ -40,17 +40,20 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ProgressStoreUnavailable,
     ReadingError,
+    UnknownAudio,
     UnknownSession,
 )
 from passeur.reading.progress_store import ProgressStore, check_reader_name
 from passeur.reading.session import ReadingSession, SessionResult
-from passeur.reading.text import Page
+from passeur.reading.speaker import HOLD_SLACK_S, SpeakerFloor
+from passeur.reading.text import Page, tokenize
 from passeur.reading.tts import Speech, Synthesizer, play_wav, token_timings
 from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_reading_config
 
 log = logging.getLogger(__name__)
 
-MODES = ("read_to_me", "i_read", "together")
+MODES = ("read_to_me", "i_read", "together", "practice")
+LISTENING_MODES = ("i_read", "together", "practice")
 MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
@@ -70,6 +73,8 @@ class ServiceConfig:
     speaker_device: str | None = None
     echo_tail_s: float = 0.3
     max_sessions: int = 4
+    endpoint_ms: int = 600  # a pause this long ends an utterance (VAD)
+    vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
     #: Local microphone (sounddevice/PortAudio device name or index) for sessions whose
     #: audio comes from the robot itself instead of the page; None = no local microphone.
     microphone_device: str | None = None
@@ -107,12 +112,16 @@ class LiveSession:
     """One reader, one page, one mode: audio frames in (any thread), events out."""
 
     def __init__(self, service: ReadingService, book: Book, number: int, mode: str,
-                 reader: str | None, source: str = "page") -> None:
+                 reader: str | None, source: str = "page", word: str | None = None,
+                 previous: dict[str, Any] | None = None) -> None:
         self.id = uuid.uuid4().hex[:16]
         self.service = service
         self.book = book
         self.number = number
-        self.page: Page = book.page(number)
+        book_page = book.page(number)
+        #: "practice": one hard word of the page, said by the robot, then by the child
+        self.word = word
+        self.page: Page = tokenize(word, book.lang) if word else book_page
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
@@ -135,21 +144,34 @@ class LiveSession:
         self._closed = False
         self._together_sentence = 0
         self._max_position = 0
-        if mode in ("i_read", "together"):
+        self._practice_done = False
+        if mode in LISTENING_MODES:
             backend = service.backend()
-            recognizer = backend.recognizer(self.page.lang, [w.lex for w in self.page.words],
-                                            self.page.text)
+            # Practice: the whole page's words stay in the recogniser's vocabulary, so that
+            # a wrong try is heard as another word instead of being forced onto the target.
+            vocabulary = [w.lex for w in book_page.words]
+            if word:
+                vocabulary += [w.lex for w in self.page.words]
+            recognizer = backend.recognizer(self.page.lang, vocabulary, book_page.text)
             phrases, policy = service.phrases, service.policy
-            tutor = Tutor(self.page, phrases, policy) if mode == "i_read" else None
+            tutor = None
+            if mode == "i_read" and phrases.has(self.page.lang):
+                tutor = Tutor(self.page, phrases, policy, previous=previous)
+            elif mode == "i_read":
+                log.info("no tutor phrases for '%s' (config/reading.yaml): the robot follows "
+                         "and scores the reading without speaking", self.page.lang)
+            cfg = service.config
             self._session = ReadingSession(self.page, recognizer, tutor=tutor,
-                                           hesitation_s=service.config.hesitation_s,
+                                           hesitation_s=cfg.hesitation_s,
+                                           endpoint_ms=cfg.endpoint_ms,
+                                           vad_aggressiveness=cfg.vad_aggressiveness,
                                            gate=service.gate, on_update=self._on_update,
                                            on_action=self._on_action)
             self._thread = threading.Thread(target=self._listen, daemon=True,
                                             name=f"reading-asr-{self.id[:6]}")
             self._thread.start()
         self._mic: Any = None
-        if source == "robot" and mode in ("i_read", "together"):
+        if source == "robot" and mode in LISTENING_MODES:
             self._open_microphone()
 
     def _open_microphone(self) -> None:
@@ -196,6 +218,8 @@ class LiveSession:
         self.emit(state_payload(state))
         if self.mode == "together":
             self._together_progress(state)
+        elif self.mode == "practice":
+            self._practice_progress(state)
 
     def _on_action(self, action: Action) -> None:
         # Hold the tutor's stuck clock (audio time, so recordings fed faster than real time
@@ -279,6 +303,35 @@ class LiveSession:
         if self._session is not None:
             self._session.robot_spoke(duration_s)
 
+    # -- practice ----------------------------------------------------------------------------
+    def start_practice(self) -> None:
+        """The robot says the word; the microphone is gated meanwhile, then it listens."""
+        assert self.word is not None
+        self.service.say(self.service.phrases.pick(self.page.lang, "practice_say",
+                                                   word=self.word),
+                         self.page.lang, session=self, kind="practice_model")
+
+    def _practice_progress(self, state: AlignmentState) -> None:
+        if self._practice_done or not state.words:
+            return
+        if all(w.outcome in (CORRECT, SELF_CORRECTION) for w in state.words):
+            self._practice_done = True
+            self.emit({"type": "practice", "word": self.word, "correct": True})
+            self.service.say(self.service.phrases.pick(self.page.lang, "practice_good",
+                                                       word=self.word or ""),
+                             self.page.lang, session=self, kind="practice_good")
+
+    def practice_result(self) -> dict[str, Any]:
+        """End of one practice word: {"type": "practice", "word", "correct"}."""
+        if self._session is not None and not self._practice_done:
+            with self._lock:
+                state = self._session.finish().state
+            self._practice_progress(state)
+        payload = {"type": "practice", "word": self.word, "correct": self._practice_done,
+                   "final": True}
+        self.emit(payload)
+        return payload
+
     # -- together mode ------------------------------------------------------------------------
     def start_together(self) -> None:
         self._say_sentence(0)
@@ -306,6 +359,8 @@ class LiveSession:
         """Score the page (once) and save it for the reader. The score always reaches the
         child: if saving fails, the payload carries a non-blocking `warning`, the error is
         logged for the librarian, and a later `finish()` tries to save again."""
+        if self.mode == "practice":
+            return self.practice_result()
         with self._lock:
             if self._session is None:
                 return {"type": "finished", "mode": self.mode}
@@ -387,6 +442,7 @@ class SpeechItem:
     kind: str
     key: str
     highlight_sentence: int | None = None
+    speech: Speech | None = None  # already synthesised ("Read to me" on the speaker)
 
 
 class ReadingService:
@@ -399,6 +455,10 @@ class ReadingService:
         self.phrases, self.policy = load_reading_config(self.config.reading_config)
         self.synth = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
         self.gate = MicGate(self.config.echo_tail_s)
+        # Whoever uses the robot's voice (speech thread, or a page playing robot speech) holds
+        # the floor: microphones gated, speech/speaking true, nothing else spoken meanwhile.
+        self.floor = SpeakerFloor(on_change=self._set_speaking)
+        self._durations: dict[str, float] = {}  # audio key -> seconds
         self.on_speaking = on_speaking
         self.sessions: dict[str, LiveSession] = {}
         self.spoken: list[dict[str, Any]] = []  # what the robot said (newest last, bounded)
@@ -456,9 +516,10 @@ class ReadingService:
 
     # -- sessions ----------------------------------------------------------------------------
     def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
-                     source: str = "page") -> LiveSession:
+                     source: str = "page", word: str | None = None) -> LiveSession:
         """Validate the request and create the session first; only then, if there are too
-        many, close the oldest: a bad request never ends another child's session."""
+        many, close the oldest: a bad request never ends another child's session.
+        `word` (mode "practice"): a word shown on that page."""
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
         if source not in ("page", "robot"):
@@ -466,8 +527,20 @@ class ReadingService:
         if reader:
             reader = check_reader_name(reader)
         book = self.library.get(book_id)
-        book.page(number)
-        session = LiveSession(self, book, number, mode, reader, source)
+        page = book.page(number)
+        if mode == "practice":
+            shown = {t.text for t in page.tokens}
+            if not word or word not in shown:
+                raise ReadingError(f"practice needs a word of page {number} "
+                                   f"(got {word!r})")
+            if not self.phrases.has(book.lang):
+                raise ReadingError(f"no practice phrases for '{book.lang}'")
+        else:
+            word = None
+        previous = self._previous_reading(reader, book.id, number) if mode == "i_read" \
+            else None
+        session = LiveSession(self, book, number, mode, reader, source, word=word,
+                              previous=previous)
         evicted: list[LiveSession] = []
         with self._lock:
             self.sessions[session.id] = session
@@ -483,6 +556,17 @@ class ReadingService:
                       "message": "this reading session was ended to make room for a new one"})
             old.close()
         return session
+
+    def _previous_reading(self, reader: str | None, book_id: str, number: int
+                          ) -> dict[str, Any] | None:
+        """The reader's last reading of this page (for specific praise), if it can be read."""
+        if not reader:
+            return None
+        try:
+            return self.store().last_page(reader, book_id, number)
+        except ProgressStoreError as exc:
+            log.warning("previous reading of '%s' unavailable: %s", reader, exc)
+            return None
 
     def get_session(self, session_id: str) -> LiveSession:
         with self._lock:
@@ -511,23 +595,51 @@ class ReadingService:
         return key
 
     def synthesize_page(self, book_id: str, number: int) -> tuple[str, dict[str, Any]]:
-        """'Read to me': the whole page as one WAV plus each token's timing."""
+        """'Read to me': the whole page as one WAV plus each token's timing. With
+        `play_on_speaker`, the robot also reads it aloud through its speech thread (in turn
+        with everything else it says, microphones gated) and `speaker` is "robot": the page
+        then only follows the words. Otherwise (`speaker` "page") the page plays it and
+        reports `page_playback()` start/end so that the floor is held meanwhile."""
         book = self.library.get(book_id)
         page = book.page(number)
         speech = self.synth.synthesize(page.text, page.lang)
         spans = [(t.start, t.end) for t in page.tokens]
         times = token_timings(spans, speech)
         key = self._keep_audio(speech)
+        speaker = "robot" if self.config.play_on_speaker else "page"
+        if speaker == "robot":
+            self._speech.put(SpeechItem(page.text, page.lang, None, "read_to_me", key,
+                                        speech=speech))
         return key, {"audio": key, "duration_s": round(speech.duration_s, 3),
+                     "speaker": speaker,
                      "words": [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
                                for i, (a, b) in enumerate(times)]}
 
-    def _keep_audio(self, speech: Speech) -> str:
-        key = f"a{next(self._keys)}"
+    def page_playback(self, key: str, state: str) -> dict[str, Any]:
+        """A reader page starts/ends playing robot speech `key` on its own speaker: hold the
+        floor meanwhile (at most the audio's duration plus a second if 'end' never comes)."""
+        with self._lock:
+            duration = self._durations.get(key)
+        if duration is None:
+            raise UnknownAudio(f"no robot speech '{key}' (expired)")
+        owner = f"page:{key}"
+        if state == "start":
+            self.floor.acquire(owner, duration + HOLD_SLACK_S)
+        elif state == "end":
+            self.floor.release(owner)
+        else:
+            raise ReadingError(f"playback state must be 'start' or 'end', not '{state}'")
+        return {"audio": key, "state": state, "speaking": self.floor.busy}
+
+    def _keep_audio(self, speech: Speech, key: str | None = None) -> str:
+        key = key or f"a{next(self._keys)}"
         with self._lock:
             self.audio[key] = speech.wav_bytes()
+            self._durations[key] = speech.duration_s
             while len(self.audio) > self.config.audio_keep:
-                self.audio.pop(next(iter(self.audio)))
+                old = next(iter(self.audio))
+                self.audio.pop(old)
+                self._durations.pop(old, None)
         return key
 
     def _set_speaking(self, speaking: bool) -> None:
@@ -540,7 +652,11 @@ class ReadingService:
 
     def _speak_loop(self) -> None:
         while True:
-            item = self._speech.get()
+            try:
+                item = self._speech.get(timeout=0.25)
+            except queue.Empty:
+                self.floor.expire()  # a page that never said "end"
+                continue
             if item is None:
                 return
             try:
@@ -551,14 +667,13 @@ class ReadingService:
                     item.session.emit({"type": "error", "message": str(exc)})
 
     def _speak(self, item: SpeechItem) -> None:
-        speech = self.synth.synthesize(item.text, item.lang)
-        with self._lock:
-            self.audio[item.key] = speech.wav_bytes()
-            while len(self.audio) > self.config.audio_keep:
-                self.audio.pop(next(iter(self.audio)))
-        record = {"type": "say", "kind": item.kind, "text": item.text, "lang": item.lang,
-                  "audio": item.key, "duration_s": round(speech.duration_s, 3),
-                  "time": time.time()}
+        speech = item.speech or self.synth.synthesize(item.text, item.lang)
+        if item.speech is None:
+            self._keep_audio(speech, item.key)
+        record: dict[str, Any] = {"type": "say", "kind": item.kind, "text": item.text,
+                                  "lang": item.lang, "audio": item.key,
+                                  "duration_s": round(speech.duration_s, 3),
+                                  "time": time.time()}
         if item.highlight_sentence is not None and item.session is not None:
             page = item.session.page
             tokens = page.sentence_tokens(item.highlight_sentence)
@@ -570,10 +685,15 @@ class ReadingService:
                 record["words"] = [{"token": t.index, "start_s": round(a, 3),
                                     "end_s": round(b, 3)} for t, (a, b) in zip(tokens, times,
                                                                                 strict=True)]
+        # Never talk over a page that is reading aloud (bounded: its hold expires).
+        while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
+            pass
+        if self._closed:
+            return
         with self._lock:
             self.spoken.append(record)
             del self.spoken[:-100]
-        self._set_speaking(True)
+        self.floor.acquire("robot", speech.duration_s + HOLD_SLACK_S + 120.0)
         try:
             if item.session is not None:
                 item.session.emit(record)
@@ -589,7 +709,7 @@ class ReadingService:
             if remaining > 0 and not self._closed:
                 time.sleep(remaining)
         finally:
-            self._set_speaking(False)
+            self.floor.release("robot")
 
     def close(self) -> None:
         if self._closed:

@@ -130,7 +130,7 @@ class ReadingSession:
         result = SessionResult(self.page, state, score(self.page, state), list(self.actions),
                                dict(self.reached_at_s), self.decode_s, self.audio_s)
         if self.tutor is not None:
-            end = self.tutor.page_end(result.score)
+            end = self.tutor.page_end(result.score, state)
             result.actions.append((self.audio_s, end))
             if self.on_action is not None:
                 self.on_action(end)

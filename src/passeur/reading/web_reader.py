@@ -8,7 +8,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
                                                 "words": [{"token","start_s","end_s"}]}
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
-- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?,
+- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together|practice,
+                               "reader"?, "word"? (practice: a word of the page),
                                "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
@@ -16,11 +17,13 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events
       {"type":"position","token","position","words":[...]} | {"type":"say","text","lang",
       "audio","duration_s","words"?} | {"type":"finished","wcpm","accuracy",...} |
-      {"type":"error","message"}
+      {"type":"practice","word","correct"} | {"type":"error","message"}
 - POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC)
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
 - DELETE /api/reading/sessions/{id}
 - POST /api/reading/say {"text","lang"}         the robot says something (staff only)
+- POST /api/reading/playback {"audio","state": start|end}  the page plays robot speech on its
+                                                own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
 (recording too long or too large), 503 (no speech model for the language, progress store
 unusable). A result that could not be saved is still returned, with "saved": false and a
@@ -46,6 +49,7 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ReadingError,
     RecordingTooLong,
+    UnknownAudio,
     UnknownSession,
 )
 from passeur.reading.service import MAX_QUEUED_S, ReadingService, page_payload
@@ -59,7 +63,7 @@ MAX_BODY = 20 * 1024 * 1024
 def _status(exc: Exception) -> int:
     """HTTP status by exception type: 404 unknown book/page/session, 413 recording too long,
     503 no speech model or progress store unusable, else 400 (bad input)."""
-    if isinstance(exc, (BookError, UnknownSession)):
+    if isinstance(exc, (BookError, UnknownSession, UnknownAudio)):
         return 404
     if isinstance(exc, RecordingTooLong):
         return 413
@@ -100,6 +104,7 @@ class ReaderFeature:
         r.add_post("/api/reading/sessions/{sid}/finish", self.finish)
         r.add_delete("/api/reading/sessions/{sid}", self.delete_session)
         r.add_post("/api/reading/say", self.say)
+        r.add_post("/api/reading/playback", self.playback)
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
@@ -169,8 +174,9 @@ class ReaderFeature:
             mode = str(data.get("mode", "i_read"))
             reader = data.get("reader") or None
             source = str(data.get("source", "page"))
+            word = str(data["word"])[:64] if data.get("word") else None
             session = await asyncio.to_thread(self.service.open_session, book, page, mode,
-                                              str(reader) if reader else None, source)
+                                              str(reader) if reader else None, source, word)
         except (ReadingError, BookError) as exc:
             return _error(exc)
         except (TypeError, ValueError) as exc:
@@ -178,6 +184,8 @@ class ReaderFeature:
         payload = page_payload(session.book, session.number)
         if mode == "together":
             session.start_together()
+        elif mode == "practice":
+            session.start_practice()
         return web.json_response({"session": session.id, "mode": mode, "page": payload})
 
     def _session(self, request: web.Request):  # type: ignore[no-untyped-def]
@@ -353,6 +361,17 @@ class ReaderFeature:
     async def delete_session(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.service.close_session, request.match_info["sid"])
         return web.json_response({"ok": True})
+
+    async def playback(self, request: web.Request) -> web.Response:
+        """The page starts/ends playing robot speech on its own speaker: the microphones are
+        gated and speech/speaking is true meanwhile (bounded by the audio's duration)."""
+        try:
+            data = await self._json(request)
+            payload = self.service.page_playback(str(data.get("audio", ""))[:32],
+                                                 str(data.get("state", ""))[:8])
+        except ReadingError as exc:
+            return _error(exc)
+        return web.json_response(payload)
 
     async def say(self, request: web.Request) -> web.Response:
         await self.context.require_staff(request)
