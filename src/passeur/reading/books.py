@@ -27,7 +27,7 @@ import yaml
 
 from passeur.paths import share_path
 from passeur.reading.exceptions import BookError
-from passeur.reading.text import LANGUAGES, Page, tokenize
+from passeur.reading.text import TEXT_LANGUAGES, Page, tokenize
 
 PAGE_BREAK = re.compile(r"^\s*---\s*page\s*---\s*$", re.MULTILINE | re.IGNORECASE)
 _FRONT = re.compile(r"\A\ufeff?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -75,8 +75,9 @@ def parse_book(text: str, book_id: str, path: Path | None = None) -> Book:
     if not title:
         raise BookError("front-matter has no 'title'", path)
     lang = str(meta.get("language", meta.get("lang", ""))).strip().lower()
-    if lang not in LANGUAGES:
-        raise BookError(f"'language' must be one of {', '.join(LANGUAGES)}, not '{lang}'", path)
+    if lang not in TEXT_LANGUAGES:
+        raise BookError(f"'language' must be one of {', '.join(TEXT_LANGUAGES)}, not '{lang}'",
+                        path)
     try:
         level = int(meta.get("level", 1))
     except (TypeError, ValueError) as exc:

@@ -528,13 +528,14 @@ class ReadingService:
             reader = check_reader_name(reader)
         book = self.library.get(book_id)
         page = book.page(number)
+        if mode in ("together", "practice") and not self.phrases.has(book.lang):
+            raise ReadingError(f"'{mode}' needs the robot to speak '{book.lang}': no phrases "
+                               "for it in config/reading.yaml (use 'i_read')")
         if mode == "practice":
             shown = {t.text for t in page.tokens}
             if not word or word not in shown:
                 raise ReadingError(f"practice needs a word of page {number} "
                                    f"(got {word!r})")
-            if not self.phrases.has(book.lang):
-                raise ReadingError(f"no practice phrases for '{book.lang}'")
         else:
             word = None
         previous = self._previous_reading(reader, book.id, number) if mode == "i_read" \

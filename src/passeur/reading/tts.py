@@ -28,7 +28,7 @@ from passeur.reading.exceptions import TTSError
 
 log = logging.getLogger(__name__)
 
-VOICES = {"en": "en-us", "fr": "fr"}
+VOICES = {"en": "en-us", "fr": "fr", "ko": "ko"}
 _LOCK = threading.Lock()
 _STATE: dict[str, int] = {}
 
