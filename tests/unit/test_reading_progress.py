@@ -152,3 +152,23 @@ def test_deleted_reader_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
 def _wal(db: Path) -> bytes:
     wal = db.with_name(db.name + "-wal")
     return wal.read_bytes() if wal.exists() else b""
+
+
+def test_report_chart_has_one_point_per_session_by_date(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from passeur.reading.progress_store import chart_points
+
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    for heard in ("the cat sat on the mat", "the cap sat on the mat"):
+        state, s = reading_result(heard)
+        store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    # Move the first session a week back: the x axis is the date, not a page counter.
+    store._q("UPDATE sessions SET started_at = started_at - 7 * 86400 WHERE id = 1")
+    points = chart_points(store.export("Léo"))
+    assert [p[0].date() for p in points] == sorted(p[0].date() for p in points)
+    assert (points[1][0] - points[0][0]).days == 7 and isinstance(points[0][0], datetime)
+    assert points[0][2] == 1.0 and points[1][2] == pytest.approx(5 / 6)
+    html = write_report(store, "Léo", tmp_path / "r.html", "fr").read_text(encoding="utf-8")
+    assert "Date de la séance" in html
+    store.close()

@@ -250,6 +250,11 @@ class PocketsphinxBackend:
     def supports(self, lang: str) -> bool:
         return lang in self.models
 
+    def validate(self) -> None:
+        """Check every configured model's files now, so a wrong path fails at start-up."""
+        for lang in self.models:
+            self._model(lang)
+
     def _model(self, lang: str) -> dict[str, str]:
         if lang not in self.models:
             if lang == "fr":

@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -358,12 +359,28 @@ REPORT_TEXT = {
     "en": {"title": "Reading progress", "reader": "Reader", "date": "Date", "book": "Book",
            "page": "Page", "wcpm": "Words correct per minute", "accuracy": "Accuracy (%)",
            "hard": "Words that were hard", "none": "No reading recorded yet.",
-           "sessions": "Pages read"},
+           "sessions": "Session date"},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
-           "sessions": "Pages lues"},
+           "sessions": "Date de la séance"},
 }
+
+
+def chart_points(data: dict[str, Any]) -> list[tuple[datetime, float, float]]:
+    """One point per session with pages, in date order: (start, WCPM, accuracy 0..1). WCPM is
+    pooled over the session's pages (words correct / reading time), as a fluency probe."""
+    points = []
+    for s in data["sessions"]:
+        pages = s["pages"]
+        if not pages:
+            continue
+        reading_s = sum(p["reading_time_s"] for p in pages)
+        correct = sum(p["words_correct"] for p in pages)
+        wcpm = 60.0 * correct / reading_s if reading_s > 0 else 0.0
+        accuracy = correct / max(1, sum(p["words_total"] for p in pages))
+        points.append((datetime.fromtimestamp(s["started_at"]), wcpm, accuracy))
+    return sorted(points, key=lambda p: p[0])
 
 
 def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
@@ -379,23 +396,30 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
     rows.sort(key=lambda r: r[0])
     hard = Counter(w for _, _, p in rows for w in p["hard_words"])
     chart = ""
-    if rows:
+    points = chart_points(data)
+    if points:
+        import matplotlib.dates as mdates
+
         fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-        xs = list(range(1, len(rows) + 1))
-        ax.plot(xs, [p["wcpm"] for _, _, p in rows], "o-", color="#1f5fa8", label=t["wcpm"])
+        xs = mdates.date2num([p[0] for p in points])
+        ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
         ax.set_xlabel(t["sessions"])
         ax.set_ylabel(t["wcpm"])
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax2 = ax.twinx()
-        ax2.plot(xs, [100 * p["accuracy"] for _, _, p in rows], "s--", color="#b04a00",
+        ax2.plot(xs, [100 * p[2] for p in points], "s--", color="#b04a00",
                  label=t["accuracy"])
         ax2.set_ylim(0, 105)
         ax2.set_ylabel(t["accuracy"])
+        fig.autofmt_xdate()
         fig.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)
-        chart = (f'<img alt="{html.escape(t["wcpm"])} / {html.escape(t["accuracy"])}" '
+        chart = (f'<img alt="{html.escape(t["wcpm"])} / {html.escape(t["accuracy"])}, '
+                 f'{html.escape(t["sessions"])}" '
                  f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     table = "".join(
         f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"

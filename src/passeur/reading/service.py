@@ -46,8 +46,8 @@ from passeur.reading.exceptions import (
 from passeur.reading.progress_store import ProgressStore, check_reader_name
 from passeur.reading.session import ReadingSession, SessionResult
 from passeur.reading.speaker import HOLD_SLACK_S, SpeakerFloor
-from passeur.reading.text import Page, tokenize
-from passeur.reading.tts import Speech, Synthesizer, play_wav, token_timings
+from passeur.reading.text import LANGUAGES, Page, tokenize
+from passeur.reading.tts import Speech, Synthesizer, TextToSpeech, play_wav, token_timings
 from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_reading_config
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class ServiceConfig:
     #: audio comes from the robot itself instead of the page; None = no local microphone.
     microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
+    validate_models: bool = True  # check configured model paths at start-up
 
 
 def page_payload(book: Book, number: int) -> dict[str, Any]:
@@ -453,7 +454,7 @@ class ReadingService:
         self.phrases: Phrases
         self.policy: TutorPolicy
         self.phrases, self.policy = load_reading_config(self.config.reading_config)
-        self.synth = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
+        self.synth: TextToSpeech = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
         self.gate = MicGate(self.config.echo_tail_s)
         # Whoever uses the robot's voice (speech thread, or a page playing robot speech) holds
         # the floor: microphones gated, speech/speaking true, nothing else spoken meanwhile.
@@ -471,11 +472,25 @@ class ReadingService:
         self._keys = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
+        if self.config.validate_models:
+            self.validate()
         self._speech_thread = threading.Thread(target=self._speak_loop, daemon=True,
                                                name="reading-speech")
         self._speech_thread.start()
 
-    # -- engines (lazy: the node starts fast, errors surface where they are used) ------------
+    # -- engines ----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Start-up checks (the node fails fast, naming the setting): the ASR backend exists
+        and every *configured* model path is usable (models are loaded on first use). A
+        language with no model configured is not an error: the page says listening is
+        unavailable for it and offers "Read to me"."""
+        backend = self.backend()
+        backend.validate()
+        if not any(backend.supports(lang) for lang in LANGUAGES):
+            log.warning("reading: no speech-recognition model for French or English (asr_backend"
+                        " '%s'): 'I read' and 'Together' are unavailable, 'Read to me' works",
+                        self.config.asr_backend)
+
     def backend(self) -> ASRBackend:
         with self._lock:
             if self._backend is None:
