@@ -466,3 +466,19 @@ async def test_practice_a_hard_word(client, tmp_path: Path) -> None:  # type: ig
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
                                                     "mode": "practice", "word": "dragon"})
     assert r.status == 400 and "practice needs a word of page 1" in (await r.json())["error"]
+
+
+async def test_the_dyslexia_font_is_served_to_tablets(client) -> None:  # type: ignore[no-untyped-def]
+    from passeur.reading.web_reader import find_font
+
+    c, _ = client
+    css = await (await c.get("/reader/static/reader.css")).text()
+    assert '@font-face { font-family: "Passeur OpenDyslexic"' in css
+    r = await c.get("/reader/fonts/OpenDyslexic-Regular.woff")
+    if find_font("OpenDyslexic-Regular.woff") is None:
+        assert r.status == 404 and "fonts-opendyslexic" in (await r.json())["error"]
+    else:
+        assert r.status == 200 and r.headers["Content-Type"] == "font/woff"
+        assert (await r.read())[:4] == b"wOFF"
+    assert (await c.get("/reader/fonts/passwd")).status == 404
+    assert (await c.get("/reader/fonts/..%2F..%2Fetc%2Fpasswd")).status == 404

@@ -2,6 +2,7 @@
 
 HTTP (JSON unless said otherwise; public: the reader page is for children at the robot):
 - GET  /reader                                  the page (static files under /reader/static/)
+- GET  /reader/fonts/OpenDyslexic-Regular.woff   the dyslexia-friendly font (also -Bold)
 - GET  /api/reading/books                       [{"id","title","lang","level","pages"}]
 - GET  /api/reading/books/{book}/pages/{n}      page text + tokens (spans for highlighting)
                                                 + "can_listen" (an ASR model for its language)
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,12 @@ from passeur.reading.service import MAX_QUEUED_S, ReadingService, page_payload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "reader"
+#: The dyslexia-friendly font, served to the page (tablets do not have it installed): Debian
+#: package fonts-opendyslexic (scripts/debian-packages.txt).
+FONT_DIRS = (Path("/usr/share/fonts/woff/opendyslexic"),
+             Path("/usr/share/fonts/opentype/opendyslexic"))
+_FONT_NAME = re.compile(r"^OpenDyslexic-(Regular|Bold|Italic|BoldItalic)\.(woff|otf)$")
+_FONT_TYPES = {"woff": "font/woff", "otf": "font/otf"}
 MAX_BODY = 20 * 1024 * 1024
 
 
@@ -76,6 +84,13 @@ def _error(exc: Exception) -> web.Response:
     return web.json_response({"error": str(exc)}, status=_status(exc))
 
 
+def find_font(name: str) -> Path | None:
+    for folder in FONT_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 class ReaderFeature:
     name = "reader"
     #: Listed by the server in `passeur sim`'s "open:" lines.
@@ -93,6 +108,10 @@ class ReaderFeature:
         r.add_get("/reader", self.index)
         r.add_get("/reader/", self.index)
         r.add_static("/reader/static/", STATIC, show_index=False)
+        r.add_get("/reader/fonts/{name}", self.font)
+        if find_font("OpenDyslexic-Regular.woff") is None:
+            log.warning("reader: the dyslexia-friendly font is not installed (Debian package "
+                        "fonts-opendyslexic): the page falls back to other fonts")
         r.add_get("/api/reading/books", self.books)
         r.add_get("/api/reading/books/{book}/pages/{page}", self.page)
         r.add_get("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
@@ -118,6 +137,17 @@ class ReaderFeature:
     async def index(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html",
                                 headers={"Cache-Control": "no-cache"})
+
+    async def font(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = find_font(name) if _FONT_NAME.match(name) else None
+        if path is None:
+            return web.json_response({"error": f"font '{name}' not available (install the "
+                                               "Debian package fonts-opendyslexic)"},
+                                     status=404)
+        return web.FileResponse(path, headers={
+            "Content-Type": _FONT_TYPES[name.rsplit(".", 1)[1]],
+            "Cache-Control": "public, max-age=86400"})
 
     async def books(self, _request: web.Request) -> web.Response:
         books = await asyncio.to_thread(self.service.library.books)
