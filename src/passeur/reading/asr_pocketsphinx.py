@@ -39,6 +39,12 @@ FRAME_S = 0.01  # pocketsphinx's frame rate is 100 frames/s
 #: words heard as garbage) than it gains in detected insertions, so none by default.
 DEFAULT_GARBAGE: dict[str, list[str]] = {"en": [], "fr": []}
 
+#: Word fragments ("truncations", as reading tutors model false starts): for each page word of
+#: 4+ phones, its first half as an extra dictionary word, so that a cut-off try ("gar...
+#: garden") is heard as a try and not forced onto the whole word. Reported as the word's first
+#: letters, which the aligner takes as an attempt at the word.
+FRAGMENT_PREFIX = "frag__"
+
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
     ("aɪə", "AY ER"), ("aɪ", "AY"), ("aʊ", "AW"), ("eɪ", "EY"), ("oʊ", "OW"), ("ɔɪ", "OY"),
@@ -80,7 +86,8 @@ def espeak_pronunciation(word: str, voice: str = "en-us") -> str:
 
 
 def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: float = 0.9,
-               garbage_prob: float = 0.08) -> str:
+               garbage_prob: float = 0.08, fragments: dict[str, str] | None = None,
+               fragment_share: float = 0.1) -> str:
     """A trigram ARPA model that strongly prefers the page's own word order.
 
     P(next page word | previous ones) gets `follow_prob`; the rest backs off to a unigram
@@ -108,6 +115,13 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
         bigrams[a][b] += 1
     for a, b, c in zip(padded, padded[1:], padded[2:], strict=False):
         trigrams[(a, b)][c] += 1
+    # A false start of the next word is expected where the word is (`fragment_share` of it),
+    # and is followed by the word itself.
+    for word, frag in (fragments or {}).items():
+        for a, following in list(bigrams.items()):
+            if following.get(word):
+                following[frag] += fragment_share * following[word]
+        bigrams[frag][word] += 1
     # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
     for w in page_vocab:
         bigrams["<s>"][w] += 0
@@ -132,6 +146,8 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     for (a, b), following in trigrams.items():
         n = sum(following.values())
         for c, k in following.items():
+            if k <= 0:
+                continue
             lines.append(f"{math.log10(follow_prob * k / n):.4f}\t{a} {b} {c}")
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
@@ -161,6 +177,9 @@ class PocketsphinxRecognizer:
                 continue
             if "(" in word:
                 word = word[:word.index("(")]  # alternate pronunciations: "the(2)"
+            if word.startswith(FRAGMENT_PREFIX):
+                target = word[len(FRAGMENT_PREFIX):]
+                word = target[: max(2, len(target) // 2)]
             out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
                                       offset + (seg.end_frame + 1) * FRAME_S, final=final))
         return out
@@ -223,7 +242,8 @@ class PocketsphinxBackend:
                  garbage: dict[str, list[str]] | None = None, language_weight: float = 1.0,
                  follow_prob: float = 0.97, cmninit: str = "",
                  decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
-                 garbage_prob: float = 0.05) -> None:
+                 garbage_prob: float = 0.05, fragments: bool = False,
+                 fragment_prob: float = 0.05, fragment_share: float = 0.1) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -244,6 +264,9 @@ class PocketsphinxBackend:
         self.decoder_options = dict(decoder_options or {})
         self.garbage_top_n = garbage_top_n
         self.garbage_prob = garbage_prob
+        self.fragments = fragments
+        self.fragment_prob = fragment_prob
+        self.fragment_share = fragment_share
         self._frequent: dict[str, list[str]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 
@@ -342,9 +365,11 @@ class PocketsphinxBackend:
         garbage = [g for g in self.garbage.get(lang, []) if g in pronunciations]
         garbage += self._frequent_words(lang, model)
         lines: list[str] = []
+        first_phones: dict[str, list[str]] = {}
         for w in sorted(set(words) | set(garbage)):
             if w in pronunciations:
                 lines.extend(pronunciations[w])
+                first_phones[w] = pronunciations[w][0].split()[1:]
                 continue
             phones = espeak_pronunciation(w, voice)
             if not phones:
@@ -352,13 +377,29 @@ class PocketsphinxBackend:
                                      "and espeak-ng is missing)")
             log.debug("pronunciation from espeak-ng: %s %s", w, phones)
             lines.append(f"{w} {phones}")
+            first_phones[w] = phones.split()
+        garbage_prob = self.garbage_prob if garbage else 0.0
+        if self.fragments:
+            frags = []
+            for w in sorted(set(words)):
+                phones = first_phones.get(w, [])
+                if len(phones) >= 4 and len(w) >= 4:
+                    frags.append(FRAGMENT_PREFIX + w)
+                    lines.append(f"{FRAGMENT_PREFIX}{w} {' '.join(phones[:len(phones) // 2])}")
+            if frags:
+                garbage = [*garbage, *frags]
+                garbage_prob += self.fragment_prob
+        fragment_map = {f[len(FRAGMENT_PREFIX):]: f for f in garbage
+                        if f.startswith(FRAGMENT_PREFIX)}
         tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
         page_dict = Path(tmpdir.name) / "page.dict"
         page_dict.write_text("\n".join(lines) + "\n", encoding="utf-8")
         kwargs["dict"] = os.fspath(page_dict)
         lm_path = Path(tmpdir.name) / "page.arpa"
         lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
-                                      garbage_prob=self.garbage_prob), encoding="utf-8")
+                                      garbage_prob=garbage_prob, fragments=fragment_map,
+                                      fragment_share=self.fragment_share),
+                           encoding="utf-8")
         try:
             decoder = Decoder(**kwargs)
             decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))

@@ -291,10 +291,13 @@ class ReaderFeature:
 
         def on_session_closed(_session: Any) -> None:
             # Any thread (delete, eviction, shutdown): close the connection on the loop.
+            if loop.is_closed():
+                return  # the server shut down: its peer connections were closed with it
+            closing = close_pc()
             try:
-                asyncio.run_coroutine_threadsafe(close_pc(), loop)
+                asyncio.run_coroutine_threadsafe(closing, loop)
             except RuntimeError:
-                pass  # the loop is gone (server shut down): aiortc closed it already
+                closing.close()  # the loop stopped meanwhile (shutdown)
 
         session.on_close.append(on_session_closed)
         if session.closed:
