@@ -108,7 +108,7 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     for w in garbage_vocab:
         uni[w] = math.log10(garbage_prob / len(garbage_vocab))
     uni["</s>"] = math.log10(0.05)
-    bigrams: dict[str, Counter[str]] = defaultdict(Counter)
+    bigrams: dict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     trigrams: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     padded = ["<s>", *words, "</s>"]
     for a, b in zip(padded, padded[1:], strict=False):
@@ -118,7 +118,7 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     # A false start of the next word is expected where the word is (`fragment_share` of it),
     # and is followed by the word itself.
     for word, frag in (fragments or {}).items():
-        for a, following in list(bigrams.items()):
+        for following in list(bigrams.values()):
             if following.get(word):
                 following[frag] += fragment_share * following[word]
         bigrams[frag][word] += 1
@@ -143,11 +143,9 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
             bo = f"\t{backoff:.4f}" if (a, b) in trigrams else ""
             lines.append(f"{p:.4f}\t{a} {b}{bo}")
     lines += ["", "\\3-grams:"]
-    for (a, b), following in trigrams.items():
-        n = sum(following.values())
-        for c, k in following.items():
-            if k <= 0:
-                continue
+    for (a, b), after in trigrams.items():
+        n = sum(after.values())
+        for c, k in after.items():
             lines.append(f"{math.log10(follow_prob * k / n):.4f}\t{a} {b} {c}")
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
@@ -382,10 +380,10 @@ class PocketsphinxBackend:
         if self.fragments:
             frags = []
             for w in sorted(set(words)):
-                phones = first_phones.get(w, [])
-                if len(phones) >= 4 and len(w) >= 4:
+                head = first_phones.get(w, [])
+                if len(head) >= 4 and len(w) >= 4:
                     frags.append(FRAGMENT_PREFIX + w)
-                    lines.append(f"{FRAGMENT_PREFIX}{w} {' '.join(phones[:len(phones) // 2])}")
+                    lines.append(f"{FRAGMENT_PREFIX}{w} {' '.join(head[:len(head) // 2])}")
             if frags:
                 garbage = [*garbage, *frags]
                 garbage_prob += self.fragment_prob
