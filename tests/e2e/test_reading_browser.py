@@ -48,6 +48,8 @@ class Server:
         self.service = ReadingService(ServiceConfig(progress_db=db))
         self.service.policy = type(self.service.policy)(stuck_s=2.5, sentence_after_s=8.0,
                                                         min_gap_s=3.0)
+        self.speaking: list[bool] = []  # speech/speaking as the node would publish it
+        self.service.on_speaking = self.speaking.append
         self.loop = asyncio.new_event_loop()
         self.pcs: list[Any] = []
         self._ready = threading.Event()
@@ -158,7 +160,24 @@ def test_i_read_highlight_follows_and_robot_helps(server: Server, mic_wav: Path,
             said = page.evaluate("window.passeurReader.said")
             page.click("#stop")
             page.wait_for_selector("#result:not([hidden])", timeout=30000)
-            result_text = page.inner_text("#result")
+            result_text = page.inner_text("#result-text")
+            # Practice the hard word: shown big, said by the robot, then the child's turn
+            # (the fake microphone's file is over: "not yet").
+            page.click("#practice-start")
+            page.wait_for_function(
+                "() => document.querySelector('#practice-word').textContent === 'pond'",
+                timeout=20000)
+            page.wait_for_function(
+                "() => (window.passeurReader.said || []).some(e => e.kind === 'practice_model')",
+                timeout=30000)
+            page.wait_for_function(
+                "() => document.querySelector('#practice-result').textContent !== ''",
+                timeout=40000)
+            practice_result = page.inner_text("#practice-result")
+            word_px = page.evaluate("parseFloat(getComputedStyle("
+                                    "document.querySelector('#practice-word')).fontSize)")
+            page_px = page.evaluate("parseFloat(getComputedStyle("
+                                    "document.querySelector('#page')).fontSize)")
         finally:
             ctx.close()
     # The highlight moved forward through the page, word by word (never jumping back).
@@ -173,6 +192,9 @@ def test_i_read_highlight_follows_and_robot_helps(server: Server, mic_wav: Path,
         assert 0.5 < w.getnframes() / w.getframerate() < 5
     assert any(s["kind"] == "say_word" and "pond" in s["text"] for s in server.service.spoken)
     assert "words right" in result_text
+    assert practice_result and word_px > 1.5 * page_px
+    model = next(x for x in server.service.spoken if x["kind"] == "practice_model")
+    assert "pond" in model["text"]
 
 
 def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) -> None:
@@ -187,6 +209,10 @@ def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) ->
             page.evaluate(TRACK_HIGHLIGHT)
             page.click("#mode-read_to_me")
             page.wait_for_function("() => window.__hl.length >= 8", timeout=60000)
+            # The page told the server it plays robot speech: microphones gated meanwhile.
+            holds = server.service.floor.owners()
+            assert any(o.startswith("page:a") for o in holds), holds
+            assert server.service.gate.speaking and server.speaking[-1] is True
             highlights = page.evaluate("window.__hl")
             axe = run_axe(page)
             # Buttons are at least 44 px.
@@ -198,6 +224,53 @@ def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) ->
     assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
     if axe is not None:
         assert axe == [], axe
+
+
+def computed(page: Any, selector: str, prop: str) -> str:
+    return str(page.evaluate(f"getComputedStyle(document.querySelector('{selector}'))"
+                             f".getPropertyValue('{prop}')"))
+
+
+def test_display_options_font_size_spacing_are_real_and_remembered(server: Server,
+                                                                   workdir: Path) -> None:
+    loaded = ("() => [...document.fonts].some(f => f.family.replace(/[\"']/g, '') === "
+              "'Passeur OpenDyslexic' && f.status === 'loaded')")
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-display")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            before = {p: computed(page, "#page", p)
+                      for p in ("font-family", "font-size", "word-spacing", "line-height")}
+            assert "OpenDyslexic" not in before["font-family"]
+            assert page.get_attribute("#font", "aria-pressed") == "false"
+            # The dyslexia-friendly font: served by the robot, loaded, used by the text.
+            page.click("#font")
+            assert page.get_attribute("#font", "aria-pressed") == "true"
+            page.wait_for_function(loaded, timeout=15000)
+            assert computed(page, "#page", "font-family").startswith('"Passeur OpenDyslexic"')
+            assert page.evaluate("document.fonts.check('1em \"Passeur OpenDyslexic\"')")
+            # Size and spacing change the text's computed style; their state is exposed.
+            page.click("#bigger")
+            page.click("#bigger")
+            assert float(computed(page, "#page", "font-size")[:-2]) > \
+                float(before["font-size"][:-2])
+            assert page.inner_text("#size-value") == "Size 125 %"
+            page.click("#spacing")
+            assert page.get_attribute("#spacing", "aria-pressed") == "true"
+            assert float(computed(page, "#page", "word-spacing")[:-2]) > \
+                float(before["word-spacing"][:-2] or 0)
+            after = {p: computed(page, "#page", p) for p in before}
+            # Remembered on this device.
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.wait_for_function(loaded, timeout=15000)
+            again = {p: computed(page, "#page", p) for p in before}
+            pressed = [page.get_attribute(f"#{b}", "aria-pressed") for b in ("font", "spacing")]
+        finally:
+            ctx.close()
+    assert again == after and pressed == ["true", "true"]
 
 
 def run_axe(page: Any) -> list[str] | None:

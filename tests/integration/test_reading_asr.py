@@ -144,3 +144,25 @@ def test_french_page_with_pocketsphinx_says_no_model() -> None:
     assert not backend.supports("fr")
     with pytest.raises(ASRUnavailable, match="no French speech model.*vosk_models"):
         backend.recognizer("fr", [w.lex for w in page.words])
+
+
+def test_optional_fragments_hear_a_false_start_as_a_try() -> None:
+    """`fragments: true` (off by default: in smoke runs it cost more false alarms than the
+    self-corrections it found) puts each long word's first half in the page model, where the
+    word is expected: "gar... garden" is then a self-correction, not "garden garden"."""
+    from passeur.reading.alignment import SELF_CORRECTION
+    from passeur.reading.asr import create_backend
+    from passeur.reading.asr_pocketsphinx import FRAGMENT_PREFIX, build_arpa
+    from passeur.reading.session import read_pcm
+    from passeur.reading.text import tokenize
+    from tests.support.reading_audio import reading
+
+    arpa = build_arpa(["in", "the", "garden"], [FRAGMENT_PREFIX + "garden"],
+                      fragments={"garden": FRAGMENT_PREFIX + "garden"})
+    assert f"the {FRAGMENT_PREFIX}garden" in arpa and f"{FRAGMENT_PREFIX}garden garden" in arpa
+    page = tokenize("The frog hopped in the garden. Then it slept.", "en")
+    pcm = reading(["The frog hopped in the gar garden. Then it slept."], "en-us", 150)
+    result = read_pcm(page, pcm, create_backend("pocketsphinx", {"fragments": True}))
+    garden = next(w for w in result.state.words if w.expected == "garden")
+    assert garden.outcome == SELF_CORRECTION, [(w.expected, w.outcome, w.heard)
+                                               for w in result.state.words]

@@ -42,3 +42,41 @@ def test_bad_parameters_are_refused(ros_context: Any) -> None:
     with pytest.raises(ConfigError, match="asr_backend"):
         StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
                      per_node={"reading": {"asr_backend": "whisper"}})
+
+
+def test_a_wrong_model_path_fails_at_start_up_naming_the_setting(ros_context: Any,  # type: ignore[no-untyped-def]
+                                                                 tmp_path) -> None:
+    # Not when a child first opens a session: at start-up.
+    with pytest.raises(ConfigError, match=r"vosk_models\.fr: model folder .*nope.* does not "
+                                          r"exist"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"asr_backend": "vosk",
+                                           "vosk_models": json.dumps({"fr": str(tmp_path /
+                                                                                "nope")}),
+                                           "progress_db": str(tmp_path / "p.sqlite3")}})
+    with pytest.raises(ConfigError, match=r"pocketsphinx_models\.fr\.hmm"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"pocketsphinx_models": json.dumps(
+                         {"fr": {"hmm": str(tmp_path / "hmm"), "dict": str(tmp_path / "d")}}),
+                         "progress_db": str(tmp_path / "p.sqlite3")}})
+
+
+def test_listening_settings_are_declared_parameters(ros_context: Any, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"progress_db": str(tmp_path / "p.sqlite3"),
+                                           "play_on_speaker": "false", "endpoint_ms": 800,
+                                           "max_sessions": 2, "echo_tail_s": 0.5,
+                                           "vad_aggressiveness": 3}})
+    try:
+        node = h.node("reading")
+        config = node.service.config
+        assert (config.endpoint_ms, config.max_sessions, config.echo_tail_s,
+                config.vad_aggressiveness) == (800, 2, 0.5, 3)
+        for name in ("endpoint_ms", "vad_aggressiveness", "echo_tail_s", "max_sessions"):
+            descriptor = node.describe_parameters([name])[0]
+            assert descriptor.description, name
+    finally:
+        h.close()
+    with pytest.raises(ConfigError, match="vad_aggressiveness"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"vad_aggressiveness": 7}})

@@ -72,3 +72,42 @@ def test_missing_models_say_which_setting_and_where(tmp_path: Path) -> None:
         VoskBackend({"fr": str(tmp_path)}).recognizer("fr", ["bonjour"])
     with pytest.raises(ASRUnavailable, match="knows none of the page's words"):
         VoskBackend({"ko": str(MODEL)}).recognizer("ko", ["zzzqx"])
+
+
+def test_a_whole_korean_session_with_vosk(tmp_path: Path) -> None:
+    """Book -> tokenisation -> live session (vosk grammar mode, 20 ms frames, VAD) ->
+    alignment -> score saved: the words read are marked read."""
+    import time
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "ko-test.md").write_text("---\ntitle: 오늘\nlanguage: ko\nlevel: 1\n---\n"
+                                      "안녕하세요 선생님.\n엄마 아빠 고양이 강아지.\n", encoding="utf-8")
+    service = ReadingService(ServiceConfig(books_dir=books, asr_backend="vosk",
+                                           asr_settings={"models": {"ko": str(MODEL)}},
+                                           progress_db=tmp_path / "p.sqlite3"))
+    try:
+        assert service.can_listen("ko")
+        session = service.open_session("ko-test", 1, "i_read", "민지")
+        events: list[dict] = []  # type: ignore[type-arg]
+        session.listeners.append(events.append)
+        # The child skips 고양이. (Words espeak-ng's Korean voice says clearly enough for
+        # this model: most espeak-ng Korean is hard for it to recognise.)
+        pcm = reading(["안녕하세요 선생님.", 0.6, "엄마 아빠 강아지."], "ko", 130)
+        for frame in frames(pcm):
+            session.push_frame(frame, live=False)
+        deadline = time.monotonic() + 60
+        while session._session.audio_s < len(pcm) / 16000 - 0.05:
+            assert time.monotonic() < deadline, "vosk session did not keep up"
+            time.sleep(0.05)
+        result = session.finish()
+    finally:
+        service.close()
+    outcomes = {w["token"]: w["outcome"] for w in result["words"]}
+    assert outcomes[4] == "omission", outcomes  # 고양이
+    assert sum(o == "correct" for o in outcomes.values()) >= 4, outcomes
+    positions = [e["position"] for e in events if e["type"] == "position"]
+    assert positions == sorted(positions) and positions[-1] >= 5  # followed as it streamed
+    assert result["saved"] is True and result["words_total"] == 6

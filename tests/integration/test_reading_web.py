@@ -48,6 +48,9 @@ class LoopbackContext:
         return pc
 
 
+CONTEXT = web.AppKey("reader_test_context", LoopbackContext)
+
+
 @pytest.fixture
 def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     import aioice.ice
@@ -68,6 +71,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, ReadingServi
     service.policy = type(service.policy)(stuck_s=2.5, sentence_after_s=6.0, min_gap_s=3.0)
     app = web.Application()
     context = LoopbackContext(asyncio.get_running_loop())
+    app[CONTEXT] = context
     ReaderFeature(service).setup(app, context)
     server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as c:
@@ -245,3 +249,236 @@ def test_store_keeps_corrupt_file(tmp_path: Path) -> None:
                                                  r"corrupt.*left untouched"):
         ProgressStore(bad)
     assert bad.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reader-web-short")
+    return save(reading(["Tom has a small red boat.", "He takes it to the pond every day."],
+                        "en-us", 140), folder / "short.wav")
+
+
+async def _open(c: TestClient, **body: Any) -> str:
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "i_read", **body})
+    assert r.status == 200, await r.text()
+    return str((await r.json())["session"])
+
+
+async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_later(  # type: ignore[no-untyped-def]
+        client, short_wav, tmp_path: Path) -> None:
+    c, service = client
+    db = tmp_path / "progress.sqlite3"
+    db.write_bytes(b"this is not a database" * 100)
+    sid = await _open(c, reader="Zoé")
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    await asyncio.sleep(0.3)
+    assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    r = await c.post(f"/api/reading/sessions/{sid}/finish")
+    assert r.status == 200
+    done = await r.json()
+    # The score is there, with a warning that does not stop the child.
+    assert done["words_correct"] >= 10 and done["saved"] is False
+    assert done["warning"]["code"] == "not_saved"
+    assert "progress database is corrupt" in done["warning"]["message"]
+    await _wait(lambda: any(e["type"] == "finished" for e in events), 10)
+    assert next(e for e in events if e["type"] == "finished")["warning"]["code"] == "not_saved"
+    # For the librarian: logged and listed; the file was not touched.
+    assert service.storage_errors[-1]["reader"] == "Zoé"
+    assert db.read_bytes() == b"this is not a database" * 100
+    # Once the file is moved away, finishing again saves the same result (once).
+    db.rename(tmp_path / "progress.sqlite3.corrupt")
+    again = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+    assert again["saved"] is True and "warning" not in again
+    assert again["words_correct"] == done["words_correct"]
+    await c.post(f"/api/reading/sessions/{sid}/finish")
+    sessions = service.store().export("Zoé")["sessions"]
+    assert len(sessions) == 1 and sessions[0]["pages"][0]["words_total"] == 24
+    listener.cancel()
+
+
+async def test_a_bad_request_never_ends_another_childs_session(client) -> None:  # type: ignore[no-untyped-def]
+    c, service = client
+    service.config.max_sessions = 1
+    first = await _open(c)
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, first, events))
+    await asyncio.sleep(0.3)
+    # No French model (503), a bad source, a bad reader name: all refused...
+    r = await c.post("/api/reading/sessions", json={"book": "le-petit-bateau-rouge",
+                                                    "mode": "i_read"})
+    assert r.status == 503
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat",
+                                                    "mode": "i_read", "source": "radio"})
+    assert r.status == 400
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 7})
+    assert r.status == 404
+    # ...and the first child's session is still there.
+    assert first in service.sessions
+    assert (await c.post(f"/api/reading/sessions/{first}/finish")).status == 200
+    # A valid new session does replace it, and its page is told so.
+    second = await _open(c)
+    assert list(service.sessions) == [second]
+    assert (await c.post(f"/api/reading/sessions/{first}/finish")).status == 404
+    await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 10)
+    await asyncio.wait_for(listener, 10)  # its event socket was closed
+
+
+async def test_deleting_a_session_closes_its_peer_connection_and_recognizer(  # type: ignore[no-untyped-def]
+        client, short_wav, loopback_ice) -> None:
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaPlayer
+
+    c, service = client
+    sid = await _open(c)
+    session = service.get_session(sid)
+    recognizer = session._session.recognizer
+    pc = RTCPeerConnection()
+    try:
+        pc.addTrack(MediaPlayer(str(short_wav)).audio)
+        await pc.setLocalDescription(await pc.createOffer())
+        r = await c.post(f"/api/reading/sessions/{sid}/offer",
+                         json={"sdp": pc.localDescription.sdp, "type": "offer"})
+        await pc.setRemoteDescription(RTCSessionDescription(**(await r.json())))
+        await _wait(lambda: pc.connectionState == "connected", 20)
+        server_pc = c.server.app[CONTEXT].pcs[-1]
+        assert server_pc.connectionState == "connected"
+        assert (await c.delete(f"/api/reading/sessions/{sid}")).status == 200
+        await _wait(lambda: server_pc.connectionState == "closed", 10)
+        assert recognizer.closed and session.closed
+        assert (await c.delete(f"/api/reading/sessions/{sid}")).status == 200  # idempotent
+    finally:
+        await pc.close()
+
+
+async def test_upload_longer_than_a_session_holds_is_refused(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    c, _ = client
+    sid = await _open(c)
+    long_wav = tmp_path / "long.wav"
+    t = np.arange(8000 * 601) / 8000
+    with wave.open(str(long_wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((np.sin(2 * np.pi * 200 * t) * 3000).astype(np.int16).tobytes())
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=long_wav.read_bytes())
+    assert r.status == 413 and "recording too long: 601 s" in (await r.json())["error"]
+
+
+def _feed_wav(session: Any, wav: bytes) -> float:
+    """Push a WAV into a live session as WebRTC chunks (20 ms at the file's rate)."""
+    import io
+
+    import numpy as np
+
+    with wave.open(io.BytesIO(wav)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    step = rate // 50
+    for i in range(0, len(pcm), step):
+        session.push_audio(pcm[i:i + step].reshape(-1, 1), rate)
+    return len(pcm) / rate
+
+
+async def test_robot_reading_aloud_is_never_read_as_the_child(client) -> None:  # type: ignore[no-untyped-def]
+    c, service = client
+    # No praise: the robot's own phrases would gate the control reading too.
+    service.policy = type(service.policy)(stuck_s=60, praise_sentence_min_accuracy=2.0)
+    speaking: list[bool] = []
+    service.on_speaking = speaking.append
+    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    assert speech["speaker"] == "page"
+    key = speech["audio"]
+    wav = await (await c.get(f"/api/reading/audio/{key}.wav")).read()
+
+    async def read_back(sid: str) -> dict[str, Any]:
+        session = service.get_session(sid)
+        duration = _feed_wav(session, wav)
+        await _wait(lambda: session._session.audio_s >= duration - 0.05, 30)
+        return await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+
+    # Control: the robot's reading, heard by a microphone with nobody holding the speaker,
+    # does follow the page (so what the gate does below is what matters).
+    control = await read_back(await _open(c))
+    assert control["words_correct"] >= 18, control
+    # The page plays "Read to me" on the tablet and says so: the microphone is gated, the
+    # robot's voice is not read as the child's, and an announcement waits its turn.
+    sid = await _open(c)
+    r = await c.post("/api/reading/playback", json={"audio": key, "state": "start"})
+    assert r.status == 200 and (await r.json())["speaking"] is True
+    assert speaking == [True]
+    service.say("The library closes in ten minutes.", "en", kind="announcement")
+    gated = await read_back(sid)
+    await asyncio.sleep(0.5)
+    assert not any(s["kind"] == "announcement" for s in service.spoken)
+    assert gated["words_correct"] == 0, gated
+    assert all(w["outcome"] == "omission" for w in gated["words"]), gated["words"]
+    r = await c.post("/api/reading/playback", json={"audio": key, "state": "end"})
+    assert r.status == 200
+    await _wait(lambda: any(s["kind"] == "announcement" for s in service.spoken), 15)
+    await _wait(lambda: speaking[-1] is False, 15)
+    r = await c.post("/api/reading/playback", json={"audio": "nope", "state": "start"})
+    assert r.status == 404
+
+
+async def test_read_to_me_on_the_robot_speaker_takes_its_turn(client) -> None:  # type: ignore[no-untyped-def]
+    c, service = client
+    service.config.play_on_speaker = True
+    speaking: list[bool] = []
+    service.on_speaking = speaking.append
+    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    assert speech["speaker"] == "robot"
+    await _wait(lambda: any(s["kind"] == "read_to_me" and s["audio"] == speech["audio"]
+                            for s in service.spoken), 15)
+    assert speaking[0] is True and service.gate.speaking
+    await _wait(lambda: speaking[-1] is False, speech["duration_s"] + 10)
+
+
+async def test_practice_a_hard_word(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+
+    async def practise(word: str, said: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        sid = await _open(c, mode="practice", word=word)
+        events: list[dict[str, Any]] = []
+        listener = asyncio.ensure_future(_events(c, sid, events))
+        # The robot says the word first.
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "practice_model"
+                                for e in events), 20)
+        model = next(e for e in events if e["type"] == "say")
+        assert word in model["text"]
+        wav = save(reading([said], "en-us", 130, lead_s=0.5, tail_s=1.0),
+                   tmp_path / f"{said}.wav")
+        assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                             data=wav.read_bytes())).status == 200
+        result = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+        listener.cancel()
+        return result, events
+
+    result, events = await practise("pond", "pond")
+    assert result == {"type": "practice", "word": "pond", "correct": True, "final": True}
+    assert any(e["type"] == "practice" and e["correct"] for e in events)
+    result, _ = await practise("pond", "boat")
+    assert result["correct"] is False
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "practice", "word": "dragon"})
+    assert r.status == 400 and "practice needs a word of page 1" in (await r.json())["error"]
+
+
+async def test_the_dyslexia_font_is_served_to_tablets(client) -> None:  # type: ignore[no-untyped-def]
+    from passeur.reading.web_reader import find_font
+
+    c, _ = client
+    css = await (await c.get("/reader/static/reader.css")).text()
+    assert '@font-face { font-family: "Passeur OpenDyslexic"' in css
+    r = await c.get("/reader/fonts/OpenDyslexic-Regular.woff")
+    if find_font("OpenDyslexic-Regular.woff") is None:
+        assert r.status == 404 and "fonts-opendyslexic" in (await r.json())["error"]
+    else:
+        assert r.status == 200 and r.headers["Content-Type"] == "font/woff"
+        assert (await r.read())[:4] == b"wOFF"
+    assert (await c.get("/reader/fonts/passwd")).status == 404
+    assert (await c.get("/reader/fonts/..%2F..%2Fetc%2Fpasswd")).status == 404

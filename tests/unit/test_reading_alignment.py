@@ -135,3 +135,17 @@ def test_speech_without_a_recognised_word_is_unclear() -> None:
     # The same gap in silence is just a pause.
     state = Aligner(page).update(h, finished=True, speech=[False] * 400)
     assert state.extras == []
+
+
+def test_skipped_function_words_are_forgiven_only_inside_reading() -> None:
+    page = tokenize(TEXT, "en")
+    # "on" skipped between read words: forgiven.
+    state = Aligner(page).update(hyp("the little boat sails the pond tom runs after it"),
+                                 finished=True)
+    assert state.words[4].outcome == OMISSION and state.words[4].forgiven == "function word"
+    # Nothing read at all (e.g. the microphone was gated): no word counts as correct.
+    state = Aligner(page).update(Hypothesis([], 5.0), finished=True)
+    assert score(page, state).words_correct == 0
+    # Only the first line read: "it" at the end of the unread line is not forgiven either.
+    state = Aligner(page).update(hyp("the little boat sails on the pond"), finished=True)
+    assert state.words[-1].forgiven is None and state.words[-1].outcome == OMISSION

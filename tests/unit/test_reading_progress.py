@@ -67,7 +67,9 @@ def test_audio_only_when_enabled(tmp_path: Path) -> None:
 def test_wal_mode_and_names(tmp_path: Path) -> None:
     store = ProgressStore(tmp_path / "p.sqlite3")
     assert store._q("PRAGMA journal_mode")[0][0] == "wal"
-    with pytest.raises(ProgressStoreError, match="not valid"):
+    from passeur.reading.exceptions import ReaderNameError
+
+    with pytest.raises(ReaderNameError, match="not valid"):
         store.start_session("../../etc", "b")
     store.close()
 
@@ -85,3 +87,88 @@ def test_corrupt_database_is_reported_and_left_untouched(tmp_path: Path) -> None
         ProgressStore(db)
     assert db.read_bytes() == before
     json.dumps({"ok": True})
+
+
+def test_errors_say_what_happened(tmp_path: Path) -> None:
+    import sqlite3
+
+    from passeur.reading.exceptions import (
+        ProgressStoreBusy,
+        ProgressStoreClosed,
+        ProgressStoreFull,
+        ProgressStoreReadOnly,
+    )
+
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db, busy_timeout_s=0.2)
+    state, s = reading_result("the cat sat on the mat")
+    # Locked by another program: "locked", not "corrupt"; nothing half-written.
+    other = sqlite3.connect(str(db), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(ProgressStoreBusy, match=r"p\.sqlite3: .*locked by another program"):
+        store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    other.execute("ROLLBACK")
+    other.close()
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    assert len(store.export("Léo")["sessions"]) == 1
+    # Read-only.
+    store._conn().execute("PRAGMA query_only=ON")
+    with pytest.raises(ProgressStoreReadOnly, match="cannot be written"):
+        store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    store._conn().execute("PRAGMA query_only=OFF")
+    # Disk full (a page-count limit stands in for the disk).
+    pages = store._q("PRAGMA page_count")[0][0]
+    store._q(f"PRAGMA max_page_count={pages}")
+    with pytest.raises(ProgressStoreFull, match="disk holding the progress database is full"):
+        for _ in range(200):
+            store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    store.close()
+    assert len(ProgressStore(db).export("Léo")["sessions"]) >= 1  # what was saved is kept
+    with pytest.raises(ProgressStoreClosed, match="closed"):
+        store.record_page(1, 1, "en", state, s)
+    with pytest.raises(ProgressStoreClosed, match="closed"):
+        store.readers()
+
+
+def test_deleted_reader_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db)
+    state, s = reading_result("the cat sat on the mat")
+    for name in ("Zéphyrine-Secret", "Ana"):
+        store.record_reading(name, "little-red-boat", "i_read", 1, "en", state, s)
+    store.close()
+    store = ProgressStore(db)
+    assert "Zéphyrine-Secret".encode() in db.read_bytes() + _wal(db)
+    # Debian's SQLite zeroes deleted rows by default; others do not: the rebuild must cover
+    # builds where secure_delete is off.
+    store._conn().execute("PRAGMA secure_delete=OFF")
+    store.delete("Zéphyrine-Secret")
+    for raw in (db.read_bytes(), _wal(db)):
+        assert "Zéphyrine-Secret".encode() not in raw
+    assert store.readers() == ["Ana"]
+    store.close()
+
+
+def _wal(db: Path) -> bytes:
+    wal = db.with_name(db.name + "-wal")
+    return wal.read_bytes() if wal.exists() else b""
+
+
+def test_report_chart_has_one_point_per_session_by_date(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from passeur.reading.progress_store import chart_points
+
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    for heard in ("the cat sat on the mat", "the cap sat on the mat"):
+        state, s = reading_result(heard)
+        store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    # Move the first session a week back: the x axis is the date, not a page counter.
+    store._q("UPDATE sessions SET started_at = started_at - 7 * 86400 WHERE id = 1")
+    points = chart_points(store.export("Léo"))
+    assert [p[0].date() for p in points] == sorted(p[0].date() for p in points)
+    assert (points[1][0] - points[0][0]).days == 7 and isinstance(points[0][0], datetime)
+    assert points[0][2] == 1.0 and points[1][2] == pytest.approx(5 / 6)
+    html = write_report(store, "Léo", tmp_path / "r.html", "fr").read_text(encoding="utf-8")
+    assert "Date de la séance" in html
+    store.close()

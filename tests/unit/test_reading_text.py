@@ -88,3 +88,30 @@ def test_book_format_and_errors(tmp_path: Path) -> None:
         Library(tmp_path).get("nope")
     with pytest.raises(BookError, match="not a book id"):
         Library(tmp_path).get("../etc/passwd")
+
+
+def test_korean_words_are_split_on_spaces_and_matched() -> None:
+    from passeur.reading.text import match_keys, tokenize
+
+    page = tokenize("안녕하세요 선생님.\n엄마, 아빠 고양이 2마리!", "ko")
+    assert [t.text for t in page.tokens] == ["안녕하세요", "선생님", "엄마", "아빠", "고양이",
+                                             "2", "마리"]
+    assert [t.sentence for t in page.tokens] == [0, 0, 1, 1, 1, 1, 1]
+    assert page.tokens[1].line_end and not any(w.function_word for w in page.words)
+    assert match_keys("엄마 아빠", "ko") == [page.words[2].key, page.words[3].key]
+
+
+def test_txt_books_are_books_too(tmp_path: Path) -> None:
+    from passeur.reading.books import Library
+
+    (tmp_path / "plain.txt").write_text(
+        "---\ntitle: Plain\nlanguage: en\nlevel: 1\n---\nThe snake_case *stays*.\n"
+        "---page---\nPage two.\n", encoding="utf-8")
+    (tmp_path / "marked.md").write_text(
+        "---\ntitle: Marked\nlanguage: fr\n---\nLe **chat** dort.\n", encoding="utf-8")
+    library = Library(tmp_path)
+    assert library.ids() == ["marked", "plain"]
+    plain = library.get("plain")
+    assert plain.pages == ["The snake_case *stays*.", "Page two."]  # shown as written
+    assert library.get("marked").pages == ["Le chat dort."]
+    assert [b.id for b in library.books()] == ["marked", "plain"]

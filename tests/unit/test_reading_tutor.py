@@ -108,3 +108,67 @@ def test_bad_reading_config_names_file(tmp_path: Path) -> None:
     with pytest.raises(ReadingError, match=r"reading\.yaml: phrases\.fr\.say_word|"
                                            r"reading\.yaml: phrases\.en\.say_word"):
         load_reading_config(bad)
+
+
+def test_sentence_praise_waits_for_a_pause_and_never_talks_over_the_reader(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+
+    def praise_times(heard: list[RecognizedWord]) -> list[float]:
+        tutor = Tutor(page, phrases, TutorPolicy(stuck_s=30, praise_min_gap_s=0, min_gap_s=0))
+        aligner = Aligner(page)
+        out, t = [], 0.0
+        while t <= 12:
+            state = aligner.update(Hypothesis([w for w in heard if w.end_s <= t], t))
+            voiced = [w for w in heard if w.start_s <= t]
+            quiet = t - max(min(w.end_s, t) for w in voiced) if voiced else t
+            out += [round(t, 1) for a in tutor.update(state, t, reader_quiet_s=quiet)
+                    if a.kind == "praise_sentence"]
+            t += 0.1
+        return out
+
+    # Reading straight on into the next sentence: no praise (it would talk over the child).
+    assert praise_times(words("the cat sat on the mat then it slept in the sun")) == []
+    # A pause after "mat.": praised once the reader has been quiet for 0.5 s.
+    first = words("the cat sat on the mat")
+    rest = words("then it slept in the sun", start=first[-1].end_s + 2.0)
+    assert praise_times(first + rest) == [pytest.approx(first[-1].end_s + 0.5, abs=0.15)]
+
+
+def test_sentence_help_comes_sentence_after_s_after_the_robot_said_the_word(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+    tutor = Tutor(page, phrases, TutorPolicy(stuck_s=3, sentence_after_s=4, min_gap_s=1))
+    aligner = Aligner(page)
+    state = aligner.update(Hypothesis(words("the cat"), 1.4))
+    t, said = 1.4, []
+    while t < 20:
+        for action in tutor.update(state, t):
+            said.append((round(t, 1), action.kind))
+            if action.kind == "say_word":
+                tutor.robot_spoke(until_s=t + 2.0)  # the robot talks for 2 s
+        t += 0.1
+    (t1, k1), (t2, k2) = said
+    assert (k1, k2) == ("say_word", "say_sentence")
+    assert t2 == pytest.approx(t1 + 2.0 + 4.0, abs=0.15)
+
+
+def test_page_praise_names_something_specific(config) -> None:  # type: ignore[no-untyped-def]
+    phrases, _ = config
+    page = tokenize("The dragon flew over the castle.", "en")
+    state = Aligner(page).update(Hypothesis(words("the dragon flew over the castle"), 4.0),
+                                 finished=True)
+    s = score(page, state)
+    # A word read perfectly: the longest one (or the one that was hard last time).
+    assert '"dragon" perfectly' in Tutor(page, phrases).page_end(s, state).text
+    again = Tutor(page, phrases, previous={"wcpm": s.wcpm, "hard_words": ["castle"]})
+    assert '"castle" was hard last time' in again.page_end(s, state).text
+    # Faster than last time on this page.
+    faster = Tutor(page, phrases, previous={"wcpm": s.wcpm / 2, "hard_words": []})
+    text = faster.page_end(s, state).text
+    assert "faster than last time" in text and f"{s.wcpm:.0f} words a minute" in text
+    # In French too.
+    fr = tokenize("Le dragon vole vers le château.", "fr")
+    st = Aligner(fr).update(Hypothesis(words("le dragon vole vers le château"), 4.0),
+                            finished=True)
+    assert "« château »" in Tutor(fr, phrases).page_end(score(fr, st), st).text

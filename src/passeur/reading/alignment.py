@@ -334,6 +334,17 @@ class Aligner:
                 w.pause_before_s = max(0.0, w.start_s - previous_end)
                 w.hesitation = w.pause_before_s > self.hesitation_s
 
+    def _read_around(self, words: list[WordResult], index: int) -> bool:
+        """A skipped function word is only forgiven inside reading: the nearest content word
+        before or after it was read (a page nobody read scores nothing)."""
+        for step in (-1, 1):
+            j = index + step
+            while 0 <= j < len(words) and self.expected[j] in self._functions:
+                j += step
+            if 0 <= j < len(words) and words[j].outcome not in (OMISSION, PENDING):
+                return True
+        return False
+
     def _forgive(self, words: list[WordResult]) -> None:
         tokens = self.page.tokens
         for w in words:
@@ -343,7 +354,8 @@ class Aligner:
             heard = match_keys(w.heard, self.lang) if w.heard else []
             heard_key = heard[0] if heard else ""
             if self.forgive_function_words and exp in self._functions and (
-                    w.outcome == OMISSION or heard_key in self._functions):
+                    heard_key in self._functions
+                    or (w.outcome == OMISSION and self._read_around(words, w.index))):
                 w.forgiven = "function word"
                 continue
             last_of_line = tokens[w.token].line_end and (

@@ -62,6 +62,10 @@ class ASRBackend(Protocol):
 
     def supports(self, lang: str) -> bool: ...
 
+    def validate(self) -> None:
+        """Raise ASRUnavailable (naming the setting) if a configured model is unusable."""
+        ...
+
     def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
                    text: str | None = None) -> StreamingRecognizer:
         """A recogniser for one page. `vocabulary`: the page's words in reading order

@@ -39,6 +39,12 @@ FRAME_S = 0.01  # pocketsphinx's frame rate is 100 frames/s
 #: words heard as garbage) than it gains in detected insertions, so none by default.
 DEFAULT_GARBAGE: dict[str, list[str]] = {"en": [], "fr": []}
 
+#: Word fragments ("truncations", as reading tutors model false starts): for each page word of
+#: 4+ phones, its first half as an extra dictionary word, so that a cut-off try ("gar...
+#: garden") is heard as a try and not forced onto the whole word. Reported as the word's first
+#: letters, which the aligner takes as an attempt at the word.
+FRAGMENT_PREFIX = "frag__"
+
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
     ("aɪə", "AY ER"), ("aɪ", "AY"), ("aʊ", "AW"), ("eɪ", "EY"), ("oʊ", "OW"), ("ɔɪ", "OY"),
@@ -80,7 +86,8 @@ def espeak_pronunciation(word: str, voice: str = "en-us") -> str:
 
 
 def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: float = 0.9,
-               garbage_prob: float = 0.08) -> str:
+               garbage_prob: float = 0.08, fragments: dict[str, str] | None = None,
+               fragment_share: float = 0.1) -> str:
     """A trigram ARPA model that strongly prefers the page's own word order.
 
     P(next page word | previous ones) gets `follow_prob`; the rest backs off to a unigram
@@ -101,13 +108,20 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     for w in garbage_vocab:
         uni[w] = math.log10(garbage_prob / len(garbage_vocab))
     uni["</s>"] = math.log10(0.05)
-    bigrams: dict[str, Counter[str]] = defaultdict(Counter)
+    bigrams: dict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     trigrams: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     padded = ["<s>", *words, "</s>"]
     for a, b in zip(padded, padded[1:], strict=False):
         bigrams[a][b] += 1
     for a, b, c in zip(padded, padded[1:], padded[2:], strict=False):
         trigrams[(a, b)][c] += 1
+    # A false start of the next word is expected where the word is (`fragment_share` of it),
+    # and is followed by the word itself.
+    for word, frag in (fragments or {}).items():
+        for following in list(bigrams.values()):
+            if following.get(word):
+                following[frag] += fragment_share * following[word]
+        bigrams[frag][word] += 1
     # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
     for w in page_vocab:
         bigrams["<s>"][w] += 0
@@ -129,9 +143,9 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
             bo = f"\t{backoff:.4f}" if (a, b) in trigrams else ""
             lines.append(f"{p:.4f}\t{a} {b}{bo}")
     lines += ["", "\\3-grams:"]
-    for (a, b), following in trigrams.items():
-        n = sum(following.values())
-        for c, k in following.items():
+    for (a, b), after in trigrams.items():
+        n = sum(after.values())
+        for c, k in after.items():
             lines.append(f"{math.log10(follow_prob * k / n):.4f}\t{a} {b} {c}")
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
@@ -161,6 +175,9 @@ class PocketsphinxRecognizer:
                 continue
             if "(" in word:
                 word = word[:word.index("(")]  # alternate pronunciations: "the(2)"
+            if word.startswith(FRAGMENT_PREFIX):
+                target = word[len(FRAGMENT_PREFIX):]
+                word = target[: max(2, len(target) // 2)]
             out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
                                       offset + (seg.end_frame + 1) * FRAME_S, final=final))
         return out
@@ -171,6 +188,8 @@ class PocketsphinxRecognizer:
     def accept(self, pcm: bytes) -> Hypothesis:
         if len(pcm) % 2:
             raise ValueError("PCM chunk must hold whole 16-bit samples")
+        if self._closed:
+            return self._hyp()
         if not self._in_utt:
             self._decoder.start_utt()
             self._in_utt = True
@@ -196,11 +215,16 @@ class PocketsphinxRecognizer:
     def finish(self) -> Hypothesis:
         return self.endpoint()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._in_utt:
+            self._in_utt = False
             try:
                 self._decoder.end_utt()
             except RuntimeError:
@@ -216,7 +240,8 @@ class PocketsphinxBackend:
                  garbage: dict[str, list[str]] | None = None, language_weight: float = 1.0,
                  follow_prob: float = 0.97, cmninit: str = "",
                  decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
-                 garbage_prob: float = 0.05) -> None:
+                 garbage_prob: float = 0.05, fragments: bool = False,
+                 fragment_prob: float = 0.05, fragment_share: float = 0.1) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -237,11 +262,19 @@ class PocketsphinxBackend:
         self.decoder_options = dict(decoder_options or {})
         self.garbage_top_n = garbage_top_n
         self.garbage_prob = garbage_prob
+        self.fragments = fragments
+        self.fragment_prob = fragment_prob
+        self.fragment_share = fragment_share
         self._frequent: dict[str, list[str]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 
     def supports(self, lang: str) -> bool:
         return lang in self.models
+
+    def validate(self) -> None:
+        """Check every configured model's files now, so a wrong path fails at start-up."""
+        for lang in self.models:
+            self._model(lang)
 
     def _model(self, lang: str) -> dict[str, str]:
         if lang not in self.models:
@@ -330,9 +363,11 @@ class PocketsphinxBackend:
         garbage = [g for g in self.garbage.get(lang, []) if g in pronunciations]
         garbage += self._frequent_words(lang, model)
         lines: list[str] = []
+        first_phones: dict[str, list[str]] = {}
         for w in sorted(set(words) | set(garbage)):
             if w in pronunciations:
                 lines.extend(pronunciations[w])
+                first_phones[w] = pronunciations[w][0].split()[1:]
                 continue
             phones = espeak_pronunciation(w, voice)
             if not phones:
@@ -340,13 +375,29 @@ class PocketsphinxBackend:
                                      "and espeak-ng is missing)")
             log.debug("pronunciation from espeak-ng: %s %s", w, phones)
             lines.append(f"{w} {phones}")
+            first_phones[w] = phones.split()
+        garbage_prob = self.garbage_prob if garbage else 0.0
+        if self.fragments:
+            frags = []
+            for w in sorted(set(words)):
+                head = first_phones.get(w, [])
+                if len(head) >= 4 and len(w) >= 4:
+                    frags.append(FRAGMENT_PREFIX + w)
+                    lines.append(f"{FRAGMENT_PREFIX}{w} {' '.join(head[:len(head) // 2])}")
+            if frags:
+                garbage = [*garbage, *frags]
+                garbage_prob += self.fragment_prob
+        fragment_map = {f[len(FRAGMENT_PREFIX):]: f for f in garbage
+                        if f.startswith(FRAGMENT_PREFIX)}
         tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
         page_dict = Path(tmpdir.name) / "page.dict"
         page_dict.write_text("\n".join(lines) + "\n", encoding="utf-8")
         kwargs["dict"] = os.fspath(page_dict)
         lm_path = Path(tmpdir.name) / "page.arpa"
         lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
-                                      garbage_prob=self.garbage_prob), encoding="utf-8")
+                                      garbage_prob=garbage_prob, fragments=fragment_map,
+                                      fragment_share=self.fragment_share),
+                           encoding="utf-8")
         try:
             decoder = Decoder(**kwargs)
             decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))

@@ -92,6 +92,10 @@ class VoskRecognizer:
             self._partial = []
         return self._hyp()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         self._closed = True
 
@@ -111,12 +115,13 @@ class VoskBackend:
     def supports(self, lang: str) -> bool:
         return lang in self.models and Path(self.models[lang]).is_dir()
 
-    def model(self, lang: str) -> Any:
-        if lang not in self.models:
-            raise ASRUnavailable(
-                f"no vosk model for '{lang}': set the reading node's 'vosk_models' parameter "
-                f"(e.g. '{{\"{lang}\": \"/path/to/vosk-model-small-{lang}\"}}'); models are "
-                f"at {MODELS_URL} (none is installed here)")
+    def validate(self) -> None:
+        """Check every configured model folder now (without loading it: 1-2 s and ~0.5 GB
+        each), so a wrong path fails at start-up, naming the setting."""
+        for lang in self.models:
+            self._model_path(lang)
+
+    def _model_path(self, lang: str) -> Path:
         path = Path(self.models[lang])
         if not path.is_dir():
             raise ASRUnavailable(f"vosk_models.{lang}: model folder '{path}' does not exist "
@@ -125,6 +130,15 @@ class VoskBackend:
                 not (path / "conf").is_dir():
             raise ASRUnavailable(f"vosk_models.{lang}: '{path}' is not a vosk model folder "
                                  "(expected am/ and conf/ inside)")
+        return path
+
+    def model(self, lang: str) -> Any:
+        if lang not in self.models:
+            raise ASRUnavailable(
+                f"no vosk model for '{lang}': set the reading node's 'vosk_models' parameter "
+                f"(e.g. '{{\"{lang}\": \"/path/to/vosk-model-small-{lang}\"}}'); models are "
+                f"at {MODELS_URL} (none is installed here)")
+        path = self._model_path(lang)
         key = str(path.resolve())
         with _CACHE_LOCK:
             if key not in _MODEL_CACHE:

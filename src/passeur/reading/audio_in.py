@@ -15,7 +15,7 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -30,11 +30,14 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 MIN_INPUT_RATE = 8000
 
 
-def to_mono_int16(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Any-rate int/float samples (n,) or (n, channels) -> 16 kHz mono int16."""
+def _check_rate(rate: int) -> None:
     if rate < MIN_INPUT_RATE:
         raise AudioFormatError(f"sample rate {rate} Hz is too low: speech needs at least "
                                f"{MIN_INPUT_RATE} Hz (16000 Hz recommended)")
+
+
+def mix_to_mono(samples: np.ndarray) -> np.ndarray:
+    """int/float samples (n,) or (n, channels) -> mono float64 in int16 units (no resampling)."""
     raw = np.asarray(samples)
     # Scale to int16 units by the *input* sample type, then mix channels down.
     if raw.dtype.kind == "f":
@@ -47,6 +50,15 @@ def to_mono_int16(samples: np.ndarray, rate: int) -> np.ndarray:
         data = raw.astype(np.float64)
     if data.ndim == 2:
         data = data.mean(axis=1)
+    return data
+
+
+def to_mono_int16(samples: np.ndarray, rate: int) -> np.ndarray:
+    """A whole recording: any-rate int/float samples (n,) or (n, channels) -> 16 kHz mono
+    int16. (Streams arriving in chunks go through `FrameBuffer`, which keeps the resampler's
+    state across chunks.)"""
+    _check_rate(rate)
+    data = mix_to_mono(samples)
     if rate != SAMPLE_RATE:
         from math import gcd
 
@@ -181,14 +193,33 @@ class MicGate:
 
 
 class FrameBuffer:
-    """Re-chunks PCM of any length/rate (e.g. WebRTC's 20 ms 48 kHz stereo frames) into
-    16 kHz 20 ms frames."""
+    """Re-chunks a stream of PCM chunks (e.g. WebRTC's 20 ms 48 kHz frames) into 16 kHz
+    20 ms frames. One stateful resampler (libswresample, through PyAV) per stream: its filter
+    runs across chunk boundaries, so the edges of the chunks leave no transients (resampling
+    each 20 ms chunk on its own would pad every edge with zeros)."""
 
     def __init__(self) -> None:
         self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler: Any = None
+        self._rate: int | None = None
+
+    def _resample(self, mono: np.ndarray, rate: int) -> np.ndarray:
+        import av
+
+        if rate != self._rate:
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            self._rate = rate
+        frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = None
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
     def push(self, samples: np.ndarray, rate: int) -> list[bytes]:
-        mono = to_mono_int16(samples, rate)
+        _check_rate(rate)
+        mono = np.clip(np.round(mix_to_mono(samples)), -32768, 32767).astype(np.int16)
+        if rate != SAMPLE_RATE:
+            mono = self._resample(mono, rate)
         self._pending = np.concatenate([self._pending, mono])
         out = []
         while len(self._pending) >= FRAME_SAMPLES:

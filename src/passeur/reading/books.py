@@ -13,8 +13,10 @@
 
 Pages are separated by a line holding only `---page---`. Inside a page, line breaks are kept
 (they are shown as lines; the last word of a line gets the tutor's line-end forgiveness).
-`**bold**`/`_italic_` markers are stripped; a line starting with `#` is a page heading, shown
-and read like any other line. The book id is the file name without `.md`.
+In `.md` files, `**bold**`/`_italic_` markers are stripped; a line starting with `#` is a page
+heading, shown and read like any other line. Plain `.txt` files use the same front-matter and
+page breaks, and their text is shown exactly as written. The book id is the file name without
+its extension (`.md` first when both exist).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import yaml
 
 from passeur.paths import share_path
 from passeur.reading.exceptions import BookError
-from passeur.reading.text import LANGUAGES, Page, tokenize
+from passeur.reading.text import TEXT_LANGUAGES, Page, tokenize
 
 PAGE_BREAK = re.compile(r"^\s*---\s*page\s*---\s*$", re.MULTILINE | re.IGNORECASE)
 _FRONT = re.compile(r"\A\ufeff?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -60,7 +62,11 @@ class Book:
                 "author": self.author, "pages": len(self.pages)}
 
 
-def parse_book(text: str, book_id: str, path: Path | None = None) -> Book:
+BOOK_SUFFIXES = (".md", ".txt")
+
+
+def parse_book(text: str, book_id: str, path: Path | None = None, *,
+               markdown: bool = True) -> Book:
     match = _FRONT.match(text)
     if match is None:
         raise BookError("missing front-matter: start the file with '---', then "
@@ -75,8 +81,9 @@ def parse_book(text: str, book_id: str, path: Path | None = None) -> Book:
     if not title:
         raise BookError("front-matter has no 'title'", path)
     lang = str(meta.get("language", meta.get("lang", ""))).strip().lower()
-    if lang not in LANGUAGES:
-        raise BookError(f"'language' must be one of {', '.join(LANGUAGES)}, not '{lang}'", path)
+    if lang not in TEXT_LANGUAGES:
+        raise BookError(f"'language' must be one of {', '.join(TEXT_LANGUAGES)}, not '{lang}'",
+                        path)
     try:
         level = int(meta.get("level", 1))
     except (TypeError, ValueError) as exc:
@@ -84,8 +91,9 @@ def parse_book(text: str, book_id: str, path: Path | None = None) -> Book:
     body = text[match.end():]
     pages = []
     for raw in PAGE_BREAK.split(body):
-        lines = [_MARKUP.sub("", line).strip() for line in raw.strip().splitlines()]
-        lines = [line.lstrip("#").strip() for line in lines]
+        lines = [line.strip() for line in raw.strip().splitlines()]
+        if markdown:
+            lines = [_MARKUP.sub("", line).lstrip("#").strip() for line in lines]
         page = "\n".join(line for line in lines if line)
         if page:
             pages.append(page)
@@ -105,7 +113,7 @@ def load_book(path: Path) -> Book:
         raise BookError("book file not found", path) from exc
     except UnicodeDecodeError as exc:
         raise BookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from exc
-    return parse_book(text, path.stem, path)
+    return parse_book(text, path.stem, path, markdown=path.suffix.lower() != ".txt")
 
 
 def default_books_dir() -> Path:
@@ -119,18 +127,21 @@ class Library:
         self.folder = Path(folder) if folder is not None else default_books_dir()
         if not self.folder.is_dir():
             raise BookError("books folder not found; set the reading node's 'books_dir' "
-                            "parameter to a folder of .md books", self.folder)
+                            "parameter to a folder of .md or .txt books", self.folder)
         self._cache: dict[str, Book] = {}
 
     def ids(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.md"))
+        return sorted({p.stem for p in self.folder.iterdir()
+                       if p.suffix.lower() in BOOK_SUFFIXES and p.is_file()})
 
     def get(self, book_id: str) -> Book:
         if not _ID.match(book_id or ""):
             raise BookError(f"'{book_id}' is not a book id (letters, digits, - and _ only)",
                             self.folder)
         if book_id not in self._cache:
-            path = self.folder / f"{book_id}.md"
+            path = next((self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
+                         if (self.folder / f"{book_id}{suffix}").is_file()),
+                        self.folder / f"{book_id}.md")
             if not path.is_file():
                 known = ", ".join(self.ids()) or "none"
                 raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)

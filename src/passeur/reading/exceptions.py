@@ -27,4 +27,44 @@ class TTSError(ReadingError):
 
 
 class ProgressStoreError(ReadingError):
-    """The progress database is unusable (corrupt, locked, unknown reader)."""
+    """The progress database cannot be used (the subclasses say why), or an unknown reader."""
+
+
+class ProgressStoreCorrupt(ProgressStoreError):
+    """Not an SQLite database, or damaged: the file is left untouched."""
+
+
+class ProgressStoreBusy(ProgressStoreError):
+    """Another program holds a lock on the database for longer than the busy timeout."""
+
+
+class ProgressStoreReadOnly(ProgressStoreError):
+    """The database (or its folder, or the disk) cannot be written."""
+
+
+class ProgressStoreFull(ProgressStoreError):
+    """The disk (or a size limit) is full."""
+
+
+class ProgressStoreUnavailable(ProgressStoreError):
+    """The file cannot be opened or read (missing folder, permissions, I/O error)."""
+
+
+class ProgressStoreClosed(ProgressStoreError):
+    """The store was closed (the node is shutting down)."""
+
+
+class ReaderNameError(ReadingError):
+    """A reader pseudonym that is not acceptable (the message says what is)."""
+
+
+class UnknownSession(ReadingError):
+    """No live reading session with that id (expired, finished or never created)."""
+
+
+class UnknownAudio(ReadingError):
+    """No robot speech audio with that key (expired from the bounded cache)."""
+
+
+class RecordingTooLong(AudioFormatError):
+    """An uploaded recording is longer (or larger) than a session accepts."""

@@ -6,7 +6,9 @@ Audio is NOT stored unless the store was opened with `store_audio=True` (reading
 parameter `store_audio`, off by default): children's voices stay out of the database.
 
 A database file that is not a valid SQLite database, or fails its integrity check, raises
-ProgressStoreError naming the file; the file is never modified, moved or overwritten.
+ProgressStoreCorrupt naming the file; the file is never modified, moved or overwritten. Other
+failures say what they are (locked by another program, read-only, disk full, cannot be
+opened, closed store), so the librarian knows what to fix.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from passeur.reading.alignment import AlignmentState, PageScore
-from passeur.reading.exceptions import ProgressStoreError
+from passeur.reading.exceptions import (
+    ProgressStoreBusy,
+    ProgressStoreClosed,
+    ProgressStoreCorrupt,
+    ProgressStoreError,
+    ProgressStoreFull,
+    ProgressStoreReadOnly,
+    ProgressStoreUnavailable,
+    ReaderNameError,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readers (
@@ -54,61 +66,128 @@ _NAME = re.compile(r"^[\w][\w .-]{0,39}$", re.UNICODE)
 def check_reader_name(name: str) -> str:
     name = (name or "").strip()
     if not _NAME.match(name):
-        raise ProgressStoreError(f"reader name '{name}' is not valid: use a pseudonym of 1-40 "
+        raise ReaderNameError(f"reader name '{name}' is not valid: use a pseudonym of 1-40 "
                                  "letters, digits, spaces, '.', '-' or '_'")
     return name
 
 
+#: SQLite primary result codes (sqlite3.h) -> what went wrong, for the librarian.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = (
+    10, 11, 13, 14, 26)
+
+
 class ProgressStore:
-    def __init__(self, path: Path, *, store_audio: bool = False) -> None:
+    """Readers' progress in one SQLite file. Methods raise ProgressStoreError subclasses
+    that say what happened (corrupt, locked, read-only, full, unavailable, closed) and what
+    to do; a corrupt file is never modified. Thread-safe (one connection, one lock)."""
+
+    def __init__(self, path: Path, *, store_audio: bool = False,
+                 busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.store_audio = store_audio
+        self.busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         existed = self.path.exists()
         if existed and self.path.is_file() and self.path.stat().st_size > 0:
             self._check_header()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                       isolation_level=None, timeout=10.0)
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProgressStoreUnavailable(
+                f"{self.path}: cannot create the folder of the progress database ({exc}); "
+                "set the reading node's 'progress_db' to a writable place") from exc
+        try:
+            db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                 isolation_level=None, timeout=busy_timeout_s)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            db.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten with zeros, not just unlinked (privacy: a deleted
+            # reader leaves nothing recoverable in the file).
+            db.execute("PRAGMA secure_delete=ON")
             if existed:
-                row = self._db.execute("PRAGMA quick_check").fetchone()
+                row = db.execute("PRAGMA quick_check").fetchone()
                 if not row or row[0] != "ok":
-                    raise sqlite3.DatabaseError(f"integrity check: {row[0] if row else '?'}")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._corrupt(exc)
+                    db.close()
+                    self._corrupt(f"integrity check: {row[0] if row else '?'}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from exc
+        self._db = db
 
     def _check_header(self) -> None:
-        with open(self.path, "rb") as fh:
-            header = fh.read(16)
+        try:
+            with open(self.path, "rb") as fh:
+                header = fh.read(16)
+        except OSError as exc:
+            raise ProgressStoreUnavailable(f"{self.path}: cannot read the progress database "
+                                           f"({exc})") from exc
         if header != b"SQLite format 3\x00":
             self._corrupt("not an SQLite database")
 
-    def _corrupt(self, why: object) -> None:
-        raise ProgressStoreError(
+    def _corrupt_error(self, why: object) -> ProgressStoreCorrupt:
+        return ProgressStoreCorrupt(
             f"{self.path}: the progress database is corrupt ({why}). It was left untouched: "
             f"move it away (e.g. to {self.path.name}.corrupt) to start a new one, or restore a "
             "backup.")
 
+    def _corrupt(self, why: object) -> None:
+        raise self._corrupt_error(why)
+
+    def _error(self, exc: sqlite3.Error) -> ProgressStoreError:
+        """The ProgressStoreError that says what this SQLite error means for the user."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc).lower()
+        where = f"{self.path}: "
+        if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or (
+                primary is None and ("malformed" in text or "not a database" in text)):
+            return self._corrupt_error(exc)
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or (primary is None and "locked" in text):
+            return ProgressStoreBusy(
+                where + f"the progress database is locked by another program (waited "
+                f"{self.busy_timeout_s:g} s). Nothing was changed: close the other program "
+                "(e.g. an open sqlite3 shell or a backup tool) and try again.")
+        if primary == _SQLITE_READONLY or (primary is None and "readonly" in text):
+            return ProgressStoreReadOnly(
+                where + "the progress database cannot be written (read-only file, folder or "
+                "disk). Make it writable for the robot's user, or set 'progress_db' elsewhere.")
+        if primary == _SQLITE_FULL or (primary is None and "full" in text):
+            return ProgressStoreFull(
+                where + "the disk holding the progress database is full. Free some space; "
+                "nothing already saved was lost.")
+        if primary in (_SQLITE_CANTOPEN, _SQLITE_PERM, _SQLITE_IOERR) or (
+                primary is None and "unable to open" in text):
+            return ProgressStoreUnavailable(
+                where + f"the progress database cannot be opened or read ({exc}): check that "
+                "the file and its folder exist and are readable and writable by the robot's "
+                "user, and that the disk works.")
+        return ProgressStoreError(where + f"progress database error ({exc})")
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ProgressStoreClosed(f"{self.path}: the progress store is closed")
+        return self._db
+
     def close(self) -> None:
         with self._lock:
-            if getattr(self, "_db", None) is not None:
+            if self._db is not None:
                 self._db.close()
-                self._db = None  # type: ignore[assignment]
+                self._db = None
 
     def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        if self._db is None:
-            raise ProgressStoreError(f"{self.path}: the progress store is closed")
         with self._lock:
+            db = self._conn()
             try:
-                cur = self._db.execute(sql, args)
+                cur = db.execute(sql, args)
                 return list(cur.fetchall())
-            except sqlite3.DatabaseError as exc:
-                self._corrupt(exc)
-                raise  # unreachable
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
 
     # -- writing -----------------------------------------------------------------------------
     def reader_id(self, name: str, create: bool = True) -> int:
@@ -134,35 +213,98 @@ class ProgressStore:
                     score: PageScore, audio_wav: bytes | None = None) -> int:
         now = time.time()
         with self._lock:
-            db = self._db
+            db = self._conn()
             try:
-                db.execute("BEGIN")
-                cur = db.execute(
-                    "INSERT INTO pages(session_id, page, lang, words_total, words_correct, "
-                    "accuracy, wcpm, reading_time_s, miscues, hard_words, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (session_id, page, lang, score.words_total, score.words_correct,
-                     score.accuracy, score.wcpm, score.reading_time_s, score.miscues,
-                     json.dumps(score.hard_words, ensure_ascii=False), now))
-                page_id = int(cur.lastrowid or 0)
-                db.executemany(
-                    "INSERT INTO word_outcomes(page_id, word_index, token_index, word, outcome,"
-                    " heard, hesitation, forgiven, told, start_s, end_s) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(page_id, w.index, w.token, w.expected, w.outcome, w.heard,
-                      int(w.hesitation), w.forgiven, int(w.told), w.start_s, w.end_s)
-                     for w in state.words])
+                db.execute("BEGIN IMMEDIATE")
+                page_id = self._insert_page(db, session_id, page, lang, state, score, now)
                 db.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                db.execute("ROLLBACK")
-                self._corrupt(exc)
-        if audio_wav is not None and self.store_audio:
-            folder = self.path.parent / "audio" / str(session_id)
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise self._error(exc) from exc
+        self._save_audio(session_id, page_id, page, audio_wav)
+        return page_id
+
+    def record_reading(self, reader: str, book_id: str, mode: str, page: int, lang: str,
+                       state: AlignmentState, score: PageScore, audio_wav: bytes | None = None
+                       ) -> int:
+        """One page read in one sitting, all or nothing (a failed write can be retried
+        without leaving a half-recorded session). Returns the session id."""
+        name = check_reader_name(reader)
+        now = time.time()
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT OR IGNORE INTO readers(name, created_at) VALUES (?, ?)",
+                           (name, now))
+                rid = int(db.execute("SELECT id FROM readers WHERE name = ?",
+                                     (name,)).fetchone()[0])
+                cur = db.execute("INSERT INTO sessions(reader_id, book_id, mode, started_at, "
+                                 "ended_at) VALUES (?, ?, ?, ?, ?)",
+                                 (rid, book_id, mode, now - score.reading_time_s, now))
+                sid = int(cur.lastrowid or 0)
+                page_id = self._insert_page(db, sid, page, lang, state, score, now)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise self._error(exc) from exc
+        self._save_audio(sid, page_id, page, audio_wav)
+        return sid
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction left to roll back (SQLite already did, e.g. disk full)
+
+    @staticmethod
+    def _insert_page(db: sqlite3.Connection, session_id: int, page: int, lang: str,
+                     state: AlignmentState, score: PageScore, now: float) -> int:
+        cur = db.execute(
+            "INSERT INTO pages(session_id, page, lang, words_total, words_correct, "
+            "accuracy, wcpm, reading_time_s, miscues, hard_words, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (session_id, page, lang, score.words_total, score.words_correct,
+             score.accuracy, score.wcpm, score.reading_time_s, score.miscues,
+             json.dumps(score.hard_words, ensure_ascii=False), now))
+        page_id = int(cur.lastrowid or 0)
+        db.executemany(
+            "INSERT INTO word_outcomes(page_id, word_index, token_index, word, outcome,"
+            " heard, hesitation, forgiven, told, start_s, end_s) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [(page_id, w.index, w.token, w.expected, w.outcome, w.heard,
+              int(w.hesitation), w.forgiven, int(w.told), w.start_s, w.end_s)
+             for w in state.words])
+        return page_id
+
+    def _save_audio(self, session_id: int, page_id: int, page: int,
+                    audio_wav: bytes | None) -> None:
+        if audio_wav is None or not self.store_audio:
+            return
+        folder = self.path.parent / "audio" / str(session_id)
+        try:
             folder.mkdir(parents=True, exist_ok=True)
             audio_path = folder / f"page-{page_id}.wav"
             audio_path.write_bytes(audio_wav)
-            self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
-        return page_id
+        except OSError as exc:
+            raise ProgressStoreUnavailable(f"{folder}: the recording could not be saved "
+                                           f"({exc}); the scores were saved") from exc
+        self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
+
+    def last_page(self, reader: str, book_id: str, page: int) -> dict[str, Any] | None:
+        """The reader's previous reading of this page ({"wcpm", "accuracy", "hard_words",
+        "created_at"}), or None."""
+        rows = self._q(
+            "SELECT p.wcpm, p.accuracy, p.hard_words, p.created_at FROM pages p JOIN sessions s"
+            " ON p.session_id = s.id JOIN readers r ON s.reader_id = r.id WHERE r.name = ? AND "
+            "s.book_id = ? AND p.page = ? ORDER BY p.created_at DESC, p.id DESC LIMIT 1",
+            (check_reader_name(reader), book_id, page))
+        if not rows:
+            return None
+        wcpm, accuracy, hard, created = rows[0]
+        return {"wcpm": float(wcpm), "accuracy": float(accuracy),
+                "hard_words": json.loads(hard), "created_at": float(created)}
 
     # -- reading -----------------------------------------------------------------------------
     def readers(self) -> list[str]:
@@ -194,8 +336,10 @@ class ProgressStore:
         return out
 
     def delete(self, name: str) -> int:
-        """Delete a reader and everything recorded for them (and stored audio). Returns the
-        number of pages deleted."""
+        """Delete a reader and everything recorded for them (and stored audio), leaving
+        nothing recoverable in the file: rows are zeroed (secure_delete), the file is
+        rebuilt (VACUUM) and the write-ahead log emptied. Returns the number of pages
+        deleted."""
         rid = self.reader_id(name, create=False)
         sessions = [int(r[0]) for r in self._q("SELECT id FROM sessions WHERE reader_id = ?",
                                                (rid,))]
@@ -204,6 +348,9 @@ class ProgressStore:
         self._q("DELETE FROM readers WHERE id = ?", (rid,))
         for sid in sessions:
             shutil.rmtree(self.path.parent / "audio" / str(sid), ignore_errors=True)
+        # Free pages and the WAL may still hold the old bytes: rebuild, then truncate the WAL.
+        self._q("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._q("VACUUM")
         self._q("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(pages)
 
@@ -212,12 +359,28 @@ REPORT_TEXT = {
     "en": {"title": "Reading progress", "reader": "Reader", "date": "Date", "book": "Book",
            "page": "Page", "wcpm": "Words correct per minute", "accuracy": "Accuracy (%)",
            "hard": "Words that were hard", "none": "No reading recorded yet.",
-           "sessions": "Pages read"},
+           "sessions": "Session date"},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
-           "sessions": "Pages lues"},
+           "sessions": "Date de la séance"},
 }
+
+
+def chart_points(data: dict[str, Any]) -> list[tuple[datetime, float, float]]:
+    """One point per session with pages, in date order: (start, WCPM, accuracy 0..1). WCPM is
+    pooled over the session's pages (words correct / reading time), as a fluency probe."""
+    points = []
+    for s in data["sessions"]:
+        pages = s["pages"]
+        if not pages:
+            continue
+        reading_s = sum(p["reading_time_s"] for p in pages)
+        correct = sum(p["words_correct"] for p in pages)
+        wcpm = 60.0 * correct / reading_s if reading_s > 0 else 0.0
+        accuracy = correct / max(1, sum(p["words_total"] for p in pages))
+        points.append((datetime.fromtimestamp(s["started_at"]), wcpm, accuracy))
+    return sorted(points, key=lambda p: p[0])
 
 
 def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
@@ -233,23 +396,30 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
     rows.sort(key=lambda r: r[0])
     hard = Counter(w for _, _, p in rows for w in p["hard_words"])
     chart = ""
-    if rows:
+    points = chart_points(data)
+    if points:
+        import matplotlib.dates as mdates
+
         fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-        xs = list(range(1, len(rows) + 1))
-        ax.plot(xs, [p["wcpm"] for _, _, p in rows], "o-", color="#1f5fa8", label=t["wcpm"])
+        xs = mdates.date2num([p[0] for p in points])
+        ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
         ax.set_xlabel(t["sessions"])
         ax.set_ylabel(t["wcpm"])
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax2 = ax.twinx()
-        ax2.plot(xs, [100 * p["accuracy"] for _, _, p in rows], "s--", color="#b04a00",
+        ax2.plot(xs, [100 * p[2] for p in points], "s--", color="#b04a00",
                  label=t["accuracy"])
         ax2.set_ylim(0, 105)
         ax2.set_ylabel(t["accuracy"])
+        fig.autofmt_xdate()
         fig.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)
-        chart = (f'<img alt="{html.escape(t["wcpm"])} / {html.escape(t["accuracy"])}" '
+        chart = (f'<img alt="{html.escape(t["wcpm"])} / {html.escape(t["accuracy"])}, '
+                 f'{html.escape(t["sessions"])}" '
                  f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     table = "".join(
         f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"

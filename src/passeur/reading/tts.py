@@ -1,7 +1,8 @@
 """Speech out: espeak-ng through pyttsx3's libespeak-ng binding, to PCM with word timings.
 
 pyttsx3's engine API (`save_to_file`) gives no timing of words in the audio; its espeak driver
-wraps libespeak-ng with ctypes (`pyttsx3.drivers._espeak`), whose synthesis callback reports
+wraps libespeak-ng with ctypes (`pyttsx3.drivers._espeak`, private: pinned pyttsx3==2.99, used
+only here behind `TextToSpeech`, with a clear TTSError if missing), whose synthesis callback reports
 a WORD event (character position in the text, position in the audio in ms) for every word.
 That is what "Read to me" needs to highlight each word as it is heard. Synthesis is
 synchronous (AUDIO_OUTPUT_SYNCHRONOUS): no sound card is needed; playback is separate
@@ -21,6 +22,7 @@ import threading
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from passeur.reading.exceptions import TTSError
 
 log = logging.getLogger(__name__)
 
-VOICES = {"en": "en-us", "fr": "fr"}
+VOICES = {"en": "en-us", "fr": "fr", "ko": "ko"}
 _LOCK = threading.Lock()
 _STATE: dict[str, int] = {}
 
@@ -66,13 +68,34 @@ class Speech:
         Path(path).write_bytes(self.wav_bytes())
 
 
+#: What we use of pyttsx3's espeak driver module. It is private API (`pyttsx3.drivers._espeak`,
+#: a ctypes binding of libespeak-ng): pyttsx3 is pinned to 2.99 in requirements.txt for it;
+#: nothing outside this module imports it.
+_ESPEAK_API = ("Initialize", "SetVoiceByName", "SetParameter", "SetSynthCallback", "Synth",
+               "Synchronize", "EVENT_WORD", "EVENT_LIST_TERMINATED",
+               "AUDIO_OUTPUT_SYNCHRONOUS", "RATE", "CHARS_UTF8", "EE_OK")
+PYTTSX3_PIN = "pyttsx3==2.99"
+
+
 def _espeak():  # type: ignore[no-untyped-def]
     try:
         from pyttsx3.drivers import _espeak
     except (ImportError, OSError, RuntimeError) as exc:
         raise TTSError(f"speech synthesis unavailable: pyttsx3 / libespeak-ng not usable ({exc});"
-                       " install pyttsx3 and Debian libespeak-ng1 espeak-ng-data") from exc
+                       f" install {PYTTSX3_PIN} and Debian libespeak-ng1 espeak-ng-data"
+                       ) from exc
+    missing = [name for name in _ESPEAK_API if not hasattr(_espeak, name)]
+    if missing:
+        raise TTSError(f"speech synthesis unavailable: this pyttsx3's private espeak binding "
+                       f"(pyttsx3.drivers._espeak) lacks {', '.join(missing)}; Passeur needs "
+                       f"{PYTTSX3_PIN} (pinned in requirements.txt)")
     return _espeak
+
+
+class TextToSpeech(Protocol):
+    """What the reading companion needs from a speech synthesiser (swap it in tests)."""
+
+    def synthesize(self, text: str, lang: str, rate_wpm: int | None = None) -> Speech: ...
 
 
 class Synthesizer:
@@ -204,4 +227,4 @@ def play_wav(path: Path, device: str | None = None) -> bool:
     return True
 
 
-__all__ = ["Speech", "SpokenTiming", "Synthesizer", "play_wav", "ctypes"]
+__all__ = ["Speech", "SpokenTiming", "Synthesizer", "TextToSpeech", "play_wav", "ctypes"]

@@ -1,14 +1,17 @@
 """The tutor's policy: when to help, what to say, when to praise. Pure logic, no I/O.
 
-- Stuck (once the reader has started): no new word for `stuck_s` seconds (audio time) on page word p -> say the word. Still
-  stuck `sentence_after_s` later -> read the sentence with the reader. Never more than that
+- Stuck (once the reader has started): no new word for `stuck_s` seconds (audio time) on page
+  word p -> say the word. Still stuck `sentence_after_s` after the robot finished saying it ->
+  read the sentence with the reader. Never more than that
   per word, never two interventions closer than `min_gap_s`, at most `max_helps_per_page`.
 - While the robot speaks (and just after) the stuck timer is held: the reader needs time to
   repeat.
 - End of a sentence read well (accuracy >= praise_sentence_min_accuracy) -> a short praise, at
   most every `praise_min_gap_s`.
-- End of page: praise or encouragement, then offer to practise up to `practice_words_max` hard
-  words (misread, hesitated, told or self-corrected).
+- End of page: praise or encouragement that names something specific (faster than the last
+  reading of this page, or a word read perfectly, preferably one that was hard last time),
+  then offer to practise up to `practice_words_max` hard words (misread, hesitated, told or
+  self-corrected).
 Phrases come from config/reading.yaml, in the book's language, rotated.
 """
 
@@ -21,12 +24,13 @@ from typing import Any
 import yaml
 
 from passeur.paths import share_path
-from passeur.reading.alignment import AlignmentState, PageScore
+from passeur.reading.alignment import CORRECT, AlignmentState, PageScore
 from passeur.reading.exceptions import ReadingError
 from passeur.reading.text import LANGUAGES, Page
 
 PHRASE_KEYS = ("say_word", "say_sentence", "praise_sentence", "praise_page", "encourage_page",
-               "offer_practice", "your_turn", "start_reading", "no_model")
+               "offer_practice", "your_turn", "start_reading", "no_model", "praise_word",
+               "praise_word_again", "praise_faster", "practice_say", "practice_good")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class TutorPolicy:
     max_helps_per_page: int = 6
     praise_sentence_min_accuracy: float = 0.9
     praise_min_gap_s: float = 20.0
+    #: a sentence is praised only once the reader pauses this long (s of no voice): the robot
+    #: never talks over a child who reads on (its speech would also gate their microphone)
+    praise_quiet_s: float = 0.5
     practice_words_max: int = 3
 
 
@@ -59,6 +66,10 @@ class Phrases:
         n = self._turn.get(f"{lang}.{key}", 0)
         self._turn[f"{lang}.{key}"] = n + 1
         return str(options[n % len(options)]).format(**values)
+
+    def has(self, lang: str) -> bool:
+        """Phrases exist for `lang` (fr and en always do; a test-only language may not)."""
+        return lang in self.table
 
     def join(self, lang: str, words: list[str]) -> str:
         if len(words) <= 1:
@@ -92,17 +103,23 @@ class Tutor:
     """Decides, from the alignment state, what the robot says. Call `update()` after each
     alignment update with the audio clock; `page_end()` once the page is finished."""
 
-    def __init__(self, page: Page, phrases: Phrases, policy: TutorPolicy | None = None) -> None:
+    def __init__(self, page: Page, phrases: Phrases, policy: TutorPolicy | None = None, *,
+                 previous: dict[str, Any] | None = None) -> None:
+        """`previous`: the reader's last reading of this page ({"wcpm", "hard_words"}), for
+        praise that says what improved."""
         self.page = page
+        self.previous = previous
         self.lang = page.lang
         self.phrases = phrases
         self.policy = policy or TutorPolicy()
         self.helps = 0
         self._level: dict[int, int] = {}  # page word -> help level given (1 word, 2 sentence)
+        self._helped_s: dict[int, float] = {}  # page word -> when its word help was given
         self._last_action_s = -1e9
         self._last_praise_s = -1e9
         self._quiet_until_s = 0.0
         self._praised_sentences: set[int] = set()
+        self._pending_praise: int | None = None  # position where a sentence was read well
         self._last_position = -1
         self._position_since_s = 0.0
         self._start_s: float | None = None
@@ -111,8 +128,10 @@ class Tutor:
         """The robot talked until `until_s` (audio clock): hold the stuck timer until then."""
         self._quiet_until_s = max(self._quiet_until_s, until_s)
 
-    def update(self, state: AlignmentState, now_s: float, speaking: bool = False
-               ) -> list[Action]:
+    def update(self, state: AlignmentState, now_s: float, speaking: bool = False,
+               reader_quiet_s: float | None = None) -> list[Action]:
+        """`reader_quiet_s`: how long the reader's voice has been silent (voice activity);
+        None when unknown (then praise is not held back)."""
         p = self.policy
         if speaking:
             self._quiet_until_s = max(self._quiet_until_s, now_s)
@@ -121,7 +140,7 @@ class Tutor:
         if state.position != self._last_position:
             self._last_position = state.position
             self._position_since_s = now_s
-        actions += self._praise(state, now_s)
+        actions += self._praise(state, now_s, reader_quiet_s)
         if state.position >= len(self.page.words) or state.finished:
             return actions
         if state.position == 0:
@@ -144,12 +163,16 @@ class Tutor:
             return actions
         word = self.page.words[index]
         shown = self.page.tokens[word.token].text
+        # The sentence comes `sentence_after_s` after the robot finished saying the word (the
+        # stuck clock is held while it speaks: `robot_spoke`).
+        since_help = now_s - max(self._helped_s.get(index, now_s), self._quiet_until_s)
         if level == 0 and stuck_for >= p.stuck_s:
             actions.append(Action("say_word", self.phrases.pick(self.lang, "say_word",
                                                                  word=shown),
                                   self.lang, index, (shown,)))
             self._level[index] = 1
-        elif level == 1 and stuck_for >= p.stuck_s + p.sentence_after_s:
+            self._helped_s[index] = now_s
+        elif level == 1 and since_help >= p.sentence_after_s:
             sentence = self.page.sentence_text(self.page.tokens[word.token].sentence)
             actions.append(Action("say_sentence", self.phrases.pick(
                 self.lang, "say_sentence", sentence=sentence), self.lang, index))
@@ -159,22 +182,30 @@ class Tutor:
             self._last_action_s = now_s
         return actions
 
-    def _praise(self, state: AlignmentState, now_s: float) -> list[Action]:
+    def _praise(self, state: AlignmentState, now_s: float, quiet_s: float | None
+                ) -> list[Action]:
         p = self.policy
-        if state.position == 0 or state.position >= len(self.page.words):
+        if self._pending_praise is not None and state.position != self._pending_praise:
+            self._pending_praise = None  # the reader went on: do not talk over them
+        if 0 < state.position < len(self.page.words):
+            last = self.page.words[state.position - 1]
+            token = self.page.tokens[last.token]
+            next_word = self.page.words[state.position]
+            sentence = token.sentence
+            if token.sentence_end and next_word.token != last.token and \
+                    sentence not in self._praised_sentences:
+                self._praised_sentences.add(sentence)
+                words = [w for w in state.words
+                         if self.page.tokens[w.token].sentence == sentence]
+                ok = sum(1 for w in words if w.counted_correct) / max(len(words), 1)
+                if ok >= p.praise_sentence_min_accuracy:
+                    self._pending_praise = state.position
+        if self._pending_praise is None:
             return []
-        last = self.page.words[state.position - 1]
-        token = self.page.tokens[last.token]
-        next_word = self.page.words[state.position]
-        if not token.sentence_end or next_word.token == last.token:
-            return []
-        sentence = token.sentence
-        if sentence in self._praised_sentences:
-            return []
-        self._praised_sentences.add(sentence)
-        words = [w for w in state.words if self.page.tokens[w.token].sentence == sentence]
-        ok = sum(1 for w in words if w.counted_correct) / max(len(words), 1)
-        if ok < p.praise_sentence_min_accuracy or now_s - self._last_praise_s < p.praise_min_gap_s \
+        if quiet_s is not None and quiet_s < p.praise_quiet_s:
+            return []  # wait for the reader's pause (or drop it if they read on)
+        self._pending_praise = None
+        if now_s - self._last_praise_s < p.praise_min_gap_s \
                 or now_s - self._last_action_s < p.min_gap_s:
             return []
         self._last_praise_s = now_s
@@ -182,11 +213,43 @@ class Tutor:
         return [Action("praise_sentence", self.phrases.pick(self.lang, "praise_sentence"),
                        self.lang)]
 
-    def page_end(self, score: PageScore) -> Action:
+    def page_end(self, score: PageScore, state: AlignmentState | None = None) -> Action:
+        """Praise (or encouragement) that names something specific, then the offer to
+        practise up to `practice_words_max` hard words."""
         hard = score.hard_words[: self.policy.practice_words_max]
         key = "praise_page" if score.accuracy >= 0.95 else "encourage_page"
         text = self.phrases.pick(self.lang, key)
+        specific = self._specific_praise(score, state)
+        if specific:
+            text += " " + specific
         if hard:
             text += " " + self.phrases.pick(self.lang, "offer_practice",
                                             words=self.phrases.join(self.lang, hard))
         return Action("page_end", text, self.lang, None, tuple(hard))
+
+    def _specific_praise(self, score: PageScore, state: AlignmentState | None) -> str:
+        """Faster than last time on this page; else a word read perfectly (one that was hard
+        last time first, else the longest)."""
+        previous = self.previous or {}
+        before = float(previous.get("wcpm") or 0.0)
+        if before > 0 and score.wcpm >= before * 1.1 and score.accuracy >= 0.8:
+            return self.phrases.pick(self.lang, "praise_faster", wcpm=f"{score.wcpm:.0f}",
+                                     previous=f"{before:.0f}")
+        if state is None:
+            return ""
+        perfect: list[str] = []
+        for w in state.words:
+            token = self.page.tokens[w.token]
+            tries = [x for x in state.words if x.token == w.token]
+            if self.page.words[w.index].function_word or len(w.expected) < 4:
+                continue
+            if all(x.outcome == CORRECT and not x.hesitation and not x.told for x in tries) \
+                    and token.text not in perfect:
+                perfect.append(token.text)
+        if not perfect:
+            return ""
+        again = [word for word in perfect if word in (previous.get("hard_words") or [])]
+        if again:
+            return self.phrases.pick(self.lang, "praise_word_again", word=again[0])
+        return self.phrases.pick(self.lang, "praise_word",
+                                 word=max(perfect, key=lambda t: (len(t), -perfect.index(t))))

@@ -2,13 +2,15 @@
 
 HTTP (JSON unless said otherwise; public: the reader page is for children at the robot):
 - GET  /reader                                  the page (static files under /reader/static/)
+- GET  /reader/fonts/OpenDyslexic-Regular.woff   the dyslexia-friendly font (also -Bold)
 - GET  /api/reading/books                       [{"id","title","lang","level","pages"}]
 - GET  /api/reading/books/{book}/pages/{n}      page text + tokens (spans for highlighting)
                                                 + "can_listen" (an ASR model for its language)
 - GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
                                                 "words": [{"token","start_s","end_s"}]}
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
-- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together,"reader"?,
+- POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together|practice,
+                               "reader"?, "word"? (practice: a word of the page),
                                "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
@@ -16,13 +18,17 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events
       {"type":"position","token","position","words":[...]} | {"type":"say","text","lang",
       "audio","duration_s","words"?} | {"type":"finished","wcpm","accuracy",...} |
-      {"type":"error","message"}
+      {"type":"practice","word","correct"} | {"type":"error","message"}
 - POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC)
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
 - DELETE /api/reading/sessions/{id}
 - POST /api/reading/say {"text","lang"}         the robot says something (staff only)
-Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 503 (no
-speech model for the language).
+- POST /api/reading/playback {"audio","state": start|end}  the page plays robot speech on its
+                                                own speaker: microphones gated meanwhile
+Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
+(recording too long or too large), 503 (no speech model for the language, progress store
+unusable). A result that could not be saved is still returned, with "saved": false and a
+"warning" {"code": "not_saved", "message"}.
 """
 
 from __future__ import annotations
@@ -30,34 +36,59 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from passeur.reading.audio_in import FrameBuffer, frames
+from passeur.reading.audio_in import frames
 from passeur.reading.exceptions import (
     ASRUnavailable,
     AudioFormatError,
     BookError,
+    ProgressStoreError,
     ReadingError,
+    RecordingTooLong,
+    UnknownAudio,
+    UnknownSession,
 )
-from passeur.reading.service import ReadingService, page_payload
+from passeur.reading.service import MAX_QUEUED_S, ReadingService, page_payload
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "reader"
+#: The dyslexia-friendly font, served to the page (tablets do not have it installed): Debian
+#: package fonts-opendyslexic (scripts/debian-packages.txt).
+FONT_DIRS = (Path("/usr/share/fonts/woff/opendyslexic"),
+             Path("/usr/share/fonts/opentype/opendyslexic"))
+_FONT_NAME = re.compile(r"^OpenDyslexic-(Regular|Bold|Italic|BoldItalic)\.(woff|otf)$")
+_FONT_TYPES = {"woff": "font/woff", "otf": "font/otf"}
 MAX_BODY = 20 * 1024 * 1024
 
 
+def _status(exc: Exception) -> int:
+    """HTTP status by exception type: 404 unknown book/page/session, 413 recording too long,
+    503 no speech model or progress store unusable, else 400 (bad input)."""
+    if isinstance(exc, (BookError, UnknownSession, UnknownAudio)):
+        return 404
+    if isinstance(exc, RecordingTooLong):
+        return 413
+    if isinstance(exc, (ASRUnavailable, ProgressStoreError)):
+        return 503
+    return 400
+
+
 def _error(exc: Exception) -> web.Response:
-    status = 400
-    if isinstance(exc, BookError) or "no reading session" in str(exc):
-        status = 404
-    if isinstance(exc, ASRUnavailable):
-        status = 503
-    return web.json_response({"error": str(exc)}, status=status)
+    return web.json_response({"error": str(exc)}, status=_status(exc))
+
+
+def find_font(name: str) -> Path | None:
+    for folder in FONT_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 class ReaderFeature:
@@ -77,6 +108,10 @@ class ReaderFeature:
         r.add_get("/reader", self.index)
         r.add_get("/reader/", self.index)
         r.add_static("/reader/static/", STATIC, show_index=False)
+        r.add_get("/reader/fonts/{name}", self.font)
+        if find_font("OpenDyslexic-Regular.woff") is None:
+            log.warning("reader: the dyslexia-friendly font is not installed (Debian package "
+                        "fonts-opendyslexic): the page falls back to other fonts")
         r.add_get("/api/reading/books", self.books)
         r.add_get("/api/reading/books/{book}/pages/{page}", self.page)
         r.add_get("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
@@ -88,6 +123,7 @@ class ReaderFeature:
         r.add_post("/api/reading/sessions/{sid}/finish", self.finish)
         r.add_delete("/api/reading/sessions/{sid}", self.delete_session)
         r.add_post("/api/reading/say", self.say)
+        r.add_post("/api/reading/playback", self.playback)
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
@@ -101,6 +137,17 @@ class ReaderFeature:
     async def index(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html",
                                 headers={"Cache-Control": "no-cache"})
+
+    async def font(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = find_font(name) if _FONT_NAME.match(name) else None
+        if path is None:
+            return web.json_response({"error": f"font '{name}' not available (install the "
+                                               "Debian package fonts-opendyslexic)"},
+                                     status=404)
+        return web.FileResponse(path, headers={
+            "Content-Type": _FONT_TYPES[name.rsplit(".", 1)[1]],
+            "Cache-Control": "public, max-age=86400"})
 
     async def books(self, _request: web.Request) -> web.Response:
         books = await asyncio.to_thread(self.service.library.books)
@@ -157,8 +204,9 @@ class ReaderFeature:
             mode = str(data.get("mode", "i_read"))
             reader = data.get("reader") or None
             source = str(data.get("source", "page"))
+            word = str(data["word"])[:64] if data.get("word") else None
             session = await asyncio.to_thread(self.service.open_session, book, page, mode,
-                                              str(reader) if reader else None, source)
+                                              str(reader) if reader else None, source, word)
         except (ReadingError, BookError) as exc:
             return _error(exc)
         except (TypeError, ValueError) as exc:
@@ -166,6 +214,8 @@ class ReaderFeature:
         payload = page_payload(session.book, session.number)
         if mode == "together":
             session.start_together()
+        elif mode == "practice":
+            session.start_practice()
         return web.json_response({"session": session.id, "mode": mode, "page": payload})
 
     def _session(self, request: web.Request):  # type: ignore[no-untyped-def]
@@ -179,20 +229,31 @@ class ReaderFeature:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+        outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=500)
+
+        def put(event: dict[str, Any] | None) -> None:
+            if outbox.full():
+                outbox.get_nowait()  # the page is slow: drop the oldest update
+            outbox.put_nowait(event)
 
         def listener(event: dict[str, Any]) -> None:
-            def put() -> None:
-                if outbox.full():
-                    outbox.get_nowait()  # the page is slow: drop the oldest update
-                outbox.put_nowait(event)
-            loop.call_soon_threadsafe(put)
+            loop.call_soon_threadsafe(put, event)
+
+        def on_closed(_session: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(put, None)  # end of the session: close the socket
+            except RuntimeError:
+                pass  # the loop is gone
 
         session.listeners.append(listener)
+        session.on_close.append(on_closed)
 
         async def pump() -> None:
             while True:
                 event = await outbox.get()
+                if event is None:
+                    await ws.close()
+                    return
                 await ws.send_json(event)
 
         sender = asyncio.ensure_future(pump())
@@ -204,6 +265,8 @@ class ReaderFeature:
             sender.cancel()
             if listener in session.listeners:
                 session.listeners.remove(listener)
+            if on_closed in session.on_close:
+                session.on_close.remove(on_closed)
         return ws
 
     async def offer(self, request: web.Request) -> web.Response:
@@ -220,6 +283,26 @@ class ReaderFeature:
             return _error(exc)
         pc = self.context.create_peer_connection()
         self._pcs.add(pc)
+        loop = asyncio.get_running_loop()
+
+        async def close_pc() -> None:
+            self._pcs.discard(pc)
+            await pc.close()
+
+        def on_session_closed(_session: Any) -> None:
+            # Any thread (delete, eviction, shutdown): close the connection on the loop.
+            if loop.is_closed():
+                return  # the server shut down: its peer connections were closed with it
+            closing = close_pc()
+            try:
+                asyncio.run_coroutine_threadsafe(closing, loop)
+            except RuntimeError:
+                closing.close()  # the loop stopped meanwhile (shutdown)
+
+        session.on_close.append(on_session_closed)
+        if session.closed:
+            await close_pc()
+            return _error(UnknownSession("the reading session was closed"))
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -241,22 +324,22 @@ class ReaderFeature:
                                   "type": pc.localDescription.type})
 
     async def _consume(self, track: Any, session: Any) -> None:
+        """Hand each WebRTC audio frame to the session as it is (cheap: no resampling on the
+        loop; the session's listening thread resamples with a stateful resampler)."""
         from aiortc.mediastreams import MediaStreamError
 
-        buffer = FrameBuffer()
-        while True:
+        while not session.closed:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             samples = frame.to_ndarray()
             channels = len(frame.layout.channels)
-            if samples.dtype.kind == "f":
-                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
-            else:
-                data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
-            for chunk in buffer.push(np.asarray(data), frame.sample_rate):
-                session.push_frame(chunk)
+            # Packed formats come as (1, n * channels), planar ones as (channels, n).
+            data = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
+            # A copy: the frame's buffer is not ours once the next frame is received.
+            session.push_audio(np.array(data, copy=True), frame.sample_rate)
+        track.stop()
 
     async def upload_audio(self, request: web.Request) -> web.Response:
         """A whole recording as a WAV body (no WebRTC): fed as if live, then finished."""
@@ -274,7 +357,7 @@ class ReaderFeature:
                     break
                 size += len(chunk)
                 if size > MAX_BODY:
-                    raise AudioFormatError("recording too large (20 MB max)")
+                    raise RecordingTooLong(f"recording too large ({MAX_BODY // 2**20} MB max)")
                 chunks.append(chunk)
             body = b"".join(chunks)
             if not body:
@@ -283,6 +366,12 @@ class ReaderFeature:
             pcm = await asyncio.to_thread(read_wav, tmp)
             if is_silent(pcm):
                 raise AudioFormatError("the recording is silent: nothing was heard")
+            duration_s = len(pcm) / 16000
+            room_s = session.queue_room_s()
+            if duration_s > room_s:
+                raise RecordingTooLong(
+                    f"recording too long: {duration_s:.0f} s, this session accepts "
+                    f"{room_s:.0f} s more ({MAX_QUEUED_S:.0f} s at most); cut it into pages")
         except ReadingError as exc:
             return _error(exc)
         for chunk in frames(pcm):
@@ -305,6 +394,17 @@ class ReaderFeature:
     async def delete_session(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.service.close_session, request.match_info["sid"])
         return web.json_response({"ok": True})
+
+    async def playback(self, request: web.Request) -> web.Response:
+        """The page starts/ends playing robot speech on its own speaker: the microphones are
+        gated and speech/speaking is true meanwhile (bounded by the audio's duration)."""
+        try:
+            data = await self._json(request)
+            payload = self.service.page_playback(str(data.get("audio", ""))[:32],
+                                                 str(data.get("state", ""))[:8])
+        except ReadingError as exc:
+            return _error(exc)
+        return web.json_response(payload)
 
     async def say(self, request: web.Request) -> web.Response:
         await self.context.require_staff(request)

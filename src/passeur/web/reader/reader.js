@@ -1,4 +1,5 @@
-// Reader page: "Read to me", "I read", "Together". Strings in fr and en.
+// Reader page: "Read to me", "I read", "Together", then practice of the hard words.
+// Strings in fr and en. Display settings (size, spacing, font) are remembered on the device.
 "use strict";
 (() => {
   const STRINGS = {
@@ -8,6 +9,7 @@
       next: "Page suivante", modes: "Comment lire ?", read_to_me: "Lis-moi la page",
       i_read: "Je lis", together: "Ensemble", stop: "J'ai fini", display: "Affichage",
       smaller: "Texte plus petit", bigger: "Texte plus grand", spacing: "Plus d'espace",
+      spacing_level: (n) => `Plus d'espace (${n}/2)`, size: (p) => `Taille ${p} %`,
       font: "Police facile à lire", listening: "Je t'écoute. Lis la page à voix haute.",
       reading: "Je lis la page…", together_start: "J'en lis une phrase, puis tu la répètes.",
       mic_denied: "Je n'ai pas accès au micro. Vérifie l'autorisation.",
@@ -15,6 +17,12 @@
       result: (r) => `Bravo ! ${r.words_correct} mots justes sur ${r.words_total}, ` +
         `${Math.round(r.wcpm)} mots par minute.` +
         (r.hard_words.length ? ` Mots à revoir : ${r.hard_words.join(", ")}.` : ""),
+      not_saved: "Ta lecture n'a pas pu être enregistrée cette fois. Dis-le au ou à la bibliothécaire.",
+      practice_start: "On s'entraîne sur les mots difficiles", practice_title: "On s'entraîne",
+      practice_next: "Mot suivant", practice_stop: "Arrêter",
+      practice_listen: "Écoute le mot, puis dis-le à ton tour.",
+      practice_ok: "Bravo, c'est ça !", practice_retry: "Pas encore : on le reverra une autre fois.",
+      practice_done: (ok, n) => `Entraînement fini : ${ok} mot${ok > 1 ? "s" : ""} réussi${ok > 1 ? "s" : ""} sur ${n}.`,
       done: "Fini.", error: "Problème : ",
     },
     en: {
@@ -23,6 +31,7 @@
       next: "Next page", modes: "How shall we read?", read_to_me: "Read to me",
       i_read: "I read", together: "Together", stop: "I'm done", display: "Display",
       smaller: "Smaller text", bigger: "Bigger text", spacing: "More space",
+      spacing_level: (n) => `More space (${n}/2)`, size: (p) => `Size ${p} %`,
       font: "Easy-to-read font", listening: "I'm listening. Read the page aloud.",
       reading: "I'm reading the page…", together_start: "I read a sentence, then you repeat it.",
       mic_denied: "I cannot use the microphone. Please check the permission.",
@@ -30,15 +39,25 @@
       result: (r) => `Well done! ${r.words_correct} of ${r.words_total} words right, ` +
         `${Math.round(r.wcpm)} words per minute.` +
         (r.hard_words.length ? ` Words to practise: ${r.hard_words.join(", ")}.` : ""),
+      not_saved: "Your reading could not be saved this time. Please tell the librarian.",
+      practice_start: "Practise the hard words", practice_title: "Let's practise",
+      practice_next: "Next word", practice_stop: "Stop",
+      practice_listen: "Listen to the word, then say it yourself.",
+      practice_ok: "Yes, that's it!", practice_retry: "Not yet: we'll try it again another time.",
+      practice_done: (ok, n) => `Practice done: ${ok} of ${n} word${n > 1 ? "s" : ""} right.`,
       done: "Done.", error: "Problem: ",
     },
   };
+  const DYS_FONT = '"Passeur OpenDyslexic"';
+  const PRACTICE_LISTEN_MS = 9000;
   const $ = (id) => document.getElementById(id);
   const state = { ui: "fr", books: [], book: null, page: 1, pages: 1, data: null,
-    session: null, ws: null, pc: null, stream: null, size: 2.0, spacing: 0, mode: null };
+    session: null, ws: null, pc: null, stream: null, size: 2.0, spacing: 0, dys: false,
+    mode: null, hard: [], practice: null };
   const voice = $("voice");
   const queue = [];
   let playing = false;
+  let playback = null; // {key, notified} of the robot speech the page is playing
   window.passeurReader = state; // for tests and debugging
 
   function t(key) { return STRINGS[state.ui][key]; }
@@ -55,6 +74,7 @@
       b.setAttribute("aria-pressed", String(b.dataset.lang === lang)));
     document.title = `Passeur – ${t("title")}`;
     try { localStorage.setItem("passeur.reader.lang", lang); } catch (e) { /* private mode */ }
+    applyDisplay(false);
   }
 
   async function api(path, options) {
@@ -63,6 +83,8 @@
     if (!res.ok) throw new Error(body.error || res.statusText);
     return body;
   }
+  const post = (path, body) => api(path, { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
   async function loadBooks() {
     state.books = await api("/api/reading/books");
@@ -101,6 +123,7 @@
     }
     if (pos < data.text.length) el.appendChild(document.createTextNode(data.text.slice(pos)));
     $("result").hidden = true;
+    $("practice").hidden = true;
   }
 
   function highlight(token) {
@@ -125,6 +148,17 @@
   }
 
   // -- robot speech, played in order; highlight words while the robot reads ------------------
+  // While the page plays robot speech on its own speaker it tells the server, which gates the
+  // microphone (the robot's voice is never read as the child's) and holds other speech.
+  function notifyPlayback(key, st) {
+    fetch("/api/reading/playback", { method: "POST", keepalive: true,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ audio: key, state: st }) }).catch(() => {});
+  }
+  function endPlayback() {
+    if (playback && playback.notified) notifyPlayback(playback.key, "end");
+    playback = null;
+  }
   function enqueue(event) { queue.push(event); if (!playing) playNext(); }
   function playNext() {
     const ev = queue.shift();
@@ -133,7 +167,11 @@
     setStatus(ev.text);
     playAudio(ev.audio, ev.words || null, playNext);
   }
-  function playAudio(key, words, done) {
+  function playAudio(key, words, done, muted = false) {
+    endPlayback();
+    const current = { key, notified: false };
+    playback = current;
+    voice.muted = muted; // "robot": the robot's speaker reads it; the page only follows
     voice.src = `/api/reading/audio/${key}.wav`;
     let raf = null;
     const tick = () => {
@@ -144,41 +182,40 @@
       }
       raf = requestAnimationFrame(tick);
     };
-    voice.onended = voice.onerror = () => { cancelAnimationFrame(raf); done && done(); };
+    voice.onplaying = () => {
+      if (!muted && playback === current && !current.notified) {
+        current.notified = true; notifyPlayback(key, "start");
+      }
+    };
+    voice.onpause = () => { if (playback === current) endPlayback(); };
+    voice.onended = voice.onerror = () => {
+      cancelAnimationFrame(raf);
+      if (playback === current) endPlayback();
+      done && done();
+    };
     voice.play().then(() => { raf = requestAnimationFrame(tick); })
-      .catch(() => { done && done(); });
+      .catch(() => { if (playback === current) endPlayback(); done && done(); });
   }
 
-  // -- modes ---------------------------------------------------------------------------------
-  async function readToMe() {
-    setStatus(t("reading"));
-    const sp = await api(`/api/reading/books/${encodeURIComponent(state.book)}/pages/${state.page}/speech`);
-    playAudio(sp.audio, sp.words, () => { highlight(null); setStatus(t("done")); finishUi(); });
-  }
-
-  async function listen(mode) {
-    if (!state.data.can_listen) { setStatus(t("no_model")); finishUi(); return; }
-    const reader = $("reader").value.trim();
-    const s = await api("/api/reading/sessions", { method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ book: state.book, page: state.page, mode, reader: reader || null }) });
+  // -- sessions ------------------------------------------------------------------------------
+  async function openSession(body, onEvent) {
+    const s = await post("/api/reading/sessions", { book: state.book, page: state.page,
+      reader: $("reader").value.trim() || null, ...body });
     state.session = s.session;
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}/api/reading/sessions/${s.session}/events`);
     state.ws = ws;
-    ws.onmessage = (m) => {
-      const ev = JSON.parse(m.data);
-      if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
-      else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
-      else if (ev.type === "finished") showResult(ev);
-      else if (ev.type === "error") setStatus(t("error") + ev.message);
-    };
+    ws.onmessage = (m) => onEvent(JSON.parse(m.data));
     await new Promise((ok) => { ws.onopen = ok; });
+    return s.session;
+  }
+
+  async function connectMic(sid) {
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: {
         echoCancellation: true, noiseSuppression: false, autoGainControl: true } });
-    } catch (e) { setStatus(t("mic_denied")); finishUi(); return; }
+    } catch (e) { return false; }
     state.stream = stream;
     const pc = new RTCPeerConnection();
     state.pc = pc;
@@ -190,20 +227,42 @@
         if (pc.iceGatheringState === "complete") ok(); });
       setTimeout(ok, 3000);
     });
-    const answer = await api(`/api/reading/sessions/${s.session}/offer`, { method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }) });
+    const answer = await post(`/api/reading/sessions/${sid}/offer`,
+      { sdp: pc.localDescription.sdp, type: "offer" });
     await pc.setRemoteDescription(answer);
-    if (mode === "i_read") setStatus(t("listening"));
-    else setStatus(t("together_start"));
+    return true;
+  }
+
+  // -- modes ---------------------------------------------------------------------------------
+  async function readToMe() {
+    setStatus(t("reading"));
+    const sp = await api(`/api/reading/books/${encodeURIComponent(state.book)}/pages/${state.page}/speech`);
+    playAudio(sp.audio, sp.words, () => { highlight(null); setStatus(t("done")); finishUi(); },
+      sp.speaker === "robot");
+  }
+
+  async function listen(mode) {
+    if (!state.data.can_listen) { setStatus(t("no_model")); finishUi(); return; }
+    const sid = await openSession({ mode }, (ev) => {
+      if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
+      else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
+      else if (ev.type === "finished") showResult(ev);
+      else if (ev.type === "error") setStatus(t("error") + ev.message);
+    });
+    if (!(await connectMic(sid))) { setStatus(t("mic_denied")); finishUi(); return; }
+    setStatus(mode === "i_read" ? t("listening") : t("together_start"));
   }
 
   function showResult(r) {
     if (r.wcpm === undefined) return;
     markWords(r.words || []);
-    const box = $("result");
-    box.textContent = STRINGS[state.ui].result(r);
-    box.hidden = false;
+    $("result-text").textContent = STRINGS[state.ui].result(r);
+    // Not saved: said, but it does not stop the child (the librarian sees the error).
+    $("result-note").hidden = !r.warning;
+    $("result-note").textContent = r.warning ? t("not_saved") : "";
+    state.hard = r.hard_words || [];
+    $("practice-start").hidden = !(state.hard.length && state.data && state.data.can_listen);
+    $("result").hidden = false;
   }
 
   async function finish() {
@@ -222,13 +281,18 @@
     if (state.stream) { state.stream.getTracks().forEach((tr) => tr.stop()); state.stream = null; }
   }
 
-  async function stopAll() {
+  async function endSession() {
     closeMedia();
     if (state.ws) { state.ws.close(); state.ws = null; }
     if (state.session) {
       fetch(`/api/reading/sessions/${state.session}`, { method: "DELETE" }).catch(() => {});
       state.session = null;
     }
+  }
+
+  async function stopAll() {
+    await endSession();
+    stopPractice(false);
     voice.pause(); queue.length = 0; playing = false;
     finishUi();
   }
@@ -253,13 +317,94 @@
     } catch (e) { setStatus(t("error") + e.message); finishUi(); }
   }
 
-  // -- display settings ----------------------------------------------------------------------
-  function applyDisplay() {
+  // -- practice: each hard word big; the robot says it; the child says it; the result --------
+  async function startPractice() {
+    await endSession();
+    state.practice = { words: state.hard.slice(0, 3), i: 0, ok: 0, timer: null };
+    $("result").hidden = true;
+    $("practice").hidden = false;
+    $("practice-word").lang = state.data.lang;
+    await practiseWord();
+  }
+
+  async function practiseWord() {
+    const p = state.practice;
+    if (!p) return;
+    const word = p.words[p.i];
+    $("practice-word").textContent = word;
+    $("practice-result").textContent = ""; $("practice-result").classList.remove("ok");
+    $("practice-status").textContent = t("practice_listen");
+    $("practice-next").disabled = true;
+    let settled = false;
+    const settle = async (correct) => {
+      if (settled || state.practice !== p) return;
+      settled = true;
+      clearTimeout(p.timer);
+      if (correct) p.ok += 1;
+      $("practice-result").textContent = correct ? `✓ ${t("practice_ok")}` : t("practice_retry");
+      $("practice-result").classList.toggle("ok", correct);
+      (p.results = p.results || []).push({ word, correct });
+      await endSession();
+      $("practice-next").disabled = false;
+      if (p.i + 1 >= p.words.length) {
+        $("practice-status").textContent = STRINGS[state.ui].practice_done(p.ok, p.words.length);
+        $("practice-next").disabled = true;
+      }
+      $("practice-next").focus();
+    };
+    try {
+      const sid = await openSession({ mode: "practice", word }, (ev) => {
+        if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
+        else if (ev.type === "practice" && ev.correct) settle(true);
+        else if (ev.type === "error") $("practice-status").textContent = t("error") + ev.message;
+      });
+      if (!(await connectMic(sid))) { $("practice-status").textContent = t("mic_denied"); return; }
+      p.timer = setTimeout(async () => {
+        try {
+          const r = await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" });
+          settle(!!r.correct);
+        } catch (e) { settle(false); }
+      }, PRACTICE_LISTEN_MS);
+    } catch (e) { $("practice-status").textContent = t("error") + e.message; }
+  }
+
+  function stopPractice(show = true) {
+    const p = state.practice;
+    if (!p) return;
+    clearTimeout(p.timer);
+    state.practice = null;
+    $("practice").hidden = true;
+    if (show) { endSession(); $("result").hidden = false; }
+  }
+
+  // -- display settings (remembered on this device) ------------------------------------------
+  function loadDisplay() {
+    try {
+      const saved = JSON.parse(localStorage.getItem("passeur.reader.display") || "{}");
+      if (typeof saved.size === "number") state.size = Math.min(5, Math.max(1.25, saved.size));
+      if ([0, 1, 2].includes(saved.spacing)) state.spacing = saved.spacing;
+      state.dys = saved.dys === true;
+    } catch (e) { /* private mode or bad value: defaults */ }
+  }
+  function applyDisplay(save = true) {
     const root = document.documentElement.style;
     root.setProperty("--size", `${state.size}rem`);
     root.setProperty("--line", String(1.8 + state.spacing * 0.4));
     root.setProperty("--word", `${0.25 + state.spacing * 0.25}em`);
     root.setProperty("--letter", `${0.02 + state.spacing * 0.04}em`);
+    document.body.classList.toggle("dys", state.dys);
+    if (state.dys && document.fonts) document.fonts.load(`1em ${DYS_FONT}`).catch(() => {});
+    $("font").setAttribute("aria-pressed", String(state.dys));
+    $("spacing").setAttribute("aria-pressed", String(state.spacing > 0));
+    $("spacing").textContent = state.spacing ? STRINGS[state.ui].spacing_level(state.spacing)
+      : t("spacing");
+    $("size-value").textContent = STRINGS[state.ui].size(Math.round(state.size / 2 * 100));
+    $("smaller").disabled = state.size <= 1.25; $("bigger").disabled = state.size >= 5;
+    if (!save) return;
+    try {
+      localStorage.setItem("passeur.reader.display", JSON.stringify(
+        { size: state.size, spacing: state.spacing, dys: state.dys }));
+    } catch (e) { /* private mode: not remembered */ }
   }
 
   // -- wiring --------------------------------------------------------------------------------
@@ -274,19 +419,22 @@
   $("bigger").addEventListener("click", () => { state.size = Math.min(5, state.size + 0.25); applyDisplay(); });
   $("smaller").addEventListener("click", () => { state.size = Math.max(1.25, state.size - 0.25); applyDisplay(); });
   $("spacing").addEventListener("click", () => { state.spacing = (state.spacing + 1) % 3; applyDisplay(); });
-  $("font").addEventListener("click", (e) => {
-    const on = document.body.classList.toggle("dys");
-    e.currentTarget.setAttribute("aria-pressed", String(on));
+  $("font").addEventListener("click", () => { state.dys = !state.dys; applyDisplay(); });
+  $("practice-start").addEventListener("click", () => startPractice().catch((e) => setStatus(t("error") + e.message)));
+  $("practice-next").addEventListener("click", () => {
+    const p = state.practice;
+    if (p && p.i + 1 < p.words.length) { p.i += 1; practiseWord(); }
   });
-  window.addEventListener("pagehide", () => closeMedia());
+  $("practice-stop").addEventListener("click", () => stopPractice(true));
+  window.addEventListener("pagehide", () => { endPlayback(); closeMedia(); });
 
   let initial = "fr";
   try { initial = localStorage.getItem("passeur.reader.lang") || ""; } catch (e) { initial = ""; }
   if (!initial) initial = (navigator.language || "fr").startsWith("en") ? "en" : "fr";
   const params = new URLSearchParams(location.search);
   if (params.get("lang") === "en" || params.get("lang") === "fr") initial = params.get("lang");
+  loadDisplay();
   applyLanguage(initial);
-  applyDisplay();
   loadBooks().then(async () => {
     if (params.get("book")) { $("book").value = params.get("book"); await openBook(params.get("book"), Number(params.get("page") || 1)); }
     document.body.dataset.ready = "1";
