@@ -13,7 +13,11 @@ from passeur.reading.tts import Synthesizer
 
 
 def test_missing_binding_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyttsx3.drivers
+
     monkeypatch.setitem(sys.modules, "pyttsx3.drivers._espeak", None)  # import fails
+    # ... also when an earlier test already imported it (the package keeps the attribute).
+    monkeypatch.delattr(pyttsx3.drivers, "_espeak", raising=False)
     with pytest.raises(TTSError, match=r"pyttsx3==2\.99 and Debian libespeak-ng1"):
         Synthesizer().synthesize("Hello", "en")
 

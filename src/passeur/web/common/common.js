@@ -31,12 +31,26 @@
     window.I18N.apply();
   }
 
-  // Two live regions: polite status and assertive alerts. Re-setting the same text is announced.
+  // Two live regions: polite status and assertive alerts. Each message is added as its own
+  // element, so a screen reader reads just the new one (the same text twice is read twice),
+  // and a message that follows within KEEP_MS (a refused click, then a navigation failure)
+  // does not wipe the one before it off the screen before anybody could read it.
+  const KEEP_MS = 2000, KEEP_MAX = 3;
   function announce(text, urgent) {
     const region = document.getElementById(urgent ? "alert" : "status");
     if (!region) return;
-    region.textContent = "";
-    window.setTimeout(() => { region.textContent = text; }, 30);
+    window.setTimeout(() => {
+      const now = Date.now();
+      for (const node of Array.from(region.childNodes)) {
+        const at = node.nodeType === 1 ? Number(node.dataset.at || 0) : 0;
+        if (now - at > KEEP_MS) node.remove();
+      }
+      while (region.childElementCount >= KEEP_MAX) region.firstElementChild.remove();
+      const item = document.createElement("span");
+      item.dataset.at = String(now);
+      item.textContent = (region.childElementCount ? " " : "") + text;
+      region.appendChild(item);
+    }, 30);
   }
 
   async function api(path, body, method) {
