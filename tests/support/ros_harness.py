@@ -111,11 +111,23 @@ class StackHarness:
 
     # -- acting ----------------------------------------------------------------------------
     def publish(self, topic: str, msg: Any, qos: QoSProfile | None = None) -> None:
+        self._publisher(topic, msg, qos).publish(msg)
+
+    def publish_once(self, topic: str, msg: Any, qos: QoSProfile | None = None,
+                     timeout_s: float = 10.0) -> None:
+        """Publish one message once someone subscribes (reliable QoS then delivers it):
+        for state messages that must not keep arriving after the test has moved on."""
+        pub = self._publisher(topic, msg, qos)
+        self.wait_until(lambda: pub.get_subscription_count() > 0, timeout_s,
+                        f"a subscriber on '{topic}'")
+        pub.publish(msg)
+
+    def _publisher(self, topic: str, msg: Any, qos: QoSProfile | None) -> Any:
         pub = self._publishers.get(topic)
         if pub is None:
             pub = self.probe.create_publisher(type(msg), topic, qos or qos_profiles.COMMAND)
             self._publishers[topic] = pub
-        pub.publish(msg)
+        return pub
 
     def node(self, name: str) -> Any:
         for n in self.stack.nodes:

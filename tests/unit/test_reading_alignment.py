@@ -72,6 +72,27 @@ def test_self_correction_counts_correct() -> None:
     assert boat.counted_correct and not state.extras
 
 
+def test_cut_off_try_heard_as_the_word_is_a_self_correction_not_a_repetition() -> None:
+    def words(spec: list[tuple[str, float]]) -> Hypothesis:
+        out, t = [], 0.5
+        for w, dur in spec:
+            out.append(RecognizedWord(w, t, t + dur))
+            t += dur + 0.1
+        return Hypothesis(out, t + 0.5)
+
+    page = "the little boat sails on the pond tom runs after it".split()
+    # "li... little": the recogniser squeezes the fragment into a (short) "little".
+    tried = [("the", 0.3), ("little", 0.15), ("little", 0.45)] + [(w, 0.4) for w in page[2:]]
+    state = Aligner(tokenize(TEXT, "en")).update(words(tried), finished=True)
+    assert state.words[1].outcome == SELF_CORRECTION and state.words[1].attempts == ["little"]
+    assert state.words[1].counted_correct and not state.extras
+    # "little little", both whole: a repetition.
+    twice = [("the", 0.3), ("little", 0.42), ("little", 0.45)] + [(w, 0.4) for w in page[2:]]
+    state = Aligner(tokenize(TEXT, "en")).update(words(twice), finished=True)
+    assert state.words[1].outcome == CORRECT
+    assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "little")]
+
+
 def test_hesitation_is_a_pause_before_the_word() -> None:
     aligner = Aligner(tokenize(TEXT, "en"), hesitation_s=2.0)
     state = aligner.update(hyp("the little boat sails on the pond tom runs after it",

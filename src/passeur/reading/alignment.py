@@ -129,6 +129,19 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(a=a, b=b, autojunk=False).ratio()
 
 
+#: A recognised copy of the next page word this much shorter than the word itself is a
+#: cut-off try, not a repetition: a page-following recogniser hears "gar... garden" as
+#: "garden garden", the first one squeezed into the fragment's time.
+FRAGMENT_DURATION_RATIO = 0.6
+
+
+def _is_fragment(src: RecognizedWord, target: WordResult) -> bool:
+    if target.start_s is None or target.end_s is None:
+        return False
+    full = target.end_s - target.start_s
+    return full > 0 and src.end_s - src.start_s < FRAGMENT_DURATION_RATIO * full
+
+
 def _similar_attempt(attempt: str, target: str) -> bool:
     """Looks like a try at `target`: its beginning, or close in spelling."""
     if len(attempt) >= 2 and target.startswith(attempt):
@@ -275,6 +288,11 @@ class Aligner:
         for j in hyp_indices:
             key = keys[j]
             src = sources[j]
+            if target is not None and target.outcome == CORRECT and \
+                    key == self.expected[before] and _is_fragment(src, target):
+                attempt_seen = True
+                target.attempts.append(src.text)
+                continue
             if key in recent or (target is not None and key == self.expected[before]
                                  and target.outcome == CORRECT):
                 extras.append(Extra(REPETITION, src.text, before, src.start_s, src.end_s))
