@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +142,12 @@ def check_namespace(namespace: str) -> None:
                           " (e.g. robot1)") from exc
 
 
+#: A node whose callbacks fail this many times in a row, with no success between, is stopped.
+MAX_FAILURES_IN_A_ROW = 100
+#: At most one log line (with its traceback) per node this often while callbacks fail.
+FAILURE_LOG_INTERVAL_S = 5.0
+
+
 @dataclass
 class _Spinner:
     node: Any
@@ -151,8 +159,10 @@ class _Spinner:
 class NodeSpinners:
     """One SingleThreadedExecutor and one thread per node (see `Stack` for why).
 
-    A callback that raises is logged with its node's name and spinning goes on: one bad
-    message must not stop a robot's other callbacks (the safety node's timers above all).
+    A callback that raises is logged with its node's name (at most every
+    FAILURE_LOG_INTERVAL_S) and spinning goes on: one bad message must not stop a robot's
+    other callbacks. MAX_FAILURES_IN_A_ROW failures with no success between stop the node's
+    thread: `alive()` is then False and `passeur sim|robot` stop the robot and exit.
     """
 
     def __init__(self, context: Any) -> None:
@@ -171,12 +181,6 @@ class NodeSpinners:
             self._spinners[id(node)] = spinner
             if self._started:
                 self._start(spinner)
-
-    def remove(self, node: Any) -> None:
-        with self._lock:
-            spinner = self._spinners.pop(id(node), None)
-        if spinner is not None:
-            self._stop(spinner)
 
     def start(self) -> None:
         with self._lock:
@@ -211,16 +215,30 @@ class NodeSpinners:
         from rclpy.executors import ExternalShutdownException
 
         executor = spinner.executor
+        name = spinner.node.get_name()
+        failures = 0  # in a row
+        last_log = -math.inf
         while not spinner.stop.is_set() and executor.context.ok():
             try:
                 executor.spin_once(timeout_sec=0.1)
+                failures = 0
             except ExternalShutdownException:
                 return
             except Exception:
                 if spinner.stop.is_set():
                     return
-                log.exception("a callback of node %s failed; the node keeps running",
-                              spinner.node.get_name())
+                failures += 1
+                if failures >= MAX_FAILURES_IN_A_ROW:
+                    # Not one bad message: the node is broken. Stop its thread so that
+                    # `Stack.spinning()` says so and the stack stops the robot.
+                    log.critical("node %s failed %d times in a row; stopping it", name,
+                                 failures, exc_info=True)
+                    return
+                now = time.monotonic()
+                if now - last_log >= FAILURE_LOG_INTERVAL_S:
+                    last_log = now
+                    log.exception("a callback of node %s failed (%d in a row); the node "
+                                  "keeps running", name, failures)
 
     @staticmethod
     def _stop(spinner: _Spinner) -> None:
@@ -305,9 +323,6 @@ class Stack:
         """
         self._link_sim_time([node])
         self._spinners.add(node)
-
-    def remove_node(self, node: Any) -> None:
-        self._spinners.remove(node)
 
     def start_spinning(self) -> None:
         """Spin every node in a background thread; `close()` stops and joins them."""

@@ -194,12 +194,15 @@ def test_json_status_is_serialisable(harness: StackHarness) -> None:
     json.dumps(node.status())
 
 
-def _nav_status(pose: str, state: str = "idle", reason: str = "") -> Any:
+def _nav_status(pose: str, state: str = "idle", reason: str = "",
+                odom_in_map: str | None = None) -> Any:
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     msg = DiagnosticStatus(name="navigator", message=state)
     msg.values = [KeyValue(key="state", value=state), KeyValue(key="reason", value=reason),
                   KeyValue(key="goal_id", value="1"), KeyValue(key="pose", value=pose)]
+    if odom_in_map is not None:
+        msg.values.append(KeyValue(key="odom_in_map", value=odom_in_map))
     return msg
 
 
@@ -261,6 +264,28 @@ def test_map_pose_click_to_go_and_heading_with_a_nonzero_odom_origin(
         assert 2 * math.atan2(q.z, q.w) == pytest.approx(math.pi / 2, abs=0.02)
     finally:
         node.pilot_disconnected(session, "test over")
+
+
+def test_navigator_odom_in_map_is_used_as_is(harness: StackHarness) -> None:
+    """With the navigator's exact map -> odom, late or repeated status messages never skew the
+    map pose (nothing is paired in time)."""
+    node = harness.node("telepresence")
+    odom = Odometry()
+    odom.pose.pose.position.x = 1.0
+    odom.pose.pose.orientation.w = 1.0
+    # A stale `pose` on purpose: the node must compose odom_in_map with its own odometry.
+    nav = _nav_status("0.00,0.00,0.00", odom_in_map="4.0000,3.0000,1.570796")
+
+    def shows(y: float) -> bool:
+        harness.publish("odom", odom, qos.SENSOR)
+        harness.publish("navigation/status", nav, qos.STATUS)
+        pose = node.status()["pose"]
+        return pose is not None and pose["frame"] == "map" and abs(pose["y"] - y) < 0.01
+
+    harness.wait_until(lambda: shows(4.0), 10, "the map pose")
+    odom.pose.pose.position.x = 1.5
+    harness.wait_until(lambda: shows(4.5), 10, "moved, status still arriving")
+    assert node.status()["pose"]["x"] == pytest.approx(4.0, abs=0.01)
 
 
 def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:

@@ -161,13 +161,14 @@ def test_interrupt_gives_way_without_cancelling_and_is_recorded(tmp_path: Path) 
 
 # -- the patrol node's goal tracking (no simulator: navigator statuses are fed directly) --
 
-def nav_status(goal_id: int, place: str, state: str, reason: str = "") -> Any:
+def nav_status(goal_id: int, place: str, state: str, reason: str = "",
+               reason_code: str = "") -> Any:
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     msg = DiagnosticStatus()
     msg.values = [KeyValue(key=k, value=v) for k, v in {
         "state": state, "goal": place, "goal_id": str(goal_id), "place": place,
-        "reason": reason}.items()]
+        "reason": reason, "reason_code": reason_code}.items()]
     return msg
 
 
@@ -211,7 +212,8 @@ def test_goal_replaced_by_a_pilot_stops_the_patrol(patrol_node: Any) -> None:
     node._on_nav_status(nav_status(5, "hall", "planning"))
     node._on_nav_status(nav_status(5, "hall", "driving"))
     # A pilot sends the robot elsewhere: the navigator cancels the patrol's goal 5.
-    node._on_nav_status(nav_status(5, "hall", "cancelled", "replaced by a new goal"))
+    node._on_nav_status(nav_status(5, "hall", "cancelled", "replaced by a new goal",
+                                   "replaced"))
     node._on_nav_status(nav_status(6, "desk", "planning"))
     node._tick()
     status = node.status_dict()

@@ -87,3 +87,16 @@ def test_unknown_source_is_refused() -> None:
         VelocityMux().update("joystick", FWD, 0.0)
     with pytest.raises(SafetyConfigError):
         VelocityMux(sources=("teleop", "teleop"))
+
+
+def test_publisher_sequence_drops_copies_and_stale_messages() -> None:
+    from passeur.safety.velocity_mux import PublisherSequence
+
+    seq = PublisherSequence()
+    button, page = b"button", b"page"
+    assert seq.is_new(button, 1)
+    assert not seq.is_new(button, 1)  # the same message through the other subscription
+    assert seq.is_new(button, 3)
+    assert not seq.is_new(button, 2)  # older than what was applied: a stale release
+    assert seq.is_new(page, 1)  # each publisher counts on its own
+    assert seq.is_new(None, None) and seq.is_new(button, None)  # nothing to compare: new

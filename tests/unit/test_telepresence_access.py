@@ -111,6 +111,22 @@ def test_staff_login_steps_keep_state_off_the_worker_thread(clock: Clock) -> Non
     assert access.validate(session.token, STAFF) is session
 
 
+def test_parallel_guesses_from_one_address_are_checked_one_at_a_time(clock: Clock) -> None:
+    """Guesses in flight at once would all pass the lockout check before the first failure
+    is counted: a second check from the same address waits for the first to finish."""
+    access = manager(clock)
+    access.begin_staff_login("10.0.0.9")
+    with pytest.raises(AccessDenied) as refused:
+        access.begin_staff_login("10.0.0.9")
+    assert refused.value.reason == "busy"
+    access.begin_staff_login("10.0.0.10")  # another address is not held up
+    with pytest.raises(AccessDenied):
+        access.finish_staff_login(False, "10.0.0.9")
+    access.begin_staff_login("10.0.0.9")  # the first check is over: the next may start
+    access.finish_staff_login(True, "10.0.0.9")
+    access.finish_staff_login(True, "10.0.0.10")
+
+
 def test_guessing_codes_never_locks_staff_out(clock: Clock) -> None:
     access = manager(clock)
     access.issue_code(PILOT, 300)

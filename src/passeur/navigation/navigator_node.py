@@ -574,7 +574,7 @@ class NavigatorNode(Node):
             self._publish_zero()
             self._publish_status()
             return
-        if self._reason.startswith("paused"):
+        if self._reason_code == "paused_estop":
             with self._lock:
                 self._reason = ""
                 self._reason_code = ""
@@ -717,6 +717,11 @@ class NavigatorNode(Node):
         pose = self.pose()
         if pose is not None:
             values["pose"] = f"{pose.x_m:.2f},{pose.y_m:.2f},{pose.yaw_rad:.2f}"
+        with self._lock:
+            m = self._map_from_odom
+        # The odom frame in the map, exactly (what `pose` composes with odometry): others turn
+        # their own odometry into map poses with it instead of pairing messages in time.
+        values["odom_in_map"] = f"{m.x_m:.4f},{m.y_m:.4f},{m.yaw_rad:.6f}"
         return values
 
     def _publish_status(self, force: bool = False) -> None:

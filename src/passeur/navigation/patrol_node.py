@@ -263,7 +263,7 @@ class PatrolNode(Node):
             if state == "cancelled":
                 # Not by us (stop_patrol forgets the goal before cancelling): a pilot's or
                 # staff goal replaced it, or someone cancelled navigation. Give way.
-                why = ("interrupted by another goal" if reason.startswith("replaced")
+                why = ("interrupted by another goal" if values.get("reason_code") == "replaced"
                        else f"interrupted: {reason or 'navigation cancelled'}")
                 effects = self.runner.interrupt(now, why)
                 self.get_logger().warning(f"patrol stopped at {place}: {why}")

@@ -32,6 +32,7 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
@@ -42,7 +43,7 @@ from passeur.safety.collision_monitor import STOP, CheckResult, CollisionMonitor
 from passeur.safety.exceptions import SafetyConfigError
 from passeur.safety.limits import ZERO, AccelerationLimiter, Velocity
 from passeur.safety.settings import SafetySettings, settings_from_parameters
-from passeur.safety.velocity_mux import ESTOP, NAV, TELEOP, VelocityMux
+from passeur.safety.velocity_mux import ESTOP, NAV, TELEOP, PublisherSequence, VelocityMux
 
 #: limiting reasons reported in safety/status
 REASON_NONE = "none"
@@ -84,6 +85,13 @@ class SafetyNode(Node):
         self.monitor = CollisionMonitor(settings.collision)
         self.mux = VelocityMux(timeout_s=settings.source_timeout_s, sources=(TELEOP, NAV))
         self.limiter = AccelerationLimiter(settings.limits)
+        # One one-shot timer per source, restarted by each of its commands: it fires exactly
+        # source_timeout_s after the last one, so zero goes out then, not at the next tick.
+        self._silence_timers = {
+            source: self.create_timer(settings.source_timeout_s,
+                                      lambda source=source: self._on_silence(source),
+                                      autostart=False)
+            for source in self.mux.sources}
         self._apply(settings)
 
         self._lock = threading.Lock()
@@ -101,13 +109,6 @@ class SafetyNode(Node):
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
         self.estop_pub = self.create_publisher(Bool, "estop/state", qos.LATCHED)
         self.status_pub = self.create_publisher(DiagnosticStatus, "safety/status", qos.STATUS)
-        # One one-shot timer per source, restarted by each of its commands: it fires exactly
-        # source_timeout_s after the last one, so zero goes out then, not at the next tick.
-        self._silence_timers = {
-            source: self.create_timer(settings.source_timeout_s,
-                                      lambda source=source: self._on_silence(source),
-                                      autostart=False)
-            for source in self.mux.sources}
         self.create_subscription(Twist, "cmd_vel/teleop",
                                  lambda m: self._on_command(TELEOP, m), qos.COMMAND)
         self.create_subscription(Twist, "cmd_vel/nav",
@@ -117,7 +118,8 @@ class SafetyNode(Node):
         # safety node still gets an e-stop engaged before it, and a volatile one, because DDS
         # never matches a volatile publisher (a button driver with default QoS) with a
         # transient-local subscription and would drop its messages silently. A latched
-        # publisher reaches both; the state is idempotent, so a duplicate changes nothing.
+        # publisher reaches both: copies and stale messages are dropped by sequence number.
+        self._estop_sequence = PublisherSequence()
         self.create_subscription(Bool, "estop", self._on_estop, qos.LATCHED)
         self.create_subscription(Bool, "estop", self._on_estop, qos.ROS_DEFAULT)
         self.create_service(SetBool, "estop/set", self._on_estop_service)
@@ -131,7 +133,7 @@ class SafetyNode(Node):
         self.limiter.limits = settings.limits
         self.monitor.config = settings.collision
         self.mux.timeout_s = settings.source_timeout_s
-        for timer in getattr(self, "_silence_timers", {}).values():
+        for timer in self._silence_timers.values():
             timer.timer_period_ns = int(round(settings.source_timeout_s * 1e9))
         self.scan_timeout_s = settings.scan_timeout_s
         self.status_period_s = settings.status_period_s
@@ -216,7 +218,14 @@ class SafetyNode(Node):
 
     def _on_silence(self, source: str) -> None:
         """`source` has been silent for source_timeout_s: decide now (one shot)."""
-        self._silence_timers[source].cancel()
+        with self._lock:
+            timer = self._silence_timers[source]
+            if self.mux.is_active(source, self._now_s()):
+                # A command came in the same executor round, after this timer was due: it
+                # restarted the timer, which must keep running (not be cancelled).
+                timer.reset()
+                return
+            timer.cancel()
         self._tick()
 
     def _on_scan(self, msg: LaserScan) -> None:
@@ -234,7 +243,11 @@ class SafetyNode(Node):
         # obstacle appearing and the robot braking.
         self._tick()
 
-    def _on_estop(self, msg: Bool) -> None:
+    def _on_estop(self, msg: Bool, info: MessageInfo) -> None:
+        gid = info.get("publisher_gid")
+        publisher = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
+        if not self._estop_sequence.is_new(publisher, info.get("publication_sequence_number")):
+            return  # the other subscription's copy, or older than what was applied
         self.set_estop(bool(msg.data), "estop topic")
 
     def _on_estop_service(self, request: Any, response: Any) -> Any:

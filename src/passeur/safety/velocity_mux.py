@@ -84,3 +84,25 @@ class VelocityMux:
             if self.is_active(source, now_s):
                 return MuxOutput(source, self._last[source][1], stale)
         return MuxOutput(NONE, ZERO, stale)
+
+
+class PublisherSequence:
+    """Drops copies and stale messages per publisher, by publication sequence number.
+
+    The e-stop topic has two subscriptions (latched and volatile, see SafetyNode), so one
+    message can arrive twice, and one subscription's older copy after the other's newer
+    message: a stale "released" must never undo a newer "engaged". Messages whose publisher
+    or sequence number the middleware does not report are always new.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, int] = {}
+
+    def is_new(self, publisher: bytes | None, sequence: int | None) -> bool:
+        if publisher is None or sequence is None:
+            return True
+        last = self._last.get(publisher)
+        if last is not None and sequence <= last:
+            return False
+        self._last[publisher] = sequence
+        return True

@@ -251,6 +251,7 @@ class AccessManager:
         self._staff_budget = _Budget(p.staff_max_failures, p.staff_lockout_s,
                                      p.staff_global_max_failures)
         self._last_staff_attempt = -float("inf")
+        self._staff_checking: set[str] = set()  # addresses whose password is being checked
         self._listeners: list[SessionListener] = []
 
     # -- listeners -------------------------------------------------------------------------
@@ -335,6 +336,11 @@ class AccessManager:
             now = self._clock()
             budget = self._staff_budget
             self._check_client(budget, client, now)
+            # One password check at a time per address: parallel guesses would all pass the
+            # lockout check above before the first failure is counted.
+            if client in self._staff_checking:
+                raise AccessDenied("busy", "a login from this address is being checked; "
+                                   "try again in a moment", retry_after_s=1.0)
             self._trim(budget.all, now)
             if len(budget.all) >= budget.global_max:
                 wait = self._last_staff_attempt + self.policy.staff_global_interval_s - now
@@ -342,6 +348,7 @@ class AccessManager:
                     raise AccessDenied("busy", "many failed staff logins on this robot; "
                                        "try again in a few seconds", retry_after_s=wait)
             self._last_staff_attempt = now
+            self._staff_checking.add(client)
 
     def check_staff_password(self, password: object) -> bool:
         """Step 2 (slow: scrypt, tens of ms; no state, no lock: run it in a worker thread)."""
@@ -352,15 +359,22 @@ class AccessManager:
     def finish_staff_login(self, ok: bool, client: str) -> Session:
         """Step 3 (fast, under the lock): a staff session, or the failure counted."""
         with self._lock:
+            self._staff_checking.discard(client)
             if not ok:
                 raise self._fail(self._staff_budget, client, "wrong_password", "wrong password")
             self._staff_budget.clients.pop(client, None)
             return self._new_session(STAFF, client)
 
     def staff_login(self, password: str, client: str) -> Session:
-        """The three steps in one call (tests, tools). The web server runs step 2 in a thread."""
+        """The three steps in one call (tests, tools). The web server runs step 2 in a thread;
+        whatever happens in it, step 3 must follow (it ends the address's check)."""
         self.begin_staff_login(client)
-        return self.finish_staff_login(self.check_staff_password(password), client)
+        ok = False
+        try:
+            ok = self.check_staff_password(password)
+        finally:
+            session = self.finish_staff_login(ok, client)
+        return session
 
     # -- codes -----------------------------------------------------------------------------
     def issue_code(self, role: str, valid_for_s: float | None = None) -> IssuedCode:

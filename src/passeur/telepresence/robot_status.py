@@ -3,15 +3,17 @@
 Pure helpers (no rclpy) for the telepresence node.
 
 Where: odometry drifts and starts wherever the robot was switched on, so the map pose comes
-from the navigator, which publishes it as `pose` ("x,y,yaw", map frame) in navigation/status.
-It publishes on events (and while driving), not at the odometry rate, so the node keeps the
-odom -> map offset seen at the last navigator pose and applies it to every new odometry:
-map_pose = offset * odom_pose. Without a navigator the pose is odometry's, reported with
-frame "odom" so that pages do not draw it on the map as if it were.
+from the navigator, which publishes the odom frame's pose in the map as `odom_in_map`
+("x,y,yaw") in navigation/status, on events and while driving, not at the odometry rate. The
+node keeps the last one and applies it to every new odometry: map_pose = offset * odom_pose.
+A navigator that gives only its map pose (`pose`) is paired with the latest odometry instead
+(`odom_in_map()` below). Without a navigator the pose is odometry's, reported with frame
+"odom" so that pages do not draw it on the map as if it were.
 
-Status as codes: pages translate (French and English); the navigator and patrol runner
-describe failures in English sentences, so `nav_reason_code` maps each known sentence to a
-short code (and "other" for anything new: the page then says so in its own language).
+Status as codes: pages translate (French and English). The navigator sends `reason_code`;
+for a navigator that does not, and for the patrol runner, which describes failures in
+English sentences, `nav_reason_code` maps each known sentence to a short code (and "other"
+for anything new: the page then says so in its own language).
 """
 
 from __future__ import annotations

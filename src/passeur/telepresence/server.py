@@ -580,9 +580,12 @@ class WebServer:
         # Lockout/throttle checks and the new session on the loop; only scrypt (tens of ms,
         # no shared state) in a worker thread, so the loop stays free.
         self.access.begin_staff_login(client)
-        ok = await asyncio.get_running_loop().run_in_executor(
-            None, self.access.check_staff_password, password)
-        session = self.access.finish_staff_login(ok, client)
+        ok = False
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(
+                None, self.access.check_staff_password, password)
+        finally:
+            session = self.access.finish_staff_login(ok, client)
         response = web.json_response({"role": STAFF, **self._session_json(session)})
         self._set_cookie(response, STAFF_COOKIE, session)
         return response

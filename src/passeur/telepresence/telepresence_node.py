@@ -345,11 +345,15 @@ class TelepresenceNode(Node):
         fields = self._on_diag(msg, self._nav_status)
         # The navigator sends a code; the sentence match is for navigators that do not.
         code = str(fields.get("reason_code", "")) or nav_reason_code(str(fields.get("reason", "")))
+        offset = parse_pose(str(fields.get("odom_in_map", "")))
         pose = parse_pose(str(fields.get("pose", "")))
         with self._lock:
             self._nav_status["reason_code"] = code
-            if pose is not None and self._odom is not None:
-                # The navigator's map pose and the odometry of the same moment give map->odom.
+            if offset is not None:
+                self._odom_in_map = offset  # the navigator's own map -> odom
+            elif pose is not None and self._odom is not None:
+                # A navigator that only gives its map pose: paired with our latest odometry
+                # (off by however far the robot moved in between).
                 self._odom_in_map = odom_in_map(pose, _pose_of(self._odom))
 
     def _on_patrol_status(self, msg: DiagnosticStatus) -> None:
