@@ -259,12 +259,17 @@ class NodeSpinners:
 class Stack:
     """All nodes of the graph in one process, each spun by its own executor thread.
 
-    One SingleThreadedExecutor per node rather than one MultiThreadedExecutor: measured on 2
+    One single-threaded executor per node rather than one MultiThreadedExecutor: measured on 2
     cores (rclpy 9.1), a MultiThreadedExecutor over the whole graph live-locked in its own
     bookkeeping (thousands of queued handlers for callback groups that were busy; the
     simulator at `rtf max` crawled at 0.04x real time and a 4 m plan took 2 s instead of
     30 ms). Per-node executors also isolate the nodes: a slow navigator callback never delays
     the safety node's. Inside a node, callbacks run one at a time.
+
+    Not rclpy's EventsExecutor (rclpy.experimental), although it ran the simulator 1.6-2.6x
+    faster here: with it, subscription callbacks taking a MessageInfo (the e-stop's) failed
+    with "SystemError: null argument to internal routine", and timer callbacks with a
+    default argument were handed a TimerInfo, unlike with the other executors.
     """
 
     def __init__(self, options: StackOptions, context: Any = None) -> None:

@@ -22,6 +22,7 @@ nearest scan point), `free_distance_m`, `stop_distance_m`, `linear_mps`, `angula
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from typing import Any
@@ -87,9 +88,11 @@ class SafetyNode(Node):
         self.limiter = AccelerationLimiter(settings.limits)
         # One one-shot timer per source, restarted by each of its commands: it fires exactly
         # source_timeout_s after the last one, so zero goes out then, not at the next tick.
+        # (functools.partial, not `lambda source=source:`: rclpy hands a TimerInfo to a timer
+        # callback that takes an argument, and the EventsExecutor does so for the lambda.)
         self._silence_timers = {
             source: self.create_timer(settings.source_timeout_s,
-                                      lambda source=source: self._on_silence(source),
+                                      functools.partial(self._on_silence, source),
                                       autostart=False)
             for source in self.mux.sources}
         self._apply(settings)
