@@ -130,7 +130,6 @@ class SimNode(Node):
         # In-process nodes on sim time (bringup registers them): each has its own executor,
         # so our own subscription alone says nothing about how far behind *they* are.
         self._consumer_clocks: list[Any] = []
-        self.create_subscription(Clock, CLOCK_TOPIC, self._on_own_clock, qos.SENSOR)
 
         self._tf_pub: Any = None
         self._setup_tf()
@@ -162,6 +161,11 @@ class SimNode(Node):
         if self._started or self._closed or self.loop is None:
             return
         self._started = True
+        if not self._consumer_clocks:
+            # Nobody else on sim time in this process: our own subscription is the measure of
+            # what the executor delivers. With consumers, their clocks are (one callback
+            # less per clock tick: at --rtf max the executors' work bounds the speed).
+            self.create_subscription(Clock, CLOCK_TOPIC, self._on_own_clock, qos.SENSOR)
         self.loop.start()
 
     def close(self) -> None:
@@ -182,7 +186,7 @@ class SimNode(Node):
         """Hold sim time back for another node's clock too (an rclpy ROS clock on sim time).
 
         At real_time_factor 0 the loop never runs more than max_lead_s ahead of the slowest
-        of these clocks (and of our own `/clock` subscription): a node whose executor thread
+        of these clocks (with none registered by start(), of our own `/clock` subscription): a node whose executor thread
         is starved sees its commands applied with a bounded sim-time latency.
         """
         self._consumer_clocks.append(clock)
@@ -190,12 +194,10 @@ class SimNode(Node):
     def _consumers_time(self) -> float | None:
         """The sim time every registered consumer has caught up with (None: nothing yet)."""
         seen = self._clock_seen
-        if seen is None:
-            return None
         for clock in self._consumer_clocks:
             ns = clock.now().nanoseconds
             if ns > 0:  # 0: no /clock received yet; do not hold the start back for it
-                seen = min(seen, ns * 1e-9)
+                seen = ns * 1e-9 if seen is None else min(seen, ns * 1e-9)
         return seen
 
     # -- test and tooling API -----------------------------------------------------------------
