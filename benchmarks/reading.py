@@ -93,6 +93,9 @@ TEMPLATES = [
 
 KINDS = ["substitution", "omission", "insertion", "repetition", "self_correction", "hesitation"]
 PAUSE = "<pause>"
+#: (espeak-ng voice, words per minute), page n read by VOICES[n % len(VOICES)]
+VOICES = [("en-us", 150), ("en-us+f3", 130), ("en+m2", 165), ("en-us+m3", 120),
+          ("en-us+f2", 140)]
 #: Extra speech is matched to the speech really added when their times overlap, with this much
 #: slack on each side (recognisers place word boundaries a little early or late).
 OVERLAP_SLACK_S = 0.3
@@ -417,8 +420,6 @@ def main(argv: list[str] | None = None) -> int:
     tts = Synthesizer()
     settings = json.loads(args.settings) if args.settings else {}
     backend = create_backend(args.backend, settings)
-    voices = [("en-us", 150), ("en-us+f3", 130), ("en+m2", 165), ("en-us+m3", 120),
-              ("en-us+f2", 140)]
     per_kind = {k: [0, 0] for k in KINDS}
     alarm_count = 0
     extra_alarms = 0
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for n in range(args.pages):
         case = make_case(rng, args.miscues)
-        voice, rate = voices[n % len(voices)]
+        voice, rate = VOICES[n % len(VOICES)]
         pcm, spans = synthesize(case, tts, rate, voice)
         times = page_word_times(case, spans)
         if n < args.live_pages:

@@ -166,3 +166,14 @@ def test_optional_fragments_hear_a_false_start_as_a_try() -> None:
     garden = next(w for w in result.state.words if w.expected == "garden")
     assert garden.outcome == SELF_CORRECTION, [(w.expected, w.outcome, w.heard)
                                                for w in result.state.words]
+
+
+def test_page_decoder_has_no_phone_loop_lookahead() -> None:
+    """With pocketsphinx's phone-loop lookahead (pl_window 5), the streaming search lost
+    every path a second into one benchmark page (en+m2 voice) and heard nothing more of it."""
+    page = Library().get("little-red-boat").page(1)
+    rec = create_backend("pocketsphinx").recognizer("en", [w.lex for w in page.words])
+    try:
+        assert rec._decoder.config["pl_window"] == 0
+    finally:
+        rec.close()

@@ -91,6 +91,11 @@ def test_cut_off_try_heard_as_the_word_is_a_self_correction_not_a_repetition() -
     state = Aligner(tokenize(TEXT, "en")).update(words(twice), finished=True)
     assert state.words[1].outcome == CORRECT
     assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "little")]
+    # "the the" with a short first "the": function words vary in length, a repetition.
+    short_the = [("the", 0.1), ("the", 0.3)] + [(w, 0.4) for w in page[1:]]
+    state = Aligner(tokenize(TEXT, "en")).update(words(short_the), finished=True)
+    assert state.words[0].outcome == CORRECT and not state.words[0].attempts
+    assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "the")]
 
 
 def test_hesitation_is_a_pause_before_the_word() -> None:

@@ -131,12 +131,16 @@ def similarity(a: str, b: str) -> float:
 
 #: A recognised copy of the next page word this much shorter than the word itself is a
 #: cut-off try, not a repetition: a page-following recogniser hears "gar... garden" as
-#: "garden garden", the first one squeezed into the fragment's time.
+#: "garden garden", the first one squeezed into the fragment's time. Content words only:
+#: the length of a function word ("the", "a") varies twice over in plain reading, and the
+#: rule made "the the" a self-correction (a false alarm) without finding any cut-off try
+#: (benchmarks/reading.py, 40 pages).
 FRAGMENT_DURATION_RATIO = 0.6
 
 
-def _is_fragment(src: RecognizedWord, target: WordResult) -> bool:
-    if target.start_s is None or target.end_s is None:
+def _is_fragment(src: RecognizedWord, target: WordResult, functions: set[str]
+                 ) -> bool:
+    if target.start_s is None or target.end_s is None or target.expected in functions:
         return False
     full = target.end_s - target.start_s
     return full > 0 and src.end_s - src.start_s < FRAGMENT_DURATION_RATIO * full
@@ -289,7 +293,7 @@ class Aligner:
             key = keys[j]
             src = sources[j]
             if target is not None and target.outcome == CORRECT and \
-                    key == self.expected[before] and _is_fragment(src, target):
+                    key == self.expected[before] and _is_fragment(src, target, self._functions):
                 attempt_seen = True
                 target.attempts.append(src.text)
                 continue

@@ -178,8 +178,12 @@ class PocketsphinxRecognizer:
             if word.startswith(FRAGMENT_PREFIX):
                 target = word[len(FRAGMENT_PREFIX):]
                 word = target[: max(2, len(target) // 2)]
+            # Posterior probability of the word in the utterance's lattice: only once the
+            # utterance is final (a partial result has no lattice).
+            confidence = min(1.0, max(0.0, float(seg.prob))) if final else None
             out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
-                                      offset + (seg.end_frame + 1) * FRAME_S, final=final))
+                                      offset + (seg.end_frame + 1) * FRAME_S, final=final,
+                                      confidence=confidence))
         return out
 
     def _hyp(self) -> Hypothesis:
@@ -353,6 +357,11 @@ class PocketsphinxBackend:
             return PocketsphinxRecognizer(Decoder(**kwargs), None, None)
         kwargs["lm"] = None
         kwargs["lw"] = self.language_weight
+        # No phone-loop lookahead: on a page-sized vocabulary it saves little, and with it the
+        # streaming search lost every path on some voices (benchmarks/reading.py: one page
+        # recognised as "one lily" and 24 words of silence after it; with pl_window 0, the
+        # whole page).
+        kwargs["pl_window"] = 0
         kwargs.update(self.decoder_options)
         # A dictionary of just the page's words (and garbage words): adding a language model
         # to a decoder holding the whole 134k-word dictionary takes ~3 s, with the page's
