@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -615,6 +616,31 @@ async def test_spectators_cannot_take_the_pilot_or_staff_slot() -> None:
         srv.stop()
     with pytest.raises(Exception, match="max_viewers"):
         ServerOptions(max_peers=2).validate()
+
+
+async def test_server_threads_take_the_configured_niceness() -> None:
+    """The loop thread and the threads it starts (encoders, aiortc's audio) run at
+    thread_nice: commands and video go ahead of the rest of the process."""
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    wanted = min(19, here + 3)  # raising niceness needs no privilege
+    srv, _robot, feeder = make_server(thread_nice=wanted)
+    try:
+        def nice() -> int:
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        async def on_loop() -> tuple[int, int]:
+            pool = await asyncio.get_running_loop().run_in_executor(None, nice)
+            return nice(), pool
+
+        loop_nice, pool_nice = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(on_loop(), srv.loop))
+        assert (loop_nice, pool_nice) == (wanted, wanted)
+        assert nice() == here  # the rest of the process is left alone
+    finally:
+        feeder.stop.set()
+        srv.stop()
+    with pytest.raises(Exception, match="web_thread_nice"):
+        ServerOptions(thread_nice=-40).validate()
 
 
 async def test_housekeeping_keeps_expiring_after_an_error() -> None:

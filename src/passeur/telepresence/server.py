@@ -35,6 +35,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
 import ssl
 import threading
 import time
@@ -55,7 +56,7 @@ from aiortc.exceptions import (
 )
 
 from passeur.telepresence.access import PILOT, SPECTATOR, STAFF, AccessManager, Session
-from passeur.telepresence.audio import AudioIO
+from passeur.telepresence.audio import AudioIO, SharedAudioEncoder
 from passeur.telepresence.exceptions import AccessDenied, MessageError, TelepresenceConfigError
 from passeur.telepresence.link_quality import LinkStats, link_stats
 from passeur.telepresence.messages import (
@@ -129,6 +130,20 @@ def set_ice_host_addresses(addresses: Sequence[str]) -> None:
     aioice.ice.get_host_addresses = _restricted_host_addresses  # type: ignore[assignment]
 
 
+# -- thread priority ---------------------------------------------------------------------------
+def set_thread_nice(nice: int) -> bool:
+    """Set the calling thread's niceness (Linux: per thread; threads it starts inherit it).
+    False, with the priority unchanged, where not permitted (a negative value needs root or
+    CAP_SYS_NICE) or not supported."""
+    if nice == 0:
+        return True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (OSError, AttributeError):  # PermissionError; no setpriority off Linux/Unix
+        return False
+    return True
+
+
 # -- the robot, as the server sees it ------------------------------------------------------------
 class RobotPort(Protocol):
     limits: SpeedLimits
@@ -171,9 +186,14 @@ class ServerOptions:
     #: staff: spectators get at most min(max_spectators, max_peers - 2).
     max_peers: int = 12
     max_spectators: int = 8
-    #: Encode once for all viewers (see video.SharedEncoder); False = one encoder per viewer.
+    #: Encode video and audio once for all viewers (video.SharedEncoder,
+    #: audio.SharedAudioEncoder); False = one encoder of each per viewer (MediaRelay).
     shared_encoder: bool = True
     video_bitrate_bps: int = 1_200_000
+    #: Niceness of the server's loop thread and every thread it starts (video encoder, audio
+    #: encoding and decoding). Negative puts driving commands and video ahead of the rest of
+    #: the process (simulator, ROS callbacks, planners) and of the programs started with it.
+    thread_nice: int = 0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
@@ -190,6 +210,9 @@ class ServerOptions:
             raise TelepresenceConfigError(
                 f"max_viewers must be >= 3 (one slot for the pilot, one for staff, one spectator)"
                 f" and max_spectators >= 0 (got {self.max_peers} and {self.max_spectators})")
+        if not (-20 <= self.thread_nice <= 19):
+            raise TelepresenceConfigError(
+                f"web_thread_nice {self.thread_nice} is not a niceness (-20 to 19)")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -239,6 +262,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._relay: MediaRelay | None = None
         self._encoder: SharedEncoder | None = None
+        self._audio_encoder: SharedAudioEncoder | None = None
         self._audio_source: Any = None
         self._port: int | None = None
         self._housekeeper: asyncio.Future[None] | None = None
@@ -296,6 +320,12 @@ class WebServer:
             raise error
 
     def _run(self) -> None:
+        # First, so that the threads this one starts (encoders, aiortc's) inherit it.
+        if not set_thread_nice(self.options.thread_nice):
+            log.warning("could not set the web server threads' niceness to %d (a negative value "
+                        "needs root or CAP_SYS_NICE): commands and video keep the default "
+                        "priority; set web_thread_nice to 0 to silence this",
+                        self.options.thread_nice)
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -397,6 +427,8 @@ class WebServer:
         self._feature_pcs.clear()
         if self._encoder is not None:
             self._encoder.close()
+        if self._audio_encoder is not None:
+            self._audio_encoder.close()
         self.camera.track.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -738,9 +770,12 @@ class WebServer:
             prefs = [c for c in RTCRtpSender.getCapabilities("video").codecs
                      if c.mimeType == mime]
             video.setCodecPreferences(prefs)  # BEFORE setRemoteDescription (aiortc 1.16)
-            peer.tracks.append(self._relay.subscribe(self._audio_source, buffered=False))
-            pc.addTransceiver(peer.tracks[-1],
-                              direction="sendrecv" if role == PILOT else "sendonly")
+            peer.tracks.append(self._audio_track())
+            audio = pc.addTransceiver(peer.tracks[-1],
+                                      direction="sendrecv" if role == PILOT else "sendonly")
+            if self.options.shared_encoder:  # the shared packets are Opus
+                audio.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                           if c.mimeType == "audio/opus"])
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
@@ -763,6 +798,14 @@ class WebServer:
             return self._encoder.subscribe()
         assert self._relay is not None
         return self._relay.subscribe(self.camera.track, buffered=False)
+
+    def _audio_track(self) -> Any:
+        if self.options.shared_encoder:
+            if self._audio_encoder is None:
+                self._audio_encoder = SharedAudioEncoder(self._audio_source)
+            return self._audio_encoder.subscribe()
+        assert self._relay is not None
+        return self._relay.subscribe(self._audio_source, buffered=False)
 
     def _wire(self, peer: Peer) -> None:
         pc = peer.pc
