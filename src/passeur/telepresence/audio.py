@@ -116,6 +116,8 @@ class SharedAudioEncoder:
                 for track in list(self._subscribers):
                     track.put(None)
                 return
+            if not isinstance(frame, av.AudioFrame):
+                continue
             # On the loop: ~0.25 ms per 20 ms frame, cheaper than a thread hop.
             payloads, timestamp = encoder.encode(frame)
             for i, payload in enumerate(payloads):

@@ -793,7 +793,7 @@ class WebServer:
     def _video_track(self) -> Any:
         if self.options.shared_encoder:
             if self._encoder is None:
-                self._encoder = SharedEncoder(self.camera.track, self.options.video_codec.upper(),
+                self._encoder = SharedEncoder(self.camera, self.options.video_codec.upper(),
                                               self.options.video_bitrate_bps)
             return self._encoder.subscribe()
         assert self._relay is not None
