@@ -31,11 +31,11 @@ HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import json
 import logging
-import os
 import ssl
 import threading
 import time
@@ -68,6 +68,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     parse_message,
 )
+from passeur.telepresence.priority import set_thread_nice, set_thread_realtime
 from passeur.telepresence.video import CameraSource, SharedEncoder
 from passeur.telepresence.web_feature import WebFeature
 
@@ -130,20 +131,6 @@ def set_ice_host_addresses(addresses: Sequence[str]) -> None:
     aioice.ice.get_host_addresses = _restricted_host_addresses  # type: ignore[assignment]
 
 
-# -- thread priority ---------------------------------------------------------------------------
-def set_thread_nice(nice: int) -> bool:
-    """Set the calling thread's niceness (Linux: per thread; threads it starts inherit it).
-    False, with the priority unchanged, where not permitted (a negative value needs root or
-    CAP_SYS_NICE) or not supported."""
-    if nice == 0:
-        return True
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (OSError, AttributeError):  # PermissionError; no setpriority off Linux/Unix
-        return False
-    return True
-
-
 # -- the robot, as the server sees it ------------------------------------------------------------
 class RobotPort(Protocol):
     limits: SpeedLimits
@@ -194,6 +181,10 @@ class ServerOptions:
     #: encoding and decoding). Negative puts driving commands and video ahead of the rest of
     #: the process (simulator, ROS callbacks, planners) and of the programs started with it.
     thread_nice: int = 0
+    #: SCHED_RR priority (1-99) of the loop thread alone; 0 = normal scheduling. Shortens the
+    #: command latency tail further, but a real-time thread that faces the network can take
+    #: CPU from the rest of the robot (bounded by the kernel's real-time throttling): opt-in.
+    thread_rt_priority: int = 0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
@@ -213,6 +204,9 @@ class ServerOptions:
         if not (-20 <= self.thread_nice <= 19):
             raise TelepresenceConfigError(
                 f"web_thread_nice {self.thread_nice} is not a niceness (-20 to 19)")
+        if not (0 <= self.thread_rt_priority <= 99):
+            raise TelepresenceConfigError(
+                f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -320,13 +314,23 @@ class WebServer:
             raise error
 
     def _run(self) -> None:
-        # First, so that the threads this one starts (encoders, aiortc's) inherit it.
+        # First, so that the threads this one starts (encoders, aiortc's) inherit the niceness.
         if not set_thread_nice(self.options.thread_nice):
             log.warning("could not set the web server threads' niceness to %d (a negative value "
                         "needs root or CAP_SYS_NICE): commands and video keep the default "
                         "priority; set web_thread_nice to 0 to silence this",
                         self.options.thread_nice)
+        if not set_thread_realtime(self.options.thread_rt_priority):
+            log.warning("could not make the web server's loop thread real-time (SCHED_RR %d "
+                        "needs root or CAP_SYS_NICE); set web_thread_rt_priority to 0 to silence "
+                        "this", self.options.thread_rt_priority)
         loop = asyncio.new_event_loop()
+        # Threads the loop starts for aiortc (audio decoding...) run at the server's niceness
+        # even when the loop thread is real-time (whose children start at niceness 0).
+        nice = self.options.thread_nice
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="web-server-pool", initializer=set_thread_nice,
+            initargs=(nice,)))
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
@@ -794,7 +798,8 @@ class WebServer:
         if self.options.shared_encoder:
             if self._encoder is None:
                 self._encoder = SharedEncoder(self.camera, self.options.video_codec.upper(),
-                                              self.options.video_bitrate_bps)
+                                              self.options.video_bitrate_bps,
+                                              thread_nice=self.options.thread_nice)
             return self._encoder.subscribe()
         assert self._relay is not None
         return self._relay.subscribe(self.camera.track, buffered=False)

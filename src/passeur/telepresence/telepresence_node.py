@@ -53,6 +53,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     Stop,
 )
+from passeur.telepresence.priority import set_thread_nice
 from passeur.telepresence.robot_status import (
     MAP,
     nav_reason_code,
@@ -61,7 +62,7 @@ from passeur.telepresence.robot_status import (
     patrol_reason_codes,
     robot_in_map,
 )
-from passeur.telepresence.server import ServerOptions, WebServer, set_thread_nice
+from passeur.telepresence.server import ServerOptions, WebServer
 from passeur.telepresence.teleop import ZERO, TeleopState, Velocity
 from passeur.telepresence.video import CameraSource
 from passeur.telepresence.web_feature import WebFeature
@@ -155,6 +156,11 @@ class TelepresenceNode(Node):
                         "the stack, which measurably shortens the command latency tail on a "
                         "busy robot; needs root or CAP_SYS_NICE (else a warning and 0)",
                         min_value=-20, max_value=19)
+        rt_priority = p("web_thread_rt_priority", 0, "SCHED_RR priority (1-99) of the web "
+                        "server's loop thread alone, 0 = off; shortens the command latency tail "
+                        "further, but a real-time thread facing the network can take CPU from "
+                        "the rest of the robot; needs root or CAP_SYS_NICE",
+                        min_value=0, max_value=99)
         cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
         cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
@@ -254,6 +260,7 @@ class TelepresenceNode(Node):
             ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
             video_codec=str(codec).upper(), max_peers=int(max_viewers),
             max_spectators=int(max_spectators), thread_nice=int(thread_nice),
+            thread_rt_priority=int(rt_priority),
             client_config={"look_step_deg": float(look_step),
                            "watchdog_ms": round(self.watchdog_s * 1000),
                            "nudge_ms": int(nudge_ms), "session_warning_s": float(warning_s)})

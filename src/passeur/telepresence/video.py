@@ -32,6 +32,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from passeur.telepresence.priority import set_thread_nice
+
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000
@@ -225,13 +227,14 @@ class SharedEncoder:
     """
 
     def __init__(self, source: CameraSource, codec: str = "VP8", bitrate_bps: int = 1_200_000,
-                 keyframe_interval_s: float = 1.0) -> None:
+                 keyframe_interval_s: float = 1.0, thread_nice: int = 0) -> None:
         if codec not in ("VP8", "H264"):
             raise ValueError(f"unsupported codec {codec}")
         self.source = source
         self.codec_name = codec
         self.bitrate_bps = bitrate_bps
         self.keyframe_interval_s = keyframe_interval_s
+        self.thread_nice = thread_nice
         self._ctx: Any = None
         self._size: tuple[int, int] | None = None
         self._subscribers: set[EncodedTrack] = set()
@@ -258,7 +261,6 @@ class SharedEncoder:
         self._subscribers.add(track)
         self._force_keyframe = True
         if (self._thread is None or not self._thread.is_alive()) and not self._closed:
-            # Started from the loop thread: it inherits the web server's priority.
             self._thread = threading.Thread(target=self._run, name="video-encoder", daemon=True)
             self._thread.start()
         self.source.set_sink(self.feed)
@@ -320,6 +322,7 @@ class SharedEncoder:
 
     def _run(self) -> None:
         """Encoder thread."""
+        set_thread_nice(self.thread_nice)  # explicit: a real-time loop thread's is not inherited
         while True:
             with self._wake:
                 while self._pending is None and not self._closed:
