@@ -20,6 +20,7 @@ JSON on the last line.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -61,6 +62,33 @@ STAMP_JS = """
 """
 
 
+def descendants_cpu_s() -> float:
+    """CPU seconds used so far by this process's descendants (the browsers, via Playwright's
+    driver): they share the 2 cores with the server."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [os.getpid()]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            total += times.get(child, 0.0)
+            todo.append(child)
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -72,7 +100,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--viewers", default="1,3,5")
+    parser.add_argument("--viewers", default="1,3,5",
+                        help="viewer counts to measure, e.g. 1,3,5; empty: commands only")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
@@ -81,8 +110,11 @@ def main() -> int:
     parser.add_argument("--source", choices=["sim", "synthetic"], default="sim",
                         help="sim: the simulator's camera; synthetic: a 30 Hz pattern pushed by "
                         "a probe (isolates the server from the renderer's CPU)")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="web_thread_rt_priority for the telepresence node (0 = default, off)")
+    parser.add_argument("--raw", default="", help="write the raw command samples (JSON) here")
     args = parser.parse_args()
-    counts = [int(v) for v in args.viewers.split(",")]
+    counts = [int(v) for v in args.viewers.split(",") if v.strip()]
 
     from passeur.rosenv import configure_environment
 
@@ -102,7 +134,7 @@ def main() -> int:
     tp = {"http_port": 0, "ice_host_addresses": "127.0.0.1", "frame_stamp": True,
           "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
           "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16,
-          "max_spectators": 14}
+          "max_spectators": 14, "web_thread_rt_priority": args.rt_priority}
     fake = None
     if args.source == "sim" and sim_available():
         h = StackHarness(context, nodes=["sim", "telepresence"],
@@ -128,11 +160,56 @@ def main() -> int:
 
     h.probe.create_subscription(Twist, "cmd_vel/teleop", on_teleop, qos.COMMAND)
 
+    # Where the command latency goes: browser send -> the server's message handler (browser,
+    # SCTP/DTLS, kernel, waking the loop) and handler -> publish (the server's own work).
+    handled: dict[float, float] = {}
+    on_message = server._on_message
+
+    def timed_on_message(peer: Any, raw: Any) -> None:
+        t = time.time()
+        try:
+            w = round(float(json.loads(raw).get("angular", "nan")), 4)
+        except (ValueError, TypeError, AttributeError):
+            w = float("nan")
+        handled.setdefault(w, t)
+        on_message(peer, raw)
+
+    # ... and, inside the server, datagram seen by the loop -> handler (DTLS, SCTP, queues).
+    import aioice.ice
+
+    last_datagram = [0.0]
+    in_loop_ms: list[float] = []
+    data_received = aioice.ice.Connection.data_received
+
+    def timed_data_received(self: Any, data: bytes, component: int) -> None:
+        if data[:1] == b"\x17":  # DTLS application data (SCTP: the data channel), not RTP
+            last_datagram[0] = time.time()
+        data_received(self, data, component)
+
+    aioice.ice.Connection.data_received = timed_data_received  # type: ignore[method-assign]
+
+    def timed_on_message_in_loop(peer: Any, raw: Any) -> None:
+        if last_datagram[0]:
+            in_loop_ms.append(1000.0 * (time.time() - last_datagram[0]))
+        timed_on_message(peer, raw)
+
+    server._on_message = timed_on_message_in_loop
+
+    # Event-loop lag: how late a 2 ms sleep on the server's loop wakes up (a busy loop or a
+    # thread holding the GIL delays every message by as much).
+    lag_ms: list[float] = []
+
+    async def probe_loop_lag(stop: threading.Event) -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.002)
+            lag_ms.append(1000.0 * (time.perf_counter() - t0) - 2.0)
+
     async def issue(role: str) -> str:
         return node.access.issue_code(role, 3600).code
 
     results: dict[str, Any] = {"codec": args.codec, "source": source, "resolution": "640x480",
-                               "viewers": {}}
+                               "web_thread_rt_priority": args.rt_priority, "viewers": {}}
     print(f"telepresence benchmark: {source}, codec {args.codec}, {os.cpu_count()} cores")
     with sync_playwright() as pw:
         browser = launch(pw)
@@ -165,9 +242,12 @@ def main() -> int:
                 encoder.server_latency_ms.clear()
             kf0 = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
             load0 = os.getloadavg()[0]
+            camera0, browsers0 = node.camera.frames_in, descendants_cpu_s()
             cpu0, wall0 = time.process_time(), time.monotonic()
             time.sleep(args.seconds)
             wall = time.monotonic() - wall0
+            camera_fps = (node.camera.frames_in - camera0) / wall
+            browsers_cpu = (descendants_cpu_s() - browsers0) / wall
             server_part = list(encoder.server_latency_ms) if encoder is not None else []
             frames_kf = (encoder.frames_encoded, encoder.keyframes) if encoder else (0, 0)
             cpu = (time.process_time() - cpu0) / wall
@@ -196,6 +276,9 @@ def main() -> int:
                 "server_part_ms_p95": round(percentile(server_part, 95), 1)
                 if server_part else None,
                 "load_average_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
+                # frames reaching the server, and CPU of the browsers (same machine)
+                "camera_fps": round(camera_fps, 1),
+                "browsers_cpu_pct": round(100 * browsers_cpu, 1),
                 "encoded_frames": frames_kf[0] - kf0[0],
                 "keyframes": frames_kf[1] - kf0[1],
             }
@@ -204,7 +287,9 @@ def main() -> int:
                   f"{entry['latency_ms_p95']} ms ({len(latencies)} frames), fps min "
                   f"{entry['fps_min']} mean {entry['fps_mean']}, server CPU {entry['server_cpu_pct']} %"
                   f" ({entry['server_cpu_pct_per_viewer']} % per viewer); server part p50 "
-                  f"{entry['server_part_ms_p50']} p95 {entry['server_part_ms_p95']} ms; load "
+                  f"{entry['server_part_ms_p50']} p95 {entry['server_part_ms_p95']} ms; camera "
+                  f"{entry['camera_fps']} fps, encoded {entry['encoded_frames'] / wall:.1f} fps;"
+                  f" browsers {entry['browsers_cpu_pct']} % CPU; load "
                   f"{entry['load_average_1min']}")
         for page in pages:
             page.context.close()
@@ -217,6 +302,9 @@ def main() -> int:
         pilot.wait_for_function("window.passeurPilot && window.passeurPilot.state.conn && "
                                 "window.passeurPilot.state.conn.channel.readyState === 'open'",
                                 timeout=60_000)
+        stop_lag = threading.Event()
+        in_loop_ms.clear()
+        lag_future = asyncio.run_coroutine_threadsafe(probe_loop_lag(stop_lag), server.loop)
         sent = pilot.evaluate("""async (n) => {
             const ch = window.passeurPilot.state.conn.channel;
             const out = [];
@@ -230,30 +318,51 @@ def main() -> int:
             return out;
         }""", args.commands)
         time.sleep(1.0)
+        stop_lag.set()
+        lag_future.result(5.0)
         published: dict[float, float] = {}
         for t_pub, _lin, ang in list(node.publish_log):
             published.setdefault(round(ang, 4), t_pub)
         cmd_lat = [published[w] * 1000.0 - t_ms for w, t_ms in sent if w in published]
         with lock:
             probe_lat = [received[w] * 1000.0 - t_ms for w, t_ms in sent if w in received]
+        to_server = [handled[w] * 1000.0 - t_ms for w, t_ms in sent if w in handled]
+        in_server = [(published[w] - handled[w]) * 1000.0 for w, _t in sent
+                     if w in handled and w in published]
         pilot.context.close()
         browser.close()
     results["command_latency_ms_p50"] = round(statistics.median(cmd_lat), 2) if cmd_lat else None
     results["command_latency_ms_p99"] = round(percentile(cmd_lat, 99), 2) if cmd_lat else None
     results["command_samples"] = len(cmd_lat)
+    if args.raw:
+        Path(args.raw).write_text(json.dumps({"sent": sent, "handled": list(handled.items()),
+                                              "published": list(published.items()),
+                                              "loop_lag_ms": lag_ms}))
+    for key, values in (("command_to_server_ms", to_server), ("command_in_server_ms", in_server),
+                        ("command_datagram_to_handler_ms", in_loop_ms), ("loop_lag_ms", lag_ms)):
+        results[f"{key}_p50"] = round(statistics.median(values), 2) if values else None
+        results[f"{key}_p99"] = round(percentile(values, 99), 2) if values else None
     # Same, until a subscriber in the process has the message (adds executor scheduling).
     results["command_to_subscriber_ms_p50"] = round(statistics.median(probe_lat), 2) \
         if probe_lat else None
     results["command_to_subscriber_ms_p99"] = round(percentile(probe_lat, 99), 2) \
         if probe_lat else None
     print(f"data channel -> cmd_vel/teleop: p50 {results['command_latency_ms_p50']} ms, "
-          f"p99 {results['command_latency_ms_p99']} ms ({len(cmd_lat)}/{args.commands})")
+          f"p99 {results['command_latency_ms_p99']} ms ({len(cmd_lat)}/{args.commands}); "
+          f"to the server p50 {results['command_to_server_ms_p50']} p99 "
+          f"{results['command_to_server_ms_p99']}, in the server p50 "
+          f"{results['command_in_server_ms_p50']} p99 {results['command_in_server_ms_p99']}, "
+          f"datagram -> handler p50 {results['command_datagram_to_handler_ms_p50']} p99 "
+          f"{results['command_datagram_to_handler_ms_p99']}; "
+          f"loop lag p50 {results['loop_lag_ms_p50']} p99 {results['loop_lag_ms_p99']} ms")
     if fake is not None:
         fake.close()
     h.close()
     rclpy.try_shutdown(context=context)
 
-    top = results["viewers"].get("5") or results["viewers"][str(max(counts))]
+    empty = {"latency_ms_p95": None}
+    top = results["viewers"].get("5") or (results["viewers"][str(max(counts))] if counts
+                                          else empty)
     one = results["viewers"].get("1") or top
     results["goals"] = {
         "p95_latency_le_80ms": one["latency_ms_p95"] is not None and one["latency_ms_p95"] <= 80,

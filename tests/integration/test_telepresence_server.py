@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -615,6 +616,60 @@ async def test_spectators_cannot_take_the_pilot_or_staff_slot() -> None:
         srv.stop()
     with pytest.raises(Exception, match="max_viewers"):
         ServerOptions(max_peers=2).validate()
+
+
+async def test_server_threads_take_the_configured_niceness() -> None:
+    """The loop thread and the threads it starts (encoders, aiortc's audio) run at
+    thread_nice: commands and video go ahead of the rest of the process."""
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    wanted = min(19, here + 3)  # raising niceness needs no privilege
+    srv, _robot, feeder = make_server(thread_nice=wanted)
+    try:
+        def nice() -> int:
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        async def on_loop() -> tuple[int, int]:
+            pool = await asyncio.get_running_loop().run_in_executor(None, nice)
+            return nice(), pool
+
+        loop_nice, pool_nice = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(on_loop(), srv.loop))
+        assert (loop_nice, pool_nice) == (wanted, wanted)
+        assert nice() == here  # the rest of the process is left alone
+    finally:
+        feeder.stop.set()
+        srv.stop()
+    with pytest.raises(Exception, match="web_thread_nice"):
+        ServerOptions(thread_nice=-40).validate()
+    with pytest.raises(Exception, match="web_thread_rt_priority"):
+        ServerOptions(thread_rt_priority=100).validate()
+
+
+async def test_a_real_time_loop_thread_keeps_its_helpers_at_normal_policy() -> None:
+    """thread_rt_priority puts the loop thread alone in SCHED_RR: the threads it starts
+    (aiortc's pool, the encoders) get the normal policy back, at the server's niceness."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except PermissionError:
+        pytest.skip("SCHED_RR not permitted here")
+    srv, _robot, feeder = make_server(thread_rt_priority=1, thread_nice=2)
+    try:
+        def sched() -> tuple[int, int]:
+            tid = threading.get_native_id()
+            return os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
+
+        async def on_loop() -> tuple[tuple[int, int], tuple[int, int]]:
+            pool = await asyncio.get_running_loop().run_in_executor(None, sched)
+            return sched(), pool
+
+        (loop_policy, _nice), pool = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(on_loop(), srv.loop))
+        assert loop_policy & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
+        assert pool == (os.SCHED_OTHER, 2)
+    finally:
+        feeder.stop.set()
+        srv.stop()
 
 
 async def test_housekeeping_keeps_expiring_after_an_error() -> None:

@@ -55,7 +55,7 @@ async def test_no_viewers_no_conversion() -> None:
 async def test_shared_encoder_encodes_once_for_all_and_starts_on_keyframes() -> None:
     source = CameraSource(asyncio.get_running_loop())
     source.viewers = 2
-    encoder = SharedEncoder(source.track, "VP8", keyframe_interval_s=100.0)
+    encoder = SharedEncoder(source, "VP8", keyframe_interval_s=100.0)
     a, b = encoder.subscribe(), encoder.subscribe()
     decoders = [av.CodecContext.create("libvpx", "r") for _ in range(2)]
     for i in range(6):
@@ -93,3 +93,16 @@ def test_encoded_track_falls_back_to_a_keyframe_when_behind() -> None:
     assert len(track._queue) == 0
     track.put("k2", True)
     assert list(track._queue) == ["k2"]
+
+
+def test_shared_encoder_keeps_only_the_newest_image_waiting() -> None:
+    """Images arriving while the encoder is busy replace each other: the encoder never works
+    through a backlog (and never converts an image it would drop)."""
+    source = CameraSource(stamp=True)
+    encoder = SharedEncoder(source, "VP8")
+    for counter in (1, 2, 3):
+        encoder.feed(np.zeros((480, 640, 3), np.uint8), counter, 0.0)
+    assert encoder.skipped == 2 and encoder._pending is not None
+    assert encoder._pending[1] == 3
+    encoder.close()
+    encoder.close()  # twice is fine

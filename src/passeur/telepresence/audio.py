@@ -1,7 +1,7 @@
 """Sound between the robot and the visitor, behind a small interface.
 
-`AudioIO` gives the robot's microphone as an aiortc audio track (sent to every viewer through a
-MediaRelay) and plays the pilot's microphone on the robot's speaker. Implementations:
+`AudioIO` gives the robot's microphone as an aiortc audio track (Opus-encoded once for every
+viewer by `SharedAudioEncoder`) and plays the pilot's microphone on the robot's speaker. Implementations:
 - `DeviceAudio`: sounddevice / PortAudio, when a sound device exists;
 - `FileAudio`: a WAV file (looped) or silence as the microphone, and a WAV recorder (or nothing)
   as the speaker, for tests and machines without sound.
@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import wave
+from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
+#: A source read again after a pause longer than this starts from now (no catching up).
+MAX_BEHIND_S = 0.2
 AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
@@ -57,11 +60,16 @@ class PcmSourceTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
+        now = time.monotonic()
         if self._start is None:
-            self._start = time.monotonic()
+            self._start = now
         due = self._start + self._samples / SAMPLE_RATE
-        delay = due - time.monotonic()
-        if delay > 0:
+        delay = due - now
+        if delay < -MAX_BEHIND_S:
+            # Nobody read for a while (no viewer): live sound starts now; racing through the
+            # pause would burst stale frames at the next viewer.
+            self._start = now - self._samples / SAMPLE_RATE
+        elif delay > 0:
             await asyncio.sleep(delay)
         pcm = self._owner.read_mic(FRAME_SAMPLES)
         if self._owner.mic_muted:
@@ -72,6 +80,98 @@ class PcmSourceTrack(MediaStreamTrack):
         frame.time_base = AUDIO_TIME_BASE
         self._samples += FRAME_SAMPLES
         return frame
+
+
+class SharedAudioEncoder:
+    """Opus-encode the robot's microphone ONCE for every viewer and hand each viewer's sender
+    the same packets (aiortc packs pre-encoded `av.Packet`s). With a MediaRelay each sender
+    encodes on its own, through a thread hop every 20 ms per viewer. The viewers' transceivers
+    must negotiate Opus (the server sets the codec preference)."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        self.source = source
+        self._subscribers: set[EncodedAudioTrack] = set()
+        self._task: asyncio.Future[None] | None = None
+        self.frames_encoded = 0
+
+    def subscribe(self) -> EncodedAudioTrack:
+        """Loop thread only."""
+        track = EncodedAudioTrack(self)
+        self._subscribers.add(track)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return track
+
+    def unsubscribe(self, track: EncodedAudioTrack) -> None:
+        self._subscribers.discard(track)
+
+    async def _run(self) -> None:
+        from aiortc.codecs.opus import OpusEncoder
+
+        encoder = OpusEncoder()
+        while self._subscribers:
+            try:
+                frame = await self.source.recv()
+            except MediaStreamError:
+                for track in list(self._subscribers):
+                    track.put(None)
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            # On the loop: ~0.25 ms per 20 ms frame, cheaper than a thread hop.
+            payloads, timestamp = encoder.encode(frame)
+            for i, payload in enumerate(payloads):
+                packet = av.Packet(payload)
+                packet.pts = timestamp + i * FRAME_SAMPLES
+                packet.time_base = AUDIO_TIME_BASE
+                self.frames_encoded += 1
+                for track in list(self._subscribers):
+                    track.put(packet)
+
+    def close(self) -> None:
+        for track in list(self._subscribers):
+            track.stop()
+        if self._task is not None:
+            self._task.cancel()
+
+
+class EncodedAudioTrack(MediaStreamTrack):
+    """One viewer's view of the shared Opus stream; a viewer that falls behind loses the
+    oldest packets (late sound is dropped, not delayed)."""
+
+    kind = "audio"
+    MAX_QUEUE = 10  # 200 ms
+
+    def __init__(self, encoder: SharedAudioEncoder) -> None:
+        super().__init__()
+        self._encoder = encoder
+        self._queue: deque[Any] = deque(maxlen=self.MAX_QUEUE)
+        self._event = asyncio.Event()
+        self.dropped = 0
+
+    def put(self, packet: Any) -> None:
+        if len(self._queue) == self.MAX_QUEUE:
+            self.dropped += 1
+        self._queue.append(packet)
+        self._event.set()
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._queue:
+                packet = self._queue.popleft()
+                if packet is None:
+                    self.stop()
+                    raise MediaStreamError
+                return packet
+            self._event.clear()
+            await self._event.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._encoder.unsubscribe(self)
+        self._event.set()
 
 
 class _AudioBase:

@@ -31,6 +31,7 @@ HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import json
@@ -55,7 +56,7 @@ from aiortc.exceptions import (
 )
 
 from passeur.telepresence.access import PILOT, SPECTATOR, STAFF, AccessManager, Session
-from passeur.telepresence.audio import AudioIO
+from passeur.telepresence.audio import AudioIO, SharedAudioEncoder
 from passeur.telepresence.exceptions import AccessDenied, MessageError, TelepresenceConfigError
 from passeur.telepresence.link_quality import LinkStats, link_stats
 from passeur.telepresence.messages import (
@@ -67,6 +68,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     parse_message,
 )
+from passeur.telepresence.priority import set_thread_nice, set_thread_realtime
 from passeur.telepresence.video import CameraSource, SharedEncoder
 from passeur.telepresence.web_feature import WebFeature
 
@@ -171,9 +173,18 @@ class ServerOptions:
     #: staff: spectators get at most min(max_spectators, max_peers - 2).
     max_peers: int = 12
     max_spectators: int = 8
-    #: Encode once for all viewers (see video.SharedEncoder); False = one encoder per viewer.
+    #: Encode video and audio once for all viewers (video.SharedEncoder,
+    #: audio.SharedAudioEncoder); False = one encoder of each per viewer (MediaRelay).
     shared_encoder: bool = True
     video_bitrate_bps: int = 1_200_000
+    #: Niceness of the server's loop thread and every thread it starts (video encoder, audio
+    #: encoding and decoding). Negative puts driving commands and video ahead of the rest of
+    #: the process (simulator, ROS callbacks, planners) and of the programs started with it.
+    thread_nice: int = 0
+    #: SCHED_RR priority (1-99) of the loop thread alone; 0 = normal scheduling. Shortens the
+    #: command latency tail further, but a real-time thread that faces the network can take
+    #: CPU from the rest of the robot (bounded by the kernel's real-time throttling): opt-in.
+    thread_rt_priority: int = 0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
@@ -190,6 +201,12 @@ class ServerOptions:
             raise TelepresenceConfigError(
                 f"max_viewers must be >= 3 (one slot for the pilot, one for staff, one spectator)"
                 f" and max_spectators >= 0 (got {self.max_peers} and {self.max_spectators})")
+        if not (-20 <= self.thread_nice <= 19):
+            raise TelepresenceConfigError(
+                f"web_thread_nice {self.thread_nice} is not a niceness (-20 to 19)")
+        if not (0 <= self.thread_rt_priority <= 99):
+            raise TelepresenceConfigError(
+                f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -239,6 +256,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._relay: MediaRelay | None = None
         self._encoder: SharedEncoder | None = None
+        self._audio_encoder: SharedAudioEncoder | None = None
         self._audio_source: Any = None
         self._port: int | None = None
         self._housekeeper: asyncio.Future[None] | None = None
@@ -296,7 +314,23 @@ class WebServer:
             raise error
 
     def _run(self) -> None:
+        # First, so that the threads this one starts (encoders, aiortc's) inherit the niceness.
+        if not set_thread_nice(self.options.thread_nice):
+            log.warning("could not set the web server threads' niceness to %d (a negative value "
+                        "needs root or CAP_SYS_NICE): commands and video keep the default "
+                        "priority; set web_thread_nice to 0 to silence this",
+                        self.options.thread_nice)
+        if not set_thread_realtime(self.options.thread_rt_priority):
+            log.warning("could not make the web server's loop thread real-time (SCHED_RR %d "
+                        "needs root or CAP_SYS_NICE); set web_thread_rt_priority to 0 to silence "
+                        "this", self.options.thread_rt_priority)
         loop = asyncio.new_event_loop()
+        # Threads the loop starts for aiortc (audio decoding...) run at the server's niceness
+        # even when the loop thread is real-time (whose children start at niceness 0).
+        nice = self.options.thread_nice
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="web-server-pool", initializer=set_thread_nice,
+            initargs=(nice,)))
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
@@ -397,6 +431,8 @@ class WebServer:
         self._feature_pcs.clear()
         if self._encoder is not None:
             self._encoder.close()
+        if self._audio_encoder is not None:
+            self._audio_encoder.close()
         self.camera.track.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -738,9 +774,12 @@ class WebServer:
             prefs = [c for c in RTCRtpSender.getCapabilities("video").codecs
                      if c.mimeType == mime]
             video.setCodecPreferences(prefs)  # BEFORE setRemoteDescription (aiortc 1.16)
-            peer.tracks.append(self._relay.subscribe(self._audio_source, buffered=False))
-            pc.addTransceiver(peer.tracks[-1],
-                              direction="sendrecv" if role == PILOT else "sendonly")
+            peer.tracks.append(self._audio_track())
+            audio = pc.addTransceiver(peer.tracks[-1],
+                                      direction="sendrecv" if role == PILOT else "sendonly")
+            if self.options.shared_encoder:  # the shared packets are Opus
+                audio.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                           if c.mimeType == "audio/opus"])
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
@@ -758,11 +797,20 @@ class WebServer:
     def _video_track(self) -> Any:
         if self.options.shared_encoder:
             if self._encoder is None:
-                self._encoder = SharedEncoder(self.camera.track, self.options.video_codec.upper(),
-                                              self.options.video_bitrate_bps)
+                self._encoder = SharedEncoder(self.camera, self.options.video_codec.upper(),
+                                              self.options.video_bitrate_bps,
+                                              thread_nice=self.options.thread_nice)
             return self._encoder.subscribe()
         assert self._relay is not None
         return self._relay.subscribe(self.camera.track, buffered=False)
+
+    def _audio_track(self) -> Any:
+        if self.options.shared_encoder:
+            if self._audio_encoder is None:
+                self._audio_encoder = SharedAudioEncoder(self._audio_source)
+            return self._audio_encoder.subscribe()
+        assert self._relay is not None
+        return self._relay.subscribe(self._audio_source, buffered=False)
 
     def _wire(self, peer: Peer) -> None:
         pc = peer.pc

@@ -53,6 +53,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     Stop,
 )
+from passeur.telepresence.priority import set_thread_nice
 from passeur.telepresence.robot_status import (
     MAP,
     nav_reason_code,
@@ -150,6 +151,16 @@ class TelepresenceNode(Node):
                         "for the pilot and one for staff)", min_value=3, max_value=64)
         max_spectators = p("max_spectators", 8, "most simultaneous spectator connections "
                            "(also at most max_viewers - 2)", min_value=0, max_value=64)
+        thread_nice = p("web_thread_nice", -5, "niceness of the web server's threads (driving "
+                        "commands, video and audio encoding) and of the teleop watchdog; negative = ahead of the rest of "
+                        "the stack, which measurably shortens the command latency tail on a "
+                        "busy robot; needs root or CAP_SYS_NICE (else a warning and 0)",
+                        min_value=-20, max_value=19)
+        rt_priority = p("web_thread_rt_priority", 0, "SCHED_RR priority (1-99) of the web "
+                        "server's loop thread alone, 0 = off; shortens the command latency tail "
+                        "further, but a real-time thread facing the network can take CPU from "
+                        "the rest of the robot; needs root or CAP_SYS_NICE",
+                        min_value=0, max_value=99)
         cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
         cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
@@ -248,7 +259,8 @@ class TelepresenceNode(Node):
             tls_key=str(tls_key),
             ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
             video_codec=str(codec).upper(), max_peers=int(max_viewers),
-            max_spectators=int(max_spectators),
+            max_spectators=int(max_spectators), thread_nice=int(thread_nice),
+            thread_rt_priority=int(rt_priority),
             client_config={"look_step_deg": float(look_step),
                            "watchdog_ms": round(self.watchdog_s * 1000),
                            "nudge_ms": int(nudge_ms), "session_warning_s": float(warning_s)})
@@ -388,6 +400,9 @@ class TelepresenceNode(Node):
             self._map = (png.tobytes(), meta)
 
     def _tick_loop(self) -> None:
+        # The watchdog takes _drive_lock, which driving commands need too: at the web server's
+        # priority, a preempted tick cannot hold a command back (priority inversion).
+        set_thread_nice(self.options.thread_nice)
         while not self._stop_ticker.wait(self._tick_period_s):
             try:
                 self._tick()

@@ -1,10 +1,17 @@
 """One shared camera source for every viewer.
 
-Each camera image is converted ONCE to a yuv420p `av.VideoFrame` (in the caller's thread, the
-ROS executor's), then handed to the asyncio loop, where a single `CameraTrack` yields only the
-newest frame; `aiortc.contrib.media.MediaRelay(buffered=False)` fans it out to every viewer's
-encoder. A slow viewer skips frames instead of building a backlog. (Sharing bgr24 frames across
-VP8 encoders crashed aiortc here; yuv420p from the source does not: see ENVIRONMENT.md.)
+Shared encoder (the default): each camera image goes straight from the caller's thread (the
+ROS executor's) to one encoder thread, which keeps only the newest image, stamps and converts
+it to yuv420p, encodes it once (VP8 or H264) and hands the packet to the asyncio loop, where
+every viewer's sender packetizes the same bytes. Nothing about a frame waits on the loop
+before it is encoded, and an image the encoder is too busy for is never converted.
+
+Per-viewer encoders (`shared_encoder: False`): each image is converted ONCE to a yuv420p
+`av.VideoFrame` in the caller's thread, then handed to the loop, where a single `CameraTrack`
+yields only the newest frame; `aiortc.contrib.media.MediaRelay(buffered=False)` fans it out to
+every viewer's encoder. (Sharing bgr24 frames across VP8 encoders crashed aiortc here; yuv420p
+from the source does not: see ENVIRONMENT.md.) Either way a slow viewer skips frames instead
+of building a backlog.
 
 Optionally a frame counter is drawn as a small binary code in the top-left corner so that a
 browser can tell which frame it displays (latency benchmark); `decode_stamp` reads it back.
@@ -14,14 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from passeur.telepresence.priority import set_thread_nice
+
+log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000
 MIN_KEYFRAME_GAP_S = 0.3
@@ -86,6 +99,20 @@ class CameraSource:
         self._latest_rgb: np.ndarray | None = None
         #: Number of connected viewers (set by the server): no conversion work without any.
         self.viewers = 0
+        #: Takes (image, counter, arrival) instead of the track (the shared encoder).
+        self._sink: Callable[[np.ndarray, int, float], None] | None = None
+
+    def set_sink(self, sink: Callable[[np.ndarray, int, float], None] | None) -> None:
+        """Hand images to `sink` (any thread, must not block) instead of converting them for
+        the track."""
+        self._sink = sink
+
+    def make_frame(self, rgb: np.ndarray, counter: int) -> av.VideoFrame:
+        """The yuv420p frame for an image, stamped with `counter` when stamping is on."""
+        if self.stamp:
+            rgb = rgb.copy()
+            draw_stamp(rgb, counter)
+        return rgb_to_frame(rgb)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -110,10 +137,11 @@ class CameraSource:
                     self.stamp_times.pop(self._stamp_order.popleft(), None)
         if self.viewers <= 0:
             return counter
-        if self.stamp:
-            rgb = rgb.copy()
-            draw_stamp(rgb, counter)
-        frame = rgb_to_frame(rgb)
+        sink = self._sink
+        if sink is not None:
+            sink(rgb, counter, arrival)
+            return counter
+        frame = self.make_frame(rgb, counter)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -191,40 +219,51 @@ class SharedEncoder:
     same compressed packets (aiortc packetizes pre-encoded `av.Packet`s without re-encoding).
 
     Per-viewer encoders cost ~10 % of a core each at 640x480@30; this costs one encoder in
-    total. Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and
-    a viewer that falls behind or joins late waits for a keyframe: one is forced for every new
+    total. The encoder has its own thread, fed directly by `CameraSource` (newest image only):
+    conversion and encoding release the GIL, and the loop only sees finished packets.
+    Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and a
+    viewer that falls behind or joins late waits for a keyframe: one is forced for every new
     viewer and sent at least every `keyframe_interval_s`.
     """
 
-    def __init__(self, source: CameraTrack, codec: str = "VP8", bitrate_bps: int = 1_200_000,
-                 keyframe_interval_s: float = 1.0) -> None:
-        import concurrent.futures
-
+    def __init__(self, source: CameraSource, codec: str = "VP8", bitrate_bps: int = 1_200_000,
+                 keyframe_interval_s: float = 1.0, thread_nice: int = 0) -> None:
         if codec not in ("VP8", "H264"):
             raise ValueError(f"unsupported codec {codec}")
         self.source = source
         self.codec_name = codec
         self.bitrate_bps = bitrate_bps
         self.keyframe_interval_s = keyframe_interval_s
+        self.thread_nice = thread_nice
         self._ctx: Any = None
         self._size: tuple[int, int] | None = None
         self._subscribers: set[EncodedTrack] = set()
         self._force_keyframe = True
         self._last_keyframe = -1e9
-        self._task: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = threading.Condition()
+        self._pending: tuple[np.ndarray, int, float] | None = None
+        self._closed = False
         # One thread: a codec context must not be used concurrently.
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self._thread: threading.Thread | None = None
+        self._start: float | None = None
+        self._last_pts = -1
         self.frames_encoded = 0
         self.keyframes = 0
+        self.skipped = 0  # images replaced by a newer one before the encoder got to them
         #: camera image arrival -> encoded packet handed to the senders, ms (benchmarks)
         self.server_latency_ms: deque[float] = deque(maxlen=5000)
 
     def subscribe(self) -> EncodedTrack:
+        """Loop thread only."""
+        self._loop = asyncio.get_running_loop()
         track = EncodedTrack(self)
         self._subscribers.add(track)
         self._force_keyframe = True
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
+        if (self._thread is None or not self._thread.is_alive()) and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="video-encoder", daemon=True)
+            self._thread.start()
+        self.source.set_sink(self.feed)
         return track
 
     def unsubscribe(self, track: EncodedTrack) -> None:
@@ -232,6 +271,14 @@ class SharedEncoder:
 
     def request_keyframe(self) -> None:
         self._force_keyframe = True
+
+    def feed(self, rgb: np.ndarray, counter: int, arrival_wall_s: float) -> None:
+        """Any thread; never blocks: a newer image replaces one not yet encoded."""
+        with self._wake:
+            if self._pending is not None:
+                self.skipped += 1
+            self._pending = (rgb, counter, arrival_wall_s)
+            self._wake.notify()
 
     def _open(self, width: int, height: int) -> Any:
         if self.codec_name == "VP8":
@@ -252,6 +299,7 @@ class SharedEncoder:
         ctx.time_base = VIDEO_TIME_BASE
         ctx.framerate = fractions.Fraction(30, 1)
         ctx.gop_size = 3000  # keyframes are forced explicitly
+        # One thread: measured here, libvpx with 2 threads on 2 busy cores took 10x the CPU.
         ctx.thread_count = 1
         return ctx
 
@@ -264,45 +312,78 @@ class SharedEncoder:
             av.video.frame.PictureType.NONE
         return b"".join(bytes(p) for p in self._ctx.encode(frame))
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._subscribers:
+    def _next_pts(self) -> int:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        pts = max(int((now - self._start) * VIDEO_CLOCK_RATE), self._last_pts + 1)
+        self._last_pts = pts
+        return pts
+
+    def _run(self) -> None:
+        """Encoder thread."""
+        set_thread_nice(self.thread_nice)  # explicit: a real-time loop thread's is not inherited
+        while True:
+            with self._wake:
+                while self._pending is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                rgb, counter, arrival = self._pending  # type: ignore[misc]
+                self._pending = None
+            if not self._subscribers:
+                continue
             try:
-                frame = await self.source.recv()
-            except MediaStreamError:
-                for track in list(self._subscribers):
-                    track.put(None, False)
-                return
-            now = time.monotonic()
-            since = now - self._last_keyframe
-            # Requested keyframes are rate-limited: under CPU pressure, viewers falling behind
-            # must not turn the stream into keyframes only (bigger, slower: a vicious circle).
-            keyframe = (self._force_keyframe and since >= MIN_KEYFRAME_GAP_S) \
-                or since >= self.keyframe_interval_s
-            if keyframe:
-                self._force_keyframe = False
-            data = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
+                frame = self.source.make_frame(rgb, counter)
+                frame.pts = self._next_pts()
+                frame.time_base = VIDEO_TIME_BASE
+                now = time.monotonic()
+                since = now - self._last_keyframe
+                # Requested keyframes are rate-limited: under CPU pressure, viewers falling
+                # behind must not turn the stream into keyframes only (bigger, slower: a
+                # vicious circle).
+                keyframe = (self._force_keyframe and since >= MIN_KEYFRAME_GAP_S) \
+                    or since >= self.keyframe_interval_s
+                if keyframe:
+                    self._force_keyframe = False
+                data = self._encode(frame, keyframe)
+            except (av.error.FFmpegError, ValueError):
+                log.exception("video encoding failed; dropping the frame")
+                continue
             if not data:
                 continue
             if keyframe:
                 self._last_keyframe = now
                 self.keyframes += 1
-            arrival = self.source.last_arrival_wall_s
-            if arrival:
-                self.server_latency_ms.append(1000.0 * (time.time() - arrival))
             packet = av.Packet(data)
             packet.pts = frame.pts
             packet.time_base = VIDEO_TIME_BASE
-            self.frames_encoded += 1
-            for track in list(self._subscribers):
-                track.put(packet, keyframe)
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                continue
+            try:
+                loop.call_soon_threadsafe(self._deliver, packet, keyframe, arrival)
+            except RuntimeError:
+                return  # loop closing
+
+    def _deliver(self, packet: av.Packet, keyframe: bool, arrival_wall_s: float) -> None:
+        """Loop thread."""
+        self.server_latency_ms.append(1000.0 * (time.time() - arrival_wall_s))
+        self.frames_encoded += 1
+        for track in list(self._subscribers):
+            track.put(packet, keyframe)
 
     def close(self) -> None:
+        """Stop every viewer's track and the encoder thread. Safe to call twice."""
+        self.source.set_sink(None)
         for track in list(self._subscribers):
             track.stop()
-        if self._task is not None:
-            self._task.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(2.0)
 
 
 class EncodedTrack(MediaStreamTrack):
