@@ -96,3 +96,40 @@ def test_obstacles_can_be_placed_and_parked() -> None:
     assert float(sim.scan()[180]) == pytest.approx(front_before, abs=0.05)
     with pytest.raises(ValueError, match="out of range"):
         sim.place_obstacle(sim.obstacle_count, 0.0, 0.0)
+
+
+def test_camera_frames_are_rendered_in_their_own_thread_from_the_tick_state() -> None:
+    """At --rtf max physics goes on while a frame renders; each frame is the state at its
+    tick (the same picture as rendering that state directly), at the configured rate, in
+    order, and none is dropped."""
+    sim = Simulator("library")
+    sim.set_velocity(0.3, 0.4)
+    frames: list[tuple[float, np.ndarray, str]] = []
+    states: dict[float, object] = {}
+    loop = SimLoop(sim, real_time_factor=0.0, rates=LoopRates(camera_hz=15.0),
+                   cmd_timeout_s=0.0,
+                   on_image=lambda t, rgb: frames.append((t, rgb.copy(),
+                                                          threading.current_thread().name)))
+    # Keep a copy of the state at each camera tick, taken by the loop thread itself.
+    original_submit_state = sim.copy_state
+
+    def copy_state(into: object = None) -> object:
+        state = original_submit_state(into)
+        states[round(sim.time_s, 6)] = original_submit_state()
+        return state
+
+    sim.copy_state = copy_state  # type: ignore[method-assign]
+    loop.start(sim_duration_s=2.0)
+    assert loop.finished.wait(120.0), "the loop did not finish 2 s of sim time"
+    loop.stop()
+    assert loop.error is None
+    assert 29 <= len(frames) <= 31, f"{len(frames)} frames in 2 s at 15 Hz"
+    stamps = [t for t, _, _ in frames]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert all(name.endswith("-render") for _, _, name in frames)
+    # The last frame shows the state of its tick, not of the end of the run.
+    t, rgb, _ = frames[-1]
+    state = states[round(t, 6)]
+    assert np.array_equal(rgb, sim.render(state)), "frame differs from its tick's state"
+    assert not np.array_equal(rgb, sim.render()) or sim.time_s == t
+    sim.close_renderer()

@@ -6,7 +6,8 @@ obstacles or read the pose); `SimLoop` runs it in its own thread, paced to a rea
 
 The camera renderer holds an OpenGL (EGL) context, which is current in one thread only: it is
 created lazily by the first `render()` call and must always be used from that same thread
-(the loop thread). Set MUJOCO_GL=egl before mujoco is imported (done here if unset).
+(in `SimLoop`, its render thread, which renders from a copy of the state while physics goes
+on). Set MUJOCO_GL=egl before mujoco is imported (done here if unset).
 """
 
 from __future__ import annotations
@@ -254,8 +255,19 @@ class Simulator:
         ranges = np.where(ranges < r.lidar_min_range_m, -np.inf, ranges)
         return ranges.astype(np.float32)
 
-    def render(self) -> npt.NDArray[np.uint8]:
-        """One RGB camera image (H x W x 3). Always call from the same thread."""
+    def copy_state(self, into: Any = None) -> Any:
+        """A copy of the simulation state (MjData, ~5 us) to render from in another thread
+        while physics goes on; `into` is reused when given."""
+        mj = self._mj
+        with self._lock:
+            if into is None:
+                into = mj.MjData(self.model)
+            mj.mj_copyData(into, self.model, self.data)
+        return into
+
+    def render(self, state: Any = None) -> npt.NDArray[np.uint8]:
+        """One RGB camera image (H x W x 3) of the current state, or of `state` (from
+        `copy_state`). Always call from the same thread."""
         mj = self._mj
         me = threading.get_ident()
         if self._renderer is None:
@@ -268,8 +280,11 @@ class Simulator:
         elif self._render_thread != me:
             raise RuntimeError("Simulator.render() must be called from the thread that "
                                "created the renderer (the OpenGL context is current there)")
-        with self._lock:
-            self._renderer.update_scene(self.data, camera=self.built.camera)
+        if state is not None:
+            self._renderer.update_scene(state, camera=self.built.camera)
+        else:
+            with self._lock:
+                self._renderer.update_scene(self.data, camera=self.built.camera)
         image: npt.NDArray[np.uint8] = self._renderer.render()
         return image
 
@@ -327,7 +342,8 @@ class LoopStats:
     images: int = 0
     physics_s: float = 0.0
     scan_s: float = 0.0
-    render_s: float = 0.0
+    render_s: float = 0.0  # in the render thread
+    render_wait_s: float = 0.0  # the loop waiting for the previous frame to be rendered
     wall_s: float = 0.0
     waits: int = 0  # back-pressure waits for slow consumers
 
@@ -336,11 +352,88 @@ class LoopStats:
         return self.steps * PHYSICS_STEP_S
 
 
+class _RenderWorker:
+    """Renders camera frames in a thread of its own, from a copy of the state taken at the
+    camera tick, so that physics goes on meanwhile (rendering is the dearest part of a sim
+    second, and MuJoCo and Mesa release the GIL while they work). At most one frame is in
+    flight: `submit` waits for the previous one, so no frame is dropped and none is late by
+    more than one. The OpenGL context is created, used and closed in this thread."""
+
+    def __init__(self, sim: Simulator, on_image: Callable[[float, npt.NDArray[np.uint8]], None]
+                 | None, stats: LoopStats, stop: threading.Event, name: str) -> None:
+        self.sim = sim
+        self.on_image = on_image
+        self.stats = stats
+        self._stop = stop
+        self._cond = threading.Condition()
+        self._pending: float | None = None  # sim time of the frame to render
+        self._busy = False
+        self._done = False
+        self._state: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"{name}-render", daemon=True)
+        self._thread.start()
+
+    def submit(self, t: float) -> None:
+        """Loop thread: render the state as it is now, stamped `t`."""
+        a = time.perf_counter()
+        with self._cond:
+            while (self._busy or self._pending is not None) and not self._stop.is_set() \
+                    and self.error is None:
+                self._cond.wait(0.05)
+            if self.error is not None:
+                raise self.error
+            self.stats.render_wait_s += time.perf_counter() - a
+            self._state = self.sim.copy_state(self._state)
+            self._pending = t
+            self._cond.notify_all()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._pending is None and not self._done:
+                        self._cond.wait()
+                    if self._pending is None:  # closed, and the last frame is out
+                        return
+                    t, self._pending = self._pending, None
+                    self._busy = True
+                try:
+                    c = time.perf_counter()
+                    image = self.sim.render(self._state)
+                    self.stats.render_s += time.perf_counter() - c
+                    self.stats.images += 1
+                    if self.on_image:
+                        self.on_image(t, image)
+                finally:
+                    with self._cond:
+                        self._busy = False
+                        self._cond.notify_all()
+        except Exception as exc:
+            self.error = exc
+            log.exception("camera rendering stopped")
+            with self._cond:
+                self._cond.notify_all()
+        finally:
+            try:
+                self.sim.close_renderer()
+            except Exception:
+                log.exception("closing the renderer failed")
+
+
 class SimLoop:
     """Runs a Simulator in its own thread and calls back with its outputs.
 
     Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
-    `on_scan(t, ranges)`, `on_image(t, rgb)`. `command(v, w)` may be called from any thread;
+    `on_scan(t, ranges)`; `on_image(t, rgb)` in the render thread, one frame at a time, in
+    order. `command(v, w)` may be called from any thread;
     without a new command for `cmd_timeout_s` of wall time the base is stopped (0 = never).
     `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
     returns True (nobody subscribed: no rendering cost).
@@ -382,6 +475,7 @@ class SimLoop:
         self._last_command_wall = time.monotonic()
         self._commanded = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._render: _RenderWorker | None = None  # started at the first camera frame
         self._sim_time_limit: float | None = None
         self.finished = threading.Event()
 
@@ -415,10 +509,8 @@ class SimLoop:
             log.exception("simulator loop stopped")
         finally:
             self.sim.set_velocity(0.0, 0.0)
-            try:
-                self.sim.close_renderer()
-            except Exception:
-                log.exception("closing the renderer failed")
+            if self._render is not None:
+                self._render.close()  # closes the renderer in its own thread
             self.finished.set()
 
     def _loop(self) -> None:
@@ -479,12 +571,10 @@ class SimLoop:
             if camera_due:
                 next_cam += cam_p
             if camera_due and (self.camera_wanted is None or self.camera_wanted()):
-                c = perf()
-                image = sim.render()
-                stats.render_s += perf() - c
-                stats.images += 1
-                if self.on_image:
-                    self.on_image(t, image)
+                if self._render is None:
+                    self._render = _RenderWorker(sim, self.on_image, stats, self._stop,
+                                                 self._thread.name)
+                self._render.submit(t)
             if self._sim_time_limit is not None and t + eps >= self._sim_time_limit:
                 break
             if (self.real_time_factor == 0 and self.consumer_time is not None
