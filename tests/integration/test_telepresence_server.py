@@ -22,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from passeur.telepresence.access import AccessManager, AccessPolicy, Session, hash_password
 from passeur.telepresence.audio import FileAudio
 from passeur.telepresence.messages import Command, Drive, SpeedLimits, Stop
-from passeur.telepresence.server import ServerOptions, WebServer
+from passeur.telepresence.server import MAX_MESSAGES_PER_S, ServerOptions, WebServer
 from passeur.telepresence.video import CameraSource, decode_stamp
 
 PASSWORD = "desk-password-1"
@@ -267,7 +267,10 @@ async def test_hostile_messages_refused_and_server_keeps_serving(
         for _ in range(1000):
             client.send("garbage")
         await asyncio.sleep(1.0)
-        assert len(client.messages) - before <= 100 + 5  # + status pushes
+        errors = sum(m["type"] == "error" for m in client.messages[before:])
+        # One second's budget answered, the rest dropped; on a loaded machine the server may
+        # take over a second to get through the 1000, reaching a second window: never more.
+        assert 0 < errors <= 2 * MAX_MESSAGES_PER_S, errors
         assert (await http.get(f"{base}/api/health")).status == 200
     finally:
         await client.close()
