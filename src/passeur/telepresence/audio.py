@@ -16,13 +16,14 @@ import logging
 import threading
 import time
 import wave
-from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from passeur.telepresence.packet_track import PacketTrack
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class SharedAudioEncoder:
             self._task.cancel()
 
 
-class EncodedAudioTrack(MediaStreamTrack):
+class EncodedAudioTrack(PacketTrack):
     """One viewer's view of the shared Opus stream; a viewer that falls behind loses the
     oldest packets (late sound is dropped, not delayed)."""
 
@@ -143,35 +144,12 @@ class EncodedAudioTrack(MediaStreamTrack):
     MAX_QUEUE = 10  # 200 ms
 
     def __init__(self, encoder: SharedAudioEncoder) -> None:
-        super().__init__()
-        self._encoder = encoder
-        self._queue: deque[Any] = deque(maxlen=self.MAX_QUEUE)
-        self._event = asyncio.Event()
-        self.dropped = 0
+        super().__init__(encoder, maxlen=self.MAX_QUEUE)
 
     def put(self, packet: Any) -> None:
         if len(self._queue) == self.MAX_QUEUE:
             self.dropped += 1
-        self._queue.append(packet)
-        self._event.set()
-
-    async def recv(self) -> Any:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            if self._queue:
-                packet = self._queue.popleft()
-                if packet is None:
-                    self.stop()
-                    raise MediaStreamError
-                return packet
-            self._event.clear()
-            await self._event.wait()
-
-    def stop(self) -> None:
-        super().stop()
-        self._encoder.unsubscribe(self)
-        self._event.set()
+        self._push(packet)
 
 
 class _AudioBase:

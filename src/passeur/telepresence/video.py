@@ -32,6 +32,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from passeur.telepresence.packet_track import PacketTrack
 from passeur.telepresence.priority import set_thread_nice
 
 log = logging.getLogger(__name__)
@@ -386,20 +387,17 @@ class SharedEncoder:
             thread.join(2.0)
 
 
-class EncodedTrack(MediaStreamTrack):
+class EncodedTrack(PacketTrack):
     """One viewer's view of the shared encoded stream. Keeps at most a few packets; a viewer
     that falls behind drops to the next keyframe instead of building a backlog."""
 
     kind = "video"
     MAX_QUEUE = 5
+    _encoder: SharedEncoder
 
     def __init__(self, encoder: SharedEncoder) -> None:
-        super().__init__()
-        self._encoder = encoder
-        self._queue: deque[Any] = deque()
-        self._event = asyncio.Event()
+        super().__init__(encoder)
         self._wait_keyframe = True
-        self.dropped = 0
 
     def put(self, packet: Any, keyframe: bool) -> None:
         if packet is not None:
@@ -414,23 +412,4 @@ class EncodedTrack(MediaStreamTrack):
                 self._wait_keyframe = True
                 self._encoder.request_keyframe()
                 return
-        self._queue.append(packet)
-        self._event.set()
-
-    async def recv(self) -> Any:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            if self._queue:
-                packet = self._queue.popleft()
-                if packet is None:
-                    self.stop()
-                    raise MediaStreamError
-                return packet
-            self._event.clear()
-            await self._event.wait()
-
-    def stop(self) -> None:
-        super().stop()
-        self._encoder.unsubscribe(self)
-        self._event.set()
+        self._push(packet)
