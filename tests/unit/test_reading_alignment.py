@@ -98,6 +98,44 @@ def test_cut_off_try_heard_as_the_word_is_a_self_correction_not_a_repetition() -
     assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "the")]
 
 
+def test_copy_that_fits_the_word_worse_than_its_reading_is_a_try() -> None:
+    """ "book... boat" heard as "boat boat", both of a normal length: the first copy's sounds fit
+    "boat" clearly worse than the reading right after it, so it is a try, not a repetition."""
+    page = "the little boat sails on the pond tom runs after it".split()
+
+    def reading(first_fit: float | None, second_fit: float | None, word: str = "boat"
+                ) -> Hypothesis:
+        out, t = [], 0.5
+        i = page.index(word)
+        for k, w in enumerate(page):
+            if k == i:
+                out.append(RecognizedWord(w, t, t + 0.4, acoustic_per_frame=first_fit))
+                t += 0.45
+            fit = second_fit if k == i else -3.0
+            out.append(RecognizedWord(w, t, t + 0.4, acoustic_per_frame=fit))
+            t += 0.45
+        return Hypothesis(out, t + 0.5)
+
+    def run(h: Hypothesis):  # type: ignore[no-untyped-def]
+        return Aligner(tokenize(TEXT, "en")).update(h, finished=True)
+
+    tried = run(reading(-4.6, -3.1))
+    assert tried.words[2].outcome == SELF_CORRECTION and tried.words[2].attempts == ["boat"]
+    assert tried.words[2].counted_correct and not tried.extras
+    # Fits as well (or better, or nearly as well): a repetition.
+    for first in (-3.1, -2.0, -3.5):
+        state = run(reading(first, -3.1))
+        assert state.words[2].outcome == CORRECT
+        assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "boat")]
+    # No acoustic scores (another engine): a repetition, as before.
+    state = run(reading(None, None))
+    assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "boat")]
+    # Function words are never judged by fit ("the the" stays a repetition).
+    state = run(reading(-6.0, -3.0, word="the"))
+    assert state.words[0].outcome == CORRECT
+    assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "the")]
+
+
 def test_hesitation_is_a_pause_before_the_word() -> None:
     aligner = Aligner(tokenize(TEXT, "en"), hesitation_s=2.0)
     state = aligner.update(hyp("the little boat sails on the pond tom runs after it",

@@ -66,6 +66,7 @@ class WordResult:
     forgiven: str | None = None  # why a miscue is not counted ("function word", "line end")
     attempts: list[str] = field(default_factory=list)  # wrong tries before a self-correction
     told: bool = False  # the robot said this word for the reader
+    acoustic_per_frame: float | None = None  # how well the sounds fit (RecognizedWord)
 
     @property
     def counted_correct(self) -> bool:
@@ -144,6 +145,23 @@ def _is_fragment(src: RecognizedWord, target: WordResult, functions: set[str]
         return False
     full = target.end_s - target.start_s
     return full > 0 and src.end_s - src.start_s < FRAGMENT_DURATION_RATIO * full
+
+
+#: A recognised copy of the next page word whose sounds fit that word this much worse (natural
+#: log per 10 ms frame) than the reading of the word right after it is a try, not a
+#: repetition: a page-following recogniser names a cut-off or wrong try ("gar... garden",
+#: "book... boat") after the word it resembles, but the sounds fit it less well than the
+#: reader's own finished reading of it, said a moment later in the same voice. A repetition
+#: fits about as well as the reading (measured on benchmarks/reading.py, two generated sets:
+#: differences of -0.9 to +2.1 for repetitions, -2.5 to +2.0 for tries, most below -0.5).
+TRY_FIT_MARGIN = 0.5
+
+
+def _poorer_fit(src: RecognizedWord, target: WordResult, functions: set[str]) -> bool:
+    if target.expected in functions or src.acoustic_per_frame is None \
+            or target.acoustic_per_frame is None:
+        return False
+    return src.acoustic_per_frame < target.acoustic_per_frame - TRY_FIT_MARGIN
 
 
 def _similar_attempt(attempt: str, target: str) -> bool:
@@ -255,6 +273,7 @@ class Aligner:
                 src = sources[j]
                 result.heard = src.text
                 result.start_s, result.end_s = src.start_s, src.end_s
+                result.acoustic_per_frame = src.acoustic_per_frame
                 result.outcome = CORRECT if keys[j] == self.expected[i] else SUBSTITUTION
             else:
                 result.outcome = OMISSION
@@ -293,7 +312,8 @@ class Aligner:
             key = keys[j]
             src = sources[j]
             if target is not None and target.outcome == CORRECT and \
-                    key == self.expected[before] and _is_fragment(src, target, self._functions):
+                    key == self.expected[before] and (_is_fragment(src, target, self._functions)
+                                                      or _poorer_fit(src, target, self._functions)):
                 attempt_seen = True
                 target.attempts.append(src.text)
                 continue

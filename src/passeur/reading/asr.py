@@ -28,6 +28,10 @@ class RecognizedWord:
     end_s: float
     final: bool = False  # belongs to a finalised utterance (will not change)
     confidence: float | None = None
+    #: How well the sounds fit the word: the recogniser's acoustic log-likelihood per 10 ms
+    #: frame (natural log, <= 0, relative to the engine's best-scoring sounds at each frame);
+    #: None when the engine does not give it. Only comparable within one recording.
+    acoustic_per_frame: float | None = None
 
 
 @dataclass

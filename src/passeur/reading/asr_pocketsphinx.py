@@ -151,6 +151,15 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     return "\n".join(lines)
 
 
+def acoustic_per_frame(ascore: float, n_frames: int) -> float | None:
+    """Per-frame log acoustic score of a segment. pocketsphinx's Python API gives a segment's
+    acoustic score as a probability (the exponential of its log score), so take the log back;
+    a score that underflowed to 0 (or a degenerate segment) gives None, not -inf."""
+    if n_frames <= 0 or not ascore > 0.0 or math.isinf(ascore):
+        return None
+    return math.log(ascore) / n_frames
+
+
 class PocketsphinxRecognizer:
     sample_rate = SAMPLE_RATE
 
@@ -183,7 +192,9 @@ class PocketsphinxRecognizer:
             confidence = min(1.0, max(0.0, float(seg.prob))) if final else None
             out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
                                       offset + (seg.end_frame + 1) * FRAME_S, final=final,
-                                      confidence=confidence))
+                                      confidence=confidence,
+                                      acoustic_per_frame=acoustic_per_frame(
+                                          float(seg.ascore), seg.end_frame - seg.start_frame + 1)))
         return out
 
     def _hyp(self) -> Hypothesis:
