@@ -396,6 +396,17 @@ async def _live(cases: list[tuple[Case, np.ndarray, dict[int, Span]]]) -> list[f
     return out
 
 
+def parse_voices(spec: str) -> list[tuple[str, int]]:
+    """'en-gb:145,en-us+f4:125' -> [("en-gb", 145), ("en-us+f4", 125)]."""
+    out: list[tuple[str, int]] = []
+    for item in spec.split(","):
+        voice, sep, rate = item.strip().rpartition(":")
+        if not sep or not voice or not rate.isdigit() or not 80 <= int(rate) <= 400:
+            raise SystemExit(f"--voices: '{item}' is not VOICE:RATE (words per minute, 80-400)")
+        out.append((voice, int(rate)))
+    return out
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
@@ -414,7 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="pocketsphinx")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--settings", default="", help="backend settings (JSON)")
+    parser.add_argument("--voices", default="",
+                        help="espeak-ng voices and rates instead of the default five, e.g. "
+                        "'en-gb:145,en-us+f4:125' (page n is read by voice n mod count): a "
+                        "differently generated set, to check a change does not fit the "
+                        "default one")
     args = parser.parse_args(argv)
+    voices = parse_voices(args.voices) if args.voices else VOICES
 
     rng = random.Random(args.seed)
     tts = Synthesizer()
@@ -434,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for n in range(args.pages):
         case = make_case(rng, args.miscues)
-        voice, rate = VOICES[n % len(VOICES)]
+        voice, rate = voices[n % len(voices)]
         pcm, spans = synthesize(case, tts, rate, voice)
         times = page_word_times(case, spans)
         if n < args.live_pages:
@@ -510,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmark wall time: {time.perf_counter() - t0:.0f} s")
     print(json.dumps({
         "pages": args.pages, "seed": args.seed, "backend": args.backend, "miscues": total,
+        "voices": [f"{v}:{r}" for v, r in voices],
         "detection_rate": round(detection, 3), "false_alarm_rate": round(fa, 4),
         "false_alarms": {"mislabelled_words": alarm_count - extra_alarms,
                          "spurious_extra_speech": extra_alarms,

@@ -84,3 +84,13 @@ def test_extra_speech_over_the_added_word_is_not_a_false_alarm() -> None:
     assert detected("insertion", 4, s)
     # The true time of a page word is its right reading, not the added word.
     assert page_word_times(case, spans)[4] == spans[5]
+
+
+def test_voices_option_gives_a_differently_generated_set() -> None:
+    import pytest
+    from benchmarks.reading import parse_voices
+
+    assert parse_voices("en-gb:145, en-us+f4:125") == [("en-gb", 145), ("en-us+f4", 125)]
+    for bad in ("en-gb", "en-gb:fast", ":140", "en-us:20"):
+        with pytest.raises(SystemExit):
+            parse_voices(bad)
