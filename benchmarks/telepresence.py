@@ -112,9 +112,6 @@ def main() -> int:
                         "a probe (isolates the server from the renderer's CPU)")
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="web_thread_rt_priority for the telepresence node (0 = default, off)")
-    parser.add_argument("--encoder-in-process", action="store_true",
-                        help="video_encoder_process false: encode in the server's process "
-                        "(the GIL then delays the loop; for comparison)")
     parser.add_argument("--raw", default="", help="write the raw command samples (JSON) here")
     args = parser.parse_args()
     counts = [int(v) for v in args.viewers.split(",") if v.strip()]
@@ -137,8 +134,7 @@ def main() -> int:
     tp = {"http_port": 0, "ice_host_addresses": "127.0.0.1", "frame_stamp": True,
           "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
           "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16,
-          "max_spectators": 14, "web_thread_rt_priority": args.rt_priority,
-          "video_encoder_process": not args.encoder_in_process}
+          "max_spectators": 14, "web_thread_rt_priority": args.rt_priority}
     fake = None
     if args.source == "sim" and sim_available():
         h = StackHarness(context, nodes=["sim", "telepresence"],
@@ -220,9 +216,7 @@ def main() -> int:
         return node.access.issue_code(role, 3600).code
 
     results: dict[str, Any] = {"codec": args.codec, "source": source, "resolution": "640x480",
-                               "web_thread_rt_priority": args.rt_priority,
-                               "video_encoder_process": not args.encoder_in_process,
-                               "viewers": {}}
+                               "web_thread_rt_priority": args.rt_priority, "viewers": {}}
     print(f"telepresence benchmark: {source}, codec {args.codec}, {os.cpu_count()} cores")
     with sync_playwright() as pw:
         browser = launch(pw)

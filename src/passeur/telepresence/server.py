@@ -176,9 +176,6 @@ class ServerOptions:
     #: Encode video and audio once for all viewers (video.SharedEncoder,
     #: audio.SharedAudioEncoder); False = one encoder of each per viewer (MediaRelay).
     shared_encoder: bool = True
-    #: The shared video encoder works in a child process (video.SharedEncoder): PyAV holds
-    #: the GIL while it encodes, which would delay the loop and the driving commands.
-    encoder_process: bool = True
     video_bitrate_bps: int = 1_200_000
     #: Niceness of the server's loop thread and every thread it starts (video encoder, audio
     #: encoding and decoding). Negative puts driving commands and video ahead of the rest of
@@ -802,8 +799,7 @@ class WebServer:
             if self._encoder is None:
                 self._encoder = SharedEncoder(self.camera, self.options.video_codec.upper(),
                                               self.options.video_bitrate_bps,
-                                              thread_nice=self.options.thread_nice,
-                                              use_process=self.options.encoder_process)
+                                              thread_nice=self.options.thread_nice)
             return self._encoder.subscribe()
         assert self._relay is not None
         return self._relay.subscribe(self.camera.track, buffered=False)

@@ -161,10 +161,6 @@ class TelepresenceNode(Node):
                         "further, but a real-time thread facing the network can take CPU from "
                         "the rest of the robot; needs root or CAP_SYS_NICE",
                         min_value=0, max_value=99)
-        encoder_process = p("video_encoder_process", True, "encode the video in a child "
-                            "process (python -m passeur.telepresence.encoder_process): PyAV "
-                            "holds the GIL while it encodes, 3-9 ms per frame, which would "
-                            "delay driving commands; false = in the server's process")
         cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
         cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
@@ -264,7 +260,7 @@ class TelepresenceNode(Node):
             ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
             video_codec=str(codec).upper(), max_peers=int(max_viewers),
             max_spectators=int(max_spectators), thread_nice=int(thread_nice),
-            thread_rt_priority=int(rt_priority), encoder_process=bool(encoder_process),
+            thread_rt_priority=int(rt_priority),
             client_config={"look_step_deg": float(look_step),
                            "watchdog_ms": round(self.watchdog_s * 1000),
                            "nudge_ms": int(nudge_ms), "session_warning_s": float(warning_s)})

@@ -32,7 +32,6 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from passeur.telepresence.encoder_process import EncoderProcess, EncoderProcessError
 from passeur.telepresence.packet_track import PacketTrack
 from passeur.telepresence.priority import set_thread_nice
 
@@ -216,80 +215,33 @@ class CameraTrack(MediaStreamTrack):
             self._event.set()
 
 
-class VideoCodec:
-    """One encoder context (VP8 or H264) for yuv420p frames, reopened (and restarted on a
-    keyframe) when the image size changes. Used in one thread only."""
-
-    def __init__(self, codec: str = "VP8", bitrate_bps: int = 1_200_000) -> None:
-        if codec not in ("VP8", "H264"):
-            raise ValueError(f"unsupported codec {codec}")
-        self.codec_name = codec
-        self.bitrate_bps = bitrate_bps
-        self._ctx: Any = None
-        self._size: tuple[int, int] | None = None
-
-    def _open(self, width: int, height: int) -> Any:
-        if self.codec_name == "VP8":
-            ctx = av.CodecContext.create("libvpx", "w")
-            ctx.options = {"cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
-                           "bufsize": str(self.bitrate_bps), "minrate": str(self.bitrate_bps),
-                           "maxrate": str(self.bitrate_bps), "static-thresh": "1",
-                           "undershoot-pct": "100", "overshoot-pct": "15", "partitions": "0",
-                           "noise-sensitivity": "4"}
-            ctx.qmin, ctx.qmax = 2, 56
-        else:
-            ctx = av.CodecContext.create("libx264", "w")
-            ctx.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
-            ctx.profile = "Baseline"
-        ctx.width, ctx.height = width, height
-        ctx.pix_fmt = "yuv420p"
-        ctx.bit_rate = self.bitrate_bps
-        ctx.time_base = VIDEO_TIME_BASE
-        ctx.framerate = fractions.Fraction(30, 1)
-        ctx.gop_size = 3000  # keyframes are forced explicitly
-        # One thread: measured here, libvpx with 2 threads on 2 busy cores took 10x the CPU.
-        ctx.thread_count = 1
-        return ctx
-
-    def encode(self, frame: av.VideoFrame, keyframe: bool) -> tuple[bytes, bool]:
-        """The compressed frame, and whether it is a keyframe (always after a size change)."""
-        size = (frame.width, frame.height)
-        if self._ctx is None or size != self._size:
-            self._ctx, self._size = self._open(*size), size
-            keyframe = True
-        frame.pict_type = av.video.frame.PictureType.I if keyframe else \
-            av.video.frame.PictureType.NONE
-        return b"".join(bytes(p) for p in self._ctx.encode(frame)), keyframe
-
-
 class SharedEncoder:
     """Encode the camera ONCE for every viewer (VP8 or H264) and hand each viewer's sender the
     same compressed packets (aiortc packetizes pre-encoded `av.Packet`s without re-encoding).
 
     Per-viewer encoders cost ~10 % of a core each at 640x480@30; this costs one encoder in
     total. The encoder has its own thread, fed directly by `CameraSource` (newest image only),
-    and the loop only sees finished packets. With `use_process` (the default) the thread hands
-    each image to a child process (`encoder_process`) that stamps, converts and encodes it:
-    PyAV holds the GIL while it encodes, which would otherwise delay the loop (and the driving
-    commands) by 3-9 ms per frame. If that process cannot start or dies, encoding goes on in
-    the thread, with a warning.
+    and the loop only sees finished packets. The yuv420p conversion releases the GIL; PyAV's
+    encode does not (measured: 3.5 ms a frame, 9 ms a keyframe at 640x480 VP8, during which
+    the loop waits). Encoding in a child process instead was measured (2026-12-02, 2 cores
+    shared with the browsers) and did not shorten the command latency tail: the pipe copies
+    and the extra process cost as much as the GIL did. Not kept.
     Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and a
     viewer that falls behind or joins late waits for a keyframe: one is forced for every new
     viewer and sent at least every `keyframe_interval_s`.
     """
 
     def __init__(self, source: CameraSource, codec: str = "VP8", bitrate_bps: int = 1_200_000,
-                 keyframe_interval_s: float = 1.0, thread_nice: int = 0,
-                 use_process: bool = True) -> None:
+                 keyframe_interval_s: float = 1.0, thread_nice: int = 0) -> None:
+        if codec not in ("VP8", "H264"):
+            raise ValueError(f"unsupported codec {codec}")
         self.source = source
         self.codec_name = codec
         self.bitrate_bps = bitrate_bps
         self.keyframe_interval_s = keyframe_interval_s
         self.thread_nice = thread_nice
-        self._codec = VideoCodec(codec, bitrate_bps)  # in the thread: without the process
-        #: Encode in a child process (see the class doc); False after it failed.
-        self.use_process = use_process
-        self._process: EncoderProcess | None = None
+        self._ctx: Any = None
+        self._size: tuple[int, int] | None = None
         self._subscribers: set[EncodedTrack] = set()
         self._force_keyframe = True
         self._last_keyframe = -1e9
@@ -333,27 +285,37 @@ class SharedEncoder:
             self._pending = (rgb, counter, arrival_wall_s)
             self._wake.notify()
 
-    def _encode(self, rgb: np.ndarray, counter: int, pts: int, keyframe: bool) -> tuple[bytes, bool]:
-        """Encoder thread: (packet, is keyframe), in the child process when there is one."""
-        if self.use_process and self._process is None and not self._closed:
-            try:
-                self._process = EncoderProcess(self.codec_name, self.bitrate_bps)
-            except EncoderProcessError as exc:
-                self.use_process = False
-                log.warning("%s; encoding video in the server's process instead (driving "
-                            "commands may wait for it)", exc)
-        if self._process is not None:
-            try:
-                return self._process.encode(rgb, counter, pts, keyframe, self.source.stamp)
-            except EncoderProcessError as exc:
-                self._process = None
-                self.use_process = False
-                log.warning("%s; encoding video in the server's process from now on", exc)
-                keyframe = True  # a new encoder: the viewers' decoders need a keyframe
-        frame = self.source.make_frame(rgb, counter)
-        frame.pts = pts
-        frame.time_base = VIDEO_TIME_BASE
-        return self._codec.encode(frame, keyframe)
+    def _open(self, width: int, height: int) -> Any:
+        if self.codec_name == "VP8":
+            ctx = av.CodecContext.create("libvpx", "w")
+            ctx.options = {"cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
+                           "bufsize": str(self.bitrate_bps), "minrate": str(self.bitrate_bps),
+                           "maxrate": str(self.bitrate_bps), "static-thresh": "1",
+                           "undershoot-pct": "100", "overshoot-pct": "15", "partitions": "0",
+                           "noise-sensitivity": "4"}
+            ctx.qmin, ctx.qmax = 2, 56
+        else:
+            ctx = av.CodecContext.create("libx264", "w")
+            ctx.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
+            ctx.profile = "Baseline"
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.bit_rate = self.bitrate_bps
+        ctx.time_base = VIDEO_TIME_BASE
+        ctx.framerate = fractions.Fraction(30, 1)
+        ctx.gop_size = 3000  # keyframes are forced explicitly
+        # One thread: measured here, libvpx with 2 threads on 2 busy cores took 10x the CPU.
+        ctx.thread_count = 1
+        return ctx
+
+    def _encode(self, frame: av.VideoFrame, keyframe: bool) -> bytes:
+        size = (frame.width, frame.height)
+        if self._ctx is None or size != self._size:
+            self._ctx, self._size = self._open(*size), size
+            keyframe = True
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else \
+            av.video.frame.PictureType.NONE
+        return b"".join(bytes(p) for p in self._ctx.encode(frame))
 
     def _next_pts(self) -> int:
         now = time.monotonic()
@@ -366,14 +328,6 @@ class SharedEncoder:
     def _run(self) -> None:
         """Encoder thread."""
         set_thread_nice(self.thread_nice)  # explicit: a real-time loop thread's is not inherited
-        try:
-            self._encode_images()
-        finally:
-            process, self._process = self._process, None
-            if process is not None:
-                process.close()
-
-    def _encode_images(self) -> None:
         while True:
             with self._wake:
                 while self._pending is None and not self._closed:
@@ -385,7 +339,9 @@ class SharedEncoder:
             if not self._subscribers:
                 continue
             try:
-                pts = self._next_pts()
+                frame = self.source.make_frame(rgb, counter)
+                frame.pts = self._next_pts()
+                frame.time_base = VIDEO_TIME_BASE
                 now = time.monotonic()
                 since = now - self._last_keyframe
                 # Requested keyframes are rate-limited: under CPU pressure, viewers falling
@@ -395,7 +351,7 @@ class SharedEncoder:
                     or since >= self.keyframe_interval_s
                 if keyframe:
                     self._force_keyframe = False
-                data, keyframe = self._encode(rgb, counter, pts, keyframe)
+                data = self._encode(frame, keyframe)
             except (av.error.FFmpegError, ValueError):
                 log.exception("video encoding failed; dropping the frame")
                 continue
@@ -405,7 +361,7 @@ class SharedEncoder:
                 self._last_keyframe = now
                 self.keyframes += 1
             packet = av.Packet(data)
-            packet.pts = pts
+            packet.pts = frame.pts
             packet.time_base = VIDEO_TIME_BASE
             loop = self._loop
             if loop is None or loop.is_closed():
