@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -60,6 +63,29 @@ STAMP_JS = """
   v.requestVideoFrameCallback(cb);
 }
 """
+
+
+def start_sim_process(camera_rate_hz: float) -> subprocess.Popen[bytes]:
+    """`passeur_stack --nodes sim` at real time with the camera at `camera_rate_hz`, in a
+    process of its own, given 3 s to start (the viewers then wait for its video)."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "config" / "passeur.yaml").read_text())
+    sim = params["/**/sim"]["ros__parameters"]
+    sim["real_time_factor"], sim["camera_rate_hz"] = 1.0, camera_rate_hz
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    with handle:
+        yaml.safe_dump(params, handle)
+    atexit.register(os.unlink, handle.name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from passeur.bringup import main;"
+                             " sys.exit(main())", "--nodes", "sim", "--params-file", handle.name],
+                            env=env, stdout=subprocess.DEVNULL)
+    time.sleep(3.0)
+    if proc.poll() is not None:
+        raise RuntimeError(f"the simulator process exited with code {proc.returncode}")
+    return proc
 
 
 def descendants_cpu_s() -> float:
@@ -107,9 +133,11 @@ def main() -> int:
     parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
     parser.add_argument("--camera-rate", type=float, default=30.0)
     parser.add_argument("--commands", type=int, default=300)
-    parser.add_argument("--source", choices=["sim", "synthetic"], default="sim",
-                        help="sim: the simulator's camera; synthetic: a 30 Hz pattern pushed by "
-                        "a probe (isolates the server from the renderer's CPU)")
+    parser.add_argument("--source", choices=["sim", "sim-process", "synthetic"], default="sim",
+                        help="sim: the simulator's camera, in the server's process (as `passeur "
+                        "sim` runs); sim-process: the simulator in a process of its own (as a "
+                        "camera driver runs beside `passeur robot`, or `split_processes:=true`);"
+                        " synthetic: a 30 Hz pattern pushed by a probe")
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="web_thread_rt_priority for the telepresence node (0 = default, off)")
     parser.add_argument("--raw", default="", help="write the raw command samples (JSON) here")
@@ -136,7 +164,13 @@ def main() -> int:
           "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16,
           "max_spectators": 14, "web_thread_rt_priority": args.rt_priority}
     fake = None
-    if args.source == "sim" and sim_available():
+    sim_process: subprocess.Popen[bytes] | None = None
+    if args.source == "sim-process" and sim_available():
+        sim_process = start_sim_process(args.camera_rate)
+        h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
+                         per_node={"telepresence": tp})
+        source = f"simulator camera at {args.camera_rate:g} Hz, in another process"
+    elif args.source == "sim" and sim_available():
         h = StackHarness(context, nodes=["sim", "telepresence"],
                          per_node={"sim": {"real_time_factor": 1.0,
                                            "camera_rate_hz": args.camera_rate},
@@ -373,6 +407,9 @@ def main() -> int:
     if fake is not None:
         fake.close()
     h.close()
+    if sim_process is not None:
+        sim_process.terminate()
+        sim_process.wait(10)
     rclpy.try_shutdown(context=context)
 
     empty = {"latency_ms_p95": None}
