@@ -200,11 +200,23 @@ def test_voice_far_from_the_model_is_followed_with_more_gaussians() -> None:
     assert len(misheard({})) <= 3
 
 
-def test_topn_out_of_range_is_refused() -> None:
+def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
+    """topn and the second pass's language weight are the page decoder's (defaults 32 and 4,
+    docs/reading.md); values pocketsphinx would misuse fail when the backend is made."""
     with pytest.raises(ValueError, match="topn"):
         create_backend("pocketsphinx", {"topn": 0})
-    rec = create_backend("pocketsphinx", {"topn": 8}).recognizer("en", ["tom", "has", "a"])
+    with pytest.raises(ValueError, match="fwdflat_lw"):
+        create_backend("pocketsphinx", {"fwdflat_lw": 0.0})
+    rec = create_backend("pocketsphinx").recognizer("en", ["tom", "has", "a"])
+    try:
+        assert rec._decoder.config["topn"] == 32
+        assert rec._decoder.config["fwdflatlw"] == pytest.approx(4.0)
+    finally:
+        rec.close()
+    rec = create_backend("pocketsphinx", {"topn": 8, "fwdflat_lw": 6.0}).recognizer(
+        "en", ["tom", "has", "a"])
     try:
         assert rec._decoder.config["topn"] == 8
+        assert rec._decoder.config["fwdflatlw"] == pytest.approx(6.0)
     finally:
         rec.close()

@@ -53,6 +53,14 @@ FRAGMENT_PREFIX = "frag__"
 #: (real-time factor ~0.035 -> ~0.08). 8 and 16 helped less (docs/reading.md).
 DEFAULT_TOPN = 32
 
+#: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance. The first
+#: pass runs at `language_weight` 1 (the page model is already a strong prior); the second
+#: re-weighted it by pocketsphinx's default 8.5, which pulled miscues back onto the page words
+#: ("bottle" heard as "kite"). Measured with topn 32 (benchmarks/reading.py, three sets): 4
+#: found 1-5 more miscues per set than 8.5, for 0.1-1 point more false alarms; 6 sat between;
+#: no second pass found more still but doubled false alarms on the seed-3 voices.
+DEFAULT_FWDFLAT_LW = 4.0
+
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
     ("aɪə", "AY ER"), ("aɪ", "AY"), ("aʊ", "AW"), ("eɪ", "EY"), ("oʊ", "OW"), ("ɔɪ", "OY"),
@@ -265,7 +273,7 @@ class PocketsphinxBackend:
                  decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
                  garbage_prob: float = 0.05, fragments: bool = False,
                  fragment_prob: float = 0.05, fragment_share: float = 0.1,
-                 topn: int = DEFAULT_TOPN) -> None:
+                 topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -292,6 +300,9 @@ class PocketsphinxBackend:
         if not 1 <= topn <= 256:
             raise ValueError(f"topn must be 1-256 Gaussians per frame, got {topn}")
         self.topn = topn
+        if not 0.0 < fwdflat_lw <= 20.0:
+            raise ValueError(f"fwdflat_lw must be in (0, 20], got {fwdflat_lw}")
+        self.fwdflat_lw = fwdflat_lw
         self._frequent: dict[str, list[str]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 
@@ -386,6 +397,7 @@ class PocketsphinxBackend:
         # whole page).
         kwargs["pl_window"] = 0
         kwargs["topn"] = self.topn
+        kwargs["fwdflatlw"] = self.fwdflat_lw
         kwargs.update(self.decoder_options)
         # A dictionary of just the page's words (and garbage words): adding a language model
         # to a decoder holding the whole 134k-word dictionary takes ~3 s, with the page's
