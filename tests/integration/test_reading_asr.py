@@ -201,8 +201,8 @@ def test_voice_far_from_the_model_is_followed_with_more_gaussians() -> None:
 
 
 def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
-    """topn and the second pass's language weight are the page decoder's (defaults 32 and 4,
-    docs/reading.md); values pocketsphinx would misuse fail when the backend is made."""
+    """topn and the second pass's language weight are the page decoder's (defaults 32 and
+    8.5, docs/reading.md); values pocketsphinx would misuse fail when the backend is made."""
     with pytest.raises(ValueError, match="topn"):
         create_backend("pocketsphinx", {"topn": 0})
     with pytest.raises(ValueError, match="fwdflat_lw"):
@@ -210,7 +210,7 @@ def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
     rec = create_backend("pocketsphinx").recognizer("en", ["tom", "has", "a"])
     try:
         assert rec._decoder.config["topn"] == 32
-        assert rec._decoder.config["fwdflatlw"] == pytest.approx(4.0)
+        assert rec._decoder.config["fwdflatlw"] == pytest.approx(8.5)
     finally:
         rec.close()
     rec = create_backend("pocketsphinx", {"topn": 8, "fwdflat_lw": 6.0}).recognizer(
