@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/reading_inspect.py [--pages 40] [--seed 1] [--cache DIR]
                                                    [--only-errors] [--settings JSON]
+                                                   [--voices VOICE:RATE,...]
 
 Generates the same pages as benchmarks/reading.py (same seed, same voices), decodes them once
 and prints per page: the page words (with the injected miscue), what was said (true timings),
@@ -30,6 +31,7 @@ from benchmarks.reading import (
     detected,
     false_alarms,
     make_case,
+    parse_voices,
     synthesize,
 )
 
@@ -65,7 +67,9 @@ def main() -> int:
     p.add_argument("--only-errors", action="store_true")
     p.add_argument("--quiet", action="store_true", help="totals only")
     p.add_argument("--settings", default="")
+    p.add_argument("--voices", default="", help="as benchmarks/reading.py --voices")
     args = p.parse_args()
+    voices = parse_voices(args.voices) if args.voices else VOICES
     rng = random.Random(args.seed)
     cache = Path(args.cache) if args.cache else None
     tts = Synthesizer()
@@ -75,7 +79,7 @@ def main() -> int:
     n_alarms = n_correct = 0
     for n in range(args.pages):
         case = make_case(rng, 2)
-        voice, rate = VOICES[n % len(VOICES)]
+        voice, rate = voices[n % len(voices)]
         f = cache / f"p{n}.pkl" if cache else None
         if args.realign and f is not None and f.exists():
             spans, words, speech, audio_s = pickle.loads(f.read_bytes())

@@ -45,6 +45,23 @@ DEFAULT_GARBAGE: dict[str, list[str]] = {"en": [], "fr": []}
 #: letters, which the aligner takes as an attempt at the word.
 FRAGMENT_PREFIX = "frag__"
 
+#: Gaussians scored per frame and codebook (pocketsphinx's `topn`, default 4). The en-us model
+#: is phonetically tied (PTM): each frame's likelihood sums only its `topn` best Gaussians, and
+#: with 4 the voices furthest from the model's speakers were misheard ("school" heard as "to"):
+#: benchmarks/reading.py, five other espeak-ng voices (seed 3), false alarms 9.6 % -> 4.2 % and
+#: one-minute WCPM error 9.5 -> 0.9 words/min with 32, for about twice the decoding time
+#: (real-time factor ~0.035 -> ~0.08). 8 and 16 helped less (docs/reading.md).
+DEFAULT_TOPN = 32
+
+#: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance
+#: (pocketsphinx's default; the first pass runs at `language_weight` 1). Lower weights let
+#: fewer miscues be pulled back onto page words: with topn 32, 4 found 1-6 more miscues per
+#: benchmark set (benchmarks/reading.py), but it also heard the pause between two sentences
+#: as an extra "the" (tests/integration/test_reading_asr.py, en-us+f3: 3 of 8 recordings), a
+#: false alarm at every sentence a child pauses after, which the benchmark's pages, synthesised
+#: without such pauses, do not show. Kept at 8.5 (docs/reading.md).
+DEFAULT_FWDFLAT_LW = 8.5
+
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
     ("aɪə", "AY ER"), ("aɪ", "AY"), ("aʊ", "AW"), ("eɪ", "EY"), ("oʊ", "OW"), ("ɔɪ", "OY"),
@@ -256,7 +273,8 @@ class PocketsphinxBackend:
                  follow_prob: float = 0.97, cmninit: str = "",
                  decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
                  garbage_prob: float = 0.05, fragments: bool = False,
-                 fragment_prob: float = 0.05, fragment_share: float = 0.1) -> None:
+                 fragment_prob: float = 0.05, fragment_share: float = 0.1,
+                 topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -280,6 +298,12 @@ class PocketsphinxBackend:
         self.fragments = fragments
         self.fragment_prob = fragment_prob
         self.fragment_share = fragment_share
+        if not 1 <= topn <= 256:
+            raise ValueError(f"topn must be 1-256 Gaussians per frame, got {topn}")
+        self.topn = topn
+        if not 0.0 < fwdflat_lw <= 20.0:
+            raise ValueError(f"fwdflat_lw must be in (0, 20], got {fwdflat_lw}")
+        self.fwdflat_lw = fwdflat_lw
         self._frequent: dict[str, list[str]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 
@@ -373,6 +397,8 @@ class PocketsphinxBackend:
         # recognised as "one lily" and 24 words of silence after it; with pl_window 0, the
         # whole page).
         kwargs["pl_window"] = 0
+        kwargs["topn"] = self.topn
+        kwargs["fwdflatlw"] = self.fwdflat_lw
         kwargs.update(self.decoder_options)
         # A dictionary of just the page's words (and garbage words): adding a language model
         # to a decoder holding the whole 134k-word dictionary takes ~3 s, with the page's
