@@ -15,6 +15,7 @@ hypothesis. A diagnostic tool: the truth it prints is the benchmark's, never the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pickle
 import random
@@ -73,19 +74,23 @@ def main() -> int:
     rng = random.Random(args.seed)
     cache = Path(args.cache) if args.cache else None
     tts = Synthesizer()
-    backend = None if args.realign else create_backend(
-        "pocketsphinx", json.loads(args.settings) if args.settings else {})
+    settings = json.loads(args.settings) if args.settings else {}
+    backend = None if args.realign else create_backend("pocketsphinx", settings)
+    # Decodes are cached per set (seed, voice, rate) and recogniser settings: --realign never
+    # reuses another set's.
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     hits = {k: [0, 0] for k in KINDS}
     n_alarms = n_correct = 0
     for n in range(args.pages):
         case = make_case(rng, 2)
         voice, rate = voices[n % len(voices)]
-        f = cache / f"p{n}.pkl" if cache else None
+        f = cache / f"s{args.seed}-{voice}-{rate}-{key}-p{n}.pkl" if cache else None
         if args.realign and f is not None and f.exists():
             spans, words, speech, audio_s = pickle.loads(f.read_bytes())
         else:
             pcm, spans = synthesize(case, tts, rate, voice)
-            assert backend is not None
+            if backend is None:  # --realign without a cached decode of this page
+                backend = create_backend("pocketsphinx", settings)
             words, speech, audio_s = decode(case.text, pcm, backend)
             if f is not None:
                 f.parent.mkdir(parents=True, exist_ok=True)

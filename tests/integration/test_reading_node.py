@@ -61,6 +61,30 @@ def test_a_wrong_model_path_fails_at_start_up_naming_the_setting(ros_context: An
                          "progress_db": str(tmp_path / "p.sqlite3")}})
 
 
+def test_recogniser_settings_from_the_parameter_file(ros_context: Any,  # type: ignore[no-untyped-def]
+                                                    tmp_path) -> None:
+    db = str(tmp_path / "p.sqlite3")
+    with pytest.raises(ConfigError, match=r"asr_settings.*topm is not a pocketsphinx setting.*"
+                                          r"topn"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"asr_settings": '{"topm": 8}', "progress_db": db}})
+    with pytest.raises(ConfigError, match=r"asr_settings.*topn must be a whole number"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"asr_settings": '{"topn": 0}', "progress_db": db}})
+    with pytest.raises(ConfigError, match=r"asr_settings.*JSON object"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"asr_settings": "[8]", "progress_db": db}})
+    h = StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"asr_settings": '{"topn": 8}', "progress_db": db,
+                                           "play_on_speaker": "false"}})
+    try:
+        service = h.node("reading").service
+        assert service.config.asr_settings["topn"] == 8
+        assert service.backend().topn == 8  # type: ignore[attr-defined]
+    finally:
+        h.close()
+
+
 def test_listening_settings_are_declared_parameters(ros_context: Any, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h = StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
                      per_node={"reading": {"progress_db": str(tmp_path / "p.sqlite3"),

@@ -99,7 +99,7 @@ def test_cut_off_try_heard_as_the_word_is_a_self_correction_not_a_repetition() -
 
 
 def test_copy_that_fits_the_word_worse_than_its_reading_is_a_try() -> None:
-    """ "book... boat" heard as "boat boat", both of a normal length: the first copy's sounds fit
+    """ "bo... boat" heard as "boat boat", both of a normal length: the first copy's sounds fit
     "boat" clearly worse than the reading right after it, so it is a try, not a repetition."""
     page = "the little boat sails on the pond tom runs after it".split()
 

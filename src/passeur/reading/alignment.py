@@ -150,10 +150,13 @@ def _is_fragment(src: RecognizedWord, target: WordResult, functions: set[str]
 #: A recognised copy of the next page word whose sounds fit that word this much worse (natural
 #: log per 10 ms frame) than the reading of the word right after it is a try, not a
 #: repetition: a page-following recogniser names a cut-off or wrong try ("gar... garden",
-#: "book... boat") after the word it resembles, but the sounds fit it less well than the
+#: "du... duck") after the word it resembles, but the sounds fit it less well than the
 #: reader's own finished reading of it, said a moment later in the same voice. A repetition
-#: fits about as well as the reading (measured on benchmarks/reading.py, two generated sets:
-#: differences of -0.9 to +2.1 for repetitions, -2.5 to +2.0 for tries, most below -0.5).
+#: fits about as well as the reading (measured on benchmarks/reading.py, two generated sets,
+#: with 4 Gaussians per frame: differences of -0.9 to +2.1 for repetitions, -2.5 to +2.0 for
+#: tries, most below -0.5; with 32, margins from 0 to 1.0 changed at most one miscue per set,
+#: docs/reading.md).
+#: A try that sounds like the word ("book... boat") fits as well and stays a repetition.
 TRY_FIT_MARGIN = 0.5
 
 

@@ -30,7 +30,8 @@ class RecognizedWord:
     confidence: float | None = None
     #: How well the sounds fit the word: the recogniser's acoustic log-likelihood per 10 ms
     #: frame (natural log, <= 0, relative to the engine's best-scoring sounds at each frame);
-    #: None when the engine does not give it. Only comparable within one recording.
+    #: None when the engine does not give it (vosk) and for words not yet final (pocketsphinx's
+    #: partial scores are on another scale). Only comparable within one recording.
     acoustic_per_frame: float | None = None
 
 
@@ -75,6 +76,20 @@ class ASRBackend(Protocol):
         """A recogniser for one page. `vocabulary`: the page's words in reading order
         (lexical forms) to follow a known text; None for free recognition."""
         ...
+
+
+def backend_setting_names(name: str) -> set[str]:
+    """The settings `create_backend(name, settings)` accepts (its constructor's keywords)."""
+    import inspect
+
+    if name == "pocketsphinx":
+        from passeur.reading.asr_pocketsphinx import PocketsphinxBackend as cls
+    elif name == "vosk":
+        from passeur.reading.asr_vosk import VoskBackend as cls  # type: ignore[assignment]
+    else:
+        return set()
+    return {p.name for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
 def create_backend(name: str, settings: dict[str, Any] | None = None) -> ASRBackend:

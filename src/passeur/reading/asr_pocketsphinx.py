@@ -49,8 +49,9 @@ FRAGMENT_PREFIX = "frag__"
 #: is phonetically tied (PTM): each frame's likelihood sums only its `topn` best Gaussians, and
 #: with 4 the voices furthest from the model's speakers were misheard ("school" heard as "to"):
 #: benchmarks/reading.py, five other espeak-ng voices (seed 3), false alarms 9.6 % -> 4.2 % and
-#: one-minute WCPM error 9.5 -> 0.9 words/min with 32, for about twice the decoding time
-#: (real-time factor ~0.035 -> ~0.08). 8 and 16 helped less (docs/reading.md).
+#: one-minute WCPM error 9.5 -> 0.9 words/min with 32, for 2.8 times the decoding time
+#: (real-time factor 0.035 -> 0.093 on a quiet 2-core machine, goal <= 0.1). 8 and 16 helped
+#: less (docs/reading.md). A slower robot can lower it: reading parameter `asr_settings`.
 DEFAULT_TOPN = 32
 
 #: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance
@@ -207,11 +208,14 @@ class PocketsphinxRecognizer:
             # Posterior probability of the word in the utterance's lattice: only once the
             # utterance is final (a partial result has no lattice).
             confidence = min(1.0, max(0.0, float(seg.prob))) if final else None
+            # Acoustic fit: final words only. pocketsphinx leaves a partial result's scores
+            # unshifted (measured: ~1000x smaller than the same word's once final), so a
+            # partial copy compared with a final one would always look like a try.
+            fit = acoustic_per_frame(float(seg.ascore), seg.end_frame - seg.start_frame + 1) \
+                if final else None
             out.append(RecognizedWord(word, offset + seg.start_frame * FRAME_S,
                                       offset + (seg.end_frame + 1) * FRAME_S, final=final,
-                                      confidence=confidence,
-                                      acoustic_per_frame=acoustic_per_frame(
-                                          float(seg.ascore), seg.end_frame - seg.start_frame + 1)))
+                                      confidence=confidence, acoustic_per_frame=fit))
         return out
 
     def _hyp(self) -> Hypothesis:
@@ -298,12 +302,18 @@ class PocketsphinxBackend:
         self.fragments = fragments
         self.fragment_prob = fragment_prob
         self.fragment_share = fragment_share
-        if not 1 <= topn <= 256:
-            raise ValueError(f"topn must be 1-256 Gaussians per frame, got {topn}")
+        if isinstance(topn, bool) or not isinstance(topn, int) or not 1 <= topn <= 256:
+            raise ValueError(f"topn must be a whole number of Gaussians per frame, 1-256, "
+                             f"got {topn!r}")
         self.topn = topn
-        if not 0.0 < fwdflat_lw <= 20.0:
-            raise ValueError(f"fwdflat_lw must be in (0, 20], got {fwdflat_lw}")
-        self.fwdflat_lw = fwdflat_lw
+        if isinstance(fwdflat_lw, bool) or not isinstance(fwdflat_lw, (int, float)) \
+                or not 0.0 < fwdflat_lw <= 20.0:
+            raise ValueError(f"fwdflat_lw must be a number in (0, 20], got {fwdflat_lw!r}")
+        self.fwdflat_lw = float(fwdflat_lw)
+        for key, name in (("topn", "topn"), ("fwdflatlw", "fwdflat_lw")):
+            if key in self.decoder_options:
+                raise ValueError(f"set '{name}' as a setting of its own, not in decoder_options "
+                                 f"(where it would escape the range check)")
         self._frequent: dict[str, list[str]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from passeur.errors import ConfigError
+from passeur.reading.asr import backend_setting_names, create_backend
 from passeur.reading.exceptions import ReadingError
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.ros import qos
@@ -47,6 +48,10 @@ class ReadingNode(Node):
                               "(https://alphacephei.com/vosk/models)")
         ps_models = declare(self, "pocketsphinx_models", "{}",
                             'extra pocketsphinx models, JSON: {"fr": {"hmm": DIR, "dict": FILE}}')
+        asr_settings = declare(self, "asr_settings", "{}",
+                               "more recogniser settings, JSON, e.g. {\"topn\": 8} (pocketsphinx: "
+                               "fewer Gaussians per frame, faster on a slow robot; see "
+                               "docs/reading.md)")
         db = declare(self, "progress_db", "",
                      "SQLite file of reading progress; empty = ~/.local/share/passeur/")
         store_audio = declare(self, "store_audio", False,
@@ -80,6 +85,20 @@ class ReadingNode(Node):
         settings: dict[str, Any] = ({"models": _json_param(vosk_models, "vosk_models")}
                                     if backend == "vosk" else
                                     {"models": _json_param(ps_models, "pocketsphinx_models")})
+        extra = _json_param(asr_settings, "asr_settings")
+        known = backend_setting_names(backend) - {"models"}
+        unknown = sorted(set(extra) - known)
+        if unknown:
+            raise ConfigError(f"reading parameter 'asr_settings': {', '.join(unknown)} "
+                              f"{'is not a' if len(unknown) == 1 else 'are not'} {backend} "
+                              f"setting{'' if len(unknown) == 1 else 's'}; known: "
+                              f"{', '.join(sorted(known)) or 'none'} (models: '{backend}_models')")
+        settings.update(extra)
+        if extra:  # bad values fail now, not at the first child's session
+            try:
+                create_backend(backend, settings)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"reading parameter 'asr_settings': {exc}") from exc
         play = speaker == "true" or (speaker == "auto" and Path("/dev/snd").exists())
         config = ServiceConfig(
             books_dir=Path(books_dir) if books_dir else None, asr_backend=backend,
