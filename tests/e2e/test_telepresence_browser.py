@@ -7,6 +7,7 @@ before that, a FakeBase probe plays camera and odometry from cmd_vel/teleop.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -199,6 +200,45 @@ def moved_since(stack: StackHarness, start: tuple[float, float]) -> float:
     return math.hypot(x - start[0], y - start[1])
 
 
+class ZeroDrives:
+    """Records when the server receives an explicit stop (a stop or zero drive message), so that a
+    test can tell it from the watchdog's zero without timing the browser's click."""
+
+    def __init__(self, stack: StackHarness) -> None:
+        self.server = stack.node("telepresence").server
+        self.times: list[float] = []
+        self._original = self.server._on_message
+
+        def on_message(peer: Any, raw: Any) -> None:
+            try:
+                msg = json.loads(raw)
+                if msg.get("type") == "stop" or (msg.get("type") == "drive"
+                                                  and msg.get("linear") == 0
+                                                  and msg.get("angular") == 0):
+                    self.times.append(time.time())
+            except (ValueError, TypeError, AttributeError):
+                pass
+            self._original(peer, raw)
+
+        self.server._on_message = on_message
+
+    def close(self) -> None:
+        self.server._on_message = self._original
+
+    def assert_explicit_stop_after(self, stack: StackHarness, t0: float) -> None:
+        """The first zero published after t0 (monotonic) came from an explicit stop message,
+        not from the watchdog (which would zero before the message arrived), within a
+        generous deadline."""
+        zero_s = first_zero_after(stack, t0, timeout_s=5.0)
+        t0_wall = t0 + (time.time() - time.monotonic())
+        stops = [t for t in self.times if t >= t0_wall]
+        assert stops, "no stop message reached the server"
+        # Published in the handler of the stop message itself (a few ms), never before it.
+        assert stops[0] - t0_wall <= zero_s + 0.001, (
+            f"a zero {zero_s:.3f} s after the press came before the stop message "
+            f"({stops[0] - t0_wall:.3f} s): the watchdog stopped the robot, not the press")
+
+
 def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> float:
     """Seconds from t0 (monotonic) until the telepresence node published a zero on
     cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
@@ -251,9 +291,13 @@ def test_pilot_sees_sim_video_and_drives_with_held_button(
         pilot.mouse.down()
         stack.wait_until(lambda: moved_since(stack, start) > 0.15, 30, "forward motion")
         assert odom_xy(stack)[0] != start[0] or odom_xy(stack)[1] != start[1]
-        released = time.monotonic()
-        pilot.mouse.up()
-        assert first_zero_after(stack, released) < WATCHDOG_S
+        stops = ZeroDrives(stack)
+        try:
+            released = time.monotonic()
+            pilot.mouse.up()
+            stops.assert_explicit_stop_after(stack, released)
+        finally:
+            stops.close()
         stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
         rest = odom_xy(stack)
         time.sleep(1.0)
@@ -387,9 +431,13 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
         start = odom_xy(stack)
         pilot.keyboard.press(" ")
         stack.wait_until(lambda: moved_since(stack, start) > 0.1, 30, "switch-driven motion")
-        pressed = time.monotonic()
-        pilot.keyboard.press(" ")
-        assert first_zero_after(stack, pressed) < WATCHDOG_S
+        stops = ZeroDrives(stack)
+        try:
+            pressed = time.monotonic()
+            pilot.keyboard.press(" ")
+            stops.assert_explicit_stop_after(stack, pressed)
+        finally:
+            stops.close()
         stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
         if pilot.is_visible("#places-section"):
             # With navigation: the switch alone sends the robot to a place.
@@ -883,6 +931,7 @@ def test_a_bare_click_drives_a_short_step_then_stops(browser: Any, stack: StackH
 def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> None:
     staff = staff_page(browser, stack)
     pilot = open_pilot(browser, stack, issue_code(staff))
+    stops = ZeroDrives(stack)
     try:
         wait_frames(pilot, 3)
         pilot.click("#mode-toggle")
@@ -896,7 +945,7 @@ def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> 
         assert teleop_x(stack) > 0
         pressed = time.monotonic()
         pilot.keyboard.press("ArrowUp")  # the same key again stops
-        assert first_zero_after(stack, pressed) < WATCHDOG_S
+        stops.assert_explicit_stop_after(stack, pressed)
         # Buttons: one press starts, a press on any drive button stops.
         t1 = time.monotonic()
         pilot.click('button[data-dir="left"]')
@@ -905,10 +954,11 @@ def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> 
         time.sleep(0.5)
         pressed = time.monotonic()
         pilot.click('button[data-dir="forward"]')
-        assert first_zero_after(stack, pressed) < WATCHDOG_S
+        stops.assert_explicit_stop_after(stack, pressed)
         time.sleep(0.5)
         assert not any(m.linear.x > 0 for m in teleop_since(stack, pressed + 0.05))
     finally:
+        stops.close()
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
@@ -935,9 +985,13 @@ def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarne
         pilot.keyboard.down("k")
         stack.wait_until(lambda: any(m.linear.x > 0 for m in teleop_since(stack, t0)), 5,
                          "the new key drives")
-        released = time.monotonic()
-        pilot.keyboard.up("k")
-        assert first_zero_after(stack, released) < WATCHDOG_S
+        stops = ZeroDrives(stack)
+        try:
+            released = time.monotonic()
+            pilot.keyboard.up("k")
+            stops.assert_explicit_stop_after(stack, released)
+        finally:
+            stops.close()
         t1 = time.monotonic()
         pilot.keyboard.down("ArrowUp")  # its old key no longer drives forward
         time.sleep(0.5)
