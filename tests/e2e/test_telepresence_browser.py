@@ -15,7 +15,7 @@ import signal
 import tempfile
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,18 @@ class ZeroDrives:
             f"({stops[0] - t0_wall:.3f} s): the watchdog stopped the robot, not the press")
 
 
+def assert_stops_explicitly(stack: StackHarness, action: Callable[[], Any]) -> None:
+    """Run `action` (a release, a second press) and check that it stopped the robot with an
+    explicit stop message, not by falling silent until the watchdog."""
+    stops = ZeroDrives(stack)
+    try:
+        t0 = time.monotonic()
+        action()
+        stops.assert_explicit_stop_after(stack, t0)
+    finally:
+        stops.close()
+
+
 def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> float:
     """Seconds from t0 (monotonic) until the telepresence node published a zero on
     cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
@@ -291,13 +303,7 @@ def test_pilot_sees_sim_video_and_drives_with_held_button(
         pilot.mouse.down()
         stack.wait_until(lambda: moved_since(stack, start) > 0.15, 30, "forward motion")
         assert odom_xy(stack)[0] != start[0] or odom_xy(stack)[1] != start[1]
-        stops = ZeroDrives(stack)
-        try:
-            released = time.monotonic()
-            pilot.mouse.up()
-            stops.assert_explicit_stop_after(stack, released)
-        finally:
-            stops.close()
+        assert_stops_explicitly(stack, pilot.mouse.up)
         stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
         rest = odom_xy(stack)
         time.sleep(1.0)
@@ -431,13 +437,7 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
         start = odom_xy(stack)
         pilot.keyboard.press(" ")
         stack.wait_until(lambda: moved_since(stack, start) > 0.1, 30, "switch-driven motion")
-        stops = ZeroDrives(stack)
-        try:
-            pressed = time.monotonic()
-            pilot.keyboard.press(" ")
-            stops.assert_explicit_stop_after(stack, pressed)
-        finally:
-            stops.close()
+        assert_stops_explicitly(stack, lambda: pilot.keyboard.press(" "))
         stack.wait_until(lambda: odom_speed(stack) < 0.02, 15, "robot at rest")
         if pilot.is_visible("#places-section"):
             # With navigation: the switch alone sends the robot to a place.
@@ -931,7 +931,6 @@ def test_a_bare_click_drives_a_short_step_then_stops(browser: Any, stack: StackH
 def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> None:
     staff = staff_page(browser, stack)
     pilot = open_pilot(browser, stack, issue_code(staff))
-    stops = ZeroDrives(stack)
     try:
         wait_frames(pilot, 3)
         pilot.click("#mode-toggle")
@@ -943,9 +942,8 @@ def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> 
                          "driving")
         time.sleep(0.8)  # well past the watchdog: still driving after the key went up
         assert teleop_x(stack) > 0
-        pressed = time.monotonic()
-        pilot.keyboard.press("ArrowUp")  # the same key again stops
-        stops.assert_explicit_stop_after(stack, pressed)
+        # the same key again stops
+        assert_stops_explicitly(stack, lambda: pilot.keyboard.press("ArrowUp"))
         # Buttons: one press starts, a press on any drive button stops.
         t1 = time.monotonic()
         pilot.click('button[data-dir="left"]')
@@ -953,12 +951,10 @@ def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> 
                          "turning")
         time.sleep(0.5)
         pressed = time.monotonic()
-        pilot.click('button[data-dir="forward"]')
-        stops.assert_explicit_stop_after(stack, pressed)
+        assert_stops_explicitly(stack, lambda: pilot.click('button[data-dir="forward"]'))
         time.sleep(0.5)
         assert not any(m.linear.x > 0 for m in teleop_since(stack, pressed + 0.05))
     finally:
-        stops.close()
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
@@ -985,13 +981,7 @@ def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarne
         pilot.keyboard.down("k")
         stack.wait_until(lambda: any(m.linear.x > 0 for m in teleop_since(stack, t0)), 5,
                          "the new key drives")
-        stops = ZeroDrives(stack)
-        try:
-            released = time.monotonic()
-            pilot.keyboard.up("k")
-            stops.assert_explicit_stop_after(stack, released)
-        finally:
-            stops.close()
+        assert_stops_explicitly(stack, lambda: pilot.keyboard.up("k"))
         t1 = time.monotonic()
         pilot.keyboard.down("ArrowUp")  # its old key no longer drives forward
         time.sleep(0.5)
