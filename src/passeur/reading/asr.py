@@ -78,32 +78,39 @@ class ASRBackend(Protocol):
         ...
 
 
-def backend_setting_names(name: str) -> set[str]:
-    """The settings `create_backend(name, settings)` accepts (its constructor's keywords)."""
+def create_backend(name: str, settings: dict[str, Any] | None = None) -> ASRBackend:
+    """'pocketsphinx' (default, English model built in) or 'vosk' (model folders from config).
+
+    ASRSettingsError (a ValueError) for a setting the backend does not have, naming the ones
+    it has, or a value it refuses."""
     import inspect
 
-    if name == "pocketsphinx":
-        from passeur.reading.asr_pocketsphinx import PocketsphinxBackend as cls
-    elif name == "vosk":
-        from passeur.reading.asr_vosk import VoskBackend as cls  # type: ignore[assignment]
-    else:
-        return set()
-    return {p.name for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    from passeur.reading.exceptions import ASRSettingsError, ASRUnavailable
 
-
-def create_backend(name: str, settings: dict[str, Any] | None = None) -> ASRBackend:
-    """'pocketsphinx' (default, English model built in) or 'vosk' (model folders from config)."""
     settings = dict(settings or {})
+    cls: Any = None
     if name == "pocketsphinx":
         from passeur.reading.asr_pocketsphinx import PocketsphinxBackend
 
-        return PocketsphinxBackend(**settings)
-    if name == "vosk":
+        cls = PocketsphinxBackend
+    elif name == "vosk":
         from passeur.reading.asr_vosk import VoskBackend
 
-        return VoskBackend(**settings)
-    from passeur.reading.exceptions import ASRUnavailable
-
+        cls = VoskBackend
+    if cls is not None:
+        known = {p.name for p in inspect.signature(cls).parameters.values()
+                 if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ASRSettingsError(
+                f"{', '.join(unknown)} {'is not a' if len(unknown) == 1 else 'are not'} {name} "
+                f"setting{'' if len(unknown) == 1 else 's'}; known: {', '.join(sorted(known))}")
+        try:
+            backend: ASRBackend = cls(**settings)
+        except ASRSettingsError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ASRSettingsError(str(exc)) from exc
+        return backend
     raise ASRUnavailable(f"unknown ASR backend '{name}': set the reading node's 'asr_backend' "
                          "parameter to 'pocketsphinx' or 'vosk'")

@@ -18,6 +18,10 @@ class ASRUnavailable(ReadingError):
     """No speech-recognition model for the requested backend/language (says how to get one)."""
 
 
+class ASRSettingsError(ReadingError, ValueError):
+    """A recogniser setting the backend does not have, or a value it refuses."""
+
+
 class AudioFormatError(ReadingError):
     """Audio input that cannot be used (wrong sample rate, not a WAV file, empty...)."""
 

@@ -19,8 +19,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from passeur.errors import ConfigError
-from passeur.reading.asr import backend_setting_names, create_backend
-from passeur.reading.exceptions import ReadingError
+from passeur.reading.exceptions import ASRSettingsError, ReadingError
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.ros import qos
 from passeur.ros.params import declare
@@ -86,19 +85,10 @@ class ReadingNode(Node):
                                     if backend == "vosk" else
                                     {"models": _json_param(ps_models, "pocketsphinx_models")})
         extra = _json_param(asr_settings, "asr_settings")
-        known = backend_setting_names(backend) - {"models"}
-        unknown = sorted(set(extra) - known)
-        if unknown:
-            raise ConfigError(f"reading parameter 'asr_settings': {', '.join(unknown)} "
-                              f"{'is not a' if len(unknown) == 1 else 'are not'} {backend} "
-                              f"setting{'' if len(unknown) == 1 else 's'}; known: "
-                              f"{', '.join(sorted(known)) or 'none'} (models: '{backend}_models')")
+        if "models" in extra:
+            raise ConfigError(f"reading parameter 'asr_settings': set models with "
+                              f"'{backend}_models', not here")
         settings.update(extra)
-        if extra:  # bad values fail now, not at the first child's session
-            try:
-                create_backend(backend, settings)
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"reading parameter 'asr_settings': {exc}") from exc
         play = speaker == "true" or (speaker == "auto" and Path("/dev/snd").exists())
         config = ServiceConfig(
             books_dir=Path(books_dir) if books_dir else None, asr_backend=backend,
@@ -113,6 +103,9 @@ class ReadingNode(Node):
         self._speaking_pub.publish(Bool(data=False))
         try:
             self.service = ReadingService(config, on_speaking=self._publish_speaking)
+        except ASRSettingsError as exc:  # the service makes the backend at start-up
+            name = "asr_settings" if extra else f"{backend}_models"
+            raise ConfigError(f"reading parameter '{name}': {exc}") from exc
         except ReadingError as exc:
             raise ConfigError(str(exc)) from exc
         self.create_subscription(String, "speech/say", self._on_say, qos.STATUS)
