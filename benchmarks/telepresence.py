@@ -199,20 +199,12 @@ def main() -> int:
     handled: dict[float, float] = {}
     on_message = server._on_message
 
-    def timed_on_message(peer: Any, raw: Any) -> None:
-        t = time.time()
-        try:
-            w = round(float(json.loads(raw).get("angular", "nan")), 4)
-        except (ValueError, TypeError, AttributeError):
-            w = float("nan")
-        handled.setdefault(w, t)
-        on_message(peer, raw)
-
     # ... and, inside the server, datagram seen by the loop -> handler (DTLS, SCTP, queues).
     import aioice.ice
 
     last_datagram = [0.0]
     in_loop_ms: list[float] = []
+    datagram_at: dict[float, float] = {}
     data_received = aioice.ice.Connection.data_received
 
     def timed_data_received(self: Any, data: bytes, component: int) -> None:
@@ -222,19 +214,19 @@ def main() -> int:
 
     aioice.ice.Connection.data_received = timed_data_received  # type: ignore[method-assign]
 
-    datagram_at: dict[float, float] = {}
-
-    def timed_on_message_in_loop(peer: Any, raw: Any) -> None:
+    def timed_on_message(peer: Any, raw: Any) -> None:
+        t = time.time()
+        try:
+            w = round(float(json.loads(raw).get("angular", "nan")), 4)
+        except (ValueError, TypeError, AttributeError):
+            w = float("nan")
         if last_datagram[0]:
-            in_loop_ms.append(1000.0 * (time.time() - last_datagram[0]))
-            try:
-                w = round(float(json.loads(raw).get("angular", "nan")), 4)
-            except (ValueError, TypeError, AttributeError):
-                w = float("nan")
+            in_loop_ms.append(1000.0 * (t - last_datagram[0]))
             datagram_at.setdefault(w, last_datagram[0])
-        timed_on_message(peer, raw)
+        handled.setdefault(w, t)
+        on_message(peer, raw)
 
-    server._on_message = timed_on_message_in_loop
+    server._on_message = timed_on_message
 
     # Event-loop lag: how late a 2 ms sleep on the server's loop wakes up (a busy loop or a
     # thread holding the GIL delays every message by as much).
