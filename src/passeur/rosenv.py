@@ -7,7 +7,11 @@ Defaults only (`setdefault`): anything the user exported wins.
 - `passeur robot` (`local_only=False`): neither. A real robot's nodes must reach drivers and
   operators on other machines; ROS's own defaults apply, or whatever the user exported.
 - ROS logs go to a cache folder instead of ~/.ros.
-- MuJoCo renders headless with EGL.
+- MuJoCo renders headless with EGL. With Mesa's software renderer (llvmpipe, no GPU), one
+  rasterizer thread per core but one (LP_NUM_THREADS): the simulator's physics thread keeps
+  that core busy, and splitting each frame over cores that are both taken costs more than it
+  gains (benchmarks/sim_rtf.py on 2 cores: 10.3-10.4x real time against 9.1-9.9x with
+  Mesa's default of one thread per core). A GPU driver ignores the variable.
 - `get_package_share_directory('passeur')` works (source checkout or `pip install .`).
 """
 
@@ -22,11 +26,17 @@ from passeur.paths import ensure_ament_prefix, share_path
 FASTDDS_PROFILE = ("config", "fastdds_profile.xml")
 
 
+def llvmpipe_threads(cores: int) -> int:
+    """Mesa llvmpipe rasterizer threads for a machine with `cores` cores (see above)."""
+    return max(1, cores - 1)
+
+
 def configure_environment(log_dir: Path | None = None, *, local_only: bool = True) -> None:
     if local_only:
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    os.environ.setdefault("LP_NUM_THREADS", str(llvmpipe_threads(os.cpu_count() or 1)))
     ensure_ament_prefix()
     # A sourced system ROS may run another RMW; only pin Fast DDS's profile when it applies.
     # The profile whitelists the loopback interface: never on a robot talking to the network.

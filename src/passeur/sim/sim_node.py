@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,7 @@ class SimNode(Node):
         super().__init__("sim", **kwargs)
         self._started = False
         self._closed = False
+        self._previous_switch_interval: float | None = None
         self.loop: SimLoop | None = None
         try:
             self._setup()
@@ -100,6 +102,12 @@ class SimNode(Node):
                            "executor has delivered (bounds control latency); 0 = no limit",
                            min_value=0.0)
         urdf = declare(self, "urdf", "", "robot xacro/URDF path; empty = urdf/passeur.urdf.xacro")
+        self._switch_interval_ms = declare(
+            self, "gil_switch_interval_ms", 1.0,
+            "Python's thread switch interval for this process while the simulator runs (ms; "
+            "Python's default is 5; 0 = leave it): how long a thread coming back from C code "
+            "(rendering, DDS) may wait for the GIL held by the busy physics thread",
+            min_value=0.0, max_value=100.0)
         self._odom_origin = declare(self, "odom_origin", "map",
                                     "'map': odom frame = world frame; 'start': odom starts at 0")
         if self._odom_origin not in ("map", "start"):
@@ -120,6 +128,9 @@ class SimNode(Node):
         self._odom_pub = self.create_publisher(Odometry, "odom", qos.STATUS)
         self._scan_pub = self.create_publisher(LaserScan, "scan", qos.SENSOR)
         self._image_pub = self._info_pub = None
+        # The render thread's staging array for image data (see _publish_image).
+        self._image_data = array.array("B")
+        self._image_pixels: npt.NDArray[np.uint8] | None = None
         if camera_hz > 0:
             self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.SENSOR)
             self._info_pub = self.create_publisher(CameraInfo, "camera/camera_info", qos.SENSOR)
@@ -166,6 +177,12 @@ class SimNode(Node):
             # what the executor delivers. With consumers, their clocks are (one callback
             # less per clock tick: at --rtf max the executors' work bounds the speed).
             self.create_subscription(Clock, CLOCK_TOPIC, self._on_own_clock, qos.SENSOR)
+        if self._switch_interval_ms > 0:
+            # Process-wide. The physics thread holds the GIL through its MuJoCo calls
+            # (direct_calls) and so runs Python almost without a break; any other thread
+            # waits for a forced switch to take the GIL back after a C call.
+            self._previous_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(self._switch_interval_ms / 1000.0)
         self.loop.start()
 
     def close(self) -> None:
@@ -175,6 +192,9 @@ class SimNode(Node):
         self._closed = True
         if self.loop is not None:
             self.loop.stop()
+        if self._previous_switch_interval is not None:
+            sys.setswitchinterval(self._previous_switch_interval)
+            self._previous_switch_interval = None
 
     def destroy_node(self) -> None:
         if self.loop is None:
@@ -296,16 +316,24 @@ class SimNode(Node):
                 or self._info_pub.get_subscription_count() > 0)
 
     def _publish_image(self, t: float, rgb: npt.NDArray[np.uint8]) -> None:
+        """Render thread. `rgb` is a view of the camera's buffer (rows may run backwards in
+        memory): the one copy a frame costs is this one, into the message's array."""
         if self._image_pub is None or self._info_pub is None:
             return
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        if self._image_pixels is None or self._image_pixels.shape != rgb.shape:
+            self._image_data = array.array("B", bytes(height * width * 3))
+            self._image_pixels = np.frombuffer(self._image_data, dtype=np.uint8).reshape(
+                height, width, 3)
+        np.copyto(self._image_pixels, rgb)
         msg = Image()
         msg.header.stamp = stamp(t)
         msg.header.frame_id = CAMERA_OPTICAL_FRAME
-        msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+        msg.height, msg.width = height, width
         msg.encoding = "rgb8"
         msg.is_bigendian = 0
-        msg.step = msg.width * 3
-        msg.data = np.ascontiguousarray(rgb).tobytes()
+        msg.step = width * 3
+        msg.data = self._image_data  # copied by the setter; the array is reused next frame
         self._image_pub.publish(msg)
         self._camera_info.header.stamp = msg.header.stamp
         self._info_pub.publish(self._camera_info)

@@ -12,6 +12,7 @@ on). Set MUJOCO_GL=egl before mujoco is imported (done here if unset).
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -28,6 +29,8 @@ import numpy.typing as npt
 
 from passeur.errors import ConfigError
 from passeur.ros.geometry import Pose2D
+from passeur.sim.camera import OffscreenCamera
+from passeur.sim.direct_calls import DirectStepper
 from passeur.sim.mujoco_model import (
     LIDAR_GEOMGROUP,
     OBSTACLE_PARK_Y_M,
@@ -77,7 +80,8 @@ class Simulator:
     """World + robot physics. Deterministic for a given seed and command sequence."""
 
     def __init__(self, world: World | str | Path, *, urdf_path: Path | None = None,
-                 seed: int = 0, scan_noise_std_m: float = 0.005, obstacles: int = 4) -> None:
+                 seed: int = 0, scan_noise_std_m: float = 0.005, obstacles: int = 4,
+                 direct_calls: bool = True) -> None:
         _ensure_gl_backend()
         import mujoco
 
@@ -92,6 +96,13 @@ class Simulator:
         self.built: BuiltModel = build_model(self.world, urdf, self.robot, obstacles)
         self.model: Any = self.built.model
         self.data: Any = mujoco.MjData(self.model)
+        # mj_step and mj_multiRay keeping the GIL (see direct_calls: in a process with ROS
+        # executor threads, re-taking it after each call costs more than the call).
+        self._calls = DirectStepper(self.model, self.data, enabled=direct_calls)
+        # Robot-vs-scenery contact test on geom ids, in plain Python: contact lists hold a
+        # handful of entries, for which numpy's per-call overhead is the whole cost.
+        self._robot_geoms = frozenset(int(g) for g in np.flatnonzero(self.built.robot_geom))
+        self._scenery_geoms = frozenset(int(g) for g in np.flatnonzero(self.built.scenery_geom))
         self.seed = seed
         self.scan_noise_std_m = scan_noise_std_m
         self._lock = threading.RLock()
@@ -152,7 +163,6 @@ class Simulator:
         above all, re-taking the GIL after every 14 us step cost more than the physics when
         ROS executor threads share the interpreter.
         """
-        mj = self._mj
         r = self.robot
         half_track = r.wheel_separation_m / 2
         limit = r.max_wheel_speed_radps
@@ -172,7 +182,7 @@ class Simulator:
                 ctrl = self.data.ctrl
                 ctrl[left] = min(max((v - w * half_track) / r.wheel_radius_m, -limit), limit)
                 ctrl[right] = min(max((v + w * half_track) / r.wheel_radius_m, -limit), limit)
-                mj.mj_step(self.model, self.data, n)
+                self._calls.step(n)
                 self._in_contact = self._robot_touches_scenery()
                 if self._in_contact:
                     self._contact_steps += n
@@ -181,10 +191,11 @@ class Simulator:
         ncon = int(self.data.ncon)
         if ncon == 0:
             return False
-        geoms = self.data.contact.geom[:ncon]
-        robot, scenery = self.built.robot_geom, self.built.scenery_geom
-        a, b = geoms[:, 0], geoms[:, 1]
-        return bool(np.any((robot[a] & scenery[b]) | (robot[b] & scenery[a])))
+        robot, scenery = self._robot_geoms, self._scenery_geoms
+        for a, b in self.data.contact.geom[:ncon].tolist():
+            if (a in robot and b in scenery) or (b in robot and a in scenery):
+                return True
+        return False
 
     def robot_in_contact(self) -> bool:
         """True if, after the last physics step, the robot touches a wall, furniture or
@@ -236,7 +247,6 @@ class Simulator:
     # -- sensors ---------------------------------------------------------------------------
     def scan(self) -> npt.NDArray[np.float32]:
         """Ranges of one lidar sweep (REP-117: +inf no return, -inf closer than range_min)."""
-        mj = self._mj
         r = self.robot
         n = r.lidar_samples
         with self._lock:
@@ -244,8 +254,8 @@ class Simulator:
             rot = np.array(self.data.site_xmat[self.built.lidar_site],
                            dtype=np.float64).reshape(3, 3)
             vec = np.ascontiguousarray((self._ray_local @ rot.T).reshape(-1))
-            mj.mj_multiRay(self.model, self.data, origin, vec, LIDAR_GEOMGROUP, 1, -1,
-                           self._ray_geom, self._ray_dist, None, n, r.lidar_max_range_m)
+            self._calls.multi_ray(origin, vec, LIDAR_GEOMGROUP, True, -1, self._ray_geom,
+                                  self._ray_dist, n, r.lidar_max_range_m)
             dist = self._ray_dist.copy()
             noise = self._rng.normal(0.0, self.scan_noise_std_m, n) if self.scan_noise_std_m \
                 else np.zeros(n)
@@ -266,27 +276,28 @@ class Simulator:
         return into
 
     def render(self, state: Any = None) -> npt.NDArray[np.uint8]:
-        """One RGB camera image (H x W x 3) of the current state, or of `state` (from
-        `copy_state`). Always call from the same thread."""
-        mj = self._mj
+        """One RGB camera image (H x W x 3, a new array) of the current state, or of `state`
+        (from `copy_state`). Always call from the same thread."""
+        return np.ascontiguousarray(self.render_view(state))
+
+    def render_view(self, state: Any = None) -> npt.NDArray[np.uint8]:
+        """As `render`, but a view of the camera's buffer, valid until the next render
+        (no copy: the caller copies what it keeps). Always call from the same thread."""
         me = threading.get_ident()
         if self._renderer is None:
             r = self.robot
-            self._renderer = mj.Renderer(self.model, r.camera_height, r.camera_width)
-            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
-            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
-            self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
+            self._renderer = OffscreenCamera(self.model, self.built.camera, r.camera_width,
+                                             r.camera_height)
             self._render_thread = me
         elif self._render_thread != me:
             raise RuntimeError("Simulator.render() must be called from the thread that "
                                "created the renderer (the OpenGL context is current there)")
         if state is not None:
-            self._renderer.update_scene(state, camera=self.built.camera)
+            self._renderer.update(self.model, state)
         else:
             with self._lock:
-                self._renderer.update_scene(self.data, camera=self.built.camera)
-        image: npt.NDArray[np.uint8] = self._renderer.render()
-        return image
+                self._renderer.update(self.model, self.data)
+        return self._renderer.render()
 
     def close_renderer(self) -> None:
         """Release the OpenGL context; call from the render thread."""
@@ -343,7 +354,7 @@ class LoopStats:
     physics_s: float = 0.0
     scan_s: float = 0.0
     render_s: float = 0.0  # in the render thread
-    render_wait_s: float = 0.0  # the loop waiting for the previous frame to be rendered
+    render_wait_s: float = 0.0  # the loop waiting for a frame slot (FRAMES_IN_FLIGHT)
     wall_s: float = 0.0
     waits: int = 0  # back-pressure waits for slow consumers
 
@@ -353,11 +364,18 @@ class LoopStats:
 
 
 class _RenderWorker:
-    """Renders camera frames in a thread of its own, from a copy of the state taken at the
-    camera tick, so that physics goes on meanwhile (rendering is the dearest part of a sim
-    second, and MuJoCo and Mesa release the GIL while they work). At most one frame is in
-    flight: `submit` waits for the previous one, so no frame is dropped and none is late by
-    more than one. The OpenGL context is created, used and closed in this thread."""
+    """Renders camera frames in a thread of its own, from copies of the state taken at the
+    camera ticks, so that physics goes on meanwhile (rendering is the dearest part of a sim
+    second, and MuJoCo and Mesa release the GIL while they work).
+
+    Up to `FRAMES_IN_FLIGHT` frames wait or render at once, each from its own state copy:
+    `submit` waits only when that many are outstanding, so no frame is dropped, frames come
+    out in order, and at `--rtf max` the render thread always has its next frame ready
+    instead of waiting for the loop thread to hand it over (each hand-over costs a GIL
+    round trip). In real time the thread keeps up and a frame is rendered as soon as it is
+    due. The OpenGL context is created, used and closed in this thread."""
+
+    FRAMES_IN_FLIGHT = 2
 
     def __init__(self, sim: Simulator, on_image: Callable[[float, npt.NDArray[np.uint8]], None]
                  | None, stats: LoopStats, stop: threading.Event, name: str) -> None:
@@ -366,10 +384,10 @@ class _RenderWorker:
         self.stats = stats
         self._stop = stop
         self._cond = threading.Condition()
-        self._pending: float | None = None  # sim time of the frame to render
+        self._pending: collections.deque[tuple[float, Any]] = collections.deque()
         self._busy = False
         self._done = False
-        self._state: Any = None
+        self._spare: list[Any] = []  # state copies to reuse
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"{name}-render", daemon=True)
         self._thread.start()
@@ -378,14 +396,16 @@ class _RenderWorker:
         """Loop thread: render the state as it is now, stamped `t`."""
         a = time.perf_counter()
         with self._cond:
-            while (self._busy or self._pending is not None) and not self._stop.is_set() \
-                    and self.error is None:
+            while (len(self._pending) + self._busy >= self.FRAMES_IN_FLIGHT
+                   and not self._stop.is_set() and self.error is None):
                 self._cond.wait(0.05)
             if self.error is not None:
                 raise self.error
             self.stats.render_wait_s += time.perf_counter() - a
-            self._state = self.sim.copy_state(self._state)
-            self._pending = t
+            state = self._spare.pop() if self._spare else None
+        state = self.sim.copy_state(state)
+        with self._cond:
+            self._pending.append((t, state))
             self._cond.notify_all()
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -399,15 +419,15 @@ class _RenderWorker:
         try:
             while True:
                 with self._cond:
-                    while self._pending is None and not self._done:
+                    while not self._pending and not self._done:
                         self._cond.wait()
-                    if self._pending is None:  # closed, and the last frame is out
+                    if not self._pending:  # closed, and the last frame is out
                         return
-                    t, self._pending = self._pending, None
+                    t, state = self._pending.popleft()
                     self._busy = True
                 try:
                     c = time.perf_counter()
-                    image = self.sim.render(self._state)
+                    image = self.sim.render_view(state)
                     self.stats.render_s += time.perf_counter() - c
                     self.stats.images += 1
                     if self.on_image:
@@ -415,6 +435,7 @@ class _RenderWorker:
                 finally:
                     with self._cond:
                         self._busy = False
+                        self._spare.append(state)
                         self._cond.notify_all()
         except Exception as exc:
             self.error = exc
@@ -433,7 +454,7 @@ class SimLoop:
 
     Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
     `on_scan(t, ranges)`; `on_image(t, rgb)` in the render thread, one frame at a time, in
-    order. `command(v, w)` may be called from any thread;
+    order (`rgb` is a view of the camera's buffer: copy what you keep). `command(v, w)` may be called from any thread;
     without a new command for `cmd_timeout_s` of wall time the base is stopped (0 = never).
     `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
     returns True (nobody subscribed: no rendering cost).

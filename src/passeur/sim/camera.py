@@ -1,0 +1,83 @@
+"""Offscreen rendering of one fixed MuJoCo camera into a reused buffer. No rclpy here.
+
+What `mujoco.Renderer` does for an RGB image, less what a 15 Hz sim camera does not need:
+its render() allocates a new image, flips it in place (through a temporary copy) and copies
+the scene flags around every frame. Here the pixels are read into one buffer and handed out
+as a top-down *view* of it, so that the one copy a frame needs is the one into the ROS
+message. The OpenGL context is current in the thread that created the camera only: create,
+use and close it in one thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from passeur.errors import ConfigError
+
+#: Scene geometry capacity (mujoco.Renderer's default).
+MAX_GEOMS = 10_000
+
+
+class OffscreenCamera:
+    def __init__(self, model: Any, camera_id: int, width: int, height: int) -> None:
+        import mujoco
+        from mujoco import gl_context
+
+        self._mj = mujoco
+        offwidth, offheight = model.vis.global_.offwidth, model.vis.global_.offheight
+        if width > offwidth or height > offheight:
+            raise ConfigError(f"camera image {width}x{height} is larger than the model's "
+                              f"offscreen buffer {offwidth}x{offheight} (MJCF <visual><global "
+                              f"offwidth offheight>)")
+        self.width, self.height = width, height
+        if gl_context.GLContext is None:
+            raise ConfigError("no OpenGL backend for the camera: set MUJOCO_GL=egl (headless, "
+                              "needs libegl1 and Mesa) or run with camera_rate_hz 0")
+        self._gl: Any = gl_context.GLContext(width, height)
+        self._gl.make_current()
+        try:
+            self._context: Any = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
+        except BaseException:
+            self._gl.free()
+            raise
+        self.scene: Any = mujoco.MjvScene(model, maxgeom=MAX_GEOMS)
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+            self.scene.flags[flag] = 0
+        self._option = mujoco.MjvOption()
+        self._perturb = mujoco.MjvPerturb()
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._camera.fixedcamid = camera_id
+        self._rect = mujoco.MjrRect(0, 0, width, height)
+        self._pixels = np.empty((height, width, 3), dtype=np.uint8)  # bottom row first
+
+    def update(self, model: Any, data: Any) -> None:
+        """Take the scene from `data` (the caller holds whatever lock guards it)."""
+        mj = self._mj
+        mj.mjv_updateScene(model, data, self._option, self._perturb, self._camera,
+                           mj.mjtCatBit.mjCAT_ALL, self.scene)
+
+    def render(self) -> npt.NDArray[np.uint8]:
+        """Render the last `update()`: an H x W x 3 RGB view, top row first, of a buffer the
+        next render overwrites (copy it to keep it)."""
+        if self._context is None:
+            raise RuntimeError("OffscreenCamera.render() after close()")
+        mj = self._mj
+        mj.mjr_render(self._rect, self.scene, self._context)
+        mj.mjr_readPixels(self._pixels, None, self._rect, self._context)
+        return self._pixels[::-1]  # OpenGL's rows run bottom to top
+
+    def close(self) -> None:
+        """Free the GL resources; call from the thread that created the camera."""
+        if self._context is None:
+            return
+        try:
+            self._context.free()
+        finally:
+            self._context = None
+            self._gl.free()
