@@ -83,10 +83,17 @@ def odom_at(history: list[tuple[float, Any]], t_s: float) -> Any:
 
 
 def test_topic_rates_match_configuration(ros_context: Any) -> None:
-    """Every topic within 20 % of its configured rate, at the default real-time factor (1)."""
+    """Every topic within 20 % of its configured rate, at the default real-time factor (1).
+    While the simulator runs, the process's GIL switch interval is its parameter's (1 ms);
+    closing it gives Python's back."""
+    before = sys.getswitchinterval()
     with StackHarness(ros_context, nodes=["sim"],
                       per_node={"sim": {"real_time_factor": 1.0, "world": "library"}}) as h:
+        assert sys.getswitchinterval() == pytest.approx(
+            h.node("sim").get_parameter("gil_switch_interval_ms").value / 1000.0)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
         _check_rates(h)
+    assert sys.getswitchinterval() == pytest.approx(before)
 
 
 def _resolved(topic: str, namespace: str = "") -> str:

@@ -169,3 +169,20 @@ def test_user_choices_win_on_a_robot_too(monkeypatch: pytest.MonkeyPatch) -> Non
         rosenv.configure_environment(local_only=local)
         assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
         assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/robot_dds.xml"
+
+
+def test_llvmpipe_gets_a_rasterizer_thread_per_core_but_the_physics_one() -> None:
+    from passeur.rosenv import llvmpipe_threads
+
+    assert [llvmpipe_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
+
+
+def test_the_rasterizer_thread_count_is_a_default_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from passeur.rosenv import configure_environment
+
+    monkeypatch.setenv("LP_NUM_THREADS", "7")
+    configure_environment()
+    assert os.environ["LP_NUM_THREADS"] == "7"
+    monkeypatch.delenv("LP_NUM_THREADS")
+    configure_environment()
+    assert os.environ["LP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) - 1))
