@@ -26,6 +26,14 @@ from passeur.paths import ensure_ament_prefix, share_path
 FASTDDS_PROFILE = ("config", "fastdds_profile.xml")
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def llvmpipe_threads(cores: int) -> int:
     """Mesa llvmpipe rasterizer threads for a machine with `cores` cores (see above)."""
     return max(1, cores - 1)
@@ -36,7 +44,7 @@ def configure_environment(log_dir: Path | None = None, *, local_only: bool = Tru
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    os.environ.setdefault("LP_NUM_THREADS", str(llvmpipe_threads(os.cpu_count() or 1)))
+    os.environ.setdefault("LP_NUM_THREADS", str(llvmpipe_threads(usable_cores())))
     ensure_ament_prefix()
     # A sourced system ROS may run another RMW; only pin Fast DDS's profile when it applies.
     # The profile whitelists the loopback interface: never on a robot talking to the network.

@@ -127,9 +127,11 @@ def test_camera_frames_are_rendered_in_their_own_thread_from_the_tick_state() ->
     stamps = [t for t, _, _ in frames]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert all(name.endswith("-render") for _, _, name in frames)
-    # The last frame shows the state of its tick, not of the end of the run.
+    # Every frame shows the state of its tick (frames in flight each have their own copy),
+    # and the last one not the state at the end of the run.
+    for t, rgb, _ in frames:
+        assert np.array_equal(rgb, sim.render(states[round(t, 6)])), \
+            f"frame at {t:.3f} s differs from its tick's state"
     t, rgb, _ = frames[-1]
-    state = states[round(t, 6)]
-    assert np.array_equal(rgb, sim.render(state)), "frame differs from its tick's state"
     assert not np.array_equal(rgb, sim.render()) or sim.time_s == t
     sim.close_renderer()

@@ -178,11 +178,12 @@ def test_llvmpipe_gets_a_rasterizer_thread_per_core_but_the_physics_one() -> Non
 
 
 def test_the_rasterizer_thread_count_is_a_default_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from passeur.rosenv import configure_environment
+    from passeur.rosenv import configure_environment, llvmpipe_threads, usable_cores
 
     monkeypatch.setenv("LP_NUM_THREADS", "7")
     configure_environment()
     assert os.environ["LP_NUM_THREADS"] == "7"
     monkeypatch.delenv("LP_NUM_THREADS")
     configure_environment()
-    assert os.environ["LP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) - 1))
+    assert os.environ["LP_NUM_THREADS"] == str(llvmpipe_threads(usable_cores()))
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)

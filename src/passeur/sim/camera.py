@@ -4,12 +4,15 @@ What `mujoco.Renderer` does for an RGB image, less what a 15 Hz sim camera does 
 its render() allocates a new image, flips it in place (through a temporary copy) and copies
 the scene flags around every frame. Here the pixels are read into one buffer and handed out
 as a top-down *view* of it, so that the one copy a frame needs is the one into the ROS
-message. The OpenGL context is current in the thread that created the camera only: create,
-use and close it in one thread.
+message. The OpenGL context is made current once, in the thread that creates the camera:
+create, use and close it in that one thread, with no other GL context made current there in
+between (making it current again each frame would cost a GIL round trip: PyOpenGL releases
+the GIL for every call).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -33,16 +36,23 @@ class OffscreenCamera:
                               f"offscreen buffer {offwidth}x{offheight} (MJCF <visual><global "
                               f"offwidth offheight>)")
         self.width, self.height = width, height
-        if gl_context.GLContext is None:
-            raise ConfigError("no OpenGL backend for the camera: set MUJOCO_GL=egl (headless, "
-                              "needs libegl1 and Mesa) or run with camera_rate_hz 0")
-        self._gl: Any = gl_context.GLContext(width, height)
-        self._gl.make_current()
+        context_class = getattr(gl_context, "GLContext", None)
+        no_gl = ("no OpenGL for the camera ({}): run headless with MUJOCO_GL=egl (Debian "
+                 "packages libegl1 and libgl1-mesa-dri), or turn the camera off "
+                 "(camera_rate_hz 0)")
+        if context_class is None:
+            raise ConfigError(no_gl.format(f"MUJOCO_GL={os.environ.get('MUJOCO_GL', '')}"))
         try:
-            self._context: Any = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+            self._gl: Any = context_class(width, height)
+        except (ImportError, RuntimeError, OSError) as exc:
+            raise ConfigError(no_gl.format(exc)) from exc
+        self._context: Any = None
+        try:
+            self._gl.make_current()
+            self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
             mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
         except BaseException:
-            self._gl.free()
+            self._free()
             raise
         self.scene: Any = mujoco.MjvScene(model, maxgeom=MAX_GEOMS)
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
@@ -74,10 +84,17 @@ class OffscreenCamera:
 
     def close(self) -> None:
         """Free the GL resources; call from the thread that created the camera."""
-        if self._context is None:
-            return
+        if self._gl is not None:
+            self._free()
+
+    def _free(self) -> None:
         try:
-            self._context.free()
+            if self._context is not None:
+                # Its GL objects belong to our context: make it current (another context,
+                # or none, may be current in this thread by now).
+                with self._gl.as_current():
+                    self._context.free()
         finally:
             self._context = None
             self._gl.free()
+            self._gl = None

@@ -15,16 +15,18 @@ Guards, since a direct call bypasses what the bindings add:
 - it is used only if the installed MuJoCo is the version whose C signatures are written below
   and its header still declares them (`available()` says why not otherwise);
 - the bindings turn a MuJoCo fatal error into a Python exception, a direct call cannot (the
-  process would exit). The fatal error a step can raise is running out of its memory (the
-  arena and the stack share one buffer), so `DirectStepper` hands back to the bindings for
-  good once more than half of it has been used (`maxuse_arena + maxuse_stack`), and the
-  bindings' exception would then stop the simulator cleanly.
+  process would exit). The fatal error these two calls can meet is running out of MuJoCo's
+  memory (the arena and the stack share one buffer: ~13 MB here, of which a step uses
+  ~17 kB), so `DirectStepper` hands back to the bindings for good once more than half of it
+  has been used (`maxuse_arena + maxuse_stack`, checked after each step chunk and each ray
+  sweep), and the bindings' exception would then stop the simulator cleanly.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,22 @@ def _load() -> None:
     if _unavailable is not None:
         log.info("MuJoCo calls go through the bindings (%s)", _unavailable)
         return
-    lib = ctypes.PyDLL(str(package / f"libmujoco.so.{version}"))
+    try:
+        # The copy the bindings loaded (found through their RUNPATH), not a second one that
+        # LD_LIBRARY_PATH might point to: RTLD_NOLOAD only returns an already loaded library.
+        try:
+            lib = ctypes.PyDLL(f"libmujoco.so.{version}", mode=os.RTLD_NOLOAD)
+        except OSError:
+            lib = ctypes.PyDLL(str(package / f"libmujoco.so.{version}"))
+        _declare(lib)
+    except (OSError, AttributeError) as exc:
+        _unavailable = f"loading libmujoco.so.{version} failed: {exc}"
+        log.info("MuJoCo calls go through the bindings (%s)", _unavailable)
+        return
+    _library = lib
+
+
+def _declare(lib: Any) -> None:
     lib.mj_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.mj_step.restype = None
     lib.mj_multiRay.argtypes = [
@@ -92,7 +109,6 @@ def _load() -> None:
         ctypes.c_bool, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
         ctypes.c_int, ctypes.c_double]
     lib.mj_multiRay.restype = None
-    _library = lib
 
 
 def available() -> tuple[bool, str]:
@@ -129,6 +145,9 @@ class DirectStepper:
         lib, m, d = self._lib, self._m, self._d
         for _ in range(count):
             lib.mj_step(m, d)
+        self._check_memory()
+
+    def _check_memory(self) -> None:
         used = self.data.maxuse_arena + self.data.maxuse_stack
         if used > self._memory_limit:
             self.direct = False
@@ -153,7 +172,10 @@ class DirectStepper:
             if array.dtype != dtype or not array.flags.c_contiguous or array.size < size:
                 raise ValueError(f"multi_ray: need a contiguous {np.dtype(dtype).name} array "
                                  f"of {size}, got {array.dtype} of {array.size}")
+        if not (geom_id.flags.writeable and dist.flags.writeable):
+            raise ValueError("multi_ray: geom_id and dist must be writeable")
         self._lib.mj_multiRay(self._m, self._d, origin.ctypes.data, vectors.ctypes.data,
                               geomgroup.ctypes.data, bool(flg_static), int(body_exclude),
                               geom_id.ctypes.data, dist.ctypes.data, None, int(count),
                               float(cutoff))
+        self._check_memory()

@@ -212,6 +212,12 @@ def build_model(world: World, urdf: str, robot: RobotDescription, obstacles: int
     spec.visual.global_.offheight = max(480, robot.camera_height)
     spec.visual.quality.shadowsize = 0
     spec.visual.quality.offsamples = 0  # no multisampling: 3x faster on llvmpipe
+    # Coarser tessellation (MuJoCo: 4 quads per box face side, 28 slices x 16 stacks per
+    # cylinder): a frame costs 3.1 ms instead of 4.4 on llvmpipe, for an image that differs by
+    # 0.35/255 on average (flat-shaded boxes under a headlight; a pillar's silhouette).
+    spec.visual.quality.numquads = 1
+    spec.visual.quality.numslices = 12
+    spec.visual.quality.numstacks = 4
     spec.visual.headlight.ambient = [0.45, 0.45, 0.45]
     spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]

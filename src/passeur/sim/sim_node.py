@@ -17,6 +17,7 @@ from __future__ import annotations
 import array
 import math
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,32 @@ OBSTACLES_TOPIC = "sim/obstacles"
 TF_TOPICS = ("tf", "tf_static")
 
 
+class _SwitchInterval:
+    """Python's thread switch interval while simulators run: the first to start saves the
+    process's value, the last to close puts it back (several SimNodes may share a process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = 0.0
+
+    def take(self, interval_s: float) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+            self._users += 1
+            sys.setswitchinterval(interval_s)
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_SWITCH_INTERVAL = _SwitchInterval()
+
+
 def stamp(t_s: float) -> Time:
     sec = math.floor(t_s)
     nanosec = min(int(round((t_s - sec) * 1e9)), 999_999_999)
@@ -67,7 +94,7 @@ class SimNode(Node):
         super().__init__("sim", **kwargs)
         self._started = False
         self._closed = False
-        self._previous_switch_interval: float | None = None
+        self._holds_switch_interval = False
         self.loop: SimLoop | None = None
         try:
             self._setup()
@@ -181,8 +208,8 @@ class SimNode(Node):
             # Process-wide. The physics thread holds the GIL through its MuJoCo calls
             # (direct_calls) and so runs Python almost without a break; any other thread
             # waits for a forced switch to take the GIL back after a C call.
-            self._previous_switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(self._switch_interval_ms / 1000.0)
+            _SWITCH_INTERVAL.take(self._switch_interval_ms / 1000.0)
+            self._holds_switch_interval = True
         self.loop.start()
 
     def close(self) -> None:
@@ -192,9 +219,9 @@ class SimNode(Node):
         self._closed = True
         if self.loop is not None:
             self.loop.stop()
-        if self._previous_switch_interval is not None:
-            sys.setswitchinterval(self._previous_switch_interval)
-            self._previous_switch_interval = None
+        if self._holds_switch_interval:
+            self._holds_switch_interval = False
+            _SWITCH_INTERVAL.release()
 
     def destroy_node(self) -> None:
         if self.loop is None:
@@ -333,7 +360,10 @@ class SimNode(Node):
         msg.encoding = "rgb8"
         msg.is_bigendian = 0
         msg.step = width * 3
-        msg.data = self._image_data  # copied by the setter; the array is reused next frame
+        # The setter keeps this very array (no copy), and the next frame overwrites it: safe
+        # because publish() has converted the message to C before it returns, and nobody
+        # keeps `msg`. Do not cache it.
+        msg.data = self._image_data
         self._image_pub.publish(msg)
         self._camera_info.header.stamp = msg.header.stamp
         self._info_pub.publish(self._camera_info)
