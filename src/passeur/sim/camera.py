@@ -35,7 +35,6 @@ class OffscreenCamera:
             raise ConfigError(f"camera image {width}x{height} is larger than the model's "
                               f"offscreen buffer {offwidth}x{offheight} (MJCF <visual><global "
                               f"offwidth offheight>)")
-        self.width, self.height = width, height
         context_class = getattr(gl_context, "GLContext", None)
         no_gl = ("no OpenGL for the camera ({}): run headless with MUJOCO_GL=egl (Debian "
                  "packages libegl1 and libgl1-mesa-dri), or turn the camera off "

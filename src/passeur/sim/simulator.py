@@ -455,7 +455,8 @@ class SimLoop:
     Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
     `on_scan(t, ranges)`; `on_image(t, rgb)` in the render thread, one frame at a time, in
     order (`rgb` is a view of the camera's buffer: copy what you keep). `command(v, w)` may
-    be called from any thread; without a new command for `cmd_timeout_s` of wall time the base is stopped (0 = never).
+    be called from any thread; without a new command for `cmd_timeout_s` of wall time the
+    base is stopped (0 = never).
     `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
     returns True (nobody subscribed: no rendering cost).
     """
