@@ -338,19 +338,28 @@ def main() -> int:
         stop_lag = threading.Event()
         in_loop_ms.clear()
         lag_future = asyncio.run_coroutine_threadsafe(probe_loop_lag(stop_lag), server.loop)
-        sent = pilot.evaluate("""async (n) => {
+        # The page sends on its own while this process sleeps: Playwright's client runs in
+        # this (the measured) process, and awaiting the page would have it parse the
+        # browser's protocol traffic, holding the GIL, throughout the window.
+        pilot.evaluate("""(n) => {
             const ch = window.passeurPilot.state.conn.channel;
-            const out = [];
-            for (let k = 0; k < n; k++) {
-              const w = Math.round((0.05 + 0.0007 * k) * 10000) / 10000;
-              out.push([w, performance.timeOrigin + performance.now()]);
-              ch.send(JSON.stringify({type: 'drive', linear: 0, angular: w}));
-              await new Promise(r => setTimeout(r, 20));
-            }
-            ch.send(JSON.stringify({type: 'stop'}));
-            return out;
+            window.__sent = [];
+            window.__sentDone = false;
+            (async () => {
+              for (let k = 0; k < n; k++) {
+                const w = Math.round((0.05 + 0.0007 * k) * 10000) / 10000;
+                window.__sent.push([w, performance.timeOrigin + performance.now()]);
+                ch.send(JSON.stringify({type: 'drive', linear: 0, angular: w}));
+                await new Promise(r => setTimeout(r, 20));
+              }
+              ch.send(JSON.stringify({type: 'stop'}));
+              window.__sentDone = true;
+            })();
         }""", args.commands)
-        time.sleep(1.0)
+        time.sleep(0.02 * args.commands + 1.0)
+        pilot.wait_for_function("window.__sentDone", timeout=60_000)
+        sent = pilot.evaluate("window.__sent")
+        time.sleep(0.5)
         stop_lag.set()
         lag_future.result(5.0)
         published: dict[float, float] = {}
