@@ -142,7 +142,7 @@ def main() -> int:
               f"wall -> {run['rtf']:.1f}x real time (per sim second: physics "
               f"{run['loop_physics_ms_per_sim_s']:.0f} ms, lidar "
               f"{run['loop_lidar_ms_per_sim_s']:.1f} ms, render "
-              f"{run['loop_render_ms_per_sim_s']:.0f} ms in its own thread, loop waiting for a "
+              f"{run['loop_render_ms_per_sim_s']:.0f} ms in its own thread or process, loop waiting for a "
               f"frame slot {run['loop_render_wait_ms_per_sim_s']:.0f} ms)")
     parts = part_costs(args.world)
     for key, value in parts.items():

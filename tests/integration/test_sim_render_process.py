@@ -142,14 +142,15 @@ def test_close_frees_the_child_and_shared_memory_even_mid_stream(no_shm_leak: No
         worker.submit(1.0)  # closed: no slot to write into, no process
 
 
-def test_sim_node_publishes_images_with_render_process(ros_context: Any,
-                                                       no_shm_leak: None) -> None:
+@pytest.mark.parametrize("render_process", [True, False])
+def test_sim_node_publishes_images_either_way(ros_context: Any, no_shm_leak: None,
+                                              render_process: bool) -> None:
     with StackHarness(ros_context, nodes=["sim"],
                       per_node={"sim": {"real_time_factor": 0.0, "world": "library",
-                                        "render_process": True}}) as h:
+                                        "render_process": render_process}}) as h:
         msg = h.wait_for_message("camera/image_raw", Image, timeout_s=60.0, qos=qos.SENSOR)
         assert (msg.width, msg.height, msg.encoding) == (640, 480, "rgb8")
         rgb = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(480, 640, 3)
         assert rgb.astype(np.float64).std() > 20.0, "the image shows the world"
         loop = h.node("sim").loop
-        assert isinstance(loop._render, ProcessRenderWorker)
+        assert isinstance(loop._render, ProcessRenderWorker) == render_process
