@@ -32,7 +32,8 @@ REFERENCE = {"physics_step_ms": 1000.0 / 110_000, "lidar_ms": 0.09, "render_ms":
 NODES = ["sim", "safety"]
 
 
-def stack_rtf(world: str, sim_seconds: float, camera_hz: float) -> dict[str, Any]:
+def stack_rtf(world: str, sim_seconds: float, camera_hz: float,
+              render_process: bool | None = None) -> dict[str, Any]:
     import rclpy
     from rclpy.context import Context
 
@@ -41,9 +42,10 @@ def stack_rtf(world: str, sim_seconds: float, camera_hz: float) -> dict[str, Any
     context = Context()
     rclpy.init(context=context)
     try:
-        options = StackOptions(only=NODES, common={"world": world},
-                               per_node={"sim": {"real_time_factor": 0.0,
-                                                 "camera_rate_hz": camera_hz}})
+        sim_params: dict[str, Any] = {"real_time_factor": 0.0, "camera_rate_hz": camera_hz}
+        if render_process is not None:  # None: the parameter file's value
+            sim_params["render_process"] = render_process
+        options = StackOptions(only=NODES, common={"world": world}, per_node={"sim": sim_params})
         stack = Stack(options, context=context)  # start() launches the sim loop at once
         # A viewer, as the telepresence page would be: the simulator renders only for
         # subscribers, so without one the "camera" run would not render at all.
@@ -120,7 +122,10 @@ def main() -> int:
     parser.add_argument("--sim-seconds", type=float, default=60.0,
                         help="sim time per run (s); 60 for the figures, 2 for a smoke run")
     parser.add_argument("--world", default="library", help="world name (library, chateau)")
+    parser.add_argument("--render-process", choices=("true", "false"), default=None,
+                        help="sim parameter render_process (default: config/passeur.yaml's)")
     args = parser.parse_args()
+    render_process = None if args.render_process is None else args.render_process == "true"
 
     from passeur.rosenv import configure_environment
 
@@ -131,13 +136,13 @@ def main() -> int:
           f"{os.cpu_count()} cores")
     runs = []
     for camera_hz in (15.0, 0.0):
-        run = stack_rtf(args.world, args.sim_seconds, camera_hz)
+        run = stack_rtf(args.world, args.sim_seconds, camera_hz, render_process)
         runs.append(run)
         print(f"camera {camera_hz:>4g} Hz: {run['sim_s']:.1f} s sim in {run['wall_s']:.2f} s "
               f"wall -> {run['rtf']:.1f}x real time (per sim second: physics "
               f"{run['loop_physics_ms_per_sim_s']:.0f} ms, lidar "
               f"{run['loop_lidar_ms_per_sim_s']:.1f} ms, render "
-              f"{run['loop_render_ms_per_sim_s']:.0f} ms in its own thread, loop waiting for a "
+              f"{run['loop_render_ms_per_sim_s']:.0f} ms in its own thread or process, loop waiting for a "
               f"frame slot {run['loop_render_wait_ms_per_sim_s']:.0f} ms)")
     parts = part_costs(args.world)
     for key, value in parts.items():
@@ -150,6 +155,7 @@ def main() -> int:
         "benchmark": "sim_rtf",
         "graph": "+".join(NODES),
         "world": args.world,
+        "render_process": args.render_process or "config",
         "cores": os.cpu_count(),
         "runs": runs,
         "parts": parts,

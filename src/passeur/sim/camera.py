@@ -71,15 +71,20 @@ class OffscreenCamera:
         mj.mjv_updateScene(model, data, self._option, self._perturb, self._camera,
                            mj.mjtCatBit.mjCAT_ALL, self.scene)
 
-    def render(self) -> npt.NDArray[np.uint8]:
+    def render(self, into: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
         """Render the last `update()`: an H x W x 3 RGB view, top row first, of a buffer the
-        next render overwrites (copy it to keep it)."""
+        next render overwrites (copy it to keep it). `into` (H x W x 3, C-contiguous, e.g.
+        a shared-memory slot) receives the pixels instead of the camera's own buffer; it is
+        filled bottom row first and the view returned is of it."""
         if self._context is None:
             raise RuntimeError("OffscreenCamera.render() after close()")
+        pixels = self._pixels if into is None else into
+        if pixels.shape != self._pixels.shape or not pixels.flags.c_contiguous:
+            raise ValueError(f"render target must be a C-contiguous {self._pixels.shape} array")
         mj = self._mj
         mj.mjr_render(self._rect, self.scene, self._context)
-        mj.mjr_readPixels(self._pixels, None, self._rect, self._context)
-        return self._pixels[::-1]  # OpenGL's rows run bottom to top
+        mj.mjr_readPixels(pixels, None, self._rect, self._context)
+        return pixels[::-1]  # OpenGL's rows run bottom to top
 
     def close(self) -> None:
         """Free the GL resources; call from the thread that created the camera."""

@@ -41,6 +41,7 @@ from passeur.sim.mujoco_model import (
     describe_robot,
     expand_xacro,
 )
+from passeur.sim.render_process import ProcessRenderWorker
 from passeur.sim.sdf_world import World, load_world
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,16 @@ class Simulator:
             mj.mj_copyData(into, self.model, self.data)
         return into
 
+    def copy_render_state(self, qpos: npt.NDArray[np.float64], mocap_pos: npt.NDArray[np.float64],
+                          mocap_quat: npt.NDArray[np.float64]) -> None:
+        """Copy what a camera frame depends on (joint positions, test obstacle poses) into
+        the given arrays (nq, nmocap x 3, nmocap x 4): a render process rebuilds the scene
+        from them (`render_process.render_state`)."""
+        with self._lock:
+            qpos[:] = self.data.qpos
+            mocap_pos[:] = self.data.mocap_pos
+            mocap_quat[:] = self.data.mocap_quat
+
     def render(self, state: Any = None) -> npt.NDArray[np.uint8]:
         """One RGB camera image (H x W x 3, a new array) of the current state, or of `state`
         (from `copy_state`). Always call from the same thread."""
@@ -470,6 +481,7 @@ class SimLoop:
                  camera_wanted: Callable[[], bool] | None = None,
                  consumer_time: Callable[[], float | None] | None = None,
                  max_lead_s: float = 0.1,
+                 render_process: bool = False,
                  name: str = "sim-loop") -> None:
         if real_time_factor < 0:
             raise ConfigError(f"real_time_factor must be >= 0 (0 = as fast as possible), "
@@ -491,13 +503,18 @@ class SimLoop:
         # commands applied with a bounded sim-time latency however slow the machine.
         self.consumer_time = consumer_time
         self.max_lead_s = max_lead_s
+        # Camera frames rendered in a child process (render_process.py: its own GIL) instead
+        # of a thread of this one.
+        self.render_process = render_process
         self.stats = LoopStats()
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._last_command_wall = time.monotonic()
         self._commanded = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._render: _RenderWorker | None = None  # started at the first camera frame
+        # Started at the first camera frame (a render process: when the loop starts, so that
+        # its start-up, ~1 s, is over when a viewer comes).
+        self._render: _RenderWorker | ProcessRenderWorker | None = None
         self._sim_time_limit: float | None = None
         self.finished = threading.Event()
 
@@ -554,6 +571,8 @@ class SimLoop:
         # Pace every 10 ms of sim time: sleeping after each 2 ms step would cost more than
         # the step itself.
         pace_every = 5
+        if self.render_process and self.on_image is not None and rates.camera_hz > 0:
+            self._render = self._start_render_worker()
         while not self._stop.is_set():
             if (self.cmd_timeout_s > 0 and self._commanded
                     and time.monotonic() - self._last_command_wall > self.cmd_timeout_s):
@@ -594,8 +613,7 @@ class SimLoop:
                 next_cam += cam_p
             if camera_due and (self.camera_wanted is None or self.camera_wanted()):
                 if self._render is None:
-                    self._render = _RenderWorker(sim, self.on_image, stats, self._stop,
-                                                 self._thread.name)
+                    self._render = self._start_render_worker()
                 self._render.submit(t)
             if self._sim_time_limit is not None and t + eps >= self._sim_time_limit:
                 break
@@ -611,6 +629,13 @@ class SimLoop:
                     # Far behind (machine busy): do not try to catch up in a burst.
                     wall0, sim0 = time.monotonic(), t
         stats.wall_s = perf() - loop_start
+
+    def _start_render_worker(self) -> _RenderWorker | ProcessRenderWorker:
+        if self.render_process:
+            return ProcessRenderWorker(self.sim, self.on_image, self.stats, self._stop,
+                                       self._thread.name)
+        return _RenderWorker(self.sim, self.on_image, self.stats, self._stop,
+                             self._thread.name)
 
     def _wait_for_consumers(self, t: float) -> None:
         assert self.consumer_time is not None
