@@ -92,7 +92,7 @@ def test_a_whole_korean_session_with_vosk(tmp_path: Path) -> None:
         assert service.can_listen("ko")
         session = service.open_session("ko-test", 1, "i_read", "민지")
         events: list[dict] = []  # type: ignore[type-arg]
-        session.listeners.append(events.append)
+        session.add_listener(events.append)
         # The child skips 고양이. (Words espeak-ng's Korean voice says clearly enough for
         # this model: most espeak-ng Korean is hard for it to recognise.)
         pcm = reading(["안녕하세요 선생님.", 0.6, "엄마 아빠 강아지."], "ko", 130)

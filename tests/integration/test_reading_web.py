@@ -471,6 +471,25 @@ async def test_practice_a_hard_word(client, tmp_path: Path) -> None:  # type: ig
     assert r.status == 400 and "practice needs a word of page 1" in (await r.json())["error"]
 
 
+async def test_a_page_that_connects_late_still_hears_the_robot(client) -> None:  # type: ignore[no-untyped-def]
+    # The robot says the practice word as soon as the session opens; a page whose events
+    # socket connects after that (a slow tablet) must still get the "say" event.
+    c, service = client
+    sid = await _open(c, mode="practice", word="pond")
+    await _wait(lambda: any(s["kind"] == "practice_model" for s in service.spoken), 20)
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    await _wait(lambda: any(e["type"] == "say" and e["kind"] == "practice_model"
+                            for e in events), 10)
+    listener.cancel()
+    # Only the first listener gets the backlog; nothing is heard twice.
+    again: list[dict[str, Any]] = []
+    second = asyncio.ensure_future(_events(c, sid, again))
+    await asyncio.sleep(0.5)
+    second.cancel()
+    assert not any(e["type"] == "say" for e in again)
+
+
 async def test_the_dyslexia_font_is_served_to_tablets(client) -> None:  # type: ignore[no-untyped-def]
     from passeur.reading.web_reader import find_font
 

@@ -9,8 +9,10 @@ executor callback or on the web server's event loop:
   tells the node to publish `speech/speaking`;
 - one *listening* thread per live session runs ASR + alignment + tutor on its audio frames.
 
-Events for the reader page (position, robot speech, end of page) go to `session.listeners`
-(callables, called from worker threads: the web feature hops onto its loop).
+Events for the reader page (position, robot speech, end of page) go to the session's listeners
+(callables added with `add_listener`, called from worker threads: the web feature hops onto
+its loop). Events emitted before any listener is attached (the robot saying a practice word
+while the page is still connecting) are kept, bounded, and given to the first listener.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("read_to_me", "i_read", "together", "practice")
 LISTENING_MODES = ("i_read", "together", "practice")
+UNHEARD_MAX = 200  # events kept for a page that has not connected yet
 MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
@@ -126,6 +129,9 @@ class LiveSession:
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
+        #: events emitted while nobody listened, for the first listener (oldest dropped)
+        self._unheard: list[dict[str, Any]] = []
+        self._listeners_lock = threading.Lock()
         # 20 ms items: 16 kHz frames (bytes, live?) or raw page audio (samples, rate) that the
         # listening thread resamples; bounded (MAX_QUEUED_S of audio).
         self.frames: queue.Queue[AudioItem | None] = queue.Queue(
@@ -203,12 +209,35 @@ class LiveSession:
             self.push_frame(frame)
 
     # -- events ------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Attach a listener; it first hears what was emitted while nobody listened."""
+        with self._listeners_lock:
+            unheard, self._unheard = self._unheard, []
+            for event in unheard:
+                self._call(listener, event)
+            self.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
     def emit(self, event: dict[str, Any]) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("reader event listener failed")
+        with self._listeners_lock:
+            listeners = list(self.listeners)
+            if not listeners:
+                self._unheard.append(event)
+                del self._unheard[:-UNHEARD_MAX]
+                return
+        for listener in listeners:
+            self._call(listener, event)
+
+    @staticmethod
+    def _call(listener: Listener, event: dict[str, Any]) -> None:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("reader event listener failed")
 
     def _on_update(self, state: AlignmentState) -> None:
         # A partial hypothesis can be revised and step back a word: the highlight does not

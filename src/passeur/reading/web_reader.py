@@ -245,7 +245,7 @@ class ReaderFeature:
             except RuntimeError:
                 pass  # the loop is gone
 
-        session.listeners.append(listener)
+        session.add_listener(listener)
         session.on_close.append(on_closed)
 
         async def pump() -> None:
@@ -263,8 +263,7 @@ class ReaderFeature:
                     break
         finally:
             sender.cancel()
-            if listener in session.listeners:
-                session.listeners.remove(listener)
+            session.remove_listener(listener)
             if on_closed in session.on_close:
                 session.on_close.remove(on_closed)
         return ws
