@@ -57,6 +57,23 @@ def test_substitution_omission_insertion_repetition() -> None:
     assert score(aligner.page, state).miscues == 1  # only "boat" ("on" is forgiven)
 
 
+def test_a_recent_word_heard_alone_out_of_place_is_an_insertion() -> None:
+    """A page-following recogniser names an added word with a page word, often "the": heard
+    alone two words after the page's own (here "tom"), it is an insertion; re-saying the words
+    just read ("tom runs tom runs") or the last one ("runs runs") is a repetition."""
+    def extras(words: str) -> list[tuple[str, str, int]]:
+        state = Aligner(tokenize(TEXT, "en")).update(hyp(words), finished=True)
+        assert all(w.outcome == CORRECT for w in state.words if w.expected != "on")
+        return [(e.kind, e.heard, e.before) for e in state.extras]
+
+    page = "the little boat sails on the pond "
+    assert extras(page + "tom runs tom after it") == [("insertion", "tom", 9)]
+    # (which copy is the page's reading is a tie: the extras may come first)
+    assert [e[:2] for e in extras(page + "tom runs tom runs after it")] == [
+        (REPETITION, "tom"), (REPETITION, "runs")]
+    assert [e[:2] for e in extras(page + "tom runs runs after it")] == [(REPETITION, "runs")]
+
+
 def test_content_word_omission_is_a_miscue() -> None:
     aligner = Aligner(tokenize(TEXT, "en"))
     state = aligner.update(hyp("the little boat on the pond tom runs after it"), finished=True)

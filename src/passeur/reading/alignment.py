@@ -308,10 +308,10 @@ class Aligner:
                           extras: list[Extra]) -> None:
         if not hyp_indices:
             return
-        recent = {self.expected[k] for k in range(max(0, before - 3), before)}
         target = words[before] if before < len(words) else None
         attempt_seen = False
-        for j in hyp_indices:
+        run = [keys[j] for j in hyp_indices]
+        for n, j in enumerate(hyp_indices):
             key = keys[j]
             src = sources[j]
             if target is not None and target.outcome == CORRECT and \
@@ -320,8 +320,7 @@ class Aligner:
                 attempt_seen = True
                 target.attempts.append(src.text)
                 continue
-            if key in recent or (target is not None and key == self.expected[before]
-                                 and target.outcome == CORRECT):
+            if self._re_says(run, n, before, words):
                 extras.append(Extra(REPETITION, src.text, before, src.start_s, src.end_s))
                 continue
             if target is not None and target.outcome == CORRECT and \
@@ -334,6 +333,34 @@ class Aligner:
             target.outcome = SELF_CORRECTION
             first = sources[hyp_indices[0]]
             target.start_s = min(target.start_s or first.start_s, first.start_s)
+
+    def _re_says(self, run: list[str], n: int, before: int, words: list[WordResult]) -> bool:
+        """Extra word `run[n]` (the extras heard before page word `before`) is one reading of
+        words said twice: the word just read, or one of the last few words read that starts
+        (or continues) a re-said stretch of the text, as in "the dog... the dog ran"; or the
+        first of two readings of what comes next (the extras, then the page's words, the
+        first of them read correctly). A recently read word heard alone out of place ("the farm *the* one") is
+        not a repetition: a page-following recogniser names an added word with a page word,
+        most often a short one ("the", "to"), so it is an insertion (benchmarks/reading.py:
+        3 of its 7 missed insertions were heard so, as repetitions)."""
+        key = run[n]
+        exp = self.expected
+        if before > 0 and key == exp[before - 1]:
+            return True
+        if before < len(words) and words[before].outcome == CORRECT:
+            # run[n-k : n+1] is exp[before : before+k+1], the page's words read after it
+            for k in range(n + 1):
+                if run[n - k:n + 1] == exp[before:before + k + 1]:
+                    return True
+        for s in range(max(0, before - 3), before - 1):
+            if exp[s] != key:
+                continue
+            # The stretch exp[s:] re-said from this extra on, or this extra continuing it.
+            if n + 1 < len(run) and run[n + 1] == exp[s + 1]:
+                return True
+            if n > 0 and s > 0 and run[n - 1] == exp[s - 1]:
+                return True
+        return False
 
     def _unclear(self, ops: list[tuple[str, int, int]], sources: list[RecognizedWord],
                  extras: list[Extra], speech: Sequence[bool], frame_s: float) -> None:
