@@ -138,6 +138,9 @@ def main() -> int:
                         "sim` runs); sim-process: the simulator in a process of its own (as a "
                         "camera driver runs beside `passeur robot`, or `split_processes:=true`);"
                         " synthetic: a 30 Hz pattern pushed by a probe")
+    parser.add_argument("--render-process", choices=["true", "false"], default=None,
+                        help="--source sim: the sim parameter render_process (camera frames in "
+                        "a child process or a thread; default: config/passeur.yaml's)")
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="web_thread_rt_priority for the telepresence node (0 = default, off)")
     parser.add_argument("--raw", default="", help="write the raw command samples (JSON) here")
@@ -171,11 +174,14 @@ def main() -> int:
                          per_node={"telepresence": tp})
         source = f"simulator camera at {args.camera_rate:g} Hz, in another process"
     elif args.source == "sim" and sim_available():
+        sim_params: dict[str, Any] = {"real_time_factor": 1.0,
+                                      "camera_rate_hz": args.camera_rate}
+        if args.render_process is not None:
+            sim_params["render_process"] = args.render_process == "true"
         h = StackHarness(context, nodes=["sim", "telepresence"],
-                         per_node={"sim": {"real_time_factor": 1.0,
-                                           "camera_rate_hz": args.camera_rate},
-                                   "telepresence": tp})
-        source = f"simulator camera at {args.camera_rate:g} Hz"
+                         per_node={"sim": sim_params, "telepresence": tp})
+        rendering = "a child process" if h.node("sim").loop.render_process else "a thread"
+        source = f"simulator camera at {args.camera_rate:g} Hz, rendered in {rendering}"
     else:
         h = StackHarness(context, nodes=["telepresence"], common={"use_sim_time": False},
                          per_node={"telepresence": tp})
