@@ -226,17 +226,27 @@ class ZeroDrives:
         self.server._on_message = self._original
 
     def assert_explicit_stop_after(self, stack: StackHarness, t0: float) -> None:
-        """The first zero published after t0 (monotonic) came from an explicit stop message,
-        not from the watchdog (which would zero before the message arrived), within a
-        generous deadline."""
-        zero_s = first_zero_after(stack, t0, timeout_s=5.0)
+        """After t0 (monotonic) the page sent an explicit stop message (generous deadline), and
+        the server published a zero in that message's handler. The watchdog may also have
+        zeroed first, if a loaded machine held the page's repeats back past 300 ms: that is
+        the watchdog doing its job, and it does not show that the press stops."""
+        node = stack.node("telepresence")
         t0_wall = t0 + (time.time() - time.monotonic())
-        stops = [t for t in self.times if t >= t0_wall]
-        assert stops, "no stop message reached the server"
-        # Published in the handler of the stop message itself (a few ms), never before it.
-        assert stops[0] - t0_wall <= zero_s + 0.001, (
-            f"a zero {zero_s:.3f} s after the press came before the stop message "
-            f"({stops[0] - t0_wall:.3f} s): the watchdog stopped the robot, not the press")
+        stack.wait_until(lambda: any(t >= t0_wall for t in self.times), 5.0,
+                         "an explicit stop message from the page")
+        stop_s = min(t for t in self.times if t >= t0_wall)
+
+        def stopped() -> bool:
+            # The node publishes one zero after motion, then nothing: either the stop
+            # message's handler published it, or the watchdog had already.
+            log = list(node.publish_log)
+            after = [(lin, ang) for t, lin, ang in log if t >= stop_s]
+            before = [(lin, ang) for t, lin, ang in log if t0_wall <= t < stop_s]
+            if after:
+                return all(v == (0.0, 0.0) for v in after)
+            return bool(before) and before[-1] == (0.0, 0.0)
+
+        stack.wait_until(stopped, 0.5, "a zero on cmd_vel/teleop for the stop message")
 
 
 def assert_stops_explicitly(stack: StackHarness, action: Callable[[], Any]) -> None:

@@ -209,7 +209,9 @@ def check_silence_stops(rig: Rig) -> None:
     and each seen at a clock reading (10 ms): 0.3 + 0.033 + 2 x (0.05 + 0.01) = 0.453 s. (With
     the physics thread holding the GIL through its MuJoCo calls, executors lag the simulator
     by the whole max_lead_s more often: 0.39-0.43 s measured, where it stayed under 0.383 s
-    before.)
+    before.) On a loaded machine an executor can also stall past the 0.5 s the simulator waits
+    for it, and the simulator then steps one 10 ms chunk on (it never hangs): one such step
+    per hop is allowed, 0.473 s (CI once measured 0.460 s).
     """
     spy = MuxSpy(rig.safety)
     rig.pilot("cmd_vel/teleop", twist(0.3))
@@ -231,8 +233,9 @@ def check_silence_stops(rig: Rig) -> None:
     max_lead = float(rig.sim.get_parameter("max_lead_s").value)
     clock_period = 1.0 / float(rig.sim.get_parameter("clock_rate_hz").value)
     hops = 2  # pilot -> safety (the command), safety -> pilot (the zero)
+    crawl = 0.01  # the simulator's step past an executor stalled for 0.5 s of wall time
     assert t_zero - t_last <= (timeout + 1.0 / rig.safety.rate_hz
-                               + hops * (max_lead + clock_period) + 1e-6), \
+                               + hops * (max_lead + clock_period + crawl) + 1e-6), \
         f"zero {t_zero - t_last:.3f} s after the pilot's last command"
     # the base, told zero, is at rest as soon as its brakes allow (the simulated base
     # decelerates at 1 m/s^2: 0.3 s from 0.3 m/s), plus one odometry period and delivery
