@@ -339,10 +339,10 @@ class Aligner:
         words said twice: the word just read, or one of the last few words read that starts
         (or continues) a re-said stretch of the text, as in "the dog... the dog ran"; or the
         first of two readings of what comes next (the extras, then the page's words, the
-        first of them read correctly). A recently read word heard alone out of place ("the farm *the* one") is
-        not a repetition: a page-following recogniser names an added word with a page word,
-        most often a short one ("the", "to"), so it is an insertion (benchmarks/reading.py:
-        3 of its 7 missed insertions were heard so, as repetitions)."""
+        first of them read correctly). A recently read word heard alone out of place ("the
+        farm *the* one") is not a repetition: a page-following recogniser names an added word
+        with a page word, most often a short one ("the", "to"), so it is an insertion
+        (benchmarks/reading.py: 3 of its 7 missed insertions were heard so, as repetitions)."""
         key = run[n]
         exp = self.expected
         if before > 0 and key == exp[before - 1]:

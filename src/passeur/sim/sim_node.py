@@ -138,7 +138,7 @@ class SimNode(Node):
         render_process = bool(declare(
             self, "render_process", True,
             "render camera frames in a child process with its own GIL (true: sim_rtf with the "
-            "camera ~10 % faster on 2 cores; the child starts with the loop when the camera "
+            "camera 12-17 % faster on 2 cores; the child starts with the loop when the camera "
             "rate is above 0) or in a thread of this process (false; same images)"))
         self._odom_origin = declare(self, "odom_origin", "map",
                                     "'map': odom frame = world frame; 'start': odom starts at 0")
