@@ -154,3 +154,23 @@ def test_sim_node_publishes_images_either_way(ros_context: Any, no_shm_leak: Non
         assert rgb.astype(np.float64).std() > 20.0, "the image shows the world"
         loop = h.node("sim").loop
         assert isinstance(loop._render, ProcessRenderWorker) == render_process
+
+
+def test_a_render_process_that_never_starts_is_a_clear_error_not_a_hang(
+        no_shm_leak: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that never says it is ready (here: not within 10 ms, far less than a spawn
+    takes; for real: a user's script without a __main__ guard, which the child re-runs) stops
+    the loop with an error that says what to do, instead of freezing the simulation."""
+    monkeypatch.setattr(ProcessRenderWorker, "STARTUP_TIMEOUT_S", 0.01)
+    sim = Simulator("library")
+    loop = SimLoop(sim, real_time_factor=0.0, rates=LoopRates(camera_hz=15.0),
+                   cmd_timeout_s=0.0, render_process=True, on_image=lambda _t, _rgb: None)
+    loop.start(sim_duration_s=600.0)
+    try:
+        assert loop.finished.wait(60.0), "the loop hung on a render process that never started"
+    finally:
+        loop.stop()
+    assert isinstance(loop.error, RenderProcessError)
+    assert "did not start within" in str(loop.error)
+    assert '__name__ == "__main__"' in str(loop.error)
+    assert "render_process to false" in str(loop.error)

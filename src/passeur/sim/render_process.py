@@ -185,6 +185,9 @@ class ProcessRenderWorker:
     FRAMES_IN_FLIGHT = 2
     #: Longest wait for the child to exit at close before it is terminated.
     CLOSE_TIMEOUT_S = 5.0
+    #: Longest wait for the child to say it is ready (it takes 0.3-0.5 s here: interpreter,
+    #: MuJoCo, OpenGL context); past it the loop stops with an error instead of hanging.
+    STARTUP_TIMEOUT_S = 60.0
 
     def __init__(self, sim: Simulator, on_image: Callable[[float, npt.NDArray[np.uint8]], None]
                  | None, stats: LoopStats, stop: threading.Event, name: str) -> None:
@@ -266,6 +269,16 @@ class ProcessRenderWorker:
         assert self._results_r is not None and self._views is not None
         results, images = self._results_r, self._views.images
         try:
+            if not results.poll(self.STARTUP_TIMEOUT_S):
+                with self._cond:
+                    closed = self._closed
+                if closed:
+                    return
+                raise RenderProcessError(
+                    f"the camera render process did not start within "
+                    f"{self.STARTUP_TIMEOUT_S:g} s. If a script of yours starts the "
+                    f"simulator, do so under `if __name__ == \"__main__\":` (the child "
+                    f"imports your main module); {_FIX}")
             while True:
                 try:
                     msg = results.recv_bytes()
