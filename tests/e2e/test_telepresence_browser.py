@@ -186,6 +186,11 @@ def odom_xy(stack: StackHarness) -> tuple[float, float]:
     return float(p.x), float(p.y)
 
 
+def wall_time_of(t_monotonic: float) -> float:
+    """A time.monotonic() reading as wall time (the node's publish log is in wall time)."""
+    return t_monotonic + (time.time() - time.monotonic())
+
+
 def teleop_x(stack: StackHarness) -> float:
     msg = stack.latest("cmd_vel/teleop")
     return 0.0 if msg is None else float(msg.linear.x)
@@ -231,7 +236,7 @@ class ZeroDrives:
         zeroed first, if a loaded machine held the page's repeats back past 300 ms: that is
         the watchdog doing its job, and it does not show that the press stops."""
         node = stack.node("telepresence")
-        t0_wall = t0 + (time.time() - time.monotonic())
+        t0_wall = wall_time_of(t0)
         stack.wait_until(lambda: any(t >= t0_wall for t in self.times), 5.0,
                          "an explicit stop message from the page")
         stop_s = min(t for t in self.times if t >= t0_wall)
@@ -265,7 +270,7 @@ def first_zero_after(stack: StackHarness, t0: float, timeout_s: float = 3.0) -> 
     """Seconds from t0 (monotonic) until the telepresence node published a zero on
     cmd_vel/teleop (its own publish log: a busy executor delays subscribers, not the stop)."""
     node = stack.node("telepresence")
-    t0_wall = t0 + (time.time() - time.monotonic())
+    t0_wall = wall_time_of(t0)
 
     def found() -> float | None:
         zeros = [t for t, lin, ang in list(node.publish_log)
@@ -932,7 +937,7 @@ def test_a_bare_click_drives_a_short_step_then_stops(browser: Any, stack: StackH
         # the last motion, and the zero after it (a loaded machine may hold the page's repeats
         # back past the watchdog mid-step: a zero, then motion again, then the final zero).
         node = stack.node("telepresence")
-        moving_wall = moving_at + (time.time() - time.monotonic())
+        moving_wall = wall_time_of(moving_at)
         time.sleep(max(0.0, moving_at + 2.0 - time.monotonic()))
         log = [(t, lin) for t, lin, _ in list(node.publish_log) if t >= moving_wall - 0.1]
         last_motion = max(t for t, lin in log if lin > 0)

@@ -461,7 +461,9 @@ class LiveSession:
             except Exception:
                 log.exception("reading session %s: close callback failed", self.id)
         self.on_close.clear()
-        self.listeners.clear()
+        with self._listeners_lock:
+            self.listeners.clear()
+            self._unheard.clear()
 
 
 @dataclass
