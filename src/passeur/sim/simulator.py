@@ -368,6 +368,7 @@ class LoopStats:
     render_wait_s: float = 0.0  # the loop waiting for a frame slot (FRAMES_IN_FLIGHT)
     wall_s: float = 0.0
     waits: int = 0  # back-pressure waits for slow consumers
+    crawls: int = 0  # times a consumer stalled past the wait limit and time went on anyway
 
     @property
     def sim_s(self) -> float:
@@ -642,7 +643,10 @@ class SimLoop:
         give_up = time.monotonic() + 0.5  # nobody spinning: crawl on rather than hang
         while not self._stop.is_set():
             seen = self.consumer_time()
-            if seen is None or t - seen <= self.max_lead_s or time.monotonic() > give_up:
+            if seen is None or t - seen <= self.max_lead_s:
+                return
+            if time.monotonic() > give_up:
+                self.stats.crawls += 1
                 return
             self.stats.waits += 1
             self._stop.wait(0.0002)
