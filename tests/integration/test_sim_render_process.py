@@ -105,19 +105,25 @@ def test_a_killed_render_process_stops_the_loop_with_a_clear_error(no_shm_leak: 
     assert "render_process to false" in str(loop.error)
 
 
-def test_no_opengl_in_the_child_is_the_usual_config_error(
-        no_shm_leak: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def loop_error_with_camera(case: str) -> BaseException | None:
+    """Run a camera loop with the render process until it stops by itself; its error."""
     sim = Simulator("library")
-    monkeypatch.setenv("MUJOCO_GL", "disable")  # the child inherits the environment
     loop = SimLoop(sim, real_time_factor=0.0, rates=LoopRates(camera_hz=15.0),
                    cmd_timeout_s=0.0, render_process=True, on_image=lambda _t, _rgb: None)
     loop.start(sim_duration_s=600.0)
     try:
-        assert loop.finished.wait(60.0), "the loop hung without OpenGL in the render process"
+        assert loop.finished.wait(60.0), f"the loop hung {case}"
     finally:
         loop.stop()
-    assert isinstance(loop.error, ConfigError)
-    assert "MUJOCO_GL=egl" in str(loop.error) and "camera_rate_hz 0" in str(loop.error)
+    return loop.error
+
+
+def test_no_opengl_in_the_child_is_the_usual_config_error(
+        no_shm_leak: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUJOCO_GL", "disable")  # the child inherits the environment
+    error = loop_error_with_camera("without OpenGL in the render process")
+    assert isinstance(error, ConfigError)
+    assert "MUJOCO_GL=egl" in str(error) and "camera_rate_hz 0" in str(error)
 
 
 def test_close_frees_the_child_and_shared_memory_even_mid_stream(no_shm_leak: None) -> None:
@@ -162,15 +168,8 @@ def test_a_render_process_that_never_starts_is_a_clear_error_not_a_hang(
     takes; for real: a user's script without a __main__ guard, which the child re-runs) stops
     the loop with an error that says what to do, instead of freezing the simulation."""
     monkeypatch.setattr(ProcessRenderWorker, "STARTUP_TIMEOUT_S", 0.01)
-    sim = Simulator("library")
-    loop = SimLoop(sim, real_time_factor=0.0, rates=LoopRates(camera_hz=15.0),
-                   cmd_timeout_s=0.0, render_process=True, on_image=lambda _t, _rgb: None)
-    loop.start(sim_duration_s=600.0)
-    try:
-        assert loop.finished.wait(60.0), "the loop hung on a render process that never started"
-    finally:
-        loop.stop()
-    assert isinstance(loop.error, RenderProcessError)
-    assert "did not start within" in str(loop.error)
-    assert '__name__ == "__main__"' in str(loop.error)
-    assert "render_process to false" in str(loop.error)
+    error = loop_error_with_camera("on a render process that never started")
+    assert isinstance(error, RenderProcessError)
+    assert "did not start within" in str(error)
+    assert '__name__ == "__main__"' in str(error)
+    assert "render_process to false" in str(error)
