@@ -28,6 +28,7 @@ from std_msgs.msg import Bool
 from passeur.ros import qos
 from passeur.ros.geometry import normalize_angle
 from passeur.safety.collision_monitor import CollisionMonitor
+from passeur.sim.simulator import PACE_STEPS, PHYSICS_STEP_S
 from tests.support.ros_harness import StackHarness
 
 SIM_PARAMS = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "seed": 3, "world": "library"}
@@ -197,7 +198,7 @@ def rig(ros_context: Any) -> Iterator[Rig]:
 
 
 #: SimLoop steps this much sim time on past a consumer stalled for 0.5 s of wall time.
-CRAWL_STEP_S = 0.01
+CRAWL_STEP_S = PACE_STEPS * PHYSICS_STEP_S
 #: Sim time allowed per delivery between two in-process nodes at `rtf max`. Sim time runs on
 #: while a message is in transit (wall latency x the real-time factor: 1 ms of DDS delivery is
 #: 10 ms of sim time at 10x) as long as every node's clock stays within max_lead_s (0.05 s) of

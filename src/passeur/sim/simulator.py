@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 PHYSICS_STEP_S = 0.002
 #: Physics steps per wheel-command update and contact check (10 ms).
 CONTROL_STEPS = 5
+#: Physics steps between the loop's pacing checks (10 ms): sleeping after each 2 ms step would
+#: cost more than the step itself. Past a consumer stalled for 0.5 s, time crawls on by this.
+PACE_STEPS = 5
 
 
 def _ensure_gl_backend() -> None:
@@ -569,9 +572,7 @@ class SimLoop:
         sim0 = t0
         perf = time.perf_counter
         loop_start = perf()
-        # Pace every 10 ms of sim time: sleeping after each 2 ms step would cost more than
-        # the step itself.
-        pace_every = 5
+        pace_every = PACE_STEPS
         if self.render_process and self.on_image is not None and rates.camera_hz > 0:
             self._render = self._start_render_worker()
         while not self._stop.is_set():
