@@ -207,6 +207,9 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
     c, _ = client
     r = await c.post("/api/reading/sessions", data=b"not json")
     assert r.status == 400 and "JSON" in (await r.json())["error"]
+    for path in ("/api/reading/sessions", "/api/reading/playback"):  # nested too deep to parse
+        r = await c.post(path, data="[" * 3000 + "]" * 3000)
+        assert r.status == 400 and "JSON" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "sing"})
     assert r.status == 400 and "unknown mode" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions", json={"book": "le-petit-bateau-rouge",

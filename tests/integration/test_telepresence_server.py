@@ -282,6 +282,11 @@ async def test_hostile_messages_refused_and_server_keeps_serving(
     r = await http.post(f"{base}/api/rtc/offer", data=b"{not json",
                         headers={"Content-Type": "application/json"})
     assert r.status == 400
+    # JSON nested deeper than the parser's recursion limit (well within the size limit).
+    for path in ("/api/session", "/api/staff/login"):
+        r = await http.post(f"{base}{path}", data="[" * 3000 + "]" * 3000,
+                            headers={"Content-Type": "application/json"})
+        assert r.status == 400 and (await r.json())["error"] == "bad_json"
     assert (await http.get(f"{base}/api/health")).status == 200
 
 

@@ -107,6 +107,9 @@ async def test_bad_requests(client: TestClient) -> None:
     assert "unknown route 'nope'" in (await resp.json())["error"]
     resp = await client.post("/api/patrols/start", data=b"{not json", headers=STAFF)
     assert resp.status == 400
+    # Nested deeper than the JSON parser's recursion limit: a bad request, not a 500.
+    resp = await client.post("/api/patrols/start", data="[" * 3000 + "]" * 3000, headers=STAFF)
+    assert resp.status == 400 and "route" in (await resp.json())["error"]
     resp = await client.get("/api/patrols/history?limit=x", headers=STAFF)
     assert resp.status == 400
 

@@ -109,7 +109,7 @@ class PatrolsFeature:
         await self._staff(request)
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return _error(400, 'expected a JSON body {"route": "<route id>"}')
         if not isinstance(body, dict) or not isinstance(body.get("route"), str) \
                 or not 0 < len(body["route"]) <= 64:

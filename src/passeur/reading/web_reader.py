@@ -190,7 +190,7 @@ class ReaderFeature:
     async def _json(self, request: web.Request) -> dict[str, Any]:
         try:
             data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ReadingError("the request body must be JSON") from exc
         if not isinstance(data, dict):
             raise ReadingError("the request body must be a JSON object")

@@ -529,7 +529,7 @@ class WebServer:
             raise _BadRequest("too_big", "request body too large")
         try:
             body = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # too deeply nested
             raise _BadRequest("bad_json", "the request body is not valid JSON") from exc
         if not isinstance(body, dict):
             raise _BadRequest("bad_json", "the request body must be a JSON object")
