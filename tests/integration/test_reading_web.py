@@ -210,6 +210,10 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
     for path in ("/api/reading/sessions", "/api/reading/playback"):  # nested too deep to parse
         r = await c.post(path, data="[" * 3000 + "]" * 3000)
         assert r.status == 400 and "JSON" in (await r.json())["error"]
+    for page in ("Infinity", "1e999"):
+        r = await c.post("/api/reading/sessions", data='{"book": "little-red-boat", "page": '
+                         f'{page}, "mode": "read_to_me"}}')
+        assert r.status == 400 and "page" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "sing"})
     assert r.status == 400 and "unknown mode" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions", json={"book": "le-petit-bateau-rouge",

@@ -200,7 +200,10 @@ class ReaderFeature:
         try:
             data = await self._json(request)
             book = str(data.get("book", ""))
-            page = int(data.get("page", 1))
+            try:
+                page = int(data.get("page", 1))
+            except (TypeError, ValueError, OverflowError) as exc:  # a list, "x", NaN, 1e999
+                raise ReadingError("'page' must be a page number, e.g. 1") from exc
             mode = str(data.get("mode", "i_read"))
             reader = data.get("reader") or None
             source = str(data.get("source", "page"))
