@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,6 +108,37 @@ def test_bad_reading_config_names_file(tmp_path: Path) -> None:
     bad.write_text("phrases:\n  en: {}\n", encoding="utf-8")
     with pytest.raises(ReadingError, match=r"reading\.yaml: phrases\.fr\.say_word|"
                                            r"reading\.yaml: phrases\.en\.say_word"):
+        load_reading_config(bad)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    # A placeholder misspelt while translating: found at start-up, not when a child practises.
+    (lambda text: text.replace("Say after me: {word}.", "Say after me: {wrd}."),
+     r"phrases\.en\.practice_say: 'Say after me: \{wrd\}\.' .*\{word\}"),
+    (lambda text: text.replace('"Yes! {word}."', "42"), r"phrases\.en\.practice_good: 42 is not text"),
+    (lambda text: text.replace("  stuck_s: 4.0", '  stuck_s: "four"'),
+     r"policy: stuck_s must be a number >= 0"),
+    (lambda text: text.replace("  stuck_s: 4.0", "  stuck_s: -1"), r"policy: stuck_s must be a number"),
+    (lambda text: "- just a list\n", r"expected a mapping with 'phrases'"),
+    (lambda text: "phrases: [1, 2]\n", r"'phrases' must be a mapping"),
+], ids=["placeholder-typo", "number-phrase", "text-policy", "negative-policy", "list-file",
+        "list-phrases"])
+def test_reading_config_mistakes_are_found_at_start_up(tmp_path: Path, edit: Any,
+                                                       problem: str) -> None:
+    from passeur.paths import share_path
+
+    bad = tmp_path / "reading.yaml"
+    bad.write_text(edit(share_path("config", "reading.yaml").read_text(encoding="utf-8")),
+                   encoding="utf-8")
+    with pytest.raises(ReadingError, match=problem) as info:
+        load_reading_config(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_reading_config_in_another_encoding_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "reading.yaml"
+    bad.write_bytes("phrases:\n  fr: {and: \"\u00e0\"}\n".encode("latin-1"))
+    with pytest.raises(ReadingError, match="reading.yaml: not UTF-8 text"):
         load_reading_config(bad)
 
 

@@ -77,6 +77,10 @@ class Phrases:
         return ", ".join(words[:-1]) + f" {self.table[lang].get('and', 'and')} {words[-1]}"
 
 
+#: What the tutor fills in a phrase; any other {name} would fail only when the robot says it.
+PLACEHOLDERS = ("word", "sentence", "words", "wcpm", "previous")
+
+
 def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]:
     """Phrases and policy from config/reading.yaml; ReadingError naming the file if bad."""
     path = path or share_path("config", "reading.yaml")
@@ -84,18 +88,46 @@ def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
         raise ReadingError(f"{path}: reading config not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ReadingError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                           "save it as UTF-8") from exc
+    except OSError as exc:
+        raise ReadingError(f"{path}: cannot read the reading config ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
         raise ReadingError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ReadingError(f"{path}: expected a mapping with 'phrases' and 'policy'")
     phrases = data.get("phrases") or {}
+    if not isinstance(phrases, dict) or not all(isinstance(phrases.get(lang) or {}, dict)
+                                                for lang in LANGUAGES):
+        raise ReadingError(f"{path}: 'phrases' must be a mapping of languages (fr, en) to "
+                           "mappings of phrase lists")
     for lang in LANGUAGES:
         for key in PHRASE_KEYS:
             options = (phrases.get(lang) or {}).get(key)
             if not isinstance(options, list) or not options:
                 raise ReadingError(f"{path}: phrases.{lang}.{key} must be a non-empty list")
+            for text in options:
+                if not isinstance(text, str):
+                    raise ReadingError(f"{path}: phrases.{lang}.{key}: {text!r} is not text; "
+                                       "put it in quotes")
+                try:
+                    text.format(**dict.fromkeys(PLACEHOLDERS, ""))
+                except (KeyError, IndexError, ValueError) as exc:
+                    names = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+                    raise ReadingError(f"{path}: phrases.{lang}.{key}: {text!r} has a "
+                                       f"placeholder the tutor cannot fill ({exc}); use only "
+                                       f"{names}") from exc
+    policy_values = data.get("policy") or {}
+    if not isinstance(policy_values, dict):
+        raise ReadingError(f"{path}: 'policy' must be a mapping of names to numbers")
     try:
-        policy = TutorPolicy(**(data.get("policy") or {}))
+        policy = TutorPolicy(**policy_values)
     except TypeError as exc:
         raise ReadingError(f"{path}: policy: {exc}") from exc
+    for name, value in policy_values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ReadingError(f"{path}: policy: {name} must be a number >= 0 (got {value!r})")
     return Phrases(phrases), policy
 
 
