@@ -48,6 +48,16 @@ def test_malformed_parameter_file_names_file_and_problem(tmp_path: Path, text: s
     assert "bad.yaml" in str(info.value)
 
 
+def test_unreadable_parameter_file_is_a_clear_error(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"  # saved by an editor in Latin-1, not UTF-8
+    latin1.write_bytes("/**:\n  ros__parameters:\n    world: biblioth\u00e8que\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text"):
+        load_parameter_file(latin1, "sim")
+    with pytest.raises(ConfigError, match="cannot read the parameter file") as info:
+        load_parameter_file(tmp_path, "sim")  # a folder given for the file
+    assert str(tmp_path) in str(info.value)
+
+
 def test_shipped_parameter_file_parses() -> None:
     for spec in NODES:
         load_parameter_file(share_dir() / "config" / "passeur.yaml", spec.name)

@@ -110,3 +110,19 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("places: [\n  - id: a\n  bad", encoding="utf-8")
     with pytest.raises(NavConfigError, match="not valid YAML at line"):
         load_places(bad)
+    latin1 = tmp_path / "latin1.yaml"  # French names saved in Latin-1 by an editor
+    latin1.write_bytes("places:\n  - id: hall\n    name: {fr: \"Entr\u00e9e\"}\n".encode("latin-1"))
+    with pytest.raises(NavConfigError, match="latin1.yaml: not UTF-8 text"):
+        load_places(latin1)
+
+
+def test_unreadable_map_file_is_a_clear_error(tmp_path: Path) -> None:
+    from passeur.errors import ConfigError
+    from passeur.navigation.map_io import load_map
+
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("image: carte-\u00e9t\u00e9.pgm\nresolution: 0.05\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text"):
+        load_map(latin1)
+    with pytest.raises(ConfigError, match="cannot read the map file"):
+        load_map(tmp_path)  # a folder given for the file

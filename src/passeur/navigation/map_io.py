@@ -61,6 +61,11 @@ def load_map(yaml_path: Path) -> OccupancyMap:
         meta = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError("map file not found (build it with `passeur map build`)", yaml_path) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8",
+                          yaml_path) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the map file ({exc.strerror})", yaml_path) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", yaml_path) from exc
     if not isinstance(meta, dict):

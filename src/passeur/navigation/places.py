@@ -97,6 +97,9 @@ def _read_yaml(path: Path, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NavConfigFileNotFoundError(f"{what} file not found", path) from None
+    except UnicodeDecodeError as exc:
+        raise NavConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                             "UTF-8", path) from None
     except OSError as exc:
         raise NavConfigError(f"cannot read {what} file: {exc.strerror}", path) from None
     try:

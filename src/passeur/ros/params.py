@@ -147,6 +147,11 @@ def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError("file not found; pass an existing parameter file", path) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                          "UTF-8", path) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the parameter file ({exc.strerror})", path) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({exc}); fix the syntax", path) from exc
     if data is None:
