@@ -53,6 +53,8 @@ def test_wav_errors_name_the_file(tmp_path: Path) -> None:
     junk.write_bytes(b"hello")
     with pytest.raises(AudioFormatError, match="junk.wav: not a PCM WAV"):
         read_wav(junk)
+    with pytest.raises(AudioFormatError, match="cannot read the audio file"):
+        read_wav(tmp_path)  # a folder given for the file
     empty = tmp_path / "empty.wav"
     write_wav(empty, np.zeros(0, np.int16))
     with pytest.raises(AudioFormatError, match="holds no audio"):

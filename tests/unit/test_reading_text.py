@@ -78,6 +78,8 @@ def test_book_format_and_errors(tmp_path: Path) -> None:
         book.page(3)
     with pytest.raises(BookError, match="language"):
         parse_book("---\ntitle: T\nlanguage: de\n---\nHallo.\n", "x")
+    with pytest.raises(BookError, match="cannot read the book file"):
+        load_book(tmp_path)  # a folder (or a file the robot's user may not read)
     with pytest.raises(BookError, match="front-matter"):
         parse_book("Just text.\n", "x")
     bad = tmp_path / "bad.md"

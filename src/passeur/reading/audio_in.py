@@ -82,6 +82,8 @@ def read_wav(path: Path | BinaryIO) -> np.ndarray:
             raw = wav.readframes(wav.getnframes())
     except FileNotFoundError as exc:
         raise AudioFormatError(f"{path}: audio file not found") from exc
+    except OSError as exc:  # a folder, no permission
+        raise AudioFormatError(f"{path}: cannot read the audio file ({exc.strerror})") from exc
     except (wave.Error, EOFError) as exc:
         raise AudioFormatError(f"{path}: not a PCM WAV file ({exc}); convert it, e.g. "
                                "`sox IN -r 16000 -c 1 -b 16 OUT.wav`") from exc

@@ -113,6 +113,8 @@ def load_book(path: Path) -> Book:
         raise BookError("book file not found", path) from exc
     except UnicodeDecodeError as exc:
         raise BookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from exc
+    except OSError as exc:  # no permission: the other books stay listed (Library.books)
+        raise BookError(f"cannot read the book file ({exc.strerror})", path) from exc
     return parse_book(text, path.stem, path, markdown=path.suffix.lower() != ".txt")
 
 
