@@ -30,3 +30,27 @@ def test_history_without_database_is_a_clear_error(tmp_path: Path,
     assert main(["patrol", "history", "--db", str(tmp_path / "none.sqlite3")]) == 2
     err = capsys.readouterr().err
     assert "no patrol history yet" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"this is not a database at all" * 100, "not a database"),
+    (None, "not a patrol history"),  # another program's SQLite file (or the reading progress)
+])
+def test_history_of_a_wrong_or_corrupt_file_is_a_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None,
+        problem: str) -> None:
+    import sqlite3
+
+    db = tmp_path / "h.sqlite3"
+    if content is None:
+        other = sqlite3.connect(db)
+        other.execute("CREATE TABLE readers (name TEXT)")
+        other.commit()
+        other.close()
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    assert main(["patrol", "history", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and str(db) in err and "Traceback" not in err
+    assert db.read_bytes() == before  # left untouched

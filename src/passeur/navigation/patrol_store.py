@@ -138,6 +138,14 @@ class PatrolStore:
                 uri = f"file:{self.path}?mode=ro"
                 self._db: sqlite3.Connection | None = sqlite3.connect(
                     uri, uri=True, check_same_thread=False, timeout=5.0)
+                # SQLite reads the file lazily: find a corrupt or foreign file here, not in
+                # the first query.
+                tables = {row[0] for row in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+                if not {"runs", "visits"} <= tables:
+                    self._db.close()
+                    raise NavConfigError("not a patrol history (no runs table); pass the "
+                                         "patrols.sqlite3 the patrol node writes", self.path)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
