@@ -237,6 +237,11 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
     assert r.status == 400 and "4000 Hz is too low" in (await r.json())["error"]
     r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFFjunk")
     assert r.status == 400 and "not a PCM WAV" in (await r.json())["error"]
+    # An offer aiortc cannot use (no ICE credentials): refused, not a 500.
+    r = await c.post(f"/api/reading/sessions/{sid}/offer", json={
+        "type": "offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+                                "a=rtpmap:111 opus/48000/2\r\n"})
+    assert r.status == 400 and "bad SDP" in (await r.json())["error"]
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "i_read",
                                                     "source": "robot"})
     assert r.status == 400 and "microphone_device" in (await r.json())["error"]

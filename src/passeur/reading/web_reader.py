@@ -275,6 +275,8 @@ class ReaderFeature:
         """WebRTC: receive the page's microphone; audio frames feed the session."""
         from aiortc import RTCSessionDescription
 
+        from passeur.telepresence.server import NEGOTIATION_ERRORS
+
         try:
             session = self._session(request)
             data = await self._json(request)
@@ -319,9 +321,15 @@ class ReaderFeature:
                 self._pcs.discard(pc)
                 await pc.close()
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
-        answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except NEGOTIATION_ERRORS as exc:
+            log.warning("reader: refused an offer: %s: %s", type(exc).__name__, str(exc)[:200])
+            session.on_close.remove(on_session_closed)
+            await close_pc()
+            return _error(ReadingError("the microphone offer could not be used (bad SDP)"))
         return web.json_response({"sdp": pc.localDescription.sdp,
                                   "type": pc.localDescription.type})
 
