@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,14 @@ def test_a_045_m_robot_reaches_every_listed_place(world: str) -> None:
     assert home != 0, "the robot does not fit at its start pose"
     for x, y in PLACES[world]:
         assert labels[grid.world_to_cell(x, y)] == home, f"({x}, {y}) unreachable in {world}"
+
+
+def test_map_build_into_an_unwritable_place_is_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from passeur.cli import main
+
+    not_a_folder = tmp_path / "maps"
+    not_a_folder.write_text("a file where the folder should be", encoding="utf-8")
+    assert main(["map", "build", "--world", "library", "--output-dir", str(not_a_folder)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the map" in err and str(not_a_folder) in err and "Traceback" not in err

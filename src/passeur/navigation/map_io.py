@@ -105,7 +105,11 @@ def save_map(grid: OccupancyMap, yaml_path: Path) -> None:
     image[grid.data == FREE] = 254
     image[grid.data == OCCUPIED] = 0
     pgm = yaml_path.with_suffix(".pgm")
-    yaml_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yaml_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder should be, no permission
+        raise ConfigError(f"cannot write the map here ({exc.strerror}); choose another "
+                          "folder", yaml_path.parent) from exc
     if not cv2.imwrite(str(pgm), np.flipud(image)):
         raise ConfigError("cannot write map image", pgm)
     meta = {
@@ -117,4 +121,7 @@ def save_map(grid: OccupancyMap, yaml_path: Path) -> None:
         "occupied_thresh": 0.65,
         "free_thresh": 0.196,  # as ROS map_saver: unknown (205) stays unknown on load
     }
-    yaml_path.write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+    try:
+        yaml_path.write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the map ({exc.strerror})", yaml_path) from exc
