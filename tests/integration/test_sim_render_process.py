@@ -148,6 +148,28 @@ def test_close_frees_the_child_and_shared_memory_even_mid_stream(no_shm_leak: No
         worker.submit(1.0)  # closed: no slot to write into, no process
 
 
+def test_a_sigterm_to_the_process_group_leaves_the_child_to_the_parent(
+        no_shm_leak: None) -> None:
+    """`timeout passeur sim` or systemd's stop signal the whole process group: the child must
+    not die of it (the parent then reported a dead render process), but render what is queued
+    and exit when the parent closes it."""
+    sim = Simulator("library")
+    stats = SimLoop(sim).stats
+    got: list[float] = []
+    worker = ProcessRenderWorker(sim, lambda t, _rgb: got.append(t), stats, threading.Event(),
+                                 "test")
+    worker.submit(0.0)
+    wait_for(lambda: got == [0.0], 60.0, "the first frame")
+    os.kill(worker._process.pid, signal.SIGTERM)
+    time.sleep(0.2)  # a SIGTERM that kills takes effect at once
+    for i in range(1, 4):
+        worker.submit(i * 0.1)
+    worker.close()
+    assert worker.error is None, f"the render process died of SIGTERM: {worker.error}"
+    assert got == [i * 0.1 for i in range(4)]
+    assert worker.exitcode == 0
+
+
 @pytest.mark.parametrize("render_process", [True, False])
 def test_sim_node_publishes_images_either_way(ros_context: Any, no_shm_leak: None,
                                               render_process: bool) -> None:

@@ -100,8 +100,10 @@ class _Slots:
 def _child_main(model: Any, camera_id: int, width: int, height: int, shm_name: str,
                 slots: int, requests: Connection, results: Connection) -> None:
     """The render process: one frame per request, in order, until STOP or the parent goes."""
-    # Ctrl-C reaches the whole process group: the parent stops us in order (STOP, or EOF).
+    # Ctrl-C, and the SIGTERM of `timeout` or systemd's stop, reach the whole process group:
+    # the parent stops us in order (STOP, or EOF; SIGKILL if we do not exit).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import mujoco
 
     from passeur.sim.camera import OffscreenCamera
@@ -183,7 +185,7 @@ class ProcessRenderWorker:
     """`_RenderWorker`'s contract with the rendering in a child process (see the module)."""
 
     FRAMES_IN_FLIGHT = 2
-    #: Longest wait for the child to exit at close before it is terminated.
+    #: Longest wait for the child to exit at close before it is killed.
     CLOSE_TIMEOUT_S = 5.0
     #: Longest wait for the child to say it is ready (it takes 0.3-0.5 s here: interpreter,
     #: MuJoCo, OpenGL context); past it the loop stops with an error instead of hanging.
@@ -315,7 +317,7 @@ class ProcessRenderWorker:
             self._fail(exc)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Render what is queued, stop the child (terminate it if it does not exit), free the
+        """Render what is queued, stop the child (kill it if it does not exit), free the
         shared memory. Safe to call twice, and from the receiver thread (no join there)."""
         with self._cond:
             if self._closed:
@@ -333,13 +335,10 @@ class ProcessRenderWorker:
             if process is not None:
                 process.join(max(0.0, deadline - time.monotonic()))
                 if process.is_alive():
-                    log.warning("camera render process did not exit in %.1f s: terminating it",
+                    log.warning("camera render process did not exit in %.1f s: killing it",
                                 timeout_s)
-                    process.terminate()
+                    process.kill()  # it ignores SIGTERM (see _child_main)
                     process.join(1.0)
-                    if process.is_alive():
-                        process.kill()
-                        process.join(1.0)
             thread = getattr(self, "_thread", None)
             if thread is not None and thread is not threading.current_thread():
                 thread.join(max(0.1, deadline - time.monotonic()))
