@@ -23,12 +23,14 @@ def test_say_publishes_speaking_and_is_heard(ros_context: Any, tmp_path) -> None
         h.wait_until(lambda: h.latest("speech/speaking") is not None, 15, "latched speaking")
         assert h.latest("speech/speaking").data is False
         h.publish("speech/say", String(data="not json"), qos.STATUS)
+        node = h.node("reading")
+        for nested in ("[" * 3000 + "]" * 3000, '{"text": ' * 3000 + '"x"' + "}" * 3000):
+            node._on_say(String(data=nested))  # ignored with a warning, nothing escapes
         h.publish("speech/say", String(data=json.dumps(
             {"text": "La bibliothèque ferme dans dix minutes.", "lang": "fr"})), qos.STATUS)
         h.wait_until(lambda: any(m.data for _, m in h.history("speech/speaking")), 20,
                      "speaking true")
         h.wait_until(lambda: h.latest("speech/speaking").data is False, 30, "speaking false")
-        node = h.node("reading")
         spoken = node.service.spoken
         assert [s["text"] for s in spoken] == ["La bibliothèque ferme dans dix minutes."]
         assert spoken[0]["lang"] == "fr" and spoken[0]["duration_s"] > 1.0

@@ -238,6 +238,19 @@ def test_results_of_other_goals_to_the_same_place_are_not_the_patrols(patrol_nod
     assert node.runner.state == "waiting_retry" and node.runner.attempt == 1
 
 
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]", "[" * 3000 + "]" * 3000,
+                                  '{"a": ' * 3000 + "1" + "}" * 3000])
+def test_malformed_commands_are_refused_not_raised(patrol_node: Any, data: str) -> None:
+    """Deeply nested JSON (RecursionError in json.loads) is refused like any malformed
+    command: the refusal is on patrol/status, nothing escapes the callback."""
+    from std_msgs.msg import String
+
+    patrol_node._on_command(String(data=data))
+    status = patrol_node.status_dict()
+    assert "patrol/command must be JSON" in status["last_error"]
+    assert not patrol_node.runner.active and patrol_node.sent_goals == []
+
+
 def test_another_goal_while_dwelling_stops_the_patrol(patrol_node: Any) -> None:
     node = patrol_node
     node.start_route("closing", "test")

@@ -189,7 +189,7 @@ class PatrolNode(Node):
             cmd = json.loads(msg.data)
             if not isinstance(cmd, dict):
                 raise ValueError("not an object")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: too deeply nested
             self._reject("", 'patrol/command must be JSON like {"action": "start", "route": "id"}')
             return
         request_id = str(cmd.get("request_id", ""))[:MAX_REQUEST_ID_CHARS]

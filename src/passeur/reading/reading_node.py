@@ -123,6 +123,9 @@ class ReadingNode(Node):
                 raise ValueError("expected a JSON object")
             self.service.say(str(data.get("text", "")), str(data.get("lang", "fr")),
                              kind="announcement")
+        except RecursionError:
+            self.get_logger().warning("speech/say ignored: JSON nested too deeply (expected "
+                                      '{"text": "...", "lang": "fr"|"en"})')
         except (ValueError, ReadingError) as exc:
             self.get_logger().warning(f"speech/say ignored: {exc} (expected JSON "
                                       '{"text": "...", "lang": "fr"|"en"})')
