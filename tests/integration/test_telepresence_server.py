@@ -751,3 +751,42 @@ async def test_http_lockouts_codes_and_staff_have_separate_budgets() -> None:
     finally:
         feeder.stop.set()
         srv.stop()
+
+
+async def test_http_errors_of_the_web_framework_are_json_too(tmp_path: Any) -> None:
+    """aiohttp's own refusals on the API (wrong method, body over the server's limit on the
+    reader's JSON routes, unknown path) are JSON errors like the server's, not plain text."""
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession() as http:
+            for method, path in (("GET", "/api/reading/sessions"), ("GET", "/api/rtc/offer"),
+                                 ("POST", "/api/health"), ("PUT", "/api/reading/say")):
+                r = await http.request(method, f"{base}{path}")
+                assert r.status == 405 and r.content_type == "application/json", path
+                body = await r.json()
+                assert body["error"] == "method_not_allowed", body
+                assert method in body["message"] and path in body["message"]
+                assert all(m in body["message"] for m in r.headers["Allow"].split(","))
+            for path in ("/api/reading/sessions", "/api/reading/playback"):
+                r = await http.post(f"{base}{path}", data=b"[" + b" " * 300_000 + b"]",
+                                    headers={"Content-Type": "application/json"})
+                assert r.status == 413 and r.content_type == "application/json", path
+                body = await r.json()
+                assert body["error"] == "too_big" and "262144 bytes" in body["message"], body
+            r = await http.get(f"{base}/api/reading/nope")
+            assert r.status == 404 and (await r.json())["error"] == "not_found"
+            # Pages and redirects are untouched.
+            r = await http.get(f"{base}/pilot", allow_redirects=False)
+            assert r.status == 302
+            assert (await http.get(f"{base}/pilot/")).status == 200
+    finally:
+        srv.stop()
+        service.close()

@@ -499,11 +499,37 @@ class WebServer:
                                      status=status, headers=headers)
         except _BadRequest as exc:
             return web.json_response({"error": exc.code, "message": str(exc)}, status=400)
+        except web.HTTPException as exc:
+            # aiohttp's own refusals on the API (wrong method, a body over client_max_size on
+            # a route that reads it with request.json(), no such route) in the same JSON shape;
+            # redirects, pages and static files keep aiohttp's answers.
+            if not (400 <= exc.status < 500 and request.path.startswith("/api/")):
+                raise
+            return self._framework_error(request, exc)
         if request.path.startswith("/api/") or request.path.endswith((".html", "/")):
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
+
+    @staticmethod
+    def _framework_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            code = "method_not_allowed"
+            message = (f"{exc.method} is not allowed on {request.path} (allowed: "
+                       f"{', '.join(sorted(exc.allowed_methods))})")
+        elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+            code = "too_big"
+            message = f"request body too large (at most {request.client_max_size} bytes)"
+        elif isinstance(exc, web.HTTPNotFound):
+            code, message = "not_found", f"no such address: {request.path}"
+        else:
+            code = exc.reason.lower().replace(" ", "_")
+            message = exc.text or exc.reason
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
+        return web.json_response({"error": code, "message": message}, status=exc.status,
+                                 headers=headers)
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
