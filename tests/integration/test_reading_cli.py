@@ -91,3 +91,16 @@ def test_bad_input(misread: Path, tmp_path: Path) -> None:
     _one_line_error(passeur("readers", "list", "--db", str(corrupt)), "corrupt.sqlite3",
                     "left untouched")
     assert corrupt.read_bytes() == b"garbage" * 50
+
+
+def test_reader_commands_on_a_missing_database_create_nothing(tmp_path: Path) -> None:
+    """A typo in --db: the commands that only read (and delete) say the database does not
+    exist, naming it and the default, and create neither the file nor its folder."""
+    typo = tmp_path / "typo" / "progres.sqlite3"
+    for args in (["list"], ["export", "Zoé"], ["report", "Zoé", "--out",
+                                                str(tmp_path / "r.html")],
+                 ["delete", "Zoé", "--yes"]):
+        r = passeur("readers", *args, "--db", str(typo))
+        _one_line_error(r, str(typo), "does not exist", "reading.sqlite3")
+        assert not (tmp_path / "typo").exists(), f"readers {args[0]} created the folder"
+        assert not (tmp_path / "r.html").exists()

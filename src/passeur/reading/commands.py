@@ -135,9 +135,17 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 
 def _cmd_readers(args: argparse.Namespace) -> int:
+    from passeur.reading.exceptions import ProgressStoreError
     from passeur.reading.progress_store import ProgressStore, write_report
 
-    store = ProgressStore(args.db or default_db_path())
+    path = args.db or default_db_path()
+    # Only recording progress (the reading node, `passeur read --reader`) creates the
+    # database: a mistyped --db must not leave an empty one (and its folder) behind.
+    if not path.exists():
+        raise ProgressStoreError(
+            f"{path}: the progress database does not exist (no reading recorded there); "
+            f"check --db (default: {default_db_path()}, the reading node's progress_db)")
+    store = ProgressStore(path)
     try:
         if args.readers_command == "list":
             for name in store.readers():
