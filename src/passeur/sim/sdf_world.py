@@ -246,10 +246,15 @@ class _Parser:
         return ConfigError(problem, self.path)
 
     # -- small readers ---------------------------------------------------------------------
-    def numbers(self, elem: ET.Element | None, count: int, where: str) -> list[float]:
-        if elem is None or elem.text is None or not elem.text.strip():
-            raise self.error(f"{where}: <{elem.tag if elem is not None else '?'}> is empty; "
-                             f"expected {count} number(s)")
+    def child(self, parent: ET.Element, tag: str, where: str) -> ET.Element:
+        elem = parent.find(tag)
+        if elem is None:
+            raise self.error(f"{where}: <{parent.tag}> needs <{tag}>")
+        return elem
+
+    def numbers(self, elem: ET.Element, count: int, where: str) -> list[float]:
+        if elem.text is None or not elem.text.strip():
+            raise self.error(f"{where}: <{elem.tag}> is empty; expected {count} number(s)")
         parts = elem.text.split()
         if len(parts) != count:
             raise self.error(f"{where}: <{elem.tag}> has {len(parts)} value(s) "
@@ -262,10 +267,10 @@ class _Parser:
             raise self.error(f"{where}: <{elem.tag}> '{elem.text.strip()}' is not finite")
         return values
 
-    def positive(self, elem: ET.Element | None, count: int, where: str) -> list[float]:
+    def positive(self, elem: ET.Element, count: int, where: str) -> list[float]:
         values = self.numbers(elem, count, where)
         if any(v <= 0 for v in values):
-            raise self.error(f"{where}: <{elem.tag if elem is not None else '?'}> must be > 0, "
+            raise self.error(f"{where}: <{elem.tag}> must be > 0, "
                              f"got '{' '.join(f'{v:g}' for v in values)}'")
         return values
 
@@ -317,20 +322,20 @@ class _Parser:
             raise self.error(f"{where}: missing <geometry>")
         shape = geometry[0]
         if shape.tag == "box":
-            return "box", tuple(self.positive(shape.find("size"), 3, where))
+            return "box", tuple(self.positive(self.child(shape, "size", where), 3, where))
         if shape.tag == "cylinder":
-            r = self.positive(shape.find("radius"), 1, where)[0]
-            length = self.positive(shape.find("length"), 1, where)[0]
+            r = self.positive(self.child(shape, "radius", where), 1, where)[0]
+            length = self.positive(self.child(shape, "length", where), 1, where)[0]
             return "cylinder", (r, length)
         if shape.tag == "sphere":
-            return "sphere", (self.positive(shape.find("radius"), 1, where)[0],)
+            return "sphere", (self.positive(self.child(shape, "radius", where), 1, where)[0],)
         if shape.tag == "plane":
-            normal = self.numbers(shape.find("normal"), 3, where) if shape.find("normal") \
-                is not None else [0.0, 0.0, 1.0]
+            normal = self.numbers(self.child(shape, "normal", where), 3, where) \
+                if shape.find("normal") is not None else [0.0, 0.0, 1.0]
             if abs(normal[0]) > 1e-9 or abs(normal[1]) > 1e-9 or normal[2] <= 0:
                 raise self.error(f"{where}: only horizontal planes (normal 0 0 1) are supported")
-            size = self.positive(shape.find("size"), 2, where) if shape.find("size") \
-                is not None else [100.0, 100.0]
+            size = self.positive(self.child(shape, "size", where), 2, where) \
+                if shape.find("size") is not None else [100.0, 100.0]
             return "plane", (size[0], size[1])
         raise self.error(f"{where}: unsupported geometry <{shape.tag}> "
                          f"(the embedded simulator reads {', '.join(GEOMETRY_KINDS)})")
