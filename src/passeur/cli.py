@@ -24,8 +24,10 @@ from passeur.bringup import (
     SIM,
     StackOptions,
     add_stack_arguments,
+    check_namespace,
     options_from_args,
     run_stack,
+    specs_for,
 )
 from passeur.errors import PasseurError
 
@@ -74,6 +76,9 @@ def _demo_staff_password(options: StackOptions) -> str | None:
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     options = options_from_args(args, SIM)
+    # Refuse wrong options before printing anything (the password below for one).
+    check_namespace(options.namespace)
+    specs_for(options.profile, options.only)
     password = _demo_staff_password(options)
     if password is not None:
         print(f"staff page password for this run: {password}  (choose your own with "

@@ -79,3 +79,20 @@ def test_bad_namespace_is_one_clear_line() -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == ("passeur: error: --namespace '2robots': namespace must not "
                                      "have a token that starts with a number (e.g. robot1)")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--namespace", "bad ns!"], "passeur: error: --namespace 'bad ns!': "),
+    (["--nodes", "telepresence,simulator"], "passeur: error: unknown node(s) simulator; "),
+])
+def test_bad_options_are_refused_before_anything_is_printed(args: list[str],
+                                                            expected: str) -> None:
+    """With the telepresence node in the run, `passeur sim` makes and prints a staff password:
+    not when the options are wrong (nothing is started)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run([sys.executable, "-m", "passeur.cli", "sim", *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "", "printed before the options were checked"
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
