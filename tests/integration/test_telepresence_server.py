@@ -790,3 +790,22 @@ async def test_http_errors_of_the_web_framework_are_json_too(tmp_path: Any) -> N
     finally:
         srv.stop()
         service.close()
+
+
+async def test_code_windows_under_a_minute_or_over_a_day_are_refused(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    """A code valid for 0.0001 minutes (0 s) is no code: refused with a clear 400, as is one
+    over the upper bound; 1 minute and 24 hours are fine."""
+    srv, _ = server
+    base = base_of(srv)
+    await http.post(f"{base}/api/staff/login", json={"password": PASSWORD})
+    for minutes in (0.0001, 0.5, 0, -5, 24 * 60 + 1, "5", None, True):
+        r = await http.post(f"{base}/api/staff/codes", json={"role": "spectator",
+                                                              "minutes": minutes})
+        body = await r.json()
+        assert r.status == 400 and body["error"] == "bad_field", (minutes, body)
+        assert "'minutes' must be a number from 1 to 1440" in body["message"], body
+    for minutes in (1, 24 * 60):
+        r = await http.post(f"{base}/api/staff/codes", json={"role": "spectator",
+                                                              "minutes": minutes})
+        assert r.status == 200 and (await r.json())["expires_in_s"] == minutes * 60

@@ -40,3 +40,14 @@ def test_every_key_used_exists_and_nothing_external(page: str) -> None:
     # Every <button> has text or a translated label.
     for button in re.findall(r"<button[^>]*>(.*?)</button>", html, re.S):
         assert button.strip(), f"{page}: a button without a label"
+
+
+def test_staff_code_validity_choices_are_ones_the_server_accepts() -> None:
+    from passeur.telepresence.access import MIN_CODE_WINDOW_S, AccessPolicy
+
+    html = (WEB / "staff" / "index.html").read_text(encoding="utf-8")
+    select = html[html.index('<select id="minutes">'):]
+    minutes = [float(m) for m in re.findall(r'<option value="([^"]+)"',
+                                            select[:select.index("</select>")])]
+    assert minutes and all(MIN_CODE_WINDOW_S <= m * 60 <= AccessPolicy().max_code_window_s
+                           for m in minutes), minutes

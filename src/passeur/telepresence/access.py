@@ -57,6 +57,8 @@ _HASH_PREFIX = "scrypt"
 
 #: Codes are digits only: easy to read aloud, type on a phone keypad or enter by switch.
 CODE_DIGITS = 8
+#: Shortest validity staff may give a code: under a minute, nobody has the time to type it.
+MIN_CODE_WINDOW_S = 60.0
 
 
 def _b64(data: bytes) -> str:

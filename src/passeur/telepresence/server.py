@@ -55,7 +55,14 @@ from aiortc.exceptions import (
     OperationError,
 )
 
-from passeur.telepresence.access import PILOT, SPECTATOR, STAFF, AccessManager, Session
+from passeur.telepresence.access import (
+    MIN_CODE_WINDOW_S,
+    PILOT,
+    SPECTATOR,
+    STAFF,
+    AccessManager,
+    Session,
+)
 from passeur.telepresence.audio import AudioIO, SharedAudioEncoder
 from passeur.telepresence.exceptions import AccessDenied, MessageError, TelepresenceConfigError
 from passeur.telepresence.link_quality import LinkStats, link_stats
@@ -707,9 +714,11 @@ class WebServer:
             raise _BadRequest("bad_field", "'role' must be 'pilot' or 'spectator'")
         if not isinstance(scan, bool):
             raise _BadRequest("bad_field", "'scan' must be true or false")
+        low, high = MIN_CODE_WINDOW_S / 60, self.access.policy.max_code_window_s / 60
         if isinstance(minutes, bool) or not isinstance(minutes, int | float) \
-                or not (0 < minutes <= self.access.policy.max_code_window_s / 60):
-            raise _BadRequest("bad_field", "'minutes' out of range")
+                or not (low <= minutes <= high):
+            raise _BadRequest("bad_field", f"'minutes' must be a number from {low:g} to "
+                                           f"{high:g} (how long the code stays valid)")
         try:
             issued = self.access.issue_code(str(role), float(minutes) * 60)
         except ValueError as exc:

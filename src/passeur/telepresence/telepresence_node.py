@@ -38,7 +38,7 @@ from std_srvs.srv import SetBool
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
-from passeur.telepresence.access import AccessManager, AccessPolicy, Session
+from passeur.telepresence.access import MIN_CODE_WINDOW_S, AccessManager, AccessPolicy, Session
 from passeur.telepresence.audio import make_audio
 from passeur.telepresence.exceptions import ProjectionError, TelepresenceConfigError
 from passeur.telepresence.floor_projection import CameraIntrinsics, CameraMount, pixel_to_map
@@ -88,7 +88,7 @@ class TelepresenceNode(Node):
         staff_hash = p("staff_password_hash", "", "scrypt hash from `passeur staff-password`; "
                        "empty disables the staff page")
         code_window = p("pilot_code_window_s", 900.0, "default validity of a new access code",
-                        min_value=10.0, max_value=86400.0)
+                        min_value=MIN_CODE_WINDOW_S, max_value=86400.0)
         pilot_session = p("pilot_session_s", 900.0, "pilot session length (extendable)",
                           min_value=1.0, max_value=86400.0)
         pilot_extend = p("pilot_extend_s", 600.0, "time one 'extend' adds to a pilot session",
