@@ -242,6 +242,25 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
         "type": "offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
                                 "a=rtpmap:111 opus/48000/2\r\n"})
     assert r.status == 400 and "bad SDP" in (await r.json())["error"]
+    # Offers with nothing to listen to: refused, their peer connection closed at once.
+    from aiortc import RTCPeerConnection
+
+    offers = ["v=0\r\n", "v=0"]
+    for make in ("data", "recvonly"):
+        page = RTCPeerConnection()
+        if make == "data":
+            page.createDataChannel("x")
+        else:
+            page.addTransceiver("audio", direction="recvonly")
+        await page.setLocalDescription(await page.createOffer())
+        offers.append(page.localDescription.sdp)
+        await page.close()
+    for sdp in offers:
+        r = await c.post(f"/api/reading/sessions/{sid}/offer", json={"type": "offer", "sdp": sdp})
+        error = (await r.json())["error"]
+        assert r.status == 400 and "bad SDP" in error and "no audio" in error, (sdp, error)
+        server_pc = c.server.app[CONTEXT].pcs[-1]
+        assert server_pc.connectionState == "closed"
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "mode": "i_read",
                                                     "source": "robot"})
     assert r.status == 400 and "microphone_device" in (await r.json())["error"]

@@ -321,15 +321,24 @@ class ReaderFeature:
                 self._pcs.discard(pc)
                 await pc.close()
 
+        async def refuse(why: str) -> web.Response:
+            session.on_close.remove(on_session_closed)
+            await close_pc()
+            return _error(ReadingError(f"the microphone offer could not be used (bad SDP{why})"))
+
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except NEGOTIATION_ERRORS as exc:
             log.warning("reader: refused an offer: %s: %s", type(exc).__name__, str(exc)[:200])
-            session.on_close.remove(on_session_closed)
-            await close_pc()
-            return _error(ReadingError("the microphone offer could not be used (bad SDP)"))
+            return await refuse("")
+        # An offer without an audio section the page sends on (bare "v=0", data channel only,
+        # recvonly) negotiates fine but gives the session nothing to listen to.
+        if not any(t.kind == "audio" and t.currentDirection in ("recvonly", "sendrecv")
+                   for t in pc.getTransceivers()):
+            log.warning("reader: refused an offer with no audio from the page")
+            return await refuse(": no audio section the page sends its microphone on")
         return web.json_response({"sdp": pc.localDescription.sdp,
                                   "type": pc.localDescription.type})
 
