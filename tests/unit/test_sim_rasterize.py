@@ -106,3 +106,38 @@ def test_map_build_into_an_unwritable_place_is_one_clear_line(
     assert main(["map", "build", "--world", "library", "--output-dir", str(not_a_folder)]) == 2
     err = capsys.readouterr().err
     assert "cannot write the map" in err and str(not_a_folder) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--resolution", "0.0001"], ["world 'library'", "at 0.0001 m per cell",
+                                  "coarser --resolution"]),
+    (["--resolution", "inf"], ["--resolution must be a number > 0, got inf"]),
+    (["--resolution", "nan"], ["--resolution must be a number > 0, got nan"]),
+])
+def test_map_build_with_an_unusable_resolution_is_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+        expected: list[str]) -> None:
+    """0.1 mm cells over the library would be 10^11 cells: refused before numpy runs out of
+    memory, saying what to change; nothing written."""
+    from passeur.cli import main
+
+    assert main(["map", "build", "--world", "library", "--output-dir", str(tmp_path),
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for fragment in expected:
+        assert fragment in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", ["1e300 1 1", "1e308 1e308 1"])
+def test_a_huge_shape_is_refused_naming_the_world_and_the_shape(size: str) -> None:
+    from passeur.errors import ConfigError
+
+    huge = ROOM.replace("<size>0.5 0.5 0.01</size>", f"<size>{size}</size>").replace(
+        "<pose>1 3 0.005 0 0 0</pose>", "<pose>1 3 0.5 0 0 0</pose>")
+    with pytest.raises(ConfigError) as info:
+        rasterize(parse_world_string(huge))
+    text = str(info.value)
+    assert "world 'room'" in text and "m per cell" in text and "at 0.05 m" in text, text
+    assert "model 'walls' link 'mat'" in text, "the shape that makes the world so large"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ def build_map(world: str | Path, output_dir: Path | None = None,
     from passeur.sim.rasterize import rasterize
     from passeur.sim.sdf_world import load_world
 
-    if not resolution_m > 0:
-        raise ConfigError(f"--resolution must be > 0, got {resolution_m}")
+    if not (math.isfinite(resolution_m) and resolution_m > 0):
+        raise ConfigError(f"--resolution must be a number > 0, got {resolution_m} "
+                          f"(cell size in metres; the maps are 0.05)")
     description = load_world(world)
     grid = rasterize(description, resolution_m)
     out = (output_dir or maps_dir()) / f"{description.path.stem}.yaml"

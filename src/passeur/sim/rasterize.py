@@ -12,6 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from passeur.errors import ConfigError
 from passeur.navigation.map_io import FREE, OCCUPIED, UNKNOWN, OccupancyMap
 from passeur.sim.sdf_world import Shape, World
 
@@ -22,6 +23,9 @@ MIN_OBSTACLE_TOP_M = 0.03
 #: Shapes entirely above this height (door lintels) pass over the robot (mast top 1.36 m).
 ROBOT_HEIGHT_M = 1.45
 _SUBSAMPLES = (-1.0 / 3.0, 0.0, 1.0 / 3.0)  # 3x3 points per cell: thin shapes are not missed
+#: Largest map made (the library at 5 cm is 0.14 million cells): past it numpy would run out of
+#: memory, or the planner take minutes, on a world or resolution that is surely a mistake.
+MAX_MAP_CELLS = 100_000_000
 
 
 def blocking_shapes(world: World) -> list[Shape]:
@@ -98,9 +102,32 @@ def _reachable(free: npt.NDArray[np.bool_], seed: tuple[int, int]) -> npt.NDArra
     return out
 
 
+def _check_map_size(world: World, width_m: float, height_m: float, resolution_m: float) -> None:
+    cells = (width_m / resolution_m) * (height_m / resolution_m)  # float: inf if absurd
+    if math.isfinite(cells) and cells <= MAX_MAP_CELLS:
+        return
+
+    def extent_m(shape: Shape) -> float:
+        return float(np.ptp(shape.world_points()[:, :2], axis=0).max())
+
+    if (width_m / RESOLUTION_M) * (height_m / RESOLUTION_M) <= MAX_MAP_CELLS:
+        fix = f"use a coarser --resolution (the maps are {RESOLUTION_M:g} m)"
+    else:
+        widest = max(world.obstacles(), key=extent_m)
+        fix = (f"check the sizes and poses in the world (widest shape: model "
+               f"'{widest.model}' link '{widest.link}' collision '{widest.name}', "
+               f"{extent_m(widest):.4g} m)")
+    raise ConfigError(
+        f"world '{world.name}': its map would be {width_m:.4g} m x {height_m:.4g} m at "
+        f"{resolution_m:g} m per cell, {cells:.3g} cells (at most {MAX_MAP_CELLS:.3g}); {fix}",
+        world.path)
+
+
 def rasterize(world: World, resolution_m: float = RESOLUTION_M,
               margin_m: float = MARGIN_M) -> OccupancyMap:
     min_x, min_y, max_x, max_y = world.bounds()
+    _check_map_size(world, max_x - min_x + 2 * margin_m, max_y - min_y + 2 * margin_m,
+                    resolution_m)
     origin_x = math.floor(round((min_x - margin_m) / resolution_m, 6)) * resolution_m
     origin_y = math.floor(round((min_y - margin_m) / resolution_m, 6)) * resolution_m
     cols = math.ceil(round((max_x + margin_m - origin_x) / resolution_m, 6))
