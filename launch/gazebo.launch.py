@@ -96,10 +96,13 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
                             "-topic", "robot_description",
                             "-x", f"{start.x_m}", "-y", f"{start.y_m}", "-z", "0.0",
                             "-Y", f"{start.yaw_rad}"])
-    stack = ExecuteProcess(
-        cmd=[STACK_EXECUTABLE, "--profile", "external", "--world", world,
-             "--params-file", _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad))],
-        output="screen", name="passeur_stack")
+    # launch_ros' Node finds the executable in lib/passeur (colcon puts console scripts there,
+    # not on PATH). No name/namespace: they would rename every node of the process.
+    stack = Node(
+        package=PACKAGE, executable=STACK_EXECUTABLE, output="screen",
+        arguments=["--profile", "external", "--world", world,
+                   "--params-file",
+                   _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad))])
 
     def after_spawn(event, _context):  # type: ignore[no-untyped-def]
         # The stack needs the robot's sensor topics: start it once the robot exists.

@@ -171,9 +171,9 @@ def test_gazebo_launch_starts_the_stack_once_the_robot_is_spawned(
     on_exit = handlers[0].args[0]
     assert isinstance(on_exit, _OnProcessExit) and on_exit.kwargs["target_action"] is spawn
     started = on_exit.kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})
-    assert len(started) == 1 and isinstance(started[0], fake_launch["ExecuteProcess"])
-    cmd = started[0].kwargs["cmd"]
-    assert cmd[:3] == ["passeur_stack", "--profile", "external"]
+    assert len(started) == 1 and isinstance(started[0], fake_launch["Node"])
+    cmd = started[0].kwargs["arguments"]
+    assert cmd[:2] == ["--profile", "external"]
     params_file = Path(cmd[cmd.index("--params-file") + 1])
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
     assert params["/**"]["ros__parameters"]["use_sim_time"] is True
@@ -184,7 +184,8 @@ def test_gazebo_launch_starts_the_stack_once_the_robot_is_spawned(
     assert set(params) == set(shipped)
     failed = on_exit.kwargs["on_exit"](types.SimpleNamespace(returncode=1), {})
     assert any(isinstance(a, fake_launch["Shutdown"]) for a in failed)
-    assert not any(isinstance(a, fake_launch["ExecuteProcess"]) for a in failed)
+    assert not any(isinstance(a, (fake_launch["ExecuteProcess"], fake_launch["Node"]))
+                   for a in failed)
     params_file.unlink()
 
 
@@ -210,5 +211,43 @@ def test_package_xml_declares_what_the_launch_file_runs() -> None:
     tree = module()
     packages = {k.value.value for call in ast.walk(tree) if isinstance(call, ast.Call)
                 for k in call.keywords if k.arg == "package" and isinstance(k.value, ast.Constant)}
+    packages.discard("passeur")  # the stack itself
     assert packages == {"ros_gz_sim", "ros_gz_bridge", "robot_state_publisher", "tf2_ros"}
     assert packages | {"launch", "launch_ros", "xacro", "ament_index_python"} <= depends
+
+
+def test_the_stack_is_run_from_the_packages_lib_directory(fake_launch: dict[str, type]) -> None:
+    """colcon installs this package's console scripts in lib/passeur (setup.cfg), which is not
+    on PATH: `ros2 launch` finds them only through launch_ros' Node(package=, executable=).
+    A bare `passeur_stack` in an ExecuteProcess fails with 'executable not found'."""
+    import configparser
+
+    from passeur.bringup import EXTERNAL, add_stack_arguments
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["install"]["install_scripts"] == "$base/lib/passeur"
+    setup_py = (ROOT / "setup.py").read_text(encoding="utf-8")
+    scripts = {line.split("=")[0].strip().strip('"') for line in setup_py.splitlines()
+               if "= passeur." in line}
+    assert "passeur_stack" in scripts
+    actions = _gazebo_actions(fake_launch)
+    handler = next(a for a in actions if isinstance(a, fake_launch["RegisterEventHandler"]))
+    started = handler.args[0].kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})
+    for action in [*actions, *started]:
+        if isinstance(action, fake_launch["ExecuteProcess"]):
+            assert action.kwargs["cmd"][0] not in scripts, \
+                f"{action.kwargs['cmd'][0]} is not on PATH in a colcon install"
+    (stack,) = started
+    assert isinstance(stack, fake_launch["Node"])
+    assert (stack.kwargs["package"], stack.kwargs["executable"]) == ("passeur", "passeur_stack")
+    # no name/namespace: launch_ros would rename every node of the process to it
+    assert "name" not in stack.kwargs and "namespace" not in stack.kwargs
+    import argparse
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--profile", required=True)
+    add_stack_arguments(parser)
+    args = parser.parse_args(stack.kwargs["arguments"])
+    assert args.profile == EXTERNAL and args.params_file.is_file()
+    args.params_file.unlink()
