@@ -275,7 +275,11 @@ class Stack:
     def __init__(self, options: StackOptions, context: Any = None) -> None:
         from rclpy.parameter import Parameter
 
-        from passeur.ros.params import load_parameter_file
+        from passeur.ros.params import (
+            load_parameter_file,
+            parameter_file_keys,
+            unknown_parameter_problems,
+        )
 
         self.options = options
         self.context = context
@@ -287,9 +291,12 @@ class Stack:
         common = dict(options.common)
         if options.profile == SIM:
             common.setdefault("use_sim_time", True)
+        file_keys: dict[str, dict[str, str]] = {}
         try:
             for spec in specs:
                 overrides = load_parameter_file(params_file, spec.name, options.namespace)
+                file_keys[spec.name] = parameter_file_keys(params_file, spec.name,
+                                                           options.namespace)
                 extra = {**common, **options.per_node.get(spec.name, {})}
                 if spec.name == "sim":
                     extra.pop("use_sim_time", None)  # the simulator is the clock
@@ -299,6 +306,15 @@ class Stack:
                                    command_line=extra, namespace=options.namespace,
                                    parameter_overrides=overrides, context=context)
                 self.nodes.append(node)
+            # rclpy ignores an override no node declares: a misspelt key would silently
+            # leave the default (a speed limit, a timeout) in force.
+            problems = unknown_parameter_problems(
+                file_keys, {spec.name: set(node.list_parameters([], 0).names)
+                            for spec, node in zip(specs, self.nodes, strict=True)},
+                whole_graph=options.only is None)
+            if problems:
+                raise ConfigError("unknown parameter(s): " + "; ".join(problems)
+                                  + "; fix the name or remove it", params_file)
             features = [f for n in self.nodes if hasattr(n, "web_features")
                         for f in n.web_features()]
             for node in self.nodes:

@@ -106,3 +106,43 @@ def test_refused_parameter_values_say_what_to_write(default: object, given: obje
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_a_misspelt_parameter_is_refused_at_start_up(tmp_path: Path, ros_context: object) -> None:
+    """rclpy ignores an override nobody declares: `max_linaer_mps` would leave the safety
+    node's default speed limit in force without a word."""
+    from passeur.bringup import Stack, StackOptions
+
+    f = tmp_path / "robot.yaml"
+    f.write_text("/**/safety:\n  ros__parameters:\n    max_linaer_mps: 0.2\n"
+                 "/**/teleporter:\n  ros__parameters:\n    anything: 1\n")
+    with pytest.raises(ConfigError) as info:
+        Stack(StackOptions(profile=EXTERNAL, params_file=f, only=["safety"]),
+              context=ros_context)
+    message = str(info.value)
+    assert "robot.yaml" in message and "'/**/safety' sets 'max_linaer_mps'" in message
+    assert "did you mean 'max_linear_mps'?" in message
+    assert "teleporter" not in message  # sections for other nodes (Nav2's, ...) are theirs
+    f.write_text("/**/safety:\n  ros__parameters:\n    max_linear_mps: 0.2\n")
+    stack = Stack(StackOptions(profile=EXTERNAL, params_file=f, only=["safety"]),
+                  context=ros_context)
+    try:
+        assert stack.nodes[0].get_parameter("max_linear_mps").value == 0.2
+    finally:
+        stack.close()
+
+
+def test_wildcard_parameters_must_be_used_by_some_node() -> None:
+    from passeur.ros.params import unknown_parameter_problems
+
+    keys = {"sim": {"wrold": "/**", "seed": "/**/sim"},
+            "safety": {"wrold": "/**", "rate_hz": "/**/safety"}}
+    declared = {"sim": {"world", "seed", "use_sim_time"}, "safety": {"rate_hz", "use_sim_time"}}
+    assert unknown_parameter_problems(keys, declared, whole_graph=True) == [
+        "'/**' sets 'wrold', which no node has (did you mean 'world'?)"]
+    # a subset of the nodes may leave out the one that uses a `/**` value
+    assert unknown_parameter_problems(keys, declared, whole_graph=False) == []
+    keys["safety"]["world"] = "/**"
+    del keys["sim"]["wrold"], keys["safety"]["wrold"]
+    assert unknown_parameter_problems(keys, declared, whole_graph=True) == []
+

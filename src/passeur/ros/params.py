@@ -143,6 +143,57 @@ def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list
 
     Raises ConfigError naming the file and the problem for anything malformed.
     """
+    values = _file_entries(path, node_name, namespace)
+    return [Parameter(name, value=value) for name, (value, _key) in values.items()]
+
+
+def parameter_file_keys(path: Path, node_name: str, namespace: str = "") -> dict[str, str]:
+    """{parameter name: the file's section key it comes from} for one node (the section that
+    wins, as in `load_parameter_file`)."""
+    return {name: key for name, (_value, key) in
+            _file_entries(path, node_name, namespace).items()}
+
+
+def is_wildcard_key(key: str) -> bool:
+    """`/**`: a section for every node, whatever its name."""
+    return key in ("/**", "**")
+
+
+def unknown_parameter_problems(file_keys: dict[str, dict[str, str]],
+                               declared: dict[str, set[str]],
+                               whole_graph: bool) -> list[str]:
+    """What a parameter file sets that no node declares (rclpy ignores it without a word).
+
+    `file_keys`: per node, `parameter_file_keys`; `declared`: per node, its parameter names.
+    A name in a node's own section must be one that node declares; a `/**` name, one that at
+    least one node declares (checked only when `whole_graph`: a subset of the nodes may not
+    include the one that uses it).
+    """
+    import difflib
+
+    problems: list[str] = []
+    wildcard: dict[str, str] = {}
+    for node, keys in file_keys.items():
+        known = declared.get(node, set())
+        for name, key in keys.items():
+            if is_wildcard_key(key):
+                wildcard[name] = key
+            elif name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"'{key}' sets '{name}', which node '{node}' does not have"
+                                f"{hint}")
+    if whole_graph:
+        everything = set().union(*declared.values()) if declared else set()
+        for name, key in wildcard.items():
+            if name not in everything:
+                close = difflib.get_close_matches(name, sorted(everything), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"'{key}' sets '{name}', which no node has{hint}")
+    return problems
+
+
+def _file_entries(path: Path, node_name: str, namespace: str) -> dict[str, tuple[Any, str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -155,13 +206,13 @@ def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({exc}); fix the syntax", path) from exc
     if data is None:
-        return []
+        return {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of node names to `ros__parameters`", path)
     # Wildcards first so that a node's own section overrides them.
     keys = sorted(data, key=lambda k: 0 if str(k).startswith("/**") and str(k) != "/**" else 1)
     keys = sorted(keys, key=lambda k: 0 if str(k) in ("/**", "**") else 1)
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, str]] = {}
     for key in keys:
         section = data[key]
         if not _matches(str(key), node_name, namespace):
@@ -172,10 +223,11 @@ def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list
         if not isinstance(params, dict):
             raise ConfigError(f"'{key}.ros__parameters' must be a mapping", path)
         _flatten(params, "", out, path, str(key))
-    return [Parameter(name, value=value) for name, value in out.items()]
+    return out
 
 
-def _flatten(tree: dict[str, Any], prefix: str, out: dict[str, Any], path: Path, key: str) -> None:
+def _flatten(tree: dict[str, Any], prefix: str, out: dict[str, tuple[Any, str]], path: Path,
+             key: str) -> None:
     for name, value in tree.items():
         full = f"{prefix}{name}"
         if isinstance(value, dict):
@@ -185,4 +237,4 @@ def _flatten(tree: dict[str, Any], prefix: str, out: dict[str, Any], path: Path,
         elif isinstance(value, list) and len({type(v) for v in value}) > 1:
             raise ConfigError(f"parameter '{key}.{full}' mixes types in a list", path)
         else:
-            out[full] = value
+            out[full] = (value, key)
