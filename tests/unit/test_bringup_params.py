@@ -146,3 +146,32 @@ def test_wildcard_parameters_must_be_used_by_some_node() -> None:
     del keys["sim"]["wrold"], keys["safety"]["wrold"]
     assert unknown_parameter_problems(keys, declared, whole_graph=True) == []
 
+
+
+@pytest.mark.parametrize("namespace", ["robot1", "/robot1", "/robot1/"])
+def test_namespaced_sections_apply_as_ros_applies_them(tmp_path: Path, namespace: str) -> None:
+    """`--namespace robot1` (as the launch files and the CLI document it) puts the safety node
+    at /robot1/safety: the node keys rcl matches for it must apply, others must not."""
+    f = tmp_path / "p.yaml"
+    f.write_text("/**:\n  ros__parameters:\n    a: 1\n"
+                 "/robot1/**:\n  ros__parameters:\n    b: 2\n"
+                 "/*/safety:\n  ros__parameters:\n    c: 3\n"
+                 "/robot1/safety:\n  ros__parameters:\n    d: 4\n"
+                 "robot1/safety:\n  ros__parameters:\n    e: 5\n"
+                 "/robot2/safety:\n  ros__parameters:\n    x: 0\n"
+                 "safety:\n  ros__parameters:\n    y: 0\n"
+                 "/safety:\n  ros__parameters:\n    z: 0\n"
+                 "/robot1/**/navigator:\n  ros__parameters:\n    w: 0\n")
+    got = {p.name: p.value for p in load_parameter_file(f, "safety", namespace)}
+    assert got == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+    # without a namespace the bare and the absolute name apply, `/*/safety` does not
+    plain = {p.name: p.value for p in load_parameter_file(f, "safety", "")}
+    assert plain == {"a": 1, "y": 0, "z": 0}
+
+
+def test_a_node_section_overrides_wildcard_sections(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text("/robot1/safety:\n  ros__parameters:\n    rate: 3.0\n"
+                 "/robot1/**:\n  ros__parameters:\n    rate: 2.0\n"
+                 "/**:\n  ros__parameters:\n    rate: 1.0\n")
+    assert [p.value for p in load_parameter_file(f, "safety", "robot1")] == [3.0]

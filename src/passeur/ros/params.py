@@ -6,6 +6,7 @@ for numbers, a range; values out of range are refused by rclpy at set time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +127,34 @@ def _range_text(lo: float | None, hi: float | None, default: Any) -> str:
     return "refused"
 
 
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """rcl's rule for a parameter file's node key: a leading `/` is implied; `**` stands for
+    any number of namespace levels, `*` for exactly one name."""
+    text = key if key.startswith("/") else f"/{key}"
+    out = ""
+    for part in re.split(r"(/\*\*|/\*)", text):
+        if part == "/**":
+            out += r"(?:/[^/]+)*"
+        elif part == "/*":
+            out += r"/[^/]+"
+        else:
+            out += re.escape(part)
+    return re.compile(out)
+
+
 def _matches(key: str, node_name: str, namespace: str) -> bool:
-    """ROS parameter-file node keys: `/**`, `/**/name`, `name`, `/ns/name`."""
-    full = f"{namespace.rstrip('/')}/{node_name}" if namespace not in ("", "/") else f"/{node_name}"
+    """Whether a parameter file's node key (`/**`, `/**/name`, `/ns/*/name`, `name`,
+    `ns/name`, `/ns/name`) names the node `name` in `namespace` (`robot1`, `/robot1`)."""
+    ns = namespace.strip("/")
+    full = f"/{ns}/{node_name}" if ns else f"/{node_name}"
+    return _key_pattern(key).fullmatch(full) is not None
+
+
+def _precedence(key: str) -> int:
+    """`/**` first, then other wildcard keys, then exact node names: the most specific wins."""
     if key in ("/**", "**"):
-        return True
-    if key.startswith("/**/"):
-        return key[4:] == node_name
-    if key.startswith("/"):
-        return key == full
-    return key == node_name and namespace in ("", "/")
+        return 0
+    return 1 if "*" in key else 2
 
 
 def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list[Parameter]:
@@ -210,8 +229,7 @@ def _file_entries(path: Path, node_name: str, namespace: str) -> dict[str, tuple
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of node names to `ros__parameters`", path)
     # Wildcards first so that a node's own section overrides them.
-    keys = sorted(data, key=lambda k: 0 if str(k).startswith("/**") and str(k) != "/**" else 1)
-    keys = sorted(keys, key=lambda k: 0 if str(k) in ("/**", "**") else 1)
+    keys = sorted(data, key=lambda k: _precedence(str(k)))
     out: dict[str, tuple[Any, str]] = {}
     for key in keys:
         section = data[key]
