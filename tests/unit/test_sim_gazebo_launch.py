@@ -66,7 +66,7 @@ def test_bridge_offers_exactly_the_embedded_simulator_topics() -> None:
     to_ros = {e["ros_topic_name"] for e in entries if e["direction"] == "GZ_TO_ROS"}
     assert CLOCK_TOPIC == "/clock" and CLOCK_TOPIC in to_ros
     to_gz = {e["ros_topic_name"] for e in entries if e["direction"] == "ROS_TO_GZ"}
-    assert to_ros - set(TF_TOPICS) == set(PUBLISHED_TOPICS)
+    assert to_ros - set(TF_TOPICS) - set(GAZEBO_ONLY) == set(PUBLISHED_TOPICS)
     assert to_gz == set(SUBSCRIBED_TOPICS)
     for entry in entries:
         if entry["ros_topic_name"] == CLOCK_TOPIC:
@@ -74,6 +74,34 @@ def test_bridge_offers_exactly_the_embedded_simulator_topics() -> None:
         assert not entry["ros_topic_name"].startswith("/"), "relative names keep namespaces working"
         assert set(entry) == {"ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name",
                               "direction"}
+
+
+#: Bridged for robot_state_publisher only: the embedded simulator publishes the sensor frames
+#: itself and runs no robot_state_publisher.
+GAZEBO_ONLY = ("joint_states",)
+
+
+def test_robot_state_publisher_gets_the_wheel_joint_states() -> None:
+    """robot_state_publisher publishes a moving joint's frame only from `joint_states`: without
+    them RViz's RobotModel shows the wheels with 'No transform from [left_wheel_link]'."""
+    import xml.etree.ElementTree as ET
+
+    import xacro
+
+    urdf = ET.fromstring(xacro.process_file(str(ROOT / "urdf" / "passeur.urdf.xacro")).toxml())
+    moving = [j.get("name") for j in urdf.iter("joint") if j.get("type") != "fixed"]
+    assert moving == ["left_wheel_joint", "right_wheel_joint"]
+    plugins = [p for p in urdf.iter("plugin")
+               if p.get("name") == "gz::sim::systems::JointStatePublisher"]
+    assert len(plugins) == 1
+    # without <topic> it publishes on /world/<world>/model/<model>/joint_state
+    gz_topic = plugins[0].findtext("topic")
+    assert gz_topic, "JointStatePublisher without <topic>: nothing bridges its world-scoped topic"
+    entries = yaml.safe_load((ROOT / "config" / "gz_bridge.yaml").read_text(encoding="utf-8"))
+    bridged = [e for e in entries if e["gz_topic_name"] == gz_topic]
+    assert bridged == [{"ros_topic_name": "joint_states", "gz_topic_name": gz_topic,
+                        "ros_type_name": "sensor_msgs/msg/JointState",
+                        "gz_type_name": "gz.msgs.Model", "direction": "GZ_TO_ROS"}]
 
 
 def test_gazebo_topics_match_the_robot_description() -> None:
