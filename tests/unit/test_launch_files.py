@@ -222,3 +222,23 @@ def test_launch_graph_is_bringups_and_command_lines_parse(
     if profile == EXTERNAL:
         assert "sim" not in per_process
 
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
+    """rosdep installs exec_depends only: a ROS package imported directly (even one another
+    dependency happens to pull in today) must be declared (REP-149)."""
+    import xml.etree.ElementTree as ET
+
+    depends = {e.text for e in ET.parse(ROOT / "package.xml").getroot().iter("exec_depend")}
+    imported: set[str] = set()
+    for path in [*(ROOT / "src" / "passeur").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    ros = {name for name in imported
+           if name.endswith(("_msgs", "_srvs", "_interfaces"))
+           or name in ("rclpy", "ament_index_python", "launch", "launch_ros", "xacro")}
+    assert ros, "no ROS import found: the scan is broken"
+    assert ros <= depends, f"package.xml lacks <exec_depend> for {sorted(ros - depends)}"
