@@ -163,3 +163,23 @@ def test_rotated_map_origin_is_refused_clearly() -> None:
     grid.origin_yaw_rad = 0.3
     with pytest.raises(ConfigError, match="origin yaw 0.3000 rad is not supported"):
         Costmap(grid)
+
+
+def test_returns_from_the_robots_own_mast_neither_mark_nor_clear() -> None:
+    """A real lidar (or Gazebo's) sees the mast behind it: it is the robot, not an obstacle."""
+    robot_x, robot_y = 3.0, 3.0
+    sensor_x = robot_x + 0.10
+    ranges = np.full(360, np.inf)
+    ranges[0] = 0.2  # angle -pi from the sensor: the mast, 0.1 m behind the robot's centre
+    ranges[180] = 1.0  # straight ahead: a real obstacle
+    rays = scan_endpoints(sensor_x, robot_y, 0.0, ranges, -math.pi, 2 * math.pi / 360, 0.12,
+                          12.0, body_xy=(robot_x, robot_y), self_filter_radius_m=0.18)
+    assert not rays.hit[0] and rays.free_m[0] == 0.0
+    assert rays.hit[180] and rays.free_m[180] == pytest.approx(1.0)
+    unfiltered = scan_endpoints(sensor_x, robot_y, 0.0, ranges, -math.pi, 2 * math.pi / 360,
+                                0.12, 12.0)
+    assert unfiltered.hit[0]
+    cm = Costmap(empty_map(), CostmapConfig(robot_radius_m=0.25, inflation_radius_m=0.5))
+    cm.update_scan((sensor_x, robot_y), rays, 1.0)
+    assert cm.cost_at(sensor_x + 1.0, robot_y) == LETHAL
+    assert cm.cost_at(robot_x - 0.1, robot_y) < INSCRIBED  # the robot's own cell stays free

@@ -271,3 +271,63 @@ def test_closed_loop_random_clutter_never_touches(seed: int) -> None:
     closest, _ = simulate_approach(pts, cmd, seconds=6.0)
     # points beside the path may pass at the padding distance; none is ever touched
     assert closest > 0.0
+
+
+# -- self-filter: the robot's own mast in the scan plane ------------------------------------
+def mast_scan(lidar_x_m: float = 0.10, mast_x_m: float = -0.12, half_depth_m: float = 0.025,
+              half_width_m: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """A 360-beam scan from a lidar at (lidar_x, 0) in base_link that sees only the mast box
+    behind it (urdf/passeur.urdf.xacro), as a real lidar or Gazebo's would."""
+    angles = -math.pi + 2 * math.pi / 360 * np.arange(360)
+    ranges = np.full(360, np.inf)
+    face = lidar_x_m - (mast_x_m + half_depth_m)  # distance to the mast's front face
+    for i, a in enumerate(angles):
+        if math.cos(a) < 0.0:
+            r = face / -math.cos(a)
+            if abs(r * math.sin(a)) <= half_width_m:
+                ranges[i] = r
+    return ranges, angles
+
+
+def test_the_robots_own_mast_does_not_forbid_reversing() -> None:
+    ranges, angles = mast_scan()
+    assert np.isfinite(ranges).sum() >= 15  # the mast really is in the scan
+    back = Velocity(-0.2, 0.0)
+    unfiltered = CollisionMonitor(CollisionConfig(mount=LidarMount(0.10, 0.0, 0.0)))
+    pts = unfiltered.points_from_scan(ranges, float(angles[0]), 2 * math.pi / 360, 0.12, 12.0)
+    assert unfiltered.check(back, pts).command.linear_mps == 0.0  # the defect: stuck
+    filtered = CollisionMonitor(CollisionConfig(mount=LidarMount(0.10, 0.0, 0.0),
+                                                self_filter_radius_m=0.18))
+    pts = filtered.points_from_scan(ranges, float(angles[0]), 2 * math.pi / 360, 0.12, 12.0)
+    assert pts.shape == (0, 2)
+    result = filtered.check(back, pts)
+    assert result.zone == CLEAR and result.command.linear_mps == pytest.approx(-0.2)
+
+
+def test_the_self_filter_keeps_an_obstacle_at_the_footprint() -> None:
+    cfg = CollisionConfig(mount=LidarMount(0.10, 0.0, 0.0), self_filter_radius_m=0.18)
+    mon = CollisionMonitor(cfg)
+    ranges = np.full(360, np.inf)
+    ranges[180] = 0.13  # straight ahead, 0.23 m from base_link: touching the base
+    pts = mon.points_from_scan(ranges, -math.pi, 2 * math.pi / 360, 0.12, 12.0)
+    assert pts.shape[0] == 1
+    assert mon.check(Velocity(0.3, 0.0), pts).command.linear_mps == 0.0
+
+
+@pytest.mark.parametrize("footprint, radius", [
+    (Footprint.circle(0.225), 0.225),
+    (Footprint.circle(0.225), 0.3),
+    (Footprint.polygon([0.3, 0.2, -0.3, 0.2, -0.3, -0.2, 0.3, -0.2]), 0.2),
+    (Footprint.circle(0.225), -0.01),
+    (Footprint.circle(0.225), math.nan),
+])
+def test_a_self_filter_that_could_hide_obstacles_is_refused(footprint: Footprint,
+                                                             radius: float) -> None:
+    with pytest.raises(SafetyConfigError, match="self_filter_radius_m"):
+        CollisionConfig(footprint=footprint, self_filter_radius_m=radius)
+
+
+def test_inscribed_radius_of_a_polygon() -> None:
+    fp = Footprint.polygon([0.3, 0.2, -0.3, 0.2, -0.3, -0.2, 0.3, -0.2])
+    assert fp.inscribed_radius_m == pytest.approx(0.2)
+    assert fp.circumradius_m == pytest.approx(math.hypot(0.3, 0.2))

@@ -137,9 +137,16 @@ def scan_endpoints(
     angle_increment_rad: float,
     range_min_m: float,
     range_max_m: float,
+    *,
+    body_xy: tuple[float, float] | None = None,
+    self_filter_radius_m: float = 0.0,
 ) -> ScanRays:
     """World endpoints of a planar scan, which are real hits, and how far each proves free
-    space (see ScanRays)."""
+    space (see ScanRays).
+
+    With `body_xy` (the robot's centre) and `self_filter_radius_m`, a return closer than that
+    to the centre is the robot's own body (the mast crossing the scan plane, seen by a real
+    lidar or Gazebo's): neither a hit nor proof of free space beyond it."""
     r = np.asarray(ranges, dtype=np.float64).reshape(-1)
     angles = sensor_yaw_rad + angle_min_rad + angle_increment_rad * np.arange(r.size)
     with np.errstate(invalid="ignore"):
@@ -147,10 +154,15 @@ def scan_endpoints(
         no_return = ~hit & (r >= range_max_m)  # False for NaN; True for +inf
     reach = max(float(range_max_m), 0.0)
     dist = np.where(hit, r, reach)
-    free = np.where(hit, r, np.where(no_return, reach, 0.0))
     pts = np.empty((r.size, 2))
     pts[:, 0] = sensor_x_m + dist * np.cos(angles)
     pts[:, 1] = sensor_y_m + dist * np.sin(angles)
+    if body_xy is not None and self_filter_radius_m > 0.0:
+        own = hit & (np.hypot(pts[:, 0] - body_xy[0], pts[:, 1] - body_xy[1])
+                     < self_filter_radius_m)
+        hit = hit & ~own
+        r = np.where(own, np.nan, r)
+    free = np.where(hit, r, np.where(no_return, reach, 0.0))
     return ScanRays(points=pts, hit=hit, free_m=free,
                     angle0_rad=float(sensor_yaw_rad + angle_min_rad),
                     increment_rad=float(angle_increment_rad))

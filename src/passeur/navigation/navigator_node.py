@@ -218,6 +218,14 @@ class NavigatorNode(Node):
             raise ConfigError(f"navigator.announce_languages = {self.announce_languages}: "
                               f"expected a non-empty list of {', '.join(LANGS)}")
         robot_radius = num("robot_radius_m", 0.25, "robot radius incl. margin (m)", 0.05, 2.0)
+        self.self_filter_radius_m = num(
+            "self_filter_radius_m", 0.18, "scan returns closer than this to the robot's centre "
+            "are its own body (the mast crosses the scan plane), not obstacles (m; 0 = keep "
+            "all; below robot_radius_m)", 0.0, 2.0)
+        if self.self_filter_radius_m >= robot_radius:
+            raise ConfigError(f"navigator.self_filter_radius_m = {self.self_filter_radius_m}: "
+                              f"must be smaller than robot_radius_m ({robot_radius}), or the "
+                              "filter would hide obstacles touching the robot")
         self.costmap_config = CostmapConfig(
             robot_radius_m=robot_radius,
             inflation_radius_m=num("inflation_radius_m", 0.9, "cost gradient reach (m)", 0.05, 5.0),
@@ -436,7 +444,8 @@ class NavigatorNode(Node):
         try:
             rays = scan_endpoints(sensor.x_m, sensor.y_m, sensor.yaw_rad, msg.ranges,
                                   msg.angle_min, msg.angle_increment, msg.range_min,
-                                  msg.range_max)
+                                  msg.range_max, body_xy=(pose.x_m, pose.y_m),
+                                  self_filter_radius_m=self.self_filter_radius_m)
         except ValueError as exc:
             self.get_logger().warning(f"ignoring malformed scan: {exc}", throttle_duration_sec=5.0)
             return

@@ -21,6 +21,13 @@ check costs tens of microseconds (see benchmarks/collision_check.py).
 
 Frames: scan points are converted to base_link (x forward, y left) with the lidar's mounting
 pose (`lidar_x_m`, `lidar_y_m`, `lidar_yaw_rad`).
+
+Self-filter: returns closer than `self_filter_radius_m` to base_link are the robot's own body,
+not obstacles. On the real robot and in Gazebo the lidar sees the mast that crosses its scan
+plane behind it (urdf/passeur.urdf.xacro); counted as an obstacle inside the footprint, it
+would forbid every reverse move. Nothing outside can come that close without having gone
+through the base, so the filter (smaller than the footprint's inscribed radius) hides no real
+obstacle. (The embedded simulator's lidar does not see the robot at all.)
 """
 
 from __future__ import annotations
@@ -100,6 +107,13 @@ class Footprint:
             return self.radius_m
         return float(np.max(np.hypot(self.vertices[:, 0], self.vertices[:, 1])))
 
+    @property
+    def inscribed_radius_m(self) -> float:
+        """Radius of the largest circle around base_link inside the footprint."""
+        if self.radius_m is not None:
+            return self.radius_m
+        return float(np.min(_edge_distances(self.vertices, np.zeros((1, 2)))))
+
 
 def _edge_distances(vertices: FloatArray, pts: FloatArray) -> FloatArray:
     """(K, M) signed distances of points to each edge line, positive inside (CCW polygon)."""
@@ -139,6 +153,16 @@ def scan_to_points(ranges: npt.ArrayLike, angles: npt.ArrayLike, range_min_m: fl
     return pts
 
 
+def drop_self_returns(points: FloatArray, radius_m: float) -> FloatArray:
+    """`points` (base_link) without those closer than `radius_m` to base_link: the robot's
+    own body (see the module doc). `radius_m` 0 keeps them all."""
+    if radius_m <= 0.0 or points.shape[0] == 0:
+        return points
+    keep = points[:, 0] * points[:, 0] + points[:, 1] * points[:, 1] >= radius_m * radius_m
+    kept: FloatArray = points[keep]
+    return kept
+
+
 @dataclass(frozen=True)
 class CollisionConfig:
     footprint: Footprint = field(default_factory=lambda: Footprint.circle(0.225))
@@ -155,11 +179,21 @@ class CollisionConfig:
     #: polygon footprints only: a square base sweeps its corners when it turns
     allow_rotation_in_place: bool = True
     mount: LidarMount = field(default_factory=LidarMount)
+    #: scan returns closer than this to base_link are the robot's own body (see module doc);
+    #: 0 = keep every return
+    self_filter_radius_m: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("padding_m", "stop_margin_m", "reaction_time_s", "slowdown_margin_m",
-                     "min_speed_mps"):
+                     "min_speed_mps", "self_filter_radius_m"):
             _finite_nonneg(name, getattr(self, name))
+        inner = self.footprint.inscribed_radius_m
+        if self.self_filter_radius_m >= inner:
+            raise SafetyConfigError(
+                f"safety.self_filter_radius_m = {self.self_filter_radius_m}: must be smaller "
+                f"than the footprint's inscribed radius ({inner:.3f} m), or the filter would "
+                "hide obstacles touching the robot; it only needs to cover the robot's own "
+                "parts in the scan plane (the mast)")
         if not math.isfinite(self.braking_decel_mps2) or self.braking_decel_mps2 <= 0.0:
             raise SafetyConfigError(f"safety.braking_decel_mps2 = {self.braking_decel_mps2}: "
                                     "expected the base's braking deceleration, > 0 (e.g. 1.0)")
@@ -216,7 +250,8 @@ class CollisionMonitor:
                          range_max_m: float) -> FloatArray:
         r = np.asarray(ranges, dtype=np.float64)
         angles = angle_min_rad + angle_increment_rad * np.arange(r.size, dtype=np.float64)
-        return scan_to_points(r, angles, range_min_m, range_max_m, self.config.mount)
+        points = scan_to_points(r, angles, range_min_m, range_max_m, self.config.mount)
+        return drop_self_returns(points, self.config.self_filter_radius_m)
 
     # -- geometry ---------------------------------------------------------------------------
     def closest_distance_m(self, points: FloatArray) -> float:

@@ -203,6 +203,9 @@ class SafetyNode(Node):
         num("lidar_x_m", 0.10, "lidar position in base_link, x (m)", -2.0, 2.0)
         num("lidar_y_m", 0.0, "lidar position in base_link, y (m)", -2.0, 2.0)
         num("lidar_yaw_rad", 0.0, "lidar yaw in base_link (rad)", -math.pi, math.pi)
+        num("self_filter_radius_m", 0.18, "scan returns closer than this to base_link are the "
+            "robot's own body (the mast crosses the scan plane), not obstacles (m; 0 = keep "
+            "all; below the footprint's inscribed radius)", 0.0, 2.0)
         return d
 
     # -- inputs -----------------------------------------------------------------------------

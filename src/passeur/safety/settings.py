@@ -60,7 +60,8 @@ def settings_from_parameters(values: Mapping[str, Any]) -> SafetySettings:
             min_speed_mps=float(values["min_speed_mps"]),
             allow_rotation_in_place=bool(values["allow_rotation_in_place"]),
             mount=LidarMount(float(values["lidar_x_m"]), float(values["lidar_y_m"]),
-                             float(values["lidar_yaw_rad"])))
+                             float(values["lidar_yaw_rad"])),
+            self_filter_radius_m=float(values["self_filter_radius_m"]))
     except KeyError as exc:
         raise SafetyConfigError(f"safety parameter {exc} is missing") from exc
     except (TypeError, ValueError) as exc:
