@@ -422,16 +422,17 @@ class PocketsphinxBackend:
     def _near_misses(self, lang: str, model: dict[str, str], words: Sequence[str]
                      ) -> dict[str, list[str]]:
         """Page content word -> the `near_misses` most frequent generic words that begin like
-        it: same first two letters and first phone, 3+ letters, not a page or function word."""
+        it: same first two letters and first phone, 3+ letters, not a page or function word,
+        not the word's beginning or the word with an ending."""
         if self.near_misses <= 0:
             return {}
         pronunciations = self._pronunciations(model["dict"])
         functions = FUNCTION_WORDS.get(lang, set())
         page = set(words)
 
-        def first_phone(word: str) -> str:
+        def phones(word: str) -> list[str]:
             lines = pronunciations.get(word)
-            return lines[0].split()[1] if lines and len(lines[0].split()) > 1 else ""
+            return lines[0].split()[1:] if lines else []
 
         if lang not in self._by_onset:
             by_onset: dict[str, list[str]] = defaultdict(list)
@@ -441,11 +442,15 @@ class PocketsphinxBackend:
             self._by_onset[lang] = dict(by_onset)
         out: dict[str, list[str]] = {}
         for target in sorted(page - functions):
-            phone = first_phone(target)
-            if len(target) < 3 or not phone:
+            sounds = phones(target)
+            if len(target) < 3 or not sounds:
                 continue
+            # Not a form of the word itself ("books", "sleep" for "sleepy"): it sounds like
+            # the word, and a repetition of the word would be heard as a try.
             misses = [c for c in self._by_onset[lang].get(target[:2], [])
-                      if c not in page and first_phone(c) == phone][: self.near_misses]
+                      if c not in page and phones(c)[:1] == sounds[:1]
+                      and not c.startswith(target) and not target.startswith(c)
+                      ][: self.near_misses]
             if misses:
                 out[target] = misses
         return out
