@@ -73,11 +73,16 @@ DEFAULT_FWDFLAT_LW = 8.5
 #: K near misses) and is followed by the word, so "back basket" is heard, and aligned as a try
 #: (`alignment.py`: an extra word with the next word's first letter, then the word, is a
 #: self-correction); elsewhere it has only a small unigram probability (NEAR_MISS_UNIGRAM).
+#: Off by default: on benchmarks/reading.py (three sets of 40 pages) K 3 found 3-5 more
+#: self-corrections per set but lost repetitions (the first copy of a repeated word heard as a
+#: near miss), raised false alarms (seed 1: 1.8 -> 2.7 %; the other voices: 4.2 -> 4.3 %) and
+#: the WCPM error, and decoded ~25 % slower; K 1 found more on one set only, K 2 and 6 raised
+#: false alarms more; the share (0.01-0.3) moved little (docs/reading.md).
 NEAR_MISS_UNIGRAM = 1e-4
 DEFAULT_NEAR_MISSES = 0
 #: Near misses are drawn from this many most frequent words (a try is a word the child knows).
 NEAR_MISS_VOCABULARY = 20000
-DEFAULT_NEAR_MISS_SHARE = 0.1
+DEFAULT_NEAR_MISS_SHARE = 0.03
 
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
