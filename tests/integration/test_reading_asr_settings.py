@@ -36,3 +36,34 @@ def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
         assert rec._decoder.config["fwdflatlw"] == pytest.approx(6.0)
     finally:
         rec.close()
+
+
+def test_near_misses_begin_like_their_page_word_and_are_checked() -> None:
+    """`near_misses: K` gives each page content word the K most frequent generic English
+    words that begin like it (first two letters and first phone), never a page or function
+    word; bad values fail when the backend is made."""
+    for bad in (-1, 21, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="near_misses"):
+            create_backend("pocketsphinx", {"near_misses": bad})
+    for bad_share in (0.0, 1.5, "0.1"):
+        with pytest.raises(ValueError, match="near_miss_share"):
+            create_backend("pocketsphinx", {"near_miss_share": bad_share})
+    backend = create_backend("pocketsphinx", {"near_misses": 3})
+    page = ["the", "boat", "and", "the", "basket", "by", "a", "bad", "ox", "sleepy"]
+    near = backend._near_misses("en", backend.models["en"], page)  # type: ignore[attr-defined]
+    assert set(near) == {"boat", "basket", "bad", "sleepy"}  # content words of 3+ letters
+    assert all(len(misses) == 3 for misses in near.values())
+    for target, misses in near.items():
+        assert all(m[:2] == target[:2] and m not in page for m in misses), near
+        # not the word with an ending or its beginning: those sound like the word itself
+        assert not any(m.startswith(target) or target.startswith(m) for m in misses), near
+    assert "book" in near["boat"] and "back" in near["basket"] and "sleep" not in near["sleepy"]
+    rec = backend.recognizer("en", page)
+    try:
+        assert rec.lm_path is not None
+        arpa = rec.lm_path.read_text(encoding="utf-8")
+        assert "\tthe book" in arpa and "\tbook boat" in arpa
+    finally:
+        rec.close()
+    assert create_backend("pocketsphinx")._near_misses(  # type: ignore[attr-defined]
+        "en", backend.models["en"], page) == {}  # off by default

@@ -230,3 +230,17 @@ def test_skipped_function_words_are_forgiven_only_inside_reading() -> None:
     # Only the first line read: "it" at the end of the unread line is not forgiven either.
     state = Aligner(page).update(hyp("the little boat sails on the pond"), finished=True)
     assert state.words[-1].forgiven is None and state.words[-1].outcome == OMISSION
+
+
+def test_near_miss_before_its_word_is_a_try_and_instead_of_it_a_substitution() -> None:
+    """With near misses in the page model (words that begin like a page word, `near_misses`),
+    "both... boat" is heard as both words: a try, then the word; "both" and no "boat" is a
+    misreading of "boat"."""
+    rest = " sails on the pond tom runs after it"
+    tried = Aligner(tokenize(TEXT, "en")).update(hyp("the little both boat" + rest),
+                                                 finished=True)
+    assert tried.words[2].outcome == SELF_CORRECTION and tried.words[2].attempts == ["both"]
+    assert not tried.extras
+    misread = Aligner(tokenize(TEXT, "en")).update(hyp("the little both" + rest), finished=True)
+    assert misread.words[2].outcome == SUBSTITUTION and misread.words[2].heard == "both"
+    assert not misread.extras

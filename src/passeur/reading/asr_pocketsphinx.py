@@ -29,6 +29,7 @@ from typing import Any
 
 from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
 from passeur.reading.exceptions import ASRUnavailable
+from passeur.reading.text import FUNCTION_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,26 @@ DEFAULT_TOPN = 32
 #: false alarm at every sentence a child pauses after, which the benchmark's pages, synthesised
 #: without such pauses, do not show. Kept at 8.5 (docs/reading.md).
 DEFAULT_FWDFLAT_LW = 8.5
+
+#: Near misses (`near_misses` setting: K per page word, 0 = off): for each page content word,
+#: the K most frequent words of the generic English model that begin like it (same first two
+#: letters and first phone, e.g. "back", "bad" for "basket"; not page or function words). A
+#: child's wrong try shares the target's beginning ("ball... basket"); with only page words in
+#: the model it is heard as the target itself or as an unnamed gap. Each near miss is expected
+#: only just before its word (`near_miss_share` of the word's own n-gram count, shared by its
+#: K near misses) and is followed by the word, so "back basket" is heard, and aligned as a try
+#: (`alignment.py`: an extra word with the next word's first letter, then the word, is a
+#: self-correction); elsewhere it has only a small unigram probability (NEAR_MISS_UNIGRAM).
+#: Off by default: on benchmarks/reading.py (three sets of 40 pages) K 3 found 3-5 more
+#: self-corrections per set but lost repetitions (the first copy of a repeated word heard as a
+#: near miss), raised false alarms (seed 1: 1.8 -> 2.7 %; the other voices: 4.2 -> 4.3 %) and
+#: the WCPM error, and decoded ~25 % slower; K 1 found more on one set only, K 2 and 6 raised
+#: false alarms more; the share (0.01-0.3) moved little (docs/reading.md).
+NEAR_MISS_UNIGRAM = 1e-4
+DEFAULT_NEAR_MISSES = 0
+#: Near misses are drawn from this many most frequent words (a try is a word the child knows).
+NEAR_MISS_VOCABULARY = 20000
+DEFAULT_NEAR_MISS_SHARE = 0.03
 
 # espeak-ng IPA (en-us) -> CMU ARPAbet, longest symbols first.
 _IPA_ARPABET = [
@@ -105,13 +126,18 @@ def espeak_pronunciation(word: str, voice: str = "en-us") -> str:
 
 def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: float = 0.9,
                garbage_prob: float = 0.08, fragments: dict[str, str] | None = None,
-               fragment_share: float = 0.1) -> str:
+               fragment_share: float = 0.1, near_misses: dict[str, list[str]] | None = None,
+               near_miss_share: float = 0.1) -> str:
     """A trigram ARPA model that strongly prefers the page's own word order.
 
     P(next page word | previous ones) gets `follow_prob`; the rest backs off to a unigram
     over the page words (re-reading, skipping) and the garbage words (`garbage_prob` of the
     unigram mass). Not a normalised estimate from counts: it is a prior that says "the child
     is reading this text", which is what makes a small decoder follow well.
+
+    `near_misses`: page word -> words that begin like it (a try before it); each gets
+    `near_miss_share` / K of the word's count wherever the word follows one or two page words,
+    is followed by the word, and has only NEAR_MISS_UNIGRAM elsewhere.
     """
     words = [w for w in sequence if w]
     page_vocab = sorted(set(words))
@@ -125,9 +151,14 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
         uni[w] = math.log10(page_mass * (0.5 * counts[w] / total + 0.5 / len(page_vocab)))
     for w in garbage_vocab:
         uni[w] = math.log10(garbage_prob / len(garbage_vocab))
+    near = {t: [m for m in ms if m not in page_vocab]
+            for t, ms in (near_misses or {}).items() if t in page_vocab}
+    for m in sorted({m for ms in near.values() for m in ms} - set(uni)):
+        uni[m] = math.log10(NEAR_MISS_UNIGRAM)
     uni["</s>"] = math.log10(0.05)
     bigrams: dict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
-    trigrams: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    trigrams: dict[tuple[str, str], defaultdict[str, float]] = defaultdict(
+        lambda: defaultdict(float))
     padded = ["<s>", *words, "</s>"]
     for a, b in zip(padded, padded[1:], strict=False):
         bigrams[a][b] += 1
@@ -140,6 +171,17 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
             if following.get(word):
                 following[frag] += fragment_share * following[word]
         bigrams[frag][word] += 1
+    # A try that begins like the next word comes just before it, then the word. Not after <s>
+    # alone (an utterance may start on any page word: those bigrams have no count).
+    contexts = [*bigrams.values(), *trigrams.values()]
+    for word, misses in near.items():
+        for following in contexts:
+            if misses and following.get(word):
+                for miss in misses:
+                    following[miss] += near_miss_share / len(misses) * following[word]
+    for word, misses in near.items():
+        for miss in misses:
+            bigrams[miss][word] += 1
     # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
     for w in page_vocab:
         bigrams["<s>"][w] += 0
@@ -184,6 +226,7 @@ class PocketsphinxRecognizer:
     def __init__(self, decoder: Any, lm_path: Path | None, tmpdir: tempfile.TemporaryDirectory[str]
                  | None) -> None:
         self._decoder = decoder
+        self.lm_path = lm_path  # the page model (ARPA text), while the recogniser is open
         self._tmpdir = tmpdir
         self._final: list[RecognizedWord] = []
         self._partial: list[RecognizedWord] = []
@@ -278,7 +321,9 @@ class PocketsphinxBackend:
                  decoder_options: dict[str, Any] | None = None, garbage_top_n: int = 0,
                  garbage_prob: float = 0.05, fragments: bool = False,
                  fragment_prob: float = 0.05, fragment_share: float = 0.1,
-                 topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW) -> None:
+                 topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW,
+                 near_misses: int = DEFAULT_NEAR_MISSES,
+                 near_miss_share: float = DEFAULT_NEAR_MISS_SHARE) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -310,11 +355,22 @@ class PocketsphinxBackend:
                 or not 0.0 < fwdflat_lw <= 20.0:
             raise ValueError(f"fwdflat_lw must be a number in (0, 20], got {fwdflat_lw!r}")
         self.fwdflat_lw = float(fwdflat_lw)
+        if isinstance(near_misses, bool) or not isinstance(near_misses, int) \
+                or not 0 <= near_misses <= 20:
+            raise ValueError(f"near_misses must be a whole number of words per page word, 0-20 "
+                             f"(0 = off), got {near_misses!r}")
+        self.near_misses = near_misses
+        if isinstance(near_miss_share, bool) or not isinstance(near_miss_share, (int, float)) \
+                or not 0.0 < near_miss_share <= 1.0:
+            raise ValueError(f"near_miss_share must be a number in (0, 1], got "
+                             f"{near_miss_share!r}")
+        self.near_miss_share = float(near_miss_share)
         for key, name in (("topn", "topn"), ("fwdflatlw", "fwdflat_lw")):
             if key in self.decoder_options:
                 raise ValueError(f"set '{name}' as a setting of its own, not in decoder_options "
                                  f"(where it would escape the range check)")
-        self._frequent: dict[str, list[str]] = {}
+        self._ranked: dict[str, list[str]] = {}
+        self._by_onset: dict[str, dict[str, list[str]]] = {}
         self._prons: dict[str, dict[str, list[str]]] = {}
 
     def supports(self, lang: str) -> bool:
@@ -344,25 +400,65 @@ class PocketsphinxBackend:
                                      "does not exist")
         return model
 
-    def _frequent_words(self, lang: str, model: dict[str, str]) -> list[str]:
-        """The `garbage_top_n` most likely single words of the model's generic LM: where a
-        misread or added word lands when it is not a page word (so it is not forced onto one)."""
-        if self.garbage_top_n <= 0:
-            return []
-        if lang not in self._frequent:
+    def _ranked_words(self, lang: str, model: dict[str, str]) -> list[str]:
+        """The dictionary's words (letters only, 2+), most likely first in the model's generic
+        LM; empty without one. Ranked once per language (~0.5 s)."""
+        if lang not in self._ranked:
             from pocketsphinx import NGramModel
 
             hmm = Path(model["hmm"])
             generic = Path(model["lm"]) if "lm" in model else hmm.parent / f"{hmm.name}.lm.bin"
             if not generic.exists():
-                self._frequent[lang] = []
+                self._ranked[lang] = []
                 return []
             lm = NGramModel.readfile(os.fspath(generic))
-            words = [w for w in self._dictionary(model["dict"]) if "(" not in w]
-            ranked = sorted(words, key=lambda w: lm.prob([w]), reverse=True)
-            self._frequent[lang] = [w for w in ranked[: self.garbage_top_n]
-                                    if w.isalpha() and len(w) > 1]
-        return self._frequent[lang]
+            words = [w for w in self._dictionary(model["dict"])
+                     if "(" not in w and w.isalpha() and len(w) > 1]
+            self._ranked[lang] = sorted(words, key=lambda w: (-lm.prob([w]), w))
+        return self._ranked[lang]
+
+    def _frequent_words(self, lang: str, model: dict[str, str]) -> list[str]:
+        """The `garbage_top_n` most likely single words of the model's generic LM: where a
+        misread or added word lands when it is not a page word (so it is not forced onto one)."""
+        if self.garbage_top_n <= 0:
+            return []
+        return self._ranked_words(lang, model)[: self.garbage_top_n]
+
+    def _near_misses(self, lang: str, model: dict[str, str], words: Sequence[str]
+                     ) -> dict[str, list[str]]:
+        """Page content word -> the `near_misses` most frequent generic words that begin like
+        it: same first two letters and first phone, 3+ letters, not a page or function word,
+        not the word's beginning or the word with an ending."""
+        if self.near_misses <= 0:
+            return {}
+        pronunciations = self._pronunciations(model["dict"])
+        functions = FUNCTION_WORDS.get(lang, set())
+        page = set(words)
+
+        def phones(word: str) -> list[str]:
+            lines = pronunciations.get(word)
+            return lines[0].split()[1:] if lines else []
+
+        if lang not in self._by_onset:
+            by_onset: dict[str, list[str]] = defaultdict(list)
+            for cand in self._ranked_words(lang, model)[:NEAR_MISS_VOCABULARY]:
+                if len(cand) >= 3 and cand not in functions:
+                    by_onset[cand[:2]].append(cand)
+            self._by_onset[lang] = dict(by_onset)
+        out: dict[str, list[str]] = {}
+        for target in sorted(page - functions):
+            sounds = phones(target)
+            if len(target) < 3 or not sounds:
+                continue
+            # Not a form of the word itself ("books", "sleep" for "sleepy"): it sounds like
+            # the word, and a repetition of the word would be heard as a try.
+            misses = [c for c in self._by_onset[lang].get(target[:2], [])
+                      if c not in page and phones(c)[:1] == sounds[:1]
+                      and not c.startswith(target) and not target.startswith(c)
+                      ][: self.near_misses]
+            if misses:
+                out[target] = misses
+        return out
 
     def _pronunciations(self, path: str) -> dict[str, list[str]]:
         """word -> its dictionary lines (alternates "word(2)" included), read once."""
@@ -433,6 +529,9 @@ class PocketsphinxBackend:
             lines.append(f"{w} {phones}")
             first_phones[w] = phones.split()
         garbage_prob = self.garbage_prob if garbage else 0.0
+        near = self._near_misses(lang, model, words)
+        for w in sorted({m for ms in near.values() for m in ms} - set(words) - set(garbage)):
+            lines.extend(pronunciations[w])
         if self.fragments:
             frags = []
             for w in sorted(set(words)):
@@ -452,7 +551,8 @@ class PocketsphinxBackend:
         lm_path = Path(tmpdir.name) / "page.arpa"
         lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
                                       garbage_prob=garbage_prob, fragments=fragment_map,
-                                      fragment_share=self.fragment_share),
+                                      fragment_share=self.fragment_share, near_misses=near,
+                                      near_miss_share=self.near_miss_share),
                            encoding="utf-8")
         try:
             decoder = Decoder(**kwargs)
