@@ -1051,6 +1051,59 @@ def test_french_browser_gets_french_pages_and_translated_robot_messages(
         staff.context.close()
 
 
+
+#: JavaScript: record every message added to the live regions (what a screen reader reads).
+RECORD_SAID_JS = """() => { window.__said = [];
+  for (const id of ['status', 'alert']) new MutationObserver((ms) => { for (const m of ms)
+      for (const n of m.addedNodes) window.__said.push(n.textContent.trim()); })
+    .observe(document.getElementById(id), {childList: true}); }"""
+
+
+def test_when_a_session_ends_focus_moves_to_the_code_and_it_is_said_once(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    spectator = browser.new_context().new_page()
+    try:
+        wait_frames(pilot, 3)
+        pilot.evaluate(RECORD_SAID_JS)
+        pilot.focus("#leave")
+        pilot.keyboard.press("Enter")  # keyboard only: leave
+        pilot.wait_for_selector("#code-section", state="visible")
+        pilot.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        time.sleep(1.0)  # the server's own session_ended arrives too
+        said = pilot.evaluate("window.__said")
+        assert said.count("Session ended. The robot has stopped.") == 1, said
+        # Staff end the session while the pilot's focus is on a drive button.
+        pilot.fill("#code-input", issue_code(staff))
+        pilot.keyboard.press("Enter")
+        wait_frames(pilot, 3)
+        pilot.focus('button[data-dir="forward"]')
+        end_pilot(staff)
+        pilot.wait_for_selector("#code-section", state="visible")
+        pilot.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        # Spectator: the same.
+        spectator.goto(base_url(stack) + "/spectator/")
+        spectator.fill("#code-input", issue_code(staff, "spectator"))
+        spectator.keyboard.press("Enter")
+        wait_frames(spectator, 3)
+        spectator.evaluate(RECORD_SAID_JS)
+        spectator.focus("#leave")
+        spectator.keyboard.press("Enter")
+        spectator.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        time.sleep(1.0)
+        said = spectator.evaluate("window.__said")
+        assert said.count("Session ended. The robot has stopped.") == 1, said
+        # Staff: logging out from the desk leaves the focus on the password field.
+        staff.focus("#logout")
+        staff.keyboard.press("Enter")
+        staff.wait_for_selector("#login-section", state="visible")
+        staff.wait_for_function("document.activeElement.id === 'password'", timeout=5_000)
+    finally:
+        spectator.context.close()
+        pilot.context.close()
+        staff.context.close()
+
 @pytest.fixture
 def short_sessions(stack: StackHarness) -> Iterator[Any]:
     """Shorten the live policy (staff/spectator sessions of 60 s, +600 s per extension)."""

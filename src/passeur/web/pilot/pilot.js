@@ -563,11 +563,17 @@
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
     state.expiresAt = null;
+    // "Leave" ends the session twice (the server's session_ended, then the reply): say it once.
+    if ($("drive-section").hidden) return;
     const key = reason === "taken_over" ? "status.taken_over" : reason === "expired" ? "status.expired"
       : reason === "replaced" ? "status.replaced" : "status.ended";
     P.announce(t(key), true);
+    // Focus inside the panel that disappears would fall back to the page: keep it at hand.
+    const active = document.activeElement;
+    const focusLost = !active || active === document.body || $("drive-section").contains(active);
     $("drive-section").hidden = true;
     $("code-section").hidden = false;
+    if (focusLost) $("code-input").focus();
   }
 
   function onState(s) {
@@ -626,6 +632,7 @@
       state.conn = null;
       $("drive-section").hidden = true;
       $("code-section").hidden = false;
+      $("code-input").focus();
       P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
       return;
     }
