@@ -496,6 +496,29 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
         staff.context.close()
 
 
+
+def test_single_switch_alone_ends_the_session(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    issue_code(staff, scan_link=True)
+    link = staff.get_attribute("#code-link", "href")
+    context = browser.new_context()
+    context.add_init_script("localStorage.setItem('passeur.scanRate', '0.5')")
+    pilot = context.new_page()
+    try:
+        pilot.goto(link)
+        wait_frames(pilot, 3)
+        # The switch (Space) is the only input: "Leave" comes round in the scan and ends.
+        wait_highlight(pilot, "el.id === 'leave'")
+        pilot.keyboard.press(" ")
+        pilot.wait_for_selector("#code-section", state="visible", timeout=10_000)
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Session ended')")
+        staff.wait_for_function(
+            "document.getElementById('s-pilot').textContent === 'none'", timeout=10_000)
+    finally:
+        pilot.context.close()
+        staff.context.close()
+
 INTERACTIVE_JS = """
 () => Array.from(document.querySelectorAll('button, select, input, a[href]'))
   .filter(el => el.offsetParent !== null && !el.disabled)

@@ -9,7 +9,7 @@
  * - toggle mode: one press (button, key) starts; the next press of any drive button or key stops.
  * - scanning (one switch = Space/Enter): the page highlights each action in turn; a press picks
  *   it; a press while driving stops. The cycle includes speeds, scan rate, places, look, stop,
- *   extend and "scanning off". It starts at once from a staff link with `scan=1` (fragment or
+ *   extend, leave and "scanning off". It starts at once from a staff link with `scan=1` (fragment or
  *   query), and is remembered on the device.
  * - keys: preset layouts, or "my keys": press a key to assign it to an action (localStorage).
  * - Escape always stops. The server stops the robot 300 ms after the last drive command. */
@@ -373,7 +373,7 @@
     if (el.dataset.look) { send({ type: "look", direction: el.dataset.look }); P.announce(t("status.look")); return; }
     if (el.dataset.place) { gotoPlace(el.dataset.place, el.textContent); return; }
     if (el.id === "stop") { stopAll(); return; }
-    el.click(); // speeds, scan rate, extend: their own click handlers
+    el.click(); // speeds, scan rate, extend, leave: their own click handlers
   }
 
   function setScanning(on) {
