@@ -1047,6 +1047,30 @@ def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarne
         staff.context.close()
 
 
+
+def test_escape_while_choosing_a_key_still_stops_the_robot(browser: Any,
+                                                           stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    stops = ZeroDrives(stack)
+    try:
+        wait_frames(pilot, 3)
+        # The robot may be driving itself to a place meanwhile: Escape must still stop it.
+        pilot.click("#remap-forward")
+        pilot.wait_for_function(
+            "document.getElementById('status').textContent.includes('Press the new key')")
+        t0 = time.monotonic()
+        pilot.keyboard.press("Escape")
+        stack.wait_until(lambda: any(t >= wall_time_of(t0) for t in stops.times), 5.0,
+                         "a stop message after Escape")
+        assert pilot.get_attribute("#remap-forward", "aria-pressed") == "false"  # cancelled
+        assert "↑" in pilot.inner_text("#remap-forward")  # key unchanged
+    finally:
+        stops.close()
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
 def test_french_browser_gets_french_pages_and_translated_robot_messages(
         browser: Any, stack: StackHarness) -> None:
     staff = staff_page(browser, stack)

@@ -260,8 +260,9 @@
   /* The key pressed while remapping: assign it (swapping with the action that had it). */
   function assignKey(ev) {
     const action = state.remapping;
-    if (ev.key === "Escape") {
+    if (ev.key === "Escape") { // cancels the choice, and still stops the robot (a place goal)
       state.remapping = null;
+      if (state.conn) stopAll();
       renderRemap();
       P.announce(t("keys.cancelled"));
       return;
