@@ -273,6 +273,25 @@ def test_display_options_font_size_spacing_are_real_and_remembered(server: Serve
     assert again == after and pressed == ["true", "true"]
 
 
+def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> None:
+    """The server explains failures in English (for the logs); the child reads French."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-errors")
+        try:
+            page = ctx.new_page()
+            shown = {}
+            for lang in ("fr", "en"):
+                page.goto(f"{server.url}/reader?lang={lang}&book=no-such-book&page=1")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent.length > 0", timeout=30000)
+                shown[lang] = page.inner_text("#status")
+        finally:
+            ctx.close()
+    assert shown["fr"].startswith("Problème : je ne trouve pas ce livre"), shown
+    assert shown["en"].startswith("Problem: I cannot find this book"), shown
+    assert "no-such-book" not in shown["fr"] and "unknown" not in shown["fr"].lower(), shown
+
+
 def run_axe(page: Any) -> list[str] | None:
     """axe-core (npm, offline) violations as 'id: help' strings; None if not installed."""
     root = Path(__file__).resolve().parents[2]
