@@ -273,6 +273,30 @@ def test_display_options_font_size_spacing_are_real_and_remembered(server: Serve
     assert again == after and pressed == ["true", "true"]
 
 
+HIGHLIGHT_JS = """() => { const words = document.querySelectorAll('#page .w');
+  words[1].classList.add('current');
+  const look = (el) => { const c = getComputedStyle(el);
+    return [c.backgroundColor, c.color, c.outlineStyle, c.outlineColor, c.boxShadow].join(' | '); };
+  return {current: look(words[1]), other: look(words[2])}; }"""
+
+
+def test_current_word_stays_visible_in_forced_colours(server: Server, workdir: Path) -> None:
+    """Windows high contrast (forced colours) drops backgrounds and shadows: the word being
+    read must still look different from the others."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-forced")
+        try:
+            page = ctx.new_page()
+            page.emulate_media(forced_colors="active")
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert page.evaluate("matchMedia('(forced-colors: active)').matches")
+            looks = page.evaluate(HIGHLIGHT_JS)
+        finally:
+            ctx.close()
+    assert looks["current"] != looks["other"], looks
+
+
 def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> None:
     """The server explains failures in English (for the logs); the child reads French."""
     with sync_playwright() as pw:
