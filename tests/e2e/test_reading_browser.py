@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,6 +296,27 @@ def test_current_word_stays_visible_in_forced_colours(server: Server, workdir: P
         finally:
             ctx.close()
     assert looks["current"] != looks["other"], looks
+
+
+def test_focus_stays_on_a_button_when_i_am_done(server: Server, workdir: Path) -> None:
+    """"I'm done" disables itself: the keyboard focus must not fall back to the page top."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-done")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.focus("#mode-read_to_me")
+            page.keyboard.press("Enter")
+            page.wait_for_function("!document.getElementById('stop').disabled")
+            page.focus("#stop")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('stop').disabled")
+            time.sleep(0.5)
+            active = page.evaluate("document.activeElement.id")
+        finally:
+            ctx.close()
+    assert active == "mode-read_to_me", active
 
 
 def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> None:

@@ -322,6 +322,8 @@
 
   function finishUi() {
     document.querySelectorAll(".mode").forEach((b) => { b.disabled = false; b.classList.remove("active"); b.setAttribute("aria-pressed", "false"); });
+    // "I'm done" disables itself: its focus goes back to the mode just used, not the page top.
+    if (document.activeElement === $("stop")) ($(`mode-${state.mode}`) || $("mode-read_to_me")).focus();
     $("stop").disabled = true;
   }
 
