@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,6 +272,70 @@ def test_display_options_font_size_spacing_are_real_and_remembered(server: Serve
         finally:
             ctx.close()
     assert again == after and pressed == ["true", "true"]
+
+
+HIGHLIGHT_JS = """() => { const words = document.querySelectorAll('#page .w');
+  words[1].classList.add('current');
+  const look = (el) => { const c = getComputedStyle(el);
+    return [c.backgroundColor, c.color, c.outlineStyle, c.outlineColor, c.boxShadow].join(' | '); };
+  return {current: look(words[1]), other: look(words[2])}; }"""
+
+
+def test_current_word_stays_visible_in_forced_colours(server: Server, workdir: Path) -> None:
+    """Windows high contrast (forced colours) drops backgrounds and shadows: the word being
+    read must still look different from the others."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-forced")
+        try:
+            page = ctx.new_page()
+            page.emulate_media(forced_colors="active")
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert page.evaluate("matchMedia('(forced-colors: active)').matches")
+            looks = page.evaluate(HIGHLIGHT_JS)
+        finally:
+            ctx.close()
+    assert looks["current"] != looks["other"], looks
+
+
+def test_focus_stays_on_a_button_when_i_am_done(server: Server, workdir: Path) -> None:
+    """"I'm done" disables itself: the keyboard focus must not fall back to the page top."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-done")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.focus("#mode-read_to_me")
+            page.keyboard.press("Enter")
+            page.wait_for_function("!document.getElementById('stop').disabled")
+            page.focus("#stop")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('stop').disabled")
+            time.sleep(0.5)
+            active = page.evaluate("document.activeElement.id")
+        finally:
+            ctx.close()
+    assert active == "mode-read_to_me", active
+
+
+def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> None:
+    """The server explains failures in English (for the logs); the child reads French."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-errors")
+        try:
+            page = ctx.new_page()
+            shown = {}
+            for lang in ("fr", "en"):
+                page.goto(f"{server.url}/reader?lang={lang}&book=no-such-book&page=1")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent.length > 0", timeout=30000)
+                shown[lang] = page.inner_text("#status")
+        finally:
+            ctx.close()
+    assert shown["fr"].startswith("Problème : je ne trouve pas ce livre"), shown
+    assert shown["en"].startswith("Problem: I cannot find this book"), shown
+    assert "no-such-book" not in shown["fr"] and "unknown" not in shown["fr"].lower(), shown
 
 
 def run_axe(page: Any) -> list[str] | None:

@@ -496,6 +496,29 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
         staff.context.close()
 
 
+
+def test_single_switch_alone_ends_the_session(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    issue_code(staff, scan_link=True)
+    link = staff.get_attribute("#code-link", "href")
+    context = browser.new_context()
+    context.add_init_script("localStorage.setItem('passeur.scanRate', '0.5')")
+    pilot = context.new_page()
+    try:
+        pilot.goto(link)
+        wait_frames(pilot, 3)
+        # The switch (Space) is the only input: "Leave" comes round in the scan and ends.
+        wait_highlight(pilot, "el.id === 'leave'")
+        pilot.keyboard.press(" ")
+        pilot.wait_for_selector("#code-section", state="visible", timeout=10_000)
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Session ended')")
+        staff.wait_for_function(
+            "document.getElementById('s-pilot').textContent === 'none'", timeout=10_000)
+    finally:
+        pilot.context.close()
+        staff.context.close()
+
 INTERACTIVE_JS = """
 () => Array.from(document.querySelectorAll('button, select, input, a[href]'))
   .filter(el => el.offsetParent !== null && !el.disabled)
@@ -1024,6 +1047,30 @@ def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarne
         staff.context.close()
 
 
+
+def test_escape_while_choosing_a_key_still_stops_the_robot(browser: Any,
+                                                           stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    stops = ZeroDrives(stack)
+    try:
+        wait_frames(pilot, 3)
+        # The robot may be driving itself to a place meanwhile: Escape must still stop it.
+        pilot.click("#remap-forward")
+        pilot.wait_for_function(
+            "document.getElementById('status').textContent.includes('Press the new key')")
+        t0 = time.monotonic()
+        pilot.keyboard.press("Escape")
+        stack.wait_until(lambda: any(t >= wall_time_of(t0) for t in stops.times), 5.0,
+                         "a stop message after Escape")
+        assert pilot.get_attribute("#remap-forward", "aria-pressed") == "false"  # cancelled
+        assert "↑" in pilot.inner_text("#remap-forward")  # key unchanged
+    finally:
+        stops.close()
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
 def test_french_browser_gets_french_pages_and_translated_robot_messages(
         browser: Any, stack: StackHarness) -> None:
     staff = staff_page(browser, stack)
@@ -1050,6 +1097,59 @@ def test_french_browser_gets_french_pages_and_translated_robot_messages(
         end_pilot(staff)
         staff.context.close()
 
+
+
+#: JavaScript: record every message added to the live regions (what a screen reader reads).
+RECORD_SAID_JS = """() => { window.__said = [];
+  for (const id of ['status', 'alert']) new MutationObserver((ms) => { for (const m of ms)
+      for (const n of m.addedNodes) window.__said.push(n.textContent.trim()); })
+    .observe(document.getElementById(id), {childList: true}); }"""
+
+
+def test_when_a_session_ends_focus_moves_to_the_code_and_it_is_said_once(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    spectator = browser.new_context().new_page()
+    try:
+        wait_frames(pilot, 3)
+        pilot.evaluate(RECORD_SAID_JS)
+        pilot.focus("#leave")
+        pilot.keyboard.press("Enter")  # keyboard only: leave
+        pilot.wait_for_selector("#code-section", state="visible")
+        pilot.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        time.sleep(1.0)  # the server's own session_ended arrives too
+        said = pilot.evaluate("window.__said")
+        assert said.count("Session ended. The robot has stopped.") == 1, said
+        # Staff end the session while the pilot's focus is on a drive button.
+        pilot.fill("#code-input", issue_code(staff))
+        pilot.keyboard.press("Enter")
+        wait_frames(pilot, 3)
+        pilot.focus('button[data-dir="forward"]')
+        end_pilot(staff)
+        pilot.wait_for_selector("#code-section", state="visible")
+        pilot.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        # Spectator: the same.
+        spectator.goto(base_url(stack) + "/spectator/")
+        spectator.fill("#code-input", issue_code(staff, "spectator"))
+        spectator.keyboard.press("Enter")
+        wait_frames(spectator, 3)
+        spectator.evaluate(RECORD_SAID_JS)
+        spectator.focus("#leave")
+        spectator.keyboard.press("Enter")
+        spectator.wait_for_function("document.activeElement.id === 'code-input'", timeout=5_000)
+        time.sleep(1.0)
+        said = spectator.evaluate("window.__said")
+        assert said.count("Session ended. The robot has stopped.") == 1, said
+        # Staff: logging out from the desk leaves the focus on the password field.
+        staff.focus("#logout")
+        staff.keyboard.press("Enter")
+        staff.wait_for_selector("#login-section", state="visible")
+        staff.wait_for_function("document.activeElement.id === 'password'", timeout=5_000)
+    finally:
+        spectator.context.close()
+        pilot.context.close()
+        staff.context.close()
 
 @pytest.fixture
 def short_sessions(stack: StackHarness) -> Iterator[Any]:

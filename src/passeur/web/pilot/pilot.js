@@ -9,7 +9,7 @@
  * - toggle mode: one press (button, key) starts; the next press of any drive button or key stops.
  * - scanning (one switch = Space/Enter): the page highlights each action in turn; a press picks
  *   it; a press while driving stops. The cycle includes speeds, scan rate, places, look, stop,
- *   extend and "scanning off". It starts at once from a staff link with `scan=1` (fragment or
+ *   extend, leave and "scanning off". It starts at once from a staff link with `scan=1` (fragment or
  *   query), and is remembered on the device.
  * - keys: preset layouts, or "my keys": press a key to assign it to an action (localStorage).
  * - Escape always stops. The server stops the robot 300 ms after the last drive command. */
@@ -260,8 +260,9 @@
   /* The key pressed while remapping: assign it (swapping with the action that had it). */
   function assignKey(ev) {
     const action = state.remapping;
-    if (ev.key === "Escape") {
+    if (ev.key === "Escape") { // cancels the choice, and still stops the robot (a place goal)
       state.remapping = null;
+      if (state.conn) stopAll();
       renderRemap();
       P.announce(t("keys.cancelled"));
       return;
@@ -373,7 +374,7 @@
     if (el.dataset.look) { send({ type: "look", direction: el.dataset.look }); P.announce(t("status.look")); return; }
     if (el.dataset.place) { gotoPlace(el.dataset.place, el.textContent); return; }
     if (el.id === "stop") { stopAll(); return; }
-    el.click(); // speeds, scan rate, extend: their own click handlers
+    el.click(); // speeds, scan rate, extend, leave: their own click handlers
   }
 
   function setScanning(on) {
@@ -563,11 +564,17 @@
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
     state.expiresAt = null;
+    // "Leave" ends the session twice (the server's session_ended, then the reply): say it once.
+    if ($("drive-section").hidden) return;
     const key = reason === "taken_over" ? "status.taken_over" : reason === "expired" ? "status.expired"
       : reason === "replaced" ? "status.replaced" : "status.ended";
     P.announce(t(key), true);
+    // Focus inside the panel that disappears would fall back to the page: keep it at hand.
+    const active = document.activeElement;
+    const focusLost = !active || active === document.body || $("drive-section").contains(active);
     $("drive-section").hidden = true;
     $("code-section").hidden = false;
+    if (focusLost) $("code-input").focus();
   }
 
   function onState(s) {
@@ -626,6 +633,7 @@
       state.conn = null;
       $("drive-section").hidden = true;
       $("code-section").hidden = false;
+      $("code-input").focus();
       P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
       return;
     }

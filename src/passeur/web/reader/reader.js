@@ -24,6 +24,11 @@
       practice_ok: "Bravo, c'est ça !", practice_retry: "Pas encore : on le reverra une autre fois.",
       practice_done: (ok, n) => `Entraînement fini : ${ok} mot${ok > 1 ? "s" : ""} réussi${ok > 1 ? "s" : ""} sur ${n}.`,
       done: "Fini.", error: "Problème : ",
+      // The server explains its errors in English, for the logs: the child reads these.
+      error_missing: "je ne trouve pas ce livre, cette page ou cette lecture. Choisis à nouveau.",
+      error_too_long: "la lecture était trop longue pour moi.",
+      error_unavailable: "je ne peux pas écouter ni enregistrer pour le moment. Dis-le au ou à la bibliothécaire.",
+      error_other: "quelque chose n'a pas marché. Réessaie, ou demande au ou à la bibliothécaire.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -46,6 +51,10 @@
       practice_ok: "Yes, that's it!", practice_retry: "Not yet: we'll try it again another time.",
       practice_done: (ok, n) => `Practice done: ${ok} of ${n} word${n > 1 ? "s" : ""} right.`,
       done: "Done.", error: "Problem: ",
+      error_missing: "I cannot find this book, page or reading. Please choose again.",
+      error_too_long: "the reading was too long for me.",
+      error_unavailable: "I cannot listen or save right now. Please tell the librarian.",
+      error_other: "something went wrong. Try again, or ask the librarian.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -80,8 +89,22 @@
   async function api(path, options) {
     const res = await fetch(path, options);
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body.error || res.statusText);
+    if (!res.ok) {
+      const err = new Error(body.error || res.statusText);
+      err.status = res.status;
+      throw err;
+    }
     return body;
+  }
+
+  /* A failure in the page's language (by HTTP status); the server's English detail goes to
+   * the console, for whoever debugs it. */
+  function problem(e) {
+    if (e && e.message) console.warn("reader:", e.message);
+    const status = e && e.status;
+    const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
+      : status === 503 ? "error_unavailable" : "error_other";
+    return t("error") + t(key);
   }
   const post = (path, body) => api(path, { method: "POST",
     headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -247,7 +270,7 @@
       if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
       else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
       else if (ev.type === "finished") showResult(ev);
-      else if (ev.type === "error") setStatus(t("error") + ev.message);
+      else if (ev.type === "error") setStatus(problem(ev));
     });
     if (!(await connectMic(sid))) { setStatus(t("mic_denied")); finishUi(); return; }
     setStatus(mode === "i_read" ? t("listening") : t("together_start"));
@@ -270,7 +293,7 @@
     closeMedia();
     if (sid) {
       try { showResult(await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" })); }
-      catch (e) { setStatus(t("error") + e.message); }
+      catch (e) { setStatus(problem(e)); }
     }
     voice.pause();
     finishUi();
@@ -299,6 +322,8 @@
 
   function finishUi() {
     document.querySelectorAll(".mode").forEach((b) => { b.disabled = false; b.classList.remove("active"); b.setAttribute("aria-pressed", "false"); });
+    // "I'm done" disables itself: its focus goes back to the mode just used, not the page top.
+    if (document.activeElement === $("stop")) ($(`mode-${state.mode}`) || $("mode-read_to_me")).focus();
     $("stop").disabled = true;
   }
 
@@ -314,7 +339,7 @@
     try {
       if (mode === "read_to_me") await readToMe();
       else await listen(mode);
-    } catch (e) { setStatus(t("error") + e.message); finishUi(); }
+    } catch (e) { setStatus(problem(e)); finishUi(); }
   }
 
   // -- practice: each hard word big; the robot says it; the child says it; the result --------
@@ -356,7 +381,7 @@
       const sid = await openSession({ mode: "practice", word }, (ev) => {
         if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
         else if (ev.type === "practice" && ev.correct) settle(true);
-        else if (ev.type === "error") $("practice-status").textContent = t("error") + ev.message;
+        else if (ev.type === "error") $("practice-status").textContent = problem(ev);
       });
       if (!(await connectMic(sid))) { $("practice-status").textContent = t("mic_denied"); return; }
       p.timer = setTimeout(async () => {
@@ -365,7 +390,7 @@
           settle(!!r.correct);
         } catch (e) { settle(false); }
       }, PRACTICE_LISTEN_MS);
-    } catch (e) { $("practice-status").textContent = t("error") + e.message; }
+    } catch (e) { $("practice-status").textContent = problem(e); }
   }
 
   function stopPractice(show = true) {
@@ -420,7 +445,7 @@
   $("smaller").addEventListener("click", () => { state.size = Math.max(1.25, state.size - 0.25); applyDisplay(); });
   $("spacing").addEventListener("click", () => { state.spacing = (state.spacing + 1) % 3; applyDisplay(); });
   $("font").addEventListener("click", () => { state.dys = !state.dys; applyDisplay(); });
-  $("practice-start").addEventListener("click", () => startPractice().catch((e) => setStatus(t("error") + e.message)));
+  $("practice-start").addEventListener("click", () => startPractice().catch((e) => setStatus(problem(e))));
   $("practice-next").addEventListener("click", () => {
     const p = state.practice;
     if (p && p.i + 1 < p.words.length) { p.i += 1; practiseWord(); }
@@ -438,5 +463,5 @@
   loadBooks().then(async () => {
     if (params.get("book")) { $("book").value = params.get("book"); await openBook(params.get("book"), Number(params.get("page") || 1)); }
     document.body.dataset.ready = "1";
-  }).catch((e) => setStatus(t("error") + e.message));
+  }).catch((e) => setStatus(problem(e)));
 })();

@@ -54,8 +54,14 @@
     if (conn) { try { conn.pc.close(); } catch (e) { /* closed */ } }
     conn = null;
     expiresAt = null;
+    // "Leave" ends the session twice (the server's session_ended, then the reply): say it once.
+    if ($("watch-section").hidden) return;
+    // Focus inside the panel that disappears would fall back to the page: keep it at hand.
+    const active = document.activeElement;
+    const focusLost = !active || active === document.body || $("watch-section").contains(active);
     $("watch-section").hidden = true;
     $("code-section").hidden = false;
+    if (focusLost) $("code-input").focus();
     P.announce(t(reason === "expired" ? "status.expired" : "status.ended"), true);
   }
 
@@ -69,6 +75,7 @@
     } catch (e) {
       $("watch-section").hidden = true;
       $("code-section").hidden = false;
+      $("code-input").focus();
       P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
     }
   }

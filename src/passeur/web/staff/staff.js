@@ -125,8 +125,12 @@
     loggedIn = false;
     expiresAt = null;
     $("staff-time").textContent = "";
+    // Focus inside the desk that disappears would fall back to the page: keep it at hand.
+    const active = document.activeElement;
+    const focusLost = !$("desk").hidden && (!active || active === document.body || $("desk").contains(active));
     $("desk").hidden = true;
     $("login-section").hidden = false;
+    if (focusLost) $("password").focus();
     if (messageKey) P.announce(t(messageKey), true);
   }
 
