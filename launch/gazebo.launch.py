@@ -6,7 +6,9 @@ Starts gz sim with sim/worlds/<world>.sdf, publishes the robot description (xacr
 the robot at the world's `robot_start` frame, bridges the simulator topics listed in
 config/gz_bridge.yaml (the same as the embedded simulator's), then, once the spawner has
 exited successfully (the robot and its sensors exist), runs the rest of the stack with
-`passeur_stack --profile external` on Gazebo's clock.
+`passeur_stack --profile external` on Gazebo's clock: the same graph as robot.launch.py and
+`passeur robot`. So this file alone is the whole robot; do not also start robot.launch.py or
+`passeur robot` (two stacks: two `cmd_vel` publishers, a clash on the web port).
 
 Gazebo's DiffDrive odometry starts at zero at the spawn pose; the embedded simulator's (with
 its default odom_origin 'map') starts at the spawn pose. So the navigator is told where odom

@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import math
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -279,3 +280,42 @@ def test_the_stack_is_run_from_the_packages_lib_directory(fake_launch: dict[str,
     args = parser.parse_args(stack.kwargs["arguments"])
     assert args.profile == EXTERNAL and args.params_file.is_file()
     args.params_file.unlink()
+
+
+def _docstring(path: Path) -> str:
+    text = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return " ".join(text.split())
+
+
+def test_gazebo_and_robot_launch_files_are_documented_as_alternatives(
+        fake_launch: dict[str, type]) -> None:
+    """gazebo.launch.py runs the `external` stack itself, which is what robot.launch.py runs:
+    docs telling the user to start both would give two stacks (two `cmd_vel` publishers, two
+    web servers on one port)."""
+    from passeur.bringup import EXTERNAL
+
+    actions = _gazebo_actions(fake_launch)
+    handler = next(a for a in actions if isinstance(a, fake_launch["RegisterEventHandler"]))
+    (stack,) = handler.args[0].kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})
+    arguments = stack.kwargs["arguments"]
+    assert arguments[arguments.index("--profile") + 1] == EXTERNAL
+    robot_text = (ROOT / "launch" / "robot.launch.py").read_text(encoding="utf-8")
+    assert "stack_launch_description(EXTERNAL)" in robot_text  # the same graph
+
+    robot_doc = _docstring(ROOT / "launch" / "robot.launch.py")
+    gazebo_doc = _docstring(LAUNCH)
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    # Nothing tells the user to start one next to the other ...
+    both = re.compile(r"(start|run|launch)\w*[^.;:]*(gazebo\.launch\.py[^.;:]*\b(first|then|"
+                      r"before|beside|alongside|next to)\b|\b(first|then)\b[^.;:]*"
+                      r"robot\.launch\.py)", re.IGNORECASE)
+    for name, text in (("robot.launch.py", robot_doc), ("gazebo.launch.py", gazebo_doc),
+                       ("README.md", readme)):
+        for sentence in re.split(r"(?<=[.:;])\s", text):
+            negated = re.search(r"\b(not|never)\b", sentence, re.IGNORECASE)
+            assert negated or not both.search(sentence), \
+                f"{name} tells the user to run both: {sentence!r}"
+    # ... and each launch file says the other is not to be added.
+    assert "gazebo.launch.py starts this same stack itself" in robot_doc
+    assert "do not also start robot.launch.py" in gazebo_doc
+    assert "never two" in readme and "Do not add robot.launch.py" in readme
