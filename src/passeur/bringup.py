@@ -86,6 +86,14 @@ def specs_for(profile: str, only: Iterable[str] | None = None) -> list[NodeSpec]
     return chosen
 
 
+def runs_every_node(specs: Iterable[NodeSpec]) -> bool:
+    """Whether `specs` is every node of NODES. Only then can a `/**` parameter no running node
+    declares be called unknown: the parameter file is shared by `passeur sim` and `passeur
+    robot` (profile `external`, no simulator) and by `--nodes` subsets, so a `/**` value may be
+    meant for a node left out (the simulator's `seed`, ...)."""
+    return {s.name for s in specs} == {s.name for s in NODES}
+
+
 def default_params_file() -> Path:
     return share_path("config", "passeur.yaml")
 
@@ -311,7 +319,7 @@ class Stack:
             problems = unknown_parameter_problems(
                 file_keys, {spec.name: set(node.list_parameters([], 0).names)
                             for spec, node in zip(specs, self.nodes, strict=True)},
-                whole_graph=options.only is None)
+                whole_graph=runs_every_node(specs))
             if problems:
                 raise ConfigError("unknown parameter(s): " + "; ".join(problems)
                                   + "; fix the name or remove it", params_file)

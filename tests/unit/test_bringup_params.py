@@ -175,3 +175,39 @@ def test_a_node_section_overrides_wildcard_sections(tmp_path: Path) -> None:
                  "/robot1/**:\n  ros__parameters:\n    rate: 2.0\n"
                  "/**:\n  ros__parameters:\n    rate: 1.0\n")
     assert [p.value for p in load_parameter_file(f, "safety", "robot1")] == [3.0]
+
+
+def test_wildcard_parameters_are_checked_only_when_every_node_runs() -> None:
+    """`passeur robot` (profile external) runs every node but the simulator, and `--nodes`
+    a subset: a `/**` value only a left-out node uses (the simulator's `seed`) is theirs."""
+    from passeur.bringup import runs_every_node
+
+    assert runs_every_node(specs_for(SIM))
+    assert runs_every_node(specs_for(SIM, [s.name for s in NODES]))
+    assert not runs_every_node(specs_for(EXTERNAL))
+    assert not runs_every_node(specs_for(EXTERNAL, ["safety", "telepresence"]))
+    assert not runs_every_node(specs_for(SIM, ["sim", "safety"]))
+
+
+def test_the_shipped_file_starts_a_subset_of_the_external_profile(
+        tmp_path: Path, ros_context: object) -> None:
+    """`passeur robot --nodes safety,telepresence` with config/passeur.yaml: the sections of
+    the nodes left out (sim, navigator, map_server, ...) and `/**` values only they use are
+    ignored, not refused."""
+    from passeur.bringup import Stack, StackOptions
+
+    shipped = Path(__file__).resolve().parents[2] / "config" / "passeur.yaml"
+    f = tmp_path / "passeur.yaml"
+    # the shipped file plus a `/**` value only the (absent) simulator declares
+    f.write_text(shipped.read_text(encoding="utf-8").replace(
+        "    world: library", "    world: library\n    seed: 3", 1), encoding="utf-8")
+    assert "seed: 3" in f.read_text(encoding="utf-8")
+    for params_file in (shipped, f):
+        stack = Stack(StackOptions(profile=EXTERNAL, params_file=params_file,
+                                   only=["safety", "telepresence"],
+                                   per_node={"telepresence": {"http_port": 0}}),
+                      context=ros_context)
+        try:
+            assert sorted(n.get_name() for n in stack.nodes) == ["safety", "telepresence"]
+        finally:
+            stack.close()

@@ -185,8 +185,9 @@ def unknown_parameter_problems(file_keys: dict[str, dict[str, str]],
 
     `file_keys`: per node, `parameter_file_keys`; `declared`: per node, its parameter names.
     A name in a node's own section must be one that node declares; a `/**` name, one that at
-    least one node declares (checked only when `whole_graph`: a subset of the nodes may not
-    include the one that uses it).
+    least one node declares (checked only when `whole_graph`, every node of the graph
+    running: a subset, or the `external` profile without the simulator, may leave out the
+    node that uses it). Sections for nodes not running are never read, so never checked.
     """
     import difflib
 
