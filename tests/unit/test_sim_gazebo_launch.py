@@ -319,3 +319,22 @@ def test_gazebo_and_robot_launch_files_are_documented_as_alternatives(
     assert "gazebo.launch.py starts this same stack itself" in robot_doc
     assert "do not also start robot.launch.py" in gazebo_doc
     assert "never two" in readme and "Do not add robot.launch.py" in readme
+
+
+def test_the_ball_casters_touch_the_floor_as_the_urdf_says() -> None:
+    """The xacro's comment says the casters touch the floor: their spheres' lowest point is
+    at base_link's height (the floor)."""
+    import xml.etree.ElementTree as ET
+
+    import xacro
+
+    urdf = ET.fromstring(xacro.process_file(str(ROOT / "urdf" / "passeur.urdf.xacro")).toxml())
+    links = {link.get("name"): link for link in urdf.iter("link")}
+    casters = [j for j in urdf.iter("joint") if "caster" in (j.get("name") or "")]
+    assert len(casters) == 2
+    for joint in casters:
+        child = joint.find("child").get("link")  # type: ignore[union-attr]
+        radius = float(links[child].find("collision/geometry/sphere").get("radius"))  # type: ignore[union-attr,arg-type]
+        z = float(joint.find("origin").get("xyz").split()[2])  # type: ignore[union-attr]
+        assert joint.find("parent").get("link") == "base_link"  # type: ignore[union-attr]
+        assert z - radius == pytest.approx(0.0, abs=1e-9)
