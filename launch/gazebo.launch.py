@@ -83,6 +83,7 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
     share = Path(get_package_share_directory(PACKAGE))
     world = LaunchConfiguration("world").perform(context)
     headless = LaunchConfiguration("headless").perform(context).lower() in ("1", "true", "yes")
+    nodes = LaunchConfiguration("nodes").perform(context).strip()
     world_file = _world_file(share, world)
     description = load_world(world_file)
     start = description.start_pose
@@ -104,7 +105,8 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
         package=PACKAGE, executable=STACK_EXECUTABLE, output="screen",
         arguments=["--profile", "external", "--world", world,
                    "--params-file",
-                   _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad))])
+                   _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad)),
+                   *(["--nodes", nodes] if nodes else [])])
 
     def after_spawn(event, _context):  # type: ignore[no-untyped-def]
         # The stack needs the robot's sensor topics: start it once the robot exists.
@@ -137,5 +139,10 @@ def generate_launch_description() -> LaunchDescription:
                                           ".sdf path"),
         DeclareLaunchArgument("headless", default_value="true",
                               description="run the Gazebo server only (no GUI)"),
+        DeclareLaunchArgument("nodes", default_value="",
+                              description="comma-separated subset of the stack's nodes (e.g. "
+                                          "safety,reading,telepresence to use Nav2 instead of "
+                                          "the navigator); empty: every node of the "
+                                          "'external' profile"),
         OpaqueFunction(function=_launch_setup),
     ])

@@ -158,7 +158,7 @@ def fake_launch(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
     return classes
 
 
-def _gazebo_actions(fake: dict[str, type], world: str = "library") -> list[Any]:
+def _gazebo_actions(fake: dict[str, type], world: str = "library", nodes: str = "") -> list[Any]:
     spec = importlib.util.spec_from_file_location("gazebo_launch", LAUNCH)
     assert spec is not None and spec.loader is not None
     launch_module = importlib.util.module_from_spec(spec)
@@ -166,7 +166,8 @@ def _gazebo_actions(fake: dict[str, type], world: str = "library") -> list[Any]:
     desc = launch_module.generate_launch_description()
     opaque = [e for e in desc.args[0] if isinstance(e, fake["OpaqueFunction"])]
     assert len(opaque) == 1
-    actions: list[Any] = opaque[0].kwargs["function"]({"world": world, "headless": "true"})
+    actions: list[Any] = opaque[0].kwargs["function"](
+        {"world": world, "headless": "true", "nodes": nodes})
     return actions
 
 
@@ -338,3 +339,24 @@ def test_the_ball_casters_touch_the_floor_as_the_urdf_says() -> None:
         z = float(joint.find("origin").get("xyz").split()[2])  # type: ignore[union-attr]
         assert joint.find("parent").get("link") == "base_link"  # type: ignore[union-attr]
         assert z - radius == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gazebo_launch_passes_a_subset_of_nodes_to_the_stack(
+        fake_launch: dict[str, type]) -> None:
+    """`nodes:=safety,reading,telepresence` (Nav2 instead of the navigator) reaches
+    passeur_stack's --nodes; empty: every node of the profile."""
+    import argparse
+
+    from passeur.bringup import add_stack_arguments
+
+    for nodes, expected in (("", None), ("safety,reading,telepresence",
+                                         "safety,reading,telepresence")):
+        actions = _gazebo_actions(fake_launch, nodes=nodes)
+        handler = next(a for a in actions if isinstance(a, fake_launch["RegisterEventHandler"]))
+        (stack,) = handler.args[0].kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})
+        parser = argparse.ArgumentParser(exit_on_error=False)
+        parser.add_argument("--profile", required=True)
+        add_stack_arguments(parser)
+        args = parser.parse_args(stack.kwargs["arguments"])
+        assert args.nodes == expected
+        args.params_file.unlink()
