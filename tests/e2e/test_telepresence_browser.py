@@ -1203,3 +1203,35 @@ def test_staff_and_spectators_are_warned_and_can_extend(
     finally:
         spectator.context.close()
         staff.context.close()
+
+
+# -- pages2: reviewer's defects ---------------------------------------------------------------
+SAID_JS = """() => {
+  window.__said = [];
+  new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes)
+    window.__said.push(n.textContent.trim()); })
+    .observe(document.getElementById('status'), { childList: true });
+}"""
+
+
+def test_starting_to_drive_is_said_once_and_the_motion_line_reads_well(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.evaluate(SAID_JS)
+        pilot.focus("#status")
+        for _ in range(4):  # the first press, then the held key's repeats
+            pilot.keyboard.down("ArrowUp")
+            time.sleep(0.1)
+        assert pilot.inner_text("#motion") == "Moving: Forward"
+        pilot.keyboard.up("ArrowUp")
+        pilot.wait_for_function("window.__said.includes('Stopped.')")
+        said = pilot.evaluate("window.__said")
+        assert said.count("Moving: Forward") == 1, said
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+

@@ -64,14 +64,17 @@
     return { type: "drive", direction: state.activeDir, speed_level: state.speedLevel };
   }
 
-  function startDrive(dir) {
+  /* `quiet`: the caller says it its own way (a nudge); a held key's repeats never get here. */
+  function startDrive(dir, quiet) {
     if (state.activeDir === dir) return;
     stopDrive(false);
     state.activeDir = dir;
     send(driveMessage());
     state.repeat = window.setInterval(() => send(driveMessage()), REPEAT_MS);
     document.querySelectorAll("button.drive").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.dir === dir)));
-    $("motion").textContent = t("status.driving") + " : " + t("drive." + dir);
+    const moving = t("status.moving", { dir: t("drive." + dir) });
+    $("motion").textContent = moving;
+    if (!quiet) P.announce(moving);
   }
 
   function stopDrive(announceIt) {
@@ -98,7 +101,7 @@
 
   /* A bounded step: drive `dir` until `elapsedMs` + the rest of nudge_ms, then stop. */
   function nudge(dir, elapsedMs) {
-    startDrive(dir);
+    startDrive(dir, true);
     if (state.nudgeTimer) window.clearTimeout(state.nudgeTimer);
     state.nudgeTimer = window.setTimeout(() => {
       state.nudgeTimer = null;
