@@ -1064,7 +1064,7 @@ def test_escape_while_choosing_a_key_still_stops_the_robot(browser: Any,
         stack.wait_until(lambda: any(t >= wall_time_of(t0) for t in stops.times), 5.0,
                          "a stop message after Escape")
         assert pilot.get_attribute("#remap-forward", "aria-pressed") == "false"  # cancelled
-        assert "↑" in pilot.inner_text("#remap-forward")  # key unchanged
+        assert "Up arrow" in pilot.inner_text("#remap-forward")  # key unchanged
     finally:
         stops.close()
         pilot.context.close()
@@ -1230,6 +1230,29 @@ def test_starting_to_drive_is_said_once_and_the_motion_line_reads_well(
         pilot.wait_for_function("window.__said.includes('Stopped.')")
         said = pilot.evaluate("window.__said")
         assert said.count("Moving: Forward") == 1, said
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+
+def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
+    try:
+        wait_frames(pilot, 3)
+        pilot.click("#remap-forward")
+        pilot.keyboard.press("Delete")
+        assert "Suppr" in pilot.inner_text("#remap-forward")
+        assert "Flèche bas" in pilot.inner_text("#remap-backward")
+        pilot.click("#remap-left")
+        pilot.keyboard.press("Home")
+        assert "Début" in pilot.inner_text("#remap-left")
+        pilot.click('[data-lang="en"]')
+        assert "Delete" in pilot.inner_text("#remap-forward")
+        assert "Home" in pilot.inner_text("#remap-left")
+        assert "Down arrow" in pilot.inner_text("#remap-backward")
     finally:
         pilot.context.close()
         end_pilot(staff)

@@ -213,9 +213,11 @@
   // -- keyboard driving: switchable and remappable (WCAG 2.1.4) -------------------------------
   function normKey(key) { return key.length === 1 ? key.toLowerCase() : key; }
 
+  /* The common special keys by their name in the page's language (not the browser's English
+   * key value); letters in capitals; any other key as the browser names it. */
   function keyLabel(key) {
-    const arrows = { ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
-    return arrows[key] || (key.length === 1 ? key.toUpperCase() : key);
+    const named = P.tOr("keys.name." + (key === " " ? "space" : key.toLowerCase()));
+    return named || (key.length === 1 ? key.toUpperCase() : key);
   }
 
   function keyDirection(ev) {
