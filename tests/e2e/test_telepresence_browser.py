@@ -1258,3 +1258,27 @@ def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarnes
         end_pilot(staff)
         staff.context.close()
 
+
+
+def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
+        browser: Any, stack: StackHarness, short_sessions: Any) -> None:
+    short_sessions(pilot_max_extensions=1)
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        assert pilot.is_enabled("#extend")
+        pilot.focus("#extend")
+        pilot.keyboard.press("Enter")
+        pilot.wait_for_function(
+            "document.getElementById('status').textContent.includes('Last extension used')")
+        pilot.wait_for_function("document.getElementById('extend').disabled")
+        assert pilot.is_visible("#extend-none")
+        assert "no extension left" in pilot.inner_text("#extend-none").lower()
+        # The focus was on the button that went away: it stays in the session panel.
+        assert pilot.evaluate("document.activeElement.id") == "extend-none"
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
