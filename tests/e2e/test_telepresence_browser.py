@@ -1282,3 +1282,26 @@ def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
         end_pilot(staff)
         staff.context.close()
 
+
+
+def test_staff_link_table_is_updated_in_place(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        staff.wait_for_selector("#links table td")
+        staff.evaluate("""() => {
+          window.__table = document.querySelector('#links table');
+          window.__removed = 0;
+          new MutationObserver((ms) => { for (const m of ms) for (const n of m.removedNodes)
+            if (n.nodeType === 1) window.__removed++; })
+            .observe(document.getElementById('links'), { childList: true, subtree: true });
+        }""")
+        time.sleep(3.5)  # three refreshes
+        assert staff.evaluate("window.__table === document.querySelector('#links table')")
+        assert staff.evaluate("window.__removed") == 0
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
