@@ -1305,3 +1305,40 @@ def test_staff_link_table_is_updated_in_place(browser: Any, stack: StackHarness)
         end_pilot(staff)
         staff.context.close()
 
+
+
+REFLOW_JS = """() => ({
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  wide: Array.from(document.querySelectorAll('body *'))
+    .filter((e) => !e.closest('.table-scroll') && e.getClientRects().length && e.getBoundingClientRect().right > window.innerWidth + 1)
+    .slice(0, 12).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' '
+      + Math.round(e.getBoundingClientRect().right)),
+  clipped: Array.from(document.querySelectorAll('button, .toolbar > *'))
+    .filter((e) => e.getClientRects().length && e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.id || e.textContent.trim()),
+  stopBottom: document.getElementById('stop') ?
+    document.getElementById('stop').getBoundingClientRect().bottom - window.innerHeight : null,
+})"""
+
+
+@pytest.mark.parametrize("width,text", [(320, "100%"), (390, "200%")])
+def test_pages_reflow_on_a_narrow_screen(browser: Any, stack: StackHarness, width: int,
+                                         text: str, artifacts_dir: Any) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
+    try:
+        wait_frames(pilot, 3)
+        for name, page in (("staff", staff), ("pilot", pilot)):
+            page.set_viewport_size({"width": width, "height": 640})
+            page.evaluate(f"document.documentElement.style.fontSize = '{text}'")
+            page.evaluate("window.scrollTo(0, 0)")
+            time.sleep(0.3)
+            page.screenshot(path=str(artifacts_dir / f"reflow_{name}_{width}.png"), full_page=True)
+            got = page.evaluate(REFLOW_JS)
+            assert got["overflow"] <= 0 and not got["clipped"], (name, got)
+            if name == "pilot":
+                assert got["stopBottom"] <= 0, got
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
