@@ -298,6 +298,62 @@ def test_current_word_stays_visible_in_forced_colours(server: Server, workdir: P
     assert looks["current"] != looks["other"], looks
 
 
+READ_JS = """() => { const words = document.querySelectorAll('#page .w');
+  words[1].classList.add('read');
+  const look = (el) => { const c = getComputedStyle(el);
+    return [c.color, c.textDecorationLine, c.textDecorationStyle].join(' | '); };
+  return {read: look(words[1]), other: look(words[2])}; }"""
+
+
+def test_words_already_read_stay_distinct_in_forced_colours(server: Server,
+                                                            workdir: Path) -> None:
+    """Forced colours drop the green of the words already read: they must still differ."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-forced-read")
+        try:
+            page = ctx.new_page()
+            page.emulate_media(forced_colors="active")
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            looks = page.evaluate(READ_JS)
+        finally:
+            ctx.close()
+    assert looks["read"] != looks["other"], looks
+    assert "underline" in looks["read"], looks
+
+
+def test_high_contrast_like_the_other_pages_and_remembered(server: Server,
+                                                           workdir: Path) -> None:
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-contrast")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert page.inner_text("#contrast") == "Contraste élevé"
+            assert page.get_attribute("#contrast", "aria-pressed") == "false"
+            page.click("#contrast")
+            assert page.get_attribute("#contrast", "aria-pressed") == "true"
+            # Stored as the other pages store it: one choice for every Passeur page.
+            assert page.evaluate("localStorage.getItem('passeur.contrast')") == "1"
+            page.click('[data-lang="en"]')
+            assert page.inner_text("#contrast") == "High contrast"
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            on = page.evaluate("document.documentElement.classList.contains('contrast')")
+            pressed = page.get_attribute("#contrast", "aria-pressed")
+            background = computed(page, "#page", "background-color")
+            axe = run_axe(page)
+            page.click("#contrast")
+            off = page.evaluate("localStorage.getItem('passeur.contrast')")
+        finally:
+            ctx.close()
+    assert on and pressed == "true" and background == "rgb(0, 0, 0)"
+    assert off == "0"
+    if axe is not None:
+        assert axe == [], axe
+
+
 def test_focus_stays_on_a_button_when_i_am_done(server: Server, workdir: Path) -> None:
     """"I'm done" disables itself: the keyboard focus must not fall back to the page top."""
     with sync_playwright() as pw:

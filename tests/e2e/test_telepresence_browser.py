@@ -1064,7 +1064,7 @@ def test_escape_while_choosing_a_key_still_stops_the_robot(browser: Any,
         stack.wait_until(lambda: any(t >= wall_time_of(t0) for t in stops.times), 5.0,
                          "a stop message after Escape")
         assert pilot.get_attribute("#remap-forward", "aria-pressed") == "false"  # cancelled
-        assert "↑" in pilot.inner_text("#remap-forward")  # key unchanged
+        assert "Up arrow" in pilot.inner_text("#remap-forward")  # key unchanged
     finally:
         stops.close()
         pilot.context.close()
@@ -1202,4 +1202,143 @@ def test_staff_and_spectators_are_warned_and_can_extend(
         ending.context.close()
     finally:
         spectator.context.close()
+        staff.context.close()
+
+
+# -- pages2: reviewer's defects ---------------------------------------------------------------
+SAID_JS = """() => {
+  window.__said = [];
+  new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes)
+    window.__said.push(n.textContent.trim()); })
+    .observe(document.getElementById('status'), { childList: true });
+}"""
+
+
+def test_starting_to_drive_is_said_once_and_the_motion_line_reads_well(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.evaluate(SAID_JS)
+        pilot.focus("#status")
+        for _ in range(4):  # the first press, then the held key's repeats
+            pilot.keyboard.down("ArrowUp")
+            time.sleep(0.1)
+        assert pilot.inner_text("#motion") == "Moving: Forward"
+        pilot.keyboard.up("ArrowUp")
+        pilot.wait_for_function("window.__said.includes('Stopped.')")
+        said = pilot.evaluate("window.__said")
+        assert said.count("Moving: Forward") == 1, said
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+
+def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
+    try:
+        wait_frames(pilot, 3)
+        pilot.click("#remap-forward")
+        pilot.keyboard.press("Delete")
+        assert "Suppr" in pilot.inner_text("#remap-forward")
+        assert "Flèche bas" in pilot.inner_text("#remap-backward")
+        pilot.click("#remap-left")
+        pilot.keyboard.press("Home")
+        assert "Début" in pilot.inner_text("#remap-left")
+        pilot.click('[data-lang="en"]')
+        assert "Delete" in pilot.inner_text("#remap-forward")
+        assert "Home" in pilot.inner_text("#remap-left")
+        assert "Down arrow" in pilot.inner_text("#remap-backward")
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+
+def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
+        browser: Any, stack: StackHarness, short_sessions: Any) -> None:
+    short_sessions(pilot_max_extensions=1)
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        assert pilot.is_enabled("#extend")
+        pilot.focus("#extend")
+        pilot.keyboard.press("Enter")
+        pilot.wait_for_function(
+            "document.getElementById('status').textContent.includes('Last extension used')")
+        pilot.wait_for_function("document.getElementById('extend').disabled")
+        assert pilot.is_visible("#extend-none")
+        assert "no extension left" in pilot.inner_text("#extend-none").lower()
+        # The focus was on the button that went away: it stays in the session panel.
+        assert pilot.evaluate("document.activeElement.id") == "extend-none"
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+
+def test_staff_link_table_is_updated_in_place(browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        staff.wait_for_selector("#links table td")
+        staff.evaluate("""() => {
+          window.__table = document.querySelector('#links table');
+          window.__removed = 0;
+          new MutationObserver((ms) => { for (const m of ms) for (const n of m.removedNodes)
+            if (n.nodeType === 1) window.__removed++; })
+            .observe(document.getElementById('links'), { childList: true, subtree: true });
+        }""")
+        time.sleep(3.5)  # three refreshes
+        assert staff.evaluate("window.__table === document.querySelector('#links table')")
+        assert staff.evaluate("window.__removed") == 0
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
+
+
+
+REFLOW_JS = """() => ({
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  wide: Array.from(document.querySelectorAll('body *'))
+    .filter((e) => !e.closest('.table-scroll') && e.getClientRects().length && e.getBoundingClientRect().right > window.innerWidth + 1)
+    .slice(0, 12).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' '
+      + Math.round(e.getBoundingClientRect().right)),
+  clipped: Array.from(document.querySelectorAll('button, .toolbar > *'))
+    .filter((e) => e.getClientRects().length && e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.id || e.textContent.trim()),
+  stopBottom: document.getElementById('stop') ?
+    document.getElementById('stop').getBoundingClientRect().bottom - window.innerHeight : null,
+})"""
+
+
+@pytest.mark.parametrize("width,text", [(320, "100%"), (390, "200%")])
+def test_pages_reflow_on_a_narrow_screen(browser: Any, stack: StackHarness, width: int,
+                                         text: str, artifacts_dir: Any) -> None:
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
+    try:
+        wait_frames(pilot, 3)
+        for name, page in (("staff", staff), ("pilot", pilot)):
+            page.set_viewport_size({"width": width, "height": 640})
+            page.evaluate(f"document.documentElement.style.fontSize = '{text}'")
+            page.evaluate("window.scrollTo(0, 0)")
+            time.sleep(0.3)
+            page.screenshot(path=str(artifacts_dir / f"reflow_{name}_{width}.png"), full_page=True)
+            got = page.evaluate(REFLOW_JS)
+            assert got["overflow"] <= 0 and not got["clipped"], (name, got)
+            if name == "pilot":
+                assert got["stopBottom"] <= 0, got
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
         staff.context.close()

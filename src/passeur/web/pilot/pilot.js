@@ -64,14 +64,17 @@
     return { type: "drive", direction: state.activeDir, speed_level: state.speedLevel };
   }
 
-  function startDrive(dir) {
+  /* `quiet`: the caller says it its own way (a nudge); a held key's repeats never get here. */
+  function startDrive(dir, quiet) {
     if (state.activeDir === dir) return;
     stopDrive(false);
     state.activeDir = dir;
     send(driveMessage());
     state.repeat = window.setInterval(() => send(driveMessage()), REPEAT_MS);
     document.querySelectorAll("button.drive").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.dir === dir)));
-    $("motion").textContent = t("status.driving") + " : " + t("drive." + dir);
+    const moving = t("status.moving", { dir: t("drive." + dir) });
+    $("motion").textContent = moving;
+    if (!quiet) P.announce(moving);
   }
 
   function stopDrive(announceIt) {
@@ -98,7 +101,7 @@
 
   /* A bounded step: drive `dir` until `elapsedMs` + the rest of nudge_ms, then stop. */
   function nudge(dir, elapsedMs) {
-    startDrive(dir);
+    startDrive(dir, true);
     if (state.nudgeTimer) window.clearTimeout(state.nudgeTimer);
     state.nudgeTimer = window.setTimeout(() => {
       state.nudgeTimer = null;
@@ -210,9 +213,11 @@
   // -- keyboard driving: switchable and remappable (WCAG 2.1.4) -------------------------------
   function normKey(key) { return key.length === 1 ? key.toLowerCase() : key; }
 
+  /* The common special keys by their name in the page's language (not the browser's English
+   * key value); letters in capitals; any other key as the browser names it. */
   function keyLabel(key) {
-    const arrows = { ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
-    return arrows[key] || (key.length === 1 ? key.toUpperCase() : key);
+    const named = P.tOr("keys.name." + (key === " " ? "space" : key.toLowerCase()));
+    return named || (key.length === 1 ? key.toUpperCase() : key);
   }
 
   function keyDirection(ev) {
@@ -506,6 +511,13 @@
     if (typeof msg.expires_in_s !== "number") return;
     state.expiresAt = Date.now() + msg.expires_in_s * 1000;
     if (typeof msg.extensions_left === "number") state.extensionsLeft = msg.extensions_left;
+    // Like the staff page: no extension left, no button; the reason is said next to it, and
+    // the focus on the button that went away moves to that reason.
+    const none = state.extensionsLeft === 0, button = $("extend");
+    const hadFocus = document.activeElement === button;
+    button.disabled = none;
+    $("extend-none").hidden = !none;
+    if (none && hadFocus) $("extend-none").focus();
   }
 
   function onMessage(msg) {

@@ -10,7 +10,7 @@
       i_read: "Je lis", together: "Ensemble", stop: "J'ai fini", display: "Affichage",
       smaller: "Texte plus petit", bigger: "Texte plus grand", spacing: "Plus d'espace",
       spacing_level: (n) => `Plus d'espace (${n}/2)`, size: (p) => `Taille ${p} %`,
-      font: "Police facile à lire", listening: "Je t'écoute. Lis la page à voix haute.",
+      font: "Police facile à lire", contrast: "Contraste élevé", listening: "Je t'écoute. Lis la page à voix haute.",
       reading: "Je lis la page…", together_start: "J'en lis une phrase, puis tu la répètes.",
       mic_denied: "Je n'ai pas accès au micro. Vérifie l'autorisation.",
       no_model: "Je ne sais pas encore écouter dans cette langue. Essaie « Lis-moi la page ».",
@@ -37,7 +37,7 @@
       i_read: "I read", together: "Together", stop: "I'm done", display: "Display",
       smaller: "Smaller text", bigger: "Bigger text", spacing: "More space",
       spacing_level: (n) => `More space (${n}/2)`, size: (p) => `Size ${p} %`,
-      font: "Easy-to-read font", listening: "I'm listening. Read the page aloud.",
+      font: "Easy-to-read font", contrast: "High contrast", listening: "I'm listening. Read the page aloud.",
       reading: "I'm reading the page…", together_start: "I read a sentence, then you repeat it.",
       mic_denied: "I cannot use the microphone. Please check the permission.",
       no_model: "I cannot listen in this language yet. Try \"Read to me\".",
@@ -432,7 +432,21 @@
     } catch (e) { /* private mode: not remembered */ }
   }
 
+  // High contrast: the same choice, stored the same way, as on the other Passeur pages
+  // (common/common.js: "passeur.contrast" = "1"/"0", class "contrast" on <html>).
+  function loadContrast() {
+    try { return localStorage.getItem("passeur.contrast") === "1"; } catch (e) { return false; }
+  }
+  function applyContrast(on, save = true) {
+    document.documentElement.classList.toggle("contrast", on);
+    $("contrast").setAttribute("aria-pressed", String(on));
+    if (!save) return;
+    try { localStorage.setItem("passeur.contrast", on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+
   // -- wiring --------------------------------------------------------------------------------
+  $("contrast").addEventListener("click", () =>
+    applyContrast(!document.documentElement.classList.contains("contrast")));
   document.querySelectorAll("button.lang").forEach((b) =>
     b.addEventListener("click", () => applyLanguage(b.dataset.lang)));
   document.querySelectorAll(".mode").forEach((b) =>
@@ -459,6 +473,7 @@
   const params = new URLSearchParams(location.search);
   if (params.get("lang") === "en" || params.get("lang") === "fr") initial = params.get("lang");
   loadDisplay();
+  applyContrast(loadContrast(), false);
   applyLanguage(initial);
   loadBooks().then(async () => {
     if (params.get("book")) { $("book").value = params.get("book"); await openBook(params.get("book"), Number(params.get("page") || 1)); }

@@ -69,28 +69,46 @@
     }
   }
 
+  /* Refreshed every second: the table is built once and only the text that changed is
+   * replaced, so a screen reader reading it keeps its place. */
+  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+
   function renderLinks(peers) {
     const box = $("links");
-    box.textContent = "";
-    if (!peers.length) { const p = document.createElement("p"); p.textContent = t("staff.link_none"); box.appendChild(p); return; }
-    const table = document.createElement("table");
-    const head = table.insertRow();
-    for (const key of ["staff.role", "staff.state", "staff.quality", "staff.rtt", "staff.loss"]) {
-      const th = document.createElement("th"); th.scope = "col"; th.textContent = t(key); head.appendChild(th);
+    let table = box.querySelector("table"), none = box.querySelector("p");
+    if (!peers.length) {
+      if (table) table.remove();
+      if (!none) { none = document.createElement("p"); box.appendChild(none); }
+      setText(none, t("staff.link_none"));
+      return;
     }
+    if (none) none.remove();
+    const keys = ["staff.role", "staff.state", "staff.quality", "staff.rtt", "staff.loss"];
+    if (!table) {
+      table = document.createElement("table");
+      const head = table.insertRow();
+      for (let i = 0; i < keys.length; i++) {
+        const th = document.createElement("th"); th.scope = "col"; head.appendChild(th);
+      }
+      box.appendChild(table);
+    }
+    keys.forEach((key, i) => setText(table.rows[0].cells[i], t(key)));
     const num = (v, d) => (typeof v === "number" ? v.toFixed(d) : "–");
-    for (const peer of peers) {
-      const row = table.insertRow();
+    peers.forEach((peer, n) => {
+      let row = table.rows[n + 1];
+      if (!row) {
+        row = table.insertRow();
+        for (let i = 0; i < keys.length; i++) row.insertCell();
+      }
       row.dataset.role = peer.role;
       row.dataset.quality = peer.quality || "unknown";
       const quality = peer.quality && peer.quality !== "unknown"
         ? t("link.value", { quality: t("link." + peer.quality), rtt: num(peer.rtt_ms, 0), loss: num(peer.loss_pct, 1) })
         : t("link.unknown");
-      for (const v of [word("role.", peer.role), word("conn.", peer.state), quality, num(peer.rtt_ms, 0), num(peer.loss_pct, 1)]) {
-        row.insertCell().textContent = String(v);
-      }
-    }
-    box.appendChild(table);
+      [word("role.", peer.role), word("conn.", peer.state), quality, num(peer.rtt_ms, 0), num(peer.loss_pct, 1)]
+        .forEach((v, i) => setText(row.cells[i], String(v)));
+    });
+    while (table.rows.length > peers.length + 1) table.deleteRow(-1);
   }
 
   function setExpiry(session) {
