@@ -26,6 +26,7 @@ from aiohttp import web
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.web_reader import ReaderFeature
 from tests.support.reading_audio import espeak_available, reading, save
+from tests.support.telepresence_browser import run_axe
 
 pytest.importorskip("playwright")
 from playwright.sync_api import sync_playwright
@@ -223,8 +224,7 @@ def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) ->
             ctx.close()
     assert highlights == sorted(highlights) and highlights[0] == 0
     assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
-    if axe is not None:
-        assert axe == [], axe
+    assert axe == [], axe
 
 
 def computed(page: Any, selector: str, prop: str) -> str:
@@ -350,8 +350,7 @@ def test_high_contrast_like_the_other_pages_and_remembered(server: Server,
             ctx.close()
     assert on and pressed == "true" and background == "rgb(0, 0, 0)"
     assert off == "0"
-    if axe is not None:
-        assert axe == [], axe
+    assert axe == [], axe
 
 
 def test_focus_stays_on_a_button_when_i_am_done(server: Server, workdir: Path) -> None:
@@ -392,18 +391,6 @@ def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> 
     assert shown["fr"].startswith("Problème : je ne trouve pas ce livre"), shown
     assert shown["en"].startswith("Problem: I cannot find this book"), shown
     assert "no-such-book" not in shown["fr"] and "unknown" not in shown["fr"].lower(), shown
-
-
-def run_axe(page: Any) -> list[str] | None:
-    """axe-core (npm, offline) violations as 'id: help' strings; None if not installed."""
-    root = Path(__file__).resolve().parents[2]
-    script = root / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.is_file():
-        return None
-    page.add_script_tag(path=str(script))
-    result = page.evaluate("async () => (await axe.run(document)).violations"
-                           ".map(v => v.id + ': ' + v.help)")
-    return list(result)
 
 
 if os.environ.get("PASSEUR_E2E_DEBUG"):
