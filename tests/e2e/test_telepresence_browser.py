@@ -1342,3 +1342,51 @@ def test_pages_reflow_on_a_narrow_screen(browser: Any, stack: StackHarness, widt
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+# -- pages3: reviewer's defects ---------------------------------------------------------------
+def described_by(page: Page, selector: str) -> str:
+    """The accessible description a screen reader gives (a hidden element that is referenced
+    still counts, so this is not the same as what is shown)."""
+    session = page.context.new_cdp_session(page)
+    try:
+        root = session.send("DOM.getDocument")
+        found = session.send("DOM.querySelector",
+                             {"nodeId": root["root"]["nodeId"], "selector": selector})
+        ax = session.send("Accessibility.getPartialAXTree",
+                          {"nodeId": found["nodeId"], "fetchRelatives": False})
+        for ax_node in ax["nodes"]:
+            if "description" in ax_node:
+                return str(ax_node["description"].get("value", ""))
+        return ""
+    finally:
+        session.detach()
+
+
+def test_spectator_extend_is_disabled_with_its_reason_when_none_is_left(
+        browser: Any, stack: StackHarness, short_sessions: Any) -> None:
+    short_sessions(spectator_max_extensions=1)
+    staff = staff_page(browser, stack)
+    spectator = browser.new_context().new_page()
+    try:
+        spectator.goto(base_url(stack) + "/spectator/")
+        spectator.fill("#code-input", issue_code(staff, "spectator"))
+        spectator.click("#code-submit")
+        wait_frames(spectator, 3)
+        assert spectator.is_enabled("#extend")
+        # While an extension is left, the button is not described as having none.
+        assert "no extension left" not in described_by(spectator, "#extend").lower()
+        spectator.focus("#extend")
+        spectator.keyboard.press("Enter")
+        spectator.wait_for_function(
+            "document.getElementById('status').textContent.includes('Last extension used')")
+        spectator.wait_for_function("document.getElementById('extend').disabled")
+        assert spectator.is_visible("#extend-none")
+        assert "no extension left" in spectator.inner_text("#extend-none").lower()
+        assert "no extension left" in described_by(spectator, "#extend").lower()
+        # The focus was on the button that went away: it moves to the reason, not the page top.
+        assert spectator.evaluate("document.activeElement.id") == "extend-none"
+        assert run_axe(spectator) == []
+    finally:
+        spectator.context.close()
+        staff.context.close()

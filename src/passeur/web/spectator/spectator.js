@@ -14,6 +14,20 @@
     if (typeof msg.expires_in_s !== "number") return;
     expiresAt = Date.now() + msg.expires_in_s * 1000;
     if (typeof msg.extensions_left === "number") extensionsLeft = msg.extensions_left;
+    showExtendable();
+  }
+
+  // Like the pilot page: no extension left, no button; the reason is said next to it (and
+  // describes it only then: a hidden description is still read), and a focus on the button
+  // that went away moves to that reason instead of falling back to the top of the page.
+  function showExtendable() {
+    const none = extensionsLeft === 0, button = $("extend");
+    const hadFocus = document.activeElement === button;
+    button.disabled = none;
+    if (none) button.setAttribute("aria-describedby", "extend-none");
+    else button.removeAttribute("aria-describedby");
+    $("extend-none").hidden = !none;
+    if (none && hadFocus) $("extend-none").focus();
   }
 
   function robotLine(robot) {
