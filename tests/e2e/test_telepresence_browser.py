@@ -1390,3 +1390,24 @@ def test_spectator_extend_is_disabled_with_its_reason_when_none_is_left(
     finally:
         spectator.context.close()
         staff.context.close()
+
+
+def test_staff_extend_that_goes_away_leaves_the_focus_on_its_reason(
+        browser: Any, stack: StackHarness, short_sessions: Any) -> None:
+    short_sessions(staff_max_extensions=1)
+    staff = staff_page(browser, stack)
+    try:
+        assert staff.is_enabled("#staff-extend")
+        assert "no extension left" not in described_by(staff, "#staff-extend").lower()
+        staff.focus("#staff-extend")
+        staff.keyboard.press("Enter")
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.includes('Last extension used')")
+        staff.wait_for_function("document.getElementById('staff-extend').disabled")
+        assert staff.is_visible("#staff-extend-none")
+        assert "no extension left" in described_by(staff, "#staff-extend").lower()
+        # The focus was on the button that went away: not back to the top of the page.
+        assert staff.evaluate("document.activeElement.id") == "staff-extend-none"
+        assert run_axe(staff) == []
+    finally:
+        staff.context.close()
