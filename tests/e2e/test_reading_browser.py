@@ -395,3 +395,38 @@ def test_errors_are_said_in_the_page_language(server: Server, workdir: Path) -> 
 
 if os.environ.get("PASSEUR_E2E_DEBUG"):
     print("e2e debug on")
+
+
+READ_LOOK_JS = """() => { const words = document.querySelectorAll('#page .w');
+  const box = (el) => { const r = el.getBoundingClientRect();
+    return [r.left, r.top, r.width, r.height].join(','); };
+  const page = () => Array.from(words).map(box).join(';');
+  const before = page();
+  words[1].classList.add('read');
+  const after = page();
+  const look = (el) => { const c = getComputedStyle(el);
+    return [c.textDecorationLine, c.textDecorationStyle, c.fontWeight, c.fontStyle,
+            c.borderBottomStyle].join(' | '); };
+  return {read: look(words[1]), other: look(words[2]), moved: before !== after}; }"""
+
+
+@pytest.mark.parametrize("contrast", [False, True])
+def test_words_already_read_differ_by_more_than_colour(server: Server, workdir: Path,
+                                                       contrast: bool) -> None:
+    """Outside forced colours a word already read was only green (WCAG 1.4.1): it must differ
+    in something other than colour, without moving any word (a child is reading it)."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / f"profile-read-cue-{contrast}")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            assert not page.evaluate("matchMedia('(forced-colors: active)').matches")
+            if contrast:
+                page.click("#contrast")
+            looks = page.evaluate(READ_LOOK_JS)
+        finally:
+            ctx.close()
+    assert looks["read"] != looks["other"], looks
+    assert "underline" in looks["read"], looks
+    assert not looks["moved"], looks
