@@ -1268,6 +1268,8 @@ def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
     try:
         wait_frames(pilot, 3)
         assert pilot.is_enabled("#extend")
+        # While an extension is left, the button is not described as having none.
+        assert "no extension left" not in described_by(pilot, "#extend").lower()
         pilot.focus("#extend")
         pilot.keyboard.press("Enter")
         pilot.wait_for_function(
@@ -1275,6 +1277,7 @@ def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
         pilot.wait_for_function("document.getElementById('extend').disabled")
         assert pilot.is_visible("#extend-none")
         assert "no extension left" in pilot.inner_text("#extend-none").lower()
+        assert "no extension left" in described_by(pilot, "#extend").lower()
         # The focus was on the button that went away: it stays in the session panel.
         assert pilot.evaluate("document.activeElement.id") == "extend-none"
     finally:
