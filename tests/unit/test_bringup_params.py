@@ -147,9 +147,27 @@ def test_wildcard_parameters_must_be_used_by_some_node() -> None:
     assert unknown_parameter_problems(keys, declared, whole_graph=True) == []
 
 
+@pytest.mark.parametrize("shared", ["/robot1/**", "/*", "/robot1/*", "**"])
+def test_shared_sections_are_checked_like_the_wildcard(shared: str) -> None:
+    """A multi-robot file's `/robot1/**` (or `/*`) is shared by every node: a value only the
+    safety node has must not be refused for the telepresence node."""
+    from passeur.ros.params import is_wildcard_key, unknown_parameter_problems
+
+    assert is_wildcard_key(shared)
+    assert not is_wildcard_key("/**/safety") and not is_wildcard_key("/robot1/safety")
+    keys = {"safety": {"max_linear_mps": shared}, "telepresence": {"max_linear_mps": shared}}
+    declared = {"safety": {"max_linear_mps"}, "telepresence": {"http_port"}}
+    assert unknown_parameter_problems(keys, declared, whole_graph=False) == []
+    assert unknown_parameter_problems(keys, declared, whole_graph=True) == []
+    keys = {"safety": {"max_linaer_mps": shared}, "telepresence": {"max_linaer_mps": shared}}
+    problems = unknown_parameter_problems(keys, declared, whole_graph=True)
+    assert problems == [f"'{shared}' sets 'max_linaer_mps', which no node has (did you mean "
+                        "'max_linear_mps'?)"]
+
+
 
 @pytest.mark.parametrize("namespace", ["robot1", "/robot1", "/robot1/"])
-def test_namespaced_sections_apply_as_ros_applies_them(tmp_path: Path, namespace: str) -> None:
+def test_namespaced_sections_match_as_ros_matches_them(tmp_path: Path, namespace: str) -> None:
     """`--namespace robot1` (as the launch files and the CLI document it) puts the safety node
     at /robot1/safety: the node keys rcl matches for it must apply, others must not."""
     f = tmp_path / "p.yaml"
@@ -170,6 +188,8 @@ def test_namespaced_sections_apply_as_ros_applies_them(tmp_path: Path, namespace
 
 
 def test_a_node_section_overrides_wildcard_sections(tmp_path: Path) -> None:
+    """Unlike rcl (matching sections in file order, the last wins), a node's own section wins
+    over shared ones wherever each is in the file (see `params._precedence`)."""
     f = tmp_path / "p.yaml"
     f.write_text("/robot1/safety:\n  ros__parameters:\n    rate: 3.0\n"
                  "/robot1/**:\n  ros__parameters:\n    rate: 2.0\n"

@@ -151,7 +151,11 @@ def _matches(key: str, node_name: str, namespace: str) -> bool:
 
 
 def _precedence(key: str) -> int:
-    """`/**` first, then other wildcard keys, then exact node names: the most specific wins."""
+    """`/**` first, then other wildcard keys, then exact node names: the most specific wins.
+
+    Deliberately not rcl's rule, under which matching sections apply in file order (the last
+    one wins): here a node's own section overrides a shared one wherever each is in the file.
+    """
     if key in ("/**", "**"):
         return 0
     return 1 if "*" in key else 2
@@ -174,8 +178,9 @@ def parameter_file_keys(path: Path, node_name: str, namespace: str = "") -> dict
 
 
 def is_wildcard_key(key: str) -> bool:
-    """`/**`: a section for every node, whatever its name."""
-    return key in ("/**", "**")
+    """A section shared by nodes of any name: its last segment is `**` or `*` (`/**`,
+    `/robot1/**`, `/*`); `/**/safety` is the safety node's own section."""
+    return key.rstrip("/").rsplit("/", 1)[-1] in ("*", "**")
 
 
 def unknown_parameter_problems(file_keys: dict[str, dict[str, str]],
