@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -168,6 +170,44 @@ def test_a_sigterm_to_the_process_group_leaves_the_child_to_the_parent(
     assert worker.error is None, f"the render process died of SIGTERM: {worker.error}"
     assert got == [i * 0.1 for i in range(4)]
     assert worker.exitcode == 0
+
+
+UNCLOSED_SCRIPT = """
+import threading, time
+from passeur.sim.render_process import ProcessRenderWorker
+from passeur.sim.simulator import SimLoop, Simulator
+
+if __name__ == "__main__":
+    sim = Simulator("library")
+    got = []
+    worker = ProcessRenderWorker(sim, lambda t, _rgb: got.append(t), SimLoop(sim).stats,
+                                 threading.Event(), "script")
+    worker.submit(0.0)
+    deadline = time.monotonic() + 60.0
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("frames", len(got), flush=True)
+    raise SystemExit(3)  # a script ending without closing the worker (e.g. on an error)
+"""
+
+
+def test_a_script_that_never_closes_its_worker_still_exits(tmp_path: Path,
+                                                            no_shm_leak: None) -> None:
+    """The child ignores SIGTERM (above), which multiprocessing's own clean-up at exit relies
+    on: the worker closes itself at exit instead, and the script ends at once."""
+    script = tmp_path / "unclosed.py"
+    script.write_text(UNCLOSED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), os.environ.get("PYTHONPATH", "")])}
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("the script hung at exit on its unclosed render worker") from exc
+    assert "frames 1" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 3, done.stderr
+    assert time.monotonic() - started < 100
 
 
 @pytest.mark.parametrize("render_process", [True, False])

@@ -29,6 +29,7 @@ test_sim_render_process.py).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
 import logging
@@ -228,6 +229,11 @@ class ProcessRenderWorker:
             # Our copies of the child's ends: closing them lets EOF say the child is gone.
             requests_r.close()
             results_w.close()
+            # The child ignores SIGTERM, so multiprocessing's own clean-up at exit (terminate,
+            # then join without a timeout) would wait for ever on a worker nobody closed (a
+            # script that ends on an exception): close it first (atexit runs in reverse order
+            # of registration, so this runs before multiprocessing's).
+            atexit.register(self.close)
         except BaseException:
             self.close()
             raise
@@ -324,6 +330,7 @@ class ProcessRenderWorker:
                 return
             self._closed = True
             self._cond.notify_all()
+        atexit.unregister(self.close)
         deadline = time.monotonic() + timeout_s
         try:
             if self._requests_w is not None:
