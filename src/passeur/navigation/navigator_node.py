@@ -224,8 +224,9 @@ class NavigatorNode(Node):
             "all; below robot_radius_m)", 0.0, 2.0)
         if self.self_filter_radius_m >= robot_radius:
             raise ConfigError(f"navigator.self_filter_radius_m = {self.self_filter_radius_m}: "
-                              f"must be smaller than robot_radius_m ({robot_radius}), or the "
-                              "filter would hide obstacles touching the robot")
+                              f"must be smaller than robot_radius_m ({robot_radius}) and than "
+                              "the base's own radius, or the filter would hide obstacles "
+                              "touching the robot; it only needs to cover the mast")
         self.costmap_config = CostmapConfig(
             robot_radius_m=robot_radius,
             inflation_radius_m=num("inflation_radius_m", 0.9, "cost gradient reach (m)", 0.05, 5.0),

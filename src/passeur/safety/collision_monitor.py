@@ -25,9 +25,11 @@ pose (`lidar_x_m`, `lidar_y_m`, `lidar_yaw_rad`).
 Self-filter: returns closer than `self_filter_radius_m` to base_link are the robot's own body,
 not obstacles. On the real robot and in Gazebo the lidar sees the mast that crosses its scan
 plane behind it (urdf/passeur.urdf.xacro); counted as an obstacle inside the footprint, it
-would forbid every reverse move. Nothing outside can come that close without having gone
-through the base, so the filter (smaller than the footprint's inscribed radius) hides no real
-obstacle. (The embedded simulator's lidar does not see the robot at all.)
+would forbid every reverse move. The filter stays smaller than the footprint's inscribed
+radius, so an obstacle at the robot's edge is still seen; what it hides is above the deck and
+within 0.18 m of the centre (the mast, or a book lying on the deck: it moves with the robot),
+and anything reaching in from outside crosses the unfiltered ring first. (The embedded
+simulator's lidar does not see the robot at all.)
 """
 
 from __future__ import annotations
