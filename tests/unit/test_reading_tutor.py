@@ -116,13 +116,15 @@ def test_bad_reading_config_names_file(tmp_path: Path) -> None:
     (lambda text: text.replace("Say after me: {word}.", "Say after me: {wrd}."),
      r"phrases\.en\.practice_say: 'Say after me: \{wrd\}\.' .*\{word\}"),
     (lambda text: text.replace('"Yes! {word}."', "42"), r"phrases\.en\.practice_good: 42 is not text"),
+    (lambda text: text.replace("Say after me: {word}.", "Say after me: {word.x}."),
+     r"phrases\.en\.practice_say: 'Say after me: \{word\.x\}\.' .*placeholder"),
     (lambda text: text.replace("  stuck_s: 4.0", '  stuck_s: "four"'),
      r"policy: stuck_s must be a number >= 0"),
     (lambda text: text.replace("  stuck_s: 4.0", "  stuck_s: -1"), r"policy: stuck_s must be a number"),
     (lambda text: "- just a list\n", r"expected a mapping with 'phrases'"),
     (lambda text: "phrases: [1, 2]\n", r"'phrases' must be a mapping"),
-], ids=["placeholder-typo", "number-phrase", "text-policy", "negative-policy", "list-file",
-        "list-phrases"])
+], ids=["placeholder-typo", "number-phrase", "attribute-placeholder", "text-policy",
+        "negative-policy", "list-file", "list-phrases"])
 def test_reading_config_mistakes_are_found_at_start_up(tmp_path: Path, edit: Any,
                                                        problem: str) -> None:
     from passeur.paths import share_path
@@ -133,6 +135,19 @@ def test_reading_config_mistakes_are_found_at_start_up(tmp_path: Path, edit: Any
     with pytest.raises(ReadingError, match=problem) as info:
         load_reading_config(bad)
     assert str(bad) in str(info.value)
+
+
+def test_a_placeholder_with_an_index_is_accepted(tmp_path: Path) -> None:
+    """`{word[0]}` (the word's first letter, for a phonics hint) is a placeholder the tutor
+    can fill: refusing it would be a false alarm."""
+    from passeur.paths import share_path
+
+    text = share_path("config", "reading.yaml").read_text(encoding="utf-8")
+    good = tmp_path / "reading.yaml"
+    good.write_text(text.replace("Say after me: {word}.", "Say after me: {word}, {word[0]}."),
+                    encoding="utf-8")
+    phrases, _ = load_reading_config(good)
+    assert "Say after me: {word}, {word[0]}." in phrases.table["en"]["practice_say"]
 
 
 def test_reading_config_in_another_encoding_is_a_clear_error(tmp_path: Path) -> None:

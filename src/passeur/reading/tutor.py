@@ -111,9 +111,9 @@ def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]
                 if not isinstance(text, str):
                     raise ReadingError(f"{path}: phrases.{lang}.{key}: {text!r} is not text; "
                                        "put it in quotes")
-                try:
-                    text.format(**dict.fromkeys(PLACEHOLDERS, ""))
-                except (KeyError, IndexError, ValueError) as exc:
+                try:  # sample values, as the tutor fills them (all text)
+                    text.format(**dict.fromkeys(PLACEHOLDERS, "word"))
+                except (KeyError, IndexError, ValueError, AttributeError) as exc:
                     names = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
                     raise ReadingError(f"{path}: phrases.{lang}.{key}: {text!r} has a "
                                        f"placeholder the tutor cannot fill ({exc}); use only "
