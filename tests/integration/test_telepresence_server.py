@@ -783,6 +783,12 @@ async def test_http_errors_of_the_web_framework_are_json_too(tmp_path: Any) -> N
                 assert body["error"] == "too_big" and "262144 bytes" in body["message"], body
             r = await http.get(f"{base}/api/reading/nope")
             assert r.status == 404 and (await r.json())["error"] == "not_found"
+            # Error answers carry the same protective headers as any other.
+            assert r.headers.get("X-Content-Type-Options") == "nosniff"
+            assert r.headers.get("Cache-Control") == "no-store"
+            r = await http.post(f"{base}/api/staff/login", json={"password": "wrong"})
+            assert r.status == 401 and r.headers.get("X-Content-Type-Options") == "nosniff"
+            assert r.headers.get("Referrer-Policy") == "no-referrer"
             # Pages and redirects are untouched.
             r = await http.get(f"{base}/pilot", allow_redirects=False)
             assert r.status == 302

@@ -494,6 +494,7 @@ class WebServer:
     async def _errors(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                       ) -> web.StreamResponse:
+        response: web.StreamResponse
         try:
             response = await handler(request)
         except AccessDenied as exc:
@@ -502,17 +503,18 @@ class WebServer:
                 403 if exc.reason == "forbidden" else 401
             headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} \
                 if exc.retry_after_s else None
-            return web.json_response({"error": exc.reason, "message": str(exc)},
-                                     status=status, headers=headers)
+            response = web.json_response({"error": exc.reason, "message": str(exc)},
+                                         status=status, headers=headers)
         except _BadRequest as exc:
-            return web.json_response({"error": exc.code, "message": str(exc)}, status=400)
+            response = web.json_response({"error": exc.code, "message": str(exc)}, status=400)
         except web.HTTPException as exc:
             # aiohttp's own refusals on the API (wrong method, a body over client_max_size on
             # a route that reads it with request.json(), no such route) in the same JSON shape;
             # redirects, pages and static files keep aiohttp's answers.
             if not (400 <= exc.status < 500 and request.path.startswith("/api/")):
                 raise
-            return self._framework_error(request, exc)
+            response = self._framework_error(request, exc)
+        # Error answers too: they carry the same headers as any other.
         if request.path.startswith("/api/") or request.path.endswith((".html", "/")):
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
