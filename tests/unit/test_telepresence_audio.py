@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import av
+import pytest
 
 from passeur.telepresence.audio import (
     FRAME_SAMPLES,
@@ -65,3 +66,63 @@ async def test_microphone_after_a_pause_starts_from_now() -> None:
         await track.recv()
     assert time.monotonic() - t0 > 0.15  # paced (10 x 20 ms), not a burst of 25 stale frames
     audio.close()
+
+
+class _FakePortAudio:
+    """A sounddevice stand-in: PortAudio lists a microphone and a speaker, but opening the
+    output fails (as with a sound server that went away: 'Illegal combination of I/O
+    devices')."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.opened: list[_FakeStream] = []
+
+    def query_devices(self) -> list[dict[str, int]]:
+        return [{"max_input_channels": 1, "max_output_channels": 0},
+                {"max_input_channels": 0, "max_output_channels": 2}]
+
+    def InputStream(self, **_kwargs: object) -> _FakeStream:
+        stream = _FakeStream()
+        self.opened.append(stream)
+        return stream
+
+    def OutputStream(self, **_kwargs: object) -> _FakeStream:
+        raise self.PortAudioError("Error opening OutputStream: Illegal combination of I/O "
+                                  "devices [PaErrorCode -9993]")
+
+
+class _FakeStream:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_listed_sound_device_that_cannot_be_opened(monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """With 'auto' the robot runs without sound (a warning says so) instead of not starting;
+    asked for explicitly, it is a clear configuration error. The microphone stream that did
+    open is given back."""
+    import sys
+
+    from passeur.telepresence.audio import FileAudio, make_audio
+    from passeur.telepresence.exceptions import TelepresenceConfigError
+
+    fake = _FakePortAudio()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    with caplog.at_level("WARNING"):
+        audio = make_audio("auto", "auto")
+    try:
+        assert isinstance(audio, FileAudio)
+        assert "cannot be opened" in caplog.text and "Illegal combination" in caplog.text
+    finally:
+        audio.close()
+    assert fake.opened and all(s.closed for s in fake.opened)
+    with pytest.raises(TelepresenceConfigError, match="cannot open the sound device.*audio_mic"):
+        make_audio("device", "device")

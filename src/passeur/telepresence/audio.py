@@ -260,10 +260,14 @@ class DeviceAudio(_AudioBase):
 
         self._in = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
                                   device=input_device, callback=on_input)
-        self._out = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                                    device=output_device, callback=on_output)
-        self._in.start()
-        self._out.start()
+        try:
+            self._out = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
+                                        device=output_device, callback=on_output)
+            self._in.start()
+            self._out.start()
+        except BaseException:
+            self._in.close()  # the microphone opened, the speaker did not: give it back
+            raise
 
     def read_mic(self, n: int) -> np.ndarray:
         with self._lock:
@@ -321,8 +325,24 @@ def make_audio(mic: str, speaker: str) -> AudioIO:
                 any(d["max_output_channels"] > 0 for d in devices)
         except (OSError, ImportError):
             want_device = False
-    if mic == "device" or speaker == "device" or want_device:
-        return DeviceAudio()
+    explicit = mic == "device" or speaker == "device"
+    if explicit or want_device:
+        import sounddevice as sd
+
+        try:
+            return DeviceAudio()
+        except (sd.PortAudioError, OSError) as exc:
+            # Listed is not usable (a sound server gone, a busy or odd device): with "auto" the
+            # robot runs without sound rather than not at all; asked for, it is an error.
+            if explicit:
+                from passeur.telepresence.exceptions import TelepresenceConfigError
+
+                raise TelepresenceConfigError(
+                    f"cannot open the sound device ({exc}); check it, or set audio_mic: "
+                    "silence and audio_speaker: none to run without sound") from exc
+            log.warning("a sound device is listed but cannot be opened (%s): the robot's "
+                        "microphone is silent and its speaker off (audio_mic / audio_speaker)",
+                        exc)
     mic_path = None if mic in ("silence", "auto", "") else Path(mic)
     speaker_path = None if speaker in ("none", "auto", "") else Path(speaker)
     return FileAudio(mic_path, speaker_path)
