@@ -364,14 +364,20 @@ def test_killing_the_browser_stops_the_robot(pw: Any, browser: Any, stack: Stack
             time.sleep(0.5)
             killed = time.monotonic()
             os.killpg(proc.pid, signal.SIGKILL)
-            zero_in = first_zero_after(stack, killed)
-            last_cmd = stack.node("telepresence").last_drive_command_mono_s
-        # The server's watchdog: zero at most 300 ms after the last command (+ one 20 ms tick
-        # and scheduling on a loaded 2-core machine), whatever the transport noticed.
-        first_zero = killed + zero_in
-        assert first_zero - last_cmd <= WATCHDOG_S + 0.1, (first_zero - last_cmd, zero_in,
-                                                           last_cmd - killed)
-        assert zero_in <= WATCHDOG_S + 0.1, (zero_in, last_cmd - killed)
+            first_zero_after(stack, killed)  # the robot is told to stop after the kill too
+            node = stack.node("telepresence")
+            last_cmd = node.last_drive_command_mono_s
+            # The server's watchdog: zero at most 300 ms after the last command (+ one 20 ms
+            # tick and scheduling on a loaded 2-core machine), whatever the transport noticed.
+            # A browser starved by a loaded machine may have stopped sending before the kill:
+            # then the watchdog's zero came before it, and is the one to time.
+            watchdog = first_zero_after(stack, last_cmd)
+            stopped = wall_time_of(last_cmd + watchdog)
+            moved_after = [t for t, lin, ang in list(node.publish_log)
+                           if t > stopped and (lin != 0.0 or ang != 0.0)]
+        assert watchdog <= WATCHDOG_S + 0.1, (watchdog, last_cmd - killed)
+        assert last_cmd + watchdog - killed <= WATCHDOG_S + 0.1, (watchdog, last_cmd - killed)
+        assert moved_after == [], "the robot was told to move after it stopped"
     finally:
         end_pilot(staff)
         staff.context.close()
