@@ -158,5 +158,20 @@
     return { pc, channel, video: opts.video, micTrack, stream };
   }
 
-  window.Passeur = { initPrefs, announce, api, errorText, navReasonText, formatTime, connectRobot, t, tOr };
+  /* A session's "Extend" button (pilot, spectator, staff) once no extension is left: disabled,
+   * the reason shown next to it and describing it only then (a hidden description is still
+   * read), and a focus on the button that went away moved to that reason instead of falling
+   * back to the top of the page. */
+  function showExtendable(buttonId, reasonId, none) {
+    const button = document.getElementById(buttonId), reason = document.getElementById(reasonId);
+    const hadFocus = document.activeElement === button;
+    button.disabled = none;
+    if (none) button.setAttribute("aria-describedby", reasonId);
+    else button.removeAttribute("aria-describedby");
+    reason.hidden = !none;
+    if (none && hadFocus) reason.focus();
+  }
+
+  window.Passeur = { initPrefs, announce, api, errorText, navReasonText, formatTime, connectRobot, t, tOr,
+    showExtendable };
 })();

@@ -511,16 +511,7 @@
     if (typeof msg.expires_in_s !== "number") return;
     state.expiresAt = Date.now() + msg.expires_in_s * 1000;
     if (typeof msg.extensions_left === "number") state.extensionsLeft = msg.extensions_left;
-    // Like the staff page: no extension left, no button; the reason is said next to it (and
-    // describes it only then: a hidden description is still read), and the focus on the
-    // button that went away moves to that reason.
-    const none = state.extensionsLeft === 0, button = $("extend");
-    const hadFocus = document.activeElement === button;
-    button.disabled = none;
-    if (none) button.setAttribute("aria-describedby", "extend-none");
-    else button.removeAttribute("aria-describedby");
-    $("extend-none").hidden = !none;
-    if (none && hadFocus) $("extend-none").focus();
+    P.showExtendable("extend", "extend-none", state.extensionsLeft === 0);
   }
 
   function onMessage(msg) {

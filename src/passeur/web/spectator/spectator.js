@@ -17,17 +17,8 @@
     showExtendable();
   }
 
-  // Like the pilot page: no extension left, no button; the reason is said next to it (and
-  // describes it only then: a hidden description is still read), and a focus on the button
-  // that went away moves to that reason instead of falling back to the top of the page.
   function showExtendable() {
-    const none = extensionsLeft === 0, button = $("extend");
-    const hadFocus = document.activeElement === button;
-    button.disabled = none;
-    if (none) button.setAttribute("aria-describedby", "extend-none");
-    else button.removeAttribute("aria-describedby");
-    $("extend-none").hidden = !none;
-    if (none && hadFocus) $("extend-none").focus();
+    P.showExtendable("extend", "extend-none", extensionsLeft === 0);
   }
 
   function robotLine(robot) {

@@ -115,16 +115,7 @@
     if (typeof session.expires_in_s !== "number") return;
     expiresAt = Date.now() + session.expires_in_s * 1000;
     if (typeof session.extensions_left === "number") extensionsLeft = session.extensions_left;
-    // No extension left, no button; the reason is said next to it (and describes it only
-    // then: a hidden description is still read), and a focus on the button that went away
-    // moves to that reason instead of falling back to the top of the page.
-    const none = extensionsLeft === 0, button = $("staff-extend");
-    const hadFocus = document.activeElement === button;
-    button.disabled = none;
-    if (none) button.setAttribute("aria-describedby", "staff-extend-none");
-    else button.removeAttribute("aria-describedby");
-    $("staff-extend-none").hidden = !none;
-    if (none && hadFocus) $("staff-extend-none").focus();
+    P.showExtendable("staff-extend", "staff-extend-none", extensionsLeft === 0);
   }
 
   function warningS() { return (config && config.session_warning_s) || 120; }
