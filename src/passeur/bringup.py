@@ -283,11 +283,7 @@ class Stack:
     def __init__(self, options: StackOptions, context: Any = None) -> None:
         from rclpy.parameter import Parameter
 
-        from passeur.ros.params import (
-            load_parameter_file,
-            parameter_file_keys,
-            unknown_parameter_problems,
-        )
+        from passeur.ros.params import load_parameter_file_with_keys, unknown_parameter_problems
 
         self.options = options
         self.context = context
@@ -302,9 +298,8 @@ class Stack:
         file_keys: dict[str, dict[str, str]] = {}
         try:
             for spec in specs:
-                overrides = load_parameter_file(params_file, spec.name, options.namespace)
-                file_keys[spec.name] = parameter_file_keys(params_file, spec.name,
-                                                           options.namespace)
+                overrides, file_keys[spec.name] = load_parameter_file_with_keys(
+                    params_file, spec.name, options.namespace)
                 extra = {**common, **options.per_node.get(spec.name, {})}
                 if spec.name == "sim":
                     extra.pop("use_sim_time", None)  # the simulator is the clock

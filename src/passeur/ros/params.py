@@ -166,15 +166,16 @@ def load_parameter_file(path: Path, node_name: str, namespace: str = "") -> list
 
     Raises ConfigError naming the file and the problem for anything malformed.
     """
-    values = _file_entries(path, node_name, namespace)
-    return [Parameter(name, value=value) for name, (value, _key) in values.items()]
+    return load_parameter_file_with_keys(path, node_name, namespace)[0]
 
 
-def parameter_file_keys(path: Path, node_name: str, namespace: str = "") -> dict[str, str]:
-    """{parameter name: the file's section key it comes from} for one node (the section that
-    wins, as in `load_parameter_file`)."""
-    return {name: key for name, (_value, key) in
-            _file_entries(path, node_name, namespace).items()}
+def load_parameter_file_with_keys(path: Path, node_name: str, namespace: str = ""
+                                  ) -> tuple[list[Parameter], dict[str, str]]:
+    """`load_parameter_file`'s parameters, and {parameter name: the file's section key it
+    comes from} (the section that wins), from one reading of the file."""
+    entries = _file_entries(path, node_name, namespace)
+    return ([Parameter(name, value=value) for name, (value, _key) in entries.items()],
+            {name: key for name, (_value, key) in entries.items()})
 
 
 def is_wildcard_key(key: str) -> bool:
@@ -188,7 +189,7 @@ def unknown_parameter_problems(file_keys: dict[str, dict[str, str]],
                                whole_graph: bool) -> list[str]:
     """What a parameter file sets that no node declares (rclpy ignores it without a word).
 
-    `file_keys`: per node, `parameter_file_keys`; `declared`: per node, its parameter names.
+    `file_keys`: per node, the keys of `load_parameter_file_with_keys`; `declared`: per node, its parameter names.
     A name in a node's own section must be one that node declares; a `/**` name, one that at
     least one node declares (checked only when `whole_graph`, every node of the graph
     running: a subset, or the `external` profile without the simulator, may leave out the
