@@ -1266,6 +1266,25 @@ def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarnes
 
 
 
+def use_the_last_extension(page: Any, button: str) -> None:
+    """Press the page's "Extend" (id `button`) from the keyboard when one extension is left:
+    before, the button is not described as having none; after, it is disabled, its reason
+    (id `button`-none) is shown and describes it, and the focus that was on the button moved
+    to that reason, not back to the top of the page."""
+    reason = f"{button}-none"
+    assert page.is_enabled(f"#{button}")
+    assert "no extension left" not in described_by(page, f"#{button}").lower()
+    page.focus(f"#{button}")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('Last extension used')")
+    page.wait_for_function(f"document.getElementById('{button}').disabled")
+    assert page.is_visible(f"#{reason}")
+    assert "no extension left" in page.inner_text(f"#{reason}").lower()
+    assert "no extension left" in described_by(page, f"#{button}").lower()
+    assert page.evaluate("document.activeElement.id") == reason
+
+
 def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
         browser: Any, stack: StackHarness, short_sessions: Any) -> None:
     short_sessions(pilot_max_extensions=1)
@@ -1273,19 +1292,7 @@ def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
     pilot = open_pilot(browser, stack, issue_code(staff))
     try:
         wait_frames(pilot, 3)
-        assert pilot.is_enabled("#extend")
-        # While an extension is left, the button is not described as having none.
-        assert "no extension left" not in described_by(pilot, "#extend").lower()
-        pilot.focus("#extend")
-        pilot.keyboard.press("Enter")
-        pilot.wait_for_function(
-            "document.getElementById('status').textContent.includes('Last extension used')")
-        pilot.wait_for_function("document.getElementById('extend').disabled")
-        assert pilot.is_visible("#extend-none")
-        assert "no extension left" in pilot.inner_text("#extend-none").lower()
-        assert "no extension left" in described_by(pilot, "#extend").lower()
-        # The focus was on the button that went away: it stays in the session panel.
-        assert pilot.evaluate("document.activeElement.id") == "extend-none"
+        use_the_last_extension(pilot, "extend")
     finally:
         pilot.context.close()
         end_pilot(staff)
@@ -1382,19 +1389,7 @@ def test_spectator_extend_is_disabled_with_its_reason_when_none_is_left(
         spectator.fill("#code-input", issue_code(staff, "spectator"))
         spectator.click("#code-submit")
         wait_frames(spectator, 3)
-        assert spectator.is_enabled("#extend")
-        # While an extension is left, the button is not described as having none.
-        assert "no extension left" not in described_by(spectator, "#extend").lower()
-        spectator.focus("#extend")
-        spectator.keyboard.press("Enter")
-        spectator.wait_for_function(
-            "document.getElementById('status').textContent.includes('Last extension used')")
-        spectator.wait_for_function("document.getElementById('extend').disabled")
-        assert spectator.is_visible("#extend-none")
-        assert "no extension left" in spectator.inner_text("#extend-none").lower()
-        assert "no extension left" in described_by(spectator, "#extend").lower()
-        # The focus was on the button that went away: it moves to the reason, not the page top.
-        assert spectator.evaluate("document.activeElement.id") == "extend-none"
+        use_the_last_extension(spectator, "extend")
         assert run_axe(spectator) == []
     finally:
         spectator.context.close()
@@ -1406,17 +1401,7 @@ def test_staff_extend_that_goes_away_leaves_the_focus_on_its_reason(
     short_sessions(staff_max_extensions=1)
     staff = staff_page(browser, stack)
     try:
-        assert staff.is_enabled("#staff-extend")
-        assert "no extension left" not in described_by(staff, "#staff-extend").lower()
-        staff.focus("#staff-extend")
-        staff.keyboard.press("Enter")
-        staff.wait_for_function(
-            "document.getElementById('status').textContent.includes('Last extension used')")
-        staff.wait_for_function("document.getElementById('staff-extend').disabled")
-        assert staff.is_visible("#staff-extend-none")
-        assert "no extension left" in described_by(staff, "#staff-extend").lower()
-        # The focus was on the button that went away: not back to the top of the page.
-        assert staff.evaluate("document.activeElement.id") == "staff-extend-none"
+        use_the_last_extension(staff, "staff-extend")
         assert run_axe(staff) == []
     finally:
         staff.context.close()
