@@ -497,12 +497,13 @@
 
   // -- server messages -------------------------------------------------------------------------
   function onNavigation(nav) {
-    if (!nav.state) return;
-    const key = nav.state + ":" + (nav.goal_id || "");
+    // "" = no navigation state yet (e.g. the navigator has not spoken since the robot
+    // started): then its first state, such as a goal this pilot sent failing, is news.
+    const key = nav.state ? nav.state + ":" + (nav.goal_id || "") : "";
     const first = state.navKey === null;
     if (key === state.navKey) return;
     state.navKey = key;
-    if (first) return; // what happened before this page connected is not news
+    if (first || !nav.state) return; // what happened before this page connected is not news
     if (nav.state === "reached") P.announce(t("status.reached"));
     else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
   }
