@@ -103,6 +103,11 @@ def test_cut_off_try_heard_as_the_word_is_a_self_correction_not_a_repetition() -
     state = Aligner(tokenize(TEXT, "en")).update(words(tried), finished=True)
     assert state.words[1].outcome == SELF_CORRECTION and state.words[1].attempts == ["little"]
     assert state.words[1].counted_correct and not state.extras
+    # "gar... garden" heard as "garden garden", the first copy 0.29 s, the reading 0.42 s (a
+    # benchmark page: a copy at 69 % of the reading's length is a try, not a repetition).
+    gar = [("the", 0.3), ("little", 0.29), ("little", 0.42)] + [(w, 0.4) for w in page[2:]]
+    state = Aligner(tokenize(TEXT, "en")).update(words(gar), finished=True)
+    assert state.words[1].outcome == SELF_CORRECTION and not state.extras
     # "little little", both whole: a repetition.
     twice = [("the", 0.3), ("little", 0.42), ("little", 0.45)] + [(w, 0.4) for w in page[2:]]
     state = Aligner(tokenize(TEXT, "en")).update(words(twice), finished=True)

@@ -135,8 +135,11 @@ def similarity(a: str, b: str) -> float:
 #: "garden garden", the first one squeezed into the fragment's time. Content words only:
 #: the length of a function word ("the", "a") varies twice over in plain reading, and the
 #: rule made "the the" a self-correction (a false alarm) without finding any cut-off try
-#: (benchmarks/reading.py, 40 pages).
-FRAGMENT_DURATION_RATIO = 0.6
+#: (benchmarks/reading.py, 40 pages). 0.75: a plain repetition's copies come out within about
+#: 15 % of each other; at 0.6 a "gar... garden" heard at 69 % of the reading's length was a
+#: repetition. Three generated sets (seeds 1-3), re-scored: 0.7 to 0.85 each find one more
+#: self-correction on seeds 1 and 3 than 0.6, with the same false alarms and repetitions.
+FRAGMENT_DURATION_RATIO = 0.75
 
 
 def _is_fragment(src: RecognizedWord, target: WordResult, functions: set[str]
