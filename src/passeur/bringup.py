@@ -436,6 +436,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", default=None, help="world name (library, chateau)")
 
 
+def node_list(text: str | None) -> list[str] | None:
+    """`--nodes` / `nodes:=` as names: "sim, safety" is ["sim", "safety"] (spaces around the
+    commas and empty items are ignored); empty or None: None (every node of the profile)."""
+    names = [name.strip() for name in (text or "").split(",")]
+    return [name for name in names if name] or None
+
+
 def options_from_args(args: argparse.Namespace, profile: str) -> StackOptions:
     common: dict[str, Any] = {}
     if args.world:
@@ -444,7 +451,7 @@ def options_from_args(args: argparse.Namespace, profile: str) -> StackOptions:
         profile=profile,
         params_file=args.params_file,
         namespace=args.namespace,
-        only=args.nodes.split(",") if args.nodes else None,
+        only=node_list(args.nodes),
         common=common,
     )
 

@@ -1,4 +1,5 @@
-"""`passeur sim`'s options: one left out keeps the parameter file's value."""
+"""`passeur sim`'s options: one left out keeps the parameter file's value; `--nodes` as
+typed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from passeur.bringup import StackOptions
 from passeur.ros.params import load_parameter_file
 
 
-def _options(monkeypatch: pytest.MonkeyPatch, *args: str) -> StackOptions:
+def _options(monkeypatch: pytest.MonkeyPatch, *args: str, nodes: str = "sim") -> StackOptions:
     seen: list[StackOptions] = []
 
     def fake_run_stack(options: StackOptions, **_kwargs: Any) -> int:
@@ -20,7 +21,7 @@ def _options(monkeypatch: pytest.MonkeyPatch, *args: str) -> StackOptions:
         return 0
 
     monkeypatch.setattr(passeur.cli, "run_stack", fake_run_stack)
-    assert passeur.cli.main(["sim", "--nodes", "sim", *args]) == 0
+    assert passeur.cli.main(["sim", "--nodes", nodes, *args]) == 0
     return seen[0]
 
 
@@ -40,3 +41,13 @@ def test_sim_options_given_override_the_parameter_file(monkeypatch: pytest.Monke
     options = _options(monkeypatch, "--rtf", "max", "--camera-rate", "5", "--seed", "3")
     assert options.per_node["sim"] == {"real_time_factor": 0.0, "camera_rate_hz": 5.0, "seed": 3}
     assert _options(monkeypatch, "--rtf", "2").per_node["sim"] == {"real_time_factor": 2.0}
+
+
+@pytest.mark.parametrize("nodes, expected", [
+    ("sim, safety", ["sim", "safety"]),  # as one writes a list in prose
+    (" sim,safety,", ["sim", "safety"]),
+    ("sim", ["sim"]),
+])
+def test_nodes_list_ignores_spaces_and_empty_items(monkeypatch: pytest.MonkeyPatch, nodes: str,
+                                                   expected: list[str]) -> None:
+    assert _options(monkeypatch, nodes=nodes).only == expected
