@@ -105,6 +105,9 @@ def test_an_unquoted_schedule_time_says_to_quote_it(tmp_path: Path) -> None:
     ((["places", 1, "id"], "hall"), "defined twice"),
     ((["places", 0, "name"], {"fr": "Hall", "en": ""}), "non-empty 'en'"),
     ((["places", 0, "pose", "x"], "left"), "pose.x must be a number"),
+    # degrees where radians belong: the robot would face 90 rad (about 116 degrees)
+    ((["places", 0, "pose", "yaw"], 90), "pose.yaw is in radians, from -3.1416 to 3.1416 (got "
+                                         "90; 90 degrees would be 1.5708)"),
     ((["keep_out", 0, "polygon"], [[0, 0], [1, 1]]), "at least 3"),
     ((["slow_zones", 0, "speed_limit_mps"], -1), "speed_limit_mps must be > 0"),
     ((["keep_out", 0, "polygon"], [[0, 0], [2, 0], [2, 2], [0, 2]]), "inside keep-out zone"),
