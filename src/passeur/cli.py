@@ -79,6 +79,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     # Refuse wrong options before printing anything (the password below for one).
     check_namespace(options.namespace)
     specs_for(options.profile, options.only)
+    if options.only is not None and "sim" not in options.only:
+        # Every node of the sim profile runs on sim time: without the simulator in this
+        # process their timers wait for a /clock from elsewhere (nothing happens until then).
+        print("passeur: note: --nodes without 'sim': these nodes run on sim time and wait for "
+              "/clock from a simulator started elsewhere (`passeur sim --nodes sim`); without "
+              "one, use `passeur robot`", flush=True)
     password = _demo_staff_password(options)
     if password is not None:
         print(f"staff page password for this run: {password}  (choose your own with "

@@ -51,3 +51,15 @@ def test_sim_options_given_override_the_parameter_file(monkeypatch: pytest.Monke
 def test_nodes_list_ignores_spaces_and_empty_items(monkeypatch: pytest.MonkeyPatch, nodes: str,
                                                    expected: list[str]) -> None:
     assert _options(monkeypatch, nodes=nodes).only == expected
+
+
+def test_a_subset_without_the_simulator_says_it_waits_for_a_clock(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """On sim time with no /clock, the safety node's timers never fire: no cmd_vel, no
+    safety/status, and nothing said about why."""
+    _options(monkeypatch, nodes="safety")
+    out = capsys.readouterr().out
+    assert "without 'sim': these nodes run on sim time and wait for /clock" in out
+    assert "passeur robot" in out
+    _options(monkeypatch, nodes="sim,safety")
+    assert "/clock" not in capsys.readouterr().out
