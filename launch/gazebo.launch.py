@@ -1,6 +1,7 @@
 """Gazebo (gz sim) instead of the embedded simulator, for machines with ROS 2 + Gazebo.
 
     ros2 launch passeur gazebo.launch.py world:=library headless:=true
+        [params_file:=/path/to/params.yaml] [nodes:=safety,reading,telepresence]
 
 Starts gz sim with sim/worlds/<world>.sdf, publishes the robot description (xacro), spawns
 the robot at the world's `robot_start` frame, bridges the simulator topics listed in
@@ -61,12 +62,20 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def _stack_params_file(share: Path, start_xyyaw: tuple[float, float, float]) -> str:
-    """config/passeur.yaml plus use_sim_time and the navigator's odom origin, in a temporary
-    file removed when the launch process exits."""
+def _stack_params_file(source: Path, start_xyyaw: tuple[float, float, float]) -> str:
+    """The parameter file `source` plus use_sim_time and the navigator's odom origin, in a
+    temporary file removed when the launch process exits."""
     import yaml
 
-    params = yaml.safe_load((share / PARAMS_FILE).read_text(encoding="utf-8")) or {}
+    from passeur.errors import ConfigError
+
+    try:
+        params = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the parameter file (params_file:=): {exc}",
+                          source) from exc
+    if not isinstance(params, dict):
+        raise ConfigError("expected a mapping of node names to `ros__parameters`", source)
     params = gazebo_stack_parameters(params, start_xyyaw)
     fd, name = tempfile.mkstemp(prefix="passeur_gazebo_", suffix=".yaml")
     with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -84,6 +93,8 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
     world = LaunchConfiguration("world").perform(context)
     headless = LaunchConfiguration("headless").perform(context).lower() in ("1", "true", "yes")
     nodes = LaunchConfiguration("nodes").perform(context).strip()
+    params_file = LaunchConfiguration("params_file").perform(context).strip()
+    params_source = Path(params_file) if params_file else share / PARAMS_FILE
     world_file = _world_file(share, world)
     description = load_world(world_file)
     start = description.start_pose
@@ -105,7 +116,7 @@ def _launch_setup(context, *args, **kwargs):  # type: ignore[no-untyped-def]
         package=PACKAGE, executable=STACK_EXECUTABLE, output="screen",
         arguments=["--profile", "external", "--world", world,
                    "--params-file",
-                   _stack_params_file(share, (start.x_m, start.y_m, start.yaw_rad)),
+                   _stack_params_file(params_source, (start.x_m, start.y_m, start.yaw_rad)),
                    *(["--nodes", nodes] if nodes else [])])
 
     def after_spawn(event, _context):  # type: ignore[no-untyped-def]
@@ -139,6 +150,11 @@ def generate_launch_description() -> LaunchDescription:
                                           ".sdf path"),
         DeclareLaunchArgument("headless", default_value="true",
                               description="run the Gazebo server only (no GUI)"),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="ROS 2 parameter file for the stack (your staff "
+                                          "password hash, speeds, ...); empty: the package's "
+                                          "config/passeur.yaml. use_sim_time and the "
+                                          "navigator's odom_origin are set on top of it"),
         DeclareLaunchArgument("nodes", default_value="",
                               description="comma-separated subset of the stack's nodes (e.g. "
                                           "safety,reading,telepresence to use Nav2 instead of "

@@ -303,6 +303,8 @@ class Stack:
                 extra = {**common, **options.per_node.get(spec.name, {})}
                 if spec.name == "sim":
                     extra.pop("use_sim_time", None)  # the simulator is the clock
+                if spec.name == "navigator" and "odom_origin" not in file_keys[spec.name]:
+                    extra = {**self._navigator_odom_origin(), **extra}
                 overrides += [Parameter(k, value=v) for k, v in extra.items()]
                 cls = spec.load()
                 node = create_node(cls, spec.name, params_file=params_file,
@@ -332,6 +334,16 @@ class Stack:
         except BaseException:
             self.close()
             raise
+
+    def _navigator_odom_origin(self) -> dict[str, Any]:
+        """The simulator's map -> odom for the navigator's `odom_origin` (a simulator with
+        `odom_origin: start` starts odom at the robot's start pose, and a navigator left at
+        [0, 0, 0] would put the robot at the map's origin, inside a wall); {} without one."""
+        for node in self.nodes:
+            if hasattr(node, "odom_origin_pose"):
+                origin = node.odom_origin_pose()
+                return {"odom_origin": [origin.x_m, origin.y_m, origin.yaw_rad]}
+        return {}
 
     def _link_sim_time(self, nodes: Iterable[Any] | None = None) -> None:
         """Register every node on sim time with the simulator (see `add_time_consumer`)."""
@@ -436,6 +448,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", default=None, help="world name (library, chateau)")
 
 
+def node_list(text: str | None) -> list[str] | None:
+    """`--nodes` / `nodes:=` as names: "sim, safety" is ["sim", "safety"] (spaces around the
+    commas and empty items are ignored); empty or None: None (every node of the profile)."""
+    names = [name.strip() for name in (text or "").split(",")]
+    return [name for name in names if name] or None
+
+
 def options_from_args(args: argparse.Namespace, profile: str) -> StackOptions:
     common: dict[str, Any] = {}
     if args.world:
@@ -444,7 +463,7 @@ def options_from_args(args: argparse.Namespace, profile: str) -> StackOptions:
         profile=profile,
         params_file=args.params_file,
         namespace=args.namespace,
-        only=args.nodes.split(",") if args.nodes else None,
+        only=node_list(args.nodes),
         common=common,
     )
 

@@ -79,12 +79,19 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     # Refuse wrong options before printing anything (the password below for one).
     check_namespace(options.namespace)
     specs_for(options.profile, options.only)
+    if options.only is not None and "sim" not in options.only:
+        # Every node of the sim profile runs on sim time: without the simulator in this
+        # process their timers wait for a /clock from elsewhere (nothing happens until then).
+        print("passeur: note: --nodes without 'sim': these nodes run on sim time and wait for "
+              "/clock from a simulator started elsewhere (`passeur sim --nodes sim`); without "
+              "one, use `passeur robot`", flush=True)
     password = _demo_staff_password(options)
     if password is not None:
         print(f"staff page password for this run: {password}  (choose your own with "
               "`passeur staff-password`, see README)", flush=True)
     sim = options.per_node.setdefault("sim", {})
-    sim["real_time_factor"] = args.rtf
+    if args.rtf is not None:
+        sim["real_time_factor"] = args.rtf
     if args.camera_rate is not None:
         sim["camera_rate_hz"] = args.camera_rate
     if args.seed is not None:
@@ -104,11 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_sim = sub.add_parser("sim", help="run the simulated robot (MuJoCo) with its web pages")
     add_stack_arguments(p_sim)
-    p_sim.add_argument("--rtf", type=_rtf, default=1.0,
-                       help="real-time factor: 1 = real time (default), 'max' = as fast as possible")
+    # Options left out keep the parameter file's values (/**/sim: real_time_factor, ...).
+    p_sim.add_argument("--rtf", type=_rtf, default=None,
+                       help="real-time factor: 1 = real time, 'max' = as fast as possible "
+                            "(default: the parameter file's real_time_factor, 1)")
     p_sim.add_argument("--camera-rate", type=float, default=None,
-                       help="camera rate in Hz (0 turns the camera off)")
-    p_sim.add_argument("--seed", type=int, default=None, help="simulator random seed")
+                       help="camera rate in Hz, 0 turns the camera off (default: the "
+                            "parameter file's camera_rate_hz, 15)")
+    p_sim.add_argument("--seed", type=int, default=None,
+                       help="simulator random seed (default: the parameter file's seed, 0)")
     p_sim.set_defaults(func=_cmd_sim)
 
     p_robot = sub.add_parser("robot", help="run the stack without the simulator "

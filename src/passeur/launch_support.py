@@ -2,8 +2,9 @@
 
 Both files build the node graph from `passeur.bringup.NODES` (the one list): by default a
 single `passeur_stack` process runs every node of the profile (one executor thread per node),
-exactly like `passeur sim` / `passeur robot`; with `split_processes:=true` each node of the list gets its
-own `passeur_stack --nodes NAME` process (easier to restart or profile one node).
+exactly like `passeur sim` / `passeur robot`; with `split_processes:=true` each node of the
+profile that `nodes:=` names (all when empty) gets its own `passeur_stack --nodes NAME`
+process (easier to restart or profile one node).
 
 `launch` and `launch_ros` exist only in a full ROS install, so they are imported inside
 `stack_launch_description()`, never at module level.
@@ -14,7 +15,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from passeur.bringup import EXTERNAL, SIM, specs_for
+from passeur.bringup import EXTERNAL, SIM, node_list, specs_for
+from passeur.errors import ConfigError
 
 PACKAGE = "passeur"
 EXECUTABLE = "passeur_stack"
@@ -44,12 +46,31 @@ def node_names(profile: str) -> list[str]:
     return [spec.name for spec in specs_for(profile)]
 
 
+def launch_bool(name: str, text: str) -> bool:
+    """A boolean launch argument, read as launch's IfCondition reads it."""
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ConfigError(f"launch argument {name}:={text!r}: expected true or false")
+
+
+def split_process_wanted(profile: str, name: str, split_processes: str, nodes: str) -> bool:
+    """Whether node `name` gets a process of its own: `split_processes` is true and `nodes`
+    names it (empty: every node of the profile). An unknown name in `nodes` is refused as
+    `passeur_stack --nodes` refuses it."""
+    if not launch_bool("split_processes", split_processes):
+        return False
+    return name in {spec.name for spec in specs_for(profile, node_list(nodes))}
+
+
 def stack_launch_description(profile: str) -> Any:
     if profile not in (SIM, EXTERNAL):
         raise ValueError(f"unknown profile '{profile}'")
-    from launch import LaunchDescription  # type: ignore[attr-defined]
+    from launch import Condition, LaunchDescription  # type: ignore[attr-defined]
     from launch.actions import DeclareLaunchArgument
-    from launch.conditions import IfCondition, UnlessCondition
+    from launch.conditions import UnlessCondition
     from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
     from launch_ros.actions import Node
     from launch_ros.substitutions import FindPackageShare
@@ -78,9 +99,16 @@ def stack_launch_description(profile: str) -> Any:
     actions.append(Node(package=PACKAGE, executable=EXECUTABLE, output="screen",
                         arguments=stack_args(LaunchConfiguration("nodes")),
                         condition=UnlessCondition(split)))
+    def wanted(name: str) -> Any:
+        def predicate(context: Any) -> bool:
+            return split_process_wanted(profile, name, split.perform(context),
+                                        LaunchConfiguration("nodes").perform(context))
+
+        return Condition(predicate=predicate)
+
     for name in node_names(profile):
         actions.append(Node(package=PACKAGE, executable=EXECUTABLE, output="screen",
-                            arguments=stack_args(name), condition=IfCondition(split)))
+                            arguments=stack_args(name), condition=wanted(name)))
     return LaunchDescription(actions)
 
 

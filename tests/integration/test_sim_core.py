@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from passeur.errors import ConfigError
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator
 
 
@@ -135,3 +137,31 @@ def test_camera_frames_are_rendered_in_their_own_thread_from_the_tick_state() ->
     t, rgb, _ = frames[-1]
     assert not np.array_equal(rgb, sim.render()) or sim.time_s == t
     sim.close_renderer()
+
+
+PILLAR_WORLD = """<sdf version='1.9'><world name='w'>{start}
+<model name='pillar'><static>true</static><link name='l'><collision name='c'><geometry>
+<cylinder><radius>0.3</radius><length>2</length></cylinder></geometry></collision></link>
+</model></world></sdf>"""
+
+
+@pytest.mark.parametrize("start, where", [
+    ("", "the origin (the world has no <frame name=\"robot_start\">)"),  # the default
+    ("<frame name='robot_start'><pose>0.2 0 0 0 0 0</pose></frame>",
+     "<frame name=\"robot_start\">"),
+])
+def test_a_start_pose_inside_the_scenery_is_refused(tmp_path: Path, start: str,
+                                                    where: str) -> None:
+    """MuJoCo would push the robot out of the pillar (out of the building, through a wall)
+    and the run would go on from wherever it landed."""
+    world = tmp_path / "pillar.sdf"
+    world.write_text(PILLAR_WORLD.format(start=start), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Simulator(world)
+    message = str(info.value)
+    assert message.startswith(f"{world}: the robot's start pose (")
+    assert where in message and "pillar/l/c" in message and "at a free spot" in message
+    free = tmp_path / "free.sdf"
+    free.write_text(PILLAR_WORLD.format(
+        start="<frame name='robot_start'><pose>2 0 0 0 0 1.57</pose></frame>"), encoding="utf-8")
+    assert Simulator(free).pose().x_m == pytest.approx(2.0, abs=0.01)

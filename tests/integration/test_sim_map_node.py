@@ -41,6 +41,16 @@ def test_map_server_refuses_a_missing_map_file(ros_context: Any, tmp_path: Any) 
     assert str(missing) in str(info.value)
 
 
+def test_a_world_without_a_map_says_how_to_build_it(ros_context: Any, tmp_path: Any) -> None:
+    """`passeur sim --world my_hall.sdf` before its map exists: the command to run is the
+    one for that world (a bare `passeur map build` builds the library's)."""
+    world = tmp_path / "my_hall.sdf"
+    world.write_text("<sdf version='1.9'><world name='w'></world></sdf>", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        StackHarness(ros_context, nodes=["map_server"], common={"world": str(world)})
+    assert f"`passeur map build --world {world}`" in str(info.value)
+
+
 def test_obstacles_topic_places_and_parks_boxes(ros_context: Any) -> None:
     with StackHarness(ros_context, nodes=["sim"],
                       per_node={"sim": {"real_time_factor": 0.0, "camera_rate_hz": 0.0}}) as h:

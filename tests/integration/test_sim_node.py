@@ -280,3 +280,31 @@ def test_cli_reports_a_bad_world_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert str(bad) in result.stderr and "not well-formed XML" in result.stderr
+
+
+def test_the_navigator_follows_the_simulators_odom_origin(ros_context: Any,
+                                                          tmp_path: Path) -> None:
+    """With the simulator's odom_origin 'start' (odom at 0 at robot_start, as on a real
+    robot), the navigator must place the robot at robot_start, not at the map's origin (a
+    wall corner: every goal failed with 'the robot is inside an obstacle')."""
+    sim = {"real_time_factor": 0.0, "camera_rate_hz": 0.0, "odom_origin": "start"}
+    with StackHarness(ros_context, nodes=["sim", "navigator"], per_node={"sim": sim}) as h:
+        start = h.node("sim").start_pose
+        assert (start.x_m, start.y_m) == (10.0, 2.0)  # library's robot_start
+        navigator = h.node("navigator")
+        h.wait_until(lambda: navigator.pose() is not None, 30.0, "the navigator's pose")
+        pose = navigator.pose()
+        assert (pose.x_m, pose.y_m) == pytest.approx((start.x_m, start.y_m), abs=0.02)
+        assert pose.yaw_rad == pytest.approx(start.yaw_rad, abs=0.02)
+    # A parameter file that sets the navigator's odom_origin keeps it (a localiser's set-up).
+    params = tmp_path / "own.yaml"
+    params.write_text("/**/navigator:\n  ros__parameters:\n    odom_origin: [1.0, 2.0, 0.0]\n",
+                      encoding="utf-8")
+    from passeur.bringup import Stack, StackOptions
+
+    stack = Stack(StackOptions(params_file=params, only=["sim", "navigator"],
+                               per_node={"sim": sim}), context=ros_context)
+    try:
+        assert stack.nodes[1].odom_origin == (1.0, 2.0, 0.0)
+    finally:
+        stack.close()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from passeur.bringup import EXTERNAL, NODES, SIM, add_stack_arguments, specs_for
+from passeur.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = {"sim.launch.py": SIM, "robot.launch.py": EXTERNAL}
@@ -98,6 +99,16 @@ class LaunchConfiguration(_Recorded):
     def variable(self) -> str:
         return str(self.args[0])
 
+    def perform(self, context: FakeContext) -> str:
+        return context.arguments[self.variable]
+
+
+class FakeContext:
+    """What a condition's predicate reads: the launch arguments' values."""
+
+    def __init__(self, arguments: dict[str, str]) -> None:
+        self.arguments = arguments
+
 
 class PathJoinSubstitution(_Recorded):
     pass
@@ -107,12 +118,13 @@ class FindPackageShare(_Recorded):
     pass
 
 
-class IfCondition(_Recorded):
-    pass
-
-
 class UnlessCondition(_Recorded):
     pass
+
+
+class Condition(_Recorded):
+    def evaluate(self, context: FakeContext) -> bool:
+        return bool(self.kwargs["predicate"](context))
 
 
 class Node(_Recorded):
@@ -123,9 +135,9 @@ class _FakeLaunch:
     """Installs fake `launch` / `launch_ros` packages in sys.modules for one test."""
 
     MODULES = {
-        "launch": {"LaunchDescription": LaunchDescription},
+        "launch": {"LaunchDescription": LaunchDescription, "Condition": Condition},
         "launch.actions": {"DeclareLaunchArgument": DeclareLaunchArgument},
-        "launch.conditions": {"IfCondition": IfCondition, "UnlessCondition": UnlessCondition},
+        "launch.conditions": {"UnlessCondition": UnlessCondition},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration,
                                  "PathJoinSubstitution": PathJoinSubstitution},
         "launch_ros": {},
@@ -198,7 +210,7 @@ def test_launch_graph_is_bringups_and_command_lines_parse(
     nodes = [e for e in desc.entities if isinstance(e, Node)]
     setup_py = (ROOT / "setup.py").read_text(encoding="utf-8")
     single = [n for n in nodes if isinstance(n.kwargs.get("condition"), UnlessCondition)]
-    split = [n for n in nodes if isinstance(n.kwargs.get("condition"), IfCondition)]
+    split = [n for n in nodes if isinstance(n.kwargs.get("condition"), Condition)]
     assert len(single) == 1 and len(split) + 1 == len(nodes)
     parser = _stack_parser()
     per_process: list[str] = []
@@ -221,6 +233,34 @@ def test_launch_graph_is_bringups_and_command_lines_parse(
     assert set(per_process) <= {s.name for s in NODES}
     if profile == EXTERNAL:
         assert "sim" not in per_process
+
+
+@pytest.mark.parametrize("filename, profile", sorted(LAUNCH_FILES.items()))
+def test_split_processes_start_only_the_nodes_asked_for(
+        filename: str, profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nodes:=safety,reading,telepresence split_processes:=true` (the README's Nav2 recipe,
+    one process per node) must not start our navigator or map_server beside Nav2's."""
+    desc = _describe(filename, monkeypatch)
+    nodes = [e for e in desc.entities if isinstance(e, Node)]
+
+    def started(**arguments: str) -> list[str]:
+        context = FakeContext(arguments)
+        out = []
+        for node in nodes:
+            condition = node.kwargs["condition"]
+            if isinstance(condition, Condition) and condition.evaluate(context):
+                out.append(str(node.kwargs["arguments"][-1]))
+        return out
+
+    every = [s.name for s in specs_for(profile)]
+    assert started(split_processes="true", nodes="") == every
+    assert started(split_processes="True", nodes="safety, reading,telepresence") == [
+        "safety", "reading", "telepresence"]
+    assert started(split_processes="false", nodes="safety") == []
+    with pytest.raises(ConfigError, match="unknown node"):
+        started(split_processes="true", nodes="safety,nav2")
+    with pytest.raises(ConfigError, match="split_processes"):
+        started(split_processes="yes please", nodes="")
 
 
 

@@ -86,11 +86,28 @@ def test_patrol_mistakes_are_named(tmp_path: Path, change: tuple, message: str) 
     assert "route 'closing'" in text
 
 
+def test_an_unquoted_schedule_time_says_to_quote_it(tmp_path: Path) -> None:
+    """`daily: 17:45` without quotes is the number 1065 to YAML (base 60)."""
+    places = load_places(write(tmp_path, "test.yaml", PLACES), "test")
+    text = yaml.safe_dump(ROUTES, allow_unicode=True)
+    assert "daily: '17:45'" in text
+    path = tmp_path / "routes.yaml"
+    path.write_text(text.replace("daily: '17:45'", "daily: 17:45"), encoding="utf-8")
+    with pytest.raises(NavConfigError) as info:
+        load_patrols(path, places)
+    assert str(info.value) == (
+        f"{path}: route 'closing': schedule.daily must be a time \"HH:MM\" (got 1065); YAML "
+        "reads 17:45 without quotes as the number 1065: write it in quotes, daily: \"17:45\"")
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ((["places", 0, "pose"], {"y": 1.0}), "needs pose"),
     ((["places", 1, "id"], "hall"), "defined twice"),
     ((["places", 0, "name"], {"fr": "Hall", "en": ""}), "non-empty 'en'"),
     ((["places", 0, "pose", "x"], "left"), "pose.x must be a number"),
+    # degrees where radians belong: the robot would face 90 rad (about 116 degrees)
+    ((["places", 0, "pose", "yaw"], 90), "pose.yaw is in radians, from -3.1416 to 3.1416 (got "
+                                         "90; 90 degrees would be 1.5708)"),
     ((["keep_out", 0, "polygon"], [[0, 0], [1, 1]]), "at least 3"),
     ((["slow_zones", 0, "speed_limit_mps"], -1), "speed_limit_mps must be > 0"),
     ((["keep_out", 0, "polygon"], [[0, 0], [2, 0], [2, 2], [0, 2]]), "inside keep-out zone"),

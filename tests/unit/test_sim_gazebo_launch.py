@@ -158,7 +158,8 @@ def fake_launch(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
     return classes
 
 
-def _gazebo_actions(fake: dict[str, type], world: str = "library", nodes: str = "") -> list[Any]:
+def _gazebo_actions(fake: dict[str, type], world: str = "library", nodes: str = "",
+                    params_file: str = "") -> list[Any]:
     spec = importlib.util.spec_from_file_location("gazebo_launch", LAUNCH)
     assert spec is not None and spec.loader is not None
     launch_module = importlib.util.module_from_spec(spec)
@@ -167,7 +168,7 @@ def _gazebo_actions(fake: dict[str, type], world: str = "library", nodes: str = 
     opaque = [e for e in desc.args[0] if isinstance(e, fake["OpaqueFunction"])]
     assert len(opaque) == 1
     actions: list[Any] = opaque[0].kwargs["function"](
-        {"world": world, "headless": "true", "nodes": nodes})
+        {"world": world, "headless": "true", "nodes": nodes, "params_file": params_file})
     return actions
 
 
@@ -360,3 +361,33 @@ def test_gazebo_launch_passes_a_subset_of_nodes_to_the_stack(
         args = parser.parse_args(stack.kwargs["arguments"])
         assert args.nodes == expected
         args.params_file.unlink()
+
+
+def _stack_parameters(fake: dict[str, type], params_file: str) -> dict[str, Any]:
+    actions = _gazebo_actions(fake, params_file=params_file)
+    handler = next(a for a in actions if isinstance(a, fake["RegisterEventHandler"]))
+    stack = handler.args[0].kwargs["on_exit"](types.SimpleNamespace(returncode=0), {})[0]
+    cmd = stack.kwargs["arguments"]
+    path = Path(cmd[cmd.index("--params-file") + 1])
+    try:
+        params: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    finally:
+        path.unlink()
+    return params
+
+
+def test_gazebo_launch_takes_the_users_parameter_file(fake_launch: dict[str, type],
+                                                      tmp_path: Path) -> None:
+    """Like sim.launch.py and robot.launch.py: the staff password hash, speeds and the rest
+    come from the user's file (without it the staff page stayed disabled under Gazebo)."""
+    own = tmp_path / "museum.yaml"
+    own.write_text("/**/telepresence:\n  ros__parameters:\n    staff_password_hash: 'scrypt$x'\n",
+                   encoding="utf-8")
+    params = _stack_parameters(fake_launch, str(own))
+    assert params["/**/telepresence"]["ros__parameters"]["staff_password_hash"] == "scrypt$x"
+    assert params["/**"]["ros__parameters"]["use_sim_time"] is True
+    assert "odom_origin" in params["/**/navigator"]["ros__parameters"]
+    from passeur.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot read the parameter file"):
+        _gazebo_actions(fake_launch, params_file=str(tmp_path / "missing.yaml"))

@@ -57,6 +57,11 @@ class MapNode(Node):
         map_file = declare(self, "map_file", "",
                            "map_server YAML to serve instead of the world's map")
         path = Path(map_file) if map_file else map_path_for_world(world)
+        if not map_file and not path.is_file():
+            # load_map's own hint (`passeur map build`) would build the library's map.
+            raise ConfigError(f"no occupancy map for world '{world}': build it with "
+                              f"`passeur map build --world {world}`, or set map_server's "
+                              "map_file", path)
         self.grid = load_map(path)
         self.map_path = path
         self._pub = self.create_publisher(OccupancyGrid, "map", qos.LATCHED)

@@ -31,6 +31,16 @@ MAX_DWELL_S = 3600.0
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
+def _unquoted_time_hint(value: object) -> str:
+    """YAML 1.1 (PyYAML) reads an unquoted 17:45 as the base-60 number 1065 (08:45 stays
+    text): say so, or the error would show a number the user never wrote."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 24 * 60:
+        return ""
+    hours, minutes = divmod(value, 60)
+    return (f"; YAML reads {hours}:{minutes:02d} without quotes as the number {value}: "
+            f"write it in quotes, daily: \"{hours:02d}:{minutes:02d}\"")
+
+
 @dataclass(frozen=True)
 class Waypoint:
     place: str
@@ -135,10 +145,11 @@ def parse_patrols(data: Any, path: Path, places: PlacesConfig) -> PatrolsConfig:
         if schedule is not None:
             if not isinstance(schedule, dict) or set(schedule) != {"daily"}:
                 raise NavConfigError(f"{where}: schedule must be {{daily: \"HH:MM\"}}", path)
-            daily = str(schedule["daily"])
+            raw = schedule["daily"]
+            daily = str(raw)
             if not _HHMM.match(daily):
                 raise NavConfigError(f"{where}: schedule.daily must be a time \"HH:MM\" "
-                                     f"(got {schedule['daily']!r})", path)
+                                     f"(got {raw!r}){_unquoted_time_hint(raw)}", path)
         raw_wps = entry.get("waypoints")
         if not isinstance(raw_wps, list) or not raw_wps:
             raise NavConfigError(f"{where}: waypoints must be a non-empty list", path)

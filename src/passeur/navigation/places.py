@@ -116,6 +116,18 @@ def _number(value: Any, what: str, path: Path) -> float:
     return float(value)
 
 
+#: A yaw beyond a full turn (and a little rounding) is degrees written where radians belong.
+MAX_ABS_YAW_RAD = 6.3
+
+
+def _yaw(value: Any, what: str, path: Path) -> float:
+    yaw = _number(value, what, path)
+    if abs(yaw) > MAX_ABS_YAW_RAD:
+        raise NavConfigError(f"{what} is in radians, from -3.1416 to 3.1416 (got {value!r}; "
+                             f"{value!r} degrees would be {math.radians(yaw):.4f})", path)
+    return yaw
+
+
 def _text_map(value: Any, what: str, path: Path, required: bool) -> dict[str, str]:
     if value is None and not required:
         return {}
@@ -189,7 +201,7 @@ def parse_places(data: Any, path: Path, world: str | None = None) -> PlacesConfi
             names=_text_map(entry.get("name"), f"{where} name", path, required=True),
             x_m=_number(pose["x"], f"{where} pose.x", path),
             y_m=_number(pose["y"], f"{where} pose.y", path),
-            yaw_rad=_number(pose.get("yaw", 0.0), f"{where} pose.yaw", path),
+            yaw_rad=_yaw(pose.get("yaw", 0.0), f"{where} pose.yaw", path),
             description=_text_map(entry.get("description"), f"{where} description", path,
                                   required=False),
         )

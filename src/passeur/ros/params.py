@@ -27,9 +27,15 @@ def declare(
     *,
     min_value: float | None = None,
     max_value: float | None = None,
-    read_only: bool = False,
+    read_only: bool = True,
 ) -> Any:
-    """Declare one parameter with a description (and range) and return its value."""
+    """Declare one parameter with a description (and range) and return its value.
+
+    Read-only unless `read_only=False`: most nodes read their parameters once, at start-up,
+    so a run-time change (`ros2 param set`) would be reported as successful and do nothing.
+    rclpy refuses a change to a read-only parameter ("Trying to set a read-only
+    parameter"); a node that applies changes (an on-set-parameters callback) passes False.
+    """
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
     if min_value is not None or max_value is not None:
         lo = min_value if min_value is not None else -1e300

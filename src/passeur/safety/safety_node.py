@@ -163,7 +163,7 @@ class SafetyNode(Node):
 
         def num(name: str, default: float, description: str, lo: float, hi: float) -> None:
             d[name] = float(declare(self, name, float(default), description,
-                                    min_value=lo, max_value=hi))
+                                    min_value=lo, max_value=hi, read_only=False))
 
         d["rate_hz"] = float(declare(self, "rate_hz", 30.0, "cmd_vel output rate (Hz, node "
                                      "clock); fixed at start-up", min_value=5.0,
@@ -180,11 +180,13 @@ class SafetyNode(Node):
         num("max_angular_accel_rps2", 3.0, "yaw acceleration limit (rad/s^2)", 0.01, 50.0)
         d["footprint_shape"] = str(declare(
             self, "footprint_shape", "circle",
-            "robot outline: 'circle' (footprint_radius_m) or 'polygon' (footprint_polygon)"))
+            "robot outline: 'circle' (footprint_radius_m) or 'polygon' (footprint_polygon)",
+            read_only=False))
         num("footprint_radius_m", 0.225, "radius of a round base (m)", 0.01, 2.0)
         d["footprint_polygon"] = list(declare(
             self, "footprint_polygon", DEFAULT_POLYGON,
-            "convex outline [x1, y1, x2, y2, ...] in base_link (m), for footprint_shape polygon"))
+            "convex outline [x1, y1, x2, y2, ...] in base_link (m), for footprint_shape polygon",
+            read_only=False))
         num("footprint_padding_m", 0.02, "clearance added around the footprint (m)", 0.0, 0.5)
         num("stop_margin_m", 0.10, "stop zone depth at rest: closest approach to an obstacle (m)",
             0.0, 2.0)
@@ -199,7 +201,8 @@ class SafetyNode(Node):
             0.0, 0.5)
         d["allow_rotation_in_place"] = bool(declare(
             self, "allow_rotation_in_place", True,
-            "polygon footprints: allow turning in place near obstacles (round bases always may)"))
+            "polygon footprints: allow turning in place near obstacles (round bases always may)",
+            read_only=False))
         num("lidar_x_m", 0.10, "lidar position in base_link, x (m)", -2.0, 2.0)
         num("lidar_y_m", 0.0, "lidar position in base_link, y (m)", -2.0, 2.0)
         num("lidar_yaw_rad", 0.0, "lidar yaw in base_link (rad)", -math.pi, math.pi)

@@ -42,7 +42,7 @@ from passeur.sim.mujoco_model import (
     expand_xacro,
 )
 from passeur.sim.render_process import ProcessRenderWorker
-from passeur.sim.sdf_world import World, load_world
+from passeur.sim.sdf_world import START_FRAME, World, load_world
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class Simulator:
         self._ray_geom = np.zeros(n, dtype=np.int32)
         self._ray_dist = np.zeros(n, dtype=np.float64)
         self.reset()
+        self._check_start_pose()
 
     # -- state ---------------------------------------------------------------------------
     def reset(self, pose: Pose2D | None = None) -> None:
@@ -144,6 +145,20 @@ class Simulator:
             self._contact_steps = 0
             self._in_contact = False
             mj.mj_forward(self.model, self.data)
+
+    def _check_start_pose(self) -> None:
+        """Refuse a start pose inside the scenery: MuJoCo would push the robot out through
+        the nearest face, often out of the building, and the run would go on from there."""
+        touched = sorted({scenery for _robot, scenery in self.contacts()})
+        if not touched:
+            return
+        start = self.world.start_pose
+        where = (f'<frame name="{START_FRAME}">' if START_FRAME in self.world.frames
+                 else f'the origin (the world has no <frame name="{START_FRAME}">)')
+        raise ConfigError(
+            f"the robot's start pose ({start.x_m:.2f}, {start.y_m:.2f}), {where}, overlaps "
+            f"{', '.join(touched)}; put <frame name=\"{START_FRAME}\"><pose>X Y 0 0 0 YAW"
+            "</pose></frame> in <world> at a free spot", self.world.path)
 
     @property
     def time_s(self) -> float:
