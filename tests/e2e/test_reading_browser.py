@@ -501,3 +501,35 @@ def test_together_your_turn_is_not_replaced_by_the_instructions(server: Server,
         finally:
             ctx.close()
     assert status == turn, status
+
+
+def test_a_reading_left_for_the_next_page_is_saved(server: Server, workdir: Path) -> None:
+    """A child reads page 1 in "I read", then presses "Next page" instead of "I'm done": the
+    session was deleted unscored, and the librarian never saw that reading."""
+    wav = save(reading(["Tom has a small red boat."], "en-us+f3", 130, lead_s=1.0, tail_s=3.0),
+               workdir / "next-page.wav", rate=48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, wav, workdir / "profile-next-page")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.fill("#reader", "Capucine")
+            page.click("#mode-i_read")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
+            page.click("#next")
+            page.wait_for_function("document.getElementById('page-number').textContent "
+                                   "=== '2 / 3'", timeout=10000)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and ("Capucine" not in server.service.store(
+                    ).readers() or any(s.reader == "Capucine"
+                                       for s in list(server.service.sessions.values()))):
+                time.sleep(0.2)
+        finally:
+            ctx.close()
+    sessions = server.service.store().export("Capucine")["sessions"]
+    assert [(s["book"], s["mode"], [p["page"] for p in s["pages"]]) for s in sessions] == [
+        ("little-red-boat", "i_read", [1])]
+    assert sessions[0]["pages"][0]["words_correct"] >= 4
+    assert not any(s.reader == "Capucine" for s in list(server.service.sessions.values()))

@@ -282,6 +282,7 @@
       else if (ev.type === "finished") showResult(ev);
       else if (ev.type === "error") setStatus(problem(ev));
     });
+    state.unsaved = true; // until "I'm done" scores and saves it
     if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
   }
 
@@ -299,6 +300,7 @@
 
   async function finish() {
     const sid = state.session;
+    state.unsaved = false;
     closeMedia();
     if (sid) {
       setStatus(() => t("done")); // no longer "I'm listening": the microphone is off
@@ -318,7 +320,14 @@
     closeMedia();
     if (state.ws) { state.ws.close(); state.ws = null; }
     if (state.session) {
-      fetch(`/api/reading/sessions/${state.session}`, { method: "DELETE" }).catch(() => {});
+      const url = `/api/reading/sessions/${state.session}`;
+      // A reading left without "I'm done" (another page, book or mode, or the tab closed) is
+      // scored and saved first, then the session ends (keepalive: sent even while unloading).
+      const saving = state.unsaved ? fetch(`${url}/finish`, { method: "POST", keepalive: true })
+        : Promise.resolve();
+      saving.catch(() => {}).finally(() =>
+        fetch(url, { method: "DELETE", keepalive: true }).catch(() => {}));
+      state.unsaved = false;
       state.session = null;
     }
   }
@@ -475,7 +484,7 @@
     if (p && p.i + 1 < p.words.length) { p.i += 1; practiseWord(); }
   });
   $("practice-stop").addEventListener("click", () => stopPractice(true));
-  window.addEventListener("pagehide", () => { endPlayback(); closeMedia(); });
+  window.addEventListener("pagehide", () => { endPlayback(); endSession(); });
 
   let initial = "fr";
   try { initial = localStorage.getItem("passeur.reader.lang") || ""; } catch (e) { initial = ""; }
