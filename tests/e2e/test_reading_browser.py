@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -430,3 +431,105 @@ def test_words_already_read_differ_by_more_than_colour(server: Server, workdir: 
     assert looks["read"] != looks["other"], looks
     assert "underline" in looks["read"], looks
     assert not looks["moved"], looks
+
+
+def test_messages_follow_a_language_change_and_listening_ends_with_i_am_done(
+        server: Server, workdir: Path) -> None:
+    """The result and the status were written once, in the language of that moment: after
+    "Français" the score stayed English, and "I'm listening" stayed up after "I'm done"."""
+    wav = save(reading(["Tom has a small red boat."], "en-us+f3", 130, lead_s=1.0, tail_s=3.0),
+               workdir / "short.wav", rate=48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, wav, workdir / "profile-language-change")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-i_read")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
+            page.click("#stop")
+            page.wait_for_selector("#result:not([hidden])", timeout=30000)
+            status_after_done = page.inner_text("#status")
+            result_en = page.inner_text("#result-text")
+            page.click("button.lang[data-lang='fr']")
+            result_fr = page.inner_text("#result-text")
+            status_fr = page.inner_text("#status")
+        finally:
+            ctx.close()
+    assert "listening" not in status_after_done, status_after_done
+    assert result_en.startswith("Well done!"), result_en
+    assert result_fr.startswith("Bravo !") and "mots justes" in result_fr, result_fr
+    assert "listening" not in status_fr and "Done" not in status_fr, status_fr
+
+
+def test_together_your_turn_is_not_replaced_by_the_instructions(server: Server,
+                                                                 workdir: Path) -> None:
+    """The page wrote its instructions once its microphone was connected, over the robot's
+    "Your turn!" that had come meanwhile (a slow connection): the child was never told it
+    was their turn."""
+    silent = workdir / "silent.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 12, np.int16), 48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, silent, workdir / "profile-together-turn")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+
+            def slow_offer(route: Any) -> None:  # ICE gathering can take its full 3 s
+                time.sleep(4.0)
+                route.continue_()
+
+            page.route("**/offer", slow_offer)
+            page.click("#mode-together")
+            page.wait_for_function(
+                "() => (window.passeurReader.said || []).some(e => e.kind === 'your_turn')",
+                timeout=60000)
+            turn = page.evaluate("window.passeurReader.said.find("
+                                 "e => e.kind === 'your_turn').text")
+            # Let the microphone finish connecting (the instructions were written then).
+            page.wait_for_function("() => window.passeurReader.pc && "
+                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
+            page.wait_for_function(f"() => document.getElementById('status').textContent "
+                                   f"=== {turn!r}", timeout=15000)
+            time.sleep(1.0)
+            status = page.inner_text("#status")
+            page.click("#stop")
+        finally:
+            ctx.close()
+    assert status == turn, status
+
+
+def test_a_reading_left_for_the_next_page_is_saved(server: Server, workdir: Path) -> None:
+    """A child reads page 1 in "I read", then presses "Next page" instead of "I'm done": the
+    session was deleted unscored, and the librarian never saw that reading."""
+    wav = save(reading(["Tom has a small red boat."], "en-us+f3", 130, lead_s=1.0, tail_s=3.0),
+               workdir / "next-page.wav", rate=48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, wav, workdir / "profile-next-page")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.fill("#reader", "Capucine")
+            page.click("#mode-i_read")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
+            page.click("#next")
+            page.wait_for_function("document.getElementById('page-number').textContent "
+                                   "=== '2 / 3'", timeout=10000)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and ("Capucine" not in server.service.store(
+                    ).readers() or any(s.reader == "Capucine"
+                                       for s in list(server.service.sessions.values()))):
+                time.sleep(0.2)
+        finally:
+            ctx.close()
+    sessions = server.service.store().export("Capucine")["sessions"]
+    assert [(s["book"], s["mode"], [p["page"] for p in s["pages"]]) for s in sessions] == [
+        ("little-red-boat", "i_read", [1])]
+    assert sessions[0]["pages"][0]["words_correct"] >= 4
+    assert not any(s.reader == "Capucine" for s in list(server.service.sessions.values()))

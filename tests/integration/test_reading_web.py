@@ -535,3 +535,13 @@ async def test_the_dyslexia_font_is_served_to_tablets(client) -> None:  # type: 
         assert (await r.read())[:4] == b"wOFF"
     assert (await c.get("/reader/fonts/passwd")).status == 404
     assert (await c.get("/reader/fonts/..%2F..%2Fetc%2Fpasswd")).status == 404
+
+
+async def test_a_page_where_nothing_was_heard_is_not_saved(client) -> None:  # type: ignore[no-untyped-def]
+    """"I read", then "I'm done" (or another page) before a word was read: the reader's
+    progress got a page at 0 words a minute and 0 % accuracy, a dip to 0 in the chart."""
+    c, service = client
+    sid = await _open(c, reader="Zoé")
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+    assert done["words_correct"] == 0 and done["saved"] is False and "warning" not in done
+    assert service.store().readers() == []

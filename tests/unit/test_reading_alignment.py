@@ -249,3 +249,63 @@ def test_near_miss_before_its_word_is_a_try_and_instead_of_it_a_substitution() -
     misread = Aligner(tokenize(TEXT, "en")).update(hyp("the little both" + rest), finished=True)
     assert misread.words[2].outcome == SUBSTITUTION and misread.words[2].heard == "both"
     assert not misread.extras
+
+
+class _Scripted:
+    """A recogniser that 'hears' given words once the audio reaches their end."""
+
+    def __init__(self, words: list[RecognizedWord]) -> None:
+        self.words = words
+        self.t = 0.0
+
+    def _hyp(self) -> Hypothesis:
+        return Hypothesis([w for w in self.words if w.end_s <= self.t], self.t)
+
+    def accept(self, pcm: bytes) -> Hypothesis:
+        self.t += 0.02
+        return self._hyp()
+
+    def endpoint(self) -> Hypothesis:
+        return self._hyp()
+
+    def finish(self) -> Hypothesis:
+        return Hypothesis(list(self.words), self.t)
+
+    def close(self) -> None:
+        pass
+
+
+def test_time_the_robot_spoke_is_neither_hesitation_nor_reading_time() -> None:
+    """"Together": the robot reads each sentence, then the child repeats it. The 3 s the robot
+    spoke before the second sentence were counted as the child's pause (its first word became
+    a 'hard word' to practise, on a page read perfectly) and as reading time (WCPM halved)."""
+    from passeur.reading.audio_in import FRAME_BYTES, MicGate
+    from passeur.reading.session import ReadingSession
+
+    page = tokenize("The boat is red.\nTom runs after it.", "en")
+    words, t = [], 0.5
+    for i, w in enumerate("the boat is red tom runs after it".split()):
+        t += 3.6 if i == 4 else 0.1  # the robot speaks from 2.6 s to 5.6 s (muted), then Tom
+        words.append(RecognizedWord(w, t, t + 0.4))
+        t += 0.4
+    gate = MicGate(tail_s=0.0)
+    session = ReadingSession(page, _Scripted(words), gate=gate)
+    for n in range(int(t / 0.02) + 25):
+        gate.set_speaking(2.6 <= n * 0.02 < 5.6)
+        session.feed(bytes(FRAME_BYTES))
+    result = session.finish()
+    tom = result.state.words[4]
+    assert tom.outcome == CORRECT and not tom.hesitation, tom
+    assert tom.pause_before_s is not None and tom.pause_before_s < 1.0
+    assert result.score.hard_words == []
+    # 7.4 s from the first word to the last, 3 s of which the robot spoke.
+    assert abs(result.score.reading_time_s - 4.4) < 0.1, result.score.reading_time_s
+    assert abs(result.score.wcpm - 8 / 4.4 * 60) < 2.0
+
+
+def test_without_the_robot_speaking_a_long_pause_stays_a_hesitation() -> None:
+    page = tokenize("The boat is red.\nTom runs after it.", "en")
+    state = Aligner(page).update(hyp("the boat is red tom runs after it", gaps={4: 3.6}),
+                                 finished=True, muted=[False] * 500)
+    assert [w.expected for w in state.words if w.hesitation] == ["tom"]
+    assert score(page, state, [False] * 500).reading_time_s > 6.5

@@ -172,3 +172,26 @@ def test_report_chart_has_one_point_per_session_by_date(tmp_path: Path) -> None:
     html = write_report(store, "Léo", tmp_path / "r.html", "fr").read_text(encoding="utf-8")
     assert "Date de la séance" in html
     store.close()
+
+
+@pytest.mark.parametrize("spacing_s", [300, 3 * 3600, 86400, 7 * 86400])
+def test_report_chart_dates_tell_sessions_apart(spacing_s: int) -> None:
+    """A visit with several sessions (the reader page saves one per page): every tick of the
+    chart said the same date ("2026-12-07" four times), however many hours apart."""
+    from datetime import datetime, timedelta
+
+    import matplotlib.pyplot as plt
+
+    from passeur.reading.progress_store import chart_figure
+
+    start = datetime(2026, 12, 7, 14, 0)
+    points = [(start + timedelta(seconds=i * spacing_s), 60.0 + i, 0.9) for i in range(4)]
+    fig = chart_figure(points, "fr")
+    try:
+        fig.canvas.draw()
+        labels = [label.get_text() for label in fig.axes[0].get_xticklabels()
+                  if label.get_text()]
+    finally:
+        plt.close(fig)
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert not any(c.isalpha() for label in labels for c in label), labels  # no "Dec"

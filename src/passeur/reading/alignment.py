@@ -11,6 +11,7 @@ reader's position; the path gives each page word an outcome:
 - ``omission``: skipped (only once the reader went past it, or at the end of the page);
 - ``self_correction``: a wrong attempt, then the right word (counted correct, as tutors do);
 - ``hesitation`` (a flag on a page word): a pause longer than ``hesitation_s`` before it;
+  time the robot was speaking (microphone muted) is not the reader's pause;
 
 and each extra recognised word is an ``insertion`` (not in the text) or a ``repetition``
 (a word just read, said again). A page-following recogniser can only name page words: a word
@@ -189,6 +190,8 @@ class Aligner:
         self.expected = page.keys()
         self.told: set[int] = set()
         self._functions = FUNCTION_WORDS[page.lang]
+        self._muted: Sequence[bool] | None = None
+        self._frame_s = 0.02
         self.state = AlignmentState(self._fresh(), [], 0, None, 0.0)
 
     def _fresh(self) -> list[WordResult]:
@@ -255,9 +258,12 @@ class Aligner:
         return ops
 
     def update(self, hyp: Hypothesis, *, finished: bool = False,
-               speech: Sequence[bool] | None = None, frame_s: float = 0.02) -> AlignmentState:
+               speech: Sequence[bool] | None = None, frame_s: float = 0.02,
+               muted: Sequence[bool] | None = None) -> AlignmentState:
         """Re-align the whole hypothesis. `speech`: voice activity per audio frame (optional),
-        to notice speech that no recognised word accounts for."""
+        to notice speech that no recognised word accounts for. `muted`: per audio frame, the
+        microphone was muted while the robot spoke (optional): not counted in pauses."""
+        self._muted, self._frame_s = muted, frame_s
         # One recognised word may give several keys ("twenty-one"); keep their timings.
         keys: list[str] = []
         sources: list[RecognizedWord] = []
@@ -406,7 +412,9 @@ class Aligner:
                 elif start >= w.start_s:
                     break
             if previous_end is not None:
-                w.pause_before_s = max(0.0, w.start_s - previous_end)
+                # The reader waiting for the robot to finish speaking is not hesitating.
+                w.pause_before_s = max(0.0, w.start_s - previous_end - muted_s(
+                    self._muted, self._frame_s, previous_end, w.start_s))
                 w.hesitation = w.pause_before_s > self.hesitation_s
 
     def _read_around(self, words: list[WordResult], index: int) -> bool:
@@ -452,9 +460,22 @@ class PageScore:
     hard_words: list[str]
 
 
-def score(page: Page, state: AlignmentState) -> PageScore:
+def muted_s(muted: Sequence[bool] | None, frame_s: float, start_s: float, end_s: float
+            ) -> float:
+    """Seconds between `start_s` and `end_s` when the microphone was muted (robot speaking)."""
+    if not muted or end_s <= start_s:
+        return 0.0
+    lo = max(0, int(start_s / frame_s))
+    hi = min(len(muted), int(end_s / frame_s))
+    return sum(muted[lo:hi]) * frame_s if hi > lo else 0.0
+
+
+def score(page: Page, state: AlignmentState, muted: Sequence[bool] | None = None,
+          frame_s: float = 0.02) -> PageScore:
     """Accuracy and words correct per minute over display tokens (a token such as "l'arbre"
-    or "21" is correct when all of its spoken words are)."""
+    or "21" is correct when all of its spoken words are). `muted` (per audio frame, the
+    microphone muted while the robot spoke): that time is not the reader's reading time
+    ("Together": the robot reads each sentence first)."""
     by_token: dict[int, list[WordResult]] = {}
     for w in state.words:
         by_token.setdefault(w.token, []).append(w)
@@ -463,7 +484,10 @@ def score(page: Page, state: AlignmentState) -> PageScore:
     total = len(page.tokens)
     times = [(w.start_s, w.end_s) for w in state.words if w.start_s is not None
              and w.end_s is not None]
-    reading_time = (max(e for _, e in times) - min(s for s, _ in times)) if times else 0.0
+    reading_time = 0.0
+    if times:
+        first, last = min(s for s, _ in times), max(e for _, e in times)
+        reading_time = last - first - muted_s(muted, frame_s, first, last)
     wcpm = correct / (reading_time / 60.0) if reading_time > 0 else 0.0
     hard: list[str] = []
     for t in sorted(by_token):

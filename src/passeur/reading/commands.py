@@ -82,6 +82,18 @@ def _cmd_read(args: argparse.Namespace) -> int:
         backend = create_backend("vosk", {"models": models})
     else:
         backend = create_backend("pocketsphinx")
+    if not args.vosk_model and not backend.supports(book.lang):
+        # The backends' own messages name the reading node's settings, which this command
+        # does not read: say what to give here instead.
+        from passeur.reading.asr_vosk import MODELS_URL
+        from passeur.reading.exceptions import ASRUnavailable
+
+        why = ("pocketsphinx has no model for it (it ships English only)"
+               if args.asr == "pocketsphinx" else "no vosk model was given")
+        raise ASRUnavailable(
+            f"no speech model for '{book.lang}', the language of book '{book.id}': {why}. "
+            f"Give a vosk model for '{book.lang}': --asr vosk --vosk-model DIR (models at "
+            f"{MODELS_URL})")
     from passeur.reading.exceptions import AudioFormatError
 
     try:

@@ -383,6 +383,40 @@ def chart_points(data: dict[str, Any]) -> list[tuple[datetime, float, float]]:
     return sorted(points, key=lambda p: p[0])
 
 
+def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") -> Any:
+    """The progress chart (a matplotlib Figure): WCPM and accuracy per session over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    t = REPORT_TEXT.get(lang, REPORT_TEXT["en"])
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    xs = mdates.date2num([p[0] for p in points])
+    ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
+    ax.set_xlabel(t["sessions"])
+    ax.set_ylabel(t["wcpm"])
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    # Several sessions in one visit: ticks hours or minutes apart show the time too (a plain
+    # date format printed the same date under every tick). Numbers only: no English month
+    # names in a French report.
+    formatter = mdates.AutoDateFormatter(locator, defaultfmt="%Y-%m-%d")
+    formatter.scaled = {365.0: "%Y", 30.0: "%Y-%m", 1.0: "%Y-%m-%d",
+                        1 / 24: "%Y-%m-%d %H:%M", 1 / 1440: "%Y-%m-%d %H:%M",
+                        1 / 86400: "%H:%M:%S"}
+    ax.xaxis.set_major_formatter(formatter)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [100 * p[2] for p in points], "s--", color="#b04a00", label=t["accuracy"])
+    ax2.set_ylim(0, 105)
+    ax2.set_ylabel(t["accuracy"])
+    fig.autofmt_xdate()
+    fig.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
     """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time."""
     import matplotlib
@@ -398,23 +432,7 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
     chart = ""
     points = chart_points(data)
     if points:
-        import matplotlib.dates as mdates
-
-        fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-        xs = mdates.date2num([p[0] for p in points])
-        ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
-        ax.set_xlabel(t["sessions"])
-        ax.set_ylabel(t["wcpm"])
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-        ax2 = ax.twinx()
-        ax2.plot(xs, [100 * p[2] for p in points], "s--", color="#b04a00",
-                 label=t["accuracy"])
-        ax2.set_ylim(0, 105)
-        ax2.set_ylabel(t["accuracy"])
-        fig.autofmt_xdate()
-        fig.legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
+        fig = chart_figure(points, lang)
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)

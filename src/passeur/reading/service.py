@@ -396,7 +396,10 @@ class LiveSession:
                 return {"type": "finished", "mode": self.mode}
             if self.result is None:
                 self.result = self._session.finish()
-            if self.reader and not self.saved:
+            # A page where no word was heard (the child left, or the microphone gave nothing)
+            # is no reading: saved, it would put a 0 in the librarian's progress chart.
+            heard = any(w.start_s is not None for w in self.result.state.words)
+            if self.reader and not self.saved and heard:
                 try:
                     self._store()
                 except ProgressStoreError as exc:

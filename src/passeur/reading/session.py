@@ -56,6 +56,7 @@ class ReadingSession:
         self.decode_s = 0.0
         self._last_texts: list[str] = []
         self.speech: list[bool] = []  # voice activity per frame
+        self.muted: list[bool] = []  # per frame: microphone muted while the robot spoke
         self._frames = 0
         self._last_voice_s: float | None = None  # audio time of the last frame with voice
         self._finished: SessionResult | None = None
@@ -78,6 +79,7 @@ class ReadingSession:
             frame, speaking = self.gate.filter(frame)
         vad = self.segmenter.push(frame)
         self.speech.append(vad.speech)
+        self.muted.append(speaking)
         hyp = self.recognizer.accept(frame)
         if vad.endpoint:
             hyp = self.recognizer.endpoint()
@@ -95,7 +97,8 @@ class ReadingSession:
         if texts != self._last_texts or finished:
             self._last_texts = texts
             state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished,
-                                        speech=self.speech, frame_s=FRAME_MS / 1000.0)
+                                        speech=self.speech, frame_s=FRAME_MS / 1000.0,
+                                        muted=self.muted)
             for i in range(state.position):
                 self.reached_at_s.setdefault(i, self.audio_s)
             if self.on_update is not None:
@@ -127,7 +130,9 @@ class ReadingSession:
         self._after(hyp, False, finished=True)
         self.decode_s += time.perf_counter() - t0
         state = self.aligner.state
-        result = SessionResult(self.page, state, score(self.page, state), list(self.actions),
+        result = SessionResult(self.page, state,
+                               score(self.page, state, self.muted, FRAME_MS / 1000.0),
+                               list(self.actions),
                                dict(self.reached_at_s), self.decode_s, self.audio_s)
         if self.tutor is not None:
             end = self.tutor.page_end(result.score, state)

@@ -70,7 +70,14 @@
   window.passeurReader = state; // for tests and debugging
 
   function t(key) { return STRINGS[state.ui][key]; }
-  function setStatus(text) { $("status").textContent = text; }
+  /* Shows a message; a function is the message in the page's language, shown again in the
+   * new language when the language changes (plain text, e.g. the robot's words, stays). */
+  function show(el, text) {
+    el.i18n = typeof text === "function" ? text : null;
+    el.textContent = el.i18n ? el.i18n() : text;
+  }
+  const LOCALISED = ["status", "result-text", "result-note", "practice-status", "practice-result"];
+  function setStatus(text) { show($("status"), text); }
 
   function applyLanguage(lang) {
     state.ui = lang;
@@ -81,6 +88,7 @@
     });
     document.querySelectorAll("button.lang").forEach((b) =>
       b.setAttribute("aria-pressed", String(b.dataset.lang === lang)));
+    for (const id of LOCALISED) { const el = $(id); if (el.i18n) el.textContent = el.i18n(); }
     document.title = `Passeur – ${t("title")}`;
     try { localStorage.setItem("passeur.reader.lang", lang); } catch (e) { /* private mode */ }
     applyDisplay(false);
@@ -97,14 +105,14 @@
     return body;
   }
 
-  /* A failure in the page's language (by HTTP status); the server's English detail goes to
-   * the console, for whoever debugs it. */
+  /* A failure in the page's language (by HTTP status), as a message for show(); the server's
+   * English detail goes to the console, for whoever debugs it. */
   function problem(e) {
     if (e && e.message) console.warn("reader:", e.message);
     const status = e && e.status;
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
       : status === 503 ? "error_unavailable" : "error_other";
-    return t("error") + t(key);
+    return () => t("error") + t(key);
   }
   const post = (path, body) => api(path, { method: "POST",
     headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -258,31 +266,33 @@
 
   // -- modes ---------------------------------------------------------------------------------
   async function readToMe() {
-    setStatus(t("reading"));
+    setStatus(() => t("reading"));
     const sp = await api(`/api/reading/books/${encodeURIComponent(state.book)}/pages/${state.page}/speech`);
-    playAudio(sp.audio, sp.words, () => { highlight(null); setStatus(t("done")); finishUi(); },
+    playAudio(sp.audio, sp.words, () => { highlight(null); setStatus(() => t("done")); finishUi(); },
       sp.speaker === "robot");
   }
 
   async function listen(mode) {
-    if (!state.data.can_listen) { setStatus(t("no_model")); finishUi(); return; }
+    if (!state.data.can_listen) { setStatus(() => t("no_model")); finishUi(); return; }
+    // Before the session opens: the robot's first words ("Your turn!") must not be replaced.
+    setStatus(() => (mode === "i_read" ? t("listening") : t("together_start")));
     const sid = await openSession({ mode }, (ev) => {
       if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
       else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
       else if (ev.type === "finished") showResult(ev);
       else if (ev.type === "error") setStatus(problem(ev));
     });
-    if (!(await connectMic(sid))) { setStatus(t("mic_denied")); finishUi(); return; }
-    setStatus(mode === "i_read" ? t("listening") : t("together_start"));
+    state.unsaved = true; // until "I'm done" scores and saves it
+    if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
   }
 
   function showResult(r) {
     if (r.wcpm === undefined) return;
     markWords(r.words || []);
-    $("result-text").textContent = STRINGS[state.ui].result(r);
+    show($("result-text"), () => STRINGS[state.ui].result(r));
     // Not saved: said, but it does not stop the child (the librarian sees the error).
     $("result-note").hidden = !r.warning;
-    $("result-note").textContent = r.warning ? t("not_saved") : "";
+    show($("result-note"), r.warning ? () => t("not_saved") : "");
     state.hard = r.hard_words || [];
     $("practice-start").hidden = !(state.hard.length && state.data && state.data.can_listen);
     $("result").hidden = false;
@@ -290,8 +300,10 @@
 
   async function finish() {
     const sid = state.session;
+    state.unsaved = false;
     closeMedia();
     if (sid) {
+      setStatus(() => t("done")); // no longer "I'm listening": the microphone is off
       try { showResult(await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" })); }
       catch (e) { setStatus(problem(e)); }
     }
@@ -308,7 +320,14 @@
     closeMedia();
     if (state.ws) { state.ws.close(); state.ws = null; }
     if (state.session) {
-      fetch(`/api/reading/sessions/${state.session}`, { method: "DELETE" }).catch(() => {});
+      const url = `/api/reading/sessions/${state.session}`;
+      // A reading left without "I'm done" (another page, book or mode, or the tab closed) is
+      // scored and saved first, then the session ends (keepalive: sent even while unloading).
+      const saving = state.unsaved ? fetch(`${url}/finish`, { method: "POST", keepalive: true })
+        : Promise.resolve();
+      saving.catch(() => {}).finally(() =>
+        fetch(url, { method: "DELETE", keepalive: true }).catch(() => {}));
+      state.unsaved = false;
       state.session = null;
     }
   }
@@ -357,8 +376,8 @@
     if (!p) return;
     const word = p.words[p.i];
     $("practice-word").textContent = word;
-    $("practice-result").textContent = ""; $("practice-result").classList.remove("ok");
-    $("practice-status").textContent = t("practice_listen");
+    show($("practice-result"), ""); $("practice-result").classList.remove("ok");
+    show($("practice-status"), () => t("practice_listen"));
     $("practice-next").disabled = true;
     let settled = false;
     const settle = async (correct) => {
@@ -366,13 +385,13 @@
       settled = true;
       clearTimeout(p.timer);
       if (correct) p.ok += 1;
-      $("practice-result").textContent = correct ? `✓ ${t("practice_ok")}` : t("practice_retry");
+      show($("practice-result"), () => (correct ? `✓ ${t("practice_ok")}` : t("practice_retry")));
       $("practice-result").classList.toggle("ok", correct);
       (p.results = p.results || []).push({ word, correct });
       await endSession();
       $("practice-next").disabled = false;
       if (p.i + 1 >= p.words.length) {
-        $("practice-status").textContent = STRINGS[state.ui].practice_done(p.ok, p.words.length);
+        show($("practice-status"), () => STRINGS[state.ui].practice_done(p.ok, p.words.length));
         $("practice-next").disabled = true;
       }
       $("practice-next").focus();
@@ -381,16 +400,16 @@
       const sid = await openSession({ mode: "practice", word }, (ev) => {
         if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
         else if (ev.type === "practice" && ev.correct) settle(true);
-        else if (ev.type === "error") $("practice-status").textContent = problem(ev);
+        else if (ev.type === "error") show($("practice-status"), problem(ev));
       });
-      if (!(await connectMic(sid))) { $("practice-status").textContent = t("mic_denied"); return; }
+      if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
       p.timer = setTimeout(async () => {
         try {
           const r = await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" });
           settle(!!r.correct);
         } catch (e) { settle(false); }
       }, PRACTICE_LISTEN_MS);
-    } catch (e) { $("practice-status").textContent = problem(e); }
+    } catch (e) { show($("practice-status"), problem(e)); }
   }
 
   function stopPractice(show = true) {
@@ -465,7 +484,7 @@
     if (p && p.i + 1 < p.words.length) { p.i += 1; practiseWord(); }
   });
   $("practice-stop").addEventListener("click", () => stopPractice(true));
-  window.addEventListener("pagehide", () => { endPlayback(); closeMedia(); });
+  window.addEventListener("pagehide", () => { endPlayback(); endSession(); });
 
   let initial = "fr";
   try { initial = localStorage.getItem("passeur.reader.lang") || ""; } catch (e) { initial = ""; }
