@@ -91,7 +91,9 @@ async def test_start_stop_and_history(client: TestClient) -> None:
 
     resp = await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)
     assert resp.status == 409
-    assert "already running" in (await resp.json())["error"]
+    body = await resp.json()
+    # A code the staff page says in its language; the sentence is for logs and curl.
+    assert body["error"] == "patrol_busy" and "already running" in body["message"]
 
     resp = await client.post("/api/patrols/stop", headers=STAFF)
     assert (await resp.json())["outcome"] == "stopped"
@@ -104,22 +106,40 @@ async def test_start_stop_and_history(client: TestClient) -> None:
 async def test_bad_requests(client: TestClient) -> None:
     resp = await client.post("/api/patrols/start", json={"route": "nope"}, headers=STAFF)
     assert resp.status == 404
-    assert "unknown route 'nope'" in (await resp.json())["error"]
+    body = await resp.json()
+    assert body["error"] == "unknown_route" and "unknown route 'nope'" in body["message"]
     resp = await client.post("/api/patrols/start", data=b"{not json", headers=STAFF)
-    assert resp.status == 400
+    assert resp.status == 400 and (await resp.json())["error"] == "bad_json"
     # Nested deeper than the JSON parser's recursion limit: a bad request, not a 500.
     resp = await client.post("/api/patrols/start", data="[" * 3000 + "]" * 3000, headers=STAFF)
-    assert resp.status == 400 and "route" in (await resp.json())["error"]
+    body = await resp.json()
+    assert resp.status == 400 and body["error"] == "bad_json" and "route" in body["message"]
     resp = await client.get("/api/patrols/history?limit=x", headers=STAFF)
     assert resp.status == 400
 
 
+def test_every_patrol_api_error_code_is_said_in_french_and_english() -> None:
+    """The staff page shows {"error": code} in its language ("error." + code): a French desk
+    that started a second patrol read "Une erreur est survenue (code : patrol 'x' is already
+    running; stop it first)"."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    codes = set(re.findall(r'_error\(\d+, "([a-z_]+)"',
+                           (root / "src/passeur/navigation/web.py").read_text("utf-8")))
+    assert {"patrol_busy", "unknown_route", "bad_field", "bad_json"} <= codes
+    i18n = (root / "src/passeur/web/common/i18n.js").read_text("utf-8")
+    for code in codes:
+        assert i18n.count(f'"error.{code}"') == 2, code
+
+
 async def test_places_are_public(client: TestClient) -> None:
     resp = await client.get("/api/places?world=../etc")
-    assert resp.status == 400
+    assert resp.status == 400 and (await resp.json())["error"] == "bad_field"
     resp = await client.get("/api/places?world=atlantis")
     assert resp.status == 404
-    assert "no places for world 'atlantis'" in (await resp.json())["error"]
+    body = await resp.json()
+    assert body["error"] == "unknown_world" and "no places for world 'atlantis'" in body["message"]
 
 
 async def test_places_include_spoken_descriptions(client: TestClient) -> None:

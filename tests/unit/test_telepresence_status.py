@@ -4,6 +4,7 @@ status reasons as codes, link quality from RTCP statistics."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -92,6 +93,29 @@ def test_patrol_reasons_become_codes() -> None:
         == ("retrying", "blocked")
     assert patrol_reason_codes("waypoint 2 (desk) failed: no path found to the goal") \
         == ("waypoint_failed", "unreachable")
+
+
+I18N = Path(__file__).resolve().parents[2] / "src" / "passeur" / "web" / "common" / "i18n.js"
+
+
+@pytest.mark.parametrize(("reason", "codes"), [
+    # The patrol node's sentences when someone else's goal or a cancel takes the robot.
+    ("interrupted by another goal", ("interrupted", "")),
+    ("interrupted: cancelled on request", ("interrupted", "cancelled")),
+    ("interrupted: navigation cancelled", ("interrupted", "cancelled")),
+    ("waypoint 1 (desk) failed: the navigator did not answer (is it running?)",
+     ("waypoint_failed", "no_answer")),
+])
+def test_staff_are_told_why_a_patrol_stopped_in_their_language(
+        reason: str, codes: tuple[str, str]) -> None:
+    """A pilot's "go to" stopped the closing round, and the staff desk said "stopped · for
+    another reason": every sentence the patrol node writes has a code the pages translate."""
+    assert patrol_reason_codes(reason) == codes
+    text = I18N.read_text(encoding="utf-8")
+    code, cause = codes
+    assert text.count(f'"patrol.reason.{code}"') == 2, code
+    if cause:
+        assert text.count(f'"nav.reason.{cause}"') == 2, cause
 
 
 def test_rtcp_jitter_is_in_rtp_clock_ticks() -> None:

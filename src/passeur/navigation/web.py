@@ -6,8 +6,9 @@
     POST /api/patrols/stop         staff: -> status
     GET  /api/patrols/history?limit=N&route=R   staff: recorded runs, newest first
 
-Errors are JSON {"error": "..."} with 400 (bad request), 404 (unknown world/route),
-409 (a patrol is already running). Work that touches files or SQLite runs in a thread, never
+Errors are JSON {"error": code, "message": sentence}, as on the rest of the server (pages
+show the code in their own language, never the English sentence): 400 bad_field / bad_json,
+404 unknown_world / unknown_route, 409 patrol_busy (a patrol is already running). Work that touches files or SQLite runs in a thread, never
 on the event loop.
 """
 
@@ -27,8 +28,8 @@ from passeur.telepresence.web_feature import WebContext
 _WORLD = re.compile(r"^[a-z0-9_\-]{1,64}$")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
 
 
 class _PlacesSource(Protocol):
@@ -56,11 +57,11 @@ class PlacesFeature:
     async def get_places(self, request: web.Request) -> web.Response:
         world = request.query.get("world") or self.default_world
         if not _WORLD.match(world):
-            return _error(400, "world must be a short lower-case name, e.g. 'library'")
+            return _error(400, "bad_field", "world must be a short lower-case name, e.g. 'library'")
         try:
             data = await asyncio.get_running_loop().run_in_executor(None, self._load, world)
         except NavConfigError as exc:
-            return _error(404, f"no places for world '{world}': {exc.problem}")
+            return _error(404, "unknown_world", f"no places for world '{world}': {exc.problem}")
         return web.json_response(data)
 
 
@@ -110,16 +111,16 @@ class PatrolsFeature:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            return _error(400, 'expected a JSON body {"route": "<route id>"}')
+            return _error(400, "bad_json", 'expected a JSON body {"route": "<route id>"}')
         if not isinstance(body, dict) or not isinstance(body.get("route"), str) \
                 or not 0 < len(body["route"]) <= 64:
-            return _error(400, 'expected a JSON body {"route": "<route id>"}')
+            return _error(400, "bad_field", 'expected a JSON body {"route": "<route id>"}')
         try:
             status = await self._run(self.control.start_route, body["route"], "web")
         except NavConfigError as exc:
-            return _error(404, exc.problem)
+            return _error(404, "unknown_route", exc.problem)
         except PatrolBusyError as exc:
-            return _error(409, str(exc))
+            return _error(409, "patrol_busy", str(exc))
         return web.json_response(status)
 
     async def stop(self, request: web.Request) -> web.Response:
@@ -131,7 +132,7 @@ class PatrolsFeature:
         try:
             limit = int(request.query.get("limit", "20"))
         except ValueError:
-            return _error(400, "limit must be a whole number")
+            return _error(400, "bad_field", "limit must be a whole number")
         limit = max(1, min(limit, 500))
         route = request.query.get("route") or None
         runs = await self._run(self.control.history_json, limit, route)

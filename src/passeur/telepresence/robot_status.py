@@ -71,7 +71,8 @@ _NAV_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"path blocked", "blocked"),
         (r"^stuck", "stuck"),
         (r"replaced by a new goal", "replaced"),
-        (r"cancelled on request", "cancelled"),
+        (r"cancelled on request|^navigation cancelled$", "cancelled"),
+        (r"the navigator did not answer", "no_answer"),
         (r"shutting down", "shutdown"),
     ))
 
@@ -94,6 +95,7 @@ _PATROL_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"waypoint\(s\) skipped", "skipped"),
         (r"^retrying ", "retrying"),
         (r"^waypoint \d+ .* failed", "waypoint_failed"),
+        (r"^interrupted", "interrupted"),
     ))
 
 
@@ -110,4 +112,8 @@ def patrol_reason_codes(reason: str) -> tuple[str, str]:
         cause = nav_reason_code(inner[:-1] if inner.endswith(")") else inner)
     elif code == "waypoint_failed" and "failed:" in text:
         cause = nav_reason_code(text.split("failed:", 1)[1])
+    elif code == "interrupted" and text.startswith("interrupted:"):
+        # "interrupted: cancelled on request" (someone cancelled navigation); "interrupted by
+        # another goal" needs no cause: a pilot's or staff goal took the robot.
+        cause = nav_reason_code(text.split(":", 1)[1])
     return code, cause
