@@ -780,6 +780,11 @@ def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
         staff.context.close()
 
 
+def _still(odom: Any) -> bool:
+    twist = odom.twist.twist if odom is not None else None
+    return twist is not None and abs(twist.linear.x) < 0.01 and abs(twist.angular.z) < 0.01
+
+
 def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None:
     from geometry_msgs.msg import PoseStamped
 
@@ -809,6 +814,10 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         assert goal.header.frame_id == "map"
         assert abs(goal.pose.position.x - want_x) < tolerance
         assert abs(goal.pose.position.y - want_y) < tolerance
+        # The robot is driving itself to that point: stop it, so that the pose the video
+        # click is projected from is still the robot's pose when the goal is checked.
+        pilot.click("#stop")
+        stack.wait_until(lambda: _still(stack.latest("odom")), 10, "the robot at rest")
         # Video: the lower middle of the picture is the floor ahead of the robot.
         pilot.click("#video-click-mode")
         vbox = pilot.locator("#video").bounding_box()
