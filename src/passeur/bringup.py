@@ -473,8 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="passeur_stack", description=__doc__)
     parser.add_argument("--profile", choices=[SIM, EXTERNAL], default=SIM)
     add_stack_arguments(parser)
-    # ros2 launch appends --ros-args ...; we take parameters from --params-file instead.
-    args, _unknown = parser.parse_known_args(argv)
+    # ros2 launch/run may add `--ros-args ...`; parameters come from --params-file instead.
+    # Anything else unknown is refused: a misspelt option (--param-file) must not leave the
+    # default parameter file in force without a word.
+    from rclpy.utilities import remove_ros_args
+
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(remove_ros_args([parser.prog, *given])[1:])
     try:
         return run_stack(options_from_args(args, args.profile))
     except PasseurError as exc:
