@@ -9,6 +9,8 @@ Conventions every node class follows (see CONVENTIONS.md):
 - optional `add_time_consumer(clock)` (the simulator) receives the clock of every other node
   on sim time, so that at `--rtf max` sim time waits for the slowest of them;
 - optional `start()` is called once every node exists;
+- optional `failure()` returns why the node can no longer do its work (a thread of its own
+  died: the simulator's loop), None while it can; `passeur sim|robot` then stop and exit;
 - optional `close()` (idempotent) stops motors/threads before the node is destroyed.
 """
 
@@ -368,6 +370,17 @@ class Stack:
         """True while every node's executor thread is alive."""
         return self._spinners.alive()
 
+    def failure(self) -> str | None:
+        """Why the stack can no longer run (an executor thread stopped, a node's own thread
+        died), or None while it can."""
+        if not self.spinning():
+            return "a node's executor stopped unexpectedly"
+        for node in self.nodes:
+            problem = node.failure() if hasattr(node, "failure") else None
+            if problem:
+                return f"node {node.get_name()}: {problem}"
+        return None
+
     def published_topics(self) -> list[str]:
         topics: set[str] = set()
         for node in self.nodes:
@@ -425,8 +438,9 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
                 print(f"open: {url}", flush=True)
             print("Ctrl-C to stop.", flush=True)
         while not stop.wait(0.2):
-            if not stack.spinning():
-                print("passeur: a node's executor stopped unexpectedly", file=sys.stderr)
+            problem = stack.failure()
+            if problem is not None:
+                print(f"passeur: {problem}; stopping", file=sys.stderr)
                 return 1
         return 0
     finally:

@@ -234,6 +234,12 @@ class SimNode(Node):
         self.close()
         super().destroy_node()
 
+    def failure(self) -> str | None:
+        """Why the simulation stopped by itself (its loop thread failed), else None: the
+        clock, odometry and scans have stopped, so every node on sim time is frozen."""
+        error = self.loop.error if self.loop is not None else None
+        return None if error is None else f"the simulator stopped: {error}"
+
     def add_time_consumer(self, clock: Any) -> None:
         """Hold sim time back for another node's clock too (an rclpy ROS clock on sim time).
 
