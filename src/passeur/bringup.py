@@ -285,7 +285,11 @@ class Stack:
     def __init__(self, options: StackOptions, context: Any = None) -> None:
         from rclpy.parameter import Parameter
 
-        from passeur.ros.params import load_parameter_file_with_keys, unknown_parameter_problems
+        from passeur.ros.params import (
+            load_parameter_file_with_keys,
+            misspelt_sections,
+            unknown_parameter_problems,
+        )
 
         self.options = options
         self.context = context
@@ -298,6 +302,8 @@ class Stack:
         if options.profile == SIM:
             common.setdefault("use_sim_time", True)
         file_keys: dict[str, dict[str, str]] = {}
+        for hint in misspelt_sections(params_file, [s.name for s in NODES], options.namespace):
+            log.warning("%s: %s", params_file, hint)
         try:
             for spec in specs:
                 overrides, file_keys[spec.name] = load_parameter_file_with_keys(

@@ -132,6 +132,34 @@ def test_a_misspelt_parameter_is_refused_at_start_up(tmp_path: Path, ros_context
         stack.close()
 
 
+def test_a_misspelt_node_section_is_pointed_out(tmp_path: Path, ros_context: object,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """`/**/safty:` matches no node: rclpy applies none of its values (the speed limit of a
+    museum with children stays the default) and nothing used to say so."""
+    from passeur.bringup import Stack, StackOptions
+    from passeur.ros.params import misspelt_sections
+
+    f = tmp_path / "museum.yaml"
+    f.write_text("/**/safty:\n  ros__parameters:\n    max_linear_mps: 0.2\n"
+                 "navigtor:\n  ros__parameters: {}\n"
+                 "/robot2/safety:\n  ros__parameters: {}\n"  # another robot's section
+                 "/**/amcl:\n  ros__parameters: {}\n"  # another program's node
+                 "/**:\n  ros__parameters: {}\n", encoding="utf-8")
+    names = [s.name for s in NODES]
+    assert misspelt_sections(f, names, "") == [
+        "section '/**/safty' names no node of the stack (did you mean '/**/safety'?); its "
+        "values are not used",
+        "section 'navigtor' names no node of the stack (did you mean 'navigator'?); its "
+        "values are not used"]
+    shipped = Path(__file__).resolve().parents[2] / "config" / "passeur.yaml"
+    assert misspelt_sections(shipped, names, "robot1") == []
+    caplog.set_level("WARNING", logger="passeur.bringup")
+    stack = Stack(StackOptions(profile=EXTERNAL, params_file=f, only=["safety"]),
+                  context=ros_context)
+    stack.close()
+    assert f"{f}: section '/**/safty' names no node of the stack" in caplog.text
+
+
 def test_wildcard_parameters_must_be_used_by_some_node() -> None:
     from passeur.ros.params import unknown_parameter_problems
 
