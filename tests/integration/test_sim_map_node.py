@@ -49,6 +49,11 @@ def test_a_world_without_a_map_says_how_to_build_it(ros_context: Any, tmp_path: 
     with pytest.raises(ConfigError) as info:
         StackHarness(ros_context, nodes=["map_server"], common={"world": str(world)})
     assert f"`passeur map build --world {world}`" in str(info.value)
+    # `passeur robot --world mars`: no world of that name to build a map from
+    with pytest.raises(ConfigError) as info:
+        StackHarness(ros_context, nodes=["map_server"], common={"world": "mars"})
+    assert "unknown world 'mars' (worlds: chateau, library)" in str(info.value)
+    assert "map_file" in str(info.value) and "passeur map build" not in str(info.value)
 
 
 def test_obstacles_topic_places_and_parks_boxes(ros_context: Any) -> None:
