@@ -118,7 +118,8 @@ class SimNode(Node):
         clock_hz = declare(self, "clock_rate_hz", 100.0, "clock publication rate in sim time",
                            min_value=10.0, max_value=500.0)
         timeout = declare(self, "cmd_vel_timeout_s", 0.5,
-                          "stop the base when cmd_vel is silent this long (wall time); 0 = never",
+                          "stop the base when cmd_vel is silent this long (wall time; below "
+                          "real time, this long divided by real_time_factor); 0 = never",
                           min_value=0.0)
         noise = declare(self, "scan_noise_std_m", 0.005, "lidar range noise (std dev)",
                         min_value=0.0, max_value=1.0)
