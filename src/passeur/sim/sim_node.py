@@ -306,7 +306,10 @@ class SimNode(Node):
                 q = p.orientation
                 yaw = quaternion_to_yaw(q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (
                     0.0, 0.0, 0.0, 0.0) else 0.0
-                self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+                try:
+                    self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+                except ValueError as exc:
+                    self.get_logger().warning(f"{OBSTACLES_TOPIC}: {exc}; left where it was")
             else:
                 self.sim.park_obstacle(i)
 

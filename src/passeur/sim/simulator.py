@@ -346,6 +346,9 @@ class Simulator:
         """Put movable box `index` (0.4 x 0.4 x 1.0 m) with its centre at (x, y)."""
         if not 0 <= index < self.obstacle_count:
             raise ValueError(f"obstacle index {index} out of range 0..{self.obstacle_count - 1}")
+        if not all(math.isfinite(v) for v in (x_m, y_m, yaw_rad)):
+            # MuJoCo would go unstable and reset itself: the robot back at the world's origin.
+            raise ValueError(f"obstacle {index}: pose ({x_m}, {y_m}, {yaw_rad}) is not finite")
         with self._lock:
             mocap = self.built.obstacle_mocap[index]
             self.data.mocap_pos[mocap] = [x_m, y_m, OBSTACLE_SIZE_M[2] / 2]
