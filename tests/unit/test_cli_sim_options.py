@@ -82,3 +82,14 @@ def test_passeur_stack_refuses_unknown_options_but_takes_ros_args(
     assert passeur.bringup.main(["--profile", "external", "--nodes", "safety", "--ros-args",
                                  "-r", "__ns:=/robot1", "--log-level", "info"]) == 0
     assert seen[0].only == ["safety"] and seen[0].profile == "external"
+
+
+def test_robot_help_does_not_send_gazebo_users_to_a_second_stack(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """gazebo.launch.py runs the stack itself (README): `passeur robot` beside it is a second
+    cmd_vel publisher and a web-port clash, yet the help offered it for Gazebo."""
+    with pytest.raises(SystemExit):
+        passeur.cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "not with gazebo.launch.py, which runs the stack itself" in text
+    assert "drivers / Gazebo" not in text and "or Gazebo provide" not in text
