@@ -84,6 +84,14 @@ def specs_for(profile: str, only: Iterable[str] | None = None) -> list[NodeSpec]
             raise ConfigError(
                 f"unknown node(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
             )
+        # Asked for but not of this profile (the simulator under `passeur robot`): dropping
+        # them silently left a stack without them, even with no node at all.
+        elsewhere = [n for n in wanted if n not in {s.name for s in chosen}]
+        if elsewhere:
+            raise ConfigError(
+                f"node(s) {', '.join(elsewhere)} not in profile '{profile}' (the simulator runs "
+                f"with `passeur sim` / sim.launch.py only); choose from "
+                f"{', '.join(s.name for s in chosen)}")
         chosen = [s for s in chosen if s.name in wanted]
     return chosen
 

@@ -20,6 +20,17 @@ def test_unknown_node_subset_is_a_clear_error() -> None:
         specs_for(SIM, ["sim", "teleporter"])
 
 
+def test_a_node_of_another_profile_is_a_clear_error() -> None:
+    """`passeur robot --nodes sim,safety` ran the safety node alone, and `--nodes sim` no
+    node at all, without a word."""
+    with pytest.raises(ConfigError) as info:
+        specs_for(EXTERNAL, ["sim", "safety"])
+    assert str(info.value) == (
+        "node(s) sim not in profile 'external' (the simulator runs with `passeur sim` / "
+        "sim.launch.py only); choose from map_server, safety, navigator, patrol, reading, "
+        "telepresence")
+
+
 def test_parameter_file_wildcards_and_node_sections(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
     f.write_text(
