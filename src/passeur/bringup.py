@@ -9,6 +9,8 @@ Conventions every node class follows (see CONVENTIONS.md):
 - optional `add_time_consumer(clock)` (the simulator) receives the clock of every other node
   on sim time, so that at `--rtf max` sim time waits for the slowest of them;
 - optional `start()` is called once every node exists;
+- optional `failure()` returns why the node can no longer do its work (a thread of its own
+  died: the simulator's loop), None while it can; `passeur sim|robot` then stop and exit;
 - optional `close()` (idempotent) stops motors/threads before the node is destroyed.
 """
 
@@ -82,6 +84,14 @@ def specs_for(profile: str, only: Iterable[str] | None = None) -> list[NodeSpec]
             raise ConfigError(
                 f"unknown node(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
             )
+        # Asked for but not of this profile (the simulator under `passeur robot`): dropping
+        # them silently left a stack without them, even with no node at all.
+        elsewhere = [n for n in wanted if n not in {s.name for s in chosen}]
+        if elsewhere:
+            raise ConfigError(
+                f"node(s) {', '.join(elsewhere)} not in profile '{profile}' (the simulator runs "
+                f"with `passeur sim` / sim.launch.py only); choose from "
+                f"{', '.join(s.name for s in chosen)}")
         chosen = [s for s in chosen if s.name in wanted]
     return chosen
 
@@ -283,7 +293,11 @@ class Stack:
     def __init__(self, options: StackOptions, context: Any = None) -> None:
         from rclpy.parameter import Parameter
 
-        from passeur.ros.params import load_parameter_file_with_keys, unknown_parameter_problems
+        from passeur.ros.params import (
+            load_parameter_file_with_keys,
+            misspelt_sections,
+            unknown_parameter_problems,
+        )
 
         self.options = options
         self.context = context
@@ -296,6 +310,8 @@ class Stack:
         if options.profile == SIM:
             common.setdefault("use_sim_time", True)
         file_keys: dict[str, dict[str, str]] = {}
+        for hint in misspelt_sections(params_file, [s.name for s in NODES], options.namespace):
+            log.warning("%s: %s", params_file, hint)
         try:
             for spec in specs:
                 overrides, file_keys[spec.name] = load_parameter_file_with_keys(
@@ -368,6 +384,17 @@ class Stack:
         """True while every node's executor thread is alive."""
         return self._spinners.alive()
 
+    def failure(self) -> str | None:
+        """Why the stack can no longer run (an executor thread stopped, a node's own thread
+        died), or None while it can."""
+        if not self.spinning():
+            return "a node's executor stopped unexpectedly"
+        for node in self.nodes:
+            problem = node.failure() if hasattr(node, "failure") else None
+            if problem:
+                return f"node {node.get_name()}: {problem}"
+        return None
+
     def published_topics(self) -> list[str]:
         topics: set[str] = set()
         for node in self.nodes:
@@ -425,8 +452,9 @@ def run_stack(options: StackOptions, announce: bool = True) -> int:
                 print(f"open: {url}", flush=True)
             print("Ctrl-C to stop.", flush=True)
         while not stop.wait(0.2):
-            if not stack.spinning():
-                print("passeur: a node's executor stopped unexpectedly", file=sys.stderr)
+            problem = stack.failure()
+            if problem is not None:
+                print(f"passeur: {problem}; stopping", file=sys.stderr)
                 return 1
         return 0
     finally:
@@ -473,8 +501,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="passeur_stack", description=__doc__)
     parser.add_argument("--profile", choices=[SIM, EXTERNAL], default=SIM)
     add_stack_arguments(parser)
-    # ros2 launch appends --ros-args ...; we take parameters from --params-file instead.
-    args, _unknown = parser.parse_known_args(argv)
+    # ros2 launch/run may add `--ros-args ...`; parameters come from --params-file instead.
+    # Anything else unknown is refused: a misspelt option (--param-file) must not leave the
+    # default parameter file in force without a word.
+    from rclpy.utilities import remove_ros_args
+
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(remove_ros_args([parser.prog, *given])[1:])
     try:
         return run_stack(options_from_args(args, args.profile))
     except PasseurError as exc:

@@ -1,7 +1,7 @@
 """The `passeur` command.
 
     passeur sim [--world library] [--rtf max] ...   the simulated robot with its web pages
-    passeur robot ...                               the stack next to real drivers / Gazebo
+    passeur robot ...                               the stack next to a real robot's drivers
     passeur map build --world W                     rasterise a world into sim/maps/
     passeur patrol list|start|stop|status|history   staff patrols
     passeur read --book B --page N --audio F.wav    offline reading check
@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulator random seed (default: the parameter file's seed, 0)")
     p_sim.set_defaults(func=_cmd_sim)
 
-    p_robot = sub.add_parser("robot", help="run the stack without the simulator "
-                             "(real robot drivers or Gazebo provide odom, scan, camera)")
+    p_robot = sub.add_parser(
+        "robot", help="run the stack without the simulator: a real robot's drivers provide "
+        "odom, scan, camera (not with gazebo.launch.py, which runs the stack itself)")
     add_stack_arguments(p_robot)
     p_robot.set_defaults(func=_cmd_robot)
 

@@ -13,6 +13,8 @@ Defaults only (`setdefault`): anything the user exported wins.
   gains (benchmarks/sim_rtf.py on 2 cores: 10.3-10.4x real time against 9.1-9.9x with
   Mesa's default of one thread per core). A GPU driver ignores the variable.
 - `get_package_share_directory('passeur')` works (source checkout or `pip install .`).
+- An exported ROS_DOMAIN_ID is checked: rcl raises a traceback for text, and Fast DDS ends
+  the process with exit code 1 and one cryptic line for a number above 232.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from pathlib import Path
 from passeur.paths import ensure_ament_prefix, share_path
 
 FASTDDS_PROFILE = ("config", "fastdds_profile.xml")
+#: Fast DDS computes its ports from the domain: above 232 they overflow (0-101 is the range
+#: ROS recommends on Linux, clear of the ephemeral ports).
+MAX_DOMAIN_ID = 232
 
 
 def usable_cores() -> int:
@@ -39,7 +44,21 @@ def llvmpipe_threads(cores: int) -> int:
     return max(1, cores - 1)
 
 
+def check_domain_id() -> None:
+    """Refuse an exported ROS_DOMAIN_ID that ROS cannot use, before rclpy.init()."""
+    from passeur.errors import ConfigError
+
+    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if not text:
+        return
+    if not text.isdigit() or int(text) > MAX_DOMAIN_ID:
+        raise ConfigError(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']!r} is not a ROS domain: "
+                          f"export a whole number from 0 to {MAX_DOMAIN_ID} (0-101 on Linux), "
+                          "the same for every program of the robot, or unset it (domain 0)")
+
+
 def configure_environment(log_dir: Path | None = None, *, local_only: bool = True) -> None:
+    check_domain_id()
     if local_only:
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("MUJOCO_GL", "egl")

@@ -88,6 +88,24 @@ def test_the_loop_stops_the_base_when_commands_stop() -> None:
     assert sim.target_velocity == (0.0, 0.0), "the watchdog must zero a silent command"
 
 
+def test_below_real_time_the_watchdog_waits_for_commands_as_far_apart_in_wall_time() -> None:
+    """At --rtf 0.1 the safety node's 30 Hz (sim time) are 0.33 s apart in wall time, at 0.05
+    0.67 s: a 0.5 s wall-clock watchdog stopped the base between two commands."""
+    sim = Simulator("library")
+    loop = SimLoop(sim, real_time_factor=0.1, rates=LoopRates(camera_hz=0.0),
+                   cmd_timeout_s=0.1)
+    loop.command(0.3, 0.0)
+    loop.start()
+    time.sleep(0.4)  # four times the timeout in wall time, 0.04 s of sim time
+    kept = sim.target_velocity
+    deadline = time.monotonic() + 30.0  # 0.1 / 0.1 = 1 s of wall time
+    while sim.target_velocity != (0.0, 0.0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop()
+    assert kept == (0.3, 0.0), "stopped before 0.1 s of sim time had passed"
+    assert sim.target_velocity == (0.0, 0.0), "the watchdog must still zero a silent command"
+
+
 def test_obstacles_can_be_placed_and_parked() -> None:
     sim = Simulator("library")
     start = sim.pose()

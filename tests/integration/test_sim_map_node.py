@@ -49,6 +49,11 @@ def test_a_world_without_a_map_says_how_to_build_it(ros_context: Any, tmp_path: 
     with pytest.raises(ConfigError) as info:
         StackHarness(ros_context, nodes=["map_server"], common={"world": str(world)})
     assert f"`passeur map build --world {world}`" in str(info.value)
+    # `passeur robot --world mars`: no world of that name to build a map from
+    with pytest.raises(ConfigError) as info:
+        StackHarness(ros_context, nodes=["map_server"], common={"world": "mars"})
+    assert "unknown world 'mars' (worlds: chateau, library)" in str(info.value)
+    assert "map_file" in str(info.value) and "passeur map build" not in str(info.value)
 
 
 def test_obstacles_topic_places_and_parks_boxes(ros_context: Any) -> None:
@@ -69,3 +74,21 @@ def test_obstacles_topic_places_and_parks_boxes(ros_context: Any) -> None:
                      60.0, "the obstacle in the scan")
         h.wait_until(lambda: h.publish("sim/obstacles", PoseArray()) or front() > 2.0, 60.0,
                      "the obstacle parked again")
+
+
+def test_a_non_finite_obstacle_pose_is_ignored(ros_context: Any) -> None:
+    """A NaN on sim/obstacles made MuJoCo unstable: it reset itself, which put the robot at
+    the world's origin, in a wall corner, from where it was thrown out of the building."""
+    with StackHarness(ros_context, nodes=["sim"],
+                      per_node={"sim": {"real_time_factor": 0.0, "camera_rate_hz": 0.0}}) as h:
+        sim = h.node("sim")
+        start = sim.ground_truth_pose()
+        pose = Pose()
+        pose.position.x, pose.position.y = math.nan, start.y_m + 1.5
+        sim._on_obstacles(PoseArray(poses=[pose]))  # as the topic delivers it
+        t0 = h.sim_time_s()
+        h.wait_until(lambda: h.sim_time_s() > t0 + 1.0, 60.0, "1 s of sim time")
+        now = sim.ground_truth_pose()
+        assert math.hypot(now.x_m - start.x_m, now.y_m - start.y_m) < 0.01
+        with pytest.raises(ValueError, match="not finite"):
+            sim.place_obstacle(0, 1.0, math.inf)

@@ -308,3 +308,32 @@ def test_the_navigator_follows_the_simulators_odom_origin(ros_context: Any,
         assert stack.nodes[1].odom_origin == (1.0, 2.0, 0.0)
     finally:
         stack.close()
+
+
+def test_passeur_sim_exits_when_the_simulator_stops(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The simulator's loop thread failing froze the clock, odometry and scans (every node on
+    sim time with it) while `passeur sim` went on running as if nothing had happened."""
+    import os
+    import signal
+    import time
+
+    from passeur.bringup import StackOptions, run_stack
+    from passeur.sim.simulator import Simulator
+
+    def diverged(self: Simulator, n: int = 1) -> None:
+        raise RuntimeError("physics diverged")
+
+    monkeypatch.setattr(Simulator, "step", diverged)
+    # Before the fix run_stack never returned: a deadline turns that into a failure.
+    deadline = threading.Timer(60.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    deadline.start()
+    started = time.monotonic()
+    try:
+        code = run_stack(StackOptions(only=["sim", "safety"], per_node={
+            "sim": {"real_time_factor": 0.0, "camera_rate_hz": 0.0}}), announce=False)
+    finally:
+        deadline.cancel()
+    assert code == 1, f"run_stack returned {code} after {time.monotonic() - started:.1f} s"
+    assert ("passeur: node sim: the simulator stopped: physics diverged; stopping"
+            in capsys.readouterr().err)

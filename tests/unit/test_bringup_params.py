@@ -20,6 +20,17 @@ def test_unknown_node_subset_is_a_clear_error() -> None:
         specs_for(SIM, ["sim", "teleporter"])
 
 
+def test_a_node_of_another_profile_is_a_clear_error() -> None:
+    """`passeur robot --nodes sim,safety` ran the safety node alone, and `--nodes sim` no
+    node at all, without a word."""
+    with pytest.raises(ConfigError) as info:
+        specs_for(EXTERNAL, ["sim", "safety"])
+    assert str(info.value) == (
+        "node(s) sim not in profile 'external' (the simulator runs with `passeur sim` / "
+        "sim.launch.py only); choose from map_server, safety, navigator, patrol, reading, "
+        "telepresence")
+
+
 def test_parameter_file_wildcards_and_node_sections(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
     f.write_text(
@@ -130,6 +141,34 @@ def test_a_misspelt_parameter_is_refused_at_start_up(tmp_path: Path, ros_context
         assert stack.nodes[0].get_parameter("max_linear_mps").value == 0.2
     finally:
         stack.close()
+
+
+def test_a_misspelt_node_section_is_pointed_out(tmp_path: Path, ros_context: object,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """`/**/safty:` matches no node: rclpy applies none of its values (the speed limit of a
+    museum with children stays the default) and nothing used to say so."""
+    from passeur.bringup import Stack, StackOptions
+    from passeur.ros.params import misspelt_sections
+
+    f = tmp_path / "museum.yaml"
+    f.write_text("/**/safty:\n  ros__parameters:\n    max_linear_mps: 0.2\n"
+                 "navigtor:\n  ros__parameters: {}\n"
+                 "/robot2/safety:\n  ros__parameters: {}\n"  # another robot's section
+                 "/**/amcl:\n  ros__parameters: {}\n"  # another program's node
+                 "/**:\n  ros__parameters: {}\n", encoding="utf-8")
+    names = [s.name for s in NODES]
+    assert misspelt_sections(f, names, "") == [
+        "section '/**/safty' names no node of the stack (did you mean '/**/safety'?); its "
+        "values are not used",
+        "section 'navigtor' names no node of the stack (did you mean 'navigator'?); its "
+        "values are not used"]
+    shipped = Path(__file__).resolve().parents[2] / "config" / "passeur.yaml"
+    assert misspelt_sections(shipped, names, "robot1") == []
+    caplog.set_level("WARNING", logger="passeur.bringup")
+    stack = Stack(StackOptions(profile=EXTERNAL, params_file=f, only=["safety"]),
+                  context=ros_context)
+    stack.close()
+    assert f"{f}: section '/**/safty' names no node of the stack" in caplog.text
 
 
 def test_wildcard_parameters_must_be_used_by_some_node() -> None:

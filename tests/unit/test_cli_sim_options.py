@@ -63,3 +63,33 @@ def test_a_subset_without_the_simulator_says_it_waits_for_a_clock(
     assert "passeur robot" in out
     _options(monkeypatch, nodes="sim,safety")
     assert "/clock" not in capsys.readouterr().out
+
+
+def test_passeur_stack_refuses_unknown_options_but_takes_ros_args(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`passeur_stack --param-file my.yaml` (a typo) used to run with config/passeur.yaml."""
+    import passeur.bringup
+
+    seen: list[StackOptions] = []
+    monkeypatch.setattr(passeur.bringup, "run_stack",
+                        lambda options, **_kw: seen.append(options) or 0)
+    with pytest.raises(SystemExit) as info:
+        passeur.bringup.main(["--profile", "external", "--param-file", "my.yaml"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --param-file my.yaml" in capsys.readouterr().err
+    assert seen == []
+    # what ros2 launch / ros2 run add is not ours to read
+    assert passeur.bringup.main(["--profile", "external", "--nodes", "safety", "--ros-args",
+                                 "-r", "__ns:=/robot1", "--log-level", "info"]) == 0
+    assert seen[0].only == ["safety"] and seen[0].profile == "external"
+
+
+def test_robot_help_does_not_send_gazebo_users_to_a_second_stack(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """gazebo.launch.py runs the stack itself (README): `passeur robot` beside it is a second
+    cmd_vel publisher and a web-port clash, yet the help offered it for Gazebo."""
+    with pytest.raises(SystemExit):
+        passeur.cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "not with gazebo.launch.py, which runs the stack itself" in text
+    assert "drivers / Gazebo" not in text and "or Gazebo provide" not in text

@@ -303,3 +303,23 @@ def test_goal_resends_are_a_parameter(ros_context: Any, tmp_path: Path) -> None:
         assert node.runner.attempt == 1 and "did not answer" in node.runner.reason
     finally:
         node.destroy_node()
+
+
+def test_a_world_without_places_or_routes_says_what_to_do(ros_context: Any,
+                                                          tmp_path: Path) -> None:
+    """`passeur robot --world my_museum` (a building of one's own, map_file set) stopped
+    with only 'config/places/my_museum.yaml: places file not found'."""
+    from rclpy.parameter import Parameter
+
+    from passeur.navigation.exceptions import NavConfigFileNotFoundError
+    from passeur.navigation.patrol_node import PatrolNode
+
+    with pytest.raises(NavConfigFileNotFoundError) as info:
+        PatrolNode(context=ros_context, parameter_overrides=[
+            Parameter("world", value="my_museum"),
+            Parameter("history_db", value=str(tmp_path / "h.sqlite3"))])
+    message = str(info.value)
+    assert message.startswith(f"{info.value.path}: places file not found: the patrol node "
+                              "needs the world's places and patrol routes")
+    assert "config/places/my_museum.yaml and config/patrols/my_museum.yaml" in message
+    assert "leave the patrol node out (--nodes / nodes:=)" in message

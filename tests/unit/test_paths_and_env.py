@@ -187,3 +187,17 @@ def test_the_rasterizer_thread_count_is_a_default_only(monkeypatch: pytest.Monke
     configure_environment()
     assert os.environ["LP_NUM_THREADS"] == str(llvmpipe_threads(usable_cores()))
     assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("domain", ["abc", "999", "-1", "1.5"])
+def test_an_unusable_ros_domain_id_is_one_clear_line(domain: str) -> None:
+    """ROS_DOMAIN_ID=abc was an rclpy traceback; 999 ended the process with exit code 1 and
+    Fast DDS's 'Calculated port number is too high'."""
+    env = dict(os.environ, ROS_DOMAIN_ID=domain, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run([sys.executable, "-m", "passeur.cli", "sim", "--nodes", "safety"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"passeur: error: ROS_DOMAIN_ID={domain!r} is not a ROS domain: export a whole number "
+        "from 0 to 232 (0-101 on Linux), the same for every program of the robot, or unset it "
+        "(domain 0)")

@@ -59,6 +59,14 @@ class MapNode(Node):
         path = Path(map_file) if map_file else map_path_for_world(world)
         if not map_file and not path.is_file():
             # load_map's own hint (`passeur map build`) would build the library's map.
+            from passeur.sim.sdf_world import available_worlds
+
+            named = not (world.endswith(".sdf") or "/" in world)
+            if named and world not in available_worlds():
+                raise ConfigError(f"unknown world '{world}' (worlds: "
+                                  f"{', '.join(available_worlds())}); for a building of your "
+                                  "own, set map_server's map_file to its map (map_server "
+                                  "YAML)", path)
             raise ConfigError(f"no occupancy map for world '{world}': build it with "
                               f"`passeur map build --world {world}`, or set map_server's "
                               "map_file", path)

@@ -29,7 +29,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Bool, Empty, String
 
-from passeur.navigation.exceptions import NavConfigError
+from passeur.navigation.exceptions import NavConfigError, NavConfigFileNotFoundError
 from passeur.navigation.patrol_runner import (
     CancelNavigation,
     Effect,
@@ -87,10 +87,18 @@ class PatrolNode(Node):
             "has not started speaking within this time (s)", min_value=0.0, max_value=60.0))
         self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
                                              "start routes at their daily schedule"))
-        self.places = load_places(Path(places_file) if places_file else places_path(self.world),
-                                  self.world)
-        self.patrols: PatrolsConfig = load_patrols(
-            Path(patrols_file) if patrols_file else patrols_path(self.world), self.places)
+        try:
+            self.places = load_places(
+                Path(places_file) if places_file else places_path(self.world), self.world)
+            self.patrols: PatrolsConfig = load_patrols(
+                Path(patrols_file) if patrols_file else patrols_path(self.world), self.places)
+        except NavConfigFileNotFoundError as exc:
+            # A building of one's own (`--world my_museum`) has no routes yet: say what to do.
+            raise NavConfigFileNotFoundError(
+                f"{exc.problem}: the patrol node needs the world's places and patrol routes; "
+                f"write config/places/{self.world}.yaml and config/patrols/{self.world}.yaml "
+                "(see the library's), set the patrol node's places_file and patrols_file, or "
+                "leave the patrol node out (--nodes / nodes:=)", exc.path) from exc
         self.history_path = Path(history) if history else default_history_path()
         self.store = PatrolStore(self.history_path)
         interrupted = self.store.mark_interrupted()

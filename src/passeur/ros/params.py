@@ -225,9 +225,35 @@ def unknown_parameter_problems(file_keys: dict[str, dict[str, str]],
     return problems
 
 
-def _file_entries(path: Path, node_name: str, namespace: str) -> dict[str, tuple[Any, str]]:
+def misspelt_sections(path: Path, node_names: list[str], namespace: str) -> list[str]:
+    """Sections of the parameter file that name no node of `node_names` but look like a
+    misspelt one (`/**/safty`): rclpy would apply none of their values.
+
+    A section for another node of a shared file (amcl, ...) or for another robot's
+    namespace is not listed: only a name close to one of ours, that none of ours has.
+    """
+    import difflib
+
+    data = _read_parameter_file(path)
+    if not isinstance(data, dict):
+        return []
+    hints = []
+    for key in map(str, data):
+        if is_wildcard_key(key) or any(_matches(key, n, namespace) for n in node_names):
+            continue
+        name = key.rstrip("/").rsplit("/", 1)[-1]
+        if name in node_names:
+            continue  # another namespace's section (a multi-robot file)
+        close = difflib.get_close_matches(name, node_names, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"section '{key}' names no node of the stack (did you mean "
+                         f"'{key[:len(key) - len(name)]}{close[0]}'?); its values are not used")
+    return hints
+
+
+def _read_parameter_file(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError("file not found; pass an existing parameter file", path) from exc
     except UnicodeDecodeError as exc:
@@ -237,6 +263,10 @@ def _file_entries(path: Path, node_name: str, namespace: str) -> dict[str, tuple
         raise ConfigError(f"cannot read the parameter file ({exc.strerror})", path) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({exc}); fix the syntax", path) from exc
+
+
+def _file_entries(path: Path, node_name: str, namespace: str) -> dict[str, tuple[Any, str]]:
+    data = _read_parameter_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -118,7 +118,8 @@ class SimNode(Node):
         clock_hz = declare(self, "clock_rate_hz", 100.0, "clock publication rate in sim time",
                            min_value=10.0, max_value=500.0)
         timeout = declare(self, "cmd_vel_timeout_s", 0.5,
-                          "stop the base when cmd_vel is silent this long (wall time); 0 = never",
+                          "stop the base when cmd_vel is silent this long (wall time; below "
+                          "real time, this long divided by real_time_factor); 0 = never",
                           min_value=0.0)
         noise = declare(self, "scan_noise_std_m", 0.005, "lidar range noise (std dev)",
                         min_value=0.0, max_value=1.0)
@@ -234,6 +235,12 @@ class SimNode(Node):
         self.close()
         super().destroy_node()
 
+    def failure(self) -> str | None:
+        """Why the simulation stopped by itself (its loop thread failed), else None: the
+        clock, odometry and scans have stopped, so every node on sim time is frozen."""
+        error = self.loop.error if self.loop is not None else None
+        return None if error is None else f"the simulator stopped: {error}"
+
     def add_time_consumer(self, clock: Any) -> None:
         """Hold sim time back for another node's clock too (an rclpy ROS clock on sim time).
 
@@ -299,7 +306,10 @@ class SimNode(Node):
                 q = p.orientation
                 yaw = quaternion_to_yaw(q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (
                     0.0, 0.0, 0.0, 0.0) else 0.0
-                self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+                try:
+                    self.sim.place_obstacle(i, float(p.position.x), float(p.position.y), yaw)
+                except ValueError as exc:
+                    self.get_logger().warning(f"{OBSTACLES_TOPIC}: {exc}; left where it was")
             else:
                 self.sim.park_obstacle(i)
 

@@ -346,6 +346,9 @@ class Simulator:
         """Put movable box `index` (0.4 x 0.4 x 1.0 m) with its centre at (x, y)."""
         if not 0 <= index < self.obstacle_count:
             raise ValueError(f"obstacle index {index} out of range 0..{self.obstacle_count - 1}")
+        if not all(math.isfinite(v) for v in (x_m, y_m, yaw_rad)):
+            # MuJoCo would go unstable and reset itself: the robot back at the world's origin.
+            raise ValueError(f"obstacle {index}: pose ({x_m}, {y_m}, {yaw_rad}) is not finite")
         with self._lock:
             mocap = self.built.obstacle_mocap[index]
             self.data.mocap_pos[mocap] = [x_m, y_m, OBSTACLE_SIZE_M[2] / 2]
@@ -485,8 +488,8 @@ class SimLoop:
     Callbacks run in the loop thread: `on_clock(t)`, `on_odom(t, pose, twist)`,
     `on_scan(t, ranges)`; `on_image(t, rgb)` in the render thread, one frame at a time, in
     order (`rgb` is a view of the camera's buffer: copy what you keep). `command(v, w)` may
-    be called from any thread; without a new command for `cmd_timeout_s` of wall time the
-    base is stopped (0 = never).
+    be called from any thread; without a new command for `cmd_timeout_s` of wall time (below
+    real time, `cmd_timeout_s / real_time_factor`) the base is stopped (0 = never).
     `camera_wanted()`, if given, is asked at each camera tick; frames are rendered only when it
     returns True (nobody subscribed: no rendering cost).
     """
@@ -512,6 +515,11 @@ class SimLoop:
             if value < 0 or not math.isfinite(value):
                 raise ConfigError(f"{field_name} must be >= 0, got {value}")
         self.cmd_timeout_s = cmd_timeout_s
+        # Below real time a controller's commands are further apart in wall time (30 Hz of
+        # sim time at rtf 0.05: 0.67 s): the watchdog allows as much sim time as at rtf 1
+        # rather than stopping the base between two commands.
+        slow = 0.0 < real_time_factor < 1.0
+        self._cmd_timeout_wall_s = cmd_timeout_s / real_time_factor if slow else cmd_timeout_s
         self.on_clock, self.on_odom, self.on_scan, self.on_image = (on_clock, on_odom, on_scan,
                                                                     on_image)
         # Rendering is the dearest part of a step: skip frames nobody is subscribed to.
@@ -592,7 +600,7 @@ class SimLoop:
             self._render = self._start_render_worker()
         while not self._stop.is_set():
             if (self.cmd_timeout_s > 0 and self._commanded
-                    and time.monotonic() - self._last_command_wall > self.cmd_timeout_s):
+                    and time.monotonic() - self._last_command_wall > self._cmd_timeout_wall_s):
                 sim.set_velocity(0.0, 0.0)
                 self._commanded = False
             # Step in one call up to the next event (clock, odom, scan or camera tick), at
