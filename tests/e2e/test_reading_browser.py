@@ -533,3 +533,34 @@ def test_a_reading_left_for_the_next_page_is_saved(server: Server, workdir: Path
         ("little-red-boat", "i_read", [1])]
     assert sessions[0]["pages"][0]["words_correct"] >= 4
     assert not any(s.reader == "Capucine" for s in list(server.service.sessions.values()))
+
+
+def test_a_nickname_the_robot_cannot_keep_is_named_as_the_problem(server: Server,
+                                                                   workdir: Path) -> None:
+    """"Léa!" as nickname: "I read" answered "Problem: something went wrong. Try again, or ask
+    the librarian."; trying again never helped, and nothing pointed at the nickname."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-nickname")
+        try:
+            page = ctx.new_page()
+            shown = {}
+            for lang in ("fr", "en"):
+                page.goto(f"{server.url}/reader?lang={lang}&book=little-red-boat&page=1")
+                page.wait_for_selector("body[data-ready='1']", timeout=30000)
+                page.fill("#reader", "Léa!")
+                page.click("#mode-i_read")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent.startsWith('Prob')",
+                    timeout=30000)
+                shown[lang] = (page.inner_text("#status"),
+                               page.get_attribute("#reader", "aria-invalid"))
+            page.fill("#reader", "Léa")
+            page.click("#mode-i_read")
+            page.wait_for_function("document.getElementById('reader')"
+                                   ".getAttribute('aria-invalid') === 'false'", timeout=30000)
+            page.click("#stop")
+        finally:
+            ctx.close()
+    assert shown["fr"][0].startswith("Problème : ton surnom ne peut avoir que des lettres")
+    assert shown["en"][0].startswith("Problem: your nickname can only have letters")
+    assert shown["fr"][1] == shown["en"][1] == "true"

@@ -49,6 +49,7 @@ from passeur.reading.exceptions import (
     AudioFormatError,
     BookError,
     ProgressStoreError,
+    ReaderNameError,
     ReadingError,
     RecordingTooLong,
     UnknownAudio,
@@ -81,7 +82,10 @@ def _status(exc: Exception) -> int:
 
 
 def _error(exc: Exception) -> web.Response:
-    return web.json_response({"error": str(exc)}, status=_status(exc))
+    body = {"error": str(exc)}
+    if isinstance(exc, ReaderNameError):
+        body["code"] = "reader_name"  # the page tells the child what to change
+    return web.json_response(body, status=_status(exc))
 
 
 def find_font(name: str) -> Path | None:

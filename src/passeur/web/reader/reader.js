@@ -29,6 +29,8 @@
       error_too_long: "la lecture était trop longue pour moi.",
       error_unavailable: "je ne peux pas écouter ni enregistrer pour le moment. Dis-le au ou à la bibliothécaire.",
       error_other: "quelque chose n'a pas marché. Réessaie, ou demande au ou à la bibliothécaire.",
+      error_reader_name: "ton surnom ne peut avoir que des lettres, des chiffres, des espaces, " +
+        "« . », « - » ou « _ ». Change-le, ou laisse-le vide.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -55,6 +57,8 @@
       error_too_long: "the reading was too long for me.",
       error_unavailable: "I cannot listen or save right now. Please tell the librarian.",
       error_other: "something went wrong. Try again, or ask the librarian.",
+      error_reader_name: "your nickname can only have letters, digits, spaces, \".\", \"-\" " +
+        "or \"_\". Change it, or leave it empty.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -99,7 +103,7 @@
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
       const err = new Error(body.error || res.statusText);
-      err.status = res.status;
+      err.status = res.status; err.code = body.code;
       throw err;
     }
     return body;
@@ -110,6 +114,9 @@
   function problem(e) {
     if (e && e.message) console.warn("reader:", e.message);
     const status = e && e.status;
+    const badName = !!(e && e.code === "reader_name");
+    $("reader").setAttribute("aria-invalid", String(badName));
+    if (badName) return () => t("error") + t("error_reader_name");
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
       : status === 503 ? "error_unavailable" : "error_other";
     return () => t("error") + t(key);
@@ -233,6 +240,7 @@
     const s = await post("/api/reading/sessions", { book: state.book, page: state.page,
       reader: $("reader").value.trim() || null, ...body });
     state.session = s.session;
+    $("reader").setAttribute("aria-invalid", "false");
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}/api/reading/sessions/${s.session}/events`);
     state.ws = ws;
