@@ -564,3 +564,46 @@ def test_a_nickname_the_robot_cannot_keep_is_named_as_the_problem(server: Server
     assert shown["fr"][0].startswith("Problème : ton surnom ne peut avoir que des lettres")
     assert shown["en"][0].startswith("Problem: your nickname can only have letters")
     assert shown["fr"][1] == shown["en"][1] == "true"
+
+
+def test_practice_keeps_the_keyboard_focus_on_a_button(server: Server, workdir: Path) -> None:
+    """Keyboard only: starting the practice hid the focused button, "Next word" disabled
+    itself while listening and stayed disabled after the last word, and "Stop" hid itself:
+    each time the focus fell back to the top of the page."""
+    silent = workdir / "silent-practice.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 30, np.int16), 48000)
+    focus = "() => document.activeElement && document.activeElement.id"
+    with sync_playwright() as pw:
+        ctx = launch(pw, silent, workdir / "profile-practice-focus")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            # As after a reading with two hard words (the result offers the practice).
+            page.evaluate("""() => { window.passeurReader.hard = ['boat', 'pond'];
+                document.getElementById('result').hidden = false;
+                document.getElementById('practice-start').hidden = false; }""")
+            page.focus("#practice-start")
+            page.keyboard.press("Enter")
+            page.wait_for_function("!document.getElementById('practice').hidden")
+            seen = [page.evaluate(focus)]
+            page.wait_for_function("!document.getElementById('practice-next').disabled",
+                                   timeout=40000)
+            seen.append(page.evaluate(focus))
+            page.keyboard.press("Enter")  # next word: "Next word" disables itself
+            page.wait_for_function("document.getElementById('practice-word').textContent "
+                                   "=== 'pond'")
+            seen.append(page.evaluate(focus))
+            page.wait_for_function("document.getElementById('practice-result').textContent",
+                                   timeout=40000)
+            page.wait_for_function(f"({focus})() === 'practice-stop'", timeout=5000)
+            seen.append(page.evaluate(focus))  # after the last word
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('practice').hidden")
+            seen.append(page.evaluate(focus))
+        finally:
+            ctx.close()
+    assert seen == ["practice-stop", "practice-next", "practice-stop", "practice-stop",
+                    "practice-start"], seen

@@ -375,6 +375,8 @@
     state.practice = { words: state.hard.slice(0, 3), i: 0, ok: 0, timer: null };
     $("result").hidden = true;
     $("practice").hidden = false;
+    // The focused button was just hidden: keep the keyboard in the practice, not the page top.
+    $("practice-stop").focus();
     $("practice-word").lang = state.data.lang;
     await practiseWord();
   }
@@ -386,6 +388,7 @@
     $("practice-word").textContent = word;
     show($("practice-result"), ""); $("practice-result").classList.remove("ok");
     show($("practice-status"), () => t("practice_listen"));
+    if (document.activeElement === $("practice-next")) $("practice-stop").focus();
     $("practice-next").disabled = true;
     let settled = false;
     const settle = async (correct) => {
@@ -402,7 +405,8 @@
         show($("practice-status"), () => STRINGS[state.ui].practice_done(p.ok, p.words.length));
         $("practice-next").disabled = true;
       }
-      $("practice-next").focus();
+      // After the last word "Next word" stays disabled: focus "Stop", the way back.
+      ($("practice-next").disabled ? $("practice-stop") : $("practice-next")).focus();
     };
     try {
       const sid = await openSession({ mode: "practice", word }, (ev) => {
@@ -420,13 +424,17 @@
     } catch (e) { show($("practice-status"), problem(e)); }
   }
 
-  function stopPractice(show = true) {
+  function stopPractice(back = true) {
     const p = state.practice;
     if (!p) return;
     clearTimeout(p.timer);
+    const focused = $("practice").contains(document.activeElement);
     state.practice = null;
     $("practice").hidden = true;
-    if (show) { endSession(); $("result").hidden = false; }
+    if (back) {
+      endSession(); $("result").hidden = false;
+      if (focused) ($("practice-start").hidden ? $(`mode-${state.mode}`) : $("practice-start")).focus();
+    }
   }
 
   // -- display settings (remembered on this device) ------------------------------------------
