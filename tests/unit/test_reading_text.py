@@ -117,3 +117,25 @@ def test_txt_books_are_books_too(tmp_path: Path) -> None:
     assert plain.pages == ["The snake_case *stays*.", "Page two."]  # shown as written
     assert library.get("marked").pages == ["Le chat dort."]
     assert [b.id for b in library.books()] == ["marked", "plain"]
+
+
+def test_a_book_left_out_of_the_list_is_reported_once(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A librarian adds 'Noël.md', 'Big-Book.md' or a file without its front-matter: the
+    reader page did not list it and nothing anywhere said why (and `passeur read --book
+    Big-Book` said ids are 'letters, digits, - and _ only', which it is)."""
+    front = "---\ntitle: T\nlanguage: fr\n---\nLe chat dort.\n"
+    for name in ("ok.md", "Noël.md", "Big-Book.md"):
+        (tmp_path / name).write_text(front, encoding="utf-8")
+    (tmp_path / "broken.md").write_text("Le chat dort.\n", encoding="utf-8")
+    library = Library(tmp_path)
+    with caplog.at_level("WARNING", logger="passeur.reading.books"):
+        assert [b.id for b in library.books()] == ["ok"]
+        library.books()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3, warned
+    for name in ("Noël", "Big-Book", "broken"):
+        assert sum(f"'{name}' is not listed" in w for w in warned) == 1, warned
+    assert any("front-matter" in w for w in warned)
+    with pytest.raises(BookError, match="lower-case letters a-z without accents"):
+        library.get("Big-Book")
