@@ -139,3 +139,26 @@ def test_a_book_left_out_of_the_list_is_reported_once(tmp_path: Path,
     assert any("front-matter" in w for w in warned)
     with pytest.raises(BookError, match="lower-case letters a-z without accents"):
         library.get("Big-Book")
+
+
+def test_numbers_with_thousands_separators() -> None:
+    """'1,000 stars' was matched as "one point zero zero zero" (a child reading "one thousand"
+    was marked wrong), French '1 000' (no-break space) as two numbers "un" "zéro", and '80e'
+    as "quatre vingtsième"."""
+    assert number_words("1,000", "en") == ["one", "thousand"]
+    assert number_words("10,000", "en") == ["ten", "thousand"]
+    assert number_words("1,000,000", "en") == ["one", "million"]
+    assert number_words("1,000.5", "en") == ["one", "thousand", "point", "five"]
+    assert number_words("1\u00a0000", "fr") == ["mille"]
+    assert number_words("10\u202f000", "fr") == ["dix", "mille"]
+    assert number_words("80e", "fr") == ["quatre", "vingtième"]
+    assert number_words("200e", "fr") == ["deux", "centième"]
+    # In French a single comma is the decimal one.
+    assert number_words("3,5", "fr") == ["trois", "virgule", "cinq"]
+    page = tokenize("They saw 1,000 stars, 2, 3 and 4.", "en")
+    assert [t.text for t in page.tokens] == ["They", "saw", "1,000", "stars", "2", "3", "and",
+                                             "4"]
+    assert page.keys()[2:5] == ["one", "thousand", "stars"]
+    page = tokenize("Il y a 1\u00a0000 étoiles.", "fr")
+    assert [t.text for t in page.tokens] == ["Il", "y", "a", "1\u00a0000", "étoiles"]
+    assert page.keys()[3:] == ["mille", "etoiles"]
