@@ -162,3 +162,18 @@ def test_numbers_with_thousands_separators() -> None:
     page = tokenize("Il y a 1\u00a0000 étoiles.", "fr")
     assert [t.text for t in page.tokens] == ["Il", "y", "a", "1\u00a0000", "étoiles"]
     assert page.keys()[3:] == ["mille", "etoiles"]
+
+
+def test_sentences_keep_their_punctuation_and_abbreviations_do_not_end_them() -> None:
+    """'Together' and the tutor read a sentence aloud: French questions lost their '?' (the
+    space before it ended the text there), so the robot read them flat, and "Mr. Fox ran."
+    was two sentences, "Mr." read alone, then "Your turn!"."""
+    page = tokenize("« Pourquoi restes-tu éveillée si tard ? » demande Léa.\n"
+                    "« Merci, canard ! » dit M. Dupont.", "fr")
+    assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
+        "Pourquoi restes-tu éveillée si tard ?", "demande Léa.", "Merci, canard !",
+        "dit M. Dupont."]
+    page = tokenize("Mr. Fox ran to Dr. Owl. He stopped... Then he sat.", "en")
+    assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
+        "Mr. Fox ran to Dr. Owl.", "He stopped...", "Then he sat."]
+    assert [t.text for t in page.tokens if t.sentence_end] == ["Owl", "stopped", "sat"]

@@ -43,6 +43,13 @@ _WORD_RE = re.compile(
     re.UNICODE,
 )
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
+#: What ends a sentence right after its last word: spaces (French puts one before "?", "!")
+#: and the punctuation itself, so that the robot reads a question as a question.
+_END_PUNCTUATION = re.compile(r"[ \u00a0\u202f]*[.!?\u2026]+")
+#: Abbreviations whose full stop does not end a sentence ("Mr. Fox ran.", "M. Dupont").
+ABBREVIATIONS = {"en": {"mr", "mrs", "ms", "dr", "st", "mt", "prof"},
+                 "fr": {"m", "mme", "mmes", "mlle", "mlles", "dr", "st", "ste", "pr"},
+                 "ko": set()}
 
 FR_ELISIONS = ("jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "qu", "l", "d", "j", "n", "s",
                "c", "m", "t")
@@ -266,7 +273,11 @@ class Page:
         toks = self.sentence_tokens(sentence)
         if not toks:
             return ""
-        return self.text[toks[0].start:toks[-1].end + 1].strip()
+        end = toks[-1].end
+        punctuation = _END_PUNCTUATION.match(self.text, end)
+        if punctuation is not None:
+            end = punctuation.end()
+        return self.text[toks[0].start:end].strip()
 
     @property
     def sentence_count(self) -> int:
@@ -288,7 +299,10 @@ def tokenize(text: str, lang: str) -> Page:
     sentence = 0
     for i, m in enumerate(matches):
         following = text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
-        sentence_end = bool(re.search(r"[.!?\u2026]", following)) or i + 1 == len(matches)
+        abbreviation = following.startswith(".") and not following.startswith("..") and \
+            m.group(0).lower() in ABBREVIATIONS[lang] and i + 1 < len(matches)
+        sentence_end = (bool(re.search(r"[.!?\u2026]", following)) and not abbreviation) \
+            or i + 1 == len(matches)
         line_end = "\n" in following or i + 1 == len(matches)
         token = Token(index=i, text=m.group(0), start=m.start(), end=m.end(), sentence=sentence,
                       line_end=line_end, sentence_end=sentence_end)
