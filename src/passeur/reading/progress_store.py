@@ -359,21 +359,37 @@ REPORT_TEXT = {
     "en": {"title": "Reading progress", "reader": "Reader", "date": "Date", "book": "Book",
            "page": "Page", "wcpm": "Words correct per minute", "accuracy": "Accuracy (%)",
            "hard": "Words that were hard", "none": "No reading recorded yet.",
-           "sessions": "Session date"},
+           "sessions": "Session date", "mode": "How",
+           "chart_note": "The chart shows the readings done alone; readings after the robot "
+                         "(Together) are only in the table."},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
-           "sessions": "Date de la séance"},
+           "sessions": "Date de la séance", "mode": "Comment",
+           "chart_note": "Le graphique montre les lectures faites seul ; les lectures après "
+                         "le robot (Ensemble) ne sont que dans le tableau."},
 }
+
+
+MODE_NAMES = {
+    "en": {"i_read": "read alone", "offline": "recording",
+           "together": "after the robot (Together)"},
+    "fr": {"i_read": "lu seul", "offline": "enregistrement",
+           "together": "après le robot (Ensemble)"},
+}
+#: Modes where the child repeats what the robot read (not in the progress chart).
+ECHO_MODES = ("together",)
 
 
 def chart_points(data: dict[str, Any]) -> list[tuple[datetime, float, float]]:
     """One point per session with pages, in date order: (start, WCPM, accuracy 0..1). WCPM is
-    pooled over the session's pages (words correct / reading time), as a fluency probe."""
+    pooled over the session's pages (words correct / reading time), as a fluency probe. Only
+    readings done alone: in "Together" the child repeats a sentence the robot just read,
+    which is no measure of their fluency."""
     points = []
     for s in data["sessions"]:
         pages = s["pages"]
-        if not pages:
+        if not pages or s["mode"] in ECHO_MODES:
             continue
         reading_s = sum(p["reading_time_s"] for p in pages)
         correct = sum(p["words_correct"] for p in pages)
@@ -425,10 +441,12 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
     import matplotlib.pyplot as plt
 
     t = REPORT_TEXT.get(lang, REPORT_TEXT["en"])
+    modes = MODE_NAMES.get(lang, MODE_NAMES["en"])
     data = store.export(name)
-    rows = [(p["created_at"], s["book"], p) for s in data["sessions"] for p in s["pages"]]
+    rows = [(p["created_at"], s["book"], p, s["mode"]) for s in data["sessions"]
+            for p in s["pages"]]
     rows.sort(key=lambda r: r[0])
-    hard = Counter(w for _, _, p in rows for w in p["hard_words"])
+    hard = Counter(w for _, _, p, _ in rows for w in p["hard_words"])
     chart = ""
     points = chart_points(data)
     if points:
@@ -441,13 +459,17 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
                  f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     table = "".join(
         f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"
-        f"<td>{html.escape(book)}</td><td>{p['page']}</td><td>{p['wcpm']:.0f}</td>"
+        f"<td>{html.escape(book)}</td><td>{p['page']}</td>"
+        f"<td>{html.escape(modes.get(mode, mode))}</td><td>{p['wcpm']:.0f}</td>"
         f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
-        "</tr>" for ts, book, p in rows)
+        "</tr>" for ts, book, p, mode in rows)
+    if any(mode in ECHO_MODES for *_, mode in rows):
+        chart += f"<p>{html.escape(t['chart_note'])}</p>"
     hard_list = ", ".join(f"{html.escape(w)} ({n})" for w, n in hard.most_common(15))
     body = (f"<h1>{t['title']}: {html.escape(data['reader'])}</h1>" + (chart or "")
             + (f"<table><thead><tr><th>{t['date']}</th><th>{t['book']}</th><th>{t['page']}</th>"
-               f"<th>{t['wcpm']}</th><th>{t['accuracy']}</th><th>{t['hard']}</th></tr></thead>"
+               f"<th>{t['mode']}</th><th>{t['wcpm']}</th><th>{t['accuracy']}</th>"
+               f"<th>{t['hard']}</th></tr></thead>"
                f"<tbody>{table}</tbody></table><h2>{t['hard']}</h2><p>{hard_list}</p>"
                if rows else f"<p>{t['none']}</p>"))
     page = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>'
