@@ -607,3 +607,33 @@ def test_practice_keeps_the_keyboard_focus_on_a_button(server: Server, workdir: 
             ctx.close()
     assert seen == ["practice-stop", "practice-next", "practice-stop", "practice-stop",
                     "practice-start"], seen
+
+
+def test_buttons_that_disable_themselves_keep_the_keyboard_focus(server: Server,
+                                                                  workdir: Path) -> None:
+    """Keyboard only: "Next page" on reaching the last page and "Bigger text" at the largest
+    size disabled themselves while focused, and the focus fell back to the top of the page."""
+    focus = "document.activeElement && document.activeElement.id"
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-disable-focus")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=2")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.focus("#next")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('next').disabled")
+            after_next = page.evaluate(focus)
+            page.keyboard.press("Enter")  # the focus is on "Previous page" now
+            page.wait_for_function("!document.getElementById('next').disabled")
+            page.focus("#bigger")
+            for _ in range(20):
+                if page.evaluate("document.getElementById('bigger').disabled"):
+                    break
+                page.keyboard.press("Enter")
+            after_bigger = page.evaluate(focus)
+            page.evaluate("localStorage.clear()")
+        finally:
+            ctx.close()
+    assert after_next == "prev", after_next
+    assert after_bigger == "smaller", after_bigger

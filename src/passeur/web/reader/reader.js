@@ -74,6 +74,13 @@
   window.passeurReader = state; // for tests and debugging
 
   function t(key) { return STRINGS[state.ui][key]; }
+  /* Enables or disables a button; a focused button that disables itself ("Next page" on the
+   * last page, "Bigger text" at the largest size) hands the focus to `other`, or the keyboard
+   * focus would fall back to the top of the page. */
+  function setDisabled(button, disabled, other) {
+    if (disabled && document.activeElement === button && !other.disabled) other.focus();
+    button.disabled = disabled;
+  }
   /* Shows a message; a function is the message in the page's language, shown again in the
    * new language when the language changes (plain text, e.g. the robot's words, stays). */
   function show(el, text) {
@@ -144,7 +151,8 @@
     state.data = data; state.pages = data.pages;
     renderPage(data);
     $("page-number").textContent = `${page} / ${data.pages}`;
-    $("prev").disabled = page <= 1; $("next").disabled = page >= data.pages;
+    setDisabled($("prev"), page <= 1, $("next"));
+    setDisabled($("next"), page >= data.pages, $("prev"));
   }
 
   function renderPage(data) {
@@ -459,7 +467,8 @@
     $("spacing").textContent = state.spacing ? STRINGS[state.ui].spacing_level(state.spacing)
       : t("spacing");
     $("size-value").textContent = STRINGS[state.ui].size(Math.round(state.size / 2 * 100));
-    $("smaller").disabled = state.size <= 1.25; $("bigger").disabled = state.size >= 5;
+    setDisabled($("smaller"), state.size <= 1.25, $("bigger"));
+    setDisabled($("bigger"), state.size >= 5, $("smaller"));
     if (!save) return;
     try {
       localStorage.setItem("passeur.reader.display", JSON.stringify(
