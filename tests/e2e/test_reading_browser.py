@@ -637,3 +637,41 @@ def test_buttons_that_disable_themselves_keep_the_keyboard_focus(server: Server,
             ctx.close()
     assert after_next == "prev", after_next
     assert after_bigger == "smaller", after_bigger
+
+
+def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Path) -> None:
+    """When another reader's session took its place, the page said "Problem: something went
+    wrong. Try again..." and kept "I'm done" on, which then could not find the reading."""
+    import json
+    import urllib.request
+
+    silent = workdir / "silent-replaced.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, silent, workdir / "profile-replaced")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-i_read")
+            page.wait_for_function("() => window.passeurReader.pc && "
+                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
+            server.service.config.max_sessions = 1
+            try:
+                request = urllib.request.Request(
+                    f"{server.url}/api/reading/sessions", method="POST",
+                    data=json.dumps({"book": "little-red-boat", "mode": "i_read"}).encode(),
+                    headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    other = json.loads(response.read())["session"]
+                page.wait_for_function("document.getElementById('stop').disabled",
+                                       timeout=20000)
+                status = page.inner_text("#status")
+            finally:
+                server.service.config.max_sessions = 4
+                server.service.close_session(other)
+        finally:
+            ctx.close()
+    assert status == "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter."

@@ -545,3 +545,25 @@ async def test_a_page_where_nothing_was_heard_is_not_saved(client) -> None:  # t
     done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
     assert done["words_correct"] == 0 and done["saved"] is False and "warning" not in done
     assert service.store().readers() == []
+
+
+async def test_a_reading_ended_to_make_room_is_scored_and_saved(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """Past max_sessions the oldest session was closed unscored: that child's reading was
+    lost, and their "I'm done" then answered "I cannot find this reading"."""
+    c, service = client
+    service.config.max_sessions = 1
+    first = await _open(c, reader="Zoé")
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, first, events))
+    await asyncio.sleep(0.3)
+    assert (await c.post(f"/api/reading/sessions/{first}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    await _wait(lambda: service.sessions[first].frames.empty(), 30)
+    await _open(c, reader="Léo")
+    await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 30)
+    finished = [e for e in events if e["type"] == "finished"]
+    assert finished and finished[0]["words_correct"] >= 10 and finished[0]["saved"] is True
+    pages = service.store().export("Zoé")["sessions"][0]["pages"]
+    assert pages[0]["words_correct"] == finished[0]["words_correct"]
+    await asyncio.wait_for(listener, 10)

@@ -602,6 +602,14 @@ class ReadingService:
         for old in evicted:
             log.info("reading session %s closed: %d sessions at most (max_sessions)", old.id,
                      self.config.max_sessions)
+            if old.mode in ("i_read", "together"):
+                # What that child read is scored and saved (their page shows the result),
+                # not thrown away with the session.
+                try:
+                    old.finish()
+                except ReadingError as exc:
+                    log.warning("reading session %s: its reading could not be scored: %s",
+                                old.id, exc)
             old.emit({"type": "error", "code": "session_replaced",
                       "message": "this reading session was ended to make room for a new one"})
             old.close()

@@ -13,6 +13,7 @@
       font: "Police facile à lire", contrast: "Contraste élevé", listening: "Je t'écoute. Lis la page à voix haute.",
       reading: "Je lis la page…", together_start: "J'en lis une phrase, puis tu la répètes.",
       mic_denied: "Je n'ai pas accès au micro. Vérifie l'autorisation.",
+      replaced: "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter.",
       no_model: "Je ne sais pas encore écouter dans cette langue. Essaie « Lis-moi la page ».",
       result: (r) => `Bravo ! ${r.words_correct} mots justes sur ${r.words_total}, ` +
         `${Math.round(r.wcpm)} mots par minute.` +
@@ -42,6 +43,7 @@
       font: "Easy-to-read font", contrast: "High contrast", listening: "I'm listening. Read the page aloud.",
       reading: "I'm reading the page…", together_start: "I read a sentence, then you repeat it.",
       mic_denied: "I cannot use the microphone. Please check the permission.",
+      replaced: "Another reader started on the robot, so I stopped listening.",
       no_model: "I cannot listen in this language yet. Try \"Read to me\".",
       result: (r) => `Well done! ${r.words_correct} of ${r.words_total} words right, ` +
         `${Math.round(r.wcpm)} words per minute.` +
@@ -296,10 +298,21 @@
       if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
       else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
       else if (ev.type === "finished") showResult(ev);
+      else if (ev.type === "error" && ev.code === "session_replaced") replaced();
       else if (ev.type === "error") setStatus(problem(ev));
     });
     state.unsaved = true; // until "I'm done" scores and saves it
     if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
+  }
+
+  /* The server ended this session to make room for another reader (it scored and saved the
+   * reading first: its result has come): stop listening and say why. */
+  function replaced() {
+    state.unsaved = false;
+    state.session = null;
+    closeMedia();
+    setStatus(() => t("replaced"));
+    finishUi();
   }
 
   function showResult(r) {
