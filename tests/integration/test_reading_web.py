@@ -567,3 +567,18 @@ async def test_a_reading_ended_to_make_room_is_scored_and_saved(  # type: ignore
     pages = service.store().export("Zoé")["sessions"][0]["pages"]
     assert pages[0]["words_correct"] == finished[0]["words_correct"]
     await asyncio.wait_for(listener, 10)
+
+
+async def test_a_reading_left_for_another_page_is_saved_without_robot_words(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """The page finishes a reading the child left for another page (?quiet=1): the robot's
+    end-of-page words ("Bravo! ... Shall we practise...?") were said for a page no longer
+    shown, and while it spoke the microphone of the child's next page stayed shut."""
+    c, service = client
+    sid = await _open(c, reader="Zoé")
+    assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish?quiet=1")).json()
+    assert done["saved"] is True and done["words_correct"] >= 10
+    await asyncio.sleep(1.0)  # the speech thread would have taken it by now
+    assert not any(s["kind"] == "page_end" for s in service.spoken), service.spoken

@@ -385,17 +385,20 @@ class LiveSession:
             self._say_sentence(self._together_sentence + 1)
 
     # -- end ---------------------------------------------------------------------------------
-    def finish(self) -> dict[str, Any]:
+    def finish(self, announce: bool = True) -> dict[str, Any]:
         """Score the page (once) and save it for the reader. The score always reaches the
         child: if saving fails, the payload carries a non-blocking `warning`, the error is
-        logged for the librarian, and a later `finish()` tries to save again."""
+        logged for the librarian, and a later `finish()` tries to save again.
+        `announce=False` (the reader left the page, or the session makes room for another):
+        the robot says nothing about the page; its words would also hold the microphones
+        of the reader's next page shut while it spoke."""
         if self.mode == "practice":
             return self.practice_result()
         with self._lock:
             if self._session is None:
                 return {"type": "finished", "mode": self.mode}
             if self.result is None:
-                self.result = self._session.finish()
+                self.result = self._session.finish(announce)
             # A page where no word was heard (the child left, or the microphone gave nothing)
             # is no reading: saved, it would put a 0 in the librarian's progress chart.
             heard = any(w.start_s is not None for w in self.result.state.words)
@@ -606,7 +609,7 @@ class ReadingService:
                 # What that child read is scored and saved (their page shows the result),
                 # not thrown away with the session.
                 try:
-                    old.finish()
+                    old.finish(announce=False)
                 except ReadingError as exc:
                     log.warning("reading session %s: its reading could not be scored: %s",
                                 old.id, exc)

@@ -352,8 +352,8 @@
       const url = `/api/reading/sessions/${state.session}`;
       // A reading left without "I'm done" (another page, book or mode, or the tab closed) is
       // scored and saved first, then the session ends (keepalive: sent even while unloading).
-      const saving = state.unsaved ? fetch(`${url}/finish`, { method: "POST", keepalive: true })
-        : Promise.resolve();
+      const saving = state.unsaved
+        ? fetch(`${url}/finish?quiet=1`, { method: "POST", keepalive: true }) : Promise.resolve();
       saving.catch(() => {}).finally(() =>
         fetch(url, { method: "DELETE", keepalive: true }).catch(() => {}));
       state.unsaved = false;
