@@ -434,7 +434,8 @@ def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") 
 
 
 def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
-    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time."""
+    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time.
+    Raises ProgressStoreError when `out` cannot be written (the message names it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -478,6 +479,10 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
             "collapse}td,th{border:1px solid #999;padding:.3rem .6rem}</style></head><body>"
             f"{body}</body></html>")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ProgressStoreError(f"{out}: cannot write the report ({exc.strerror or exc}); "
+                                 "choose another place (--out)") from exc
     return out
