@@ -214,3 +214,25 @@ def test_report_tells_readings_after_the_robot_from_readings_alone(tmp_path: Pat
     assert "<th>Comment</th>" in html and "lu seul" in html
     assert "après le robot (Ensemble)" in html and "ne sont que dans le tableau" in html
     store.close()
+
+
+def test_a_first_session_charts_without_warnings() -> None:
+    """A reader's first report (one session) printed three matplotlib UserWarnings
+    ("AutoDateLocator was unable to pick an appropriate interval") in the terminal."""
+    import warnings
+    from datetime import datetime
+
+    import matplotlib.pyplot as plt
+
+    from passeur.reading.progress_store import chart_figure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = chart_figure([(datetime(2026, 12, 7, 14, 0), 60.0, 0.9)], "en")
+        try:
+            fig.canvas.draw()
+            labels = [label.get_text() for label in fig.axes[0].get_xticklabels()]
+        finally:
+            plt.close(fig)
+    assert [str(w.message) for w in caught] == []
+    assert any("2026-12-07" in label for label in labels), labels

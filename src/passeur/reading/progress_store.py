@@ -413,6 +413,12 @@ def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") 
     ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
     ax.set_xlabel(t["sessions"])
     ax.set_ylabel(t["wcpm"])
+    if xs.max() - xs.min() < 1 / 24:
+        # A first session (or sessions minutes apart): show the day around it; on a range
+        # of a few seconds matplotlib's date ticks warn (3 UserWarnings in the librarian's
+        # terminal) and pick odd ticks.
+        middle = (xs.max() + xs.min()) / 2
+        ax.set_xlim(middle - 0.5, middle + 0.5)
     locator = mdates.AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
     # Several sessions in one visit: ticks hours or minutes apart show the time too (a plain
