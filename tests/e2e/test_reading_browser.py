@@ -675,3 +675,27 @@ def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Pat
         finally:
             ctx.close()
     assert status == "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter."
+
+
+def test_a_lost_connection_is_said_not_left_listening(server: Server, workdir: Path) -> None:
+    """When the robot's side of the session went away (restart, network), the page went on
+    saying "I'm listening. Read the page aloud." to a child reading to nobody."""
+    silent = workdir / "silent-lost.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, silent, workdir / "profile-lost")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-i_read")
+            page.wait_for_function("() => window.passeurReader.pc && "
+                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
+            server.service.close_session(page.evaluate("window.passeurReader.session"))
+            page.wait_for_function("document.getElementById('stop').disabled", timeout=20000)
+            status = page.inner_text("#status")
+        finally:
+            ctx.close()
+    assert status.startswith("The connection to the robot was lost"), status

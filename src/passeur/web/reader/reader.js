@@ -14,6 +14,7 @@
       reading: "Je lis la page…", together_start: "J'en lis une phrase, puis tu la répètes.",
       mic_denied: "Je n'ai pas accès au micro. Vérifie l'autorisation.",
       replaced: "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter.",
+      lost: "La connexion avec le robot est coupée : je ne t'écoute plus. Réessaie dans un moment.",
       no_model: "Je ne sais pas encore écouter dans cette langue. Essaie « Lis-moi la page ».",
       result: (r) => `Bravo ! ${r.words_correct} mots justes sur ${r.words_total}, ` +
         `${Math.round(r.wcpm)} mots par minute.` +
@@ -44,6 +45,7 @@
       reading: "I'm reading the page…", together_start: "I read a sentence, then you repeat it.",
       mic_denied: "I cannot use the microphone. Please check the permission.",
       replaced: "Another reader started on the robot, so I stopped listening.",
+      lost: "The connection to the robot was lost: I am not listening any more. Try again in a moment.",
       no_model: "I cannot listen in this language yet. Try \"Read to me\".",
       result: (r) => `Well done! ${r.words_correct} of ${r.words_total} words right, ` +
         `${Math.round(r.wcpm)} words per minute.` +
@@ -255,7 +257,10 @@
     const ws = new WebSocket(`${proto}://${location.host}/api/reading/sessions/${s.session}/events`);
     state.ws = ws;
     ws.onmessage = (m) => onEvent(JSON.parse(m.data));
-    await new Promise((ok) => { ws.onopen = ok; });
+    // Closed by the robot or the network (not by this page): say it, do not go on "listening".
+    ws.onclose = () => { if (state.ws === ws) sessionEnded("lost"); };
+    await new Promise((ok) => { ws.onopen = ok; ws.addEventListener("close", ok); });
+    if (state.ws !== ws) throw new Error("the robot closed the reading session");
     return s.session;
   }
 
@@ -298,21 +303,25 @@
       if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
       else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
       else if (ev.type === "finished") showResult(ev);
-      else if (ev.type === "error" && ev.code === "session_replaced") replaced();
+      else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
       else if (ev.type === "error") setStatus(problem(ev));
     });
     state.unsaved = true; // until "I'm done" scores and saves it
     if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
   }
 
-  /* The server ended this session to make room for another reader (it scored and saved the
-   * reading first: its result has come): stop listening and say why. */
-  function replaced() {
-    state.unsaved = false;
-    state.session = null;
+  /* The session ended without this page ending it: the robot made room for another reader
+   * (`replaced`: it scored and saved the reading first, its result has come) or the
+   * connection was lost (`lost`). While listening, stop and say why. */
+  function sessionEnded(key) {
+    const active = state.unsaved || !!state.practice;
+    state.ws = null; state.session = null; state.unsaved = false;
     closeMedia();
-    setStatus(() => t("replaced"));
-    finishUi();
+    if (!active) return;
+    if (state.practice) {
+      clearTimeout(state.practice.timer);
+      show($("practice-status"), () => t(key));
+    } else { setStatus(() => t(key)); finishUi(); }
   }
 
   function showResult(r) {
@@ -433,6 +442,7 @@
       const sid = await openSession({ mode: "practice", word }, (ev) => {
         if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
         else if (ev.type === "practice" && ev.correct) settle(true);
+        else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
         else if (ev.type === "error") show($("practice-status"), problem(ev));
       });
       if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
