@@ -699,3 +699,38 @@ def test_a_lost_connection_is_said_not_left_listening(server: Server, workdir: P
         finally:
             ctx.close()
     assert status.startswith("The connection to the robot was lost"), status
+
+
+def test_a_reading_where_nothing_was_heard_is_not_praised(server: Server,
+                                                           workdir: Path) -> None:
+    """A microphone that gave nothing (or "I'm done" before reading) showed "Well done! 0 of
+    24 words right, 0 words per minute.": the child could not tell the robot never heard."""
+    silent = workdir / "silent-unheard.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    with sync_playwright() as pw:
+        ctx = launch(pw, silent, workdir / "profile-unheard")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-i_read")
+            page.wait_for_function("() => window.passeurReader.pc && "
+                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
+            time.sleep(2.0)
+            page.click("#stop")
+            page.wait_for_selector("#result:not([hidden])", timeout=30000)
+            shown = {"en": page.inner_text("#result-text")}
+            practice_offered = page.is_visible("#practice-start")
+            page.click("button.lang[data-lang='fr']")
+            shown["fr"] = page.inner_text("#result-text")
+            time.sleep(1.0)
+            said = page.evaluate("(window.passeurReader.said || []).map(e => e.kind)")
+        finally:
+            ctx.close()
+    # Every word of the page was a "hard word" to practise, and the robot offered it.
+    assert not practice_offered and "page_end" not in said, said
+    assert shown == {"en": "I did not hear you read. Try again, speaking close to the tablet.",
+                     "fr": "Je ne t'ai pas entendu lire. Réessaie en parlant près de la "
+                           "tablette."}, shown

@@ -304,3 +304,10 @@ def test_without_the_robot_speaking_a_long_pause_stays_a_hesitation() -> None:
                                  finished=True, muted=[False] * 500)
     assert [w.expected for w in state.words if w.hesitation] == ["tom"]
     assert score(page, state, [False] * 500).reading_time_s > 6.5
+
+
+def test_a_page_nobody_read_has_no_hard_words() -> None:
+    page = tokenize(TEXT, "en")
+    state = Aligner(page).update(Hypothesis([], 5.0), finished=True)
+    result = score(page, state)
+    assert result.words_correct == 0 and result.hard_words == []

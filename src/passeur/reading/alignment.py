@@ -487,7 +487,9 @@ def score(page: Page, state: AlignmentState, muted: Sequence[bool] | None = None
         reading_time = last - first - muted_s(muted, frame_s, first, last)
     wcpm = correct / (reading_time / 60.0) if reading_time > 0 else 0.0
     hard: list[str] = []
-    for t in sorted(by_token):
+    # Nothing heard (a silent microphone, "I'm done" before reading): no word was tried, so
+    # none is hard (every word was an omission: the whole page was offered for practice).
+    for t in sorted(by_token) if times else []:
         ws = by_token[t]
         if any(w.is_miscue or w.told or w.outcome == SELF_CORRECTION or w.hesitation
                for w in ws):

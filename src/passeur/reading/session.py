@@ -136,7 +136,8 @@ class ReadingSession:
                                score(self.page, state, self.muted, FRAME_MS / 1000.0),
                                list(self.actions),
                                dict(self.reached_at_s), self.decode_s, self.audio_s)
-        if self.tutor is not None and announce:
+        # Nothing heard: no "Good effort! Shall we practise...?" for a page nobody read.
+        if self.tutor is not None and announce and times_heard(state):
             end = self.tutor.page_end(result.score, state)
             result.actions.append((self.audio_s, end))
             if self.on_action is not None:
@@ -148,6 +149,11 @@ class ReadingSession:
     def close(self) -> None:
         """Release the recogniser (idempotent; `finish()` still scores what was heard)."""
         self.recognizer.close()
+
+
+def times_heard(state: AlignmentState) -> bool:
+    """Whether any page word was heard."""
+    return any(w.start_s is not None for w in state.words)
 
 
 def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor | None = None,

@@ -19,6 +19,7 @@
       result: (r) => `Bravo ! ${r.words_correct} mots justes sur ${r.words_total}, ` +
         `${Math.round(r.wcpm)} mots par minute.` +
         (r.hard_words.length ? ` Mots à revoir : ${r.hard_words.join(", ")}.` : ""),
+      unheard: "Je ne t'ai pas entendu lire. Réessaie en parlant près de la tablette.",
       not_saved: "Ta lecture n'a pas pu être enregistrée cette fois. Dis-le au ou à la bibliothécaire.",
       practice_start: "On s'entraîne sur les mots difficiles", practice_title: "On s'entraîne",
       practice_next: "Mot suivant", practice_stop: "Arrêter",
@@ -50,6 +51,7 @@
       result: (r) => `Well done! ${r.words_correct} of ${r.words_total} words right, ` +
         `${Math.round(r.wcpm)} words per minute.` +
         (r.hard_words.length ? ` Words to practise: ${r.hard_words.join(", ")}.` : ""),
+      unheard: "I did not hear you read. Try again, speaking close to the tablet.",
       not_saved: "Your reading could not be saved this time. Please tell the librarian.",
       practice_start: "Practise the hard words", practice_title: "Let's practise",
       practice_next: "Next word", practice_stop: "Stop",
@@ -327,7 +329,10 @@
   function showResult(r) {
     if (r.wcpm === undefined) return;
     markWords(r.words || []);
-    show($("result-text"), () => STRINGS[state.ui].result(r));
+    // Nothing heard (a microphone that gives nothing, or "I'm done" before reading): no
+    // "Well done! 0 of 24 words right".
+    show($("result-text"), () => (r.reading_time_s > 0 ? STRINGS[state.ui].result(r)
+      : t("unheard")));
     // Not saved: said, but it does not stop the child (the librarian sees the error).
     $("result-note").hidden = !r.warning;
     show($("result-note"), r.warning ? () => t("not_saved") : "");
