@@ -311,3 +311,15 @@ def test_a_page_nobody_read_has_no_hard_words() -> None:
     state = Aligner(page).update(Hypothesis([], 5.0), finished=True)
     result = score(page, state)
     assert result.words_correct == 0 and result.hard_words == []
+
+
+def test_words_after_where_the_reader_stopped_are_not_hard_words() -> None:
+    """A child who read one line and stopped got "Words to practise: Tom, runs, after, it"
+    (every word not reached), offered for practice and listed as hard for the librarian."""
+    page = tokenize(TEXT, "en")
+    state = Aligner(page).update(hyp("the little boat sails on the pond"), finished=True)
+    result = score(page, state)
+    assert [w.outcome for w in state.words][7:] == [OMISSION] * 4  # still counted
+    assert result.accuracy == 7 / 11 and result.hard_words == []
+    state = Aligner(page).update(hyp("the little boat on the pond tom"), finished=True)
+    assert score(page, state).hard_words == ["sails"]
