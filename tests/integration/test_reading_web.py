@@ -582,3 +582,20 @@ async def test_a_reading_left_for_another_page_is_saved_without_robot_words(  # 
     assert done["saved"] is True and done["words_correct"] >= 10
     await asyncio.sleep(1.0)  # the speech thread would have taken it by now
     assert not any(s["kind"] == "page_end" for s in service.spoken), service.spoken
+
+
+async def test_speech_for_an_ended_session_does_not_mute_the_others(client) -> None:  # type: ignore[no-untyped-def]
+    """'Together' queues the first sentence and "Your turn!"; the child left at once. The robot
+    still 'said' both for the ended session, holding the floor, so every other reader's
+    microphone (the same child's next page included) was muted for those seconds."""
+    c, service = client
+    service.say("Good morning everybody, the library opens in five minutes.", "en")
+    await _wait(lambda: service.floor.busy, 10)  # the speech thread is busy with it
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    sid = (await r.json())["session"]
+    assert (await c.delete(f"/api/reading/sessions/{sid}")).status == 200
+    await _wait(lambda: not service.floor.busy, 15)
+    await asyncio.sleep(1.0)
+    assert not service.floor.busy
+    assert [s["kind"] for s in service.spoken] == ["say"], service.spoken

@@ -728,6 +728,10 @@ class ReadingService:
                     item.session.emit({"type": "error", "message": str(exc)})
 
     def _speak(self, item: SpeechItem) -> None:
+        if item.session is not None and item.session.closed:
+            # Said for a reading that has ended (the page left or was closed): nobody hears
+            # it, yet it would hold the floor and mute every other reader's microphone.
+            return
         speech = item.speech or self.synth.synthesize(item.text, item.lang)
         if item.speech is None:
             self._keep_audio(speech, item.key)
@@ -749,7 +753,7 @@ class ReadingService:
         # Never talk over a page that is reading aloud (bounded: its hold expires).
         while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
             pass
-        if self._closed:
+        if self._closed or (item.session is not None and item.session.closed):
             return
         with self._lock:
             self.spoken.append(record)
