@@ -437,7 +437,8 @@ def test_messages_follow_a_language_change_and_listening_ends_with_i_am_done(
         server: Server, workdir: Path) -> None:
     """The result and the status were written once, in the language of that moment: after
     "Français" the score stayed English, and "I'm listening" stayed up after "I'm done"."""
-    wav = save(reading(["Tom has a small red boat."], "en-us+f3", 130, lead_s=1.0, tail_s=3.0),
+    wav = save(reading(["Tom has a small red boat.", 1.0, "He takes it to the pond every day."],
+                       "en-us+f3", 130, lead_s=3.0, tail_s=3.0),
                workdir / "short.wav", rate=48000)
     with sync_playwright() as pw:
         ctx = launch(pw, wav, workdir / "profile-language-change")
@@ -506,7 +507,8 @@ def test_together_your_turn_is_not_replaced_by_the_instructions(server: Server,
 def test_a_reading_left_for_the_next_page_is_saved(server: Server, workdir: Path) -> None:
     """A child reads page 1 in "I read", then presses "Next page" instead of "I'm done": the
     session was deleted unscored, and the librarian never saw that reading."""
-    wav = save(reading(["Tom has a small red boat."], "en-us+f3", 130, lead_s=1.0, tail_s=3.0),
+    wav = save(reading(["Tom has a small red boat.", 1.0, "He takes it to the pond every day."],
+                       "en-us+f3", 130, lead_s=3.0, tail_s=3.0),
                workdir / "next-page.wav", rate=48000)
     with sync_playwright() as pw:
         ctx = launch(pw, wav, workdir / "profile-next-page")
