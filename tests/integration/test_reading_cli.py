@@ -107,3 +107,32 @@ def test_reader_commands_on_a_missing_database_create_nothing(tmp_path: Path) ->
         _one_line_error(r, str(typo), "does not exist", "reading.sqlite3")
         assert not (tmp_path / "typo").exists(), f"readers {args[0]} created the folder"
         assert not (tmp_path / "r.html").exists()
+
+
+def test_bad_options_are_refused_in_one_line_before_the_work(misread: Path,
+                                                              tmp_path: Path) -> None:
+    """A report or export to a place that cannot be written ended in a Python traceback; a
+    negative --hesitation flagged every word as a hesitation; --reader 'Léa!' printed the
+    whole reading, then refused the name (nothing saved); a wrong --books-dir advised setting
+    the reading node's 'books_dir' parameter, which this command does not read."""
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader",
+                "Zoé", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    _one_line_error(passeur("readers", "report", "Zoé", "--db", str(db), "--out",
+                            str(blocked / "r.html")), "cannot write the report", "--out")
+    _one_line_error(passeur("readers", "export", "Zoé", "--db", str(db), "--out",
+                            str(blocked / "r.json")), "cannot write the export", "--out")
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread),
+                "--hesitation", "-1")
+    assert r.returncode == 2 and "seconds > 0" in r.stderr and "Traceback" not in r.stderr
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader",
+                "Léa!", "--db", str(db))
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert "reader name 'Léa!' is not valid" in r.stderr
+    out = _one_line_error(passeur("read", "--book", "little-red-boat", "--audio", str(misread),
+                                  "--books-dir", str(tmp_path / "none")),
+                          "books folder not found", "--books-dir")
+    assert "reading node" not in out

@@ -545,3 +545,57 @@ async def test_a_page_where_nothing_was_heard_is_not_saved(client) -> None:  # t
     done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
     assert done["words_correct"] == 0 and done["saved"] is False and "warning" not in done
     assert service.store().readers() == []
+
+
+async def test_a_reading_ended_to_make_room_is_scored_and_saved(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """Past max_sessions the oldest session was closed unscored: that child's reading was
+    lost, and their "I'm done" then answered "I cannot find this reading"."""
+    c, service = client
+    service.config.max_sessions = 1
+    first = await _open(c, reader="Zoé")
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, first, events))
+    await asyncio.sleep(0.3)
+    assert (await c.post(f"/api/reading/sessions/{first}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    await _wait(lambda: service.sessions[first].frames.empty(), 30)
+    await _open(c, reader="Léo")
+    await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 30)
+    finished = [e for e in events if e["type"] == "finished"]
+    assert finished and finished[0]["words_correct"] >= 10 and finished[0]["saved"] is True
+    pages = service.store().export("Zoé")["sessions"][0]["pages"]
+    assert pages[0]["words_correct"] == finished[0]["words_correct"]
+    await asyncio.wait_for(listener, 10)
+
+
+async def test_a_reading_left_for_another_page_is_saved_without_robot_words(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """The page finishes a reading the child left for another page (?quiet=1): the robot's
+    end-of-page words ("Bravo! ... Shall we practise...?") were said for a page no longer
+    shown, and while it spoke the microphone of the child's next page stayed shut."""
+    c, service = client
+    sid = await _open(c, reader="Zoé")
+    assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish?quiet=1")).json()
+    assert done["saved"] is True and done["words_correct"] >= 10
+    await asyncio.sleep(1.0)  # the speech thread would have taken it by now
+    assert not any(s["kind"] == "page_end" for s in service.spoken), service.spoken
+
+
+async def test_speech_for_an_ended_session_does_not_mute_the_others(client) -> None:  # type: ignore[no-untyped-def]
+    """'Together' queues the first sentence and "Your turn!"; the child left at once. The robot
+    still 'said' both for the ended session, holding the floor, so every other reader's
+    microphone (the same child's next page included) was muted for those seconds."""
+    c, service = client
+    service.say("Good morning everybody, the library opens in five minutes.", "en")
+    await _wait(lambda: service.floor.busy, 10)  # the speech thread is busy with it
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    sid = (await r.json())["session"]
+    assert (await c.delete(f"/api/reading/sessions/{sid}")).status == 200
+    await _wait(lambda: not service.floor.busy, 15)
+    await asyncio.sleep(1.0)
+    assert not service.floor.busy
+    assert [s["kind"] for s in service.spoken] == ["say"], service.spoken

@@ -309,3 +309,22 @@ def test_without_the_robot_speaking_a_long_pause_stays_a_hesitation() -> None:
                                  finished=True, muted=[False] * 500)
     assert [w.expected for w in state.words if w.hesitation] == ["tom"]
     assert score(page, state, [False] * 500).reading_time_s > 6.5
+
+
+def test_a_page_nobody_read_has_no_hard_words() -> None:
+    page = tokenize(TEXT, "en")
+    state = Aligner(page).update(Hypothesis([], 5.0), finished=True)
+    result = score(page, state)
+    assert result.words_correct == 0 and result.hard_words == []
+
+
+def test_words_after_where_the_reader_stopped_are_not_hard_words() -> None:
+    """A child who read one line and stopped got "Words to practise: Tom, runs, after, it"
+    (every word not reached), offered for practice and listed as hard for the librarian."""
+    page = tokenize(TEXT, "en")
+    state = Aligner(page).update(hyp("the little boat sails on the pond"), finished=True)
+    result = score(page, state)
+    assert [w.outcome for w in state.words][7:] == [OMISSION] * 4  # still counted
+    assert result.accuracy == 7 / 11 and result.hard_words == []
+    state = Aligner(page).update(hyp("the little boat on the pond tom"), finished=True)
+    assert score(page, state).hard_words == ["sails"]

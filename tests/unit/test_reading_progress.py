@@ -195,3 +195,44 @@ def test_report_chart_dates_tell_sessions_apart(spacing_s: int) -> None:
         plt.close(fig)
     assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
     assert not any(c.isalpha() for label in labels for c in label), labels  # no "Dec"
+
+
+def test_report_tells_readings_after_the_robot_from_readings_alone(tmp_path: Path) -> None:
+    """'Together' pages (the child repeats each sentence the robot just read) went into the
+    progress chart as fluency like any reading, and the table did not say which was which:
+    a reader who used 'Together' seemed to jump ahead, then fall back."""
+    from passeur.reading.progress_store import chart_points
+
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    for mode, heard in (("i_read", "the cap sat on the mat"),
+                        ("together", "the cat sat on the mat")):
+        state, s = reading_result(heard)
+        store.record_reading("Léo", "b", mode, 1, "en", state, s)
+    points = chart_points(store.export("Léo"))
+    assert [round(p[2], 3) for p in points] == [round(5 / 6, 3)]  # the reading alone only
+    html = write_report(store, "Léo", tmp_path / "r.html", "fr").read_text(encoding="utf-8")
+    assert "<th>Comment</th>" in html and "lu seul" in html
+    assert "après le robot (Ensemble)" in html and "ne sont que dans le tableau" in html
+    store.close()
+
+
+def test_a_first_session_charts_without_warnings() -> None:
+    """A reader's first report (one session) printed three matplotlib UserWarnings
+    ("AutoDateLocator was unable to pick an appropriate interval") in the terminal."""
+    import warnings
+    from datetime import datetime
+
+    import matplotlib.pyplot as plt
+
+    from passeur.reading.progress_store import chart_figure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = chart_figure([(datetime(2026, 12, 7, 14, 0), 60.0, 0.9)], "en")
+        try:
+            fig.canvas.draw()
+            labels = [label.get_text() for label in fig.axes[0].get_xticklabels()]
+        finally:
+            plt.close(fig)
+    assert [str(w.message) for w in caught] == []
+    assert any("2026-12-07" in label for label in labels), labels

@@ -117,3 +117,63 @@ def test_txt_books_are_books_too(tmp_path: Path) -> None:
     assert plain.pages == ["The snake_case *stays*.", "Page two."]  # shown as written
     assert library.get("marked").pages == ["Le chat dort."]
     assert [b.id for b in library.books()] == ["marked", "plain"]
+
+
+def test_a_book_left_out_of_the_list_is_reported_once(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A librarian adds 'Noël.md', 'Big-Book.md' or a file without its front-matter: the
+    reader page did not list it and nothing anywhere said why (and `passeur read --book
+    Big-Book` said ids are 'letters, digits, - and _ only', which it is)."""
+    front = "---\ntitle: T\nlanguage: fr\n---\nLe chat dort.\n"
+    for name in ("ok.md", "Noël.md", "Big-Book.md"):
+        (tmp_path / name).write_text(front, encoding="utf-8")
+    (tmp_path / "broken.md").write_text("Le chat dort.\n", encoding="utf-8")
+    library = Library(tmp_path)
+    with caplog.at_level("WARNING", logger="passeur.reading.books"):
+        assert [b.id for b in library.books()] == ["ok"]
+        library.books()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3, warned
+    for name in ("Noël", "Big-Book", "broken"):
+        assert sum(f"'{name}' is not listed" in w for w in warned) == 1, warned
+    assert any("front-matter" in w for w in warned)
+    with pytest.raises(BookError, match="lower-case letters a-z without accents"):
+        library.get("Big-Book")
+
+
+def test_numbers_with_thousands_separators() -> None:
+    """'1,000 stars' was matched as "one point zero zero zero" (a child reading "one thousand"
+    was marked wrong), French '1 000' (no-break space) as two numbers "un" "zéro", and '80e'
+    as "quatre vingtsième"."""
+    assert number_words("1,000", "en") == ["one", "thousand"]
+    assert number_words("10,000", "en") == ["ten", "thousand"]
+    assert number_words("1,000,000", "en") == ["one", "million"]
+    assert number_words("1,000.5", "en") == ["one", "thousand", "point", "five"]
+    assert number_words("1\u00a0000", "fr") == ["mille"]
+    assert number_words("10\u202f000", "fr") == ["dix", "mille"]
+    assert number_words("80e", "fr") == ["quatre", "vingtième"]
+    assert number_words("200e", "fr") == ["deux", "centième"]
+    # In French a single comma is the decimal one.
+    assert number_words("3,5", "fr") == ["trois", "virgule", "cinq"]
+    page = tokenize("They saw 1,000 stars, 2, 3 and 4.", "en")
+    assert [t.text for t in page.tokens] == ["They", "saw", "1,000", "stars", "2", "3", "and",
+                                             "4"]
+    assert page.keys()[2:5] == ["one", "thousand", "stars"]
+    page = tokenize("Il y a 1\u00a0000 étoiles.", "fr")
+    assert [t.text for t in page.tokens] == ["Il", "y", "a", "1\u00a0000", "étoiles"]
+    assert page.keys()[3:] == ["mille", "etoiles"]
+
+
+def test_sentences_keep_their_punctuation_and_abbreviations_do_not_end_them() -> None:
+    """'Together' and the tutor read a sentence aloud: French questions lost their '?' (the
+    space before it ended the text there), so the robot read them flat, and "Mr. Fox ran."
+    was two sentences, "Mr." read alone, then "Your turn!"."""
+    page = tokenize("« Pourquoi restes-tu éveillée si tard ? » demande Léa.\n"
+                    "« Merci, canard ! » dit M. Dupont.", "fr")
+    assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
+        "Pourquoi restes-tu éveillée si tard ?", "demande Léa.", "Merci, canard !",
+        "dit M. Dupont."]
+    page = tokenize("Mr. Fox ran to Dr. Owl. He stopped... Then he sat.", "en")
+    assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
+        "Mr. Fox ran to Dr. Owl.", "He stopped...", "Then he sat."]
+    assert [t.text for t in page.tokens if t.sentence_end] == ["Owl", "stopped", "sat"]

@@ -490,8 +490,15 @@ def score(page: Page, state: AlignmentState, muted: Sequence[bool] | None = None
         reading_time = last - first - muted_s(muted, frame_s, first, last)
     wcpm = correct / (reading_time / 60.0) if reading_time > 0 else 0.0
     hard: list[str] = []
+    # Words after the last one heard were never tried (the reader stopped there, or nothing
+    # was heard at all): omissions for the accuracy, but not hard words (the rest of the page
+    # was offered for practice, and listed as hard for the librarian).
+    heard = [w.index for w in state.words if w.start_s is not None]
+    last_heard = max(heard) if heard else -1
     for t in sorted(by_token):
         ws = by_token[t]
+        if min(w.index for w in ws) > last_heard:
+            break
         if any(w.is_miscue or w.told or w.outcome == SELF_CORRECTION or w.hesitation
                for w in ws):
             shown = page.tokens[t].text

@@ -21,6 +21,7 @@ its extension (`.md` first when both exist).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ import yaml
 from passeur.paths import share_path
 from passeur.reading.exceptions import BookError
 from passeur.reading.text import TEXT_LANGUAGES, Page, tokenize
+
+log = logging.getLogger(__name__)
 
 PAGE_BREAK = re.compile(r"^\s*---\s*page\s*---\s*$", re.MULTILINE | re.IGNORECASE)
 _FRONT = re.compile(r"\A\ufeff?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -131,6 +134,7 @@ class Library:
             raise BookError("books folder not found; set the reading node's 'books_dir' "
                             "parameter to a folder of .md or .txt books", self.folder)
         self._cache: dict[str, Book] = {}
+        self._left_out: set[str] = set()  # book files already reported as left out
 
     def ids(self) -> list[str]:
         return sorted({p.stem for p in self.folder.iterdir()
@@ -138,8 +142,10 @@ class Library:
 
     def get(self, book_id: str) -> Book:
         if not _ID.match(book_id or ""):
-            raise BookError(f"'{book_id}' is not a book id (letters, digits, - and _ only)",
-                            self.folder)
+            raise BookError(f"'{book_id}' is not a book id: a book's id is its file name "
+                            "without the extension, in lower-case letters a-z without "
+                            "accents, digits, '-' and '_' (rename the file, e.g. "
+                            "'la-lune-de-lea.md')", self.folder)
         if book_id not in self._cache:
             path = next((self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
                          if (self.folder / f"{book_id}{suffix}").is_file()),
@@ -155,6 +161,11 @@ class Library:
         for book_id in self.ids():
             try:
                 out.append(self.get(book_id))
-            except BookError:
-                continue  # a broken file must not hide the others; `get` reports it
+            except BookError as exc:
+                # A broken file must not hide the others, nor vanish without a word: the
+                # librarian who added it is told once why the page does not list it.
+                if book_id not in self._left_out:
+                    self._left_out.add(book_id)
+                    log.warning("book '%s' is not listed for readers: %s", book_id, exc)
+                continue
         return out

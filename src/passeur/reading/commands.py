@@ -16,6 +16,27 @@ def default_db_path() -> Path:
     return Path(base) / "reading.sqlite3"
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0, e.g. 2") from exc
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0, e.g. 2")
+    return value
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    from passeur.reading.exceptions import ReadingError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReadingError(f"{path}: cannot write the {what} ({exc.strerror or exc}); "
+                           "choose another --out") from exc
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("read", help="check a recording of a page read aloud (offline)")
     p.add_argument("--book", required=True, help="book id (file name in config/books)")
@@ -28,7 +49,8 @@ def register(sub: Any) -> None:
     p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default="pocketsphinx")
     p.add_argument("--vosk-model", type=Path, default=None,
                    help="vosk model folder for the book's language (with --asr vosk)")
-    p.add_argument("--hesitation", type=float, default=2.0, help="pause (s) counted as hesitation")
+    p.add_argument("--hesitation", type=_seconds, default=2.0,
+                   help="pause (s) counted as hesitation")
     p.add_argument("--db", type=Path, default=None, help="progress database")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_read)
@@ -71,9 +93,16 @@ def _cmd_read(args: argparse.Namespace) -> int:
     from passeur.reading.asr import create_backend
     from passeur.reading.audio_in import read_wav
     from passeur.reading.books import Library
-    from passeur.reading.progress_store import ProgressStore
+    from passeur.reading.exceptions import BookError
+    from passeur.reading.progress_store import ProgressStore, check_reader_name
     from passeur.reading.session import read_pcm
 
+    if args.reader:
+        # Before the recognition: a name that cannot be recorded is refused first.
+        check_reader_name(args.reader)
+    if args.books_dir is not None and not args.books_dir.is_dir():
+        raise BookError("books folder not found; check --books-dir (a folder of .md or .txt "
+                        "books)", args.books_dir)
     book = Library(args.books_dir).get(args.book)
     page = book.page(args.page)
     pcm = read_wav(args.audio)
@@ -138,9 +167,9 @@ def _cmd_read(args: argparse.Namespace) -> int:
     if args.reader:
         store = ProgressStore(args.db or default_db_path())
         try:
-            sid = store.start_session(args.reader, book.id, "offline")
-            store.record_page(sid, args.page, book.lang, result.state, s)
-            store.end_session(sid)
+            # One transaction: a failed write leaves no half-recorded session behind.
+            store.record_reading(args.reader, book.id, "offline", args.page, book.lang,
+                                 result.state, s)
         finally:
             store.close()
     return 0
@@ -165,7 +194,7 @@ def _cmd_readers(args: argparse.Namespace) -> int:
         elif args.readers_command == "export":
             text = json.dumps(store.export(args.name), ensure_ascii=False, indent=2)
             if args.out:
-                args.out.write_text(text, encoding="utf-8")
+                _write(args.out, text, "export")
                 print(f"exported {args.name} to {args.out}")
             else:
                 print(text)

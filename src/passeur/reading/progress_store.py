@@ -359,21 +359,37 @@ REPORT_TEXT = {
     "en": {"title": "Reading progress", "reader": "Reader", "date": "Date", "book": "Book",
            "page": "Page", "wcpm": "Words correct per minute", "accuracy": "Accuracy (%)",
            "hard": "Words that were hard", "none": "No reading recorded yet.",
-           "sessions": "Session date"},
+           "sessions": "Session date", "mode": "How",
+           "chart_note": "The chart shows the readings done alone; readings after the robot "
+                         "(Together) are only in the table."},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
-           "sessions": "Date de la séance"},
+           "sessions": "Date de la séance", "mode": "Comment",
+           "chart_note": "Le graphique montre les lectures faites seul ; les lectures après "
+                         "le robot (Ensemble) ne sont que dans le tableau."},
 }
+
+
+MODE_NAMES = {
+    "en": {"i_read": "read alone", "offline": "recording",
+           "together": "after the robot (Together)"},
+    "fr": {"i_read": "lu seul", "offline": "enregistrement",
+           "together": "après le robot (Ensemble)"},
+}
+#: Modes where the child repeats what the robot read (not in the progress chart).
+ECHO_MODES = ("together",)
 
 
 def chart_points(data: dict[str, Any]) -> list[tuple[datetime, float, float]]:
     """One point per session with pages, in date order: (start, WCPM, accuracy 0..1). WCPM is
-    pooled over the session's pages (words correct / reading time), as a fluency probe."""
+    pooled over the session's pages (words correct / reading time), as a fluency probe. Only
+    readings done alone: in "Together" the child repeats a sentence the robot just read,
+    which is no measure of their fluency."""
     points = []
     for s in data["sessions"]:
         pages = s["pages"]
-        if not pages:
+        if not pages or s["mode"] in ECHO_MODES:
             continue
         reading_s = sum(p["reading_time_s"] for p in pages)
         correct = sum(p["words_correct"] for p in pages)
@@ -397,6 +413,12 @@ def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") 
     ax.plot(xs, [p[1] for p in points], "o-", color="#1f5fa8", label=t["wcpm"])
     ax.set_xlabel(t["sessions"])
     ax.set_ylabel(t["wcpm"])
+    if xs.max() - xs.min() < 1 / 24:
+        # A first session (or sessions minutes apart): show the day around it; on a range
+        # of a few seconds matplotlib's date ticks warn (3 UserWarnings in the librarian's
+        # terminal) and pick odd ticks.
+        middle = (xs.max() + xs.min()) / 2
+        ax.set_xlim(middle - 0.5, middle + 0.5)
     locator = mdates.AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
     # Several sessions in one visit: ticks hours or minutes apart show the time too (a plain
@@ -418,17 +440,20 @@ def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") 
 
 
 def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
-    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time."""
+    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time.
+    Raises ProgressStoreError when `out` cannot be written (the message names it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     t = REPORT_TEXT.get(lang, REPORT_TEXT["en"])
+    modes = MODE_NAMES.get(lang, MODE_NAMES["en"])
     data = store.export(name)
-    rows = [(p["created_at"], s["book"], p) for s in data["sessions"] for p in s["pages"]]
+    rows = [(p["created_at"], s["book"], p, s["mode"]) for s in data["sessions"]
+            for p in s["pages"]]
     rows.sort(key=lambda r: r[0])
-    hard = Counter(w for _, _, p in rows for w in p["hard_words"])
+    hard = Counter(w for _, _, p, _ in rows for w in p["hard_words"])
     chart = ""
     points = chart_points(data)
     if points:
@@ -441,13 +466,17 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
                  f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     table = "".join(
         f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"
-        f"<td>{html.escape(book)}</td><td>{p['page']}</td><td>{p['wcpm']:.0f}</td>"
+        f"<td>{html.escape(book)}</td><td>{p['page']}</td>"
+        f"<td>{html.escape(modes.get(mode, mode))}</td><td>{p['wcpm']:.0f}</td>"
         f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
-        "</tr>" for ts, book, p in rows)
+        "</tr>" for ts, book, p, mode in rows)
+    if any(mode in ECHO_MODES for *_, mode in rows):
+        chart += f"<p>{html.escape(t['chart_note'])}</p>"
     hard_list = ", ".join(f"{html.escape(w)} ({n})" for w, n in hard.most_common(15))
     body = (f"<h1>{t['title']}: {html.escape(data['reader'])}</h1>" + (chart or "")
             + (f"<table><thead><tr><th>{t['date']}</th><th>{t['book']}</th><th>{t['page']}</th>"
-               f"<th>{t['wcpm']}</th><th>{t['accuracy']}</th><th>{t['hard']}</th></tr></thead>"
+               f"<th>{t['mode']}</th><th>{t['wcpm']}</th><th>{t['accuracy']}</th>"
+               f"<th>{t['hard']}</th></tr></thead>"
                f"<tbody>{table}</tbody></table><h2>{t['hard']}</h2><p>{hard_list}</p>"
                if rows else f"<p>{t['none']}</p>"))
     page = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>'
@@ -456,6 +485,10 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
             "collapse}td,th{border:1px solid #999;padding:.3rem .6rem}</style></head><body>"
             f"{body}</body></html>")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ProgressStoreError(f"{out}: cannot write the report ({exc.strerror or exc}); "
+                                 "choose another place (--out)") from exc
     return out

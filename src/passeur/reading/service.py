@@ -385,17 +385,20 @@ class LiveSession:
             self._say_sentence(self._together_sentence + 1)
 
     # -- end ---------------------------------------------------------------------------------
-    def finish(self) -> dict[str, Any]:
+    def finish(self, announce: bool = True) -> dict[str, Any]:
         """Score the page (once) and save it for the reader. The score always reaches the
         child: if saving fails, the payload carries a non-blocking `warning`, the error is
-        logged for the librarian, and a later `finish()` tries to save again."""
+        logged for the librarian, and a later `finish()` tries to save again.
+        `announce=False` (the reader left the page, or the session makes room for another):
+        the robot says nothing about the page; its words would also hold the microphones
+        of the reader's next page shut while it spoke."""
         if self.mode == "practice":
             return self.practice_result()
         with self._lock:
             if self._session is None:
                 return {"type": "finished", "mode": self.mode}
             if self.result is None:
-                self.result = self._session.finish()
+                self.result = self._session.finish(announce)
             # A page where no word was heard (the child left, or the microphone gave nothing)
             # is no reading: saved, it would put a 0 in the librarian's progress chart.
             heard = any(w.start_s is not None for w in self.result.state.words)
@@ -602,6 +605,14 @@ class ReadingService:
         for old in evicted:
             log.info("reading session %s closed: %d sessions at most (max_sessions)", old.id,
                      self.config.max_sessions)
+            if old.mode in ("i_read", "together"):
+                # What that child read is scored and saved (their page shows the result),
+                # not thrown away with the session.
+                try:
+                    old.finish(announce=False)
+                except ReadingError as exc:
+                    log.warning("reading session %s: its reading could not be scored: %s",
+                                old.id, exc)
             old.emit({"type": "error", "code": "session_replaced",
                       "message": "this reading session was ended to make room for a new one"})
             old.close()
@@ -717,6 +728,10 @@ class ReadingService:
                     item.session.emit({"type": "error", "message": str(exc)})
 
     def _speak(self, item: SpeechItem) -> None:
+        if item.session is not None and item.session.closed:
+            # Said for a reading that has ended (the page left or was closed): nobody hears
+            # it, yet it would hold the floor and mute every other reader's microphone.
+            return
         speech = item.speech or self.synth.synthesize(item.text, item.lang)
         if item.speech is None:
             self._keep_audio(speech, item.key)
@@ -738,7 +753,7 @@ class ReadingService:
         # Never talk over a page that is reading aloud (bounded: its hold expires).
         while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
             pass
-        if self._closed:
+        if self._closed or (item.session is not None and item.session.closed):
             return
         with self._lock:
             self.spoken.append(record)

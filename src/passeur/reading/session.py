@@ -122,7 +122,9 @@ class ReadingSession:
         if self.tutor is not None:
             self.tutor.robot_spoke(self.audio_s + duration_s)
 
-    def finish(self) -> SessionResult:
+    def finish(self, announce: bool = True) -> SessionResult:
+        """Score what was heard. `announce=False`: no end-of-page words from the tutor (the
+        reader has already left the page)."""
         if self._finished is not None:
             return self._finished
         t0 = time.perf_counter()
@@ -134,7 +136,8 @@ class ReadingSession:
                                score(self.page, state, self.muted, FRAME_MS / 1000.0),
                                list(self.actions),
                                dict(self.reached_at_s), self.decode_s, self.audio_s)
-        if self.tutor is not None:
+        # Nothing heard: no "Good effort! Shall we practise...?" for a page nobody read.
+        if self.tutor is not None and announce and times_heard(state):
             end = self.tutor.page_end(result.score, state)
             result.actions.append((self.audio_s, end))
             if self.on_action is not None:
@@ -146,6 +149,11 @@ class ReadingSession:
     def close(self) -> None:
         """Release the recogniser (idempotent; `finish()` still scores what was heard)."""
         self.recognizer.close()
+
+
+def times_heard(state: AlignmentState) -> bool:
+    """Whether any page word was heard."""
+    return any(w.start_s is not None for w in state.words)
 
 
 def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor | None = None,

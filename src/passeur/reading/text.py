@@ -11,7 +11,8 @@ matching (`key`). Recognised words go through the same `match_keys()` so that bo
   (the recogniser's dictionary spells "don't");
 - hyphenated words split (grand-mère -> grand mère, well-known -> well known);
 - numbers written as digits become words in the book's language (21 -> vingt et un,
-  twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals.
+  twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals;
+  thousands grouped as "1,000" (English) or "1 000" (no-break space, French) are one number.
 """
 
 from __future__ import annotations
@@ -30,12 +31,25 @@ TEXT_LANGUAGES = ("fr", "en", "ko")
 # Apostrophes and hyphens as typed in real texts.
 _APOSTROPHES = "'\u2019\u2018\u02bc`\u00b4"
 _HYPHENS = "-\u2010\u2011\u2012\u2013"
+# Numbers: thousands grouped with a (narrow) no-break space (French: 1 000) or with commas
+# (English: 1,000; in French a single comma is the decimal one), decimals, plain digits.
+_NUMBER = (r"(?:\d{1,3}(?:[\u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:,\d{3})+(?:\.\d+)?"
+           r"|\d+(?:[.,]\d+)?)")
+_ORDINAL = r"(?:st|nd|rd|th|er|re|e|ème|eme)"
+_NUMBER_RE = re.compile(f"({_NUMBER})({_ORDINAL})?")
 _WORD_RE = re.compile(
-    r"\d+(?:[.,]\d+)?(?:st|nd|rd|th|er|re|e|ème|eme)?"  # numbers, decimals, ordinals
+    _NUMBER + _ORDINAL + "?"  # numbers, decimals, ordinals
     r"|[^\W\d_]+(?:[" + re.escape(_APOSTROPHES + _HYPHENS) + r"][^\W\d_]+)*",
     re.UNICODE,
 )
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
+#: What ends a sentence right after its last word: spaces (French puts one before "?", "!")
+#: and the punctuation itself, so that the robot reads a question as a question.
+_END_PUNCTUATION = re.compile(r"[ \u00a0\u202f]*[.!?\u2026]+")
+#: Abbreviations whose full stop does not end a sentence ("Mr. Fox ran.", "M. Dupont").
+ABBREVIATIONS = {"en": {"mr", "mrs", "ms", "dr", "st", "mt", "prof"},
+                 "fr": {"m", "mme", "mmes", "mlle", "mlles", "dr", "st", "ste", "pr"},
+                 "ko": set()}
 
 FR_ELISIONS = ("jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "qu", "l", "d", "j", "n", "s",
                "c", "m", "t")
@@ -137,10 +151,16 @@ def _fr_number(n: int) -> list[str]:
 
 def number_words(text: str, lang: str) -> list[str]:
     """Spoken words for a number written with digits: '21' -> ['vingt', 'et', 'un']."""
-    match = re.fullmatch(r"(\d+)(?:[.,](\d+))?(st|nd|rd|th|er|re|e|ème|eme)?", text)
+    match = _NUMBER_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"not a number: {text!r}")
-    whole, frac, suffix = match.groups()
+    number, suffix = match.groups()
+    number = number.replace("\u00a0", "").replace("\u202f", "")
+    # 1,000 and 1,000,000 group thousands (in French only 1,000,000: 3,500 is 3.5 there).
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", number) and (
+            lang != "fr" or number.count(",") > 1):
+        number = number.replace(",", "")
+    whole, _, frac = number.replace(",", ".").partition(".")
     value = int(whole)
     if lang not in LANGUAGES:
         return [text]  # no number words for this language: matched as written
@@ -152,7 +172,8 @@ def number_words(text: str, lang: str) -> list[str]:
             if value == 1 and suffix in ("er", "re"):
                 return ["premier" if suffix == "er" else "première"]
             last = words[-1]
-            last = {"cinq": "cinqu", "neuf": "neuv"}.get(last, last.rstrip("e"))
+            last = {"cinq": "cinqu", "neuf": "neuv", "vingts": "vingt", "cents": "cent"
+                    }.get(last, last.rstrip("e"))
             return [*words[:-1], last + "ième"]
         return words
     words = _en_year_or_number(value) if not frac and not suffix else _en_number(value)
@@ -183,7 +204,7 @@ def _split_word(word: str, lang: str) -> list[str]:
     word = word.strip("'-")
     if not word:
         return []
-    if re.fullmatch(r"\d+(?:[.,]\d+)?(?:st|nd|rd|th|er|re|e|ème|eme)?", word):
+    if _NUMBER_RE.fullmatch(word):
         return number_words(word, lang)
     parts: list[str] = []
     for chunk in word.split("-"):
@@ -252,7 +273,11 @@ class Page:
         toks = self.sentence_tokens(sentence)
         if not toks:
             return ""
-        return self.text[toks[0].start:toks[-1].end + 1].strip()
+        end = toks[-1].end
+        punctuation = _END_PUNCTUATION.match(self.text, end)
+        if punctuation is not None:
+            end = punctuation.end()
+        return self.text[toks[0].start:end].strip()
 
     @property
     def sentence_count(self) -> int:
@@ -274,7 +299,10 @@ def tokenize(text: str, lang: str) -> Page:
     sentence = 0
     for i, m in enumerate(matches):
         following = text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
-        sentence_end = bool(re.search(r"[.!?\u2026]", following)) or i + 1 == len(matches)
+        abbreviation = following.startswith(".") and not following.startswith("..") and \
+            m.group(0).lower() in ABBREVIATIONS[lang] and i + 1 < len(matches)
+        sentence_end = (bool(re.search(r"[.!?\u2026]", following)) and not abbreviation) \
+            or i + 1 == len(matches)
         line_end = "\n" in following or i + 1 == len(matches)
         token = Token(index=i, text=m.group(0), start=m.start(), end=m.end(), sentence=sentence,
                       line_end=line_end, sentence_end=sentence_end)

@@ -21,6 +21,7 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
       {"type":"practice","word","correct"} | {"type":"error","message"}
 - POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC)
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
+                                                (?quiet=1: the robot says nothing about it)
 - DELETE /api/reading/sessions/{id}
 - POST /api/reading/say {"text","lang"}         the robot says something (staff only)
 - POST /api/reading/playback {"audio","state": start|end}  the page plays robot speech on its
@@ -49,6 +50,7 @@ from passeur.reading.exceptions import (
     AudioFormatError,
     BookError,
     ProgressStoreError,
+    ReaderNameError,
     ReadingError,
     RecordingTooLong,
     UnknownAudio,
@@ -81,7 +83,10 @@ def _status(exc: Exception) -> int:
 
 
 def _error(exc: Exception) -> web.Response:
-    return web.json_response({"error": str(exc)}, status=_status(exc))
+    body = {"error": str(exc)}
+    if isinstance(exc, ReaderNameError):
+        body["code"] = "reader_name"  # the page tells the child what to change
+    return web.json_response(body, status=_status(exc))
 
 
 def find_font(name: str) -> Path | None:
@@ -405,7 +410,10 @@ class ReaderFeature:
                 if session.frames.empty():
                     break
                 await asyncio.sleep(0.05)
-            payload = await asyncio.to_thread(session.finish)
+            # ?quiet=1: the page left the reading (another page, book or mode): no words
+            # from the robot about it.
+            announce = request.query.get("quiet") != "1"
+            payload = await asyncio.to_thread(session.finish, announce)
         except ReadingError as exc:
             return _error(exc)
         return web.json_response(payload)

@@ -13,10 +13,13 @@
       font: "Police facile à lire", contrast: "Contraste élevé", listening: "Je t'écoute. Lis la page à voix haute.",
       reading: "Je lis la page…", together_start: "J'en lis une phrase, puis tu la répètes.",
       mic_denied: "Je n'ai pas accès au micro. Vérifie l'autorisation.",
+      replaced: "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter.",
+      lost: "La connexion avec le robot est coupée : je ne t'écoute plus. Réessaie dans un moment.",
       no_model: "Je ne sais pas encore écouter dans cette langue. Essaie « Lis-moi la page ».",
       result: (r) => `Bravo ! ${r.words_correct} mots justes sur ${r.words_total}, ` +
         `${Math.round(r.wcpm)} mots par minute.` +
         (r.hard_words.length ? ` Mots à revoir : ${r.hard_words.join(", ")}.` : ""),
+      unheard: "Je ne t'ai pas entendu lire. Réessaie en parlant près de la tablette.",
       not_saved: "Ta lecture n'a pas pu être enregistrée cette fois. Dis-le au ou à la bibliothécaire.",
       practice_start: "On s'entraîne sur les mots difficiles", practice_title: "On s'entraîne",
       practice_next: "Mot suivant", practice_stop: "Arrêter",
@@ -29,6 +32,8 @@
       error_too_long: "la lecture était trop longue pour moi.",
       error_unavailable: "je ne peux pas écouter ni enregistrer pour le moment. Dis-le au ou à la bibliothécaire.",
       error_other: "quelque chose n'a pas marché. Réessaie, ou demande au ou à la bibliothécaire.",
+      error_reader_name: "ton surnom ne peut avoir que des lettres, des chiffres, des espaces, " +
+        "« . », « - » ou « _ ». Change-le, ou laisse-le vide.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -40,10 +45,13 @@
       font: "Easy-to-read font", contrast: "High contrast", listening: "I'm listening. Read the page aloud.",
       reading: "I'm reading the page…", together_start: "I read a sentence, then you repeat it.",
       mic_denied: "I cannot use the microphone. Please check the permission.",
+      replaced: "Another reader started on the robot, so I stopped listening.",
+      lost: "The connection to the robot was lost: I am not listening any more. Try again in a moment.",
       no_model: "I cannot listen in this language yet. Try \"Read to me\".",
       result: (r) => `Well done! ${r.words_correct} of ${r.words_total} words right, ` +
         `${Math.round(r.wcpm)} words per minute.` +
         (r.hard_words.length ? ` Words to practise: ${r.hard_words.join(", ")}.` : ""),
+      unheard: "I did not hear you read. Try again, speaking close to the tablet.",
       not_saved: "Your reading could not be saved this time. Please tell the librarian.",
       practice_start: "Practise the hard words", practice_title: "Let's practise",
       practice_next: "Next word", practice_stop: "Stop",
@@ -55,6 +63,8 @@
       error_too_long: "the reading was too long for me.",
       error_unavailable: "I cannot listen or save right now. Please tell the librarian.",
       error_other: "something went wrong. Try again, or ask the librarian.",
+      error_reader_name: "your nickname can only have letters, digits, spaces, \".\", \"-\" " +
+        "or \"_\". Change it, or leave it empty.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -70,6 +80,13 @@
   window.passeurReader = state; // for tests and debugging
 
   function t(key) { return STRINGS[state.ui][key]; }
+  /* Enables or disables a button; a focused button that disables itself ("Next page" on the
+   * last page, "Bigger text" at the largest size) hands the focus to `other`, or the keyboard
+   * focus would fall back to the top of the page. */
+  function setDisabled(button, disabled, other) {
+    if (disabled && document.activeElement === button && !other.disabled) other.focus();
+    button.disabled = disabled;
+  }
   /* Shows a message; a function is the message in the page's language, shown again in the
    * new language when the language changes (plain text, e.g. the robot's words, stays). */
   function show(el, text) {
@@ -99,7 +116,7 @@
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
       const err = new Error(body.error || res.statusText);
-      err.status = res.status;
+      err.status = res.status; err.code = body.code;
       throw err;
     }
     return body;
@@ -110,6 +127,9 @@
   function problem(e) {
     if (e && e.message) console.warn("reader:", e.message);
     const status = e && e.status;
+    const badName = !!(e && e.code === "reader_name");
+    $("reader").setAttribute("aria-invalid", String(badName));
+    if (badName) return () => t("error") + t("error_reader_name");
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
       : status === 503 ? "error_unavailable" : "error_other";
     return () => t("error") + t(key);
@@ -137,7 +157,8 @@
     state.data = data; state.pages = data.pages;
     renderPage(data);
     $("page-number").textContent = `${page} / ${data.pages}`;
-    $("prev").disabled = page <= 1; $("next").disabled = page >= data.pages;
+    setDisabled($("prev"), page <= 1, $("next"));
+    setDisabled($("next"), page >= data.pages, $("prev"));
   }
 
   function renderPage(data) {
@@ -233,11 +254,15 @@
     const s = await post("/api/reading/sessions", { book: state.book, page: state.page,
       reader: $("reader").value.trim() || null, ...body });
     state.session = s.session;
+    $("reader").setAttribute("aria-invalid", "false");
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}/api/reading/sessions/${s.session}/events`);
     state.ws = ws;
     ws.onmessage = (m) => onEvent(JSON.parse(m.data));
-    await new Promise((ok) => { ws.onopen = ok; });
+    // Closed by the robot or the network (not by this page): say it, do not go on "listening".
+    ws.onclose = () => { if (state.ws === ws) sessionEnded("lost"); };
+    await new Promise((ok) => { ws.onopen = ok; ws.addEventListener("close", ok); });
+    if (state.ws !== ws) throw new Error("the robot closed the reading session");
     return s.session;
   }
 
@@ -280,16 +305,34 @@
       if (ev.type === "position") { markWords(ev.words); highlight(ev.token); }
       else if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
       else if (ev.type === "finished") showResult(ev);
+      else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
       else if (ev.type === "error") setStatus(problem(ev));
     });
     state.unsaved = true; // until "I'm done" scores and saves it
     if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
   }
 
+  /* The session ended without this page ending it: the robot made room for another reader
+   * (`replaced`: it scored and saved the reading first, its result has come) or the
+   * connection was lost (`lost`). While listening, stop and say why. */
+  function sessionEnded(key) {
+    const active = state.unsaved || !!state.practice;
+    state.ws = null; state.session = null; state.unsaved = false;
+    closeMedia();
+    if (!active) return;
+    if (state.practice) {
+      clearTimeout(state.practice.timer);
+      show($("practice-status"), () => t(key));
+    } else { setStatus(() => t(key)); finishUi(); }
+  }
+
   function showResult(r) {
     if (r.wcpm === undefined) return;
     markWords(r.words || []);
-    show($("result-text"), () => STRINGS[state.ui].result(r));
+    // Nothing heard (a microphone that gives nothing, or "I'm done" before reading): no
+    // "Well done! 0 of 24 words right".
+    show($("result-text"), () => (r.reading_time_s > 0 ? STRINGS[state.ui].result(r)
+      : t("unheard")));
     // Not saved: said, but it does not stop the child (the librarian sees the error).
     $("result-note").hidden = !r.warning;
     show($("result-note"), r.warning ? () => t("not_saved") : "");
@@ -323,8 +366,8 @@
       const url = `/api/reading/sessions/${state.session}`;
       // A reading left without "I'm done" (another page, book or mode, or the tab closed) is
       // scored and saved first, then the session ends (keepalive: sent even while unloading).
-      const saving = state.unsaved ? fetch(`${url}/finish`, { method: "POST", keepalive: true })
-        : Promise.resolve();
+      const saving = state.unsaved
+        ? fetch(`${url}/finish?quiet=1`, { method: "POST", keepalive: true }) : Promise.resolve();
       saving.catch(() => {}).finally(() =>
         fetch(url, { method: "DELETE", keepalive: true }).catch(() => {}));
       state.unsaved = false;
@@ -367,6 +410,8 @@
     state.practice = { words: state.hard.slice(0, 3), i: 0, ok: 0, timer: null };
     $("result").hidden = true;
     $("practice").hidden = false;
+    // The focused button was just hidden: keep the keyboard in the practice, not the page top.
+    $("practice-stop").focus();
     $("practice-word").lang = state.data.lang;
     await practiseWord();
   }
@@ -378,6 +423,7 @@
     $("practice-word").textContent = word;
     show($("practice-result"), ""); $("practice-result").classList.remove("ok");
     show($("practice-status"), () => t("practice_listen"));
+    if (document.activeElement === $("practice-next")) $("practice-stop").focus();
     $("practice-next").disabled = true;
     let settled = false;
     const settle = async (correct) => {
@@ -394,12 +440,14 @@
         show($("practice-status"), () => STRINGS[state.ui].practice_done(p.ok, p.words.length));
         $("practice-next").disabled = true;
       }
-      $("practice-next").focus();
+      // After the last word "Next word" stays disabled: focus "Stop", the way back.
+      ($("practice-next").disabled ? $("practice-stop") : $("practice-next")).focus();
     };
     try {
       const sid = await openSession({ mode: "practice", word }, (ev) => {
         if (ev.type === "say") { (state.said = state.said || []).push(ev); enqueue(ev); }
         else if (ev.type === "practice" && ev.correct) settle(true);
+        else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
         else if (ev.type === "error") show($("practice-status"), problem(ev));
       });
       if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
@@ -412,13 +460,17 @@
     } catch (e) { show($("practice-status"), problem(e)); }
   }
 
-  function stopPractice(show = true) {
+  function stopPractice(back = true) {
     const p = state.practice;
     if (!p) return;
     clearTimeout(p.timer);
+    const focused = $("practice").contains(document.activeElement);
     state.practice = null;
     $("practice").hidden = true;
-    if (show) { endSession(); $("result").hidden = false; }
+    if (back) {
+      endSession(); $("result").hidden = false;
+      if (focused) ($("practice-start").hidden ? $(`mode-${state.mode}`) : $("practice-start")).focus();
+    }
   }
 
   // -- display settings (remembered on this device) ------------------------------------------
@@ -443,7 +495,8 @@
     $("spacing").textContent = state.spacing ? STRINGS[state.ui].spacing_level(state.spacing)
       : t("spacing");
     $("size-value").textContent = STRINGS[state.ui].size(Math.round(state.size / 2 * 100));
-    $("smaller").disabled = state.size <= 1.25; $("bigger").disabled = state.size >= 5;
+    setDisabled($("smaller"), state.size <= 1.25, $("bigger"));
+    setDisabled($("bigger"), state.size >= 5, $("smaller"));
     if (!save) return;
     try {
       localStorage.setItem("passeur.reader.display", JSON.stringify(
