@@ -1405,3 +1405,39 @@ def test_staff_extend_that_goes_away_leaves_the_focus_on_its_reason(
         assert run_axe(staff) == []
     finally:
         staff.context.close()
+
+
+# -- after a hunt for defects in the staff, pilot and spectator flows -----------------------------
+def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
+        browser: Any, stack: StackHarness) -> None:
+    """The pilot heard "Emergency stop is on" but never that it was released (so never that
+    driving works again), and a press under the e-stop said "Moving: Forward" while the
+    safety node held the robot still."""
+    if not safety_available():
+        pytest.skip("no safety node: no estop/state")
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        staff.click("#estop-on")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Emergency stop is on')",
+            timeout=15_000)
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        pilot.wait_for_function(
+            "document.getElementById('motion').textContent.includes('cannot move')")
+        assert "Moving" not in pilot.inner_text("#status")
+        # Released while the button is still held: said, and the motion line follows.
+        staff.click("#estop-off")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('you can drive again')",
+            timeout=15_000)
+        pilot.wait_for_function(
+            "document.getElementById('motion').textContent.includes('Moving')")
+        pilot.mouse.up()
+    finally:
+        staff.click("#estop-off")
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

@@ -64,6 +64,11 @@
     return { type: "drive", direction: state.activeDir, speed_level: state.speedLevel };
   }
 
+  /* Under an e-stop the safety node holds the robot: saying "Moving" would be untrue. */
+  function movingText(dir) {
+    return state.lastEstop ? t("status.estop_holds") : t("status.moving", { dir: t("drive." + dir) });
+  }
+
   /* `quiet`: the caller says it its own way (a nudge); a held key's repeats never get here. */
   function startDrive(dir, quiet) {
     if (state.activeDir === dir) return;
@@ -72,9 +77,9 @@
     send(driveMessage());
     state.repeat = window.setInterval(() => send(driveMessage()), REPEAT_MS);
     document.querySelectorAll("button.drive").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.dir === dir)));
-    const moving = t("status.moving", { dir: t("drive." + dir) });
+    const moving = movingText(dir);
     $("motion").textContent = moving;
-    if (!quiet) P.announce(moving);
+    if (!quiet || state.lastEstop) P.announce(moving, state.lastEstop);
   }
 
   function stopDrive(announceIt) {
@@ -107,7 +112,7 @@
       state.nudgeTimer = null;
       if (state.activeDir === dir) stopDrive(true);
     }, Math.max(0, nudgeMs() - (elapsedMs || 0)));
-    P.announce(t("status.nudge", { dir: t("drive." + dir) }));
+    if (!state.lastEstop) P.announce(t("status.nudge", { dir: t("drive." + dir) })); // else said above
   }
 
   /* Toggle mode: a press starts; any drive press while moving stops. */
@@ -524,7 +529,10 @@
         setExpiry(msg);
         const robot = msg.robot || {};
         if (robot.estop && !state.lastEstop) P.announce(t("status.estop"), true);
+        else if (robot.estop === false && state.lastEstop) P.announce(t("status.estop_released"), true);
+        const estopChanged = state.lastEstop !== !!robot.estop;
         state.lastEstop = !!robot.estop;
+        if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);
         onNavigation(robot.navigation || {});
         const marker = $("robot-marker");
         // Only a map pose goes on the map (without a navigator the pose is odometry's).
