@@ -1441,3 +1441,34 @@ def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_a_hold_that_starts_during_a_short_step_keeps_driving(
+        browser: Any, stack: StackHarness) -> None:
+    """A tap, then at once a press held down (a shaky hand, a head mouse): the short step's
+    timer stopped the robot 0.6 s later while the button was still held, and the page said
+    "Stopped." under the visitor's finger."""
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.hover('button[data-dir="left"]')
+        pilot.mouse.down()
+        pilot.mouse.up()  # a tap: a short step
+        pilot.wait_for_function(
+            "document.getElementById('status').textContent.includes('Short step')")
+        pilot.mouse.down()  # held, during the short step
+        t_hold = time.monotonic()
+        time.sleep(1.5)  # well past nudge_ms (0.6 s)
+        assert pilot.evaluate("window.passeurPilot.state.activeDir") == "left"
+        assert "Moving" in pilot.inner_text("#motion")
+        since = wall_time_of(t_hold + 1.2)
+        late = [ang for t, _lin, ang in list(stack.node("telepresence").publish_log) if t >= since]
+        assert late and all(a > 0 for a in late), "the robot stopped during the hold"
+        released = time.monotonic()
+        pilot.mouse.up()
+        assert first_zero_after(stack, released) < 1.0
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

@@ -71,7 +71,12 @@
 
   /* `quiet`: the caller says it its own way (a nudge); a held key's repeats never get here. */
   function startDrive(dir, quiet) {
-    if (state.activeDir === dir) return;
+    if (state.activeDir === dir) {
+      // A press or held key during a short step in the same direction: it is a hold now, so
+      // the step's timer must not stop the robot under the visitor's finger.
+      if (!quiet && state.nudgeTimer) { window.clearTimeout(state.nudgeTimer); state.nudgeTimer = null; }
+      return;
+    }
     stopDrive(false);
     state.activeDir = dir;
     send(driveMessage());
