@@ -1472,3 +1472,42 @@ def test_a_hold_that_starts_during_a_short_step_keeps_driving(
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_staff_video_after_taking_over_and_after_logging_in_again(
+        browser: Any, stack: StackHarness) -> None:
+    """Two ways "Show the video" on the desk went wrong: after "Take over", it connected with
+    the pilot cookie and so replaced (ended) the pilot page staff had just opened; after
+    logging out and in again, it did nothing at all (the old, closed video was kept)."""
+    server = stack.node("telepresence").server
+    staff = staff_page(browser, stack)
+    try:
+        end_pilot(staff)
+        with staff.context.expect_page() as new_page:
+            staff.click("#takeover")
+        takeover = new_page.value
+        takeover.wait_for_selector("#drive-section", state="visible", timeout=30_000)
+        wait_frames(takeover, 3)
+        staff.bring_to_front()
+        staff.click("#watch")
+        wait_frames(staff, 3)
+        assert sorted(p.role for p in server.peers if not p.closed) == ["pilot", "staff"]
+        assert takeover.is_visible("#drive-section")
+        assert "another tab" not in takeover.inner_text("#alert")
+        takeover.close()
+        end_pilot(staff)
+
+        staff.click("#logout")
+        staff.wait_for_selector("#login-section", state="visible")
+        assert staff.is_hidden("#video-wrap")
+        staff.fill("#password", PASSWORD)
+        staff.click("#login")
+        staff.wait_for_selector("#desk", state="visible", timeout=20_000)
+        staff.click("#watch")
+        staff.wait_for_selector("#video-wrap", state="visible")
+        n = wait_frames(staff, 1)
+        assert wait_frames(staff, n + 3) > n
+        assert [p.role for p in server.peers if not p.closed] == ["staff"]
+    finally:
+        end_pilot(staff)
+        staff.context.close()

@@ -142,7 +142,10 @@
       pc.addEventListener("icegatheringstatechange", check);
       window.setTimeout(resolve, 3000);
     });
-    const answer = await api("/api/rtc/offer", { sdp: pc.localDescription.sdp, type: "offer" });
+    // "as": "staff" (the desk's video) picks the staff session even when this browser also
+    // holds a visitor cookie (after "Take over"), which would make it a second pilot.
+    const answer = await api("/api/rtc/offer" + (opts.as === "staff" ? "?as=staff" : ""),
+      { sdp: pc.localDescription.sdp, type: "offer" });
     if (!answer.ok) {
       pc.close();
       const err = new Error(answer.data.message || "offer refused");

@@ -9,7 +9,7 @@
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   let poll = null, map = null, routes = [], conn = null, lastStatus = null, config = null;
-  let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false;
+  let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false, watching = false;
 
   function fmt(v, digits) { return (typeof v === "number") ? v.toFixed(digits) : t("staff.unknown"); }
 
@@ -138,6 +138,7 @@
   }
 
   function showLogin(messageKey) {
+    closeVideo();
     if (poll) window.clearInterval(poll);
     poll = null;
     loggedIn = false;
@@ -187,6 +188,16 @@
       });
       box.appendChild(b);
     }
+  }
+
+  /* The desk's own video: closed when the staff session ends (the server drops it then), so
+   * that "Show the video" works again after logging back in instead of doing nothing. */
+  function closeVideo() {
+    const old = conn;
+    conn = null;
+    if (old) { try { old.pc.close(); } catch (e) { /* closed */ } }
+    $("video").srcObject = null;
+    $("video-wrap").hidden = true;
   }
 
   async function post(path, body) {
@@ -248,10 +259,22 @@
       refresh();
     });
     $("watch").addEventListener("click", async () => {
-      if (conn) return;
+      if (conn || watching) return;
+      watching = true;
       $("video-wrap").hidden = false;
-      try { conn = await P.connectRobot({ video: $("video"), sendAudio: false }); }
-      catch (e) { P.announce(P.errorText(e.data || { message: String(e) }), true); }
+      const onState = (st) => {
+        if (st === "failed" || st === "closed" || st === "channel-closed") closeVideo();
+      };
+      try {
+        // As staff, even with a pilot cookie from "Take over" in this browser: watching from
+        // the desk must not replace (and so end) the pilot page that staff opened.
+        conn = await P.connectRobot({ video: $("video"), sendAudio: false, as: "staff", onState });
+      } catch (e) {
+        closeVideo();
+        P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
+      } finally {
+        watching = false;
+      }
     });
     const r = await P.api("/api/staff/status");
     if (r.ok) await showDesk(); else showLogin(null);
