@@ -1511,3 +1511,17 @@ def test_staff_video_after_taking_over_and_after_logging_in_again(
     finally:
         end_pilot(staff)
         staff.context.close()
+
+
+def test_the_new_code_is_said_in_the_language_chosen_after_it(
+        browser: Any, stack: StackHarness) -> None:
+    staff = staff_page(browser, stack)
+    try:
+        code = issue_code(staff, "spectator")
+        staff.click('button[data-lang="fr"]')
+        staff.wait_for_function(
+            "document.getElementById('code-text').textContent.startsWith('Nouveau code')")
+        assert code[:4] in staff.inner_text("#code-text")
+    finally:
+        staff.click('button[data-lang="en"]')
+        staff.context.close()

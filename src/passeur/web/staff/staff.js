@@ -190,6 +190,13 @@
     }
   }
 
+  /* The code just created, in the page's language (again after a language switch). */
+  function showCode() {
+    const code = $("code-text").dataset.code;
+    if (!code) return;
+    $("code-text").textContent = t("staff.new_code", { code: code.slice(0, 4) + " " + code.slice(4) });
+  }
+
   /* The desk's own video: closed when the staff session ends (the server drops it then), so
    * that "Show the video" works again after logging back in instead of doing nothing. */
   function closeVideo() {
@@ -210,7 +217,7 @@
 
   async function init() {
     P.initPrefs();
-    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); tickClock(); });
+    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); tickClock(); showCode(); });
     const cfg = await P.api("/api/config");
     config = cfg.ok ? cfg.data : null;
     window.setInterval(tickClock, 1000);
@@ -249,9 +256,8 @@
       const scan = role === "pilot" && $("scan-link").checked;
       const r = await P.api("/api/staff/codes", { role, minutes: Number($("minutes").value), scan });
       if (!r.ok) { P.announce(P.errorText(r.data), true); return; }
-      const grouped = r.data.code.slice(0, 4) + " " + r.data.code.slice(4);
-      $("code-text").textContent = t("staff.new_code", { code: grouped });
       $("code-text").dataset.code = r.data.code;
+      showCode();
       $("qr").innerHTML = r.data.qr_svg; // server-made SVG (segno)
       $("code-link").href = r.data.link;
       $("code-link").textContent = r.data.link;
