@@ -67,7 +67,30 @@
     $("watch-section").hidden = true;
     $("code-section").hidden = false;
     if (focusLost) $("code-input").focus();
-    P.announce(t(reason === "expired" ? "status.expired" : "status.ended"), true);
+    // A spectator's page never stops the robot: say what happened to this page only.
+    P.announce(t(reason === "expired" ? "spectator.expired" : "spectator.ended"), true);
+  }
+
+  // The link dropped (Wi-Fi, a restart of the robot's server): say so, and come back while the
+  // session is valid, as the pilot page does, instead of a frozen picture and no word.
+  function onState(s) {
+    if (s === "connected") {
+      P.announce(t("status.connected"));
+    } else if ((s === "failed" || s === "closed" || s === "channel-closed") && conn) {
+      try { conn.pc.close(); } catch (e) { /* closed */ }
+      conn = null;
+      P.announce(t("spectator.disconnected"), true);
+      window.setTimeout(reconnect, 2000);
+    }
+  }
+
+  async function reconnect() {
+    if (conn || $("watch-section").hidden) return;
+    let r;
+    try { r = await P.api("/api/session"); } catch (e) { r = { ok: false, status: 0 }; }
+    if (r.ok && r.data.role === "spectator") { setExpiry(r.data); await connect(); }
+    else if (r.status === 401) stop("ended");
+    else window.setTimeout(reconnect, 3000);
   }
 
   async function connect() {
@@ -75,8 +98,7 @@
     $("code-section").hidden = true;
     $("watch-section").hidden = false;
     try {
-      conn = await P.connectRobot({ video: $("video"), sendAudio: false, onMessage,
-        onState: (s) => { if (s === "connected") P.announce(t("status.connected")); else if (s === "failed") P.announce(t("status.disconnected"), true); } });
+      conn = await P.connectRobot({ video: $("video"), sendAudio: false, onMessage, onState });
     } catch (e) {
       $("watch-section").hidden = true;
       $("code-section").hidden = false;
