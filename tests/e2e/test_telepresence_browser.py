@@ -1560,3 +1560,26 @@ def test_spectator_page_comes_back_after_the_link_drops(browser: Any, stack: Sta
     finally:
         spectator.context.close()
         staff.context.close()
+
+
+def test_staff_are_warned_when_the_estop_is_not_confirmed(browser: Any, stack: StackHarness) -> None:
+    """With the safety node down (or not answering), EMERGENCY STOP answered "Done.": the
+    server said the stop was not acknowledged, and the desk reassured staff all the same."""
+    staff = staff_page(browser, stack)
+    try:
+        staff.evaluate(RECORD_SAID_JS)
+        # The safety node's answer is what is missing: the server reports it unacknowledged.
+        staff.route("**/api/staff/estop", lambda route: route.fulfill(
+            status=200, content_type="application/json",
+            body=json.dumps({"estop": True, "acknowledged": False})))
+        staff.click("#estop-on")
+        staff.wait_for_function(
+            "document.getElementById('alert').textContent.includes('did not confirm')")
+        assert "Done." not in staff.evaluate("window.__said")
+        staff.unroute("**/api/staff/estop")
+        staff.click("#estop-off")
+        if safety_available():
+            staff.wait_for_function(
+                "document.getElementById('status').textContent.includes('Done.')")
+    finally:
+        staff.context.close()

@@ -207,6 +207,18 @@
     $("video-wrap").hidden = true;
   }
 
+  /* The e-stop is sent on a topic and asked of the safety node; only the safety node's answer
+   * says it holds. Unconfirmed (safety node down, not answering in 2 s), "Done." would be
+   * a false reassurance: say it plainly instead. */
+  async function estop(on) {
+    const r = await P.api("/api/staff/estop", { on });
+    if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return; }
+    if (!r.ok) P.announce(P.errorText(r.data), true);
+    else if (r.data.acknowledged === false) P.announce(t(on ? "staff.estop_unconfirmed" : "staff.release_unconfirmed"), true);
+    else P.announce(t("staff.done"));
+    refresh();
+  }
+
   async function post(path, body) {
     const r = await P.api(path, body || {});
     if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return r; }
@@ -241,8 +253,8 @@
       await showDesk();
     });
     $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(null); });
-    $("estop-on").addEventListener("click", () => post("/api/staff/estop", { on: true }));
-    $("estop-off").addEventListener("click", () => post("/api/staff/estop", { on: false }));
+    $("estop-on").addEventListener("click", () => estop(true));
+    $("estop-off").addEventListener("click", () => estop(false));
     $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot"));
     $("takeover").addEventListener("click", async () => {
       const r = await post("/api/staff/takeover");
