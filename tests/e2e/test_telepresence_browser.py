@@ -1583,3 +1583,40 @@ def test_staff_are_warned_when_the_estop_is_not_confirmed(browser: Any, stack: S
                 "document.getElementById('status').textContent.includes('Done.')")
     finally:
         staff.context.close()
+
+
+def test_desk_and_spectators_read_place_and_route_names_not_ids(
+        browser: Any, stack: StackHarness) -> None:
+    """The desk showed "closing_round : en route · reading_corner" and spectators read "Le
+    robot va vers : reading_corner": internal ids, on pages that have the names in French
+    and English."""
+    if not importable("passeur.navigation.patrol_node"):
+        pytest.skip("no patrols in this checkout")
+    staff = browser.new_context(locale="fr-FR").new_page()
+    staff.goto(base_url(stack) + "/staff/")
+    staff.fill("#password", PASSWORD)
+    staff.click("#login")
+    staff.wait_for_selector("#desk", state="visible", timeout=20_000)
+    spectator = browser.new_context(locale="fr-FR").new_page()
+    try:
+        spectator.goto(base_url(stack) + "/spectator/")
+        spectator.fill("#code-input", issue_code(staff, "spectator"))
+        spectator.click("#code-submit")
+        wait_frames(spectator, 3)
+        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+        staff.locator("#patrols button", has_text="Ronde de fermeture").click()
+        staff.wait_for_function(
+            "document.getElementById('s-patrol').textContent.includes('Coin lecture jeunesse')",
+            timeout=20_000)
+        patrol = staff.inner_text("#s-patrol")
+        assert patrol.startswith("Ronde de fermeture") and "closing_round" not in patrol, patrol
+        staff.wait_for_function(
+            "document.getElementById('s-nav').textContent.includes('Coin lecture jeunesse')",
+            timeout=20_000)
+        spectator.wait_for_function(
+            "document.getElementById('robot-line').textContent"
+            ".includes('Le robot va vers : Coin lecture jeunesse')", timeout=20_000)
+    finally:
+        staff.click("#patrol-stop")
+        spectator.context.close()
+        staff.context.close()

@@ -175,6 +175,13 @@
     if (none && hadFocus) reason.focus();
   }
 
+  /* A name given in several languages ({"fr": ..., "en": ...}: places, patrol routes) in the
+   * page's language, else `fallback` (the id). */
+  function localName(names, fallback) {
+    if (!names || typeof names !== "object") return fallback;
+    return names[window.I18N.lang] || names.en || names.fr || fallback;
+  }
+
   window.Passeur = { initPrefs, announce, api, errorText, navReasonText, formatTime, connectRobot, t, tOr,
-    showExtendable };
+    showExtendable, localName };
 })();

@@ -7,6 +7,7 @@
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   let conn = null, config = null, expiresAt = null, warned = false, extensionsLeft = null;
+  let placeNames = {}; // place id -> {"fr", "en"}: visitors read names, never internal ids
 
   function warningS() { return (config && config.session_warning_s) || 120; }
 
@@ -24,7 +25,10 @@
   function robotLine(robot) {
     const nav = robot.navigation || {};
     if (robot.estop) return t("status.estop");
-    if (nav.state === "driving" && nav.goal) return t("status.going_to", { place: nav.goal });
+    if (nav.state === "driving" && nav.place) {
+      return t("status.going_to", { place: P.localName(placeNames[nav.place], nav.place) });
+    }
+    if (nav.state === "driving") return t("spectator.going_to_point");
     return "";
   }
 
@@ -114,8 +118,17 @@
     });
   }
 
+  async function loadPlaces() {
+    let r;
+    try { r = await P.api("/api/places"); } catch (e) { return; }
+    if (!r.ok || !Array.isArray(r.data.places)) return;
+    placeNames = Object.fromEntries(r.data.places.filter((p) => p && typeof p.id === "string")
+      .map((p) => [p.id, p.names]));
+  }
+
   async function init() {
     P.initPrefs();
+    loadPlaces();
     window.I18N.onChange(tickClock);
     const cfg = await P.api("/api/config");
     config = cfg.ok ? cfg.data : null;

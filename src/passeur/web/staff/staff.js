@@ -9,6 +9,7 @@
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   let poll = null, map = null, routes = [], conn = null, lastStatus = null, config = null;
+  let placeNames = {}; // place id -> {"fr", "en"} (from /api/patrols): names, not ids, on the desk
   let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false, watching = false;
 
   function fmt(v, digits) { return (typeof v === "number") ? v.toFixed(digits) : t("staff.unknown"); }
@@ -25,14 +26,19 @@
   function navText(nav) {
     if (!nav.state) return t("staff.unknown");
     const reason = nav.state === "failed" || nav.reason_code === "paused_estop" ? P.navReasonText(nav) : "";
-    return [word("nav.state.", nav.state), nav.goal, reason].filter(Boolean).join(" · ");
+    const goal = nav.place ? P.localName(placeNames[nav.place], nav.place) : nav.goal;
+    return [word("nav.state.", nav.state), goal, reason].filter(Boolean).join(" · ");
   }
 
   function patrolText(patrol) {
     if (!patrol.state) return t("staff.unknown");
-    const parts = [patrol.route ? t("patrol.line", { route: patrol.route, state: word("patrol.state.", patrol.state) })
+    const route = routes.find((r) => (r.id || r.route || r.name) === patrol.route);
+    const routeName = route ? P.localName(route.names, patrol.route) : patrol.route;
+    const parts = [patrol.route ? t("patrol.line", { route: routeName, state: word("patrol.state.", patrol.state) })
       : word("patrol.state.", patrol.state)];
-    if (patrol.state !== "idle" && patrol.place && patrol.state !== "finished") parts.push(patrol.place);
+    if (patrol.state !== "idle" && patrol.place && patrol.state !== "finished") {
+      parts.push(P.localName(placeNames[patrol.place], patrol.place));
+    }
     if (patrol.state === "finished" && patrol.outcome) parts.push(word("patrol.outcome.", patrol.outcome));
     if (patrol.reason_code) parts.push(word("patrol.reason.", patrol.reason_code));
     if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
@@ -173,6 +179,7 @@
     box.textContent = "";
     if (!Array.isArray(list) || !list.length) { $("no-patrols").hidden = false; $("patrol-stop").hidden = true; return; }
     routes = list;
+    placeNames = (r.data && typeof r.data.places === "object" && r.data.places) || {};
     $("no-patrols").hidden = true;
     $("patrol-stop").hidden = false;
     for (const route of routes) {
