@@ -1620,3 +1620,40 @@ def test_desk_and_spectators_read_place_and_route_names_not_ids(
         staff.click("#patrol-stop")
         spectator.context.close()
         staff.context.close()
+
+
+def test_a_replaced_tab_used_again_still_comes_back_after_a_dropped_link(
+        browser: Any, stack: StackHarness) -> None:
+    """A pilot tab replaced by a second tab kept that mark for good: driving again from it
+    with a new code, a dropped link was then neither said nor reconnected (a frozen page)."""
+    server = stack.node("telepresence").server
+    staff = staff_page(browser, stack)
+    first = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(first, 3)
+        second = first.context.new_page()  # same cookie: takes the session over
+        second.goto(base_url(stack) + "/pilot/")
+        first.wait_for_function(
+            "document.getElementById('alert').textContent.includes('another tab')")
+        second.close()
+        end_pilot(staff)
+        first.fill("#code-input", issue_code(staff))
+        first.click("#code-submit")
+        wait_frames(first, 3)
+        stack.wait_until(lambda: any(p.role == "pilot" and p.channel is not None
+                                     for p in server.peers), 30, "the first tab drives again")
+
+        async def drop() -> None:
+            for peer in [p for p in server.peers if p.role == "pilot"]:
+                await server._close_peer(peer, "test: link lost")
+
+        server.call(drop())
+        first.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Connection lost')",
+            timeout=10_000)
+        stack.wait_until(lambda: any(p.role == "pilot" and p.channel is not None
+                                     for p in server.peers), 30, "automatic reconnection")
+    finally:
+        first.context.close()
+        end_pilot(staff)
+        staff.context.close()

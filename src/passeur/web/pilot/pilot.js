@@ -657,6 +657,9 @@
       P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
       return;
     }
+    // This tab drives again (a new code after another tab had taken the session over): its
+    // own dropped links must again be said and reconnected.
+    state.replaced = false;
     $("mute-me").disabled = !state.conn.micTrack;
     if (!again) {
       loadPlaces();
