@@ -1657,3 +1657,33 @@ def test_a_replaced_tab_used_again_still_comes_back_after_a_dropped_link(
         first.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_a_muted_microphone_stays_muted_after_the_link_comes_back(
+        browser: Any, stack: StackHarness) -> None:
+    """The page shows "Mute my microphone" pressed: after a dropped link and the automatic
+    reconnection, the visitor must still not be heard on the robot (the server starts each
+    pilot connection unmuted, so the page says it again)."""
+    server = stack.node("telepresence").server
+    audio = stack.node("telepresence").audio
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.click("#mute-me")
+        stack.wait_until(lambda: audio.speaker_muted, 5, "speaker muted")
+
+        async def drop() -> None:
+            for peer in [p for p in server.peers if p.role == "pilot"]:
+                await server._close_peer(peer, "test: link lost")
+
+        server.call(drop())
+        stack.wait_until(lambda: any(p.role == "pilot" and p.channel is not None
+                                     for p in server.peers), 30, "automatic reconnection")
+        stack.wait_until(lambda: audio.speaker_muted, 5, "still muted after reconnecting")
+        assert pilot.get_attribute("#mute-me", "aria-pressed") == "true"
+        assert pilot.evaluate("window.passeurPilot.state.conn.micTrack.enabled") is False
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

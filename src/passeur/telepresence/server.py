@@ -873,6 +873,11 @@ class WebServer:
                 return
             peer.channel = channel
             if peer.role == PILOT:
+                # The robot's sound is the pilot's to mute, one pilot at a time: a mute left by
+                # the previous pilot (or connection) must not silence the next one unseen; a
+                # pilot page that had muted itself says so again on "hello".
+                self.audio.mic_muted = False
+                self.audio.speaker_muted = False
                 self.robot.pilot_connected(peer.session)
 
             @channel.on("message")

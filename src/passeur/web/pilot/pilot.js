@@ -36,7 +36,7 @@
     conn: null, config: null, speedLevel: 2, mode: "hold", activeDir: null, repeat: null,
     expiresAt: null, warned: false, navKey: null, places: [], map: null,
     videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
-    remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null,
+    remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null, micMuted: false,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
   };
 
@@ -529,6 +529,9 @@
     switch (msg.type) {
       case "hello":
         setExpiry(msg);
+        // The server starts every pilot connection with the robot's speaker on: a visitor who
+        // had muted their microphone stays muted across a reconnect.
+        if (state.micMuted) send({ type: "mute", target: "robot_speaker", on: true });
         break;
       case "status": {
         setExpiry(msg);
@@ -661,6 +664,7 @@
     // own dropped links must again be said and reconnected.
     state.replaced = false;
     $("mute-me").disabled = !state.conn.micTrack;
+    if (state.conn.micTrack) state.conn.micTrack.enabled = !state.micMuted; // a new track is live
     if (!again) {
       loadPlaces();
       loadMap().catch(() => { $("map-section").hidden = true; });
@@ -692,7 +696,8 @@
     $("mute-me").addEventListener("click", () => {
       const track = state.conn && state.conn.micTrack;
       if (!track) return;
-      track.enabled = !track.enabled;
+      state.micMuted = !state.micMuted;
+      track.enabled = !state.micMuted;
       $("mute-me").setAttribute("aria-pressed", String(!track.enabled));
       send({ type: "mute", target: "robot_speaker", on: !track.enabled });
     });
