@@ -1687,3 +1687,42 @@ def test_a_muted_microphone_stays_muted_after_the_link_comes_back(
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHarness) -> None:
+    """The pilot sent the robot to a place; staff then started a patrol, whose goal replaced
+    the pilot's: the page said nothing while the robot drove elsewhere. Its own failures are
+    still said."""
+    if not importable("passeur.navigation.patrol_node"):
+        pytest.skip("no navigator and patrols in this checkout")
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff))
+    try:
+        wait_frames(pilot, 3)
+        pilot.evaluate(RECORD_SAID_JS)
+        # Its own goal failing: a click on the map's corner (outside the building).
+        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+        pilot.click("#map-click-mode")
+        pilot.locator("#map-img").click(position={"x": 1, "y": 1})
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('could not get there')",
+            timeout=20_000)
+        # Its own trip, to the place farthest from the robot, then a patrol takes the robot.
+        places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+        odom = stack.latest("odom").pose.pose.position
+        far = max(places, key=lambda p: math.hypot(p["pose"]["x"] - odom.x,
+                                                   p["pose"]["y"] - odom.y))
+        pilot.locator("#places button", has_text=far["names"]["en"]).click()
+        navigator = stack.node("navigator")
+        stack.wait_until(lambda: navigator.state == "driving", 30, "the pilot's trip")
+        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+        staff.locator("#patrols button").first.click()
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
+            timeout=20_000)
+    finally:
+        staff.click("#patrol-stop")
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

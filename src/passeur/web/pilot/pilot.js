@@ -35,14 +35,20 @@
   const state = {
     conn: null, config: null, speedLevel: 2, mode: "hold", activeDir: null, repeat: null,
     expiresAt: null, warned: false, navKey: null, places: [], map: null,
+    // The pilot's own navigation goal: the first new goal id after one was sent. Arrivals,
+    // failures and cancellations of other goals (staff, a patrol) are not the pilot's news.
+    lastGoalId: "", goalSent: false, goalIdAtSend: "", myGoal: null,
     videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
     remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null, micMuted: false,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
   };
 
+  const GOTO_TYPES = ["goto_place", "goto_point", "goto_pixel"];
+
   function send(obj) {
     const conn = state.conn;
     if (conn && conn.channel.readyState === "open") {
+      if (GOTO_TYPES.includes(obj.type)) expectGoal(); // the next new goal is this pilot's
       conn.channel.send(JSON.stringify(obj));
       return true;
     }
@@ -78,6 +84,7 @@
       return;
     }
     stopDrive(false);
+    forgetGoal(); // driving cancels the pilot's goal (server side): its "cancelled" is no news
     state.activeDir = dir;
     send(driveMessage());
     state.repeat = window.setInterval(() => send(driveMessage()), REPEAT_MS);
@@ -102,7 +109,12 @@
     }
   }
 
+  /* A goal is on its way to the navigator / the pilot no longer has one (stopped, drove, left). */
+  function expectGoal() { state.myGoal = null; state.goalSent = true; state.goalIdAtSend = state.lastGoalId; }
+  function forgetGoal() { state.myGoal = null; state.goalSent = false; }
+
   function stopAll() {
+    forgetGoal();
     stopDrive(false);
     send({ type: "stop" });
     $("motion").textContent = t("status.stopped");
@@ -509,13 +521,29 @@
   function onNavigation(nav) {
     // "" = no navigation state yet (e.g. the navigator has not spoken since the robot
     // started): then its first state, such as a goal this pilot sent failing, is news.
-    const key = nav.state ? nav.state + ":" + (nav.goal_id || "") : "";
+    const id = nav.goal_id || "";
+    const key = nav.state ? nav.state + ":" + id : "";
     const first = state.navKey === null;
     if (key === state.navKey) return;
     state.navKey = key;
+    if (id) state.lastGoalId = id;
     if (first || !nav.state) return; // what happened before this page connected is not news
+    if (state.goalSent && id && id !== state.goalIdAtSend) {
+      state.myGoal = id;
+      state.goalSent = false;
+    } else if (state.myGoal && id && id !== state.myGoal) {
+      // Another goal replaced the pilot's between two status messages (its "cancelled" unseen).
+      state.myGoal = null;
+      P.announce(t("status.goal_taken"), true);
+      return;
+    }
+    if (!id || id !== state.myGoal) return; // another's goal (staff, a patrol): not this pilot's
     if (nav.state === "reached") P.announce(t("status.reached"));
     else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
+    // Not by this pilot (stopping or driving forgets the goal first): staff, a patrol, or
+    // someone's new goal took the robot elsewhere while the pilot waited for it to arrive.
+    else if (nav.state === "cancelled") P.announce(t("status.goal_taken"), true);
+    if (["reached", "failed", "cancelled"].includes(nav.state)) state.myGoal = null;
   }
 
   function setExpiry(msg) {
@@ -565,6 +593,8 @@
         if (msg.action === "goto_point") P.announce(t("status.goto_point"));
         break;
       case "error":
+        // A refused goto sent no goal.
+        if (state.goalSent && !state.myGoal && ["not_floor", "no_camera", "not_driving"].includes(msg.code)) forgetGoal();
         if (msg.code === "not_floor") P.announce(t("status.not_floor"), true);
         else if (msg.code === "session_ended") endSession("ended");
         else P.announce(P.errorText({ error: msg.code }), true);
@@ -583,6 +613,7 @@
 
   function endSession(reason) {
     stopDrive(false);
+    forgetGoal();
     if (state.scan.on) { setScanning(false); store("scan", "1"); } // keep the switch user's choice
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
@@ -606,6 +637,7 @@
     } else if (s === "failed" || s === "closed" || s === "channel-closed") {
       if (state.conn && !state.replaced) {
         stopDrive(false);
+        forgetGoal(); // the server cancels the pilot's goal with the link: said as such below
         try { state.conn.pc.close(); } catch (e) { /* closed */ }
         state.conn = null;
         P.announce(t("status.disconnected"), true);
