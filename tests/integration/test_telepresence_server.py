@@ -584,6 +584,36 @@ async def test_only_the_pilot_mutes_the_robot(server: tuple[WebServer, FakeRobot
             await pilot.close()
 
 
+async def test_a_mute_left_by_one_pilot_does_not_silence_the_next(
+        server: tuple[WebServer, FakeRobot]) -> None:
+    """A pilot muted their microphone (the robot's speaker) and left: the next pilot's voice
+    never reached the robot, while their page showed the microphone on."""
+    srv, _robot = server
+    base = base_of(srv)
+    jar = lambda: aiohttp.CookieJar(unsafe=True)  # noqa: E731
+    async with aiohttp.ClientSession(cookie_jar=jar()) as a, \
+            aiohttp.ClientSession(cookie_jar=jar()) as b:
+        await a.post(f"{base}/api/session", json={"code": await staff_code(base)})
+        first = Client(a, base)
+        try:
+            await first.connect()
+            first.send({"type": "mute", "target": "robot_speaker", "on": True})
+            first.send({"type": "mute", "target": "robot_mic", "on": True})
+            await first.wait_for(lambda m: m["type"] == "muted" and m["target"] == "robot_mic")
+            assert srv.audio.speaker_muted is True and srv.audio.mic_muted is True
+        finally:
+            await first.close()
+        await a.post(f"{base}/api/session/end", json={})
+        await b.post(f"{base}/api/session", json={"code": await staff_code(base)})
+        second = Client(b, base)
+        try:
+            await second.connect()
+            await second.wait_for(lambda m: m["type"] == "hello")
+            assert srv.audio.speaker_muted is False and srv.audio.mic_muted is False
+        finally:
+            await second.close()
+
+
 async def test_spectators_cannot_take_the_pilot_or_staff_slot() -> None:
     srv, _robot, feeder = make_server(max_peers=3, max_spectators=5)
     assert srv.spectator_limit() == 1

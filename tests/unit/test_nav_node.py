@@ -62,6 +62,24 @@ def test_amcl_pose_corrects_odometry_drift(make_node: Any) -> None:
     assert (pose.x_m, pose.y_m) == pytest.approx((5.0, 6.0))  # forward is +y in the map
 
 
+def test_idle_status_is_repeated_for_late_listeners(make_node: Any) -> None:
+    """The staff desk said "odometry only: no navigator, not on the map" and neither page drew
+    the robot on the map until someone sent a goal: the navigator's only idle status went out
+    at start-up, before the web server listened (navigation/status is volatile)."""
+    from passeur.navigation.navigator_node import IDLE_STATUS_PERIOD_S
+
+    nav = make_node()
+    sent: list[Any] = []
+    nav.status_pub.publish = sent.append
+    nav._last_status_s = nav._now_s() - IDLE_STATUS_PERIOD_S - 1.0
+    nav._tick()
+    assert len(sent) == 1
+    values = {kv.key: kv.value for kv in sent[0].values}
+    assert values["state"] == "idle" and values["odom_in_map"]
+    nav._tick()
+    assert len(sent) == 1, "not at the control rate: every IDLE_STATUS_PERIOD_S"
+
+
 def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     nav = make_node()
     nav.send_place("cellar")

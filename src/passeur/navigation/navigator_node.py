@@ -68,6 +68,10 @@ BLOCK_CHECK_SKIP_RADII = 1.2
 #: goal approach make the mean speed lower than the top speed. A rough figure for a status.
 ETA_SPEED_FRACTION = 0.7
 ETA_MIN_SPEED_MPS = 0.05
+#: navigation/status is volatile: whoever starts listening after the last event (the web
+#: server at start-up, hence the pages' map) would not hear the state or the map -> odom
+#: offset until the next goal. Not driving, the status is repeated this often instead.
+IDLE_STATUS_PERIOD_S = 2.0
 #: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
 ODOM_HISTORY_LENGTH = 200
 #: The planner thread checks this often whether the first map has arrived.
@@ -564,13 +568,14 @@ class NavigatorNode(Node):
         now = self._now_s()
         with self._lock:
             state, goal, costmap = self._state, self._goal, self._costmap
-            if state != "driving" or goal is None or costmap is None:
-                return
-            pose = self.pose()
-            if pose is None or now - self._odom_time_s > self.pose_timeout_s:
-                stale = True
-            else:
-                stale = False
+            idle = state != "driving" or goal is None or costmap is None
+            pose = None if idle else self.pose()
+            stale = pose is None or now - self._odom_time_s > self.pose_timeout_s
+        if idle:
+            if now - self._last_status_s >= IDLE_STATUS_PERIOD_S:
+                self._publish_status(force=True)
+            return
+        assert goal is not None and costmap is not None  # driving: both are set
         if stale:
             self._publish_zero()
             self.get_logger().warning("no fresh pose: holding still", throttle_duration_sec=2.0)

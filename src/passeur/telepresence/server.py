@@ -14,7 +14,8 @@ HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in
     GET  /api/session           the visitor's session, or 401
     POST /api/session/extend    pilot or spectator: extend the session (bounded)
     POST /api/session/end       leave (pilot: the robot stops)
-    POST /api/rtc/offer         {"sdp", "type": "offer"} -> answer (needs a session)
+    POST /api/rtc/offer         {"sdp", "type": "offer"} -> answer (needs a session; ?as=staff
+                                for the staff session when the browser also has a visitor one)
     GET  /api/map               map metadata (resolution, origin, size) or 404
     GET  /api/map.png           the occupancy map as PNG (visitor or staff session)
     POST /api/staff/login       {"password"}; POST /api/staff/logout
@@ -781,7 +782,10 @@ class WebServer:
         return len(others) < self.options.max_peers - 1  # staff: any slot but the pilot's
 
     async def _offer(self, request: web.Request) -> web.Response:
-        session = self._visitor(request)
+        # ?as=staff: the staff desk's video. A browser where staff took over also holds a pilot
+        # cookie; watching from the desk with it would replace (end) staff's own pilot page.
+        session = self._session(request, STAFF_COOKIE, STAFF) \
+            if request.query.get("as") == STAFF else self._visitor(request)
         role = session.role
         body = await self._json(request, MAX_SDP_BYTES)
         sdp, kind = body.get("sdp"), body.get("type")
@@ -869,6 +873,11 @@ class WebServer:
                 return
             peer.channel = channel
             if peer.role == PILOT:
+                # The robot's sound is the pilot's to mute, one pilot at a time: a mute left by
+                # the previous pilot (or connection) must not silence the next one unseen; a
+                # pilot page that had muted itself says so again on "hello".
+                self.audio.mic_muted = False
+                self.audio.speaker_muted = False
                 self.robot.pilot_connected(peer.session)
 
             @channel.on("message")

@@ -142,7 +142,10 @@
       pc.addEventListener("icegatheringstatechange", check);
       window.setTimeout(resolve, 3000);
     });
-    const answer = await api("/api/rtc/offer", { sdp: pc.localDescription.sdp, type: "offer" });
+    // "as": "staff" (the desk's video) picks the staff session even when this browser also
+    // holds a visitor cookie (after "Take over"), which would make it a second pilot.
+    const answer = await api("/api/rtc/offer" + (opts.as === "staff" ? "?as=staff" : ""),
+      { sdp: pc.localDescription.sdp, type: "offer" });
     if (!answer.ok) {
       pc.close();
       const err = new Error(answer.data.message || "offer refused");
@@ -172,6 +175,13 @@
     if (none && hadFocus) reason.focus();
   }
 
+  /* A name given in several languages ({"fr": ..., "en": ...}: places, patrol routes) in the
+   * page's language, else `fallback` (the id). */
+  function localName(names, fallback) {
+    if (!names || typeof names !== "object") return fallback;
+    return names[window.I18N.lang] || names.en || names.fr || fallback;
+  }
+
   window.Passeur = { initPrefs, announce, api, errorText, navReasonText, formatTime, connectRobot, t, tOr,
-    showExtendable };
+    showExtendable, localName };
 })();

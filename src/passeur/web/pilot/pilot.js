@@ -35,14 +35,20 @@
   const state = {
     conn: null, config: null, speedLevel: 2, mode: "hold", activeDir: null, repeat: null,
     expiresAt: null, warned: false, navKey: null, places: [], map: null,
+    // The pilot's own navigation goal: the first new goal id after one was sent. Arrivals,
+    // failures and cancellations of other goals (staff, a patrol) are not the pilot's news.
+    lastGoalId: "", goalSent: false, goalIdAtSend: "", myGoal: null,
     videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
-    remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null,
+    remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null, micMuted: false,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
   };
+
+  const GOTO_TYPES = ["goto_place", "goto_point", "goto_pixel"];
 
   function send(obj) {
     const conn = state.conn;
     if (conn && conn.channel.readyState === "open") {
+      if (GOTO_TYPES.includes(obj.type)) expectGoal(); // the next new goal is this pilot's
       conn.channel.send(JSON.stringify(obj));
       return true;
     }
@@ -64,17 +70,28 @@
     return { type: "drive", direction: state.activeDir, speed_level: state.speedLevel };
   }
 
+  /* Under an e-stop the safety node holds the robot: saying "Moving" would be untrue. */
+  function movingText(dir) {
+    return state.lastEstop ? t("status.estop_holds") : t("status.moving", { dir: t("drive." + dir) });
+  }
+
   /* `quiet`: the caller says it its own way (a nudge); a held key's repeats never get here. */
   function startDrive(dir, quiet) {
-    if (state.activeDir === dir) return;
+    if (state.activeDir === dir) {
+      // A press or held key during a short step in the same direction: it is a hold now, so
+      // the step's timer must not stop the robot under the visitor's finger.
+      if (!quiet && state.nudgeTimer) { window.clearTimeout(state.nudgeTimer); state.nudgeTimer = null; }
+      return;
+    }
     stopDrive(false);
+    forgetGoal(); // driving cancels the pilot's goal (server side): its "cancelled" is no news
     state.activeDir = dir;
     send(driveMessage());
     state.repeat = window.setInterval(() => send(driveMessage()), REPEAT_MS);
     document.querySelectorAll("button.drive").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.dir === dir)));
-    const moving = t("status.moving", { dir: t("drive." + dir) });
+    const moving = movingText(dir);
     $("motion").textContent = moving;
-    if (!quiet) P.announce(moving);
+    if (!quiet || state.lastEstop) P.announce(moving, state.lastEstop);
   }
 
   function stopDrive(announceIt) {
@@ -92,7 +109,12 @@
     }
   }
 
+  /* A goal is on its way to the navigator / the pilot no longer has one (stopped, drove, left). */
+  function expectGoal() { state.myGoal = null; state.goalSent = true; state.goalIdAtSend = state.lastGoalId; }
+  function forgetGoal() { state.myGoal = null; state.goalSent = false; }
+
   function stopAll() {
+    forgetGoal();
     stopDrive(false);
     send({ type: "stop" });
     $("motion").textContent = t("status.stopped");
@@ -107,7 +129,7 @@
       state.nudgeTimer = null;
       if (state.activeDir === dir) stopDrive(true);
     }, Math.max(0, nudgeMs() - (elapsedMs || 0)));
-    P.announce(t("status.nudge", { dir: t("drive." + dir) }));
+    if (!state.lastEstop) P.announce(t("status.nudge", { dir: t("drive." + dir) })); // else said above
   }
 
   /* Toggle mode: a press starts; any drive press while moving stops. */
@@ -499,13 +521,29 @@
   function onNavigation(nav) {
     // "" = no navigation state yet (e.g. the navigator has not spoken since the robot
     // started): then its first state, such as a goal this pilot sent failing, is news.
-    const key = nav.state ? nav.state + ":" + (nav.goal_id || "") : "";
+    const id = nav.goal_id || "";
+    const key = nav.state ? nav.state + ":" + id : "";
     const first = state.navKey === null;
     if (key === state.navKey) return;
     state.navKey = key;
+    if (id) state.lastGoalId = id;
     if (first || !nav.state) return; // what happened before this page connected is not news
+    if (state.goalSent && id && id !== state.goalIdAtSend) {
+      state.myGoal = id;
+      state.goalSent = false;
+    } else if (state.myGoal && id && id !== state.myGoal) {
+      // Another goal replaced the pilot's between two status messages (its "cancelled" unseen).
+      state.myGoal = null;
+      P.announce(t("status.goal_taken"), true);
+      return;
+    }
+    if (!id || id !== state.myGoal) return; // another's goal (staff, a patrol): not this pilot's
     if (nav.state === "reached") P.announce(t("status.reached"));
     else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
+    // Not by this pilot (stopping or driving forgets the goal first): staff, a patrol, or
+    // someone's new goal took the robot elsewhere while the pilot waited for it to arrive.
+    else if (nav.state === "cancelled") P.announce(t("status.goal_taken"), true);
+    if (["reached", "failed", "cancelled"].includes(nav.state)) state.myGoal = null;
   }
 
   function setExpiry(msg) {
@@ -519,12 +557,18 @@
     switch (msg.type) {
       case "hello":
         setExpiry(msg);
+        // The server starts every pilot connection with the robot's speaker on: a visitor who
+        // had muted their microphone stays muted across a reconnect.
+        if (state.micMuted) send({ type: "mute", target: "robot_speaker", on: true });
         break;
       case "status": {
         setExpiry(msg);
         const robot = msg.robot || {};
         if (robot.estop && !state.lastEstop) P.announce(t("status.estop"), true);
+        else if (robot.estop === false && state.lastEstop) P.announce(t("status.estop_released"), true);
+        const estopChanged = state.lastEstop !== !!robot.estop;
         state.lastEstop = !!robot.estop;
+        if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);
         onNavigation(robot.navigation || {});
         const marker = $("robot-marker");
         // Only a map pose goes on the map (without a navigator the pose is odometry's).
@@ -549,6 +593,8 @@
         if (msg.action === "goto_point") P.announce(t("status.goto_point"));
         break;
       case "error":
+        // A refused goto sent no goal.
+        if (state.goalSent && !state.myGoal && ["not_floor", "no_camera", "not_driving"].includes(msg.code)) forgetGoal();
         if (msg.code === "not_floor") P.announce(t("status.not_floor"), true);
         else if (msg.code === "session_ended") endSession("ended");
         else P.announce(P.errorText({ error: msg.code }), true);
@@ -567,6 +613,7 @@
 
   function endSession(reason) {
     stopDrive(false);
+    forgetGoal();
     if (state.scan.on) { setScanning(false); store("scan", "1"); } // keep the switch user's choice
     if (state.conn) { try { state.conn.pc.close(); } catch (e) { /* closed */ } }
     state.conn = null;
@@ -590,6 +637,7 @@
     } else if (s === "failed" || s === "closed" || s === "channel-closed") {
       if (state.conn && !state.replaced) {
         stopDrive(false);
+        forgetGoal(); // the server cancels the pilot's goal with the link: said as such below
         try { state.conn.pc.close(); } catch (e) { /* closed */ }
         state.conn = null;
         P.announce(t("status.disconnected"), true);
@@ -644,7 +692,11 @@
       P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
       return;
     }
+    // This tab drives again (a new code after another tab had taken the session over): its
+    // own dropped links must again be said and reconnected.
+    state.replaced = false;
     $("mute-me").disabled = !state.conn.micTrack;
+    if (state.conn.micTrack) state.conn.micTrack.enabled = !state.micMuted; // a new track is live
     if (!again) {
       loadPlaces();
       loadMap().catch(() => { $("map-section").hidden = true; });
@@ -676,7 +728,8 @@
     $("mute-me").addEventListener("click", () => {
       const track = state.conn && state.conn.micTrack;
       if (!track) return;
-      track.enabled = !track.enabled;
+      state.micMuted = !state.micMuted;
+      track.enabled = !state.micMuted;
       $("mute-me").setAttribute("aria-pressed", String(!track.enabled));
       send({ type: "mute", target: "robot_speaker", on: !track.enabled });
     });

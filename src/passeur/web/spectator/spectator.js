@@ -7,6 +7,7 @@
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   let conn = null, config = null, expiresAt = null, warned = false, extensionsLeft = null;
+  let placeNames = {}; // place id -> {"fr", "en"}: visitors read names, never internal ids
 
   function warningS() { return (config && config.session_warning_s) || 120; }
 
@@ -24,7 +25,10 @@
   function robotLine(robot) {
     const nav = robot.navigation || {};
     if (robot.estop) return t("status.estop");
-    if (nav.state === "driving" && nav.goal) return t("status.going_to", { place: nav.goal });
+    if (nav.state === "driving" && nav.place) {
+      return t("status.going_to", { place: P.localName(placeNames[nav.place], nav.place) });
+    }
+    if (nav.state === "driving") return t("spectator.going_to_point");
     return "";
   }
 
@@ -67,7 +71,30 @@
     $("watch-section").hidden = true;
     $("code-section").hidden = false;
     if (focusLost) $("code-input").focus();
-    P.announce(t(reason === "expired" ? "status.expired" : "status.ended"), true);
+    // A spectator's page never stops the robot: say what happened to this page only.
+    P.announce(t(reason === "expired" ? "spectator.expired" : "spectator.ended"), true);
+  }
+
+  // The link dropped (Wi-Fi, a restart of the robot's server): say so, and come back while the
+  // session is valid, as the pilot page does, instead of a frozen picture and no word.
+  function onState(s) {
+    if (s === "connected") {
+      P.announce(t("status.connected"));
+    } else if ((s === "failed" || s === "closed" || s === "channel-closed") && conn) {
+      try { conn.pc.close(); } catch (e) { /* closed */ }
+      conn = null;
+      P.announce(t("spectator.disconnected"), true);
+      window.setTimeout(reconnect, 2000);
+    }
+  }
+
+  async function reconnect() {
+    if (conn || $("watch-section").hidden) return;
+    let r;
+    try { r = await P.api("/api/session"); } catch (e) { r = { ok: false, status: 0 }; }
+    if (r.ok && r.data.role === "spectator") { setExpiry(r.data); await connect(); }
+    else if (r.status === 401) stop("ended");
+    else window.setTimeout(reconnect, 3000);
   }
 
   async function connect() {
@@ -75,8 +102,7 @@
     $("code-section").hidden = true;
     $("watch-section").hidden = false;
     try {
-      conn = await P.connectRobot({ video: $("video"), sendAudio: false, onMessage,
-        onState: (s) => { if (s === "connected") P.announce(t("status.connected")); else if (s === "failed") P.announce(t("status.disconnected"), true); } });
+      conn = await P.connectRobot({ video: $("video"), sendAudio: false, onMessage, onState });
     } catch (e) {
       $("watch-section").hidden = true;
       $("code-section").hidden = false;
@@ -92,8 +118,17 @@
     });
   }
 
+  async function loadPlaces() {
+    let r;
+    try { r = await P.api("/api/places"); } catch (e) { return; }
+    if (!r.ok || !Array.isArray(r.data.places)) return;
+    placeNames = Object.fromEntries(r.data.places.filter((p) => p && typeof p.id === "string")
+      .map((p) => [p.id, p.names]));
+  }
+
   async function init() {
     P.initPrefs();
+    loadPlaces();
     window.I18N.onChange(tickClock);
     const cfg = await P.api("/api/config");
     config = cfg.ok ? cfg.data : null;

@@ -9,7 +9,8 @@
   const t = P.t;
   const $ = (id) => document.getElementById(id);
   let poll = null, map = null, routes = [], conn = null, lastStatus = null, config = null;
-  let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false;
+  let placeNames = {}; // place id -> {"fr", "en"} (from /api/patrols): names, not ids, on the desk
+  let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false, watching = false;
 
   function fmt(v, digits) { return (typeof v === "number") ? v.toFixed(digits) : t("staff.unknown"); }
 
@@ -25,14 +26,19 @@
   function navText(nav) {
     if (!nav.state) return t("staff.unknown");
     const reason = nav.state === "failed" || nav.reason_code === "paused_estop" ? P.navReasonText(nav) : "";
-    return [word("nav.state.", nav.state), nav.goal, reason].filter(Boolean).join(" · ");
+    const goal = nav.place ? P.localName(placeNames[nav.place], nav.place) : nav.goal;
+    return [word("nav.state.", nav.state), goal, reason].filter(Boolean).join(" · ");
   }
 
   function patrolText(patrol) {
     if (!patrol.state) return t("staff.unknown");
-    const parts = [patrol.route ? t("patrol.line", { route: patrol.route, state: word("patrol.state.", patrol.state) })
+    const route = routes.find((r) => (r.id || r.route || r.name) === patrol.route);
+    const routeName = route ? P.localName(route.names, patrol.route) : patrol.route;
+    const parts = [patrol.route ? t("patrol.line", { route: routeName, state: word("patrol.state.", patrol.state) })
       : word("patrol.state.", patrol.state)];
-    if (patrol.state !== "idle" && patrol.place && patrol.state !== "finished") parts.push(patrol.place);
+    if (patrol.state !== "idle" && patrol.place && patrol.state !== "finished") {
+      parts.push(P.localName(placeNames[patrol.place], patrol.place));
+    }
     if (patrol.state === "finished" && patrol.outcome) parts.push(word("patrol.outcome.", patrol.outcome));
     if (patrol.reason_code) parts.push(word("patrol.reason.", patrol.reason_code));
     if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
@@ -138,6 +144,7 @@
   }
 
   function showLogin(messageKey) {
+    closeVideo();
     if (poll) window.clearInterval(poll);
     poll = null;
     loggedIn = false;
@@ -172,6 +179,7 @@
     box.textContent = "";
     if (!Array.isArray(list) || !list.length) { $("no-patrols").hidden = false; $("patrol-stop").hidden = true; return; }
     routes = list;
+    placeNames = (r.data && typeof r.data.places === "object" && r.data.places) || {};
     $("no-patrols").hidden = true;
     $("patrol-stop").hidden = false;
     for (const route of routes) {
@@ -189,6 +197,35 @@
     }
   }
 
+  /* The code just created, in the page's language (again after a language switch). */
+  function showCode() {
+    const code = $("code-text").dataset.code;
+    if (!code) return;
+    $("code-text").textContent = t("staff.new_code", { code: code.slice(0, 4) + " " + code.slice(4) });
+  }
+
+  /* The desk's own video: closed when the staff session ends (the server drops it then), so
+   * that "Show the video" works again after logging back in instead of doing nothing. */
+  function closeVideo() {
+    const old = conn;
+    conn = null;
+    if (old) { try { old.pc.close(); } catch (e) { /* closed */ } }
+    $("video").srcObject = null;
+    $("video-wrap").hidden = true;
+  }
+
+  /* The e-stop is sent on a topic and asked of the safety node; only the safety node's answer
+   * says it holds. Unconfirmed (safety node down, not answering in 2 s), "Done." would be
+   * a false reassurance: say it plainly instead. */
+  async function estop(on) {
+    const r = await P.api("/api/staff/estop", { on });
+    if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return; }
+    if (!r.ok) P.announce(P.errorText(r.data), true);
+    else if (r.data.acknowledged === false) P.announce(t(on ? "staff.estop_unconfirmed" : "staff.release_unconfirmed"), true);
+    else P.announce(t("staff.done"));
+    refresh();
+  }
+
   async function post(path, body) {
     const r = await P.api(path, body || {});
     if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return r; }
@@ -199,7 +236,7 @@
 
   async function init() {
     P.initPrefs();
-    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); tickClock(); });
+    window.I18N.onChange(() => { if (lastStatus) render(lastStatus); loadPatrols(); tickClock(); showCode(); });
     const cfg = await P.api("/api/config");
     config = cfg.ok ? cfg.data : null;
     window.setInterval(tickClock, 1000);
@@ -223,8 +260,8 @@
       await showDesk();
     });
     $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(null); });
-    $("estop-on").addEventListener("click", () => post("/api/staff/estop", { on: true }));
-    $("estop-off").addEventListener("click", () => post("/api/staff/estop", { on: false }));
+    $("estop-on").addEventListener("click", () => estop(true));
+    $("estop-off").addEventListener("click", () => estop(false));
     $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot"));
     $("takeover").addEventListener("click", async () => {
       const r = await post("/api/staff/takeover");
@@ -238,9 +275,8 @@
       const scan = role === "pilot" && $("scan-link").checked;
       const r = await P.api("/api/staff/codes", { role, minutes: Number($("minutes").value), scan });
       if (!r.ok) { P.announce(P.errorText(r.data), true); return; }
-      const grouped = r.data.code.slice(0, 4) + " " + r.data.code.slice(4);
-      $("code-text").textContent = t("staff.new_code", { code: grouped });
       $("code-text").dataset.code = r.data.code;
+      showCode();
       $("qr").innerHTML = r.data.qr_svg; // server-made SVG (segno)
       $("code-link").href = r.data.link;
       $("code-link").textContent = r.data.link;
@@ -248,10 +284,22 @@
       refresh();
     });
     $("watch").addEventListener("click", async () => {
-      if (conn) return;
+      if (conn || watching) return;
+      watching = true;
       $("video-wrap").hidden = false;
-      try { conn = await P.connectRobot({ video: $("video"), sendAudio: false }); }
-      catch (e) { P.announce(P.errorText(e.data || { message: String(e) }), true); }
+      const onState = (st) => {
+        if (st === "failed" || st === "closed" || st === "channel-closed") closeVideo();
+      };
+      try {
+        // As staff, even with a pilot cookie from "Take over" in this browser: watching from
+        // the desk must not replace (and so end) the pilot page that staff opened.
+        conn = await P.connectRobot({ video: $("video"), sendAudio: false, as: "staff", onState });
+      } catch (e) {
+        closeVideo();
+        P.announce(P.errorText(e.data || { error: "bad_sdp" }), true);
+      } finally {
+        watching = false;
+      }
     });
     const r = await P.api("/api/staff/status");
     if (r.ok) await showDesk(); else showLogin(null);
