@@ -545,3 +545,33 @@ async def test_a_page_where_nothing_was_heard_is_not_saved(client) -> None:  # t
     done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
     assert done["words_correct"] == 0 and done["saved"] is False and "warning" not in done
     assert service.store().readers() == []
+
+
+async def test_offers_on_one_session_never_pile_up_peer_connections(  # type: ignore[no-untyped-def]
+        client, loopback_ice) -> None:
+    """The reader API is public: a visitor on the Wi-Fi who repeats offers on one session must
+    not open a peer connection (UDP sockets, tasks) per offer. The page makes one offer per
+    session; a new one replaces the session's previous connection."""
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    c, _ = client
+    sid = (await (await c.post("/api/reading/sessions", json={
+        "book": "little-red-boat", "page": 1, "mode": "read_to_me"})).json())["session"]
+    pcs = []
+    try:
+        for _ in range(5):
+            pc = RTCPeerConnection()
+            pcs.append(pc)
+            pc.addTrack(AudioStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            r = await c.post(f"/api/reading/sessions/{sid}/offer",
+                             json={"sdp": pc.localDescription.sdp, "type": "offer"})
+            assert r.status == 200, await r.text()
+        server_pcs = c.server.app[CONTEXT].pcs
+        assert len(server_pcs) == 5
+        await _wait(lambda: sum(p.connectionState != "closed" for p in server_pcs) == 1, 10)
+        assert server_pcs[-1].connectionState != "closed"  # the latest offer is the live one
+    finally:
+        for pc in pcs:
+            await pc.close()

@@ -100,6 +100,9 @@ class ReaderFeature:
         self.service = service
         self.context: Any = None
         self._pcs: set[Any] = set()
+        #: the one peer connection of each reading session (the page makes one offer; the API
+        #: is public, so a repeated offer replaces the previous connection instead of adding one)
+        self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def setup(self, app: web.Application, context: Any) -> None:
@@ -132,6 +135,7 @@ class ReaderFeature:
         for pc in list(self._pcs):
             await pc.close()
         self._pcs.clear()
+        self._session_pcs.clear()
 
     # -- pages -------------------------------------------------------------------------------
     async def index(self, _request: web.Request) -> web.StreamResponse:
@@ -285,12 +289,23 @@ class ReaderFeature:
                 raise ReadingError("expected {'type': 'offer', 'sdp': '...'}")
         except ReadingError as exc:
             return _error(exc)
+        previous = self._session_pcs.pop(session.id, None)
+        if previous is not None:
+            log.info("reader: a new microphone offer replaces session %s's connection",
+                     session.id)
+            old_pc, old_hook = previous
+            if old_hook in session.on_close:
+                session.on_close.remove(old_hook)
+            self._pcs.discard(old_pc)
+            await old_pc.close()
         pc = self.context.create_peer_connection()
         self._pcs.add(pc)
         loop = asyncio.get_running_loop()
 
         async def close_pc() -> None:
             self._pcs.discard(pc)
+            if self._session_pcs.get(session.id, (None,))[0] is pc:
+                del self._session_pcs[session.id]
             await pc.close()
 
         def on_session_closed(_session: Any) -> None:
@@ -304,6 +319,7 @@ class ReaderFeature:
                 closing.close()  # the loop stopped meanwhile (shutdown)
 
         session.on_close.append(on_session_closed)
+        self._session_pcs[session.id] = (pc, on_session_closed)
         if session.closed:
             await close_pc()
             return _error(UnknownSession("the reading session was closed"))
@@ -318,11 +334,11 @@ class ReaderFeature:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._pcs.discard(pc)
-                await pc.close()
+                await close_pc()
 
         async def refuse(why: str) -> web.Response:
-            session.on_close.remove(on_session_closed)
+            if on_session_closed in session.on_close:  # a newer offer may have taken it out
+                session.on_close.remove(on_session_closed)
             await close_pc()
             return _error(ReadingError(f"the microphone offer could not be used (bad SDP{why})"))
 
