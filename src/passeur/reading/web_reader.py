@@ -27,8 +27,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                                 own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
 (recording too long or too large), 503 (no speech model for the language, progress store
-unusable). A result that could not be saved is still returned, with "saved": false and a
-"warning" {"code": "not_saved", "message"}.
+unusable, max_sessions uploads already in progress). A result that could not be saved is
+still returned, with "saved": false and a "warning" {"code": "not_saved", "message"}.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ class ReaderFeature:
         #: is public, so a repeated offer replaces the previous connection instead of adding one)
         self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._uploads = 0  # uploads being read or decoded (loop thread only)
 
     def setup(self, app: web.Application, context: Any) -> None:
         self.context = context
@@ -377,7 +378,21 @@ class ReaderFeature:
         track.stop()
 
     async def upload_audio(self, request: web.Request) -> web.Response:
-        """A whole recording as a WAV body (no WebRTC): fed as if live, then finished."""
+        """A whole recording as a WAV body (no WebRTC): fed as if live, then finished. A body
+        is held whole (up to MAX_BODY) until decoded, and the API is public: at most
+        max_sessions uploads are read at once, whatever the sessions they name."""
+        if self._uploads >= self.service.config.max_sessions:
+            log.warning("reader: refused an upload: %d already in progress", self._uploads)
+            return web.json_response({"error": "too many uploads at once; try again in a "
+                                               "moment"}, status=503,
+                                     headers={"Retry-After": "5"})
+        self._uploads += 1
+        try:
+            return await self._upload_audio(request)
+        finally:
+            self._uploads -= 1
+
+    async def _upload_audio(self, request: web.Request) -> web.Response:
         import io
 
         from passeur.reading.audio_in import is_silent, read_wav
