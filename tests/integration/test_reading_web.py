@@ -599,3 +599,63 @@ async def test_speech_for_an_ended_session_does_not_mute_the_others(client) -> N
     await asyncio.sleep(1.0)
     assert not service.floor.busy
     assert [s["kind"] for s in service.spoken] == ["say"], service.spoken
+
+
+async def test_offers_on_one_session_never_pile_up_peer_connections(  # type: ignore[no-untyped-def]
+        client, loopback_ice) -> None:
+    """The reader API is public: a visitor on the Wi-Fi who repeats offers on one session must
+    not open a peer connection (UDP sockets, tasks) per offer. The page makes one offer per
+    session; a new one replaces the session's previous connection."""
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    c, _ = client
+    sid = (await (await c.post("/api/reading/sessions", json={
+        "book": "little-red-boat", "page": 1, "mode": "read_to_me"})).json())["session"]
+    pcs = []
+    try:
+        for _ in range(5):
+            pc = RTCPeerConnection()
+            pcs.append(pc)
+            pc.addTrack(AudioStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            r = await c.post(f"/api/reading/sessions/{sid}/offer",
+                             json={"sdp": pc.localDescription.sdp, "type": "offer"})
+            assert r.status == 200, await r.text()
+        server_pcs = c.server.app[CONTEXT].pcs
+        assert len(server_pcs) == 5
+        await _wait(lambda: sum(p.connectionState != "closed" for p in server_pcs) == 1, 10)
+        assert server_pcs[-1].connectionState != "closed"  # the latest offer is the live one
+    finally:
+        for pc in pcs:
+            await pc.close()
+
+
+async def test_uploads_in_flight_are_bounded(client) -> None:  # type: ignore[no-untyped-def]
+    """An upload is buffered whole (up to 20 MB) before it is decoded, and the API is public:
+    a visitor on the Wi-Fi sending many slow uploads at once must not make the server hold
+    20 MB for each. Uploads in flight are bounded by max_sessions; one more is refused (503)
+    at once, and uploads work again once those finish."""
+    c, service = client
+    sid = await _open(c, mode="read_to_me")
+    release = asyncio.Event()
+
+    async def slow_body():  # type: ignore[no-untyped-def]
+        yield b"RIFF"
+        await release.wait()
+        yield b"\0" * 64
+
+    slots = service.config.max_sessions
+    pending = [asyncio.ensure_future(c.post(f"/api/reading/sessions/{sid}/audio",
+                                            data=slow_body())) for _ in range(slots)]
+    try:
+        await asyncio.sleep(0.5)  # the slow uploads are being read
+        r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFF" + b"\0" * 64)
+        body = await r.json()
+        assert r.status == 503 and "uploads" in body["error"], body
+    finally:
+        release.set()
+        done = await asyncio.gather(*pending)
+    assert all(r.status == 400 for r in done)  # not WAV files: refused once read
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFF" + b"\0" * 64)
+    assert r.status == 400  # the slots are free again

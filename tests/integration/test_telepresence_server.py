@@ -845,3 +845,39 @@ async def test_code_windows_under_a_minute_or_over_a_day_are_refused(
         r = await http.post(f"{base}/api/staff/codes", json={"role": "spectator",
                                                               "minutes": minutes})
         assert r.status == 200 and (await r.json())["expires_in_s"] == minutes * 60
+
+
+async def test_a_page_of_another_site_cannot_post_to_the_robot(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    """A malicious page that staff (or anyone on the library's Wi-Fi) opens in another tab can
+    POST to the robot's address without a preflight (a text/plain body that is JSON): it must
+    not spend the staff desk's login budget (five wrong passwords locked its address out),
+    redeem codes or open reader sessions. The server refuses state-changing requests whose
+    Origin is not the robot's own, whatever the address (IP or name) the pages use."""
+    srv, _ = server
+    base = base_of(srv)
+    evil = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    for _ in range(6):
+        r = await http.post(f"{base}/api/staff/login", data='{"password": "guess"}',
+                            headers=evil)
+        assert r.status == 403 and (await r.json())["error"] == "cross_origin"
+    for headers in ({"Origin": "null"}, {"Origin": f"{base}.evil.example"}):
+        r = await http.post(f"{base}/api/session", json={"code": "12345678"}, headers=headers)
+        assert r.status == 403, headers
+    # The desk, same origin (as browsers send it) or without Origin (curl), is not locked out.
+    r = await http.post(f"{base}/api/staff/login", json={"password": PASSWORD},
+                        headers={"Origin": base})
+    assert r.status == 200, await r.text()
+    r = await http.post(f"{base}/api/staff/codes", json={"role": "spectator", "minutes": 5},
+                        headers={"Origin": base.upper().replace("HTTP://", "http://")})
+    assert r.status == 200, await r.text()
+    assert (await http.post(f"{base}/api/staff/codes/revoke")).status == 200
+    r = await http.post(f"{base}/api/staff/estop", json={"on": True}, headers=evil)
+    assert r.status == 403
+    # Reading pages: GET stays open to any origin (a link, an <img>); pages cannot be framed
+    # by another site (clickjacking the staff desk or the pilot's controls).
+    for page in ("/pilot/", "/staff/", "/spectator/", "/api/health"):
+        r = await http.get(f"{base}{page}", headers={"Origin": "http://evil.example"})
+        assert r.status == 200, page
+        assert r.headers.get("X-Frame-Options") == "DENY", page
+        assert "frame-ancestors 'none'" in r.headers.get("Content-Security-Policy", ""), page

@@ -28,8 +28,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                                 own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
 (recording too long or too large), 503 (no speech model for the language, progress store
-unusable). A result that could not be saved is still returned, with "saved": false and a
-"warning" {"code": "not_saved", "message"}.
+unusable, max_sessions uploads already in progress). A result that could not be saved is
+still returned, with "saved": false and a "warning" {"code": "not_saved", "message"}.
 """
 
 from __future__ import annotations
@@ -105,7 +105,11 @@ class ReaderFeature:
         self.service = service
         self.context: Any = None
         self._pcs: set[Any] = set()
+        #: the one peer connection of each reading session (the page makes one offer; the API
+        #: is public, so a repeated offer replaces the previous connection instead of adding one)
+        self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._uploads = 0  # uploads being read or decoded (loop thread only)
 
     def setup(self, app: web.Application, context: Any) -> None:
         self.context = context
@@ -137,6 +141,7 @@ class ReaderFeature:
         for pc in list(self._pcs):
             await pc.close()
         self._pcs.clear()
+        self._session_pcs.clear()
 
     # -- pages -------------------------------------------------------------------------------
     async def index(self, _request: web.Request) -> web.StreamResponse:
@@ -290,12 +295,23 @@ class ReaderFeature:
                 raise ReadingError("expected {'type': 'offer', 'sdp': '...'}")
         except ReadingError as exc:
             return _error(exc)
+        previous = self._session_pcs.pop(session.id, None)
+        if previous is not None:
+            log.info("reader: a new microphone offer replaces session %s's connection",
+                     session.id)
+            old_pc, old_hook = previous
+            if old_hook in session.on_close:
+                session.on_close.remove(old_hook)
+            self._pcs.discard(old_pc)
+            await old_pc.close()
         pc = self.context.create_peer_connection()
         self._pcs.add(pc)
         loop = asyncio.get_running_loop()
 
         async def close_pc() -> None:
             self._pcs.discard(pc)
+            if self._session_pcs.get(session.id, (None,))[0] is pc:
+                del self._session_pcs[session.id]
             await pc.close()
 
         def on_session_closed(_session: Any) -> None:
@@ -309,6 +325,7 @@ class ReaderFeature:
                 closing.close()  # the loop stopped meanwhile (shutdown)
 
         session.on_close.append(on_session_closed)
+        self._session_pcs[session.id] = (pc, on_session_closed)
         if session.closed:
             await close_pc()
             return _error(UnknownSession("the reading session was closed"))
@@ -323,11 +340,11 @@ class ReaderFeature:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._pcs.discard(pc)
-                await pc.close()
+                await close_pc()
 
         async def refuse(why: str) -> web.Response:
-            session.on_close.remove(on_session_closed)
+            if on_session_closed in session.on_close:  # a newer offer may have taken it out
+                session.on_close.remove(on_session_closed)
             await close_pc()
             return _error(ReadingError(f"the microphone offer could not be used (bad SDP{why})"))
 
@@ -366,7 +383,21 @@ class ReaderFeature:
         track.stop()
 
     async def upload_audio(self, request: web.Request) -> web.Response:
-        """A whole recording as a WAV body (no WebRTC): fed as if live, then finished."""
+        """A whole recording as a WAV body (no WebRTC): fed as if live, then finished. A body
+        is held whole (up to MAX_BODY) until decoded, and the API is public: at most
+        max_sessions uploads are read at once, whatever the sessions they name."""
+        if self._uploads >= self.service.config.max_sessions:
+            log.warning("reader: refused an upload: %d already in progress", self._uploads)
+            return web.json_response({"error": "too many uploads at once; try again in a "
+                                               "moment"}, status=503,
+                                     headers={"Retry-After": "5"})
+        self._uploads += 1
+        try:
+            return await self._upload_audio(request)
+        finally:
+            self._uploads -= 1
+
+    async def _upload_audio(self, request: web.Request) -> web.Response:
         import io
 
         from passeur.reading.audio_in import is_silent, read_wav

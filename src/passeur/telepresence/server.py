@@ -5,7 +5,9 @@ only through thread-safe hand-offs (`loop.call_soon_threadsafe`,
 `asyncio.run_coroutine_threadsafe`). The robot side is reached through `RobotPort`, so this
 module has no rclpy import and can be tested with a fake robot.
 
-HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in URLs):
+HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in URLs; a
+request other than GET/HEAD/OPTIONS whose Origin is not the robot's own host:port is refused
+with 403 "cross_origin"; no page may be framed by another site):
     GET  /                      -> redirect to /pilot/
     GET  /pilot/ /staff/ /spectator/ and their files; /common/* shared CSS/JS
     GET  /api/health            {"ok": true}
@@ -88,6 +90,9 @@ VISITOR_COOKIE = "passeur_visitor"
 STAFF_COOKIE = "passeur_staff"
 MAX_SDP_BYTES = 64 * 1024
 MAX_MESSAGES_PER_S = 100
+#: Methods that change nothing: allowed from any origin (links, images). Every other one must
+#: come from the robot's own pages (see WebServer._same_origin).
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CODECS = {"VP8": "video/VP8", "H264": "video/H264"}
 #: What aiortc raises on an offer it cannot use (its SDP parser also uses plain asserts).
 NEGOTIATION_ERRORS = (ValueError, KeyError, IndexError, TypeError, AssertionError,
@@ -497,7 +502,15 @@ class WebServer:
                       ) -> web.StreamResponse:
         response: web.StreamResponse
         try:
-            response = await handler(request)
+            if request.method not in SAFE_METHODS and not self._same_origin(request):
+                log.warning("refused a cross-origin %s %s from %s (Origin %s)",
+                            request.method, request.path, self._client(request),
+                            request.headers.get("Origin", "")[:100])
+                response = web.json_response(
+                    {"error": "cross_origin", "message": "requests that change something must "
+                     "come from the robot's own pages"}, status=403)
+            else:
+                response = await handler(request)
         except AccessDenied as exc:
             status = 429 if exc.reason in ("locked", "busy") else \
                 409 if exc.reason == "pilot_busy" else \
@@ -520,7 +533,23 @@ class WebServer:
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # No other site may frame a page (clickjacking the staff desk or the pilot's controls).
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
         return response
+
+    @staticmethod
+    def _same_origin(request: web.Request) -> bool:
+        """Whether a state-changing request may come from where it says it does. Browsers
+        send Origin with every POST/DELETE, cross-site ones included, and a page of another
+        site can POST a text/plain body that is JSON without any preflight: anything but the
+        robot's own host:port (as the browser addressed it: IP or name, http or https) is
+        refused. No Origin at all is a tool (curl, tests), not a page another site controls."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        _scheme, sep, host = origin.partition("://")
+        return bool(sep) and host.lower() == request.host.lower()
 
     @staticmethod
     def _framework_error(request: web.Request, exc: web.HTTPException) -> web.Response:
