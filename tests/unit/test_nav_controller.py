@@ -157,16 +157,6 @@ def test_closed_loop_through_a_doorway_reaches_goal_within_tolerance() -> None:
     assert clearance > 0.25  # never closer than the robot radius to a wall cell
 
 
-def test_held_robot_is_not_stuck() -> None:
-    ctl = PurePursuit(ControllerConfig(stuck_timeout_s=2.0))
-    ctl.set_path(straight(), None, 0.0)
-    pose = Pose2D(0.0, 0.0, 0.0)
-    for k in range(100):  # 10 s held by the e-stop: the navigator calls hold() instead
-        ctl.hold(k * 0.1)
-    cmd = ctl.compute(pose, 10.0)
-    assert cmd.phase == "driving" and cmd.v_mps > 0
-
-
 def test_yaw_goal_tolerance_is_what_counts_as_reached() -> None:
     # A tolerance tighter than the controller's internal aim (0.05 rad) is honoured...
     ctl = PurePursuit(ControllerConfig(yaw_goal_tolerance_rad=0.02))

@@ -76,7 +76,7 @@ def test_floor_click_lands_ahead_of_the_robot_in_the_map() -> None:
     ("the robot (1.00, 2.00) is outside the map", "start_blocked"),
     ("path blocked: no way around the obstacle", "blocked"),
     ("stuck: no progress after 3 recoveries", "stuck"),
-    ("paused: e-stop engaged", "paused_estop"),
+    ("stopped by the emergency stop: send the goal again once it is released", "estop"),
     ("replaced by a new goal", "replaced"),
     ("cancelled on request", "cancelled"),
     ("a sentence nobody wrote yet", "other"),

@@ -198,12 +198,6 @@ class PurePursuit:
             self._recoveries = 0
         self._progress_anchor_s = 0.0
 
-    def hold(self, now_s: float) -> None:
-        """The robot is held on purpose (e-stop): do not count this time as being stuck."""
-        self._check_pose = None
-        self._check_time = now_s
-        self._last_v = 0.0
-
     def reset(self) -> None:
         self._points = np.zeros((0, 2))
         self._phase = "idle"

@@ -56,8 +56,10 @@ TERMINAL = ("reached", "failed", "cancelled")
 #: planner codes (PlanningError.code) plus the navigator's own. Pages translate these.
 REASON_CODES = ("goal_in_obstacle", "goal_in_keep_out", "goal_too_close", "goal_outside_map",
                 "start_blocked", "unreachable", "no_map", "bad_map", "no_pose",
-                "unknown_place", "bad_frame", "internal", "blocked", "stuck", "paused_estop",
+                "unknown_place", "bad_frame", "internal", "blocked", "stuck", "estop",
                 "replaced", "cancelled", "shutdown")
+#: navigation/status `reason` of a goal ended by the emergency stop (code `estop`).
+ESTOP_REASON = "stopped by the emergency stop: send the goal again once it is released"
 #: patrol/status states in which a patrol runs (patrol_runner.PatrolRunner.active).
 PATROL_ACTIVE = ("navigating", "announcing", "dwelling", "waiting_retry")
 #: The blocked-path check ignores the path within this many robot radii of the robot: what
@@ -459,8 +461,25 @@ class NavigatorNode(Node):
                                 stamp if stamp > 0 else self._now_s())
 
     def _on_estop(self, msg: Bool) -> None:
+        engaged = bool(msg.data)
         with self._lock:
-            self._estop = bool(msg.data)
+            self._estop = engaged
+        if engaged:
+            self._end_goal_for_estop()
+
+    def _end_goal_for_estop(self) -> None:
+        """Releasing an emergency stop must not set the robot moving again by itself (IEC
+        60204-1, ISO 13850): the goal under way (or one sent while the e-stop is on) ends here,
+        cancelled with code `estop`, and whoever sent it sends it again once it is released."""
+        with self._lock:
+            if self._goal is None or self._state in TERMINAL or self._state == "idle":
+                return
+            self._controller.reset()
+            self._plan = None
+            self._set_state("cancelled", ESTOP_REASON, "estop")
+        self.get_logger().warning(f"goal cancelled: {ESTOP_REASON}")
+        self._publish_zero()
+        self._publish_status(force=True)
 
     def _on_patrol_status(self, msg: DiagnosticStatus) -> None:
         state = next((kv.value for kv in msg.values if kv.key == "state"), "")
@@ -580,19 +599,9 @@ class NavigatorNode(Node):
             self._publish_zero()
             self.get_logger().warning("no fresh pose: holding still", throttle_duration_sec=2.0)
             return
-        if self._estop:
-            # The safety node holds the robot: wait (not stuck) and resume when released.
-            with self._lock:
-                self._controller.hold(now)
-                self._reason = "paused: e-stop engaged"
-                self._reason_code = "paused_estop"
-            self._publish_zero()
-            self._publish_status()
+        if self._estop:  # a goal that reached driving while the e-stop was on
+            self._end_goal_for_estop()
             return
-        if self._reason_code == "paused_estop":
-            with self._lock:
-                self._reason = ""
-                self._reason_code = ""
         assert pose is not None
         with self._lock:
             blocked = self._path_blocked(costmap, pose)

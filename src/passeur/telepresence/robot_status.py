@@ -56,7 +56,7 @@ def robot_in_map(offset: Pose2D | None, robot_in_odom: Pose2D) -> tuple[Pose2D, 
 #: planner.py and controller.py (navigation area).
 _NAV_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), code) for p, code in (
-        (r"^paused: e-stop", "paused_estop"),
+        (r"emergency stop|e-stop", "estop"),
         (r"no robot pose", "no_pose"),
         (r"unknown place", "unknown_place"),
         (r"goal frame", "bad_frame"),

@@ -25,7 +25,7 @@
 
   function navText(nav) {
     if (!nav.state) return t("staff.unknown");
-    const reason = nav.state === "failed" || nav.reason_code === "paused_estop" ? P.navReasonText(nav) : "";
+    const reason = nav.state === "failed" || nav.reason_code === "estop" ? P.navReasonText(nav) : "";
     const goal = nav.place ? P.localName(placeNames[nav.place], nav.place) : nav.goal;
     return [word("nav.state.", nav.state), goal, reason].filter(Boolean).join(" · ");
   }
