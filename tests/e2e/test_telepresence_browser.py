@@ -742,16 +742,20 @@ def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
                                     timeout=15_000)
             pilot.wait_for_function(
                 "document.getElementById('alert').textContent.includes('Emergency stop')")
-            # Driving while e-stopped: the safety node keeps cmd_vel at zero.
+            # Driving while e-stopped: refused and said (so that its release cannot set the
+            # robot moving); the safety node keeps cmd_vel at zero anyway.
             stack.subscribe("cmd_vel", Twist, qos.COMMAND, keep_history=True)
             t_e = time.monotonic()
             pilot.hover('button[data-dir="forward"]')
             pilot.mouse.down()
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('cannot move')")
             time.sleep(1.0)
             pilot.mouse.up()
             during = [m for t, m in stack.history("cmd_vel") if t >= t_e]
             assert during and all(m.linear.x == 0.0 for m in during)
-            assert any(t >= t_e and m.linear.x > 0 for t, m in stack.history("cmd_vel/teleop"))
+            assert not any(t >= t_e and m.linear.x > 0
+                           for t, m in stack.history("cmd_vel/teleop"))
         staff.click("#estop-off")
         stack.wait_until(lambda: estop[-1] is False, 10, "estop release published")
         if safety_available():
@@ -1438,13 +1442,23 @@ def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
         pilot.wait_for_function(
             "document.getElementById('motion').textContent.includes('cannot move')")
         assert "Moving" not in pilot.inner_text("#status")
-        # Released while the button is still held: said, and the motion line follows.
+        # Released while the button is still held: said, and the held press does not set
+        # the robot moving by itself (IEC 60204-1): the pilot is asked to let go and press
+        # again, and then it drives.
+        pilot.evaluate(RECORD_SAID_JS)  # both are said, in either order
+        t_off = time.monotonic()
         staff.click("#estop-off")
-        pilot.wait_for_function(
-            "document.getElementById('alert').textContent.includes('you can drive again')",
-            timeout=15_000)
+        for said in ("you can drive again", "let go of the control"):
+            pilot.wait_for_function(f"window.__said.some(s => s.includes({said!r}))",
+                                    timeout=15_000)
+        assert "Moving" not in pilot.inner_text("#motion")
+        assert not any(m.linear.x > 0 for m in teleop_since(stack, t_off))
+        pilot.mouse.up()
+        pilot.mouse.down()
         pilot.wait_for_function(
             "document.getElementById('motion').textContent.includes('Moving')")
+        stack.wait_until(lambda: any(m.linear.x > 0 for m in teleop_since(stack, t_off)), 5,
+                         "driving after a new press")
         pilot.mouse.up()
     finally:
         staff.click("#estop-off")

@@ -304,3 +304,44 @@ def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:
     assert policy.spectator_session_s == node.get_parameter("spectator_session_s").value
     assert policy.staff_max_failures == node.get_parameter("staff_max_failures").value
     assert node.options.max_spectators == node.get_parameter("max_spectators").value
+
+
+async def test_estop_release_does_not_restart_a_held_drive(harness: StackHarness) -> None:
+    """The pilot holds 'forward' (the page repeats the command) when staff press the e-stop;
+    once it is released the robot must not drive off by itself: commands are refused (said
+    once, with a code the page translates) until the pilot lets go, then a press drives."""
+    from std_msgs.msg import Bool
+
+    node = harness.node("telepresence")
+    harness.subscribe("cmd_vel/teleop", Twist, qos.COMMAND, keep_history=True)
+    held = {"type": "drive", "direction": "forward", "speed_level": 1}
+
+    def moving_since(t0: float) -> bool:
+        return any(t >= t0 and m.linear.x > 0 for t, m in harness.history("cmd_vel/teleop"))
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            client.send(held)
+            await until(lambda: moving_since(0.0), 5, "driving")
+            harness.publish("estop/state", Bool(data=True), qos.LATCHED)
+            await until(lambda: harness.latest("cmd_vel/teleop").linear.x == 0.0, 3, "zero")
+            t_on = time.monotonic()
+            for _ in range(5):  # still held under the e-stop
+                client.send(held)
+                await asyncio.sleep(0.1)
+            await client.wait_for(lambda m: m.get("code") == "estop")
+            harness.publish("estop/state", Bool(data=False), qos.LATCHED)
+            await until(lambda: node.teleop.refusal() == "let_go_first", 5, "released")
+            for _ in range(8):  # still held after the release
+                client.send(held)
+                await asyncio.sleep(0.1)
+            await client.wait_for(lambda m: m.get("code") == "let_go_first")
+            assert not moving_since(t_on)
+            assert sum(m.get("code") in ("estop", "let_go_first") for m in client.messages) == 2
+            client.send({"type": "drive", "linear": 0, "angular": 0})  # let go
+            t_press = time.monotonic()
+            client.send(held)
+            await until(lambda: moving_since(t_press), 5, "driving after a new press")
+        finally:
+            await client.close()

@@ -377,6 +377,27 @@ def test_look_step_is_bounded(clock: Clock) -> None:
     assert not t.moving
 
 
+def test_estop_release_never_restarts_a_held_drive(clock: Clock) -> None:
+    t = TeleopState(0.3, clock=clock)
+    t.drive(0.3, 0.0)
+    t.set_estop(True)
+    assert not t.moving and t.refusal() == "estop"
+    assert t.drive(0.3, 0.0).is_zero and t.look("left").is_zero  # refused while it is on
+    t.set_estop(False)
+    # Still held (the page repeats the command): refused until the pilot lets go.
+    for _ in range(5):
+        clock.t += 0.1
+        assert t.drive(0.3, 0.0).is_zero and t.refusal() == "let_go_first"
+    t.drive(0.0, 0.0)  # let go
+    assert t.refusal() is None and t.drive(0.3, 0.0).linear_mps == 0.3
+    # A let-go during the e-stop counts: after the release a new press drives at once.
+    t.set_estop(True)
+    t.stop()
+    assert t.refusal() == "estop"
+    t.set_estop(False)
+    assert t.refusal() is None and t.look("left").angular_rps > 0
+
+
 def test_disabled_ignores_commands(clock: Clock) -> None:
     t = TeleopState(0.3, clock=clock)
     t.drive(0.3, 0)

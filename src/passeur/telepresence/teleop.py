@@ -45,6 +45,11 @@ class TeleopState:
         self._look_until = -math.inf
         self._look_rps = 0.0
         self._enabled = True
+        # Emergency stop: while it is on, and after it until the pilot has let go (a zero
+        # drive or a stop), drive and look commands are refused, so that its release never
+        # sets the robot moving by itself (a latched or still-held drive; IEC 60204-1).
+        self._estop = False
+        self._let_go_needed = False
         # The web server's loop feeds commands while the ROS executor polls output().
         self._lock = threading.RLock()
 
@@ -63,11 +68,32 @@ class TeleopState:
             self.stop()
             self._enabled = False
 
+    def set_estop(self, engaged: bool) -> None:
+        """The emergency stop's state: engaging it stops now and asks for a let-go."""
+        with self._lock:
+            if engaged:
+                self._halt()
+                self._let_go_needed = True
+            self._estop = engaged
+
+    def refusal(self) -> str | None:
+        """Why a drive or look command would be refused now: 'estop' (it is on),
+        'let_go_first' (released, but the pilot has not let go since), or None."""
+        with self._lock:
+            if self._estop:
+                return "estop"
+            return "let_go_first" if self._let_go_needed else None
+
     def drive(self, linear_mps: float, angular_rps: float) -> Velocity:
-        """A (repeated) hold-to-drive command; returns the velocity to publish now."""
+        """A (repeated) hold-to-drive command; returns the velocity to publish now (zero
+        when refused: see refusal())."""
         with self._lock:
             if not self._enabled:
                 return ZERO
+            if linear_mps == 0.0 and angular_rps == 0.0:
+                self._let_go_needed = False
+            elif self.refusal() is not None:
+                return self._halt()
             self._command = Velocity(linear_mps, angular_rps)
             self._last_command_at = self._clock()
             self._look_until = -math.inf
@@ -77,6 +103,8 @@ class TeleopState:
         with self._lock:
             if not self._enabled:
                 return ZERO
+            if self.refusal() is not None:
+                return self._halt()
             sign = 1.0 if direction == "left" else -1.0
             self._command = ZERO
             self._look_rps = sign * self.look_speed_rps
@@ -84,6 +112,12 @@ class TeleopState:
             return self.output()
 
     def stop(self) -> Velocity:
+        """The pilot's stop (also a let-go after an emergency stop)."""
+        with self._lock:
+            self._let_go_needed = False
+            return self._halt()
+
+    def _halt(self) -> Velocity:
         with self._lock:
             self._command = ZERO
             self._look_until = -math.inf

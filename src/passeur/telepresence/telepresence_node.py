@@ -71,6 +71,13 @@ from passeur.telepresence.web_feature import WebFeature
 _ANY_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 #: What publishing raises once the publisher or the context is gone (shutdown).
 _PUBLISH_GONE = (InvalidHandle, _rclpy.RCLError)
+#: Why a drive or look command is refused around an emergency stop (TeleopState.refusal()):
+#: its release never sets the robot moving by itself, a held or latched drive included.
+TELEOP_REFUSALS = {
+    "estop": "the emergency stop is on: the robot cannot move",
+    "let_go_first": "the emergency stop was released: let go of the control, then press it "
+                    "again",
+}
 
 
 class TelepresenceNode(Node):
@@ -198,6 +205,7 @@ class TelepresenceNode(Node):
         self._map: tuple[bytes, dict[str, Any]] | None = None
         self._pilot: Session | None = None
         self._publishing = False  # True while teleop output is non-zero (or just became zero)
+        self._refusal_told: str | None = None  # the e-stop refusal last told to the pilot
         self._nav_goal_active = False
         self._closed = False
         self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
@@ -339,6 +347,8 @@ class TelepresenceNode(Node):
     def _on_estop(self, msg: Bool) -> None:
         with self._lock:
             self._estop = bool(msg.data)
+        # The watchdog thread then publishes one zero (the safety node holds the robot anyway).
+        self.teleop.set_estop(bool(msg.data))
 
     def _on_diag(self, msg: DiagnosticStatus, target: dict[str, Any]) -> dict[str, Any]:
         values = {kv.key: kv.value for kv in msg.values}
@@ -476,6 +486,16 @@ class TelepresenceNode(Node):
             return self._command_locked(command)
 
     def _command_locked(self, command: Command) -> dict[str, Any] | None:
+        if isinstance(command, Drive | Look):
+            moving = isinstance(command, Look) or command.linear_mps != 0.0 \
+                or command.angular_rps != 0.0
+            refusal = self.teleop.refusal() if moving else None
+            if refusal is not None:
+                # Said once per press (a held control repeats its command ten times a second).
+                tell, self._refusal_told = refusal != self._refusal_told, refusal
+                return {"type": "error", "code": refusal,
+                        "message": TELEOP_REFUSALS[refusal]} if tell else None
+            self._refusal_told = None
         if isinstance(command, Drive):
             self.last_drive_command_mono_s = time.monotonic()
             self._cancel_pilot_goal()

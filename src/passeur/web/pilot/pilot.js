@@ -566,6 +566,9 @@
         const robot = msg.robot || {};
         if (robot.estop && !state.lastEstop) P.announce(t("status.estop"), true);
         else if (robot.estop === false && state.lastEstop) P.announce(t("status.estop_released"), true);
+        // Its release must not set the robot moving: a held or latched drive ends here (the
+        // server refuses drive commands until the pilot has let go).
+        if (robot.estop && !state.lastEstop) stopDrive(false);
         const estopChanged = state.lastEstop !== !!robot.estop;
         state.lastEstop = !!robot.estop;
         if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);
@@ -597,6 +600,11 @@
         if (state.goalSent && !state.myGoal && ["not_floor", "no_camera", "not_driving"].includes(msg.code)) forgetGoal();
         if (msg.code === "not_floor") P.announce(t("status.not_floor"), true);
         else if (msg.code === "session_ended") endSession("ended");
+        else if (msg.code === "let_go_first") {
+          // Released while a control was still held: nothing moves until a new press.
+          stopDrive(false);
+          P.announce(P.errorText({ error: msg.code }), true);
+        }
         else P.announce(P.errorText({ error: msg.code }), true);
         break;
       case "session_ended":
