@@ -736,3 +736,26 @@ def test_a_reading_where_nothing_was_heard_is_not_praised(server: Server,
     assert shown == {"en": "I did not hear you read. Try again, speaking close to the tablet.",
                      "fr": "Je ne t'ai pas entendu lire. Réessaie en parlant près de la "
                            "tablette."}, shown
+
+
+def test_a_refused_nickname_is_marked_in_high_contrast_too(server: Server,
+                                                           workdir: Path) -> None:
+    """In high contrast the white border of every field won over the red one of a refused
+    nickname: the field looked like the others."""
+    border = "getComputedStyle(document.getElementById('reader')).borderTopColor"
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-nickname-contrast")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#contrast")
+            normal = page.evaluate(border)
+            page.fill("#reader", "Léa!")
+            page.click("#mode-i_read")
+            page.wait_for_function("document.getElementById('reader')"
+                                   ".getAttribute('aria-invalid') === 'true'", timeout=30000)
+            refused = page.evaluate(border)
+        finally:
+            ctx.close()
+    assert normal == "rgb(255, 255, 255)" and refused == "rgb(255, 107, 107)", (normal, refused)
