@@ -759,3 +759,23 @@ def test_a_refused_nickname_is_marked_in_high_contrast_too(server: Server,
         finally:
             ctx.close()
     assert normal == "rgb(255, 255, 255)" and refused == "rgb(255, 107, 107)", (normal, refused)
+
+
+def test_stopping_read_to_me_says_so(server: Server, workdir: Path) -> None:
+    """"I'm done" during "Read to me" stopped the voice but the page still said "I'm reading
+    the page…" with a word highlighted as if being read."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-stop-read-to-me")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-read_to_me")
+            page.wait_for_function("() => document.querySelector('.w.current')", timeout=60000)
+            page.click("#stop")
+            time.sleep(0.5)
+            status = page.inner_text("#status")
+            current = page.evaluate("document.querySelectorAll('.w.current').length")
+        finally:
+            ctx.close()
+    assert status == "Done." and current == 0, (status, current)
