@@ -779,3 +779,46 @@ def test_stopping_read_to_me_says_so(server: Server, workdir: Path) -> None:
         finally:
             ctx.close()
     assert status == "Done." and current == 0, (status, current)
+
+
+def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
+                                                            workdir: Path) -> None:
+    """After the 9 s of listening, the page asked for the score with its microphone still
+    sending; the robot waits for the audio it holds, so on a robot decoding a little slower
+    than real time the queue never emptied and the child waited 30 s more for "Not yet"."""
+    from passeur.reading.service import LiveSession
+
+    silent = workdir / "silent-busy.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    original = LiveSession._feed
+
+    def slow_feed(self: Any, chunk: list[bytes], live: bool) -> bool:
+        time.sleep(0.022 * len(chunk))  # 22 ms per 20 ms frame: a busy robot
+        return original(self, chunk, live)
+
+    LiveSession._feed = slow_feed  # type: ignore[method-assign]
+    try:
+        with sync_playwright() as pw:
+            ctx = launch(pw, silent, workdir / "profile-practice-busy")
+            try:
+                page = ctx.new_page()
+                page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+                page.wait_for_selector("body[data-ready='1']", timeout=30000)
+                page.evaluate("""() => { window.passeurReader.hard = ['boat'];
+                    document.getElementById('result').hidden = false;
+                    document.getElementById('practice-start').hidden = false; }""")
+                page.click("#practice-start")
+                page.wait_for_function("() => window.passeurReader.pc && "
+                                       "window.passeurReader.pc.remoteDescription",
+                                       timeout=30000)
+                started = time.monotonic()
+                page.wait_for_function("document.getElementById('practice-result')"
+                                       ".textContent", timeout=60000)
+                waited_s = time.monotonic() - started
+            finally:
+                ctx.close()
+    finally:
+        LiveSession._feed = original  # type: ignore[method-assign]
+    assert waited_s < 30, waited_s  # was 9 s of listening + 30 s of waiting

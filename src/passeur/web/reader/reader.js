@@ -456,6 +456,9 @@
       });
       if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
       p.timer = setTimeout(async () => {
+        // Microphone off first, as "I'm done" does: the robot scores what it has (it waits
+        // for the audio it holds; with the microphone still sending, that could be 30 s).
+        closeMedia();
         try {
           const r = await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" });
           settle(!!r.correct);
