@@ -736,3 +736,89 @@ def test_a_reading_where_nothing_was_heard_is_not_praised(server: Server,
     assert shown == {"en": "I did not hear you read. Try again, speaking close to the tablet.",
                      "fr": "Je ne t'ai pas entendu lire. Réessaie en parlant près de la "
                            "tablette."}, shown
+
+
+def test_a_refused_nickname_is_marked_in_high_contrast_too(server: Server,
+                                                           workdir: Path) -> None:
+    """In high contrast the white border of every field won over the red one of a refused
+    nickname: the field looked like the others."""
+    border = "getComputedStyle(document.getElementById('reader')).borderTopColor"
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-nickname-contrast")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#contrast")
+            normal = page.evaluate(border)
+            page.fill("#reader", "Léa!")
+            page.click("#mode-i_read")
+            page.wait_for_function("document.getElementById('reader')"
+                                   ".getAttribute('aria-invalid') === 'true'", timeout=30000)
+            refused = page.evaluate(border)
+        finally:
+            ctx.close()
+    assert normal == "rgb(255, 255, 255)" and refused == "rgb(255, 107, 107)", (normal, refused)
+
+
+def test_stopping_read_to_me_says_so(server: Server, workdir: Path) -> None:
+    """"I'm done" during "Read to me" stopped the voice but the page still said "I'm reading
+    the page…" with a word highlighted as if being read."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, None, workdir / "profile-stop-read-to-me")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            page.click("#mode-read_to_me")
+            page.wait_for_function("() => document.querySelector('.w.current')", timeout=60000)
+            page.click("#stop")
+            time.sleep(0.5)
+            status = page.inner_text("#status")
+            current = page.evaluate("document.querySelectorAll('.w.current').length")
+        finally:
+            ctx.close()
+    assert status == "Done." and current == 0, (status, current)
+
+
+def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
+                                                            workdir: Path) -> None:
+    """After the 9 s of listening, the page asked for the score with its microphone still
+    sending; the robot waits for the audio it holds, so on a robot decoding a little slower
+    than real time the queue never emptied and the child waited 30 s more for "Not yet"."""
+    from passeur.reading.service import LiveSession
+
+    silent = workdir / "silent-busy.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    original = LiveSession._feed
+
+    def slow_feed(self: Any, chunk: list[bytes], live: bool) -> bool:
+        time.sleep(0.022 * len(chunk))  # 22 ms per 20 ms frame: a busy robot
+        return original(self, chunk, live)
+
+    LiveSession._feed = slow_feed  # type: ignore[method-assign]
+    try:
+        with sync_playwright() as pw:
+            ctx = launch(pw, silent, workdir / "profile-practice-busy")
+            try:
+                page = ctx.new_page()
+                page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
+                page.wait_for_selector("body[data-ready='1']", timeout=30000)
+                page.evaluate("""() => { window.passeurReader.hard = ['boat'];
+                    document.getElementById('result').hidden = false;
+                    document.getElementById('practice-start').hidden = false; }""")
+                page.click("#practice-start")
+                page.wait_for_function("() => window.passeurReader.pc && "
+                                       "window.passeurReader.pc.remoteDescription",
+                                       timeout=30000)
+                started = time.monotonic()
+                page.wait_for_function("document.getElementById('practice-result')"
+                                       ".textContent", timeout=60000)
+                waited_s = time.monotonic() - started
+            finally:
+                ctx.close()
+    finally:
+        LiveSession._feed = original  # type: ignore[method-assign]
+    assert waited_s < 30, waited_s  # was 9 s of listening + 30 s of waiting

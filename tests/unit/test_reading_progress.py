@@ -236,3 +236,16 @@ def test_a_first_session_charts_without_warnings() -> None:
             plt.close(fig)
     assert [str(w.message) for w in caught] == []
     assert any("2026-12-07" in label for label in labels), labels
+
+
+def test_last_reading_to_compare_with_is_one_done_alone(tmp_path: Path) -> None:
+    """The tutor's "You read faster than last time" compared with the last reading of the
+    page, a 'Together' one included (repeating after the robot)."""
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    for mode, heard in (("i_read", "the cap sat on the mat"),
+                        ("together", "the cat sat on the mat")):
+        state, s = reading_result(heard)
+        store.record_reading("Léo", "b", mode, 1, "en", state, s)
+    last = store.last_page("Léo", "b", 1)
+    assert last is not None and last["hard_words"] == ["cat"]
+    store.close()

@@ -219,3 +219,22 @@ def test_page_praise_names_something_specific(config) -> None:  # type: ignore[n
     st = Aligner(fr).update(Hypothesis(words("le dragon vole vers le château"), 4.0),
                             finished=True)
     assert "« château »" in Tutor(fr, phrases).page_end(score(fr, st), st).text
+
+
+def test_page_end_does_not_say_the_page_was_finished_when_the_reader_stopped(  # type: ignore[no-untyped-def]
+        config) -> None:
+    """A child who read one sentence and pressed "I'm done" heard "You finished the page.
+    Good effort!" or "Well done for reading to the end!"."""
+    phrases, _ = config
+    page = tokenize(TEXT, "en")
+    state = Aligner(page).update(Hypothesis(words("the cat sat on the mat"), 4.0),
+                                 finished=True)
+    tutor = Tutor(page, phrases)  # phrasings rotate: every one of them is checked
+    texts = {tutor.page_end(score(page, state), state).text for _ in range(4)}
+    for text in texts:
+        assert "finished the page" not in text and "to the end" not in text, text
+        assert "whole page" not in text, text
+    # Read to the end: the page is praised as finished.
+    state = Aligner(page).update(Hypothesis(words(TEXT.replace(".", "").lower()), 9.0),
+                                 finished=True)
+    assert "page" in Tutor(page, phrases).page_end(score(page, state), state).text

@@ -293,13 +293,16 @@ class ProgressStore:
         self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
 
     def last_page(self, reader: str, book_id: str, page: int) -> dict[str, Any] | None:
-        """The reader's previous reading of this page ({"wcpm", "accuracy", "hard_words",
-        "created_at"}), or None."""
+        """The reader's previous reading of this page done alone ({"wcpm", "accuracy",
+        "hard_words", "created_at"}), or None. Not a "Together" one: repeating after the robot
+        is no speed to compare with ("faster than last time")."""
+        echo = ", ".join("?" * len(ECHO_MODES))
         rows = self._q(
             "SELECT p.wcpm, p.accuracy, p.hard_words, p.created_at FROM pages p JOIN sessions s"
             " ON p.session_id = s.id JOIN readers r ON s.reader_id = r.id WHERE r.name = ? AND "
-            "s.book_id = ? AND p.page = ? ORDER BY p.created_at DESC, p.id DESC LIMIT 1",
-            (check_reader_name(reader), book_id, page))
+            f"s.book_id = ? AND p.page = ? AND s.mode NOT IN ({echo}) "
+            "ORDER BY p.created_at DESC, p.id DESC LIMIT 1",
+            (check_reader_name(reader), book_id, page, *ECHO_MODES))
         if not rows:
             return None
         wcpm, accuracy, hard, created = rows[0]

@@ -155,6 +155,14 @@ def _word_timings(text: str, events: list[tuple[int, int]], duration_s: float,
                   pcm: np.ndarray, rate: int) -> list[SpokenTiming]:
     # Word events in audio order; events past the text (end of input) only close the last word.
     ordered = sorted({(ms, pos) for pos, ms in events})
+    # The text is spoken in order: an event pointing back into it is spurious (after an
+    # earlier synthesis, libespeak-ng reports a stray word event at position 1 at some clause
+    # boundaries; the first word was then "read" again, and highlighted over the next ones).
+    in_order: list[tuple[int, int]] = []
+    for ms, pos in ordered:
+        if not in_order or pos >= in_order[-1][1]:
+            in_order.append((ms, pos))
+    ordered = in_order
     out: list[SpokenTiming] = []
     speech_end = _speech_end(pcm, rate, duration_s)
     for k, (ms, pos) in enumerate(ordered):

@@ -81,6 +81,14 @@ class Phrases:
 PLACEHOLDERS = ("word", "sentence", "words", "wcpm", "previous")
 
 
+def _stopped_early(state: AlignmentState) -> bool:
+    """Words after the last one heard were not read (not counted correct)."""
+    heard = [w.index for w in state.words if w.start_s is not None]
+    if not heard:
+        return True
+    return any(not w.counted_correct for w in state.words[max(heard) + 1:])
+
+
 def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]:
     """Phrases and policy from config/reading.yaml; ReadingError naming the file if bad."""
     path = path or share_path("config", "reading.yaml")
@@ -250,6 +258,10 @@ class Tutor:
         practise up to `practice_words_max` hard words."""
         hard = score.hard_words[: self.policy.practice_words_max]
         key = "praise_page" if score.accuracy >= 0.95 else "encourage_page"
+        if state is not None and _stopped_early(state):
+            # Not "You read the whole page" / "Well done for reading to the end!": the reader
+            # stopped before the end ("I'm done" after a line). Praise what was read.
+            key = "praise_sentence"
         text = self.phrases.pick(self.lang, key)
         specific = self._specific_praise(score, state)
         if specific:

@@ -227,6 +227,7 @@
     voice.src = `/api/reading/audio/${key}.wav`;
     let raf = null;
     const tick = () => {
+      if (voice.paused) return; // stopped ("I'm done", another page): highlight no more
       if (words) {
         const now = voice.currentTime;
         const w = words.find((x) => now >= x.start_s && now < x.end_s);
@@ -345,10 +346,13 @@
     const sid = state.session;
     state.unsaved = false;
     closeMedia();
+    // No longer "I'm listening" (the microphone is off) nor "I'm reading the page" (stopped).
+    setStatus(() => t("done"));
     if (sid) {
-      setStatus(() => t("done")); // no longer "I'm listening": the microphone is off
       try { showResult(await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" })); }
       catch (e) { setStatus(problem(e)); }
+    } else {
+      highlight(null); // "Read to me" stopped: no word is being read any more
     }
     voice.pause();
     finishUi();
@@ -452,6 +456,9 @@
       });
       if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
       p.timer = setTimeout(async () => {
+        // Microphone off first, as "I'm done" does: the robot scores what it has (it waits
+        // for the audio it holds; with the microphone still sending, that could be 30 s).
+        closeMedia();
         try {
           const r = await api(`/api/reading/sessions/${sid}/finish`, { method: "POST" });
           settle(!!r.correct);
