@@ -1726,3 +1726,26 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: StackHarness) -> None:
+    """The robot's server stopped answering (Wi-Fi, a restart): the desk kept showing its last
+    figures (e-stop "off", a speed...) as if they were current, and said nothing."""
+    staff = staff_page(browser, stack)
+    try:
+        staff.wait_for_function(
+            "!['?', 'unknown'].includes(document.getElementById('s-pose').textContent)")
+        staff.route("**/api/staff/status", lambda route: route.abort())
+        staff.wait_for_function(
+            "document.getElementById('alert').textContent.includes('No contact with the robot')",
+            timeout=10_000)
+        assert staff.inner_text("#s-pose") == "unknown"
+        assert staff.inner_text("#s-estop") == "unknown"
+        staff.unroute("**/api/staff/status")
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.includes('Contact with the robot "
+            "restored')", timeout=10_000)
+        staff.wait_for_function(
+            "document.getElementById('s-pose').textContent !== 'unknown'")
+    finally:
+        staff.context.close()
