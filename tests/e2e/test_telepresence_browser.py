@@ -1429,6 +1429,16 @@ def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
         pilot.wait_for_function(
             "document.getElementById('motion').textContent.includes('cannot move')")
         assert "Moving" not in pilot.inner_text("#status")
+        pilot.mouse.up()
+        # Looking around cannot turn the robot either: not "The robot turns to look."
+        pilot.evaluate(RECORD_SAID_JS)
+        pilot.click('button[data-look="left"]')
+        pilot.wait_for_function("window.__said.some((s) => s.includes('cannot move'))")
+        assert not any("turns to look" in s for s in pilot.evaluate("window.__said"))
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        pilot.wait_for_function(
+            "document.getElementById('motion').textContent.includes('cannot move')")
         # Released while the button is still held: said, and the motion line follows.
         staff.click("#estop-off")
         pilot.wait_for_function(
