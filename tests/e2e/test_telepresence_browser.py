@@ -1759,3 +1759,20 @@ def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: Sta
             "document.getElementById('s-pose').textContent !== 'unknown'")
     finally:
         staff.context.close()
+
+
+def test_ending_a_pilot_session_when_there_is_none_does_not_say_done(
+        browser: Any, stack: StackHarness) -> None:
+    """"End the pilot's session" with nobody driving answered "Done.", as if a visitor had
+    just been stopped (the server said {"ended": false})."""
+    staff = staff_page(browser, stack)
+    try:
+        staff.click("#end-pilot")  # whatever was left over from another test
+        staff.wait_for_function("document.getElementById('status').childElementCount > 0")
+        staff.evaluate(RECORD_SAID_JS)
+        staff.click("#end-pilot")
+        staff.wait_for_function("window.__said.includes("
+                                "'There was no pilot session to end: nobody is driving.')")
+        assert "Done." not in staff.evaluate("window.__said")
+    finally:
+        staff.context.close()

@@ -241,10 +241,11 @@
     refresh();
   }
 
-  async function post(path, body) {
+  /* `okText(data)`: what a success says, when "Done." would not be true to it. */
+  async function post(path, body, okText) {
     const r = await P.api(path, body || {});
     if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return r; }
-    P.announce(r.ok ? t("staff.done") : P.errorText(r.data), !r.ok);
+    P.announce(r.ok ? (okText ? okText(r.data) : t("staff.done")) : P.errorText(r.data), !r.ok);
     refresh();
     return r;
   }
@@ -277,7 +278,8 @@
     $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(null); });
     $("estop-on").addEventListener("click", () => estop(true));
     $("estop-off").addEventListener("click", () => estop(false));
-    $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot"));
+    $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot", {},
+      (data) => (data.ended === false ? t("staff.no_pilot_to_end") : t("staff.done"))));
     $("takeover").addEventListener("click", async () => {
       const r = await post("/api/staff/takeover");
       if (r.ok) window.open("/pilot/", "_blank", "noopener");
