@@ -1442,15 +1442,24 @@ def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
         pilot.wait_for_function(
             "document.getElementById('motion').textContent.includes('cannot move')")
         assert "Moving" not in pilot.inner_text("#status")
+        pilot.mouse.up()
+        # Looking around cannot turn the robot either: not "The robot turns to look."
+        pilot.evaluate(RECORD_SAID_JS)
+        pilot.click('button[data-look="left"]')
+        pilot.wait_for_function("window.__said.some((s) => s.includes('cannot move'))")
+        assert not any("turns to look" in s for s in pilot.evaluate("window.__said"))
+        pilot.hover('button[data-dir="forward"]')
+        pilot.mouse.down()
+        pilot.wait_for_function(
+            "document.getElementById('motion').textContent.includes('cannot move')")
         # Released while the button is still held: said, and the held press does not set
-        # the robot moving by itself (IEC 60204-1): the pilot is asked to let go and press
-        # again, and then it drives.
-        pilot.evaluate(RECORD_SAID_JS)  # both are said, in either order
+        # the robot moving by itself (IEC 60204-1); a new press drives.
         t_off = time.monotonic()
         staff.click("#estop-off")
-        for said in ("you can drive again", "let go of the control"):
-            pilot.wait_for_function(f"window.__said.some(s => s.includes({said!r}))",
-                                    timeout=15_000)
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('you can drive again')",
+            timeout=15_000)
+        time.sleep(1.0)  # still held
         assert "Moving" not in pilot.inner_text("#motion")
         assert not any(m.linear.x > 0 for m in teleop_since(stack, t_off))
         pilot.mouse.up()
@@ -1748,4 +1757,44 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
         staff.click("#patrol-stop")
         pilot.context.close()
         end_pilot(staff)
+        staff.context.close()
+
+
+def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: StackHarness) -> None:
+    """The robot's server stopped answering (Wi-Fi, a restart): the desk kept showing its last
+    figures (e-stop "off", a speed...) as if they were current, and said nothing."""
+    staff = staff_page(browser, stack)
+    try:
+        staff.wait_for_function(
+            "!['?', 'unknown'].includes(document.getElementById('s-pose').textContent)")
+        staff.route("**/api/staff/status", lambda route: route.abort())
+        staff.wait_for_function(
+            "document.getElementById('alert').textContent.includes('No contact with the robot')",
+            timeout=10_000)
+        assert staff.inner_text("#s-pose") == "unknown"
+        assert staff.inner_text("#s-estop") == "unknown"
+        staff.unroute("**/api/staff/status")
+        staff.wait_for_function(
+            "document.getElementById('status').textContent.includes('Contact with the robot "
+            "restored')", timeout=10_000)
+        staff.wait_for_function(
+            "document.getElementById('s-pose').textContent !== 'unknown'")
+    finally:
+        staff.context.close()
+
+
+def test_ending_a_pilot_session_when_there_is_none_does_not_say_done(
+        browser: Any, stack: StackHarness) -> None:
+    """"End the pilot's session" with nobody driving answered "Done.", as if a visitor had
+    just been stopped (the server said {"ended": false})."""
+    staff = staff_page(browser, stack)
+    try:
+        staff.click("#end-pilot")  # whatever was left over from another test
+        staff.wait_for_function("document.getElementById('status').childElementCount > 0")
+        staff.evaluate(RECORD_SAID_JS)
+        staff.click("#end-pilot")
+        staff.wait_for_function("window.__said.includes("
+                                "'There was no pilot session to end: nobody is driving.')")
+        assert "Done." not in staff.evaluate("window.__said")
+    finally:
         staff.context.close()

@@ -390,11 +390,15 @@ def test_estop_release_never_restarts_a_held_drive(clock: Clock) -> None:
         assert t.drive(0.3, 0.0).is_zero and t.refusal() == "let_go_first"
     t.drive(0.0, 0.0)  # let go
     assert t.refusal() is None and t.drive(0.3, 0.0).linear_mps == 0.3
-    # A let-go during the e-stop counts: after the release a new press drives at once.
+    # A let-go during the e-stop does not count: a press held across the release (or made
+    # while it was on) must not drive; the let-go after the release does.
     t.set_estop(True)
     t.stop()
+    t.drive(0.0, 0.0)
     assert t.refusal() == "estop"
     t.set_estop(False)
+    assert t.refusal() == "let_go_first" and t.drive(0.3, 0.0).is_zero
+    t.stop()
     assert t.refusal() is None and t.look("left").angular_rps > 0
 
 

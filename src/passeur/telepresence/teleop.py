@@ -45,9 +45,11 @@ class TeleopState:
         self._look_until = -math.inf
         self._look_rps = 0.0
         self._enabled = True
-        # Emergency stop: while it is on, and after it until the pilot has let go (a zero
-        # drive or a stop), drive and look commands are refused, so that its release never
-        # sets the robot moving by itself (a latched or still-held drive; IEC 60204-1).
+        # Emergency stop: while it is on, and after its release until the pilot has let go
+        # (a zero drive or a stop sent after the release), drive and look commands are
+        # refused, so that the release never sets the robot moving by itself (a latched or
+        # still-held drive, a press held across the release; IEC 60204-1). The pilot page
+        # lets go for the pilot when it hears of the release.
         self._estop = False
         self._let_go_needed = False
         # The web server's loop feeds commands while the ROS executor polls output().
@@ -91,7 +93,7 @@ class TeleopState:
             if not self._enabled:
                 return ZERO
             if linear_mps == 0.0 and angular_rps == 0.0:
-                self._let_go_needed = False
+                self._let_go_needed = self._estop  # a let-go counts once it is released
             elif self.refusal() is not None:
                 return self._halt()
             self._command = Velocity(linear_mps, angular_rps)
@@ -112,9 +114,9 @@ class TeleopState:
             return self.output()
 
     def stop(self) -> Velocity:
-        """The pilot's stop (also a let-go after an emergency stop)."""
+        """The pilot's stop (also a let-go, once an emergency stop is released)."""
         with self._lock:
-            self._let_go_needed = False
+            self._let_go_needed = self._estop
             return self._halt()
 
     def _halt(self) -> Velocity:

@@ -121,6 +121,12 @@
     P.announce(t("status.stopped"));
   }
 
+  /* A look-around step; under an e-stop the robot cannot turn, and the page says so. */
+  function look(direction) {
+    send({ type: "look", direction });
+    P.announce(state.lastEstop ? t("status.estop_holds") : t("status.look"), state.lastEstop);
+  }
+
   /* A bounded step: drive `dir` until `elapsedMs` + the rest of nudge_ms, then stop. */
   function nudge(dir, elapsedMs) {
     startDrive(dir, true);
@@ -195,8 +201,7 @@
     $("stop").addEventListener("click", () => { stopAll(); });
     document.querySelectorAll("[data-look]").forEach((b) => b.addEventListener("click", () => {
       if (state.scan.on) return;
-      send({ type: "look", direction: b.dataset.look });
-      P.announce(t("status.look"));
+      look(b.dataset.look);
     }));
   }
 
@@ -398,7 +403,7 @@
       state.scan.timer = null;
       return;
     }
-    if (el.dataset.look) { send({ type: "look", direction: el.dataset.look }); P.announce(t("status.look")); return; }
+    if (el.dataset.look) { look(el.dataset.look); return; }
     if (el.dataset.place) { gotoPlace(el.dataset.place, el.textContent); return; }
     if (el.id === "stop") { stopAll(); return; }
     el.click(); // speeds, scan rate, extend, leave: their own click handlers
@@ -569,6 +574,12 @@
         // Its release must not set the robot moving: a held or latched drive ends here (the
         // server refuses drive commands until the pilot has let go).
         if (robot.estop && !state.lastEstop) stopDrive(false);
+        // Released: let go for the pilot (the server refuses commands until a let-go sent
+        // after the release); a control still held must be pressed again.
+        if (robot.estop === false && state.lastEstop) {
+          if (state.activeDir) stopDrive(false);
+          else send({ type: "drive", linear: 0, angular: 0 });
+        }
         const estopChanged = state.lastEstop !== !!robot.estop;
         state.lastEstop = !!robot.estop;
         if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);

@@ -10,6 +10,7 @@
   const $ = (id) => document.getElementById(id);
   let poll = null, map = null, routes = [], conn = null, lastStatus = null, config = null;
   let placeNames = {}; // place id -> {"fr", "en"} (from /api/patrols): names, not ids, on the desk
+  let offline = false; // the robot's server did not answer the last status request
   let expiresAt = null, warned = false, extensionsLeft = null, loggedIn = false, watching = false;
 
   function fmt(v, digits) { return (typeof v === "number") ? v.toFixed(digits) : t("staff.unknown"); }
@@ -137,8 +138,22 @@
     if (left <= 0) refresh(); // the server decides; a 401 then says so
   }
 
+  /* The robot's server stopped answering (Wi-Fi, a restart): the last figures are no longer
+   * true, so they are not left on screen as if they were (e-stop "off", a speed...). */
+  function showOffline() {
+    lastStatus = null;
+    for (const id of ["s-estop", "s-pose", "s-speed", "s-pilot", "s-nav", "s-patrol", "s-safety"]) {
+      $(id).textContent = t("staff.unknown");
+    }
+    $("robot-marker").hidden = true;
+    if (!offline) P.announce(t("staff.offline"), true);
+    offline = true;
+  }
+
   async function refresh() {
-    const r = await P.api("/api/staff/status");
+    let r;
+    try { r = await P.api("/api/staff/status"); } catch (e) { if (loggedIn) showOffline(); return; }
+    if (offline) { offline = false; P.announce(t("staff.online")); }
     if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return; }
     if (r.ok) render(r.data);
   }
@@ -226,10 +241,11 @@
     refresh();
   }
 
-  async function post(path, body) {
+  /* `okText(data)`: what a success says, when "Done." would not be true to it. */
+  async function post(path, body, okText) {
     const r = await P.api(path, body || {});
     if (r.status === 401) { showLogin(loggedIn ? "staff.session_ended" : null); return r; }
-    P.announce(r.ok ? t("staff.done") : P.errorText(r.data), !r.ok);
+    P.announce(r.ok ? (okText ? okText(r.data) : t("staff.done")) : P.errorText(r.data), !r.ok);
     refresh();
     return r;
   }
@@ -262,7 +278,8 @@
     $("logout").addEventListener("click", async () => { await P.api("/api/staff/logout", {}); showLogin(null); });
     $("estop-on").addEventListener("click", () => estop(true));
     $("estop-off").addEventListener("click", () => estop(false));
-    $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot"));
+    $("end-pilot").addEventListener("click", () => post("/api/staff/end_pilot", {},
+      (data) => (data.ended === false ? t("staff.no_pilot_to_end") : t("staff.done"))));
     $("takeover").addEventListener("click", async () => {
       const r = await post("/api/staff/takeover");
       if (r.ok) window.open("/pilot/", "_blank", "noopener");
