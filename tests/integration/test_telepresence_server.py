@@ -851,3 +851,45 @@ async def test_a_page_of_another_site_cannot_post_to_the_robot(
         assert r.status == 200, page
         assert r.headers.get("X-Frame-Options") == "DENY", page
         assert "frame-ancestors 'none'" in r.headers.get("Content-Security-Policy", ""), page
+
+
+async def test_offers_that_never_connect_do_not_keep_the_viewer_slots() -> None:
+    """A holder of a spectator code (a widely shared one, a leaked one) could post offers with
+    no ICE candidates: aiortc then waits for candidates for ever, and those connections held
+    every spectator slot for the session's life (an hour, extendable) while real spectators
+    got "full". A connection not established within connect_timeout_s is closed."""
+    srv, _robot, feeder = make_server(max_peers=4, max_spectators=2, connect_timeout_s=2.0,
+                                      housekeeping_period_s=0.2)
+    jar = aiohttp.CookieJar(unsafe=True)
+    stale: list[RTCPeerConnection] = []
+    honest: Client | None = None
+    try:
+        base = srv.base_url
+        code = await staff_code(base, "spectator")
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            assert (await http.post(f"{base}/api/session", json={"code": code})).status == 200
+            for _ in range(2):
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                stale.append(pc)
+                pc.createDataChannel("control")
+                pc.addTransceiver("video", direction="recvonly")
+                pc.addTransceiver("audio", direction="recvonly")
+                await pc.setLocalDescription(await pc.createOffer())
+                sdp = "\r\n".join(line for line in pc.localDescription.sdp.split("\r\n")
+                                  if not line.startswith(("a=candidate", "a=end-of-candidates")))
+                r = await http.post(f"{base}/api/rtc/offer", json={"sdp": sdp, "type": "offer"})
+                assert r.status == 200, await r.text()
+            assert (await Client(http, base).connect()).status == 503  # both slots taken
+            await wait_until(lambda: not srv.peers, 10, "the stale connections were closed")
+            honest = Client(http, base)
+            assert (await honest.connect()).status == 200
+            await honest.wait_for(lambda m: m["type"] == "status")
+            await asyncio.sleep(3.0)  # past connect_timeout_s: a live connection stays
+            assert [p.role for p in srv.peers] == ["spectator"]
+    finally:
+        for pc in stale:
+            await pc.close()
+        if honest is not None:
+            await honest.close()
+        feeder.stop.set()
+        srv.stop()

@@ -199,6 +199,10 @@ class ServerOptions:
     thread_rt_priority: int = 0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
+    #: A peer connection not established this long after its offer is closed: an offer
+    #: without ICE candidates makes aiortc wait for ever, and would hold a viewer slot for the
+    #: session's life. Browsers on the robot's network connect in a few seconds.
+    connect_timeout_s: float = 30.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
     cookie_slack_s: float = 60.0
     web_root: Path = WEB_ROOT
@@ -219,6 +223,9 @@ class ServerOptions:
         if not (0 <= self.thread_rt_priority <= 99):
             raise TelepresenceConfigError(
                 f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
+        if not self.connect_timeout_s > 0:
+            raise TelepresenceConfigError(
+                f"connect_timeout_s must be > 0 (got {self.connect_timeout_s})")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -262,7 +269,8 @@ class WebServer:
         self.audio = audio
         self.features = list(features)
         self.peers: list[Peer] = []
-        self._feature_pcs: set[RTCPeerConnection] = set()
+        #: feature peer connections -> when they were created (monotonic s)
+        self._feature_pcs: dict[RTCPeerConnection, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -292,12 +300,12 @@ class WebServer:
         """For features: a peer connection limited to the allowed ICE host addresses (no STUN:
         the robot is reached directly), closed at shutdown. Loop thread only."""
         pc = self._new_pc()
-        self._feature_pcs.add(pc)
+        self._feature_pcs[pc] = time.monotonic()
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._feature_pcs.discard(pc)
+                self._feature_pcs.pop(pc, None)
                 if pc.connectionState == "failed":
                     await pc.close()
 
@@ -389,9 +397,27 @@ class WebServer:
         while not self._stopping:
             try:
                 self.access.expire()
+                await self._close_unconnected()
             except Exception:  # log and keep expiring (a listener bug, say)
                 log.exception("session housekeeping failed; retrying")
             await asyncio.sleep(self.options.housekeeping_period_s)
+
+    async def _close_unconnected(self) -> None:
+        """Close the peer connections (viewers' and features') still not established
+        connect_timeout_s after their offer."""
+        deadline = time.monotonic() - self.options.connect_timeout_s
+        for peer in [p for p in self.peers if p.created_at < deadline
+                     and p.pc.connectionState in ("new", "connecting")]:
+            log.warning("closing a %s connection from %s: not established in %.0f s",
+                        peer.role, peer.client, self.options.connect_timeout_s)
+            await self._close_peer(peer, "connect_timeout")
+        for pc, created in list(self._feature_pcs.items()):
+            if created < deadline and pc.connectionState in ("new", "connecting"):
+                log.warning("closing a feature's connection: not established in %.0f s",
+                            self.options.connect_timeout_s)
+                self._feature_pcs.pop(pc, None)
+                with contextlib.suppress(Exception):
+                    await pc.close()
 
     def urls(self) -> list[str]:
         if self._port is None:
