@@ -538,6 +538,7 @@ class WebServer:
                 response = await handler(request)
         except AccessDenied as exc:
             status = 429 if exc.reason in ("locked", "busy") else \
+                503 if exc.reason == "full" else \
                 409 if exc.reason == "pilot_busy" else \
                 403 if exc.reason == "forbidden" else 401
             headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} \
