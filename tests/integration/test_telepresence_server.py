@@ -893,3 +893,34 @@ async def test_offers_that_never_connect_do_not_keep_the_viewer_slots() -> None:
             await honest.close()
         feeder.stop.set()
         srv.stop()
+
+
+async def test_one_address_cannot_take_every_connection() -> None:
+    """Idle TCP connections cost the server a file descriptor each, in the process that runs
+    the whole robot (ROS, the progress store...). aiohttp kept one that never sent a request
+    for an hour: a script on the Wi-Fi could open thousands. One address gets at most
+    max_connections_per_client at once (the rest are closed at once) and idle ones are
+    closed after idle_timeout_s; other addresses are served meanwhile."""
+    srv, _robot, feeder = make_server(max_connections_per_client=8, idle_timeout_s=2.0)
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        host, port = "127.0.0.1", int(srv.base_url.rsplit(":", 1)[1])
+        readers = []
+        for _ in range(11):
+            reader, writer = await asyncio.open_connection(host, port)
+            readers.append(reader)
+            writers.append(writer)
+        closed = await asyncio.gather(*(asyncio.wait_for(r.read(), 1.0) for r in readers[8:]))
+        assert closed == [b""] * 3  # over the limit: closed without a word
+        async with _from("127.0.0.7") as other:
+            assert (await other.get(f"{srv.base_url}/api/health")).status == 200
+        # The first eight were idle: closed after idle_timeout_s, and the address is free again.
+        for reader in readers[:8]:
+            assert await asyncio.wait_for(reader.read(), 10.0) == b""
+        async with _from("127.0.0.1") as again:
+            assert (await again.get(f"{srv.base_url}/api/health")).status == 200
+    finally:
+        for writer in writers:
+            writer.close()
+        feeder.stop.set()
+        srv.stop()

@@ -203,6 +203,14 @@ class ServerOptions:
     #: without ICE candidates makes aiortc wait for ever, and would hold a viewer slot for the
     #: session's life. Browsers on the robot's network connect in a few seconds.
     connect_timeout_s: float = 30.0
+    #: Open TCP connections one address may hold (each costs a file descriptor of the process
+    #: that runs the whole robot, often limited to 1024). A browser keeps up to 6, its tabs
+    #: share them; visitors behind one NAT (a class on a guest Wi-Fi) share the bound, hence
+    #: room for about 40 browsers. Past it, a new connection is closed at once.
+    max_connections_per_client: int = 256
+    #: A connection with no request in progress is closed after this (aiohttp's low-level
+    #: default, used by AppRunner, is an hour).
+    idle_timeout_s: float = 75.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
     cookie_slack_s: float = 60.0
     web_root: Path = WEB_ROOT
@@ -223,6 +231,11 @@ class ServerOptions:
         if not (0 <= self.thread_rt_priority <= 99):
             raise TelepresenceConfigError(
                 f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
+        if self.max_connections_per_client < 8 or not self.idle_timeout_s > 0:
+            raise TelepresenceConfigError(
+                f"max_connections_per_client must be >= 8 (a browser opens about 6) and "
+                f"idle_timeout_s > 0 (got {self.max_connections_per_client} and "
+                f"{self.idle_timeout_s})")
         if not self.connect_timeout_s > 0:
             raise TelepresenceConfigError(
                 f"connect_timeout_s must be > 0 (got {self.connect_timeout_s})")
@@ -373,8 +386,11 @@ class WebServer:
         self._audio_source = self.audio.microphone_track()
         app = self.build_app()
         self._runner = web.AppRunner(app, access_log=log if log.isEnabledFor(logging.DEBUG)
-                                     else None, handle_signals=False)
+                                     else None, handle_signals=False,
+                                     keepalive_timeout=self.options.idle_timeout_s)
         await self._runner.setup()
+        assert self._runner.server is not None
+        _ConnectionLimit(self.options.max_connections_per_client).install(self._runner.server)
         ssl_context = None
         if self.options.tls_cert:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -1061,6 +1077,47 @@ class WebServer:
 
     def _schedule_close(self, peer: Peer, reason: str) -> None:
         asyncio.ensure_future(self._close_peer(peer, reason))
+
+
+class _ConnectionLimit:
+    """At most `per_client` open connections per remote address; past it, a new connection
+    is closed as soon as it is made. Hooks aiohttp's low-level Server, whose connection_made/
+    connection_lost every connection's handler calls (loop thread only)."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.counts: dict[str, int] = {}
+        self._address: dict[object, str] = {}  # counted handler -> its address
+        self._warned: set[str] = set()
+
+    def install(self, server: Any) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: object, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if peer else "unknown"
+            if self.counts.get(address, 0) >= self.per_client:
+                if address not in self._warned:  # once per burst, not once per connection
+                    self._warned.add(address)
+                    log.warning("closing connections from %s: %d open already "
+                                "(max_connections_per_client)", address, self.per_client)
+                transport.close()
+                return
+            self.counts[address] = self.counts.get(address, 0) + 1
+            self._address[handler] = address
+
+        def connection_lost(handler: object, exc: BaseException | None = None) -> None:
+            address = self._address.pop(handler, None)
+            if address is not None:
+                self.counts[address] -= 1
+                if self.counts[address] <= 0:
+                    del self.counts[address]
+                    self._warned.discard(address)
+            lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
 
 
 class _BadRequest(Exception):
