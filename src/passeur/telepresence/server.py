@@ -631,7 +631,14 @@ class WebServer:
     async def _json(request: web.Request, max_bytes: int = 8 * 1024) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > max_bytes:
             raise _BadRequest("too_big", "request body too large")
-        raw = await request.content.read(max_bytes + 1)
+        # read(n) returns what has arrived so far: a body in several TCP segments (an SDP
+        # offer over Wi-Fi) needs several reads, up to its end or one byte past the bound.
+        raw = b""
+        while len(raw) <= max_bytes:
+            chunk = await request.content.read(max_bytes + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
         if len(raw) > max_bytes:
             raise _BadRequest("too_big", "request body too large")
         try:
