@@ -304,3 +304,19 @@ def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:
     assert policy.spectator_session_s == node.get_parameter("spectator_session_s").value
     assert policy.staff_max_failures == node.get_parameter("staff_max_failures").value
     assert node.options.max_spectators == node.get_parameter("max_spectators").value
+
+
+def test_one_address_may_fill_every_spectator_slot(ros_context: Any) -> None:
+    """Spectator sessions are bounded per address, but never below the spectator video
+    slots: a class watching from behind one NAT (a guest Wi-Fi) can use every slot."""
+    from passeur.telepresence.telepresence_node import TelepresenceNode
+
+    for spectators, expected in ((14, 14), (3, 8)):
+        overrides = {"max_viewers": 16, "max_spectators": spectators}
+        params = [Parameter(k, value=v) for k, v in {**PARAMS, **overrides}.items()]
+        node = TelepresenceNode(parameter_overrides=params, context=ros_context)
+        try:
+            assert node.access.policy.max_spectator_sessions_per_client == expected
+        finally:
+            node.close()
+            node.destroy_node()
