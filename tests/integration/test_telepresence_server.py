@@ -947,3 +947,47 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(
                         data=pieces(b'{"role": "spectator", "minutes": 5', b" " * 9000, b"}"),
                         headers={"Content-Type": "application/json"})
     assert r.status == 400 and (await r.json())["error"] == "too_big"
+
+
+async def test_a_data_channel_message_that_never_ends_is_not_buffered_for_ever(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    """aiortc reassembles a data-channel message from its SCTP fragments without any bound,
+    ignoring the receive window it advertises: a viewer with a custom WebRTC stack (any
+    spectator code holder) could send fragments of a message that never ends, or tiny
+    out-of-order ones, until the robot's process ran out of memory. Chunks past the window,
+    past a bound on buffered chunks or streams, or empty, are dropped."""
+    from aiortc.rtcsctptransport import SCTP_DATA_FIRST_FRAG, DataChunk
+
+    srv, _ = server
+    base = base_of(srv)
+    assert (await http.post(f"{base}/api/session",
+                            json={"code": await staff_code(base, "spectator")})).status == 200
+    client = Client(http, base)
+    try:
+        assert (await client.connect()).status == 200
+        await client.wait_for(lambda m: m["type"] == "hello")
+        sctp = srv.peers[0].pc.sctp
+
+        async def flood() -> tuple[int, int, int]:
+            tsn = sctp._last_received_tsn
+            for i in range(3000):  # 3 MB of one message that never ends, on stream 1
+                tsn = (tsn + 1) % 2**32
+                chunk = DataChunk(flags=SCTP_DATA_FIRST_FRAG if i == 0 else 0)
+                chunk.tsn, chunk.stream_id, chunk.protocol = tsn, 1, 51
+                chunk.user_data = b"x" * 1000
+                await sctp._receive_data_chunk(chunk)
+            for i in range(6000):  # tiny complete messages far ahead of their turn
+                chunk = DataChunk(flags=0x03)
+                chunk.tsn = (tsn + 2 + 2 * i) % 2**32
+                chunk.stream_id, chunk.stream_seq, chunk.protocol = 100 + i % 500, 7, 51
+                chunk.user_data = b"y"
+                await sctp._receive_data_chunk(chunk)
+            streams = sctp._inbound_streams.values()
+            return (sum(len(c.user_data) for s in streams for c in s.reassembly),
+                    sum(len(s.reassembly) for s in streams), len(sctp._inbound_streams))
+
+        buffered_bytes, buffered_chunks, streams = srv.call(flood(), timeout_s=60.0)
+        assert buffered_bytes <= 1024 * 1024
+        assert buffered_chunks <= 4096 and streams <= 64
+    finally:
+        await client.close()

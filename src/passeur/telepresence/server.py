@@ -48,7 +48,13 @@ from typing import Any, Protocol
 
 import aioice.ice
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSctpTransport,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaRelay
 from aiortc.exceptions import (
     InternalError,
@@ -141,6 +147,32 @@ def set_ice_host_addresses(addresses: Sequence[str]) -> None:
                 f"ice_host_addresses: '{addr}' is not an IP address") from exc
     _allowed_ice_hosts = tuple(addresses)
     aioice.ice.get_host_addresses = _restricted_host_addresses  # type: ignore[assignment]
+
+
+# -- SCTP (data channels): a bounded reassembly -----------------------------------------------
+#: aiortc 1.16 buffers every DATA chunk until its message is complete and deliverable, and
+#: never checks the chunks against the receive window it advertises (1 MiB): a peer with its
+#: own SCTP stack could send a message that never ends, or tiny out-of-order ones, until the
+#: process runs out of memory (and each chunk rescans the buffer). Browsers respect the window
+#: and our channels use one or two streams; chunks past these bounds are dropped, as RFC 4960
+#: allows for data beyond the window (a well-behaved sender retransmits them).
+MAX_SCTP_INBOUND_STREAMS = 64
+MAX_SCTP_BUFFERED_CHUNKS = 4096
+_original_receive_data_chunk = RTCSctpTransport._receive_data_chunk
+
+
+async def _bounded_receive_data_chunk(self: RTCSctpTransport, chunk: Any) -> None:
+    streams = self._inbound_streams
+    if not chunk.user_data or len(chunk.user_data) > self._advertised_rwnd \
+            or (chunk.stream_id not in streams and len(streams) >= MAX_SCTP_INBOUND_STREAMS) \
+            or sum(len(s.reassembly) for s in streams.values()) >= MAX_SCTP_BUFFERED_CHUNKS:
+        return
+    await _original_receive_data_chunk(self, chunk)
+
+
+def bound_sctp_reassembly() -> None:
+    """Install the bounds above on every aiortc SCTP association (process-wide, idempotent)."""
+    RTCSctpTransport._receive_data_chunk = _bounded_receive_data_chunk  # type: ignore[method-assign]
 
 
 # -- the robot, as the server sees it ------------------------------------------------------------
@@ -275,6 +307,7 @@ class WebServer:
                  camera: CameraSource, audio: AudioIO,
                  features: Sequence[WebFeature] = ()) -> None:
         options.validate()
+        bound_sctp_reassembly()
         self.options = options
         self.robot = robot
         self.access = access
