@@ -605,3 +605,22 @@ async def test_uploads_in_flight_are_bounded(client) -> None:  # type: ignore[no
     assert all(r.status == 400 for r in done)  # not WAV files: refused once read
     r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFF" + b"\0" * 64)
     assert r.status == 400  # the slots are free again
+
+
+async def test_what_the_robot_told_a_child_cannot_be_fetched_by_guessing(client) -> None:  # type: ignore[no-untyped-def]
+    """The robot's speech is kept as WAVs the page fetches without a login; it can carry a
+    child's progress ("faster than last time: 62 words a minute, up from 48"). Their keys were
+    s0, s1, a2...: anyone on the Wi-Fi could list and play them. Keys are now unguessable."""
+    c, service = client
+    keys = []
+    for text in ("Bonjour.", "Au revoir."):
+        r = await c.post("/api/reading/say", json={"text": text, "lang": "fr"},
+                         headers={"X-Staff": "yes"})
+        keys.append((await r.json())["audio"])
+    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    keys.append(speech["audio"])
+    await _wait(lambda: all(k in service.audio for k in keys), 20)
+    for guess in ("s0", "s1", "a0", "a1", "a2", "s2"):
+        assert (await c.get(f"/api/reading/audio/{guess}.wav")).status == 404, guess
+    for key in keys:
+        assert len(key) >= 16 and (await c.get(f"/api/reading/audio/{key}.wav")).status == 200

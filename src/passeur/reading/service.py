@@ -17,9 +17,9 @@ while the page is still connecting) are kept, bounded, and given to the first li
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
+import secrets
 import threading
 import time
 import uuid
@@ -83,6 +83,12 @@ class ServiceConfig:
     microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
     validate_models: bool = True  # check configured model paths at start-up
+
+
+def _audio_key(prefix: str) -> str:
+    """A key for robot speech the page fetches without a login (GET /api/reading/audio/KEY.wav):
+    unguessable, since what the robot tells a child can carry their progress."""
+    return prefix + secrets.token_urlsafe(12)
 
 
 def page_payload(book: Book, number: int) -> dict[str, Any]:
@@ -503,7 +509,6 @@ class ReadingService:
         self._backend: ASRBackend | None = None
         self._store: ProgressStore | None = None
         self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
-        self._keys = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
         if self.config.validate_models:
@@ -640,7 +645,7 @@ class ReadingService:
         text = (text or "").strip()[:2000]
         if not text:
             raise ReadingError("nothing to say (empty text)")
-        key = f"s{next(self._keys)}"
+        key = _audio_key("s")
         self._speech.put(SpeechItem(text, lang, session, kind, key, highlight_sentence))
         return key
 
@@ -682,7 +687,7 @@ class ReadingService:
         return {"audio": key, "state": state, "speaking": self.floor.busy}
 
     def _keep_audio(self, speech: Speech, key: str | None = None) -> str:
-        key = key or f"a{next(self._keys)}"
+        key = key or _audio_key("a")
         with self._lock:
             self.audio[key] = speech.wav_bytes()
             self._durations[key] = speech.duration_s
