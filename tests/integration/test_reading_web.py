@@ -624,3 +624,23 @@ async def test_what_the_robot_told_a_child_cannot_be_fetched_by_guessing(client)
         assert (await c.get(f"/api/reading/audio/{guess}.wav")).status == 404, guess
     for key in keys:
         assert len(key) >= 16 and (await c.get(f"/api/reading/audio/{key}.wav")).status == 200
+
+
+async def test_read_to_me_on_the_robot_speaker_is_not_queued_without_bound(client) -> None:  # type: ignore[no-untyped-def]
+    """With the robot's speaker (play_on_speaker, the default when there is a sound card),
+    every GET of a page's speech queued the whole synthesised page for the speaker: anyone on
+    the Wi-Fi (or an <img> on any web page) could queue hundreds of readings, held in memory,
+    that the robot would read aloud for hours. One reading plus one waiting are accepted; more
+    are refused with 429 (the page says "I am already reading aloud" in its language)."""
+    c, service = client
+    service.config.play_on_speaker = True
+    statuses = []
+    for _ in range(5):
+        r = await c.get("/api/reading/books/little-red-boat/pages/1/speech")
+        statuses.append(r.status)
+        if r.status == 429:
+            assert "already reading" in (await r.json())["error"]
+    assert statuses[:2] == [200, 200] and statuses[2:] == [429, 429, 429], statuses
+    assert service._speech.qsize() <= 2
+    js = (Path(__file__).resolve().parents[2] / "src/passeur/web/reader/reader.js").read_text()
+    assert "status === 429" in js and js.count("error_busy:") == 2  # French and English

@@ -42,6 +42,7 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ProgressStoreUnavailable,
     ReadingError,
+    SpeakerBusy,
     UnknownAudio,
     UnknownSession,
 )
@@ -58,6 +59,9 @@ MODES = ("read_to_me", "i_read", "together", "practice")
 LISTENING_MODES = ("i_read", "together", "practice")
 UNHEARD_MAX = 200  # events kept for a page that has not connected yet
 MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
+#: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
+#: is public, and each holds a whole synthesised page until the robot has read it aloud.
+MAX_QUEUED_PAGE_READINGS = 2
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
@@ -509,6 +513,7 @@ class ReadingService:
         self._backend: ASRBackend | None = None
         self._store: ProgressStore | None = None
         self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
+        self._page_readings = 0  # read_to_me items queued or being read on the speaker
         self._lock = threading.Lock()
         self._closed = False
         if self.config.validate_models:
@@ -657,11 +662,23 @@ class ReadingService:
         reports `page_playback()` start/end so that the floor is held meanwhile."""
         book = self.library.get(book_id)
         page = book.page(number)
-        speech = self.synth.synthesize(page.text, page.lang)
-        spans = [(t.start, t.end) for t in page.tokens]
-        times = token_timings(spans, speech)
-        key = self._keep_audio(speech)
         speaker = "robot" if self.config.play_on_speaker else "page"
+        if speaker == "robot":
+            with self._lock:
+                if self._page_readings >= MAX_QUEUED_PAGE_READINGS:
+                    raise SpeakerBusy("the robot is already reading aloud; wait until it has "
+                                      "finished")
+                self._page_readings += 1
+        try:
+            speech = self.synth.synthesize(page.text, page.lang)
+            spans = [(t.start, t.end) for t in page.tokens]
+            times = token_timings(spans, speech)
+            key = self._keep_audio(speech)
+        except BaseException:
+            if speaker == "robot":
+                with self._lock:
+                    self._page_readings -= 1
+            raise
         if speaker == "robot":
             self._speech.put(SpeechItem(page.text, page.lang, None, "read_to_me", key,
                                         speech=speech))
@@ -720,6 +737,10 @@ class ReadingService:
                 log.error("robot speech failed: %s", exc)
                 if item.session is not None:
                     item.session.emit({"type": "error", "message": str(exc)})
+            finally:
+                if item.kind == "read_to_me" and item.speech is not None:
+                    with self._lock:
+                        self._page_readings -= 1
 
     def _speak(self, item: SpeechItem) -> None:
         speech = item.speech or self.synth.synthesize(item.text, item.lang)

@@ -29,6 +29,7 @@
       error_too_long: "la lecture était trop longue pour moi.",
       error_unavailable: "je ne peux pas écouter ni enregistrer pour le moment. Dis-le au ou à la bibliothécaire.",
       error_other: "quelque chose n'a pas marché. Réessaie, ou demande au ou à la bibliothécaire.",
+      error_busy: "je suis déjà en train de lire à voix haute. Attends que j'aie fini, puis réessaie.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -55,6 +56,7 @@
       error_too_long: "the reading was too long for me.",
       error_unavailable: "I cannot listen or save right now. Please tell the librarian.",
       error_other: "something went wrong. Try again, or ask the librarian.",
+      error_busy: "I am already reading aloud. Wait until I have finished, then try again.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -111,7 +113,7 @@
     if (e && e.message) console.warn("reader:", e.message);
     const status = e && e.status;
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
-      : status === 503 ? "error_unavailable" : "error_other";
+      : status === 429 ? "error_busy" : status === 503 ? "error_unavailable" : "error_other";
     return () => t("error") + t(key);
   }
   const post = (path, body) => api(path, { method: "POST",
