@@ -644,3 +644,34 @@ async def test_read_to_me_on_the_robot_speaker_is_not_queued_without_bound(clien
     assert service._speech.qsize() <= 2
     js = (Path(__file__).resolve().parents[2] / "src/passeur/web/reader/reader.js").read_text()
     assert "status === 429" in js and js.count("error_busy:") == 2  # French and English
+
+
+async def test_the_robot_does_not_speak_for_sessions_that_are_gone(client) -> None:  # type: ignore[no-untyped-def]
+    """Opening a "together" session (public) queues the robot's first sentence and "your
+    turn". Opened and dropped in a loop (or evicted by newer ones), those sessions left their
+    phrases in the queue and the robot spoke them all, one after the other, for nobody. What
+    a closed session queued is skipped once it has been closed for CLOSED_SESSION_GRACE_S
+    (what was queued as the child turned the page is still said)."""
+    import passeur.reading.service as service_module
+
+    c, service = client
+    # One session opened and closed at once: its first sentence is still said.
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    assert (await c.delete(f"/api/reading/sessions/{(await r.json())['session']}")).status == 200
+    await _wait(lambda: any(s["kind"] == "model_sentence" for s in service.spoken), 15)
+    await _wait(lambda: service._speech.qsize() == 0 and not service.floor.busy, 15)
+    service.spoken.clear()
+    service_module.CLOSED_SESSION_GRACE_S = 0.5  # restored below
+    for _ in range(6):
+        r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                        "mode": "together"})
+        assert r.status == 200, await r.text()
+        assert (await c.delete(f"/api/reading/sessions/{(await r.json())['session']}")
+                ).status == 200
+    # At most what was being said as the grace ran out is heard; the rest is skipped.
+    try:
+        await _wait(lambda: service._speech.qsize() == 0 and not service.floor.busy, 10)
+    finally:
+        service_module.CLOSED_SESSION_GRACE_S = 10.0
+    assert len(service.spoken) <= 2, [s["text"] for s in service.spoken]

@@ -62,6 +62,8 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 #: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
 #: is public, and each holds a whole synthesised page until the robot has read it aloud.
 MAX_QUEUED_PAGE_READINGS = 2
+#: What a closed session queued is still spoken this long after it closed, then skipped.
+CLOSED_SESSION_GRACE_S = 10.0
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
@@ -154,6 +156,7 @@ class LiveSession:
         self.on_close: list[Callable[[LiveSession], None]] = []
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
+        self.closed_s: float | None = None  # when close() was called (monotonic)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._session: ReadingSession | None = None
@@ -456,6 +459,7 @@ class LiveSession:
         if self._closed:
             return
         self._closed = True
+        self.closed_s = time.monotonic()
         try:
             self.frames.put_nowait(None)
         except queue.Full:
@@ -743,6 +747,12 @@ class ReadingService:
                         self._page_readings -= 1
 
     def _speak(self, item: SpeechItem) -> None:
+        closed_s = item.session.closed_s if item.session is not None else None
+        if closed_s is not None and time.monotonic() - closed_s > CLOSED_SESSION_GRACE_S:
+            # Its page left a while ago (or was evicted): sessions opened and dropped in a
+            # loop must not keep the robot talking for nobody. Recent ones are still spoken
+            # (the praise queued as the child turned the page).
+            return
         speech = item.speech or self.synth.synthesize(item.text, item.lang)
         if item.speech is None:
             self._keep_audio(speech, item.key)
