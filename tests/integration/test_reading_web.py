@@ -659,3 +659,58 @@ async def test_uploads_in_flight_are_bounded(client) -> None:  # type: ignore[no
     assert all(r.status == 400 for r in done)  # not WAV files: refused once read
     r = await c.post(f"/api/reading/sessions/{sid}/audio", data=b"RIFF" + b"\0" * 64)
     assert r.status == 400  # the slots are free again
+
+
+async def test_what_the_robot_told_a_child_cannot_be_fetched_by_guessing(client) -> None:  # type: ignore[no-untyped-def]
+    """The robot's speech is kept as WAVs the page fetches without a login; it can carry a
+    child's progress ("faster than last time: 62 words a minute, up from 48"). Their keys were
+    s0, s1, a2...: anyone on the Wi-Fi could list and play them. Keys are now unguessable."""
+    c, service = client
+    keys = []
+    for text in ("Bonjour.", "Au revoir."):
+        r = await c.post("/api/reading/say", json={"text": text, "lang": "fr"},
+                         headers={"X-Staff": "yes"})
+        keys.append((await r.json())["audio"])
+    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    keys.append(speech["audio"])
+    await _wait(lambda: all(k in service.audio for k in keys), 20)
+    for guess in ("s0", "s1", "a0", "a1", "a2", "s2"):
+        assert (await c.get(f"/api/reading/audio/{guess}.wav")).status == 404, guess
+    for key in keys:
+        assert len(key) >= 16 and (await c.get(f"/api/reading/audio/{key}.wav")).status == 200
+
+
+async def test_read_to_me_on_the_robot_speaker_is_not_queued_without_bound(client) -> None:  # type: ignore[no-untyped-def]
+    """With the robot's speaker (play_on_speaker, the default when there is a sound card),
+    every GET of a page's speech queued the whole synthesised page for the speaker: anyone on
+    the Wi-Fi (or an <img> on any web page) could queue hundreds of readings, held in memory,
+    that the robot would read aloud for hours. One reading plus one waiting are accepted; more
+    are refused with 429 (the page says "I am already reading aloud" in its language)."""
+    c, service = client
+    service.config.play_on_speaker = True
+    statuses = []
+    for _ in range(5):
+        r = await c.get("/api/reading/books/little-red-boat/pages/1/speech")
+        statuses.append(r.status)
+        if r.status == 429:
+            assert "already reading" in (await r.json())["error"]
+    assert statuses[:2] == [200, 200] and statuses[2:] == [429, 429, 429], statuses
+    assert service._speech.qsize() <= 2
+    js = (Path(__file__).resolve().parents[2] / "src/passeur/web/reader/reader.js").read_text()
+    assert "status === 429" in js and js.count("error_busy:") == 2  # French and English
+
+
+async def test_the_robot_does_not_speak_for_sessions_that_are_gone(client) -> None:  # type: ignore[no-untyped-def]
+    """Opening a "together" session (public) queues the robot's first sentence and "your
+    turn". Opened and dropped in a loop (or evicted by newer ones), those sessions left their
+    phrases in the queue and the robot spoke them all, one after the other, for nobody. What
+    a closed session queued is skipped (at most the phrase being said as it closed is heard)."""
+    c, service = client
+    for _ in range(6):
+        r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                        "mode": "together"})
+        assert r.status == 200, await r.text()
+        assert (await c.delete(f"/api/reading/sessions/{(await r.json())['session']}")
+                ).status == 200
+    await _wait(lambda: service._speech.qsize() == 0 and not service.floor.busy, 10)
+    assert len(service.spoken) <= 1, [s["text"] for s in service.spoken]

@@ -345,3 +345,19 @@ async def test_estop_release_does_not_restart_a_held_drive(harness: StackHarness
             await until(lambda: moving_since(t_press), 5, "driving after a new press")
         finally:
             await client.close()
+
+
+def test_one_address_may_fill_every_spectator_slot(ros_context: Any) -> None:
+    """Spectator sessions are bounded per address, but never below the spectator video
+    slots: a class watching from behind one NAT (a guest Wi-Fi) can use every slot."""
+    from passeur.telepresence.telepresence_node import TelepresenceNode
+
+    for spectators, expected in ((14, 14), (3, 8)):
+        overrides = {"max_viewers": 16, "max_spectators": spectators}
+        params = [Parameter(k, value=v) for k, v in {**PARAMS, **overrides}.items()]
+        node = TelepresenceNode(parameter_overrides=params, context=ros_context)
+        try:
+            assert node.access.policy.max_spectator_sessions_per_client == expected
+        finally:
+            node.close()
+            node.destroy_node()

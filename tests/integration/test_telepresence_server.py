@@ -881,3 +881,143 @@ async def test_a_page_of_another_site_cannot_post_to_the_robot(
         assert r.status == 200, page
         assert r.headers.get("X-Frame-Options") == "DENY", page
         assert "frame-ancestors 'none'" in r.headers.get("Content-Security-Policy", ""), page
+
+
+async def test_offers_that_never_connect_do_not_keep_the_viewer_slots() -> None:
+    """A holder of a spectator code (a widely shared one, a leaked one) could post offers with
+    no ICE candidates: aiortc then waits for candidates for ever, and those connections held
+    every spectator slot for the session's life (an hour, extendable) while real spectators
+    got "full". A connection not established within connect_timeout_s is closed."""
+    srv, _robot, feeder = make_server(max_peers=4, max_spectators=2, connect_timeout_s=2.0,
+                                      housekeeping_period_s=0.2)
+    jar = aiohttp.CookieJar(unsafe=True)
+    stale: list[RTCPeerConnection] = []
+    honest: Client | None = None
+    try:
+        base = srv.base_url
+        code = await staff_code(base, "spectator")
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            assert (await http.post(f"{base}/api/session", json={"code": code})).status == 200
+            for _ in range(2):
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                stale.append(pc)
+                pc.createDataChannel("control")
+                pc.addTransceiver("video", direction="recvonly")
+                pc.addTransceiver("audio", direction="recvonly")
+                await pc.setLocalDescription(await pc.createOffer())
+                sdp = "\r\n".join(line for line in pc.localDescription.sdp.split("\r\n")
+                                  if not line.startswith(("a=candidate", "a=end-of-candidates")))
+                r = await http.post(f"{base}/api/rtc/offer", json={"sdp": sdp, "type": "offer"})
+                assert r.status == 200, await r.text()
+            assert (await Client(http, base).connect()).status == 503  # both slots taken
+            await wait_until(lambda: not srv.peers, 10, "the stale connections were closed")
+            honest = Client(http, base)
+            assert (await honest.connect()).status == 200
+            await honest.wait_for(lambda m: m["type"] == "status")
+            await asyncio.sleep(3.0)  # past connect_timeout_s: a live connection stays
+            assert [p.role for p in srv.peers] == ["spectator"]
+    finally:
+        for pc in stale:
+            await pc.close()
+        if honest is not None:
+            await honest.close()
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_one_address_cannot_take_every_connection() -> None:
+    """Idle TCP connections cost the server a file descriptor each, in the process that runs
+    the whole robot (ROS, the progress store...). aiohttp kept one that never sent a request
+    for an hour: a script on the Wi-Fi could open thousands. One address gets at most
+    max_connections_per_client at once (the rest are closed at once) and idle ones are
+    closed after idle_timeout_s; other addresses are served meanwhile."""
+    srv, _robot, feeder = make_server(max_connections_per_client=8, idle_timeout_s=2.0)
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        host, port = "127.0.0.1", int(srv.base_url.rsplit(":", 1)[1])
+        readers = []
+        for _ in range(11):
+            reader, writer = await asyncio.open_connection(host, port)
+            readers.append(reader)
+            writers.append(writer)
+        closed = await asyncio.gather(*(asyncio.wait_for(r.read(), 1.0) for r in readers[8:]))
+        assert closed == [b""] * 3  # over the limit: closed without a word
+        async with _from("127.0.0.7") as other:
+            assert (await other.get(f"{srv.base_url}/api/health")).status == 200
+        # The first eight were idle: closed after idle_timeout_s, and the address is free again.
+        for reader in readers[:8]:
+            assert await asyncio.wait_for(reader.read(), 10.0) == b""
+        async with _from("127.0.0.1") as again:
+            assert (await again.get(f"{srv.base_url}/api/health")).status == 200
+    finally:
+        for writer in writers:
+            writer.close()
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    """Over Wi-Fi a body (an SDP offer is several TCP segments) may arrive in pieces: the
+    server read only what had arrived and answered "not valid JSON". It reads up to the
+    body's end, still bounded: a body over the limit is refused however it arrives."""
+    srv, _ = server
+    base = base_of(srv)
+
+    async def pieces(*parts: bytes):  # type: ignore[no-untyped-def]
+        for part in parts:
+            yield part
+            await asyncio.sleep(0.2)
+
+    r = await http.post(f"{base}/api/staff/login",
+                        data=pieces(b'{"password": "', PASSWORD.encode(), b'"}'),
+                        headers={"Content-Type": "application/json"})
+    assert r.status == 200, await r.text()
+    r = await http.post(f"{base}/api/staff/codes",
+                        data=pieces(b'{"role": "spectator", "minutes": 5', b" " * 9000, b"}"),
+                        headers={"Content-Type": "application/json"})
+    assert r.status == 400 and (await r.json())["error"] == "too_big"
+
+
+async def test_a_data_channel_message_that_never_ends_is_not_buffered_for_ever(
+        server: tuple[WebServer, FakeRobot], http: aiohttp.ClientSession) -> None:
+    """aiortc reassembles a data-channel message from its SCTP fragments without any bound,
+    ignoring the receive window it advertises: a viewer with a custom WebRTC stack (any
+    spectator code holder) could send fragments of a message that never ends, or tiny
+    out-of-order ones, until the robot's process ran out of memory. Chunks past the window,
+    past a bound on buffered chunks or streams, or empty, are dropped."""
+    from aiortc.rtcsctptransport import SCTP_DATA_FIRST_FRAG, DataChunk
+
+    srv, _ = server
+    base = base_of(srv)
+    assert (await http.post(f"{base}/api/session",
+                            json={"code": await staff_code(base, "spectator")})).status == 200
+    client = Client(http, base)
+    try:
+        assert (await client.connect()).status == 200
+        await client.wait_for(lambda m: m["type"] == "hello")
+        sctp = srv.peers[0].pc.sctp
+
+        async def flood() -> tuple[int, int, int]:
+            tsn = sctp._last_received_tsn
+            for i in range(3000):  # 3 MB of one message that never ends, on stream 1
+                tsn = (tsn + 1) % 2**32
+                chunk = DataChunk(flags=SCTP_DATA_FIRST_FRAG if i == 0 else 0)
+                chunk.tsn, chunk.stream_id, chunk.protocol = tsn, 1, 51
+                chunk.user_data = b"x" * 1000
+                await sctp._receive_data_chunk(chunk)
+            for i in range(6000):  # tiny complete messages far ahead of their turn
+                chunk = DataChunk(flags=0x03)
+                chunk.tsn = (tsn + 2 + 2 * i) % 2**32
+                chunk.stream_id, chunk.stream_seq, chunk.protocol = 100 + i % 500, 7, 51
+                chunk.user_data = b"y"
+                await sctp._receive_data_chunk(chunk)
+            streams = sctp._inbound_streams.values()
+            return (sum(len(c.user_data) for s in streams for c in s.reassembly),
+                    sum(len(s.reassembly) for s in streams), len(sctp._inbound_streams))
+
+        buffered_bytes, buffered_chunks, streams = srv.call(flood(), timeout_s=60.0)
+        assert buffered_bytes <= 1024 * 1024
+        assert buffered_chunks <= 4096 and streams <= 64
+    finally:
+        await client.close()

@@ -249,3 +249,26 @@ def test_last_reading_to_compare_with_is_one_done_alone(tmp_path: Path) -> None:
     last = store.last_page("Léo", "b", 1)
     assert last is not None and last["hard_words"] == ["cat"]
     store.close()
+
+
+def test_a_new_progress_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Children's reading (and, with store_audio, their voices) must not be readable by other
+    accounts on the robot's computer: with the usual umask (022) the file, its WAL and its
+    folder were created readable by everyone."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = ProgressStore(tmp_path / "data" / "p.sqlite3")
+        sid = store.start_session("Léo", "little-red-boat")
+        state, s = reading_result("the cat sat on the mat")
+        store.record_page(sid, 1, "en", state, s, audio_wav=b"RIFF....")
+        files = sorted((tmp_path / "data").iterdir())
+        assert {f.name for f in files} >= {"p.sqlite3", "p.sqlite3-wal"}
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f.name, oct(f.stat().st_mode))
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) & 0o077 == 0
+        store.close()
+    finally:
+        os.umask(old)

@@ -65,7 +65,8 @@ def test_concurrent_logins_and_expiry_do_not_corrupt_state(fast_switching: None)
     """The web server logs staff in from a worker thread while its loop expires sessions:
     no 'dictionary changed size during iteration', no lost session."""
     access = AccessManager(hash_password(PASSWORD, n=FAST_N),
-                           AccessPolicy(spectator_session_s=3600.0, max_live_codes=10_000))
+                           AccessPolicy(spectator_session_s=3600.0, max_live_codes=10_000,
+                                        max_live_sessions=10_000))
     code = access.issue_code(SPECTATOR, 3600).code
     errors: list[BaseException] = []
     made: list[int] = []
@@ -219,3 +220,30 @@ def test_policy_validation_names_the_field() -> None:
         AccessPolicy(staff_max_failures=5, staff_global_max_failures=2).validate()
     with pytest.raises(TelepresenceConfigError, match="spectator_extend_s"):
         AccessPolicy(spectator_extend_s=0).validate()
+
+
+def test_one_spectator_code_cannot_fill_the_robot_with_sessions(clock: Clock) -> None:
+    """A spectator code is shared widely (a QR code on a screen): redeeming it in a loop made
+    one live session per request, for an hour each, without bound (memory, and every request
+    and data-channel message scans them all). Each address keeps its newest few spectator
+    sessions (older ones end, their viewers drop), and the robot as a whole refuses new ones
+    past max_live_sessions with "full"."""
+    access = manager(clock, max_spectator_sessions_per_client=3, max_live_sessions=8)
+    ended: list[str] = []
+    access.on_session_end(lambda s: ended.append(s.end_reason))
+    code = access.issue_code(SPECTATOR).code
+    flood = [access.redeem_code(code, "10.0.0.66") for _ in range(50)]
+    assert len(access.sessions(SPECTATOR)) == 3
+    assert ended.count("replaced") == 47 and all(s.ended for s in flood[:47])
+    access.validate(flood[-1].token)  # the newest ones live on
+    # Other visitors, each on their own device: up to the robot's bound, then "full".
+    for i in range(5):
+        access.redeem_code(code, f"10.0.0.{i}")
+    with pytest.raises(AccessDenied) as err:
+        access.redeem_code(code, "10.0.0.99")
+    assert err.value.reason == "full"
+    # Staff and the pilot are never refused for it.
+    access.staff_login(PASSWORD, "10.0.0.200")
+    access.redeem_code(access.issue_code(PILOT).code, "10.0.0.201")
+    with pytest.raises(TelepresenceConfigError):
+        AccessPolicy(max_spectator_sessions_per_client=0).validate()

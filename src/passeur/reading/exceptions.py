@@ -66,6 +66,10 @@ class UnknownSession(ReadingError):
     """No live reading session with that id (expired, finished or never created)."""
 
 
+class SpeakerBusy(ReadingError):
+    """The robot's speaker already has as many page readings as it queues."""
+
+
 class UnknownAudio(ReadingError):
     """No robot speech audio with that key (expired from the bounded cache)."""
 

@@ -14,9 +14,11 @@ opened, closed store), so the librarian knows what to fix.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -93,10 +95,15 @@ class ProgressStore:
         if existed and self.path.is_file() and self.path.stat().st_size > 0:
             self._check_header()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Children's reading (and voices, with store_audio): a new folder and file are the
+            # owner's alone, whatever the umask (SQLite gives the WAL the file's permissions).
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not existed:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise ProgressStoreUnavailable(
-                f"{self.path}: cannot create the folder of the progress database ({exc}); "
+                f"{self.path}: cannot create the progress database or its folder ({exc}); "
                 "set the reading node's 'progress_db' to a writable place") from exc
         try:
             db = sqlite3.connect(str(self.path), check_same_thread=False,

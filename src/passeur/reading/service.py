@@ -17,9 +17,9 @@ while the page is still connecting) are kept, bounded, and given to the first li
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
+import secrets
 import threading
 import time
 import uuid
@@ -42,6 +42,7 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ProgressStoreUnavailable,
     ReadingError,
+    SpeakerBusy,
     UnknownAudio,
     UnknownSession,
 )
@@ -58,6 +59,9 @@ MODES = ("read_to_me", "i_read", "together", "practice")
 LISTENING_MODES = ("i_read", "together", "practice")
 UNHEARD_MAX = 200  # events kept for a page that has not connected yet
 MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
+#: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
+#: is public, and each holds a whole synthesised page until the robot has read it aloud.
+MAX_QUEUED_PAGE_READINGS = 2
 SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
 Listener = Callable[[dict[str, Any]], None]
 
@@ -83,6 +87,12 @@ class ServiceConfig:
     microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
     validate_models: bool = True  # check configured model paths at start-up
+
+
+def _audio_key(prefix: str) -> str:
+    """A key for robot speech the page fetches without a login (GET /api/reading/audio/KEY.wav):
+    unguessable, since what the robot tells a child can carry their progress."""
+    return prefix + secrets.token_urlsafe(12)
 
 
 def page_payload(book: Book, number: int) -> dict[str, Any]:
@@ -506,7 +516,7 @@ class ReadingService:
         self._backend: ASRBackend | None = None
         self._store: ProgressStore | None = None
         self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
-        self._keys = itertools.count()
+        self._page_readings = 0  # read_to_me items queued or being read on the speaker
         self._lock = threading.Lock()
         self._closed = False
         if self.config.validate_models:
@@ -651,7 +661,7 @@ class ReadingService:
         text = (text or "").strip()[:2000]
         if not text:
             raise ReadingError("nothing to say (empty text)")
-        key = f"s{next(self._keys)}"
+        key = _audio_key("s")
         self._speech.put(SpeechItem(text, lang, session, kind, key, highlight_sentence))
         return key
 
@@ -663,11 +673,23 @@ class ReadingService:
         reports `page_playback()` start/end so that the floor is held meanwhile."""
         book = self.library.get(book_id)
         page = book.page(number)
-        speech = self.synth.synthesize(page.text, page.lang)
-        spans = [(t.start, t.end) for t in page.tokens]
-        times = token_timings(spans, speech)
-        key = self._keep_audio(speech)
         speaker = "robot" if self.config.play_on_speaker else "page"
+        if speaker == "robot":
+            with self._lock:
+                if self._page_readings >= MAX_QUEUED_PAGE_READINGS:
+                    raise SpeakerBusy("the robot is already reading aloud; wait until it has "
+                                      "finished")
+                self._page_readings += 1
+        try:
+            speech = self.synth.synthesize(page.text, page.lang)
+            spans = [(t.start, t.end) for t in page.tokens]
+            times = token_timings(spans, speech)
+            key = self._keep_audio(speech)
+        except BaseException:
+            if speaker == "robot":
+                with self._lock:
+                    self._page_readings -= 1
+            raise
         if speaker == "robot":
             self._speech.put(SpeechItem(page.text, page.lang, None, "read_to_me", key,
                                         speech=speech))
@@ -693,7 +715,7 @@ class ReadingService:
         return {"audio": key, "state": state, "speaking": self.floor.busy}
 
     def _keep_audio(self, speech: Speech, key: str | None = None) -> str:
-        key = key or f"a{next(self._keys)}"
+        key = key or _audio_key("a")
         with self._lock:
             self.audio[key] = speech.wav_bytes()
             self._durations[key] = speech.duration_s
@@ -726,6 +748,10 @@ class ReadingService:
                 log.error("robot speech failed: %s", exc)
                 if item.session is not None:
                     item.session.emit({"type": "error", "message": str(exc)})
+            finally:
+                if item.kind == "read_to_me" and item.speech is not None:
+                    with self._lock:
+                        self._page_readings -= 1
 
     def _speak(self, item: SpeechItem) -> None:
         if item.session is not None and item.session.closed:

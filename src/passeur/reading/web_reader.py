@@ -27,7 +27,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - POST /api/reading/playback {"audio","state": start|end}  the page plays robot speech on its
                                                 own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
-(recording too long or too large), 503 (no speech model for the language, progress store
+(recording too long or too large), 429 (the robot's speaker already has a page reading and
+one waiting), 503 (no speech model for the language, progress store
 unusable, max_sessions uploads already in progress). A result that could not be saved is
 still returned, with "saved": false and a "warning" {"code": "not_saved", "message"}.
 """
@@ -53,6 +54,7 @@ from passeur.reading.exceptions import (
     ReaderNameError,
     ReadingError,
     RecordingTooLong,
+    SpeakerBusy,
     UnknownAudio,
     UnknownSession,
 )
@@ -77,6 +79,8 @@ def _status(exc: Exception) -> int:
         return 404
     if isinstance(exc, RecordingTooLong):
         return 413
+    if isinstance(exc, SpeakerBusy):
+        return 429
     if isinstance(exc, (ASRUnavailable, ProgressStoreError)):
         return 503
     return 400

@@ -190,6 +190,13 @@ class AccessPolicy:
     staff_global_max_failures: int = 20  # all clients: past this, logins are throttled
     staff_global_interval_s: float = 3.0  # one staff attempt per this, robot-wide, when throttled
     max_live_codes: int = 200
+    # A spectator code is shared widely: bound the sessions it can make (memory, and every
+    # check scans the live sessions). Each address keeps its newest few: as many as the
+    # server's spectator video slots (max_spectators, 8), so that a class behind one NAT loses
+    # nothing it could use; past max_live_sessions in all, new spectators are refused ("full")
+    # until some leave or expire.
+    max_spectator_sessions_per_client: int = 8
+    max_live_sessions: int = 500
 
     def validate(self) -> None:
         for name in ("code_window_s", "max_code_window_s", "pilot_session_s", "pilot_extend_s",
@@ -204,6 +211,10 @@ class AccessPolicy:
         if self.max_failures < 1 or self.global_max_failures < self.max_failures:
             raise TelepresenceConfigError(
                 "access policy: max_failures must be >= 1 and global_max_failures >= max_failures")
+        if self.max_spectator_sessions_per_client < 1 or self.max_live_sessions < 1:
+            raise TelepresenceConfigError(
+                "access policy: max_spectator_sessions_per_client and max_live_sessions "
+                "must be >= 1")
         if self.staff_max_failures < 1 or self.staff_global_max_failures < self.staff_max_failures:
             raise TelepresenceConfigError(
                 "access policy: staff_max_failures must be >= 1 and staff_global_max_failures "
@@ -413,10 +424,15 @@ class AccessManager:
 
     def redeem_code(self, code: str, client: str) -> Session:
         """Exchange a code for a session, or raise AccessDenied (reason: wrong_code, expired,
-        used, pilot_busy, locked, busy)."""
-        return self._call_expired_first(lambda: self._redeem_locked(code, client))
+        used, pilot_busy, locked, busy, full). A spectator session may end the same address's
+        oldest one (reason "replaced")."""
+        replaced: list[Session] = []
+        try:
+            return self._call_expired_first(lambda: self._redeem_locked(code, client, replaced))
+        finally:
+            self._notify(replaced)
 
-    def _redeem_locked(self, code: str, client: str) -> Session:
+    def _redeem_locked(self, code: str, client: str, replaced: list[Session]) -> Session:
         budget = self._code_budget
         self._check_codes_allowed(client)
         if not isinstance(code, str) or len(code) > 64:
@@ -440,6 +456,16 @@ class AccessManager:
             match.used = True
             budget.clients.pop(client, None)
             return self._new_session(PILOT, client)
+        mine = sorted((s for s in self._sessions.values()
+                       if s.role == SPECTATOR and s.client == client),
+                      key=lambda s: s.created_at)
+        for old in mine[:max(0, len(mine) - self.policy.max_spectator_sessions_per_client + 1)]:
+            self._end_locked(old, "replaced")
+            replaced.append(old)
+        if len(self._sessions) >= self.policy.max_live_sessions:
+            log.warning("refused a spectator: %d live sessions (max_live_sessions)",
+                        len(self._sessions))
+            raise AccessDenied("full", "too many people are watching; try again later")
         budget.clients.pop(client, None)
         return self._new_session(SPECTATOR, client)
 

@@ -49,7 +49,13 @@ from typing import Any, Protocol
 
 import aioice.ice
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSctpTransport,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaRelay
 from aiortc.exceptions import (
     InternalError,
@@ -144,6 +150,32 @@ def set_ice_host_addresses(addresses: Sequence[str]) -> None:
     aioice.ice.get_host_addresses = _restricted_host_addresses  # type: ignore[assignment]
 
 
+# -- SCTP (data channels): a bounded reassembly -----------------------------------------------
+#: aiortc 1.16 buffers every DATA chunk until its message is complete and deliverable, and
+#: never checks the chunks against the receive window it advertises (1 MiB): a peer with its
+#: own SCTP stack could send a message that never ends, or tiny out-of-order ones, until the
+#: process runs out of memory (and each chunk rescans the buffer). Browsers respect the window
+#: and our channels use one or two streams; chunks past these bounds are dropped, as RFC 4960
+#: allows for data beyond the window (a well-behaved sender retransmits them).
+MAX_SCTP_INBOUND_STREAMS = 64
+MAX_SCTP_BUFFERED_CHUNKS = 4096
+_original_receive_data_chunk = RTCSctpTransport._receive_data_chunk
+
+
+async def _bounded_receive_data_chunk(self: RTCSctpTransport, chunk: Any) -> None:
+    streams = self._inbound_streams
+    if not chunk.user_data or len(chunk.user_data) > self._advertised_rwnd \
+            or (chunk.stream_id not in streams and len(streams) >= MAX_SCTP_INBOUND_STREAMS) \
+            or sum(len(s.reassembly) for s in streams.values()) >= MAX_SCTP_BUFFERED_CHUNKS:
+        return
+    await _original_receive_data_chunk(self, chunk)
+
+
+def bound_sctp_reassembly() -> None:
+    """Install the bounds above on every aiortc SCTP association (process-wide, idempotent)."""
+    RTCSctpTransport._receive_data_chunk = _bounded_receive_data_chunk  # type: ignore[method-assign]
+
+
 # -- the robot, as the server sees it ------------------------------------------------------------
 class RobotPort(Protocol):
     limits: SpeedLimits
@@ -200,6 +232,18 @@ class ServerOptions:
     thread_rt_priority: int = 0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
+    #: A peer connection not established this long after its offer is closed: an offer
+    #: without ICE candidates makes aiortc wait for ever, and would hold a viewer slot for the
+    #: session's life. Browsers on the robot's network connect in a few seconds.
+    connect_timeout_s: float = 30.0
+    #: Open TCP connections one address may hold (each costs a file descriptor of the process
+    #: that runs the whole robot, often limited to 1024). A browser keeps up to 6, its tabs
+    #: share them; visitors behind one NAT (a class on a guest Wi-Fi) share the bound, hence
+    #: room for about 40 browsers. Past it, a new connection is closed at once.
+    max_connections_per_client: int = 256
+    #: A connection with no request in progress is closed after this (aiohttp's low-level
+    #: default, used by AppRunner, is an hour).
+    idle_timeout_s: float = 75.0
     #: A cookie outlives its session's cap by this much; the server's expiry is authoritative.
     cookie_slack_s: float = 60.0
     web_root: Path = WEB_ROOT
@@ -220,6 +264,14 @@ class ServerOptions:
         if not (0 <= self.thread_rt_priority <= 99):
             raise TelepresenceConfigError(
                 f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
+        if self.max_connections_per_client < 8 or not self.idle_timeout_s > 0:
+            raise TelepresenceConfigError(
+                f"max_connections_per_client must be >= 8 (a browser opens about 6) and "
+                f"idle_timeout_s > 0 (got {self.max_connections_per_client} and "
+                f"{self.idle_timeout_s})")
+        if not self.connect_timeout_s > 0:
+            raise TelepresenceConfigError(
+                f"connect_timeout_s must be > 0 (got {self.connect_timeout_s})")
         if not (0 <= self.port <= 65535):
             raise TelepresenceConfigError(f"http_port {self.port} is not a TCP port (0-65535)")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -256,6 +308,7 @@ class WebServer:
                  camera: CameraSource, audio: AudioIO,
                  features: Sequence[WebFeature] = ()) -> None:
         options.validate()
+        bound_sctp_reassembly()
         self.options = options
         self.robot = robot
         self.access = access
@@ -263,7 +316,8 @@ class WebServer:
         self.audio = audio
         self.features = list(features)
         self.peers: list[Peer] = []
-        self._feature_pcs: set[RTCPeerConnection] = set()
+        #: feature peer connections -> when they were created (monotonic s)
+        self._feature_pcs: dict[RTCPeerConnection, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -293,12 +347,12 @@ class WebServer:
         """For features: a peer connection limited to the allowed ICE host addresses (no STUN:
         the robot is reached directly), closed at shutdown. Loop thread only."""
         pc = self._new_pc()
-        self._feature_pcs.add(pc)
+        self._feature_pcs[pc] = time.monotonic()
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._feature_pcs.discard(pc)
+                self._feature_pcs.pop(pc, None)
                 if pc.connectionState == "failed":
                     await pc.close()
 
@@ -366,8 +420,11 @@ class WebServer:
         self._audio_source = self.audio.microphone_track()
         app = self.build_app()
         self._runner = web.AppRunner(app, access_log=log if log.isEnabledFor(logging.DEBUG)
-                                     else None, handle_signals=False)
+                                     else None, handle_signals=False,
+                                     keepalive_timeout=self.options.idle_timeout_s)
         await self._runner.setup()
+        assert self._runner.server is not None
+        _ConnectionLimit(self.options.max_connections_per_client).install(self._runner.server)
         ssl_context = None
         if self.options.tls_cert:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -390,9 +447,27 @@ class WebServer:
         while not self._stopping:
             try:
                 self.access.expire()
+                await self._close_unconnected()
             except Exception:  # log and keep expiring (a listener bug, say)
                 log.exception("session housekeeping failed; retrying")
             await asyncio.sleep(self.options.housekeeping_period_s)
+
+    async def _close_unconnected(self) -> None:
+        """Close the peer connections (viewers' and features') still not established
+        connect_timeout_s after their offer."""
+        deadline = time.monotonic() - self.options.connect_timeout_s
+        for peer in [p for p in self.peers if p.created_at < deadline
+                     and p.pc.connectionState in ("new", "connecting")]:
+            log.warning("closing a %s connection from %s: not established in %.0f s",
+                        peer.role, peer.client, self.options.connect_timeout_s)
+            await self._close_peer(peer, "connect_timeout")
+        for pc, created in list(self._feature_pcs.items()):
+            if created < deadline and pc.connectionState in ("new", "connecting"):
+                log.warning("closing a feature's connection: not established in %.0f s",
+                            self.options.connect_timeout_s)
+                self._feature_pcs.pop(pc, None)
+                with contextlib.suppress(Exception):
+                    await pc.close()
 
     def urls(self) -> list[str]:
         if self._port is None:
@@ -513,6 +588,7 @@ class WebServer:
                 response = await handler(request)
         except AccessDenied as exc:
             status = 429 if exc.reason in ("locked", "busy") else \
+                503 if exc.reason == "full" else \
                 409 if exc.reason == "pilot_busy" else \
                 403 if exc.reason == "forbidden" else 401
             headers = {"Retry-After": str(int(exc.retry_after_s) + 1)} \
@@ -589,7 +665,14 @@ class WebServer:
     async def _json(request: web.Request, max_bytes: int = 8 * 1024) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > max_bytes:
             raise _BadRequest("too_big", "request body too large")
-        raw = await request.content.read(max_bytes + 1)
+        # read(n) returns what has arrived so far: a body in several TCP segments (an SDP
+        # offer over Wi-Fi) needs several reads, up to its end or one byte past the bound.
+        raw = b""
+        while len(raw) <= max_bytes:
+            chunk = await request.content.read(max_bytes + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
         if len(raw) > max_bytes:
             raise _BadRequest("too_big", "request body too large")
         try:
@@ -1043,6 +1126,47 @@ class WebServer:
 
     def _schedule_close(self, peer: Peer, reason: str) -> None:
         asyncio.ensure_future(self._close_peer(peer, reason))
+
+
+class _ConnectionLimit:
+    """At most `per_client` open connections per remote address; past it, a new connection
+    is closed as soon as it is made. Hooks aiohttp's low-level Server, whose connection_made/
+    connection_lost every connection's handler calls (loop thread only)."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.counts: dict[str, int] = {}
+        self._address: dict[object, str] = {}  # counted handler -> its address
+        self._warned: set[str] = set()
+
+    def install(self, server: Any) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: object, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if peer else "unknown"
+            if self.counts.get(address, 0) >= self.per_client:
+                if address not in self._warned:  # once per burst, not once per connection
+                    self._warned.add(address)
+                    log.warning("closing connections from %s: %d open already "
+                                "(max_connections_per_client)", address, self.per_client)
+                transport.close()
+                return
+            self.counts[address] = self.counts.get(address, 0) + 1
+            self._address[handler] = address
+
+        def connection_lost(handler: object, exc: BaseException | None = None) -> None:
+            address = self._address.pop(handler, None)
+            if address is not None:
+                self.counts[address] -= 1
+                if self.counts[address] <= 0:
+                    del self.counts[address]
+                    self._warned.discard(address)
+            lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
 
 
 class _BadRequest(Exception):

@@ -254,7 +254,10 @@ class TelepresenceNode(Node):
                 lockout_s=float(code_lockout), global_max_failures=int(code_global),
                 staff_max_failures=int(staff_failures), staff_lockout_s=float(staff_lockout),
                 staff_global_max_failures=int(staff_global),
-                staff_global_interval_s=float(staff_interval))
+                staff_global_interval_s=float(staff_interval),
+                # Spectators behind one address (a class on a NAT'd guest Wi-Fi) may fill
+                # every spectator video slot.
+                max_spectator_sessions_per_client=max(8, int(max_spectators)))
             policy.validate()
         except TelepresenceConfigError as exc:
             raise TelepresenceConfigError(f"telepresence access parameters: {exc}") from exc

@@ -34,6 +34,7 @@
       error_other: "quelque chose n'a pas marché. Réessaie, ou demande au ou à la bibliothécaire.",
       error_reader_name: "ton surnom ne peut avoir que des lettres, des chiffres, des espaces, " +
         "« . », « - » ou « _ ». Change-le, ou laisse-le vide.",
+      error_busy: "je suis déjà en train de lire à voix haute. Attends que j'aie fini, puis réessaie.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -65,6 +66,7 @@
       error_other: "something went wrong. Try again, or ask the librarian.",
       error_reader_name: "your nickname can only have letters, digits, spaces, \".\", \"-\" " +
         "or \"_\". Change it, or leave it empty.",
+      error_busy: "I am already reading aloud. Wait until I have finished, then try again.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -131,7 +133,7 @@
     $("reader").setAttribute("aria-invalid", String(badName));
     if (badName) return () => t("error") + t("error_reader_name");
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
-      : status === 503 ? "error_unavailable" : "error_other";
+      : status === 429 ? "error_busy" : status === 503 ? "error_unavailable" : "error_other";
     return () => t("error") + t(key);
   }
   const post = (path, body) => api(path, { method: "POST",
