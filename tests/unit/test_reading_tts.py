@@ -54,5 +54,7 @@ def test_word_timings_do_not_depend_on_what_was_said_before() -> None:
     again = token_timings(spans, synth.synthesize(text, "fr"))
     for (_start, end), (next_start, _) in zip(again, again[1:], strict=False):
         assert end <= next_start + 1e-3, again  # no word spans the next ones
+    # The same timings within 50 ms (a highlight step; the stray event was seconds off).
+    # espeak-ng's own timings move by ~25 ms with what the process said before (full suite).
     flat = [x for pair in again for x in pair]
-    assert flat == pytest.approx([x for pair in fresh for x in pair], abs=0.02)
+    assert flat == pytest.approx([x for pair in fresh for x in pair], abs=0.05)

@@ -48,7 +48,8 @@
   function send(obj) {
     const conn = state.conn;
     if (conn && conn.channel.readyState === "open") {
-      if (GOTO_TYPES.includes(obj.type)) expectGoal(); // the next new goal is this pilot's
+      // The next new goal is this pilot's (for a place: the next one to that place).
+      if (GOTO_TYPES.includes(obj.type)) expectGoal(obj.type === "goto_place" ? obj.id : null);
       conn.channel.send(JSON.stringify(obj));
       return true;
     }
@@ -110,7 +111,10 @@
   }
 
   /* A goal is on its way to the navigator / the pilot no longer has one (stopped, drove, left). */
-  function expectGoal() { state.myGoal = null; state.goalSent = true; state.goalIdAtSend = state.lastGoalId; }
+  function expectGoal(place) {
+    state.myGoal = null; state.goalSent = true; state.goalIdAtSend = state.lastGoalId;
+    state.goalPlace = place || null;
+  }
   function forgetGoal() { state.myGoal = null; state.goalSent = false; }
 
   function stopAll() {
@@ -534,8 +538,13 @@
     if (id) state.lastGoalId = id;
     if (first || !nav.state) return; // what happened before this page connected is not news
     if (state.goalSent && id && id !== state.goalIdAtSend) {
-      state.myGoal = id;
       state.goalSent = false;
+      if (state.goalPlace && nav.place !== state.goalPlace) {
+        // Another goal (a patrol, staff) replaced the pilot's before any status showed it.
+        P.announce(t("status.goal_taken"), true);
+        return;
+      }
+      state.myGoal = id;
     } else if (state.myGoal && id && id !== state.myGoal) {
       // Another goal replaced the pilot's between two status messages (its "cancelled" unseen).
       state.myGoal = null;
@@ -547,7 +556,10 @@
     else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
     // Not by this pilot (stopping or driving forgets the goal first): staff, a patrol, or
     // someone's new goal took the robot elsewhere while the pilot waited for it to arrive.
-    else if (nav.state === "cancelled") P.announce(t("status.goal_taken"), true);
+    else if (nav.state === "cancelled") {
+      P.announce(nav.reason_code === "estop" ? t("status.nav_failed", { reason: P.navReasonText(nav) })
+        : t("status.goal_taken"), true);
+    }
     if (["reached", "failed", "cancelled"].includes(nav.state)) state.myGoal = null;
   }
 
