@@ -1798,3 +1798,45 @@ def test_ending_a_pilot_session_when_there_is_none_does_not_say_done(
         assert "Done." not in staff.evaluate("window.__said")
     finally:
         staff.context.close()
+
+
+def test_an_estop_during_a_switch_latched_drive_leaves_the_switch_user_able_to_scan(
+        browser: Any, stack: StackHarness) -> None:
+    """The page ends a switch-latched drive when the e-stop comes on, but scanning stayed
+    stopped on that drive button: after the release the switch's only action was to drive
+    that way again (it could reach neither Stop nor Leave)."""
+    if not safety_available():
+        pytest.skip("no safety node: no estop/state")
+    staff = staff_page(browser, stack)
+    issue_code(staff, scan_link=True)
+    link = staff.get_attribute("#code-link", "href")
+    assert link is not None
+    context = browser.new_context()
+    context.add_init_script("localStorage.setItem('passeur.scanRate', '0.5')")
+    pilot = context.new_page()
+    pilot.goto(link)
+    try:
+        wait_frames(pilot, 3)
+        wait_highlight(pilot, "el.dataset.dir === 'forward'")
+        start = odom_xy(stack)
+        pilot.keyboard.press(" ")  # latched: the next press would stop
+        stack.wait_until(lambda: moved_since(stack, start) > 0.05, 30, "switch-driven motion")
+        staff.click("#estop-on")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Emergency stop is on')",
+            timeout=15_000)
+        # Scanning goes on: the highlight leaves the drive button by itself.
+        wait_highlight(pilot, "el.dataset.dir !== 'forward'", timeout_ms=10_000)
+        t_off = time.monotonic()
+        staff.click("#estop-off")
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('you can drive again')",
+            timeout=15_000)
+        wait_highlight(pilot, "el.id === 'stop'")  # the switch can reach Stop again
+        time.sleep(0.5)
+        assert not any(m.linear.x > 0 for m in teleop_since(stack, t_off))
+    finally:
+        staff.click("#estop-off")
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()

@@ -178,9 +178,17 @@ def test_estop_overrides_within_100_ms_and_service_releases(rig: Any) -> None:
     future = client.call_async(SetBool.Request(data=False))
     h.wait_until(future.done, 10.0, "estop/set reply")
     assert future.result().success
+    h.wait_until(lambda: not h.latest("estop/state").data, 10.0, "estop/state false")
+    # The pilot still pressing forward does not move the robot (IEC 60204-1): held at zero
+    t_release = world.now_s()
+    drive(h, "cmd_vel/teleop", twist(0.3), lambda: world.now_s() > t_release + 0.5)
+    assert all(m.linear.x == 0.0 for t, m in received if t > t_release)
+    assert status_values(h)["reason"] == "let_go_first"
+    # until it lets go (a zero: depth-1 commands, so until the safety node has it) and
+    # presses again
+    drive(h, "cmd_vel/teleop", twist(0.0), lambda: status_values(h)["reason"] != "let_go_first")
     drive(h, "cmd_vel/teleop", twist(0.3),
           lambda: (c := last_cmd(received)) is not None and c.linear.x > 0.29)
-    h.wait_until(lambda: not h.latest("estop/state").data, 10.0, "estop/state false")
 
 
 @pytest.mark.parametrize("durability", ["volatile", "transient_local"])
@@ -203,6 +211,8 @@ def test_estop_from_latched_and_default_qos_publishers(rig: Any, durability: str
     pub.publish(Bool(data=False))
     h.wait_until(lambda: not h.node("safety").estop and not h.latest("estop/state").data,
                  10.0, "e-stop released")
+    # let go (a command held since before the release stays at zero until then)
+    drive(h, "cmd_vel/teleop", twist(0.0), lambda: status_values(h)["reason"] != "let_go_first")
     drive(h, "cmd_vel/teleop", twist(0.3),
           lambda: (c := last_cmd(received)) is not None and c.linear.x > 0.29)
 

@@ -222,3 +222,17 @@ def test_scan_pose_lag_is_a_parameter(make_node: Any) -> None:
     assert strict._pose_at(10.3) is None  # default 0.1 s: cannot place this scan
     pose = lenient._pose_at(10.3)
     assert pose is not None and (pose.x_m, pose.y_m) == pytest.approx((1.0, 2.0))
+
+
+def test_goal_sent_during_estop_ends_at_once(make_node: Any) -> None:
+    """A goal sent while the e-stop is on is ended at once, not when its plan is ready: an
+    e-stop released while it plans (here: the map is late) must not let it drive off."""
+    from std_msgs.msg import Bool
+
+    nav = make_node(map_timeout_s=5.0)  # no map yet: the goal would wait in 'planning'
+    nav._on_odom(odom(1.0, 1.0, 0.0))
+    nav._on_estop(Bool(data=True))
+    nav.send_goal(2.0, 1.0, None)
+    nav._on_estop(Bool(data=False))
+    values = nav.status_values()
+    assert values["state"] == "cancelled" and values["reason_code"] == "estop", values

@@ -323,3 +323,35 @@ def test_a_world_without_places_or_routes_says_what_to_do(ros_context: Any,
                               "needs the world's places and patrol routes")
     assert "config/places/my_museum.yaml and config/patrols/my_museum.yaml" in message
     assert "leave the patrol node out (--nodes / nodes:=)" in message
+
+
+@pytest.mark.parametrize("phase", ["dwelling", "waiting_retry"])
+def test_estop_between_waypoints_ends_the_patrol(patrol_node: Any, phase: str) -> None:
+    """An e-stop pressed while the patrol dwells (or waits to retry) and released before the
+    dwell ends must not let the patrol send its next goal: the robot would drive off by itself
+    after the release (IEC 60204-1, ISO 13850)."""
+    from std_msgs.msg import Bool
+
+    from passeur.telepresence.robot_status import patrol_reason_codes
+
+    node = patrol_node
+    node.start_route("closing", "test")
+    node._on_nav_status(nav_status(1, "hall", "planning"))
+    if phase == "dwelling":
+        node._on_nav_status(nav_status(1, "hall", "reached"))
+        node.runner.on_speech_done(node._now_s())
+    else:
+        node._on_nav_status(nav_status(1, "hall", "failed", "path blocked", "blocked"))
+        node.runner.retry_pause_s = 60.0
+        node.runner._until_s = node._now_s() + 60.0
+    assert node.runner.state == phase
+    estop = [s for s in node.subscriptions if s.topic_name.endswith("/estop/state")]
+    for data in (True, False):  # as the safety node's latched estop/state says it
+        for sub in estop:
+            sub.callback(Bool(data=data))
+    node.runner._until_s = 0.0  # the dwell / retry pause is over
+    node._tick()
+    status = node.status_dict()
+    assert status["state"] == "finished" and status["outcome"] == "stopped", status
+    assert patrol_reason_codes(status["reason"]) == ("interrupted", "estop")
+    assert node.sent_goals == ["hall"], "the patrol drove off after the e-stop's release"

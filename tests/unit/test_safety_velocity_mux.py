@@ -59,7 +59,37 @@ def test_estop_overrides_everything_and_releases() -> None:
     out = mux.select(0.05)
     assert (out.source, out.command) == (ESTOP, ZERO)
     mux.set_estop(False)
-    assert mux.select(0.1).source == TELEOP
+    # Released: still the pilot's turn, but what it asked before the release does not move
+    # the robot (IEC 60204-1, ISO 13850) until it lets go.
+    out = mux.select(0.1)
+    assert (out.source, out.command, out.held) == (TELEOP, ZERO, True)
+    mux.update(TELEOP, ZERO, 0.1)  # let go
+    mux.update(TELEOP, FWD, 0.15)  # a new press
+    out = mux.select(0.2)
+    assert (out.source, out.command, out.held) == (TELEOP, FWD, False)
+
+
+def test_a_source_still_driving_through_the_estop_is_held_after_its_release() -> None:
+    """Nav2 (or a latched teleop key) keeps publishing its motion through the e-stop: the
+    release must not set the robot moving; silence or a zero ends the hold."""
+    mux = VelocityMux(timeout_s=0.3)
+    mux.set_estop(True)
+    for i in range(10):
+        mux.update(NAV, FWD, 0.1 * i)
+    mux.set_estop(False)
+    for i in range(10, 20):
+        mux.update(NAV, FWD, 0.1 * i)
+        out = mux.select(0.1 * i + 0.01)
+        assert (out.source, out.command, out.held) == (NAV, ZERO, True)
+    assert mux.select(2.5).source == NONE  # silent: forgotten, hold included
+    mux.update(NAV, FWD, 2.6)
+    assert mux.select(2.61).command == FWD
+    # A source whose last word was zero at the release is not held.
+    mux.update(NAV, ZERO, 2.7)
+    mux.set_estop(True)
+    mux.set_estop(False)
+    mux.update(NAV, TURN, 2.8)
+    assert mux.select(2.81).command == TURN
 
 
 def test_clock_jumping_back_does_not_revive_old_commands() -> None:

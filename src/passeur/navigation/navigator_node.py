@@ -337,6 +337,11 @@ class NavigatorNode(Node):
             pose = self.pose()
         self._publish_zero()
         self._publish_status(force=True)
+        if self._estop:
+            # Ended now, not when its plan is ready: an e-stop released while it plans (a
+            # large map, a map still to come) would otherwise let it drive off on the release.
+            self._end_goal_for_estop()
+            return goal.id
         if pose is None:
             self._fail(goal.id, "no robot pose yet (is odom published?)", "no_pose")
             return goal.id

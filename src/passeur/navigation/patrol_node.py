@@ -54,6 +54,8 @@ TICK_PERIOD_S = 0.25
 SCHEDULE_CHECK_PERIOD_S = 5.0
 #: Longest request_id echoed back in patrol/status (a browser sends it; bound it).
 MAX_REQUEST_ID_CHARS = 64
+#: patrol/status `reason` of a run ended by the emergency stop (cause code `estop`).
+ESTOP_REASON = "interrupted: stopped by the emergency stop"
 
 
 class PatrolNode(Node):
@@ -133,6 +135,7 @@ class PatrolNode(Node):
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
                                  qos.STATUS)
         self.create_subscription(Bool, "speech/speaking", self._on_speaking, qos.LATCHED)
+        self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
         self._timer = self.create_timer(TICK_PERIOD_S, self._tick)
         # The daily schedule follows the wall clock, whatever the node clock is.
         self._schedule_timer = self.create_timer(
@@ -280,6 +283,21 @@ class PatrolNode(Node):
                 self.get_logger().info(f"patrol: {place} {state} {reason}")
             self._apply(effects)
             self._publish_status()
+
+    def _on_estop(self, msg: Bool) -> None:
+        """The e-stop ends a run whatever its state: one that dwells, announces or waits to
+        retry would otherwise send its next goal after the release, setting the robot moving
+        by itself (IEC 60204-1, ISO 13850). The navigator ends a goal under way itself."""
+        if not msg.data:
+            return
+        with self._lock:
+            if not self.runner.active:
+                return
+            self._pending_place = None
+            self._pending_goal_id = None
+            self._apply(self.runner.interrupt(self._now_s(), ESTOP_REASON))
+        self.get_logger().warning(f"patrol stopped: {ESTOP_REASON}")
+        self._publish_status()
 
     def _on_speaking(self, msg: Bool) -> None:
         with self._lock:

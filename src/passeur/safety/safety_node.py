@@ -14,8 +14,10 @@ latched or default QoS, or service `estop/set`) forces zero at once.
 
 `safety/status` (DiagnosticStatus, name "safety"; on every change and at `status_rate_hz`):
 level OK / WARN (e-stop, slowdown or stop zone) / ERROR (no recent scan); values `source`
-(estop, teleop, nav, none), `estop` (true/false), `reason` (none, estop, scan_timeout,
-stop_zone, slowdown_zone, speed_limit, accel_limit), `closest_obstacle_m` (footprint edge to
+(estop, teleop, nav, none), `estop` (true/false), `reason` (none, estop, let_go_first,
+scan_timeout, stop_zone, slowdown_zone, speed_limit, accel_limit; let_go_first: the source
+still asks for the motion it asked for when the e-stop was released, and is held at zero
+until it sends zero or falls silent, see velocity_mux.py), `closest_obstacle_m` (footprint edge to
 nearest scan point), `free_distance_m`, `stop_distance_m`, `linear_mps`, `angular_rps`,
 `scan_age_s`.
 """
@@ -49,6 +51,7 @@ from passeur.safety.velocity_mux import ESTOP, NAV, TELEOP, PublisherSequence, V
 #: limiting reasons reported in safety/status
 REASON_NONE = "none"
 REASON_ESTOP = "estop"
+REASON_LET_GO = "let_go_first"
 REASON_SCAN_TIMEOUT = "scan_timeout"
 REASON_SPEED_LIMIT = "speed_limit"
 REASON_ACCEL_LIMIT = "accel_limit"
@@ -299,6 +302,12 @@ class SafetyNode(Node):
                 self.get_logger().info(f"cmd_vel/{source} silent for more than "
                                        f"{self.mux.timeout_s:.2f} s: counted as zero")
             out, reason, check = self._decide(chosen.source, chosen.command, now, dt)
+            if chosen.held:
+                reason = REASON_LET_GO
+                self.get_logger().warning(
+                    f"cmd_vel/{chosen.source} still asks for the motion it asked for when the "
+                    "e-stop was released: held at zero until it sends zero or falls silent",
+                    throttle_duration_sec=5.0)
             self.limiter.reset(out)
             self._last_out = out
             self._last_check = check
@@ -346,6 +355,10 @@ class SafetyNode(Node):
         elif estop:
             status.level = DiagnosticStatus.WARN
             status.message = "e-stop engaged"
+        elif reason == REASON_LET_GO:
+            status.level = DiagnosticStatus.WARN
+            status.message = (f"e-stop released: cmd_vel/{self._source} held at zero until it "
+                              "sends zero")
         elif reason in (REASON_STOP, REASON_SLOWDOWN):
             status.level = DiagnosticStatus.WARN
             status.message = f"obstacle: {reason.replace('_', ' ')}"

@@ -5,6 +5,11 @@ A source is *active* while its last command is younger than `timeout_s`; an acti
 wins over every lower-priority one even when it commands zero (a pilot holding still must not
 be overridden by the navigator). A source silent for `timeout_s` or longer counts as zero:
 a browser that vanished, a crashed navigator, a dropped link all stop the robot.
+
+Releasing the e-stop never sets the robot moving by itself (IEC 60204-1, ISO 13850): a source
+whose last command asked for motion when it was released (a latched teleop key, Nav2 still
+following its goal) is *held*: it wins as before, but counts as zero until it sends a zero
+command (lets go) or falls silent. Only what it asks after that moves the robot.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class MuxOutput:
     command: Velocity
     #: sources whose last command went stale at this evaluation (for status/logging)
     stale: tuple[str, ...] = ()
+    #: `source` still asks for the motion it asked for before the e-stop's release: held at zero
+    held: bool = False
 
 
 class VelocityMux:
@@ -47,12 +54,15 @@ class VelocityMux:
         self.sources = tuple(sources)
         self._last: dict[str, tuple[float, Velocity]] = {}
         self._estop = False
+        self._held: set[str] = set()  # see the module docstring
 
     @property
     def estop(self) -> bool:
         return self._estop
 
     def set_estop(self, engaged: bool) -> None:
+        if self._estop and not engaged:
+            self._held = {s for s, (_t, cmd) in self._last.items() if cmd != ZERO}
         self._estop = bool(engaged)
 
     def update(self, source: str, command: Velocity, stamp_s: float) -> None:
@@ -60,9 +70,12 @@ class VelocityMux:
         if source not in self.sources:
             raise ValueError(f"unknown velocity source '{source}'; known: {self.sources}")
         self._last[source] = (float(stamp_s), command)
+        if command == ZERO:
+            self._held.discard(source)  # let go: its next command is a new one
 
     def clear(self, source: str) -> None:
         self._last.pop(source, None)
+        self._held.discard(source)
 
     def age_s(self, source: str, now_s: float) -> float | None:
         entry = self._last.get(source)
@@ -78,10 +91,13 @@ class VelocityMux:
         stale = tuple(s for s in self.sources if s in self._last and not self.is_active(s, now_s))
         for source in stale:
             del self._last[source]  # forget it: a late reappearance must be a new command
+            self._held.discard(source)
         if self._estop:
             return MuxOutput(ESTOP, ZERO, stale)
         for source in self.sources:
             if self.is_active(source, now_s):
+                if source in self._held:
+                    return MuxOutput(source, ZERO, stale, held=True)
                 return MuxOutput(source, self._last[source][1], stale)
         return MuxOutput(NONE, ZERO, stale)
 

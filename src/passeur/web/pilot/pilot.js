@@ -108,6 +108,10 @@
       $("motion").textContent = t("status.stopped");
       if (announceIt) P.announce(t("status.stopped"));
     }
+    // A switch-latched drive ended by something other than the switch (the e-stop, a
+    // let_go_first refusal): scanning resumes, or the highlight would stay on that drive
+    // button and the switch's only possible action would be to drive again.
+    if (state.scan.on && !state.scan.timer) scanSchedule();
   }
 
   /* A goal is on its way to the navigator / the pilot no longer has one (stopped, drove, left). */
