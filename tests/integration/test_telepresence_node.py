@@ -361,3 +361,40 @@ def test_one_address_may_fill_every_spectator_slot(ros_context: Any) -> None:
         finally:
             node.close()
             node.destroy_node()
+
+
+async def test_driving_by_hand_cancels_navigation_under_way(harness: StackHarness) -> None:
+    """A patrol (or staff's goal) was driving when the pilot took the controls: teleop wins
+    in the safety mux only while it speaks, so 300 ms after the pilot let go the robot drove
+    off by itself. A pilot's drive now cancels the navigation under way, once per goal."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    node = harness.node("telepresence")
+    cancels: list[float] = []
+    harness.probe.create_subscription(Empty, "navigation/cancel",
+                                      lambda _m: cancels.append(time.monotonic()), qos.COMMAND)
+
+    def nav(state: str, goal_id: str) -> DiagnosticStatus:
+        return DiagnosticStatus(name="navigator", values=[
+            KeyValue(key="state", value=state), KeyValue(key="goal_id", value=goal_id)])
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            # Idle navigation: driving cancels nothing.
+            harness.publish("navigation/status", nav("idle", ""), qos.STATUS)
+            await until(lambda: node.status()["navigation"].get("state") == "idle", 5, "idle")
+            client.send({"type": "drive", "direction": "forward", "speed_level": 1})
+            await asyncio.sleep(0.5)
+            assert cancels == []
+            # A patrol's goal under way: the first drive cancels it, the repeats do not again.
+            harness.publish("navigation/status", nav("driving", "7"), qos.STATUS)
+            await until(lambda: node.status()["navigation"].get("goal_id") == "7", 5, "goal 7")
+            for _ in range(5):
+                client.send({"type": "drive", "direction": "forward", "speed_level": 1})
+                await asyncio.sleep(0.1)
+            await until(lambda: len(cancels) == 1, 5, "one cancel")
+            await asyncio.sleep(0.3)
+            assert len(cancels) == 1
+        finally:
+            await client.close()

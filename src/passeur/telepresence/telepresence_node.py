@@ -207,6 +207,7 @@ class TelepresenceNode(Node):
         self._publishing = False  # True while teleop output is non-zero (or just became zero)
         self._refusal_told: str | None = None  # the e-stop refusal last told to the pilot
         self._nav_goal_active = False
+        self._cancelled_goal_id = ""  # the navigation goal a pilot's drive last cancelled
         self._closed = False
         self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
         self.last_drive_command_mono_s = 0.0  # monotonic arrival of the last drive command
@@ -457,6 +458,19 @@ class TelepresenceNode(Node):
             self._nav_goal_active = False
             self._publish_cancel()
 
+    def _cancel_other_navigation(self) -> None:
+        """The pilot drives by hand while navigation (a patrol, staff's goal) is under way:
+        cancel it, once per goal, so that the robot does not drive off by itself 300 ms after
+        the pilot lets go (the safety mux gives teleop priority only while it speaks). A
+        patrol so cancelled stops and is recorded as interrupted (caller holds _drive_lock)."""
+        with self._lock:
+            state = str(self._nav_status.get("state", ""))
+            goal_id = str(self._nav_status.get("goal_id", ""))
+        if state in ("planning", "driving") and goal_id != self._cancelled_goal_id:
+            self._cancelled_goal_id = goal_id
+            self._nav_goal_active = False
+            self._publish_cancel()
+
     def _publish_cancel(self) -> None:
         try:
             self.pub_cancel.publish(Empty())
@@ -499,6 +513,8 @@ class TelepresenceNode(Node):
                 return {"type": "error", "code": refusal,
                         "message": TELEOP_REFUSALS[refusal]} if tell else None
             self._refusal_told = None
+            if moving:
+                self._cancel_other_navigation()
         if isinstance(command, Drive):
             self.last_drive_command_mono_s = time.monotonic()
             self._cancel_pilot_goal()
