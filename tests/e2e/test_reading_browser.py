@@ -10,6 +10,7 @@ telepresence server will host it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -135,6 +136,25 @@ def launch(pw: Any, wav: Path | None, profile: Path) -> Any:
                                                  headless=True, args=args)
 
 
+@contextlib.contextmanager
+def open_reader(server: Server, profile: Path, *, lang: str, book: str, page: int,
+                wav: Path | None = None, forced_colors: bool = False) -> Iterator[Any]:
+    """The reader page at that language, book and page, ready (body[data-ready='1']), in a
+    Chromium with its own profile, its microphone fed from `wav` (none: the fake device);
+    `forced_colors` emulates forced colours before the page loads. Closed in all cases."""
+    with sync_playwright() as pw:
+        ctx = launch(pw, wav, profile)
+        try:
+            tab = ctx.new_page()
+            if forced_colors:
+                tab.emulate_media(forced_colors="active")
+            tab.goto(f"{server.url}/reader?lang={lang}&book={book}&page={page}")
+            tab.wait_for_selector("body[data-ready='1']", timeout=30000)
+            yield tab
+        finally:
+            ctx.close()
+
+
 TRACK_HIGHLIGHT = """() => { window.__hl = []; setInterval(() => {
   const c = document.querySelector('.w.current');
   if (c) { const i = Number(c.dataset.token); const h = window.__hl;
@@ -143,46 +163,40 @@ TRACK_HIGHLIGHT = """() => { window.__hl = []; setInterval(() => {
 
 def test_i_read_highlight_follows_and_robot_helps(server: Server, mic_wav: Path,
                                                   workdir: Path, artifacts_dir: Path) -> None:
-    with sync_playwright() as pw:
-        ctx = launch(pw, mic_wav, workdir / "profile-i-read")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert page.locator("#mode-i_read").inner_text() == "I read"
-            page.evaluate(TRACK_HIGHLIGHT)
-            page.click("#mode-i_read")
-            # The robot says the word the child is stuck on ("pond", token 11).
-            page.wait_for_function(
-                "() => (window.passeurReader.said || []).some(e => e.kind === 'say_word')",
-                timeout=90000)
-            page.wait_for_function("() => window.__hl.length && Math.max(...window.__hl) >= 18",
-                                   timeout=90000)
-            page.screenshot(path=str(artifacts_dir / "reader-i-read.png"))
-            highlights = page.evaluate("window.__hl")
-            said = page.evaluate("window.passeurReader.said")
-            page.click("#stop")
-            page.wait_for_selector("#result:not([hidden])", timeout=30000)
-            result_text = page.inner_text("#result-text")
-            # Practice the hard word: shown big, said by the robot, then the child's turn
-            # (the fake microphone's file is over: "not yet").
-            page.click("#practice-start")
-            page.wait_for_function(
-                "() => document.querySelector('#practice-word').textContent === 'pond'",
-                timeout=20000)
-            page.wait_for_function(
-                "() => (window.passeurReader.said || []).some(e => e.kind === 'practice_model')",
-                timeout=30000)
-            page.wait_for_function(
-                "() => document.querySelector('#practice-result').textContent !== ''",
-                timeout=40000)
-            practice_result = page.inner_text("#practice-result")
-            word_px = page.evaluate("parseFloat(getComputedStyle("
-                                    "document.querySelector('#practice-word')).fontSize)")
-            page_px = page.evaluate("parseFloat(getComputedStyle("
-                                    "document.querySelector('#page')).fontSize)")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-i-read", wav=mic_wav,
+                     lang="en", book="little-red-boat", page=1) as page:
+        assert page.locator("#mode-i_read").inner_text() == "I read"
+        page.evaluate(TRACK_HIGHLIGHT)
+        page.click("#mode-i_read")
+        # The robot says the word the child is stuck on ("pond", token 11).
+        page.wait_for_function(
+            "() => (window.passeurReader.said || []).some(e => e.kind === 'say_word')",
+            timeout=90000)
+        page.wait_for_function("() => window.__hl.length && Math.max(...window.__hl) >= 18",
+                               timeout=90000)
+        page.screenshot(path=str(artifacts_dir / "reader-i-read.png"))
+        highlights = page.evaluate("window.__hl")
+        said = page.evaluate("window.passeurReader.said")
+        page.click("#stop")
+        page.wait_for_selector("#result:not([hidden])", timeout=30000)
+        result_text = page.inner_text("#result-text")
+        # Practice the hard word: shown big, said by the robot, then the child's turn
+        # (the fake microphone's file is over: "not yet").
+        page.click("#practice-start")
+        page.wait_for_function(
+            "() => document.querySelector('#practice-word').textContent === 'pond'",
+            timeout=20000)
+        page.wait_for_function(
+            "() => (window.passeurReader.said || []).some(e => e.kind === 'practice_model')",
+            timeout=30000)
+        page.wait_for_function(
+            "() => document.querySelector('#practice-result').textContent !== ''",
+            timeout=40000)
+        practice_result = page.inner_text("#practice-result")
+        word_px = page.evaluate("parseFloat(getComputedStyle("
+                                "document.querySelector('#practice-word')).fontSize)")
+        page_px = page.evaluate("parseFloat(getComputedStyle("
+                                "document.querySelector('#page')).fontSize)")
     # The highlight moved forward through the page, word by word (never jumping back).
     assert highlights == sorted(highlights), highlights
     assert highlights[0] <= 2 and len(set(highlights)) >= 12, highlights
@@ -201,28 +215,22 @@ def test_i_read_highlight_follows_and_robot_helps(server: Server, mic_wav: Path,
 
 
 def test_read_to_me_highlights_words_in_french(server: Server, workdir: Path) -> None:
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-read-to-me")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=fr&book=le-petit-bateau-rouge&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert page.locator("#mode-read_to_me").inner_text() == "Lis-moi la page"
-            assert page.locator("html").get_attribute("lang") == "fr"
-            page.evaluate(TRACK_HIGHLIGHT)
-            page.click("#mode-read_to_me")
-            page.wait_for_function("() => window.__hl.length >= 8", timeout=60000)
-            # The page told the server it plays robot speech: microphones gated meanwhile.
-            holds = server.service.floor.owners()
-            assert any(o.startswith("page:a") for o in holds), holds
-            assert server.service.gate.speaking and server.speaking[-1] is True
-            highlights = page.evaluate("window.__hl")
-            axe = run_axe(page)
-            # Buttons are at least 44 px.
-            sizes = page.evaluate("""() => [...document.querySelectorAll('button')]
-                .filter(b => b.offsetParent).map(b => [b.offsetWidth, b.offsetHeight])""")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-read-to-me",
+                     lang="fr", book="le-petit-bateau-rouge", page=1) as page:
+        assert page.locator("#mode-read_to_me").inner_text() == "Lis-moi la page"
+        assert page.locator("html").get_attribute("lang") == "fr"
+        page.evaluate(TRACK_HIGHLIGHT)
+        page.click("#mode-read_to_me")
+        page.wait_for_function("() => window.__hl.length >= 8", timeout=60000)
+        # The page told the server it plays robot speech: microphones gated meanwhile.
+        holds = server.service.floor.owners()
+        assert any(o.startswith("page:a") for o in holds), holds
+        assert server.service.gate.speaking and server.speaking[-1] is True
+        highlights = page.evaluate("window.__hl")
+        axe = run_axe(page)
+        # Buttons are at least 44 px.
+        sizes = page.evaluate("""() => [...document.querySelectorAll('button')]
+            .filter(b => b.offsetParent).map(b => [b.offsetWidth, b.offsetHeight])""")
     assert highlights == sorted(highlights) and highlights[0] == 0
     assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
     assert axe == [], axe
@@ -237,41 +245,35 @@ def test_display_options_font_size_spacing_are_real_and_remembered(server: Serve
                                                                    workdir: Path) -> None:
     loaded = ("() => [...document.fonts].some(f => f.family.replace(/[\"']/g, '') === "
               "'Passeur OpenDyslexic' && f.status === 'loaded')")
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-display")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            before = {p: computed(page, "#page", p)
-                      for p in ("font-family", "font-size", "word-spacing", "line-height")}
-            assert "OpenDyslexic" not in before["font-family"]
-            assert page.get_attribute("#font", "aria-pressed") == "false"
-            # The dyslexia-friendly font: served by the robot, loaded, used by the text.
-            page.click("#font")
-            assert page.get_attribute("#font", "aria-pressed") == "true"
-            page.wait_for_function(loaded, timeout=15000)
-            assert computed(page, "#page", "font-family").startswith('"Passeur OpenDyslexic"')
-            assert page.evaluate("document.fonts.check('1em \"Passeur OpenDyslexic\"')")
-            # Size and spacing change the text's computed style; their state is exposed.
-            page.click("#bigger")
-            page.click("#bigger")
-            assert float(computed(page, "#page", "font-size")[:-2]) > \
-                float(before["font-size"][:-2])
-            assert page.inner_text("#size-value") == "Size 125 %"
-            page.click("#spacing")
-            assert page.get_attribute("#spacing", "aria-pressed") == "true"
-            assert float(computed(page, "#page", "word-spacing")[:-2]) > \
-                float(before["word-spacing"][:-2] or 0)
-            after = {p: computed(page, "#page", p) for p in before}
-            # Remembered on this device.
-            page.reload()
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.wait_for_function(loaded, timeout=15000)
-            again = {p: computed(page, "#page", p) for p in before}
-            pressed = [page.get_attribute(f"#{b}", "aria-pressed") for b in ("font", "spacing")]
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-display",
+                     lang="en", book="little-red-boat", page=1) as page:
+        before = {p: computed(page, "#page", p)
+                  for p in ("font-family", "font-size", "word-spacing", "line-height")}
+        assert "OpenDyslexic" not in before["font-family"]
+        assert page.get_attribute("#font", "aria-pressed") == "false"
+        # The dyslexia-friendly font: served by the robot, loaded, used by the text.
+        page.click("#font")
+        assert page.get_attribute("#font", "aria-pressed") == "true"
+        page.wait_for_function(loaded, timeout=15000)
+        assert computed(page, "#page", "font-family").startswith('"Passeur OpenDyslexic"')
+        assert page.evaluate("document.fonts.check('1em \"Passeur OpenDyslexic\"')")
+        # Size and spacing change the text's computed style; their state is exposed.
+        page.click("#bigger")
+        page.click("#bigger")
+        assert float(computed(page, "#page", "font-size")[:-2]) > \
+            float(before["font-size"][:-2])
+        assert page.inner_text("#size-value") == "Size 125 %"
+        page.click("#spacing")
+        assert page.get_attribute("#spacing", "aria-pressed") == "true"
+        assert float(computed(page, "#page", "word-spacing")[:-2]) > \
+            float(before["word-spacing"][:-2] or 0)
+        after = {p: computed(page, "#page", p) for p in before}
+        # Remembered on this device.
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']", timeout=30000)
+        page.wait_for_function(loaded, timeout=15000)
+        again = {p: computed(page, "#page", p) for p in before}
+        pressed = [page.get_attribute(f"#{b}", "aria-pressed") for b in ("font", "spacing")]
     assert again == after and pressed == ["true", "true"]
 
 
@@ -285,17 +287,10 @@ HIGHLIGHT_JS = """() => { const words = document.querySelectorAll('#page .w');
 def test_current_word_stays_visible_in_forced_colours(server: Server, workdir: Path) -> None:
     """Windows high contrast (forced colours) drops backgrounds and shadows: the word being
     read must still look different from the others."""
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-forced")
-        try:
-            page = ctx.new_page()
-            page.emulate_media(forced_colors="active")
-            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert page.evaluate("matchMedia('(forced-colors: active)').matches")
-            looks = page.evaluate(HIGHLIGHT_JS)
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-forced",
+                     lang="fr", book="little-red-boat", page=1, forced_colors=True) as page:
+        assert page.evaluate("matchMedia('(forced-colors: active)').matches")
+        looks = page.evaluate(HIGHLIGHT_JS)
     assert looks["current"] != looks["other"], looks
 
 
@@ -309,46 +304,33 @@ READ_JS = """() => { const words = document.querySelectorAll('#page .w');
 def test_words_already_read_stay_distinct_in_forced_colours(server: Server,
                                                             workdir: Path) -> None:
     """Forced colours drop the green of the words already read: they must still differ."""
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-forced-read")
-        try:
-            page = ctx.new_page()
-            page.emulate_media(forced_colors="active")
-            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            looks = page.evaluate(READ_JS)
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-forced-read",
+                     lang="fr", book="little-red-boat", page=1, forced_colors=True) as page:
+        looks = page.evaluate(READ_JS)
     assert looks["read"] != looks["other"], looks
     assert "underline" in looks["read"], looks
 
 
 def test_high_contrast_like_the_other_pages_and_remembered(server: Server,
                                                            workdir: Path) -> None:
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-contrast")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert page.inner_text("#contrast") == "Contraste élevé"
-            assert page.get_attribute("#contrast", "aria-pressed") == "false"
-            page.click("#contrast")
-            assert page.get_attribute("#contrast", "aria-pressed") == "true"
-            # Stored as the other pages store it: one choice for every Passeur page.
-            assert page.evaluate("localStorage.getItem('passeur.contrast')") == "1"
-            page.click('[data-lang="en"]')
-            assert page.inner_text("#contrast") == "High contrast"
-            page.reload()
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            on = page.evaluate("document.documentElement.classList.contains('contrast')")
-            pressed = page.get_attribute("#contrast", "aria-pressed")
-            background = computed(page, "#page", "background-color")
-            axe = run_axe(page)
-            page.click("#contrast")
-            off = page.evaluate("localStorage.getItem('passeur.contrast')")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-contrast",
+                     lang="fr", book="little-red-boat", page=1) as page:
+        assert page.inner_text("#contrast") == "Contraste élevé"
+        assert page.get_attribute("#contrast", "aria-pressed") == "false"
+        page.click("#contrast")
+        assert page.get_attribute("#contrast", "aria-pressed") == "true"
+        # Stored as the other pages store it: one choice for every Passeur page.
+        assert page.evaluate("localStorage.getItem('passeur.contrast')") == "1"
+        page.click('[data-lang="en"]')
+        assert page.inner_text("#contrast") == "High contrast"
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']", timeout=30000)
+        on = page.evaluate("document.documentElement.classList.contains('contrast')")
+        pressed = page.get_attribute("#contrast", "aria-pressed")
+        background = computed(page, "#page", "background-color")
+        axe = run_axe(page)
+        page.click("#contrast")
+        off = page.evaluate("localStorage.getItem('passeur.contrast')")
     assert on and pressed == "true" and background == "rgb(0, 0, 0)"
     assert off == "0"
     assert axe == [], axe
@@ -356,22 +338,16 @@ def test_high_contrast_like_the_other_pages_and_remembered(server: Server,
 
 def test_focus_stays_on_a_button_when_i_am_done(server: Server, workdir: Path) -> None:
     """"I'm done" disables itself: the keyboard focus must not fall back to the page top."""
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-done")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.focus("#mode-read_to_me")
-            page.keyboard.press("Enter")
-            page.wait_for_function("!document.getElementById('stop').disabled")
-            page.focus("#stop")
-            page.keyboard.press("Enter")
-            page.wait_for_function("document.getElementById('stop').disabled")
-            time.sleep(0.5)
-            active = page.evaluate("document.activeElement.id")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-done",
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.focus("#mode-read_to_me")
+        page.keyboard.press("Enter")
+        page.wait_for_function("!document.getElementById('stop').disabled")
+        page.focus("#stop")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('stop').disabled")
+        time.sleep(0.5)
+        active = page.evaluate("document.activeElement.id")
     assert active == "mode-read_to_me", active
 
 
@@ -416,18 +392,12 @@ def test_words_already_read_differ_by_more_than_colour(server: Server, workdir: 
                                                        contrast: bool) -> None:
     """Outside forced colours a word already read was only green (WCAG 1.4.1): it must differ
     in something other than colour, without moving any word (a child is reading it)."""
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / f"profile-read-cue-{contrast}")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert not page.evaluate("matchMedia('(forced-colors: active)').matches")
-            if contrast:
-                page.click("#contrast")
-            looks = page.evaluate(READ_LOOK_JS)
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / f"profile-read-cue-{contrast}",
+                     lang="fr", book="little-red-boat", page=1) as page:
+        assert not page.evaluate("matchMedia('(forced-colors: active)').matches")
+        if contrast:
+            page.click("#contrast")
+        looks = page.evaluate(READ_LOOK_JS)
     assert looks["read"] != looks["other"], looks
     assert "underline" in looks["read"], looks
     assert not looks["moved"], looks
@@ -440,24 +410,18 @@ def test_messages_follow_a_language_change_and_listening_ends_with_i_am_done(
     wav = save(reading(["Tom has a small red boat.", 1.0, "He takes it to the pond every day."],
                        "en-us+f3", 130, lead_s=3.0, tail_s=3.0),
                workdir / "short.wav", rate=48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, wav, workdir / "profile-language-change")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#mode-i_read")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
-            page.click("#stop")
-            page.wait_for_selector("#result:not([hidden])", timeout=30000)
-            status_after_done = page.inner_text("#status")
-            result_en = page.inner_text("#result-text")
-            page.click("button.lang[data-lang='fr']")
-            result_fr = page.inner_text("#result-text")
-            status_fr = page.inner_text("#status")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-language-change", wav=wav,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
+        page.click("#stop")
+        page.wait_for_selector("#result:not([hidden])", timeout=30000)
+        status_after_done = page.inner_text("#status")
+        result_en = page.inner_text("#result-text")
+        page.click("button.lang[data-lang='fr']")
+        result_fr = page.inner_text("#result-text")
+        status_fr = page.inner_text("#status")
     assert "listening" not in status_after_done, status_after_done
     assert result_en.startswith("Well done!"), result_en
     assert result_fr.startswith("Bravo !") and "mots justes" in result_fr, result_fr
@@ -473,34 +437,27 @@ def test_together_your_turn_is_not_replaced_by_the_instructions(server: Server,
     from passeur.reading.audio_in import write_wav
 
     write_wav(silent, np.zeros(48000 * 12, np.int16), 48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, silent, workdir / "profile-together-turn")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+    with open_reader(server, workdir / "profile-together-turn", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        def slow_offer(route: Any) -> None:  # ICE gathering can take its full 3 s
+            time.sleep(4.0)
+            route.continue_()
 
-            def slow_offer(route: Any) -> None:  # ICE gathering can take its full 3 s
-                time.sleep(4.0)
-                route.continue_()
-
-            page.route("**/offer", slow_offer)
-            page.click("#mode-together")
-            page.wait_for_function(
-                "() => (window.passeurReader.said || []).some(e => e.kind === 'your_turn')",
-                timeout=60000)
-            turn = page.evaluate("window.passeurReader.said.find("
-                                 "e => e.kind === 'your_turn').text")
-            # Let the microphone finish connecting (the instructions were written then).
-            page.wait_for_function("() => window.passeurReader.pc && "
-                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
-            page.wait_for_function(f"() => document.getElementById('status').textContent "
-                                   f"=== {turn!r}", timeout=15000)
-            time.sleep(1.0)
-            status = page.inner_text("#status")
-            page.click("#stop")
-        finally:
-            ctx.close()
+        page.route("**/offer", slow_offer)
+        page.click("#mode-together")
+        page.wait_for_function(
+            "() => (window.passeurReader.said || []).some(e => e.kind === 'your_turn')",
+            timeout=60000)
+        turn = page.evaluate("window.passeurReader.said.find("
+                             "e => e.kind === 'your_turn').text")
+        # Let the microphone finish connecting (the instructions were written then).
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.remoteDescription", timeout=30000)
+        page.wait_for_function(f"() => document.getElementById('status').textContent "
+                               f"=== {turn!r}", timeout=15000)
+        time.sleep(1.0)
+        status = page.inner_text("#status")
+        page.click("#stop")
     assert status == turn, status
 
 
@@ -510,26 +467,20 @@ def test_a_reading_left_for_the_next_page_is_saved(server: Server, workdir: Path
     wav = save(reading(["Tom has a small red boat.", 1.0, "He takes it to the pond every day."],
                        "en-us+f3", 130, lead_s=3.0, tail_s=3.0),
                workdir / "next-page.wav", rate=48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, wav, workdir / "profile-next-page")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.fill("#reader", "Capucine")
-            page.click("#mode-i_read")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
-            page.click("#next")
-            page.wait_for_function("document.getElementById('page-number').textContent "
-                                   "=== '2 / 3'", timeout=10000)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and ("Capucine" not in server.service.store(
-                    ).readers() or any(s.reader == "Capucine"
-                                       for s in list(server.service.sessions.values()))):
-                time.sleep(0.2)
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-next-page", wav=wav,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.fill("#reader", "Capucine")
+        page.click("#mode-i_read")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#page .w.read').length >= 4", timeout=60000)
+        page.click("#next")
+        page.wait_for_function("document.getElementById('page-number').textContent "
+                               "=== '2 / 3'", timeout=10000)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ("Capucine" not in server.service.store(
+                ).readers() or any(s.reader == "Capucine"
+                                   for s in list(server.service.sessions.values()))):
+            time.sleep(0.2)
     sessions = server.service.store().export("Capucine")["sessions"]
     assert [(s["book"], s["mode"], [p["page"] for p in s["pages"]]) for s in sessions] == [
         ("little-red-boat", "i_read", [1])]
@@ -577,36 +528,30 @@ def test_practice_keeps_the_keyboard_focus_on_a_button(server: Server, workdir: 
 
     write_wav(silent, np.zeros(48000 * 30, np.int16), 48000)
     focus = "() => document.activeElement && document.activeElement.id"
-    with sync_playwright() as pw:
-        ctx = launch(pw, silent, workdir / "profile-practice-focus")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            # As after a reading with two hard words (the result offers the practice).
-            page.evaluate("""() => { window.passeurReader.hard = ['boat', 'pond'];
-                document.getElementById('result').hidden = false;
-                document.getElementById('practice-start').hidden = false; }""")
-            page.focus("#practice-start")
-            page.keyboard.press("Enter")
-            page.wait_for_function("!document.getElementById('practice').hidden")
-            seen = [page.evaluate(focus)]
-            page.wait_for_function("!document.getElementById('practice-next').disabled",
-                                   timeout=40000)
-            seen.append(page.evaluate(focus))
-            page.keyboard.press("Enter")  # next word: "Next word" disables itself
-            page.wait_for_function("document.getElementById('practice-word').textContent "
-                                   "=== 'pond'")
-            seen.append(page.evaluate(focus))
-            page.wait_for_function("document.getElementById('practice-result').textContent",
-                                   timeout=40000)
-            page.wait_for_function(f"({focus})() === 'practice-stop'", timeout=5000)
-            seen.append(page.evaluate(focus))  # after the last word
-            page.keyboard.press("Enter")
-            page.wait_for_function("document.getElementById('practice').hidden")
-            seen.append(page.evaluate(focus))
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-practice-focus", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        # As after a reading with two hard words (the result offers the practice).
+        page.evaluate("""() => { window.passeurReader.hard = ['boat', 'pond'];
+            document.getElementById('result').hidden = false;
+            document.getElementById('practice-start').hidden = false; }""")
+        page.focus("#practice-start")
+        page.keyboard.press("Enter")
+        page.wait_for_function("!document.getElementById('practice').hidden")
+        seen = [page.evaluate(focus)]
+        page.wait_for_function("!document.getElementById('practice-next').disabled",
+                               timeout=40000)
+        seen.append(page.evaluate(focus))
+        page.keyboard.press("Enter")  # next word: "Next word" disables itself
+        page.wait_for_function("document.getElementById('practice-word').textContent "
+                               "=== 'pond'")
+        seen.append(page.evaluate(focus))
+        page.wait_for_function("document.getElementById('practice-result').textContent",
+                               timeout=40000)
+        page.wait_for_function(f"({focus})() === 'practice-stop'", timeout=5000)
+        seen.append(page.evaluate(focus))  # after the last word
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('practice').hidden")
+        seen.append(page.evaluate(focus))
     assert seen == ["practice-stop", "practice-next", "practice-stop", "practice-stop",
                     "practice-start"], seen
 
@@ -616,27 +561,21 @@ def test_buttons_that_disable_themselves_keep_the_keyboard_focus(server: Server,
     """Keyboard only: "Next page" on reaching the last page and "Bigger text" at the largest
     size disabled themselves while focused, and the focus fell back to the top of the page."""
     focus = "document.activeElement && document.activeElement.id"
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-disable-focus")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=2")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.focus("#next")
+    with open_reader(server, workdir / "profile-disable-focus",
+                     lang="en", book="little-red-boat", page=2) as page:
+        page.focus("#next")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('next').disabled")
+        after_next = page.evaluate(focus)
+        page.keyboard.press("Enter")  # the focus is on "Previous page" now
+        page.wait_for_function("!document.getElementById('next').disabled")
+        page.focus("#bigger")
+        for _ in range(20):
+            if page.evaluate("document.getElementById('bigger').disabled"):
+                break
             page.keyboard.press("Enter")
-            page.wait_for_function("document.getElementById('next').disabled")
-            after_next = page.evaluate(focus)
-            page.keyboard.press("Enter")  # the focus is on "Previous page" now
-            page.wait_for_function("!document.getElementById('next').disabled")
-            page.focus("#bigger")
-            for _ in range(20):
-                if page.evaluate("document.getElementById('bigger').disabled"):
-                    break
-                page.keyboard.press("Enter")
-            after_bigger = page.evaluate(focus)
-            page.evaluate("localStorage.clear()")
-        finally:
-            ctx.close()
+        after_bigger = page.evaluate(focus)
+        page.evaluate("localStorage.clear()")
     assert after_next == "prev", after_next
     assert after_bigger == "smaller", after_bigger
 
@@ -651,31 +590,25 @@ def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Pat
     from passeur.reading.audio_in import write_wav
 
     write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, silent, workdir / "profile-replaced")
+    with open_reader(server, workdir / "profile-replaced", wav=silent,
+                     lang="fr", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.remoteDescription", timeout=30000)
+        server.service.config.max_sessions = 1
         try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=fr&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#mode-i_read")
-            page.wait_for_function("() => window.passeurReader.pc && "
-                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
-            server.service.config.max_sessions = 1
-            try:
-                request = urllib.request.Request(
-                    f"{server.url}/api/reading/sessions", method="POST",
-                    data=json.dumps({"book": "little-red-boat", "mode": "i_read"}).encode(),
-                    headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    other = json.loads(response.read())["session"]
-                page.wait_for_function("document.getElementById('stop').disabled",
-                                       timeout=20000)
-                status = page.inner_text("#status")
-            finally:
-                server.service.config.max_sessions = 4
-                server.service.close_session(other)
+            request = urllib.request.Request(
+                f"{server.url}/api/reading/sessions", method="POST",
+                data=json.dumps({"book": "little-red-boat", "mode": "i_read"}).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                other = json.loads(response.read())["session"]
+            page.wait_for_function("document.getElementById('stop').disabled",
+                                   timeout=20000)
+            status = page.inner_text("#status")
         finally:
-            ctx.close()
+            server.service.config.max_sessions = 4
+            server.service.close_session(other)
     assert status == "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter."
 
 
@@ -686,20 +619,14 @@ def test_a_lost_connection_is_said_not_left_listening(server: Server, workdir: P
     from passeur.reading.audio_in import write_wav
 
     write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, silent, workdir / "profile-lost")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#mode-i_read")
-            page.wait_for_function("() => window.passeurReader.pc && "
-                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
-            server.service.close_session(page.evaluate("window.passeurReader.session"))
-            page.wait_for_function("document.getElementById('stop').disabled", timeout=20000)
-            status = page.inner_text("#status")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-lost", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.remoteDescription", timeout=30000)
+        server.service.close_session(page.evaluate("window.passeurReader.session"))
+        page.wait_for_function("document.getElementById('stop').disabled", timeout=20000)
+        status = page.inner_text("#status")
     assert status.startswith("The connection to the robot was lost"), status
 
 
@@ -711,26 +638,20 @@ def test_a_reading_where_nothing_was_heard_is_not_praised(server: Server,
     from passeur.reading.audio_in import write_wav
 
     write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
-    with sync_playwright() as pw:
-        ctx = launch(pw, silent, workdir / "profile-unheard")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#mode-i_read")
-            page.wait_for_function("() => window.passeurReader.pc && "
-                                   "window.passeurReader.pc.remoteDescription", timeout=30000)
-            time.sleep(2.0)
-            page.click("#stop")
-            page.wait_for_selector("#result:not([hidden])", timeout=30000)
-            shown = {"en": page.inner_text("#result-text")}
-            practice_offered = page.is_visible("#practice-start")
-            page.click("button.lang[data-lang='fr']")
-            shown["fr"] = page.inner_text("#result-text")
-            time.sleep(1.0)
-            said = page.evaluate("(window.passeurReader.said || []).map(e => e.kind)")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-unheard", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.remoteDescription", timeout=30000)
+        time.sleep(2.0)
+        page.click("#stop")
+        page.wait_for_selector("#result:not([hidden])", timeout=30000)
+        shown = {"en": page.inner_text("#result-text")}
+        practice_offered = page.is_visible("#practice-start")
+        page.click("button.lang[data-lang='fr']")
+        shown["fr"] = page.inner_text("#result-text")
+        time.sleep(1.0)
+        said = page.evaluate("(window.passeurReader.said || []).map(e => e.kind)")
     # Every word of the page was a "hard word" to practise, and the robot offered it.
     assert not practice_offered and "page_end" not in said, said
     assert shown == {"en": "I did not hear you read. Try again, speaking close to the tablet.",
@@ -743,41 +664,29 @@ def test_a_refused_nickname_is_marked_in_high_contrast_too(server: Server,
     """In high contrast the white border of every field won over the red one of a refused
     nickname: the field looked like the others."""
     border = "getComputedStyle(document.getElementById('reader')).borderTopColor"
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-nickname-contrast")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#contrast")
-            normal = page.evaluate(border)
-            page.fill("#reader", "Léa!")
-            page.click("#mode-i_read")
-            page.wait_for_function("document.getElementById('reader')"
-                                   ".getAttribute('aria-invalid') === 'true'", timeout=30000)
-            refused = page.evaluate(border)
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-nickname-contrast",
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#contrast")
+        normal = page.evaluate(border)
+        page.fill("#reader", "Léa!")
+        page.click("#mode-i_read")
+        page.wait_for_function("document.getElementById('reader')"
+                               ".getAttribute('aria-invalid') === 'true'", timeout=30000)
+        refused = page.evaluate(border)
     assert normal == "rgb(255, 255, 255)" and refused == "rgb(255, 107, 107)", (normal, refused)
 
 
 def test_stopping_read_to_me_says_so(server: Server, workdir: Path) -> None:
     """"I'm done" during "Read to me" stopped the voice but the page still said "I'm reading
     the page…" with a word highlighted as if being read."""
-    with sync_playwright() as pw:
-        ctx = launch(pw, None, workdir / "profile-stop-read-to-me")
-        try:
-            page = ctx.new_page()
-            page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            page.click("#mode-read_to_me")
-            page.wait_for_function("() => document.querySelector('.w.current')", timeout=60000)
-            page.click("#stop")
-            time.sleep(0.5)
-            status = page.inner_text("#status")
-            current = page.evaluate("document.querySelectorAll('.w.current').length")
-        finally:
-            ctx.close()
+    with open_reader(server, workdir / "profile-stop-read-to-me",
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-read_to_me")
+        page.wait_for_function("() => document.querySelector('.w.current')", timeout=60000)
+        page.click("#stop")
+        time.sleep(0.5)
+        status = page.inner_text("#status")
+        current = page.evaluate("document.querySelectorAll('.w.current').length")
     assert status == "Done." and current == 0, (status, current)
 
 
@@ -800,25 +709,19 @@ def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
 
     LiveSession._feed = slow_feed  # type: ignore[method-assign]
     try:
-        with sync_playwright() as pw:
-            ctx = launch(pw, silent, workdir / "profile-practice-busy")
-            try:
-                page = ctx.new_page()
-                page.goto(f"{server.url}/reader?lang=en&book=little-red-boat&page=1")
-                page.wait_for_selector("body[data-ready='1']", timeout=30000)
-                page.evaluate("""() => { window.passeurReader.hard = ['boat'];
-                    document.getElementById('result').hidden = false;
-                    document.getElementById('practice-start').hidden = false; }""")
-                page.click("#practice-start")
-                page.wait_for_function("() => window.passeurReader.pc && "
-                                       "window.passeurReader.pc.remoteDescription",
-                                       timeout=30000)
-                started = time.monotonic()
-                page.wait_for_function("document.getElementById('practice-result')"
-                                       ".textContent", timeout=60000)
-                waited_s = time.monotonic() - started
-            finally:
-                ctx.close()
+        with open_reader(server, workdir / "profile-practice-busy", wav=silent,
+                         lang="en", book="little-red-boat", page=1) as page:
+            page.evaluate("""() => { window.passeurReader.hard = ['boat'];
+                document.getElementById('result').hidden = false;
+                document.getElementById('practice-start').hidden = false; }""")
+            page.click("#practice-start")
+            page.wait_for_function("() => window.passeurReader.pc && "
+                                   "window.passeurReader.pc.remoteDescription",
+                                   timeout=30000)
+            started = time.monotonic()
+            page.wait_for_function("document.getElementById('practice-result')"
+                                   ".textContent", timeout=60000)
+            waited_s = time.monotonic() - started
     finally:
         LiveSession._feed = original  # type: ignore[method-assign]
     assert waited_s < 30, waited_s  # was 9 s of listening + 30 s of waiting
