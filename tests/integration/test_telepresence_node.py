@@ -396,5 +396,19 @@ async def test_driving_by_hand_cancels_navigation_under_way(harness: StackHarnes
             await until(lambda: len(cancels) == 1, 5, "one cancel")
             await asyncio.sleep(0.3)
             assert len(cancels) == 1
+            # A patrol dwelling at a waypoint has no goal to cancel: the run itself is stopped.
+            stops: list[str] = []
+            harness.probe.create_subscription(String, "patrol/command",
+                                              lambda m: stops.append(m.data), qos.STATUS)
+            harness.publish("patrol/status", DiagnosticStatus(name="patrol", values=[
+                KeyValue(key="state", value="dwelling"), KeyValue(key="run_id", value="3")]),
+                qos.LATCHED)
+            await until(lambda: node.status()["patrol"].get("state") == "dwelling", 5, "dwell")
+            for _ in range(3):
+                client.send({"type": "drive", "direction": "left", "speed_level": 1})
+                await asyncio.sleep(0.1)
+            await until(lambda: len(stops) == 1, 5, "patrol stop")
+            await asyncio.sleep(0.3)
+            assert len(stops) == 1 and json.loads(stops[0])["action"] == "stop"
         finally:
             await client.close()

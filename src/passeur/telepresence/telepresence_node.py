@@ -16,6 +16,7 @@ thread; `_drive_lock` guards what both touch (`_publishing`, `_nav_goal_active`,
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import threading
 import time
@@ -71,6 +72,9 @@ from passeur.telepresence.web_feature import WebFeature
 _ANY_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 #: What publishing raises once the publisher or the context is gone (shutdown).
 _PUBLISH_GONE = (InvalidHandle, _rclpy.RCLError)
+#: patrol/status states of a running patrol (navigator_node.PATROL_ACTIVE; this node does
+#: not import the navigation package).
+PATROL_RUNNING = ("navigating", "announcing", "dwelling", "waiting_retry")
 #: Why a drive or look command is refused around an emergency stop (TeleopState.refusal()):
 #: its release never sets the robot moving by itself, a held or latched drive included.
 TELEOP_REFUSALS = {
@@ -208,6 +212,7 @@ class TelepresenceNode(Node):
         self._refusal_told: str | None = None  # the e-stop refusal last told to the pilot
         self._nav_goal_active = False
         self._cancelled_goal_id = ""  # the navigation goal a pilot's drive last cancelled
+        self._stopped_patrol_run = ""  # the patrol run a pilot's drive last stopped
         self._closed = False
         self.last_teleop_publish_s = 0.0  # wall time, for tests and benchmarks
         self.last_drive_command_mono_s = 0.0  # monotonic arrival of the last drive command
@@ -218,6 +223,7 @@ class TelepresenceNode(Node):
         self.pub_goal_place = self.create_publisher(String, "goal_place", qos.COMMAND)
         self.pub_goal_pose = self.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
         self.pub_cancel = self.create_publisher(Empty, "navigation/cancel", qos.COMMAND)
+        self.pub_patrol_command = self.create_publisher(String, "patrol/command", qos.STATUS)
         self.pub_estop = self.create_publisher(Bool, "estop", qos.LATCHED)
         self.estop_client: Any = self.create_client(SetBool, "estop/set")
 
@@ -466,10 +472,18 @@ class TelepresenceNode(Node):
         with self._lock:
             state = str(self._nav_status.get("state", ""))
             goal_id = str(self._nav_status.get("goal_id", ""))
+            patrol = str(self._patrol_status.get("state", ""))
+            run = str(self._patrol_status.get("run_id", ""))
         if state in ("planning", "driving") and goal_id != self._cancelled_goal_id:
             self._cancelled_goal_id = goal_id
             self._nav_goal_active = False
             self._publish_cancel()
+        # A patrol dwelling, announcing or waiting to retry has no goal to cancel: its next
+        # one would drive off when the pilot lets go. Stop the run itself, once.
+        if patrol in PATROL_RUNNING and run != self._stopped_patrol_run:
+            self._stopped_patrol_run = run
+            self.pub_patrol_command.publish(String(data=json.dumps(
+                {"action": "stop", "reason": "interrupted: the pilot drove"})))
 
     def _publish_cancel(self) -> None:
         try:
