@@ -57,6 +57,7 @@ def robot_in_map(offset: Pose2D | None, robot_in_odom: Pose2D) -> tuple[Pose2D, 
 _NAV_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), code) for p, code in (
         (r"emergency stop|e-stop", "estop"),
+        (r"the pilot drove", "pilot_drove"),
         (r"no robot pose", "no_pose"),
         (r"unknown place", "unknown_place"),
         (r"goal frame", "bad_frame"),

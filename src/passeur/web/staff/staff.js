@@ -41,7 +41,10 @@
       parts.push(P.localName(placeNames[patrol.place], patrol.place));
     }
     if (patrol.state === "finished" && patrol.outcome) parts.push(word("patrol.outcome.", patrol.outcome));
-    if (patrol.reason_code) parts.push(word("patrol.reason.", patrol.reason_code));
+    // "interrupted" with a cause (the e-stop, the pilot's drive, a cancel): the cause says why,
+    // not "by another goal".
+    const reasonCode = patrol.reason_code === "interrupted" && patrol.cause_code ? "interrupted_for" : patrol.reason_code;
+    if (reasonCode) parts.push(word("patrol.reason.", reasonCode));
     if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
     return parts.filter(Boolean).join(" · ");
   }
