@@ -26,17 +26,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _write(path: Path, text: str, what: str) -> None:
-    from passeur.reading.exceptions import ReadingError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ReadingError(f"{path}: cannot write the {what} ({exc.strerror or exc}); "
-                           "choose another --out") from exc
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("read", help="check a recording of a page read aloud (offline)")
     p.add_argument("--book", required=True, help="book id (file name in config/books)")
@@ -177,7 +166,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 def _cmd_readers(args: argparse.Namespace) -> int:
     from passeur.reading.exceptions import ProgressStoreError
-    from passeur.reading.progress_store import ProgressStore, write_report
+    from passeur.reading.progress_store import ProgressStore, write_output, write_report
 
     path = args.db or default_db_path()
     # Only recording progress (the reading node, `passeur read --reader`) creates the
@@ -194,7 +183,7 @@ def _cmd_readers(args: argparse.Namespace) -> int:
         elif args.readers_command == "export":
             text = json.dumps(store.export(args.name), ensure_ascii=False, indent=2)
             if args.out:
-                _write(args.out, text, "export")
+                write_output(args.out, text, "export")
                 print(f"exported {args.name} to {args.out}")
             else:
                 print(text)

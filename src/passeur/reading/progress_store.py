@@ -495,10 +495,16 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
             "collapse}td,th{border:1px solid #999;padding:.3rem .6rem}</style></head><body>"
             f"{body}</body></html>")
     out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise ProgressStoreError(f"{out}: cannot write the report ({exc.strerror or exc}); "
-                                 "choose another place (--out)") from exc
+    write_output(out, page, "report")
     return out
+
+
+def write_output(path: Path, text: str, what: str) -> None:
+    """Write a report or an export for the librarian; a place that cannot be written is a
+    ProgressStoreError naming it (not a traceback)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ProgressStoreError(f"{path}: cannot write the {what} ({exc.strerror or exc}); "
+                                 "choose another place (--out)") from exc
