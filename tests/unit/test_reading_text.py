@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from passeur.reading.alignment import Aligner, score
+from passeur.reading.asr import Hypothesis, RecognizedWord
 from passeur.reading.books import Library, load_book, parse_book
 from passeur.reading.exceptions import BookError
 from passeur.reading.text import match_keys, number_words, tokenize
@@ -162,6 +164,67 @@ def test_numbers_with_thousands_separators() -> None:
     page = tokenize("Il y a 1\u00a0000 étoiles.", "fr")
     assert [t.text for t in page.tokens] == ["Il", "y", "a", "1\u00a0000", "étoiles"]
     assert page.keys()[3:] == ["mille", "etoiles"]
+
+
+def _score_of(text: str, heard: str, lang: str) -> tuple[int, int]:
+    """(words correct, words) when a child reads `text` aloud and `heard` is recognised."""
+    page = tokenize(text, lang)
+    words = [RecognizedWord(w, 0.5 + 0.4 * i, 0.8 + 0.4 * i)
+             for i, w in enumerate(heard.split())]
+    result = score(page, Aligner(page).update(Hypothesis(words, 0.5 + 0.4 * len(words)),
+                                              finished=True))
+    return result.words_correct, result.words_total
+
+
+def test_french_thousands_grouped_with_a_plain_space() -> None:
+    """'Il y a 1 000 étoiles.' typed with an ordinary space (as most French text is) was two
+    numbers, "un" and "zéro": a child reading "mille" was marked wrong twice."""
+    assert number_words("1 000", "fr") == ["mille"]
+    assert number_words("12 345 678", "fr") == [
+        "douze", "millions", "trois", "cent", "quarante", "cinq", "mille", "six", "cent",
+        "soixante", "dix", "huit"]
+    assert number_words("2 500,5", "fr") == ["deux", "mille", "cinq", "cents", "virgule",
+                                             "cinq"]
+    assert number_words("1 000e", "fr") == ["millième"]
+    text = "Il y a 1 000 étoiles et 250 000 lucioles."
+    page = tokenize(text, "fr")
+    assert [t.text for t in page.tokens] == ["Il", "y", "a", "1 000", "étoiles", "et",
+                                             "250 000", "lucioles"]
+    for tok in page.tokens:  # the text shown is the book's, space included
+        assert text[tok.start:tok.end] == tok.text
+    assert page.keys() == ["il", "y", "a", "mille", "etoiles", "et", "deux", "cent",
+                           "cinquante", "mille", "lucioles"]
+    assert match_keys("1 000 étoiles", "fr") == ["mille", "etoiles"]
+    assert _score_of("Il y a 1 000 étoiles.", "il y a mille étoiles", "fr") == (5, 5)
+    # The no-break spaces still group, alone or mixed with plain ones.
+    assert number_words("1\u202f000 000", "fr") == ["un", "million"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    # A year (4 digits) then a count: two numbers ("deux mille vingt-quatre, cent").
+    ("En 2024 100 enfants", ["En", "2024", "100", "enfants"]),
+    ("En 2024 100 000 enfants", ["En", "2024", "100 000", "enfants"]),
+    # Groups of other than 3 digits: a telephone number, a count, a score.
+    ("Appelle le 01 23 45 67 89", ["Appelle", "le", "01", "23", "45", "67", "89"]),
+    ("Il compte 10 20 30", ["Il", "compte", "10", "20", "30"]),
+    ("Les 3 1000 fois", ["Les", "3", "1000", "fois"]),
+    # Two spaces, or a line break, between the groups.
+    ("Il y a 1  000 étoiles", ["Il", "y", "a", "1", "000", "étoiles"]),
+    ("Il y a 1\n000 étoiles", ["Il", "y", "a", "1", "000", "étoiles"]),
+])
+def test_french_plain_space_groups_only_what_reads_as_one_number(text: str,
+                                                                   shown: list[str]) -> None:
+    assert [t.text for t in tokenize(text, "fr").tokens] == shown
+
+
+def test_english_thousands_stay_comma_grouped() -> None:
+    """English groups thousands with a comma; a plain space still separates two numbers
+    ("1 000" there is "one", "zero"), and "1,000" is one number as before."""
+    assert [t.text for t in tokenize("They saw 1 000 stars.", "en").tokens] == [
+        "They", "saw", "1", "000", "stars"]
+    assert tokenize("They saw 1,000 stars.", "en").keys() == ["they", "saw", "one",
+                                                             "thousand", "stars"]
+    assert _score_of("They saw 1,000 stars.", "they saw one thousand stars", "en") == (4, 4)
 
 
 def test_sentences_keep_their_punctuation_and_abbreviations_do_not_end_them() -> None:

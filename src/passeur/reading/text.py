@@ -12,7 +12,8 @@ matching (`key`). Recognised words go through the same `match_keys()` so that bo
 - hyphenated words split (grand-mère -> grand mère, well-known -> well known);
 - numbers written as digits become words in the book's language (21 -> vingt et un,
   twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals;
-  thousands grouped as "1,000" (English) or "1 000" (no-break space, French) are one number.
+  thousands grouped as "1,000" (English) or "1 000" (French: a no-break or a plain space,
+  see _NUMBER_FR) are one number.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ _HYPHENS = "-\u2010\u2011\u2012\u2013"
 # (English: 1,000; in French a single comma is the decimal one), decimals, plain digits.
 _NUMBER = (r"(?:\d{1,3}(?:[\u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:,\d{3})+(?:\.\d+)?"
            r"|\d+(?:[.,]\d+)?)")
+# French texts also group thousands with a plain space ("1 000", "12 345 678"). Kept
+# conservative, since a space also separates two numbers: a first group of 1-3 digits (not
+# part of a longer number: "en 2024 100 enfants" stays two numbers), then groups of exactly
+# 3 digits, each after exactly one space on the same line (so "01 23 45" stays apart).
+_NUMBER_FR = (r"(?:(?<![\d.,])\d{1,3}(?:[ \u00a0\u202f]\d{3}(?!\d))+(?:[.,]\d+)?"
+              r"|\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?)")
 _ORDINAL = r"(?:st|nd|rd|th|er|re|e|ème|eme)"
+_WORD = r"|[^\W\d_]+(?:[" + re.escape(_APOSTROPHES + _HYPHENS) + r"][^\W\d_]+)*"
 _NUMBER_RE = re.compile(f"({_NUMBER})({_ORDINAL})?")
-_WORD_RE = re.compile(
-    _NUMBER + _ORDINAL + "?"  # numbers, decimals, ordinals
-    r"|[^\W\d_]+(?:[" + re.escape(_APOSTROPHES + _HYPHENS) + r"][^\W\d_]+)*",
-    re.UNICODE,
-)
+_WORD_RE = re.compile(_NUMBER + _ORDINAL + "?" + _WORD, re.UNICODE)  # numbers, ordinals, words
+_NUMBER_RE_FR = re.compile(f"({_NUMBER_FR})({_ORDINAL})?")
+_WORD_RE_FR = re.compile(_NUMBER_FR + _ORDINAL + "?" + _WORD, re.UNICODE)
+
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
 #: What ends a sentence right after its last word: spaces (French puts one before "?", "!")
 #: and the punctuation itself, so that the robot reads a question as a question.
@@ -149,13 +156,21 @@ def _fr_number(n: int) -> list[str]:
     return words
 
 
+def _word_re(lang: str) -> re.Pattern[str]:
+    return _WORD_RE_FR if lang == "fr" else _WORD_RE
+
+
+def _number_re(lang: str) -> re.Pattern[str]:
+    return _NUMBER_RE_FR if lang == "fr" else _NUMBER_RE
+
+
 def number_words(text: str, lang: str) -> list[str]:
     """Spoken words for a number written with digits: '21' -> ['vingt', 'et', 'un']."""
-    match = _NUMBER_RE.fullmatch(text)
+    match = _number_re(lang).fullmatch(text)
     if match is None:
         raise ValueError(f"not a number: {text!r}")
     number, suffix = match.groups()
-    number = number.replace("\u00a0", "").replace("\u202f", "")
+    number = number.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     # 1,000 and 1,000,000 group thousands (in French only 1,000,000: 3,500 is 3.5 there).
     if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", number) and (
             lang != "fr" or number.count(",") > 1):
@@ -204,7 +219,7 @@ def _split_word(word: str, lang: str) -> list[str]:
     word = word.strip("'-")
     if not word:
         return []
-    if _NUMBER_RE.fullmatch(word):
+    if _number_re(lang).fullmatch(word):
         return number_words(word, lang)
     parts: list[str] = []
     for chunk in word.split("-"):
@@ -229,7 +244,7 @@ def key_of(lex: str) -> str:
 def match_keys(text: str, lang: str) -> list[str]:
     """Normalise recognised (or any) text into the keys used for matching."""
     keys: list[str] = []
-    for m in _WORD_RE.finditer(text):
+    for m in _word_re(lang).finditer(text):
         for lex in _split_word(m.group(0), lang):
             for part in lex.split("-"):
                 k = key_of(part)
@@ -295,7 +310,7 @@ def tokenize(text: str, lang: str) -> Page:
     if lang not in TEXT_LANGUAGES:
         raise ValueError(f"unsupported language {lang!r}; expected one of {TEXT_LANGUAGES}")
     page = Page(text=text, lang=lang)
-    matches = list(_WORD_RE.finditer(text))
+    matches = list(_word_re(lang).finditer(text))
     sentence = 0
     for i, m in enumerate(matches):
         following = text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
