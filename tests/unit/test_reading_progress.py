@@ -272,3 +272,79 @@ def test_a_new_progress_database_is_readable_by_its_owner_only(tmp_path: Path) -
         store.close()
     finally:
         os.umask(old)
+
+
+def _record(store: ProgressStore, reader: str, book: str, lang: str) -> None:
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading(reader, book, "i_read", 1, lang, state, s)
+
+
+def test_report_names_books_by_title_even_when_one_was_removed(tmp_path: Path) -> None:
+    """The librarian's report listed 'le-petit-bateau-rouge' (the file name) where the reader
+    page shows "Le petit bateau rouge"; a book removed since keeps its id, without error."""
+    from passeur.reading.books import Library
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "le-bateau.md").write_text("---\ntitle: Le petit bateau\nlanguage: fr\n---\n"
+                                        "Tom a un bateau.\n", encoding="utf-8")
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    _record(store, "Léo", "le-bateau", "fr")
+    _record(store, "Léo", "parti", "fr")  # its file was removed since
+    html = write_report(store, "Léo", tmp_path / "r.html", "fr",
+                        Library(books).title).read_text(encoding="utf-8")
+    assert "<td>Le petit bateau</td>" in html and "<td>parti</td>" in html
+    assert "<td>le-bateau</td>" not in html
+    store.close()
+
+
+@pytest.mark.parametrize(("langs", "environ", "expected"), [
+    (["fr", "fr"], {"LANG": "en_GB.UTF-8"}, "fr"),  # the books' language first
+    (["en"], {"LANG": "fr_FR.UTF-8"}, "en"),
+    (["fr", "en"], {"LANG": "fr_FR.UTF-8"}, "fr"),  # mixed: the system's
+    (["fr", "en"], {"LANG": "fr_FR.UTF-8", "LC_ALL": "C.UTF-8"}, "en"),  # LC_ALL wins
+    (["fr", "en"], {"LC_ALL": "", "LC_MESSAGES": "fr_CA.UTF-8", "LANG": "C"}, "fr"),
+    ([], {"LC_ALL": "fr_BE.UTF-8"}, "fr"),  # nothing read yet
+    (["ko"], {"LANG": "fr_FR.UTF-8"}, "fr"),  # no report in Korean: the system's
+    (["fr", "en"], {}, "en"),
+])
+def test_report_language_default(langs: list[str], environ: dict[str, str],
+                                 expected: str) -> None:
+    from passeur.reading.progress_store import report_language
+
+    assert report_language(langs, environ) == expected
+
+
+def test_report_is_in_the_books_language_unless_asked(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`passeur readers report` was in English for a French library unless the librarian
+    knew to add --lang fr, and its table showed book ids."""
+    from passeur.cli import main
+
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db)
+    _record(store, "Léo", "le-petit-bateau-rouge", "fr")
+    _record(store, "Ana", "le-petit-bateau-rouge", "fr")
+    _record(store, "Ana", "little-red-boat", "en")
+    store.close()
+    out = tmp_path / "leo.html"
+    assert main(["readers", "report", "Léo", "--db", str(db), "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert '<html lang="fr">' in html and "Progrès de lecture" in html
+    assert "<td>Le petit bateau rouge</td>" in html
+    assert main(["readers", "report", "Léo", "--db", str(db), "--out", str(out),
+                 "--lang", "en"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Reading progress" in html and '<td lang="fr">Le petit bateau rouge</td>' in html
+    # Books in both languages: the system's language, else English.
+    assert main(["readers", "report", "Ana", "--db", str(db), "--out", str(out)]) == 0
+    assert "Reading progress" in out.read_text(encoding="utf-8")
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    assert main(["readers", "report", "Ana", "--db", str(db), "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Progrès de lecture" in html and '<td lang="en">The Little Red Boat</td>' in html
+    # A books folder that does not exist is refused, as `passeur read` does.
+    assert main(["readers", "report", "Ana", "--db", str(db), "--out", str(out),
+                 "--books-dir", str(tmp_path / "none")]) == 2

@@ -156,6 +156,14 @@ class Library:
             self._cache[book_id] = load_book(path)
         return self._cache[book_id]
 
+    def title(self, book_id: str) -> str:
+        """The book's title, or its id when the book was removed or cannot be read (a report
+        on past readings still names it)."""
+        try:
+            return self.get(book_id).title
+        except BookError:
+            return book_id
+
     def books(self) -> list[Book]:
         out = []
         for book_id in self.ids():

@@ -7,7 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from passeur.reading.books import Library
 
 
 def default_db_path() -> Path:
@@ -56,7 +59,12 @@ def register(sub: Any) -> None:
         a.add_argument("--db", type=Path, default=None, help="progress database")
         if action == "report":
             a.add_argument("--out", type=Path, default=None, help="HTML file to write")
-            a.add_argument("--lang", choices=["fr", "en"], default="en")
+            a.add_argument("--lang", choices=["fr", "en"], default=None,
+                           help="language of the report (default: the reader's books' when "
+                           "they are all in one, else the system's from LC_ALL/LANG, else "
+                           "English)")
+            a.add_argument("--books-dir", type=Path, default=None,
+                           help="folder of books, for their titles (default: config/books)")
         if action == "export":
             a.add_argument("--out", type=Path, default=None, help="JSON file (default: stdout)")
         if action == "delete":
@@ -78,21 +86,26 @@ LABELS = {
 }
 
 
+def _library(books_dir: Path | None) -> Library:
+    from passeur.reading.books import Library
+    from passeur.reading.exceptions import BookError
+
+    if books_dir is not None and not books_dir.is_dir():
+        raise BookError("books folder not found; check --books-dir (a folder of .md or .txt "
+                        "books)", books_dir)
+    return Library(books_dir)
+
+
 def _cmd_read(args: argparse.Namespace) -> int:
     from passeur.reading.asr import create_backend
     from passeur.reading.audio_in import read_wav
-    from passeur.reading.books import Library
-    from passeur.reading.exceptions import BookError
     from passeur.reading.progress_store import ProgressStore, check_reader_name
     from passeur.reading.session import read_pcm
 
     if args.reader:
         # Before the recognition: a name that cannot be recorded is refused first.
         check_reader_name(args.reader)
-    if args.books_dir is not None and not args.books_dir.is_dir():
-        raise BookError("books folder not found; check --books-dir (a folder of .md or .txt "
-                        "books)", args.books_dir)
-    book = Library(args.books_dir).get(args.book)
+    book = _library(args.books_dir).get(args.book)
     page = book.page(args.page)
     pcm = read_wav(args.audio)
     if args.asr == "vosk":
@@ -165,7 +178,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 
 def _cmd_readers(args: argparse.Namespace) -> int:
-    from passeur.reading.exceptions import ProgressStoreError
+    from passeur.reading.exceptions import BookError, ProgressStoreError
     from passeur.reading.progress_store import ProgressStore, write_output, write_report
 
     path = args.db or default_db_path()
@@ -189,7 +202,13 @@ def _cmd_readers(args: argparse.Namespace) -> int:
                 print(text)
         elif args.readers_command == "report":
             out = args.out or Path(f"reading-report-{args.name}.html")
-            write_report(store, args.name, out, args.lang)
+            try:
+                titles = _library(args.books_dir).title
+            except BookError:
+                if args.books_dir is not None:
+                    raise
+                titles = None  # no books installed: the report names books by their ids
+            write_report(store, args.name, out, args.lang, titles)
             print(f"report written: {out}")
         elif args.readers_command == "delete":
             store.reader_id(args.name, create=False)  # unknown reader: clear error first

@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -449,19 +450,39 @@ def chart_figure(points: list[tuple[datetime, float, float]], lang: str = "en") 
     return fig
 
 
-def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -> Path:
-    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time.
-    Raises ProgressStoreError when `out` cannot be written (the message names it)."""
+def report_language(book_langs: Iterable[str], environ: Mapping[str, str] | None = None
+                    ) -> str:
+    """The language a report is written in when the librarian chose none: that of the
+    reader's books when they are all in one language the report is written in, else the
+    system's (the first of LC_ALL, LC_MESSAGES, LANG that is set: "fr..." -> French), else
+    English."""
+    langs = set(book_langs)
+    if len(langs) == 1 and next(iter(langs)) in REPORT_TEXT:
+        return next(iter(langs))
+    env = os.environ if environ is None else environ
+    system = next((env[k] for k in ("LC_ALL", "LC_MESSAGES", "LANG") if env.get(k)), "")
+    return "fr" if system.lower().startswith("fr") else "en"
+
+
+def write_report(store: ProgressStore, name: str, out: Path, lang: str | None = None,
+                 book_title: Callable[[str], str] | None = None) -> Path:
+    """An HTML page (chart embedded as PNG) of a reader's WCPM and accuracy over time, in
+    `lang` ("fr" or "en"; else report_language() of the books read), each book named by
+    `book_title(book_id)` (default: its id). Raises ProgressStoreError when `out` cannot be
+    written (the message names it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = REPORT_TEXT.get(lang, REPORT_TEXT["en"])
-    modes = MODE_NAMES.get(lang, MODE_NAMES["en"])
     data = store.export(name)
     rows = [(p["created_at"], s["book"], p, s["mode"]) for s in data["sessions"]
             for p in s["pages"]]
+    if lang is None or lang not in REPORT_TEXT:
+        lang = report_language(p["lang"] for _, _, p, _ in rows)
+    t = REPORT_TEXT[lang]
+    modes = MODE_NAMES[lang]
+    titles = {book: (book_title or str)(book) for book in {r[1] for r in rows}}
     rows.sort(key=lambda r: r[0])
     hard = Counter(w for _, _, p, _ in rows for w in p["hard_words"])
     chart = ""
@@ -476,7 +497,8 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
                  f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     table = "".join(
         f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))}</td>"
-        f"<td>{html.escape(book)}</td><td>{p['page']}</td>"
+        f"<td{_lang_attribute(p['lang'], lang)}>{html.escape(titles[book])}</td>"
+        f"<td>{p['page']}</td>"
         f"<td>{html.escape(modes.get(mode, mode))}</td><td>{p['wcpm']:.0f}</td>"
         f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
         "</tr>" for ts, book, p, mode in rows)
@@ -497,6 +519,12 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str = "en") -
     out = Path(out)
     write_output(out, page, "report")
     return out
+
+
+def _lang_attribute(text_lang: str, page_lang: str) -> str:
+    # A French title in an English report (or the reverse) is read by screen readers with
+    # the book's pronunciation.
+    return f' lang="{html.escape(text_lang)}"' if text_lang != page_lang else ""
 
 
 def write_output(path: Path, text: str, what: str) -> None:
