@@ -58,6 +58,19 @@ def test_read_prints_words_wcpm_and_keeps_progress(misread: Path, tmp_path: Path
     assert r.returncode == 2 and "no reader named 'Zoé'" in r.stderr
 
 
+def test_read_says_where_speech_was_not_understood(tmp_path: Path) -> None:
+    """Fillers and made-up words where no word could be recognised ('unclear' speech) ended
+    `passeur read` in a KeyError traceback instead of the reading."""
+    wav = save(reading(["Tom has a small, hmmmm, brrrr, red boat.",
+                        "He takes it to the pond every day.",
+                        "Zorglub xyzzy the boat can sail from one side to the other."],
+                       "en-us", 140), tmp_path / "unclear.wav")
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(wav))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "  + unclear speech" in r.stdout
+    assert "words correct per minute" in r.stdout.splitlines()[-1]
+
+
 def _one_line_error(r: subprocess.CompletedProcess[str], *fragments: str) -> str:
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr

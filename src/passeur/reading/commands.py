@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from passeur.reading.alignment import AlignmentState, PageScore
     from passeur.reading.books import Library
 
 
@@ -77,13 +78,50 @@ LABELS = {
            "self_correction": "self-corrected", "pending": "not reached",
            "hesitation": "hesitation", "insertion": "added", "repetition": "repeated",
            "heard": "heard", "forgiven": "not counted", "accuracy": "accuracy",
-           "wcpm": "words correct per minute", "time": "reading time", "told": "told"},
+           "wcpm": "words correct per minute", "time": "reading time", "told": "told",
+           "unclear": "unclear speech (an added word, a try or an 'um')"},
     "fr": {"correct": "juste", "substitution": "mal lu", "omission": "sauté",
            "self_correction": "corrigé seul", "pending": "pas atteint",
            "hesitation": "hésitation", "insertion": "ajouté", "repetition": "répété",
            "heard": "entendu", "forgiven": "non compté", "accuracy": "exactitude",
-           "wcpm": "mots corrects par minute", "time": "temps de lecture", "told": "soufflé"},
+           "wcpm": "mots corrects par minute", "time": "temps de lecture", "told": "soufflé",
+           "unclear": "parole indistincte (mot ajouté, essai ou « euh »)"},
 }
+#: Why a miscue was not counted (WordResult.forgiven, alignment.py), as the librarian reads it.
+FORGIVEN = {
+    "en": {"function word": "short function word", "line end": "end of a line cut short",
+           "audio ended": "the recording ended"},
+    "fr": {"function word": "petit mot outil", "line end": "fin de ligne écourtée",
+           "audio ended": "l'enregistrement s'est arrêté"},
+}
+
+
+def result_lines(heading: str, state: AlignmentState, score: PageScore, lang: str
+                 ) -> list[str]:
+    """`passeur read`'s report of one page read: each word with its time and outcome, the
+    extra speech where it came, then WCPM and accuracy; in `lang` ("fr" or "en")."""
+    t = LABELS[lang]
+    extras_before: dict[int, list[str]] = {}
+    for e in state.extras:
+        extras_before.setdefault(e.before, []).append(
+            f"  + {t[e.kind]}" if e.kind == "unclear" else f"  + {e.heard!r} ({t[e.kind]})")
+    lines = [heading]
+    for w in state.words:
+        lines += extras_before.get(w.index, [])
+        notes = [t[w.outcome]]
+        if w.heard and w.outcome != "correct":
+            notes.append(f"{t['heard']} {w.heard!r}")
+        if w.hesitation:
+            notes.append(f"{t['hesitation']} {w.pause_before_s:.1f} s")
+        if w.forgiven:
+            notes.append(f"{t['forgiven']}: {FORGIVEN[lang].get(w.forgiven, w.forgiven)}")
+        when = f"{w.start_s:6.2f}s" if w.start_s is not None else "      -"
+        lines.append(f"{when}  {w.expected:<16} {', '.join(notes)}")
+    lines += extras_before.get(len(state.words), [])
+    lines.append(f"{t['wcpm']}: {score.wcpm:.0f}   {t['accuracy']}: "
+                 f"{100 * score.accuracy:.0f} % ({score.words_correct}/{score.words_total})"
+                 f"   {t['time']}: {score.reading_time_s:.1f} s")
+    return lines
 
 
 def _library(books_dir: Path | None) -> Library:
@@ -132,7 +170,6 @@ def _cmd_read(args: argparse.Namespace) -> int:
     except AudioFormatError as exc:
         raise AudioFormatError(f"{args.audio}: {exc}") from exc
     lang = args.lang or book.lang
-    t = LABELS[lang]
     s = result.score
     if args.json:
         print(json.dumps({
@@ -146,26 +183,8 @@ def _cmd_read(args: argparse.Namespace) -> int:
             "reading_time_s": round(s.reading_time_s, 2), "hard_words": s.hard_words},
             ensure_ascii=False))
     else:
-        extras_before: dict[int, list[str]] = {}
-        for e in result.state.extras:
-            extras_before.setdefault(e.before, []).append(f"  + {e.heard!r} ({t[e.kind]})")
-        print(f"{book.title} - page {args.page}")
-        for w in result.state.words:
-            for line in extras_before.get(w.index, []):
-                print(line)
-            notes = [t[w.outcome]]
-            if w.heard and w.outcome != "correct":
-                notes.append(f"{t['heard']} {w.heard!r}")
-            if w.hesitation:
-                notes.append(f"{t['hesitation']} {w.pause_before_s:.1f} s")
-            if w.forgiven:
-                notes.append(f"{t['forgiven']}: {w.forgiven}")
-            when = f"{w.start_s:6.2f}s" if w.start_s is not None else "      -"
-            print(f"{when}  {w.expected:<16} {', '.join(notes)}")
-        for line in extras_before.get(len(result.state.words), []):
-            print(line)
-        print(f"{t['wcpm']}: {s.wcpm:.0f}   {t['accuracy']}: {100 * s.accuracy:.0f} % "
-              f"({s.words_correct}/{s.words_total})   {t['time']}: {s.reading_time_s:.1f} s")
+        print("\n".join(result_lines(f"{book.title} - page {args.page}", result.state, s,
+                                      lang)))
     if args.reader:
         store = ProgressStore(args.db or default_db_path())
         try:
