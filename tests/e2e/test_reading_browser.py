@@ -44,12 +44,12 @@ SPOKEN = ["Tom has a small red boat.", "He takes it to the", 4.5, "pond every da
 class Server:
     """The reader feature on aiohttp, on its own loop thread, ICE on 127.0.0.1 only."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, books_dir: Path | None = None) -> None:
         import aioice.ice
 
         self._original_hosts = aioice.ice.get_host_addresses
         aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
-        self.service = ReadingService(ServiceConfig(progress_db=db))
+        self.service = ReadingService(ServiceConfig(progress_db=db, books_dir=books_dir))
         self.service.policy = type(self.service.policy)(stuck_s=2.5, sentence_after_s=8.0,
                                                         min_gap_s=3.0)
         self.speaking: list[bool] = []  # speech/speaking as the node would publish it
@@ -275,6 +275,37 @@ def test_display_options_font_size_spacing_are_real_and_remembered(server: Serve
         again = {p: computed(page, "#page", p) for p in before}
         pressed = [page.get_attribute(f"#{b}", "aria-pressed") for b in ("font", "spacing")]
     assert again == after and pressed == ["true", "true"]
+
+
+GROUPED_NUMBER_JS = """() => { const page = document.getElementById('page');
+  const word = document.getElementById('w0');
+  const style = getComputedStyle(word);
+  // A column just too narrow for the whole number: a space inside it would break there.
+  page.style.padding = '0'; page.style.width = (0.6 * word.getBoundingClientRect().width) + 'px';
+  return {text: word.textContent, lines: word.getClientRects().length,
+          wordSpacing: style.wordSpacing, pageWordSpacing: getComputedStyle(page).wordSpacing}; }"""
+
+
+def test_a_number_grouped_with_a_space_stays_one_word_on_the_page(workdir: Path) -> None:
+    """French '1 000' (plain space) is one word, read "mille": on a narrow screen it broke
+    over two lines ("1" at the end of one, "000" on the next), and with "More space" the
+    word spacing pulled its digits apart, so that it looked like two numbers."""
+    books = workdir / "books-numbers"
+    books.mkdir()
+    (books / "les-etoiles.md").write_text("---\ntitle: Les étoiles\nlanguage: fr\n---\n"
+                                          "1 000 étoiles brillent.\n", encoding="utf-8")
+    server = Server(workdir / "numbers.sqlite3", books)
+    try:
+        with open_reader(server, workdir / "profile-numbers", lang="fr", book="les-etoiles",
+                         page=1) as page:
+            page.click("#spacing")
+            page.click("#spacing")
+            got = page.evaluate(GROUPED_NUMBER_JS)
+    finally:
+        server.close()
+    assert got["text"] == "1 000"  # the book's text, as written
+    assert got["lines"] == 1, got
+    assert float(got["pageWordSpacing"][:-2]) > 0 and got["wordSpacing"] in ("0px", "normal")
 
 
 HIGHLIGHT_JS = """() => { const words = document.querySelectorAll('#page .w');

@@ -172,6 +172,8 @@
       const span = document.createElement("span");
       span.className = "w"; span.id = `w${tok.i}`; span.dataset.token = tok.i;
       span.textContent = data.text.slice(tok.start, tok.end);
+      // A number grouped with spaces (French "1 000") is one word: see .w.grouped.
+      if (/\s/.test(span.textContent)) span.classList.add("grouped");
       el.appendChild(span);
       pos = tok.end;
     }
