@@ -160,6 +160,8 @@ def test_bad_parameters_are_clear(ros_context: Any) -> None:
     for overrides, text in (({"video_codec": "theora"}, "VP8 or H264"),
                             ({"staff_password_hash": "plain"}, "staff-password"),
                             ({"ice_host_addresses": "robot.local"}, "not an IP address"),
+                            ({"allowed_hosts": "robot.org, http://robot.org:8080"},
+                             "allowed_hosts: 'http://robot.org:8080' is not a host name"),
                             ({"speed_levels_linear_mps": [0.1, 0.2]}, "3 or more"),
                             ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found"),
                             ({"staff_max_failures": 30, "staff_global_max_failures": 10},
