@@ -95,7 +95,7 @@ async def test_page_books_and_read_to_me(client) -> None:  # type: ignore[no-unt
     r = await c.get("/api/reading/books/le-petit-bateau-rouge/pages/9")
     assert r.status == 404 and "pages 1-3" in (await r.json())["error"]
     # "Read to me" in French: one WAV and a time span for every token, in order.
-    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
     assert len(speech["words"]) == len(page["tokens"])
     starts = [w["start_s"] for w in speech["words"]]
     assert starts == sorted(starts) and speech["words"][-1]["end_s"] <= speech["duration_s"]
@@ -421,7 +421,7 @@ async def test_robot_reading_aloud_is_never_read_as_the_child(client) -> None:  
     service.policy = type(service.policy)(stuck_s=60, praise_sentence_min_accuracy=2.0)
     speaking: list[bool] = []
     service.on_speaking = speaking.append
-    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/little-red-boat/pages/1/speech")).json()
     assert speech["speaker"] == "page"
     key = speech["audio"]
     wav = await (await c.get(f"/api/reading/audio/{key}.wav")).read()
@@ -464,7 +464,7 @@ async def test_read_to_me_on_the_robot_speaker_takes_its_turn(client) -> None:  
     service.config.play_on_speaker = True
     speaking: list[bool] = []
     service.on_speaking = speaking.append
-    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/little-red-boat/pages/1/speech")).json()
     assert speech["speaker"] == "robot"
     await _wait(lambda: any(s["kind"] == "read_to_me" and s["audio"] == speech["audio"]
                             for s in service.spoken), 15)
@@ -671,7 +671,7 @@ async def test_what_the_robot_told_a_child_cannot_be_fetched_by_guessing(client)
         r = await c.post("/api/reading/say", json={"text": text, "lang": "fr"},
                          headers={"X-Staff": "yes"})
         keys.append((await r.json())["audio"])
-    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
     keys.append(speech["audio"])
     await _wait(lambda: all(k in service.audio for k in keys), 20)
     for guess in ("s0", "s1", "a0", "a1", "a2", "s2"):
@@ -690,7 +690,7 @@ async def test_read_to_me_on_the_robot_speaker_is_not_queued_without_bound(clien
     service.config.play_on_speaker = True
     statuses = []
     for _ in range(5):
-        r = await c.get("/api/reading/books/little-red-boat/pages/1/speech")
+        r = await c.post("/api/reading/books/little-red-boat/pages/1/speech")
         statuses.append(r.status)
         if r.status == 429:
             assert "already reading" in (await r.json())["error"]

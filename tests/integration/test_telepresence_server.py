@@ -1077,3 +1077,39 @@ def test_an_allowed_host_that_is_not_a_name_is_refused_at_start() -> None:
     with pytest.raises(TelepresenceConfigError, match="allowed_hosts: 'https://robot.org' is "
                                                       "not a host name"):
         ServerOptions(allowed_hosts=("https://robot.org",)).validate()
+
+
+async def test_read_to_me_is_a_post_another_site_cannot_send(tmp_path: Any) -> None:
+    """"Read to me" makes the robot read the page aloud (and holds its speaker): it was a GET,
+    which an <img> or a link on any site could send, past the cross-origin refusal that only
+    covers POST/DELETE. It is a POST now: GET answers 405 (Allow: POST), a POST from another
+    site's page is refused and the robot says nothing, the reader page's own POST reads."""
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3",
+                                           play_on_speaker=True))
+    spoken: list[bool] = []
+    service.on_speaking = spoken.append
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    try:
+        base = srv.base_url
+        url = f"{base}/api/reading/books/little-red-boat/pages/1/speech"
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(url)
+            assert r.status == 405 and r.headers["Allow"] == "POST", r.headers
+            assert (await r.json())["error"] == "method_not_allowed"
+            r = await http.post(url, data="{}", headers={"Origin": "http://evil.example",
+                                                        "Content-Type": "text/plain"})
+            assert r.status == 403 and (await r.json())["error"] == "cross_origin"
+            await asyncio.sleep(0.5)
+            assert spoken == [] and service._speech.qsize() == 0
+            r = await http.post(url, json={}, headers={"Origin": base})
+            body = await r.json()
+            assert r.status == 200 and body["speaker"] == "robot" and body["words"], body
+    finally:
+        srv.stop()
+        service.close()

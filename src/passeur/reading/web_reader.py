@@ -6,8 +6,9 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/books                       [{"id","title","lang","level","pages"}]
 - GET  /api/reading/books/{book}/pages/{n}      page text + tokens (spans for highlighting)
                                                 + "can_listen" (an ASR model for its language)
-- GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
-                                                "words": [{"token","start_s","end_s"}]}
+- POST /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
+                                                "speaker", "words": [{"token","start_s","end_s"}]}
+                                                (POST: the robot may read it aloud)
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
 - POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together|practice,
                                "reader"?, "word"? (practice: a word of the page),
@@ -127,7 +128,9 @@ class ReaderFeature:
                         "fonts-opendyslexic): the page falls back to other fonts")
         r.add_get("/api/reading/books", self.books)
         r.add_get("/api/reading/books/{book}/pages/{page}", self.page)
-        r.add_get("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
+        # POST, not GET: it may make the robot read aloud and hold its speaker, which a link
+        # or an <img> of another site must not do (the server refuses cross-origin POSTs).
+        r.add_post("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
         r.add_get("/api/reading/audio/{key}.wav", self.audio)
         r.add_post("/api/reading/sessions", self.create_session)
         r.add_post("/api/reading/sessions/{sid}/offer", self.offer)
