@@ -349,6 +349,35 @@ async def test_estop_release_does_not_restart_a_held_drive(harness: StackHarness
             await client.close()
 
 
+async def test_a_reconnecting_pilot_is_told_why_the_robot_does_not_move(
+        harness: StackHarness) -> None:
+    """A pilot pressing 'forward' under the e-stop is told why nothing moves, once per press.
+    The page reloaded (or the link dropped) with the control still held: the new connection
+    was never told, its presses refused in silence. Each connection is told again."""
+    from std_msgs.msg import Bool
+
+    node = harness.node("telepresence")
+    held = {"type": "drive", "direction": "forward", "speed_level": 1}
+    harness.publish("estop/state", Bool(data=True), qos.LATCHED)
+    await until(lambda: node.teleop.refusal() == "estop", 5, "e-stop on")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            client.send(held)
+            await client.wait_for(lambda m: m.get("code") == "estop")
+        finally:
+            await client.close()  # still held: no let-go reached the robot
+        again = Client(http, node.server.base_url)  # the reloaded page, same session
+        try:
+            assert (await again.connect()).status == 200
+            await again.wait_for(lambda m: m["type"] == "hello")
+            again.send(held)
+            told = await again.wait_for(lambda m: m.get("code") == "estop", timeout_s=3)
+            assert "emergency stop" in told["message"]
+        finally:
+            await again.close()
+
+
 def test_one_address_may_fill_every_spectator_slot(ros_context: Any) -> None:
     """Spectator sessions are bounded per address, but never below the spectator video
     slots: a class watching from behind one NAT (a guest Wi-Fi) can use every slot."""

@@ -502,6 +502,9 @@ class TelepresenceNode(Node):
     def pilot_connected(self, session: Session) -> None:
         with self._drive_lock:
             self._pilot = session
+            # A new connection (a reload, a dropped link, another pilot) is told afresh why
+            # its drive is refused: the one told before may have gone with the control held.
+            self._refusal_told = None
             self.teleop.enable()
 
     def pilot_disconnected(self, session: Session, reason: str) -> None:
