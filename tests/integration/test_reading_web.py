@@ -714,3 +714,67 @@ async def test_the_robot_does_not_speak_for_sessions_that_are_gone(client) -> No
                 ).status == 200
     await _wait(lambda: service._speech.qsize() == 0 and not service.floor.busy, 10)
     assert len(service.spoken) <= 1, [s["text"] for s in service.spoken]
+
+
+async def test_i_am_done_does_not_wait_for_audio_still_streaming_in(client) -> None:  # type: ignore[no-untyped-def]
+    """"I'm done" waited until the audio queue was empty, up to 30 s: with audio still
+    streaming in (the robot's microphone, a page whose connection was not closed yet) on a
+    robot whose recogniser ran slower than real time, the queue never emptied and the child
+    waited 30 s for the score. It waits for the audio queued before "I'm done" only."""
+    import numpy as np
+
+    c, service = client
+    sid = await _open(c)
+    session = service.get_session(sid)
+    feed = session._session.feed
+
+    def slow_feed(frame: bytes, live: bool) -> Any:
+        import time
+
+        time.sleep(0.03)  # 30 ms for 20 ms of audio: a busy robot
+        return feed(frame, live)
+
+    session._session.feed = slow_feed
+    silence = np.zeros((960, 1), np.int16)  # 20 ms at 48 kHz
+
+    async def stream() -> None:
+        while True:
+            session.push_audio(silence, 48000)
+            await asyncio.sleep(0.02)
+
+    streaming = asyncio.ensure_future(stream())
+    try:
+        await asyncio.sleep(1.0)
+        mark = session.audio_mark()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await c.post(f"/api/reading/sessions/{sid}/finish")
+        assert r.status == 200 and (await r.json())["type"] == "finished"
+        assert loop.time() - started < 5.0
+        assert session.decoded_items >= mark  # what came before "I'm done" was heard
+    finally:
+        streaming.cancel()
+
+
+async def test_i_am_done_answers_at_once_when_listening_has_stopped(client) -> None:  # type: ignore[no-untyped-def]
+    """The recogniser stopped on an error (reported to the page): the audio still queued will
+    never be decoded, and "I'm done" waited 30 s for it. It now scores what was heard."""
+    import numpy as np
+
+    from passeur.reading.exceptions import ReadingError
+
+    c, service = client
+    sid = await _open(c)
+    session = service.get_session(sid)
+
+    def broken_feed(frame: bytes, live: bool) -> Any:
+        raise ReadingError("the recogniser failed")
+
+    session._session.feed = broken_feed
+    for _ in range(100):
+        session.push_audio(np.zeros((960, 1), np.int16), 48000)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    r = await c.post(f"/api/reading/sessions/{sid}/finish")
+    assert r.status == 200 and (await r.json())["type"] == "finished"
+    assert loop.time() - started < 3.0

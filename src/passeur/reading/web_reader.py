@@ -71,6 +71,10 @@ FONT_DIRS = (Path("/usr/share/fonts/woff/opendyslexic"),
 _FONT_NAME = re.compile(r"^OpenDyslexic-(Regular|Bold|Italic|BoldItalic)\.(woff|otf)$")
 _FONT_TYPES = {"woff": "font/woff", "otf": "font/otf"}
 MAX_BODY = 20 * 1024 * 1024
+#: "I'm done" first lets the recogniser take in the audio queued before it; it stops waiting
+#: when no audio has been taken in for this long (a stuck or overloaded recogniser): the
+#: child gets the score of what was heard instead of a page that hangs.
+FINISH_STALL_S = 5.0
 
 
 def _status(exc: Exception) -> int:
@@ -115,6 +119,7 @@ class ReaderFeature:
         self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
         self._uploads = 0  # uploads being read or decoded (loop thread only)
+        self._stopping = False  # the server is shutting down: finishing waits no more
 
     def setup(self, app: web.Application, context: Any) -> None:
         self.context = context
@@ -143,6 +148,7 @@ class ReaderFeature:
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         for pc in list(self._pcs):
@@ -443,11 +449,7 @@ class ReaderFeature:
     async def finish(self, request: web.Request) -> web.Response:
         try:
             session = self._session(request)
-            # Let queued audio be decoded first (bounded wait).
-            for _ in range(600):
-                if session.frames.empty():
-                    break
-                await asyncio.sleep(0.05)
+            await self._decoded_so_far(session)
             # ?quiet=1: the page left the reading (another page, book or mode): no words
             # from the robot about it.
             announce = request.query.get("quiet") != "1"
@@ -455,6 +457,24 @@ class ReaderFeature:
         except ReadingError as exc:
             return _error(exc)
         return web.json_response(payload)
+
+    async def _decoded_so_far(self, session: Any) -> None:
+        """Wait until the audio queued before now is taken in by the recogniser. Audio that
+        keeps streaming in (the robot's microphone, a page whose connection is still open)
+        is not waited for; nor is a recogniser that stopped, or that took nothing in for
+        FINISH_STALL_S; nor anything once the server shuts down."""
+        loop = asyncio.get_running_loop()
+        mark = session.audio_mark()
+        progress, since = session.decoded_items, loop.time()
+        while not (session.decoded(mark) or self._stopping):
+            if session.decoded_items != progress:
+                progress, since = session.decoded_items, loop.time()
+            elif loop.time() - since > FINISH_STALL_S:
+                log.warning("reader: session %s took in no audio for %.0f s: scoring what was "
+                            "heard (%d of %d audio items)", session.id, FINISH_STALL_S,
+                            progress, mark)
+                return
+            await asyncio.sleep(0.05)
 
     async def delete_session(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.service.close_session, request.match_info["sid"])
