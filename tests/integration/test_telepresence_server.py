@@ -1113,3 +1113,53 @@ async def test_read_to_me_is_a_post_another_site_cannot_send(tmp_path: Any) -> N
     finally:
         srv.stop()
         service.close()
+
+
+async def test_an_open_reader_page_does_not_hold_the_shutdown(tmp_path: Any) -> None:
+    """A reader page left open (its events WebSocket) or finishing a reading on a slow
+    recogniser held the server's shutdown (aiohttp waits for every handler): stopping the
+    robot took 10 s and logged "web server shutdown failed". Both end at once now."""
+    import numpy as np
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    stopped = False
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{base}/api/reading/sessions",
+                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
+            sid = (await r.json())["session"]
+            ws = await http.ws_connect(f"{base}/api/reading/sessions/{sid}/events")
+            session = service.get_session(sid)
+            feed = session._session.feed
+
+            def slow_feed(frame: bytes, live: bool) -> Any:
+                time.sleep(0.2)  # progress, but a minute and a half for what is queued
+                return feed(frame, live)
+
+            session._session.feed = slow_feed
+            for _ in range(500):
+                session.push_audio(np.zeros((960, 1), np.int16), 48000)
+            finishing = asyncio.ensure_future(http.post(
+                f"{base}/api/reading/sessions/{sid}/finish"))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+            stopped = True
+            assert time.monotonic() - started < 3.0
+            closing = await asyncio.wait_for(ws.receive(), 5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                    aiohttp.WSMsgType.CLOSING), closing
+            finishing.cancel()
+            await ws.close()
+    finally:
+        if not stopped:
+            srv.stop()
+        service.close()

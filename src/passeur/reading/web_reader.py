@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from passeur.reading.audio_in import frames
 from passeur.reading.exceptions import (
@@ -120,6 +120,8 @@ class ReaderFeature:
         self._tasks: set[asyncio.Task[None]] = set()
         self._uploads = 0  # uploads being read or decoded (loop thread only)
         self._stopping = False  # the server is shutting down: finishing waits no more
+        #: open event sockets: closed at shutdown, which otherwise waits for each to end
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def setup(self, app: web.Application, context: Any) -> None:
         self.context = context
@@ -151,6 +153,10 @@ class ReaderFeature:
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
+        # An open reader page's socket would hold the server's shutdown (aiohttp waits for
+        # every handler) until the page goes away.
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         for pc in list(self._pcs):
             await pc.close()
         self._pcs.clear()
@@ -254,6 +260,7 @@ class ReaderFeature:
             return _error(exc)
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
+        self._sockets.add(ws)
         loop = asyncio.get_running_loop()
         outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=500)
 
@@ -288,6 +295,7 @@ class ReaderFeature:
                 if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
+            self._sockets.discard(ws)
             sender.cancel()
             session.remove_listener(listener)
             if on_closed in session.on_close:
