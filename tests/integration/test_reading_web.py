@@ -95,7 +95,7 @@ async def test_page_books_and_read_to_me(client) -> None:  # type: ignore[no-unt
     r = await c.get("/api/reading/books/le-petit-bateau-rouge/pages/9")
     assert r.status == 404 and "pages 1-3" in (await r.json())["error"]
     # "Read to me" in French: one WAV and a time span for every token, in order.
-    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
     assert len(speech["words"]) == len(page["tokens"])
     starts = [w["start_s"] for w in speech["words"]]
     assert starts == sorted(starts) and speech["words"][-1]["end_s"] <= speech["duration_s"]
@@ -421,7 +421,7 @@ async def test_robot_reading_aloud_is_never_read_as_the_child(client) -> None:  
     service.policy = type(service.policy)(stuck_s=60, praise_sentence_min_accuracy=2.0)
     speaking: list[bool] = []
     service.on_speaking = speaking.append
-    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/little-red-boat/pages/1/speech")).json()
     assert speech["speaker"] == "page"
     key = speech["audio"]
     wav = await (await c.get(f"/api/reading/audio/{key}.wav")).read()
@@ -464,7 +464,7 @@ async def test_read_to_me_on_the_robot_speaker_takes_its_turn(client) -> None:  
     service.config.play_on_speaker = True
     speaking: list[bool] = []
     service.on_speaking = speaking.append
-    speech = await (await c.get("/api/reading/books/little-red-boat/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/little-red-boat/pages/1/speech")).json()
     assert speech["speaker"] == "robot"
     await _wait(lambda: any(s["kind"] == "read_to_me" and s["audio"] == speech["audio"]
                             for s in service.spoken), 15)
@@ -671,7 +671,7 @@ async def test_what_the_robot_told_a_child_cannot_be_fetched_by_guessing(client)
         r = await c.post("/api/reading/say", json={"text": text, "lang": "fr"},
                          headers={"X-Staff": "yes"})
         keys.append((await r.json())["audio"])
-    speech = await (await c.get("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
+    speech = await (await c.post("/api/reading/books/le-petit-bateau-rouge/pages/1/speech")).json()
     keys.append(speech["audio"])
     await _wait(lambda: all(k in service.audio for k in keys), 20)
     for guess in ("s0", "s1", "a0", "a1", "a2", "s2"):
@@ -690,7 +690,7 @@ async def test_read_to_me_on_the_robot_speaker_is_not_queued_without_bound(clien
     service.config.play_on_speaker = True
     statuses = []
     for _ in range(5):
-        r = await c.get("/api/reading/books/little-red-boat/pages/1/speech")
+        r = await c.post("/api/reading/books/little-red-boat/pages/1/speech")
         statuses.append(r.status)
         if r.status == 429:
             assert "already reading" in (await r.json())["error"]
@@ -714,3 +714,67 @@ async def test_the_robot_does_not_speak_for_sessions_that_are_gone(client) -> No
                 ).status == 200
     await _wait(lambda: service._speech.qsize() == 0 and not service.floor.busy, 10)
     assert len(service.spoken) <= 1, [s["text"] for s in service.spoken]
+
+
+async def test_i_am_done_does_not_wait_for_audio_still_streaming_in(client) -> None:  # type: ignore[no-untyped-def]
+    """"I'm done" waited until the audio queue was empty, up to 30 s: with audio still
+    streaming in (the robot's microphone, a page whose connection was not closed yet) on a
+    robot whose recogniser ran slower than real time, the queue never emptied and the child
+    waited 30 s for the score. It waits for the audio queued before "I'm done" only."""
+    import numpy as np
+
+    c, service = client
+    sid = await _open(c)
+    session = service.get_session(sid)
+    feed = session._session.feed
+
+    def slow_feed(frame: bytes, live: bool) -> Any:
+        import time
+
+        time.sleep(0.03)  # 30 ms for 20 ms of audio: a busy robot
+        return feed(frame, live)
+
+    session._session.feed = slow_feed
+    silence = np.zeros((960, 1), np.int16)  # 20 ms at 48 kHz
+
+    async def stream() -> None:
+        while True:
+            session.push_audio(silence, 48000)
+            await asyncio.sleep(0.02)
+
+    streaming = asyncio.ensure_future(stream())
+    try:
+        await asyncio.sleep(1.0)
+        mark = session.audio_mark()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await c.post(f"/api/reading/sessions/{sid}/finish")
+        assert r.status == 200 and (await r.json())["type"] == "finished"
+        assert loop.time() - started < 5.0
+        assert session.decoded_items >= mark  # what came before "I'm done" was heard
+    finally:
+        streaming.cancel()
+
+
+async def test_i_am_done_answers_at_once_when_listening_has_stopped(client) -> None:  # type: ignore[no-untyped-def]
+    """The recogniser stopped on an error (reported to the page): the audio still queued will
+    never be decoded, and "I'm done" waited 30 s for it. It now scores what was heard."""
+    import numpy as np
+
+    from passeur.reading.exceptions import ReadingError
+
+    c, service = client
+    sid = await _open(c)
+    session = service.get_session(sid)
+
+    def broken_feed(frame: bytes, live: bool) -> Any:
+        raise ReadingError("the recogniser failed")
+
+    session._session.feed = broken_feed
+    for _ in range(100):
+        session.push_audio(np.zeros((960, 1), np.int16), 48000)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    r = await c.post(f"/api/reading/sessions/{sid}/finish")
+    assert r.status == 200 and (await r.json())["type"] == "finished"
+    assert loop.time() - started < 3.0

@@ -160,6 +160,8 @@ def test_bad_parameters_are_clear(ros_context: Any) -> None:
     for overrides, text in (({"video_codec": "theora"}, "VP8 or H264"),
                             ({"staff_password_hash": "plain"}, "staff-password"),
                             ({"ice_host_addresses": "robot.local"}, "not an IP address"),
+                            ({"allowed_hosts": "robot.org, http://robot.org:8080"},
+                             "allowed_hosts: 'http://robot.org:8080' is not a host name"),
                             ({"speed_levels_linear_mps": [0.1, 0.2]}, "3 or more"),
                             ({"tls_cert": "/nonexistent.pem", "tls_key": "/x.pem"}, "not found"),
                             ({"staff_max_failures": 30, "staff_global_max_failures": 10},
@@ -345,6 +347,35 @@ async def test_estop_release_does_not_restart_a_held_drive(harness: StackHarness
             await until(lambda: moving_since(t_press), 5, "driving after a new press")
         finally:
             await client.close()
+
+
+async def test_a_reconnecting_pilot_is_told_why_the_robot_does_not_move(
+        harness: StackHarness) -> None:
+    """A pilot pressing 'forward' under the e-stop is told why nothing moves, once per press.
+    The page reloaded (or the link dropped) with the control still held: the new connection
+    was never told, its presses refused in silence. Each connection is told again."""
+    from std_msgs.msg import Bool
+
+    node = harness.node("telepresence")
+    held = {"type": "drive", "direction": "forward", "speed_level": 1}
+    harness.publish("estop/state", Bool(data=True), qos.LATCHED)
+    await until(lambda: node.teleop.refusal() == "estop", 5, "e-stop on")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            client.send(held)
+            await client.wait_for(lambda m: m.get("code") == "estop")
+        finally:
+            await client.close()  # still held: no let-go reached the robot
+        again = Client(http, node.server.base_url)  # the reloaded page, same session
+        try:
+            assert (await again.connect()).status == 200
+            await again.wait_for(lambda m: m["type"] == "hello")
+            again.send(held)
+            told = await again.wait_for(lambda m: m.get("code") == "estop", timeout_s=3)
+            assert "emergency stop" in told["message"]
+        finally:
+            await again.close()
 
 
 def test_one_address_may_fill_every_spectator_slot(ros_context: Any) -> None:

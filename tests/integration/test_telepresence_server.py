@@ -21,6 +21,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from passeur.telepresence.access import AccessManager, AccessPolicy, Session, hash_password
 from passeur.telepresence.audio import FileAudio
+from passeur.telepresence.exceptions import TelepresenceConfigError
 from passeur.telepresence.messages import Command, Drive, SpeedLimits, Stop
 from passeur.telepresence.server import MAX_MESSAGES_PER_S, ServerOptions, WebServer
 from passeur.telepresence.video import CameraSource, decode_stamp
@@ -1021,3 +1022,144 @@ async def test_a_data_channel_message_that_never_ends_is_not_buffered_for_ever(
         assert buffered_chunks <= 4096 and streams <= 64
     finally:
         await client.close()
+
+
+async def test_a_dns_rebinding_page_gets_nothing_from_the_robot(tmp_path: Any) -> None:
+    """A page of attacker.example whose name the attacker made resolve to the robot's address
+    (DNS rebinding) is, for the browser, same-origin with the robot: Host and Origin are both
+    attacker.example, and the Origin check let it log in, redeem codes or open a reader
+    session. Every route (pages, API, signalling, the reader's WebSocket) now refuses a name
+    the robot does not answer to, with a page saying which name and what to set; IP
+    addresses, localhost and the names of allowed_hosts are served."""
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",),
+                                  allowed_hosts=("robot.library.org",)),
+                    FakeRobot(), AccessManager(hash_password(PASSWORD, n=2**10)),
+                    CameraSource(), FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    try:
+        base, port = srv.base_url, srv.base_url.rsplit(":", 1)[1]
+        evil = {"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"}
+        async with aiohttp.ClientSession() as http:
+            for method, path in (("GET", "/pilot/"), ("GET", "/staff/"), ("GET", "/reader"),
+                                 ("GET", "/common/common.js"), ("GET", "/api/config"),
+                                 ("POST", "/api/staff/login"), ("POST", "/api/session"),
+                                 ("POST", "/api/rtc/offer"), ("POST", "/api/reading/sessions"),
+                                 ("GET", "/api/nothing-here")):
+                r = await http.request(method, f"{base}{path}", headers=evil,
+                                       json={"password": PASSWORD})
+                text = await r.text()
+                assert r.status == 403 and r.content_type == "text/plain", (path, text)
+                assert "attacker.example" in text and "allowed_hosts" in text, text
+                assert "Accès refusé" in text and "Refused" in text
+                assert r.headers.get("X-Content-Type-Options") == "nosniff"
+                assert "passeur_staff" not in r.cookies
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(f"{base}/api/reading/sessions/x/events", headers=evil)
+            assert refused.value.status == 403
+            # The robot's own names are served, pages and state-changing requests alike.
+            for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}",
+                         f"robot.library.org:{port}", f"ROBOT.library.org.:{port}"):
+                r = await http.get(f"{base}/pilot/", headers={"Host": host})
+                assert r.status == 200, host
+                r = await http.post(f"{base}/api/staff/login", json={"password": PASSWORD},
+                                    headers={"Host": host, "Origin": f"http://{host}"})
+                assert r.status == 200, (host, await r.text())
+    finally:
+        srv.stop()
+        service.close()
+
+
+def test_an_allowed_host_that_is_not_a_name_is_refused_at_start() -> None:
+    with pytest.raises(TelepresenceConfigError, match="allowed_hosts: 'https://robot.org' is "
+                                                      "not a host name"):
+        ServerOptions(allowed_hosts=("https://robot.org",)).validate()
+
+
+async def test_read_to_me_is_a_post_another_site_cannot_send(tmp_path: Any) -> None:
+    """"Read to me" makes the robot read the page aloud (and holds its speaker): it was a GET,
+    which an <img> or a link on any site could send, past the cross-origin refusal that only
+    covers POST/DELETE. It is a POST now: GET answers 405 (Allow: POST), a POST from another
+    site's page is refused and the robot says nothing, the reader page's own POST reads."""
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3",
+                                           play_on_speaker=True))
+    spoken: list[bool] = []
+    service.on_speaking = spoken.append
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    try:
+        base = srv.base_url
+        url = f"{base}/api/reading/books/little-red-boat/pages/1/speech"
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(url)
+            assert r.status == 405 and r.headers["Allow"] == "POST", r.headers
+            assert (await r.json())["error"] == "method_not_allowed"
+            r = await http.post(url, data="{}", headers={"Origin": "http://evil.example",
+                                                        "Content-Type": "text/plain"})
+            assert r.status == 403 and (await r.json())["error"] == "cross_origin"
+            await asyncio.sleep(0.5)
+            assert spoken == [] and service._speech.qsize() == 0
+            r = await http.post(url, json={}, headers={"Origin": base})
+            body = await r.json()
+            assert r.status == 200 and body["speaker"] == "robot" and body["words"], body
+    finally:
+        srv.stop()
+        service.close()
+
+
+async def test_an_open_reader_page_does_not_hold_the_shutdown(tmp_path: Any) -> None:
+    """A reader page left open (its events WebSocket) or finishing a reading on a slow
+    recogniser held the server's shutdown (aiohttp waits for every handler): stopping the
+    robot took 10 s and logged "web server shutdown failed". Both end at once now."""
+    import numpy as np
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from passeur.reading.web_reader import ReaderFeature
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
+                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
+                    FileAudio(), [ReaderFeature(service)])
+    srv.start()
+    stopped = False
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{base}/api/reading/sessions",
+                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
+            sid = (await r.json())["session"]
+            ws = await http.ws_connect(f"{base}/api/reading/sessions/{sid}/events")
+            session = service.get_session(sid)
+            feed = session._session.feed
+
+            def slow_feed(frame: bytes, live: bool) -> Any:
+                time.sleep(0.2)  # progress, but a minute and a half for what is queued
+                return feed(frame, live)
+
+            session._session.feed = slow_feed
+            for _ in range(500):
+                session.push_audio(np.zeros((960, 1), np.int16), 48000)
+            finishing = asyncio.ensure_future(http.post(
+                f"{base}/api/reading/sessions/{sid}/finish"))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+            stopped = True
+            assert time.monotonic() - started < 3.0
+            closing = await asyncio.wait_for(ws.receive(), 5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                    aiohttp.WSMsgType.CLOSING), closing
+            finishing.cancel()
+            await ws.close()
+    finally:
+        if not stopped:
+            srv.stop()
+        service.close()

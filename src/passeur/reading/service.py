@@ -158,6 +158,12 @@ class LiveSession:
         self._thread: threading.Thread | None = None
         self._session: ReadingSession | None = None
         self._recorded: list[bytes] = []
+        # Audio items queued so far and taken in by the listening thread: finishing waits for
+        # the audio queued before it, not for audio still streaming in (audio_mark()).
+        self._queued = 0
+        self._decoded = 0
+        self._listening_ended = False
+        self._count_lock = threading.Lock()
         self._closed = False
         self._together_sentence = 0
         self._max_position = 0
@@ -285,6 +291,25 @@ class LiveSession:
             self.frames.put_nowait(item)
         except queue.Full:
             log.warning("reading session %s: audio queue full, dropping a frame", self.id)
+            return
+        with self._count_lock:  # the loop thread and the microphone's both queue audio
+            self._queued += 1
+
+    def audio_mark(self) -> int:
+        """A mark of the audio queued so far, for decoded()."""
+        with self._count_lock:
+            return self._queued
+
+    @property
+    def decoded_items(self) -> int:
+        """Audio items the listening thread has taken in (grows while it makes progress)."""
+        return self._decoded
+
+    def decoded(self, mark: int) -> bool:
+        """Whether the audio queued up to `mark` has been taken in by the recogniser, or
+        never will be (not listening, or the listening thread ended: closed, or an error
+        it reported)."""
+        return self._decoded >= mark or self._session is None or self._listening_ended
 
     def push_frame(self, frame: bytes, live: bool = True) -> None:
         """A 20 ms 16 kHz mono int16 frame (called from the WebRTC or microphone thread);
@@ -304,21 +329,25 @@ class LiveSession:
 
     def _listen(self) -> None:
         assert self._session is not None
-        while True:
-            item = self.frames.get()
-            if item is None:
-                break
-            try:
-                if item.frame is not None:
-                    chunk = [item.frame]
-                else:
-                    assert item.samples is not None
-                    chunk = self._buffer.push(item.samples, item.rate)
-            except AudioFormatError as exc:
-                self.emit({"type": "error", "message": str(exc)})
-                break
-            if not self._feed(chunk, item.live):
-                break
+        try:
+            while True:
+                item = self.frames.get()
+                if item is None:
+                    break
+                try:
+                    if item.frame is not None:
+                        chunk = [item.frame]
+                    else:
+                        assert item.samples is not None
+                        chunk = self._buffer.push(item.samples, item.rate)
+                except AudioFormatError as exc:
+                    self.emit({"type": "error", "message": str(exc)})
+                    break
+                if not self._feed(chunk, item.live):
+                    break
+                self._decoded += 1  # this thread alone writes it
+        finally:
+            self._listening_ended = True  # audio still queued will never be decoded
 
     def _feed(self, chunk: list[bytes], live: bool) -> bool:
         assert self._session is not None

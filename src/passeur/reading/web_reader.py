@@ -6,8 +6,9 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
 - GET  /api/reading/books                       [{"id","title","lang","level","pages"}]
 - GET  /api/reading/books/{book}/pages/{n}      page text + tokens (spans for highlighting)
                                                 + "can_listen" (an ASR model for its language)
-- GET  /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
-                                                "words": [{"token","start_s","end_s"}]}
+- POST /api/reading/books/{book}/pages/{n}/speech  "Read to me": {"audio", "duration_s",
+                                                "speaker", "words": [{"token","start_s","end_s"}]}
+                                                (POST: the robot may read it aloud)
 - GET  /api/reading/audio/{key}.wav             robot speech / page reading (audio/wav)
 - POST /api/reading/sessions {"book","page","mode": read_to_me|i_read|together|practice,
                                "reader"?, "word"? (practice: a word of the page),
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from passeur.reading.audio_in import frames
 from passeur.reading.exceptions import (
@@ -70,6 +71,10 @@ FONT_DIRS = (Path("/usr/share/fonts/woff/opendyslexic"),
 _FONT_NAME = re.compile(r"^OpenDyslexic-(Regular|Bold|Italic|BoldItalic)\.(woff|otf)$")
 _FONT_TYPES = {"woff": "font/woff", "otf": "font/otf"}
 MAX_BODY = 20 * 1024 * 1024
+#: "I'm done" first lets the recogniser take in the audio queued before it; it stops waiting
+#: when no audio has been taken in for this long (a stuck or overloaded recogniser): the
+#: child gets the score of what was heard instead of a page that hangs.
+FINISH_STALL_S = 5.0
 
 
 def _status(exc: Exception) -> int:
@@ -114,6 +119,9 @@ class ReaderFeature:
         self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
         self._uploads = 0  # uploads being read or decoded (loop thread only)
+        self._stopping = False  # the server is shutting down: finishing waits no more
+        #: open event sockets: closed at shutdown, which otherwise waits for each to end
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def setup(self, app: web.Application, context: Any) -> None:
         self.context = context
@@ -127,7 +135,9 @@ class ReaderFeature:
                         "fonts-opendyslexic): the page falls back to other fonts")
         r.add_get("/api/reading/books", self.books)
         r.add_get("/api/reading/books/{book}/pages/{page}", self.page)
-        r.add_get("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
+        # POST, not GET: it may make the robot read aloud and hold its speaker, which a link
+        # or an <img> of another site must not do (the server refuses cross-origin POSTs).
+        r.add_post("/api/reading/books/{book}/pages/{page}/speech", self.page_speech)
         r.add_get("/api/reading/audio/{key}.wav", self.audio)
         r.add_post("/api/reading/sessions", self.create_session)
         r.add_post("/api/reading/sessions/{sid}/offer", self.offer)
@@ -140,8 +150,13 @@ class ReaderFeature:
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
+        # An open reader page's socket would hold the server's shutdown (aiohttp waits for
+        # every handler) until the page goes away.
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         for pc in list(self._pcs):
             await pc.close()
         self._pcs.clear()
@@ -245,6 +260,7 @@ class ReaderFeature:
             return _error(exc)
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
+        self._sockets.add(ws)
         loop = asyncio.get_running_loop()
         outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=500)
 
@@ -279,6 +295,7 @@ class ReaderFeature:
                 if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
+            self._sockets.discard(ws)
             sender.cancel()
             session.remove_listener(listener)
             if on_closed in session.on_close:
@@ -440,11 +457,7 @@ class ReaderFeature:
     async def finish(self, request: web.Request) -> web.Response:
         try:
             session = self._session(request)
-            # Let queued audio be decoded first (bounded wait).
-            for _ in range(600):
-                if session.frames.empty():
-                    break
-                await asyncio.sleep(0.05)
+            await self._decoded_so_far(session)
             # ?quiet=1: the page left the reading (another page, book or mode): no words
             # from the robot about it.
             announce = request.query.get("quiet") != "1"
@@ -452,6 +465,24 @@ class ReaderFeature:
         except ReadingError as exc:
             return _error(exc)
         return web.json_response(payload)
+
+    async def _decoded_so_far(self, session: Any) -> None:
+        """Wait until the audio queued before now is taken in by the recogniser. Audio that
+        keeps streaming in (the robot's microphone, a page whose connection is still open)
+        is not waited for; nor is a recogniser that stopped, or that took nothing in for
+        FINISH_STALL_S; nor anything once the server shuts down."""
+        loop = asyncio.get_running_loop()
+        mark = session.audio_mark()
+        progress, since = session.decoded_items, loop.time()
+        while not (session.decoded(mark) or self._stopping):
+            if session.decoded_items != progress:
+                progress, since = session.decoded_items, loop.time()
+            elif loop.time() - since > FINISH_STALL_S:
+                log.warning("reader: session %s took in no audio for %.0f s: scoring what was "
+                            "heard (%d of %d audio items)", session.id, FINISH_STALL_S,
+                            progress, mark)
+                return
+            await asyncio.sleep(0.05)
 
     async def delete_session(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.service.close_session, request.match_info["sid"])

@@ -5,9 +5,11 @@ only through thread-safe hand-offs (`loop.call_soon_threadsafe`,
 `asyncio.run_coroutine_threadsafe`). The robot side is reached through `RobotPort`, so this
 module has no rclpy import and can be tested with a fake robot.
 
-HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in URLs; a
-request other than GET/HEAD/OPTIONS whose Origin is not the robot's own host:port is refused
-with 403 "cross_origin"; no page may be framed by another site):
+HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in URLs; any
+request whose Host is not one the robot answers to (host_check: IP, localhost, its own name,
+allowed_hosts) is refused with a 403 text page, against DNS rebinding; a request other than
+GET/HEAD/OPTIONS whose Origin is not the robot's own host:port is refused with 403
+"cross_origin"; no page may be framed by another site):
     GET  /                      -> redirect to /pilot/
     GET  /pilot/ /staff/ /spectator/ and their files; /common/* shared CSS/JS
     GET  /api/health            {"ok": true}
@@ -74,6 +76,7 @@ from passeur.telepresence.access import (
 )
 from passeur.telepresence.audio import AudioIO, SharedAudioEncoder
 from passeur.telepresence.exceptions import AccessDenied, MessageError, TelepresenceConfigError
+from passeur.telepresence.host_check import HostPolicy, refusal_text, validate_allowed_hosts
 from passeur.telepresence.link_quality import LinkStats, link_stats
 from passeur.telepresence.messages import (
     DRIVING,
@@ -213,6 +216,9 @@ class ServerOptions:
     tls_cert: str = ""
     tls_key: str = ""
     ice_host_addresses: tuple[str, ...] = ()
+    #: Names the server answers to besides IP literals, localhost and the machine's own names
+    #: (host_check); "*" = any name (unsafe: DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
     video_codec: str = "VP8"
     #: All video connections together. One slot is always kept for the pilot and one for
     #: staff: spectators get at most min(max_spectators, max_peers - 2).
@@ -280,6 +286,7 @@ class ServerOptions:
             if path and not Path(path).is_file():
                 raise TelepresenceConfigError("TLS file not found", path)
         set_ice_host_addresses(self.ice_host_addresses)  # validates the addresses
+        validate_allowed_hosts(self.allowed_hosts)
 
 
 @dataclass
@@ -315,6 +322,8 @@ class WebServer:
         self.camera = camera
         self.audio = audio
         self.features = list(features)
+        self.hosts = HostPolicy.from_config(options.allowed_hosts)
+        self._refused_hosts: set[str] = set()  # logged once each (bounded)
         self.peers: list[Peer] = []
         #: feature peer connections -> when they were created (monotonic s)
         self._feature_pcs: dict[RTCPeerConnection, float] = {}
@@ -577,7 +586,10 @@ class WebServer:
                       ) -> web.StreamResponse:
         response: web.StreamResponse
         try:
-            if request.method not in SAFE_METHODS and not self._same_origin(request):
+            host = request.headers.get("Host")
+            if not self.hosts.allows(host):
+                response = self._host_refused(request, host or "")
+            elif request.method not in SAFE_METHODS and not self._same_origin(request):
                 log.warning("refused a cross-origin %s %s from %s (Origin %s)",
                             request.method, request.path, self._client(request),
                             request.headers.get("Origin", "")[:100])
@@ -613,6 +625,19 @@ class WebServer:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
         return response
+
+    def _host_refused(self, request: web.Request, host: str) -> web.Response:
+        """Every route (pages, API, signalling, WebSocket) for a name the robot does not
+        answer to: a DNS-rebinding page (its own name resolving to the robot) would pass the
+        Origin check, Host and Origin being both its name."""
+        if host not in self._refused_hosts and len(self._refused_hosts) < 64:
+            self._refused_hosts.add(host)
+            log.warning("refused requests for the host name '%s' from %s (%s %s): not an IP, "
+                        "localhost or this machine's name; if the robot is reached by that "
+                        "name, add it to allowed_hosts", host[:100], self._client(request),
+                        request.method, request.path[:100])
+        return web.Response(status=403, text=refusal_text(host), content_type="text/plain",
+                            charset="utf-8")
 
     @staticmethod
     def _same_origin(request: web.Request) -> bool:

@@ -96,6 +96,11 @@ class TelepresenceNode(Node):
         tls_key = p("tls_key", "", "TLS private key (PEM)")
         ice = p("ice_host_addresses", "", "comma-separated IPs ICE may offer (e.g. the robot's "
                 "Wi-Fi address; 127.0.0.1 for tests); empty = every interface")
+        allowed_hosts = p("allowed_hosts", "", "comma-separated host names the web server "
+                          "answers to besides IP addresses, localhost, this machine's name and "
+                          "<name>.local (e.g. the robot's DNS name, a reverse proxy's); other "
+                          "names get 403, against DNS rebinding; '*' = any name (unsafe: pages "
+                          "of other sites could then act on the robot)")
         staff_hash = p("staff_password_hash", "", "scrypt hash from `passeur staff-password`; "
                        "empty disables the staff page")
         code_window = p("pilot_code_window_s", 900.0, "default validity of a new access code",
@@ -276,6 +281,7 @@ class TelepresenceNode(Node):
             host=str(self.http_host), port=int(self.http_port), tls_cert=str(tls_cert),
             tls_key=str(tls_key),
             ice_host_addresses=tuple(a.strip() for a in str(ice).split(",") if a.strip()),
+            allowed_hosts=tuple(a.strip() for a in str(allowed_hosts).split(",") if a.strip()),
             video_codec=str(codec).upper(), max_peers=int(max_viewers),
             max_spectators=int(max_spectators), thread_nice=int(thread_nice),
             thread_rt_priority=int(rt_priority),
@@ -496,6 +502,9 @@ class TelepresenceNode(Node):
     def pilot_connected(self, session: Session) -> None:
         with self._drive_lock:
             self._pilot = session
+            # A new connection (a reload, a dropped link, another pilot) is told afresh why
+            # its drive is refused: the one told before may have gone with the control held.
+            self._refusal_told = None
             self.teleop.enable()
 
     def pilot_disconnected(self, session: Session, reason: str) -> None:

@@ -297,7 +297,8 @@
   // -- modes ---------------------------------------------------------------------------------
   async function readToMe() {
     setStatus(() => t("reading"));
-    const sp = await api(`/api/reading/books/${encodeURIComponent(state.book)}/pages/${state.page}/speech`);
+    // POST: it makes the robot read aloud (a page of another site cannot, see server.py).
+    const sp = await post(`/api/reading/books/${encodeURIComponent(state.book)}/pages/${state.page}/speech`, {});
     playAudio(sp.audio, sp.words, () => { highlight(null); setStatus(() => t("done")); finishUi(); },
       sp.speaker === "robot");
   }
