@@ -80,6 +80,52 @@ def test_idle_status_is_repeated_for_late_listeners(make_node: Any) -> None:
     assert len(sent) == 1, "not at the control rate: every IDLE_STATUS_PERIOD_S"
 
 
+def test_a_late_subscriber_gets_the_current_status_at_once(make_node: Any, ros_context: Any,
+                                                           tmp_path: Path) -> None:
+    """navigation/status was volatile: a page's server, `ros2 topic echo` or the patrol node
+    starting after the last event heard nothing until the navigator's next idle repeat (2 s).
+    It is latched now, and volatile subscribers (default QoS, best effort) still match."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from passeur.navigation.navigator_node import IDLE_STATUS_PERIOD_S
+    from passeur.ros import qos
+    from tests.unit.test_nav_patrol import make_patrol_node
+
+    nav = make_node()  # never spun: nothing is repeated, only what DDS keeps is delivered
+    nav.send_place("cellar")  # goal 1, failed at once
+    late = Node("late_listener", context=ros_context)
+    patrol = make_patrol_node(ros_context, tmp_path)
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        got: list[dict[str, str]] = []
+        late.create_subscription(DiagnosticStatus, "navigation/status",
+                                 lambda m: got.append({kv.key: kv.value for kv in m.values}),
+                                 qos.LATCHED_EVENTS)
+        for profile in (qos.STATUS, QoSProfile(depth=10,
+                                               reliability=ReliabilityPolicy.BEST_EFFORT)):
+            late.create_subscription(DiagnosticStatus, "navigation/status", lambda _m: None,
+                                     profile)
+        executor.add_node(late)
+        executor.add_node(patrol)
+        deadline = time.monotonic() + IDLE_STATUS_PERIOD_S * 0.75
+        while time.monotonic() < deadline and not (got and patrol._latest_nav_goal_id == 1):
+            executor.spin_once(timeout_sec=0.02)
+        assert got, "the late subscriber heard nothing"
+        assert len(got) == 1, "only the current status is kept (depth 1)"
+        assert (got[0]["state"], got[0]["goal_id"]) == ("failed", "1")
+        assert patrol._latest_nav_goal_id == 1, "the patrol node subscribes latched too"
+        # Every subscriber kind matched: the latched one, the patrol node's, default QoS,
+        # best effort.
+        assert nav.status_pub.get_subscription_count() == 4
+    finally:
+        executor.shutdown()
+        patrol.destroy_node()
+        late.destroy_node()
+
+
 def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     nav = make_node()
     nav.send_place("cellar")

@@ -3,7 +3,8 @@
     goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
-      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus),
+      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus,
+         latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
 
 On reaching a named place (goal_place) that has a spoken `description`, the navigator says
@@ -70,9 +71,12 @@ BLOCK_CHECK_SKIP_RADII = 1.2
 #: goal approach make the mean speed lower than the top speed. A rough figure for a status.
 ETA_SPEED_FRACTION = 0.7
 ETA_MIN_SPEED_MPS = 0.05
-#: navigation/status is volatile: whoever starts listening after the last event (the web
-#: server at start-up, hence the pages' map) would not hear the state or the map -> odom
-#: offset until the next goal. Not driving, the status is repeated this often instead.
+#: navigation/status is latched (transient local, depth 1, as ROS actions' status topics): a
+#: subscriber that asks for transient local (qos.LATCHED_EVENTS: the web server, the patrol
+#: node, `ros2 topic echo`) gets the current state the moment it matches. Not driving, the
+#: status is also repeated this often, for volatile subscribers (a tool on default QoS, a
+#: best-effort one) and so that a localiser's corrections of the map -> odom offset
+#: (`odom_in_map`) reach the pages while the robot stands still.
 IDLE_STATUS_PERIOD_S = 2.0
 #: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
 ODOM_HISTORY_LENGTH = 200
@@ -136,7 +140,8 @@ class NavigatorNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel/nav", qos.COMMAND)
         self.plan_pub = self.create_publisher(PathMsg, "plan", qos.LATCHED)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status", qos.STATUS)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status",
+                                               qos.LATCHED)
         self.say_pub = self.create_publisher(String, "speech/say", qos.STATUS)
         self._patrol_active = False
 
