@@ -310,6 +310,72 @@ def test_the_navigator_follows_the_simulators_odom_origin(ros_context: Any,
         stack.close()
 
 
+def test_a_second_clock_on_the_domain_is_reported(ros_context: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two simulators on one ROS domain (`passeur sim` twice, or beside Gazebo's bridge) both
+    published /clock and nothing said so: every node on sim time saw time jump back and
+    forth. The simulator now logs an error naming the other publisher and the fix."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from passeur.sim import sim_node
+
+    monkeypatch.setattr(sim_node, "CLOCK_CHECK_PERIOD_S", 0.1)
+    sim_cfg = {"real_time_factor": 1.0, "camera_rate_hz": 0.0}
+    with StackHarness(ros_context, nodes=["sim"], per_node={"sim": sim_cfg}) as h:
+        sim = h.node("sim")
+        errors: list[str] = []
+        logger = sim.get_logger()
+
+        class Recorder:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(logger, name)
+
+            def error(self, message: str, **kwargs: Any) -> bool:
+                errors.append(message)
+                return bool(logger.error(message, **kwargs))
+
+        monkeypatch.setattr(sim, "get_logger", Recorder)
+        # Alone (the probe only listens): no complaint, however many checks.
+        h.wait_sim_time(0.5, timeout_s=30.0)
+        assert sim.clock_conflict() is None and errors == []
+        # A Gazebo bridge on the same domain: a context of its own is a DDS participant of its
+        # own, found by discovery as another process would be.
+        other_context = Context()
+        rclpy.init(context=other_context)
+        other = Node("ros_gz_bridge", context=other_context)
+        try:
+            other.create_publisher(Clock, "/clock", 10)
+            # (Logged at once, and again when the graph learns the node's name.)
+            h.wait_until(lambda: any("/ros_gz_bridge" in e for e in errors), 10.0,
+                         "the simulator's error naming the other publisher")
+            message = errors[-1]
+            assert "/sim" not in message
+            assert f"ROS_DOMAIN_ID {ros_context.get_domain_id()}" in message
+            assert "export ROS_DOMAIN_ID=" in message
+            assert sim.clock_conflict() == message
+            said = len(errors)
+            h.wait_sim_time(0.5, timeout_s=30.0)
+            assert len(errors) == said, "said once, not at every check (again every 30 s)"
+            assert sim.loop is not None and sim.failure() is None, "the simulator keeps running"
+        finally:
+            other.destroy_node()
+            rclpy.try_shutdown(context=other_context)
+        h.wait_until(lambda: sim.clock_conflict() is None, 10.0, "the conflict to clear")
+
+
+def test_another_simulator_of_the_same_name_counts_as_another_clock() -> None:
+    from passeur.sim.clock_check import full_name, other_publishers
+
+    assert full_name("/", "sim") == "/sim" and full_name("/robot1", "sim") == "/robot1/sim"
+    assert full_name("_NODE_NAMESPACE_UNKNOWN_", "_NODE_NAME_UNKNOWN_") == \
+        "a publisher whose node is not known yet"
+    assert other_publishers(["/sim"], "/sim") == []
+    assert other_publishers(["/sim", "/sim"], "/sim") == ["/sim"]  # `passeur sim` twice
+    assert other_publishers(["/sim", "/robot1/sim"], "/robot1/sim") == ["/sim"]
+
+
 def test_passeur_sim_exits_when_the_simulator_stops(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """The simulator's loop thread failing froze the clock, odometry and scans (every node on

@@ -10,6 +10,12 @@ frame coincides with the world/map frame, so map -> odom is the identity in simu
 Either way the node publishes that map -> odom as a static transform (with TF), since in
 simulation nothing else localises the robot; `publish_map_to_odom: false` leaves it to a
 localiser (AMCL, slam_toolbox) instead.
+
+One simulator per ROS domain: another publisher of `/clock` (a second `passeur sim`, Gazebo's
+bridge) makes sim time jump back and forth for every node. The node looks for one every
+CLOCK_CHECK_PERIOD_S and logs an error saying how to fix it (clock_check.py), again every
+CLOCK_CONFLICT_REPEAT_S while it lasts. It keeps running: it cannot tell which clock is the
+intruder, and stopping would leave a robot stack that was working without its simulator.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import array
 import math
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,8 @@ import numpy.typing as npt
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, Twist
 from nav_msgs.msg import Odometry
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
@@ -34,6 +43,7 @@ from passeur.errors import ConfigError
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
+from passeur.sim import clock_check
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
 MAP_FRAME = "map"
@@ -55,6 +65,11 @@ OBSTACLES_TOPIC = "sim/obstacles"
 #: Only with a full ROS install (tf2_msgs importable): odom -> base_link on `tf`; map -> odom
 #: and the sensor frames on `tf_static`.
 TF_TOPICS = ("tf", "tf_static")
+#: How often (wall time) the simulator looks for another publisher of /clock (clock_check):
+#: the first look also waits this long for discovery. A graph query, not a message.
+CLOCK_CHECK_PERIOD_S = 2.0
+#: While another clock stays on the domain, the error is logged again this often.
+CLOCK_CONFLICT_REPEAT_S = 30.0
 
 
 class _SwitchInterval:
@@ -177,6 +192,12 @@ class SimNode(Node):
 
         self._tf_pub: Any = None
         self._setup_tf()
+        # Another clock on the domain (clock_check): on the wall clock, since sim time is
+        # what may be broken.
+        self._clock_others: list[str] = []
+        self._clock_conflict_logged_s = -math.inf
+        self.create_timer(CLOCK_CHECK_PERIOD_S, self._check_clock_publishers,
+                          clock=RosClock(clock_type=ClockType.STEADY_TIME))
 
         self._scan_template = LaserScan(
             angle_min=r.lidar_min_angle_rad,
@@ -258,6 +279,32 @@ class SimNode(Node):
             if ns > 0:  # 0: no /clock received yet; do not hold the start back for it
                 seen = ns * 1e-9 if seen is None else min(seen, ns * 1e-9)
         return seen
+
+    def clock_conflict(self) -> str | None:
+        """Why sim time is unreliable (another publisher of /clock on the domain, seen at the
+        last check), or None."""
+        others = self._clock_others
+        if not others:
+            return None
+        return clock_check.conflict_message(CLOCK_TOPIC, others, self.context.get_domain_id())
+
+    def _check_clock_publishers(self) -> None:
+        if self._closed:
+            return
+        own = clock_check.full_name(self.get_namespace(), self.get_name())
+        others: list[str] = []
+        if self.count_publishers(CLOCK_TOPIC) > 1:
+            others = clock_check.other_publishers(
+                (clock_check.full_name(i.node_namespace, i.node_name)
+                 for i in self.get_publishers_info_by_topic(CLOCK_TOPIC)), own)
+        previous, self._clock_others = self._clock_others, others
+        now = time.monotonic()
+        if others and (others != previous
+                       or now - self._clock_conflict_logged_s >= CLOCK_CONFLICT_REPEAT_S):
+            self._clock_conflict_logged_s = now
+            self.get_logger().error(self.clock_conflict() or "")
+        elif previous and not others:
+            self.get_logger().info(f"{CLOCK_TOPIC}: this simulator is its only publisher again")
 
     # -- test and tooling API -----------------------------------------------------------------
     def ground_truth_pose(self) -> Pose2D:
