@@ -101,11 +101,14 @@ def _resolved(topic: str, namespace: str = "") -> str:
 
 
 def _check_rates(h: StackHarness) -> None:
-    from passeur.sim.sim_node import PUBLISHED_TOPICS, TF_TOPICS
+    from passeur.sim.sim_node import ODOM_ORIGIN_TOPIC, PUBLISHED_TOPICS, TF_TOPICS
 
     sim = h.node("sim")
+    # sim/odom_origin is for our navigator, not the robot's interface (beside Gazebo,
+    # gazebo.launch.py gives the navigator its odom_origin).
     published = {p.topic_name for p in sim.publishers} - {
-        "/rosout", "/parameter_events", *(_resolved(t) for t in TF_TOPICS)}
+        "/rosout", "/parameter_events", _resolved(ODOM_ORIGIN_TOPIC),
+        *(_resolved(t) for t in TF_TOPICS)}
     # what config/gz_bridge.yaml must offer too
     assert published == {_resolved(t) for t in PUBLISHED_TOPICS}
     rates = {name: float(sim.get_parameter(name).value)
@@ -308,6 +311,45 @@ def test_the_navigator_follows_the_simulators_odom_origin(ros_context: Any,
         assert stack.nodes[1].odom_origin == (1.0, 2.0, 0.0)
     finally:
         stack.close()
+
+
+def test_a_navigator_in_another_process_follows_the_simulators_odom_origin(
+        ros_context: Any) -> None:
+    """With the simulator in a process of its own (`sim.launch.py split_processes:=true`, or
+    `passeur sim --nodes sim` beside `--nodes navigator,...`), its odom_origin 'start' never
+    reached the navigator: the robot was placed at the map's origin (a wall corner: every goal
+    failed, the pages drew it there). A context of its own is a DDS participant of its own,
+    found by discovery as another process would be."""
+    import rclpy
+    from rclpy.context import Context
+
+    from passeur.bringup import Stack, StackOptions
+
+    sim_cfg = {"real_time_factor": 1.0, "camera_rate_hz": 0.0, "odom_origin": "start"}
+    nav_context = Context()
+    rclpy.init(context=nav_context)
+    try:
+        with StackHarness(ros_context, nodes=["sim"], per_node={"sim": sim_cfg}) as h:
+            start = h.node("sim").start_pose
+            stack = Stack(StackOptions(only=["navigator"]), context=nav_context)
+            try:
+                stack.start_spinning()
+                navigator = stack.nodes[0]
+
+                def placed() -> bool:
+                    pose = navigator.pose()
+                    return pose is not None and pose.distance_to(start) < 0.05
+
+                h.wait_until(lambda: navigator.pose() is not None, 30.0, "odometry")
+                h.wait_until(placed, 10.0, f"the robot at robot_start, not at {navigator.pose()}")
+                assert navigator.pose().yaw_rad == pytest.approx(start.yaw_rad, abs=0.05)
+                offset = navigator.status_values()["odom_in_map"]  # what the pages use
+                assert [float(v) for v in offset.split(",")] == pytest.approx(
+                    [start.x_m, start.y_m, start.yaw_rad], abs=1e-3)
+            finally:
+                stack.close()
+    finally:
+        rclpy.try_shutdown(context=nav_context)
 
 
 def test_a_second_clock_on_the_domain_is_reported(ros_context: Any,

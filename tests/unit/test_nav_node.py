@@ -49,6 +49,33 @@ def test_odom_pose_with_origin(make_node: Any) -> None:
     assert pose.yaw_rad == pytest.approx(math.pi / 2)
 
 
+def test_the_simulators_odom_origin_applies_unless_the_navigator_has_its_own(
+        make_node: Any) -> None:
+    """The simulator's latched sim/odom_origin (map pose of the odom frame) places the robot
+    when the navigator's own odom_origin is unset; a value set by hand (a parameter file)
+    wins, and nothing is subscribed then."""
+    from geometry_msgs.msg import PoseStamped
+
+    def follows(node: Any) -> bool:
+        return any(sub.topic_name == "/sim/odom_origin" for sub in node.subscriptions)
+
+    nav = make_node()
+    assert not nav.odom_origin_given and follows(nav)
+    nav._on_odom(odom(1.0, 0.0, 0.0))
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((1.0, 0.0))
+    origin = PoseStamped(pose=pose_to_msg(10.0, 2.0, math.pi / 2).pose)
+    origin.header.frame_id = "odom"
+    nav._on_odom_origin(origin)  # not a map pose: refused
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((1.0, 0.0))
+    origin.header.frame_id = "map"
+    nav._on_odom_origin(origin)
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((10.0, 3.0))
+    assert nav.status_values()["odom_in_map"] == "10.0000,2.0000,1.570796"
+    own = make_node(odom_origin=[1.0, 2.0, 0.0])
+    assert own.odom_origin_given and not follows(own)
+    assert not follows(make_node(pose_source="amcl"))  # a localiser says where odom is
+
+
 def test_amcl_pose_corrects_odometry_drift(make_node: Any) -> None:
     nav = make_node(pose_source="amcl")
     nav._on_odom(odom(1.0, 0.0, 0.0))

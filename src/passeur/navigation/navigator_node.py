@@ -3,6 +3,8 @@
     goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
+    sim/odom_origin (PoseStamped, latched: the simulator's map pose of the odom frame; with
+        pose_source odom and no odom_origin parameter, e.g. the simulator in another process)
       -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus,
          latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
@@ -50,7 +52,7 @@ from passeur.navigation.places import LANGS, PlacesConfig, load_places, places_p
 from passeur.navigation.planner import GlobalPlanner, Plan, PlannerConfig, first_blocked_index
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
-from passeur.ros.params import declare
+from passeur.ros.params import declare, given
 
 TERMINAL = ("reached", "failed", "cancelled")
 #: `reason_code` values in navigation/status (the `reason` beside it is an English sentence):
@@ -78,6 +80,9 @@ ETA_MIN_SPEED_MPS = 0.05
 #: best-effort one) and so that a localiser's corrections of the map -> odom offset
 #: (`odom_in_map`) reach the pages while the robot stands still.
 IDLE_STATUS_PERIOD_S = 2.0
+#: The simulator's map pose of the odom frame, latched (sim_node.ODOM_ORIGIN_TOPIC; the
+#: navigator does not import the simulator).
+ODOM_ORIGIN_TOPIC = "sim/odom_origin"
 #: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
 ODOM_HISTORY_LENGTH = 200
 #: The planner thread checks this often whether the first map has arrived.
@@ -167,6 +172,11 @@ class NavigatorNode(Node):
                                  callback_group=inputs)
         self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
                                  qos.LATCHED, callback_group=inputs)
+        if self.pose_source == "odom" and not self.odom_origin_given:
+            # In one process bringup hands the simulator's origin over as the parameter; from
+            # another process it comes on this latched topic (a parameter set by hand wins).
+            self.create_subscription(PoseStamped, ODOM_ORIGIN_TOPIC, self._on_odom_origin,
+                                     qos.LATCHED, callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick,
                                         callback_group=control)
         self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
@@ -197,6 +207,7 @@ class NavigatorNode(Node):
         if len(origin) != 3:
             raise ConfigError("navigator.odom_origin must be [x, y, yaw]")
         self.odom_origin = tuple(float(v) for v in origin)
+        self.odom_origin_given = given(self, "odom_origin")
         self.control_rate_hz = num("control_rate_hz", 15.0, "controller loop rate (Hz)", 2.0, 50.0)
         self.lidar_x_m = num("lidar_x_m", 0.10, "lidar position in base_link, x (m)", -2.0, 2.0)
         self.lidar_y_m = num("lidar_y_m", 0.0, "lidar position in base_link, y (m)", -2.0, 2.0)
@@ -436,6 +447,31 @@ class NavigatorNode(Node):
                 odom = Pose2D(p0.x_m + f * (p1.x_m - p0.x_m), p0.y_m + f * (p1.y_m - p0.y_m),
                               p0.yaw_rad + f * dyaw)
             return self._map_from_odom.compose(odom)
+
+    def _on_odom_origin(self, msg: PoseStamped) -> None:
+        frame = msg.header.frame_id.lstrip("/")
+        if frame not in ("", "map"):
+            self.get_logger().error(f"{ODOM_ORIGIN_TOPIC}: frame '{msg.header.frame_id}' is not "
+                                    "'map'; odom_origin left as it was")
+            return
+        p = msg.pose
+        origin = Pose2D(float(p.position.x), float(p.position.y),
+                        quaternion_to_yaw(p.orientation.x, p.orientation.y, p.orientation.z,
+                                          p.orientation.w))
+        if not all(math.isfinite(v) for v in (origin.x_m, origin.y_m, origin.yaw_rad)):
+            self.get_logger().error(f"{ODOM_ORIGIN_TOPIC}: not a finite pose; ignored")
+            return
+        with self._lock:
+            if origin == self._map_from_odom:
+                return
+            self._map_from_odom = origin
+            if self._costmap is not None:
+                # Scans seen so far were placed with the old origin: wrong places on the map.
+                self._costmap.clear_obstacles()
+        self.get_logger().info(f"odom frame at ({origin.x_m:.2f}, {origin.y_m:.2f}, "
+                               f"{origin.yaw_rad:.2f}) in the map (the simulator's "
+                               f"odom_origin, on {ODOM_ORIGIN_TOPIC})")
+        self._publish_status(force=True)  # the pages' map -> odom (odom_in_map) at once
 
     def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
         p = msg.pose.pose

@@ -9,7 +9,8 @@ frame coincides with the world/map frame, so map -> odom is the identity in simu
 `start`, odom starts at zero at the robot's start pose, as on a real robot or in Gazebo.
 Either way the node publishes that map -> odom as a static transform (with TF), since in
 simulation nothing else localises the robot; `publish_map_to_odom: false` leaves it to a
-localiser (AMCL, slam_toolbox) instead.
+localiser (AMCL, slam_toolbox) instead. It is also on `sim/odom_origin` (latched), where a
+navigator in another process (`split_processes:=true`, two `passeur sim --nodes`) finds it.
 
 One simulator per ROS domain: another publisher of `/clock` (a second `passeur sim`, Gazebo's
 bridge) makes sim time jump back and forth for every node. The node looks for one every
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseArray, Twist
+from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
@@ -62,6 +63,10 @@ PUBLISHED_TOPICS = (CLOCK_TOPIC, "odom", "scan", "camera/image_raw", "camera/cam
 SUBSCRIBED_TOPICS = ("cmd_vel",)
 #: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
 OBSTACLES_TOPIC = "sim/obstacles"
+#: The map pose of the odom frame (PoseStamped, frame map, latched): what a navigator in
+#: another process takes as its `odom_origin` (in one process, bringup passes it directly).
+#: Without TF (tf2 is not on PyPI), the one way to hand map -> odom across processes.
+ODOM_ORIGIN_TOPIC = "sim/odom_origin"
 #: Only with a full ROS install (tf2_msgs importable): odom -> base_link on `tf`; map -> odom
 #: and the sensor frames on `tf_static`.
 TF_TOPICS = ("tf", "tf_static")
@@ -192,6 +197,9 @@ class SimNode(Node):
 
         self._tf_pub: Any = None
         self._setup_tf()
+        self._odom_origin_pub = self.create_publisher(PoseStamped, ODOM_ORIGIN_TOPIC,
+                                                      qos.LATCHED)
+        self._odom_origin_pub.publish(self._odom_origin_msg())
         # Another clock on the domain (clock_check): on the wall clock, since sim time is
         # what may be broken.
         self._clock_others: list[str] = []
@@ -470,6 +478,16 @@ class SimNode(Node):
     def odom_origin_pose(self) -> Pose2D:
         """Where the odom frame is in the map (world) frame: map -> odom."""
         return Pose2D(0.0, 0.0, 0.0) if self._odom_origin == "map" else self.start_pose
+
+    def _odom_origin_msg(self) -> PoseStamped:
+        origin = self.odom_origin_pose()
+        msg = PoseStamped()
+        msg.header.frame_id = MAP_FRAME
+        msg.pose.position.x, msg.pose.position.y = origin.x_m, origin.y_m
+        qx, qy, qz, qw = yaw_to_quaternion(origin.yaw_rad)
+        msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
+        msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+        return msg
 
     def _static_frames(self) -> list[tuple[str, str, tuple[float, float, float],
                                            tuple[float, float, float, float]]]:
