@@ -354,7 +354,8 @@ class Stack:
     def _navigator_odom_origin(self) -> dict[str, Any]:
         """The simulator's map -> odom for the navigator's `odom_origin` (a simulator with
         `odom_origin: start` starts odom at the robot's start pose, and a navigator left at
-        [0, 0, 0] would put the robot at the map's origin, inside a wall); {} without one."""
+        [0, 0, 0] would put the robot at the map's origin, inside a wall); {} without one in
+        this process: the navigator then follows the simulator's latched `sim/odom_origin`."""
         for node in self.nodes:
             if hasattr(node, "odom_origin_pose"):
                 origin = node.odom_origin_pose()

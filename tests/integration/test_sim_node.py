@@ -101,11 +101,14 @@ def _resolved(topic: str, namespace: str = "") -> str:
 
 
 def _check_rates(h: StackHarness) -> None:
-    from passeur.sim.sim_node import PUBLISHED_TOPICS, TF_TOPICS
+    from passeur.sim.sim_node import ODOM_ORIGIN_TOPIC, PUBLISHED_TOPICS, TF_TOPICS
 
     sim = h.node("sim")
+    # sim/odom_origin is for our navigator, not the robot's interface (beside Gazebo,
+    # gazebo.launch.py gives the navigator its odom_origin).
     published = {p.topic_name for p in sim.publishers} - {
-        "/rosout", "/parameter_events", *(_resolved(t) for t in TF_TOPICS)}
+        "/rosout", "/parameter_events", _resolved(ODOM_ORIGIN_TOPIC),
+        *(_resolved(t) for t in TF_TOPICS)}
     # what config/gz_bridge.yaml must offer too
     assert published == {_resolved(t) for t in PUBLISHED_TOPICS}
     rates = {name: float(sim.get_parameter(name).value)
@@ -308,6 +311,111 @@ def test_the_navigator_follows_the_simulators_odom_origin(ros_context: Any,
         assert stack.nodes[1].odom_origin == (1.0, 2.0, 0.0)
     finally:
         stack.close()
+
+
+def test_a_navigator_in_another_process_follows_the_simulators_odom_origin(
+        ros_context: Any) -> None:
+    """With the simulator in a process of its own (`sim.launch.py split_processes:=true`, or
+    `passeur sim --nodes sim` beside `--nodes navigator,...`), its odom_origin 'start' never
+    reached the navigator: the robot was placed at the map's origin (a wall corner: every goal
+    failed, the pages drew it there). A context of its own is a DDS participant of its own,
+    found by discovery as another process would be."""
+    import rclpy
+    from rclpy.context import Context
+
+    from passeur.bringup import Stack, StackOptions
+
+    sim_cfg = {"real_time_factor": 1.0, "camera_rate_hz": 0.0, "odom_origin": "start"}
+    nav_context = Context()
+    rclpy.init(context=nav_context)
+    try:
+        with StackHarness(ros_context, nodes=["sim"], per_node={"sim": sim_cfg}) as h:
+            start = h.node("sim").start_pose
+            stack = Stack(StackOptions(only=["navigator"]), context=nav_context)
+            try:
+                stack.start_spinning()
+                navigator = stack.nodes[0]
+
+                def placed() -> bool:
+                    pose = navigator.pose()
+                    return pose is not None and pose.distance_to(start) < 0.05
+
+                h.wait_until(lambda: navigator.pose() is not None, 30.0, "odometry")
+                h.wait_until(placed, 10.0, f"the robot at robot_start, not at {navigator.pose()}")
+                assert navigator.pose().yaw_rad == pytest.approx(start.yaw_rad, abs=0.05)
+                offset = navigator.status_values()["odom_in_map"]  # what the pages use
+                assert [float(v) for v in offset.split(",")] == pytest.approx(
+                    [start.x_m, start.y_m, start.yaw_rad], abs=1e-3)
+            finally:
+                stack.close()
+    finally:
+        rclpy.try_shutdown(context=nav_context)
+
+
+def test_a_second_clock_on_the_domain_is_reported(ros_context: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two simulators on one ROS domain (`passeur sim` twice, or beside Gazebo's bridge) both
+    published /clock and nothing said so: every node on sim time saw time jump back and
+    forth. The simulator now logs an error naming the other publisher and the fix."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from passeur.sim import sim_node
+
+    monkeypatch.setattr(sim_node, "CLOCK_CHECK_PERIOD_S", 0.1)
+    sim_cfg = {"real_time_factor": 1.0, "camera_rate_hz": 0.0}
+    with StackHarness(ros_context, nodes=["sim"], per_node={"sim": sim_cfg}) as h:
+        sim = h.node("sim")
+        errors: list[str] = []
+        logger = sim.get_logger()
+
+        class Recorder:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(logger, name)
+
+            def error(self, message: str, **kwargs: Any) -> bool:
+                errors.append(message)
+                return bool(logger.error(message, **kwargs))
+
+        monkeypatch.setattr(sim, "get_logger", Recorder)
+        # Alone (the probe only listens): no complaint, however many checks.
+        h.wait_sim_time(0.5, timeout_s=30.0)
+        assert sim.clock_conflict() is None and errors == []
+        # A Gazebo bridge on the same domain: a context of its own is a DDS participant of its
+        # own, found by discovery as another process would be.
+        other_context = Context()
+        rclpy.init(context=other_context)
+        other = Node("ros_gz_bridge", context=other_context)
+        try:
+            other.create_publisher(Clock, "/clock", 10)
+            # (Logged at once, and again when the graph learns the node's name.)
+            h.wait_until(lambda: any("/ros_gz_bridge" in e for e in errors), 10.0,
+                         "the simulator's error naming the other publisher")
+            message = errors[-1]
+            assert "/sim" not in message
+            assert f"ROS_DOMAIN_ID {ros_context.get_domain_id()}" in message
+            assert "export ROS_DOMAIN_ID=" in message
+            assert sim.clock_conflict() == message
+            said = len(errors)
+            h.wait_sim_time(0.5, timeout_s=30.0)
+            assert len(errors) == said, "said once, not at every check (again every 30 s)"
+            assert sim.loop is not None and sim.failure() is None, "the simulator keeps running"
+        finally:
+            other.destroy_node()
+            rclpy.try_shutdown(context=other_context)
+        h.wait_until(lambda: sim.clock_conflict() is None, 10.0, "the conflict to clear")
+
+
+def test_another_simulator_of_the_same_name_counts_as_another_clock() -> None:
+    from passeur.sim.clock_check import full_name, other_publishers
+
+    assert full_name("/", "sim") == "/sim" and full_name("/robot1", "sim") == "/robot1/sim"
+    assert full_name("_NODE_NAMESPACE_UNKNOWN_", "_NODE_NAME_UNKNOWN_") == \
+        "a publisher whose node is not known yet"
+    assert other_publishers(["/sim"], "/sim") == []
+    assert other_publishers(["/sim", "/sim"], "/sim") == ["/sim"]  # `passeur sim` twice
+    assert other_publishers(["/sim", "/robot1/sim"], "/robot1/sim") == ["/sim"]
 
 
 def test_passeur_sim_exits_when_the_simulator_stops(monkeypatch: pytest.MonkeyPatch,

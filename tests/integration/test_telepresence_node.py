@@ -230,7 +230,7 @@ def test_map_pose_click_to_go_and_heading_with_a_nonzero_odom_origin(
     nav = _nav_status("5.00,4.00,1.5708", "failed", "unknown place 'nowhere' (known: desk)")
     # Once: a copy arriving after odometry moves on would pair the old map pose with the new
     # odometry (the node pairs each navigator pose with the odometry of its arrival).
-    harness.publish_once("navigation/status", nav, qos.STATUS)
+    harness.publish_once("navigation/status", nav, qos.LATCHED)
     harness.wait_until(lambda: node.status()["pose"]["frame"] == "map", 10, "the map pose")
     status = node.status()
     assert status["pose_source"] == "navigator"
@@ -280,7 +280,7 @@ def test_navigator_odom_in_map_is_used_as_is(harness: StackHarness) -> None:
 
     def shows(y: float) -> bool:
         harness.publish("odom", odom, qos.SENSOR)
-        harness.publish("navigation/status", nav, qos.STATUS)
+        harness.publish("navigation/status", nav, qos.LATCHED)
         pose = node.status()["pose"]
         return pose is not None and pose["frame"] == "map" and abs(pose["y"] - y) < 0.01
 
@@ -413,13 +413,13 @@ async def test_driving_by_hand_cancels_navigation_under_way(harness: StackHarnes
         client = await pilot(node.server.base_url, http)
         try:
             # Idle navigation: driving cancels nothing.
-            harness.publish("navigation/status", nav("idle", ""), qos.STATUS)
+            harness.publish("navigation/status", nav("idle", ""), qos.LATCHED)
             await until(lambda: node.status()["navigation"].get("state") == "idle", 5, "idle")
             client.send({"type": "drive", "direction": "forward", "speed_level": 1})
             await asyncio.sleep(0.5)
             assert cancels == []
             # A patrol's goal under way: the first drive cancels it, the repeats do not again.
-            harness.publish("navigation/status", nav("driving", "7"), qos.STATUS)
+            harness.publish("navigation/status", nav("driving", "7"), qos.LATCHED)
             await until(lambda: node.status()["navigation"].get("goal_id") == "7", 5, "goal 7")
             for _ in range(5):
                 client.send({"type": "drive", "direction": "forward", "speed_level": 1})

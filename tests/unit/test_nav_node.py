@@ -49,6 +49,33 @@ def test_odom_pose_with_origin(make_node: Any) -> None:
     assert pose.yaw_rad == pytest.approx(math.pi / 2)
 
 
+def test_the_simulators_odom_origin_applies_unless_the_navigator_has_its_own(
+        make_node: Any) -> None:
+    """The simulator's latched sim/odom_origin (map pose of the odom frame) places the robot
+    when the navigator's own odom_origin is unset; a value set by hand (a parameter file)
+    wins, and nothing is subscribed then."""
+    from geometry_msgs.msg import PoseStamped
+
+    def follows(node: Any) -> bool:
+        return any(sub.topic_name == "/sim/odom_origin" for sub in node.subscriptions)
+
+    nav = make_node()
+    assert not nav.odom_origin_given and follows(nav)
+    nav._on_odom(odom(1.0, 0.0, 0.0))
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((1.0, 0.0))
+    origin = PoseStamped(pose=pose_to_msg(10.0, 2.0, math.pi / 2).pose)
+    origin.header.frame_id = "odom"
+    nav._on_odom_origin(origin)  # not a map pose: refused
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((1.0, 0.0))
+    origin.header.frame_id = "map"
+    nav._on_odom_origin(origin)
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((10.0, 3.0))
+    assert nav.status_values()["odom_in_map"] == "10.0000,2.0000,1.570796"
+    own = make_node(odom_origin=[1.0, 2.0, 0.0])
+    assert own.odom_origin_given and not follows(own)
+    assert not follows(make_node(pose_source="amcl"))  # a localiser says where odom is
+
+
 def test_amcl_pose_corrects_odometry_drift(make_node: Any) -> None:
     nav = make_node(pose_source="amcl")
     nav._on_odom(odom(1.0, 0.0, 0.0))
@@ -78,6 +105,52 @@ def test_idle_status_is_repeated_for_late_listeners(make_node: Any) -> None:
     assert values["state"] == "idle" and values["odom_in_map"]
     nav._tick()
     assert len(sent) == 1, "not at the control rate: every IDLE_STATUS_PERIOD_S"
+
+
+def test_a_late_subscriber_gets_the_current_status_at_once(make_node: Any, ros_context: Any,
+                                                           tmp_path: Path) -> None:
+    """navigation/status was volatile: a page's server, `ros2 topic echo` or the patrol node
+    starting after the last event heard nothing until the navigator's next idle repeat (2 s).
+    It is latched now, and volatile subscribers (default QoS, best effort) still match."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from passeur.navigation.navigator_node import IDLE_STATUS_PERIOD_S
+    from passeur.ros import qos
+    from tests.unit.test_nav_patrol import make_patrol_node
+
+    nav = make_node()  # never spun: nothing is repeated, only what DDS keeps is delivered
+    nav.send_place("cellar")  # goal 1, failed at once
+    late = Node("late_listener", context=ros_context)
+    patrol = make_patrol_node(ros_context, tmp_path)
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        got: list[dict[str, str]] = []
+        late.create_subscription(DiagnosticStatus, "navigation/status",
+                                 lambda m: got.append({kv.key: kv.value for kv in m.values}),
+                                 qos.LATCHED_EVENTS)
+        for profile in (qos.STATUS, QoSProfile(depth=10,
+                                               reliability=ReliabilityPolicy.BEST_EFFORT)):
+            late.create_subscription(DiagnosticStatus, "navigation/status", lambda _m: None,
+                                     profile)
+        executor.add_node(late)
+        executor.add_node(patrol)
+        deadline = time.monotonic() + IDLE_STATUS_PERIOD_S * 0.75
+        while time.monotonic() < deadline and not (got and patrol._latest_nav_goal_id == 1):
+            executor.spin_once(timeout_sec=0.02)
+        assert got, "the late subscriber heard nothing"
+        assert len(got) == 1, "only the current status is kept (depth 1)"
+        assert (got[0]["state"], got[0]["goal_id"]) == ("failed", "1")
+        assert patrol._latest_nav_goal_id == 1, "the patrol node subscribes latched too"
+        # Every subscriber kind matched: the latched one, the patrol node's, default QoS,
+        # best effort.
+        assert nav.status_pub.get_subscription_count() == 4
+    finally:
+        executor.shutdown()
+        patrol.destroy_node()
+        late.destroy_node()
 
 
 def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:

@@ -171,6 +171,46 @@ def test_user_choices_win_on_a_robot_too(monkeypatch: pytest.MonkeyPatch) -> Non
         assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/robot_dds.xml"
 
 
+@pytest.mark.parametrize("name, value", [("ROS_STATIC_PEERS", "192.168.1.20"),
+                                         ("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET"),
+                                         ("ROS_AUTOMATIC_DISCOVERY_RANGE", "system_default")])
+def test_a_network_choice_reaches_other_machines_from_the_local_commands(
+        name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ROS_STATIC_PEERS=robot passeur patrol status` from an engineer's laptop never reached
+    the robot: the loopback-only Fast DDS profile (UDP whitelisted to 127.0.0.1) was applied
+    whatever the user exported."""
+    from passeur import rosenv
+
+    for var in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS",
+                "FASTDDS_DEFAULT_PROFILES_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(name, value)
+    rosenv.configure_environment()  # what `passeur patrol` and `passeur sim` ask for
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ
+    assert os.environ[name] == value
+    if name == "ROS_STATIC_PEERS":  # LOCALHOST + static peers: this machine and the robot
+        assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    # Nothing exported: the local demo stays on this machine.
+    monkeypatch.delenv(name)
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    rosenv.configure_environment()
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ
+
+
+def test_the_patrol_cli_says_how_to_reach_another_machine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from passeur.navigation.commands import _StackLink
+
+    link = _StackLink.__new__(_StackLink)  # only the message: no ROS
+    link.timeout_s = 1.0
+    monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    assert "ROS_STATIC_PEERS=<its address>" in str(link._not_running())
+    monkeypatch.setenv("ROS_STATIC_PEERS", "robot.local")
+    assert "ROS_STATIC_PEERS" not in str(link._not_running())
+
+
 def test_llvmpipe_gets_a_rasterizer_thread_per_core_but_the_physics_one() -> None:
     from passeur.rosenv import llvmpipe_threads
 

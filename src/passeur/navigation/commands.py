@@ -115,6 +115,8 @@ class _StackLink:
     def __init__(self, namespace: str, timeout_s: float) -> None:
         from passeur.rosenv import configure_environment
 
+        # This machine only (the local demo), unless the user exported ROS_STATIC_PEERS or
+        # ROS_AUTOMATIC_DISCOVERY_RANGE to reach a robot elsewhere (rosenv).
         configure_environment()
         import rclpy
         from diagnostic_msgs.msg import DiagnosticStatus
@@ -151,10 +153,15 @@ class _StackLink:
 
     def _not_running(self) -> PasseurError:
         from passeur.navigation.exceptions import StackNotRunningError
+        from passeur.rosenv import network_discovery_choice
 
+        where = ("" if network_discovery_choice() else
+                 "; this command looks on this machine only: for a robot on another machine, "
+                 "export ROS_STATIC_PEERS=<its address> (or ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET)")
         return StackNotRunningError(
             f"no answer from the patrol node within {self.timeout_s:g} s: is the stack running "
-            "(`passeur sim` or `passeur robot`) with the same ROS namespace and domain?")
+            "(`passeur sim` or `passeur robot`) with the same ROS namespace and domain?"
+            f"{where}")
 
     def wait_status(self) -> dict[str, str]:
         if not self._spin_until(lambda: self.status is not None,

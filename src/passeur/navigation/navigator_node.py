@@ -3,7 +3,10 @@
     goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
-      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus),
+    sim/odom_origin (PoseStamped, latched: the simulator's map pose of the odom frame; with
+        pose_source odom and no odom_origin parameter, e.g. the simulator in another process)
+      -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus,
+         latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
 
 On reaching a named place (goal_place) that has a spoken `description`, the navigator says
@@ -49,7 +52,7 @@ from passeur.navigation.places import LANGS, PlacesConfig, load_places, places_p
 from passeur.navigation.planner import GlobalPlanner, Plan, PlannerConfig, first_blocked_index
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
-from passeur.ros.params import declare
+from passeur.ros.params import declare, given
 
 TERMINAL = ("reached", "failed", "cancelled")
 #: `reason_code` values in navigation/status (the `reason` beside it is an English sentence):
@@ -70,10 +73,16 @@ BLOCK_CHECK_SKIP_RADII = 1.2
 #: goal approach make the mean speed lower than the top speed. A rough figure for a status.
 ETA_SPEED_FRACTION = 0.7
 ETA_MIN_SPEED_MPS = 0.05
-#: navigation/status is volatile: whoever starts listening after the last event (the web
-#: server at start-up, hence the pages' map) would not hear the state or the map -> odom
-#: offset until the next goal. Not driving, the status is repeated this often instead.
+#: navigation/status is latched (transient local, depth 1, as ROS actions' status topics): a
+#: subscriber that asks for transient local (qos.LATCHED_EVENTS: the web server, the patrol
+#: node, `ros2 topic echo`) gets the current state the moment it matches. Not driving, the
+#: status is also repeated this often, for volatile subscribers (a tool on default QoS, a
+#: best-effort one) and so that a localiser's corrections of the map -> odom offset
+#: (`odom_in_map`) reach the pages while the robot stands still.
 IDLE_STATUS_PERIOD_S = 2.0
+#: The simulator's map pose of the odom frame, latched (sim_node.ODOM_ORIGIN_TOPIC; the
+#: navigator does not import the simulator).
+ODOM_ORIGIN_TOPIC = "sim/odom_origin"
 #: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
 ODOM_HISTORY_LENGTH = 200
 #: The planner thread checks this often whether the first map has arrived.
@@ -136,7 +145,8 @@ class NavigatorNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel/nav", qos.COMMAND)
         self.plan_pub = self.create_publisher(PathMsg, "plan", qos.LATCHED)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status", qos.STATUS)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "navigation/status",
+                                               qos.LATCHED)
         self.say_pub = self.create_publisher(String, "speech/say", qos.STATUS)
         self._patrol_active = False
 
@@ -162,6 +172,11 @@ class NavigatorNode(Node):
                                  callback_group=inputs)
         self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
                                  qos.LATCHED, callback_group=inputs)
+        if self.pose_source == "odom" and not self.odom_origin_given:
+            # In one process bringup hands the simulator's origin over as the parameter; from
+            # another process it comes on this latched topic (a parameter set by hand wins).
+            self.create_subscription(PoseStamped, ODOM_ORIGIN_TOPIC, self._on_odom_origin,
+                                     qos.LATCHED, callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick,
                                         callback_group=control)
         self._worker = threading.Thread(target=self._plan_loop, name="navigator-planner",
@@ -192,6 +207,7 @@ class NavigatorNode(Node):
         if len(origin) != 3:
             raise ConfigError("navigator.odom_origin must be [x, y, yaw]")
         self.odom_origin = tuple(float(v) for v in origin)
+        self.odom_origin_given = given(self, "odom_origin")
         self.control_rate_hz = num("control_rate_hz", 15.0, "controller loop rate (Hz)", 2.0, 50.0)
         self.lidar_x_m = num("lidar_x_m", 0.10, "lidar position in base_link, x (m)", -2.0, 2.0)
         self.lidar_y_m = num("lidar_y_m", 0.0, "lidar position in base_link, y (m)", -2.0, 2.0)
@@ -431,6 +447,31 @@ class NavigatorNode(Node):
                 odom = Pose2D(p0.x_m + f * (p1.x_m - p0.x_m), p0.y_m + f * (p1.y_m - p0.y_m),
                               p0.yaw_rad + f * dyaw)
             return self._map_from_odom.compose(odom)
+
+    def _on_odom_origin(self, msg: PoseStamped) -> None:
+        frame = msg.header.frame_id.lstrip("/")
+        if frame not in ("", "map"):
+            self.get_logger().error(f"{ODOM_ORIGIN_TOPIC}: frame '{msg.header.frame_id}' is not "
+                                    "'map'; odom_origin left as it was")
+            return
+        p = msg.pose
+        origin = Pose2D(float(p.position.x), float(p.position.y),
+                        quaternion_to_yaw(p.orientation.x, p.orientation.y, p.orientation.z,
+                                          p.orientation.w))
+        if not all(math.isfinite(v) for v in (origin.x_m, origin.y_m, origin.yaw_rad)):
+            self.get_logger().error(f"{ODOM_ORIGIN_TOPIC}: not a finite pose; ignored")
+            return
+        with self._lock:
+            if origin == self._map_from_odom:
+                return
+            self._map_from_odom = origin
+            if self._costmap is not None:
+                # Scans seen so far were placed with the old origin: wrong places on the map.
+                self._costmap.clear_obstacles()
+        self.get_logger().info(f"odom frame at ({origin.x_m:.2f}, {origin.y_m:.2f}, "
+                               f"{origin.yaw_rad:.2f}) in the map (the simulator's "
+                               f"odom_origin, on {ODOM_ORIGIN_TOPIC})")
+        self._publish_status(force=True)  # the pages' map -> odom (odom_in_map) at once
 
     def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
         p = msg.pose.pose

@@ -2,7 +2,7 @@
 
     patrol/command (String JSON: {"action": "start", "route": id} | {"action": "stop"}
                     | {"action": "status"}; optional "request_id" echoed in the status)
-    navigation/status (DiagnosticStatus)
+    navigation/status (DiagnosticStatus, latched)
       -> goal_place (String), navigation/cancel (Empty), speech/say (String JSON
          {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
 
@@ -132,8 +132,10 @@ class PatrolNode(Node):
         self.say_pub = self.create_publisher(String, "speech/say", qos.STATUS)
         self.status_pub = self.create_publisher(DiagnosticStatus, "patrol/status", qos.LATCHED)
         self.create_subscription(String, "patrol/command", self._on_command, qos.STATUS)
+        # Latched: the navigator's current goal id is known as soon as it matches (not at its
+        # next idle repeat), so an old goal to the patrol's first place is not taken for ours.
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
-                                 qos.STATUS)
+                                 qos.LATCHED_EVENTS)
         self.create_subscription(Bool, "speech/speaking", self._on_speaking, qos.LATCHED)
         self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
         self._timer = self.create_timer(TICK_PERIOD_S, self._tick)

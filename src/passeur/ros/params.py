@@ -64,6 +64,12 @@ def declare(
         ) from exc
 
 
+def given(node: Node, name: str) -> bool:
+    """Whether `name` has a value from outside the node (a parameter file, the command line,
+    `parameter_overrides`), not just its declared default."""
+    return _override_value(node, name) is not _MISSING
+
+
 class ParameterValueError(ConfigError):
     """A value rclpy refused when a node declared the parameter: wrong type, out of range.
 

@@ -26,6 +26,17 @@ LATCHED = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
+#: Subscribing to a latched stream of events (navigation/status, published LATCHED): the
+#: newest on joining, then every one after it. Deeper than LATCHED so that a burst of
+#: transitions (cancelled, then planning) waits for the callback instead of overwriting.
+#: Matches transient-local publishers only; a volatile subscriber (STATUS) hears them too.
+LATCHED_EVENTS = QoSProfile(
+    depth=10,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
 #: Ordinary reliable state/status topics.
 STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -9,7 +9,14 @@ frame coincides with the world/map frame, so map -> odom is the identity in simu
 `start`, odom starts at zero at the robot's start pose, as on a real robot or in Gazebo.
 Either way the node publishes that map -> odom as a static transform (with TF), since in
 simulation nothing else localises the robot; `publish_map_to_odom: false` leaves it to a
-localiser (AMCL, slam_toolbox) instead.
+localiser (AMCL, slam_toolbox) instead. It is also on `sim/odom_origin` (latched), where a
+navigator in another process (`split_processes:=true`, two `passeur sim --nodes`) finds it.
+
+One simulator per ROS domain: another publisher of `/clock` (a second `passeur sim`, Gazebo's
+bridge) makes sim time jump back and forth for every node. The node looks for one every
+CLOCK_CHECK_PERIOD_S and logs an error saying how to fix it (clock_check.py), again every
+CLOCK_CONFLICT_REPEAT_S while it lasts. It keeps running: it cannot tell which clock is the
+intruder, and stopping would leave a robot stack that was working without its simulator.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ import array
 import math
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseArray, Twist
+from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from nav_msgs.msg import Odometry
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
@@ -34,6 +44,7 @@ from passeur.errors import ConfigError
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
+from passeur.sim import clock_check
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
 
 MAP_FRAME = "map"
@@ -52,9 +63,18 @@ PUBLISHED_TOPICS = (CLOCK_TOPIC, "odom", "scan", "camera/image_raw", "camera/cam
 SUBSCRIBED_TOPICS = ("cmd_vel",)
 #: Test/demo hook, not part of the robot interface (Gazebo has no equivalent).
 OBSTACLES_TOPIC = "sim/obstacles"
+#: The map pose of the odom frame (PoseStamped, frame map, latched): what a navigator in
+#: another process takes as its `odom_origin` (in one process, bringup passes it directly).
+#: Without TF (tf2 is not on PyPI), the one way to hand map -> odom across processes.
+ODOM_ORIGIN_TOPIC = "sim/odom_origin"
 #: Only with a full ROS install (tf2_msgs importable): odom -> base_link on `tf`; map -> odom
 #: and the sensor frames on `tf_static`.
 TF_TOPICS = ("tf", "tf_static")
+#: How often (wall time) the simulator looks for another publisher of /clock (clock_check):
+#: the first look also waits this long for discovery. A graph query, not a message.
+CLOCK_CHECK_PERIOD_S = 2.0
+#: While another clock stays on the domain, the error is logged again this often.
+CLOCK_CONFLICT_REPEAT_S = 30.0
 
 
 class _SwitchInterval:
@@ -177,6 +197,15 @@ class SimNode(Node):
 
         self._tf_pub: Any = None
         self._setup_tf()
+        self._odom_origin_pub = self.create_publisher(PoseStamped, ODOM_ORIGIN_TOPIC,
+                                                      qos.LATCHED)
+        self._odom_origin_pub.publish(self._odom_origin_msg())
+        # Another clock on the domain (clock_check): on the wall clock, since sim time is
+        # what may be broken.
+        self._clock_others: list[str] = []
+        self._clock_conflict_logged_s = -math.inf
+        self.create_timer(CLOCK_CHECK_PERIOD_S, self._check_clock_publishers,
+                          clock=RosClock(clock_type=ClockType.STEADY_TIME))
 
         self._scan_template = LaserScan(
             angle_min=r.lidar_min_angle_rad,
@@ -258,6 +287,32 @@ class SimNode(Node):
             if ns > 0:  # 0: no /clock received yet; do not hold the start back for it
                 seen = ns * 1e-9 if seen is None else min(seen, ns * 1e-9)
         return seen
+
+    def clock_conflict(self) -> str | None:
+        """Why sim time is unreliable (another publisher of /clock on the domain, seen at the
+        last check), or None."""
+        others = self._clock_others
+        if not others:
+            return None
+        return clock_check.conflict_message(CLOCK_TOPIC, others, self.context.get_domain_id())
+
+    def _check_clock_publishers(self) -> None:
+        if self._closed:
+            return
+        own = clock_check.full_name(self.get_namespace(), self.get_name())
+        others: list[str] = []
+        if self.count_publishers(CLOCK_TOPIC) > 1:
+            others = clock_check.other_publishers(
+                (clock_check.full_name(i.node_namespace, i.node_name)
+                 for i in self.get_publishers_info_by_topic(CLOCK_TOPIC)), own)
+        previous, self._clock_others = self._clock_others, others
+        now = time.monotonic()
+        if others and (others != previous
+                       or now - self._clock_conflict_logged_s >= CLOCK_CONFLICT_REPEAT_S):
+            self._clock_conflict_logged_s = now
+            self.get_logger().error(self.clock_conflict() or "")
+        elif previous and not others:
+            self.get_logger().info(f"{CLOCK_TOPIC}: this simulator is its only publisher again")
 
     # -- test and tooling API -----------------------------------------------------------------
     def ground_truth_pose(self) -> Pose2D:
@@ -423,6 +478,16 @@ class SimNode(Node):
     def odom_origin_pose(self) -> Pose2D:
         """Where the odom frame is in the map (world) frame: map -> odom."""
         return Pose2D(0.0, 0.0, 0.0) if self._odom_origin == "map" else self.start_pose
+
+    def _odom_origin_msg(self) -> PoseStamped:
+        origin = self.odom_origin_pose()
+        msg = PoseStamped()
+        msg.header.frame_id = MAP_FRAME
+        msg.pose.position.x, msg.pose.position.y = origin.x_m, origin.y_m
+        qx, qy, qz, qw = yaw_to_quaternion(origin.yaw_rad)
+        msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
+        msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+        return msg
 
     def _static_frames(self) -> list[tuple[str, str, tuple[float, float, float],
                                            tuple[float, float, float, float]]]:

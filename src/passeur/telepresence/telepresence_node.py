@@ -239,8 +239,10 @@ class TelepresenceNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR)
         self.create_subscription(OccupancyGrid, "map", self._on_map, qos.LATCHED)
         self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
+        # Latched (the navigator's is): the pages know the state and the robot's place on
+        # the map as soon as the server starts, not at the navigator's next idle repeat.
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
-                                 _ANY_STATUS)
+                                 qos.LATCHED_EVENTS)
         self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
                                  qos.LATCHED)
         self.create_subscription(DiagnosticStatus, "safety/status", self._on_safety_status,
