@@ -737,6 +737,15 @@ async def test_housekeeping_keeps_expiring_after_an_error() -> None:
         srv.stop()
 
 
+def _reader_server(service: Any, **options: Any) -> WebServer:
+    """A server with the reading companion's routes (not started)."""
+    from passeur.reading.web_reader import ReaderFeature
+
+    return WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",), **options),
+                     FakeRobot(), AccessManager(hash_password(PASSWORD, n=2**10)),
+                     CameraSource(), FileAudio(), [ReaderFeature(service)])
+
+
 def _from(address: str) -> aiohttp.ClientSession:
     """An HTTP client whose requests come from another loopback address (127.0.0.0/8)."""
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
@@ -788,12 +797,9 @@ async def test_http_errors_of_the_web_framework_are_json_too(tmp_path: Any) -> N
     """aiohttp's own refusals on the API (wrong method, body over the server's limit on the
     reader's JSON routes, unknown path) are JSON errors like the server's, not plain text."""
     from passeur.reading.service import ReadingService, ServiceConfig
-    from passeur.reading.web_reader import ReaderFeature
 
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
-    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
-                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
-                    FileAudio(), [ReaderFeature(service)])
+    srv = _reader_server(service)
     srv.start()
     try:
         base = srv.base_url
@@ -1032,13 +1038,9 @@ async def test_a_dns_rebinding_page_gets_nothing_from_the_robot(tmp_path: Any) -
     the robot does not answer to, with a page saying which name and what to set; IP
     addresses, localhost and the names of allowed_hosts are served."""
     from passeur.reading.service import ReadingService, ServiceConfig
-    from passeur.reading.web_reader import ReaderFeature
 
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
-    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",),
-                                  allowed_hosts=("robot.library.org",)),
-                    FakeRobot(), AccessManager(hash_password(PASSWORD, n=2**10)),
-                    CameraSource(), FileAudio(), [ReaderFeature(service)])
+    srv = _reader_server(service, allowed_hosts=("robot.library.org",))
     srv.start()
     try:
         base, port = srv.base_url, srv.base_url.rsplit(":", 1)[1]
@@ -1085,15 +1087,12 @@ async def test_read_to_me_is_a_post_another_site_cannot_send(tmp_path: Any) -> N
     covers POST/DELETE. It is a POST now: GET answers 405 (Allow: POST), a POST from another
     site's page is refused and the robot says nothing, the reader page's own POST reads."""
     from passeur.reading.service import ReadingService, ServiceConfig
-    from passeur.reading.web_reader import ReaderFeature
 
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3",
                                            play_on_speaker=True))
     spoken: list[bool] = []
     service.on_speaking = spoken.append
-    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
-                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
-                    FileAudio(), [ReaderFeature(service)])
+    srv = _reader_server(service)
     srv.start()
     try:
         base = srv.base_url
@@ -1122,12 +1121,9 @@ async def test_an_open_reader_page_does_not_hold_the_shutdown(tmp_path: Any) -> 
     import numpy as np
 
     from passeur.reading.service import ReadingService, ServiceConfig
-    from passeur.reading.web_reader import ReaderFeature
 
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
-    srv = WebServer(ServerOptions(port=0, ice_host_addresses=("127.0.0.1",)), FakeRobot(),
-                    AccessManager(hash_password(PASSWORD, n=2**10)), CameraSource(),
-                    FileAudio(), [ReaderFeature(service)])
+    srv = _reader_server(service)
     srv.start()
     stopped = False
     try:
