@@ -290,6 +290,41 @@ def test_navigator_odom_in_map_is_used_as_is(harness: StackHarness) -> None:
     assert node.status()["pose"]["x"] == pytest.approx(4.0, abs=0.01)
 
 
+def test_a_navigator_on_default_qos_is_still_heard(harness: StackHarness) -> None:
+    """navigation/status became latched, and the node asked for transient local: a navigator
+    publishing on ROS's default QoS (volatile: another navigator, a bridge, `ros2 topic pub`)
+    no longer matched, and the pages showed 'no navigator' and the robot at its odometry
+    pose. Such a publisher is heard again; ours (latched) is not taken twice."""
+    node = harness.node("telepresence")
+    odom = Odometry()
+    odom.pose.pose.orientation.w = 1.0
+    nav = _nav_status("0.00,0.00,0.00", state="driving",
+                      odom_in_map="2.0000,3.0000,0.000000")
+
+    def shows() -> bool:
+        harness.publish("odom", odom, qos.SENSOR)
+        harness.publish("navigation/status", nav, qos.ROS_DEFAULT)
+        pose = node.status()["pose"]
+        return node.status()["navigation"].get("state") == "driving" and pose is not None \
+            and pose["frame"] == "map" and abs(pose["y"] - 3.0) < 0.01
+
+    harness.wait_until(shows, 10, "the status of a navigator on default QoS")
+    # Ours, latched, beside it: taken by the latched subscription only, not a second time
+    # (late, out of order) through the best-effort one.
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    unlatched: list[Any] = []
+    take = node._on_nav_status
+    node._on_nav_status = lambda msg: (unlatched.append(msg), take(msg))  # type: ignore[method-assign]
+    ours = harness.probe.create_publisher(DiagnosticStatus, "navigation/status", qos.LATCHED)
+    ours.publish(_nav_status("0.00,0.00,0.00", state="reached",
+                             odom_in_map="2.0000,3.0000,0.000000"))
+    harness.wait_until(lambda: node.status()["navigation"].get("state") == "reached", 10,
+                       "the latched status")
+    time.sleep(0.3)  # a copy through the best-effort subscription would be there by now
+    assert unlatched == []
+
+
 def test_access_limits_are_declared_parameters(harness: StackHarness) -> None:
     """Lockout limits, session lengths and extension sizes are parameters (with descriptions),
     and reach the access policy."""

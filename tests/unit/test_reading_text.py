@@ -240,3 +240,21 @@ def test_sentences_keep_their_punctuation_and_abbreviations_do_not_end_them() ->
     assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
         "Mr. Fox ran to Dr. Owl.", "He stopped...", "Then he sat."]
     assert [t.text for t in page.tokens if t.sentence_end] == ["Owl", "stopped", "sat"]
+
+
+def test_billions_are_read_as_such() -> None:
+    """'La Terre a 4 500 000 000 ans' (now one number in French) was expected as 'quatre mille
+    cinq cents millions': a child reading 'quatre milliards cinq cents millions' was marked
+    wrong on two words; English 1,000,000,000 was 'one thousand million', not 'one billion'."""
+    assert number_words("4 500 000 000", "fr") == [
+        "quatre", "milliards", "cinq", "cents", "millions"]
+    assert number_words("1 000 000 000", "fr") == ["un", "milliard"]
+    assert number_words("1 000 000 000 000", "fr") == ["mille", "milliards"]
+    assert number_words("2 000 000e", "fr") == ["deux", "millionième"]
+    assert number_words("3 000 000 000e", "fr") == ["trois", "milliardième"]
+    assert number_words("999 999 999", "fr")[-4:] == ["quatre", "vingt", "dix", "neuf"]
+    assert number_words("1,000,000,000", "en") == ["one", "billion"]
+    assert number_words("2,000,000,005", "en") == ["two", "billion", "five"]
+    assert number_words("1,000,000", "en") == ["one", "million"]
+    assert _score_of("La Terre a 4 500 000 000 ans.",
+                     "la terre a quatre milliards cinq cents millions ans", "fr") == (5, 5)

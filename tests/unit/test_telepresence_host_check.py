@@ -94,3 +94,15 @@ def test_the_refusal_names_the_host_and_the_parameter_in_both_languages() -> Non
     text = refusal_text("evil.example:8080\x1b[31m")
     assert "« evil.example:8080[31m »" in text and "'evil.example:8080[31m'" in text
     assert text.count("allowed_hosts") == 2 and "Accès refusé" in text and "Refused" in text
+
+
+def test_an_allowed_host_with_accents_is_the_name_browsers_send() -> None:
+    """A French library's name with accents (robot.médiathèque-lyon.fr, as the staff write it)
+    was refused at start-up as 'not a host name'; browsers send it in Host in its IDNA form
+    (xn--...), which is what the robot must answer to."""
+    policy = HostPolicy.from_config(["Robot.Médiathèque-Lyon.fr"], hostname="passeur-01")
+    assert policy.allows("robot.xn--mdiathque-lyon-0jbk.fr:8080")
+    assert policy.allows("ROBOT.XN--MDIATHQUE-LYON-0JBK.FR.")
+    assert not policy.allows("robot.xn--mdiathque-lyon-0jbk.attacker.example")
+    with pytest.raises(TelepresenceConfigError, match="is not a host name"):
+        validate_allowed_hosts(["robot médiathèque.fr"])

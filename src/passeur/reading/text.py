@@ -103,8 +103,12 @@ def _en_number(n: int) -> list[str]:
         if rest:
             out += (["and"] if rest < 100 else []) + _en_number(rest)
         return out
-    millions, rest = divmod(n, 1_000_000)
-    return [*_en_number(millions), "million"] + (_en_number(rest) if rest else [])
+    if n < 1_000_000_000:
+        millions, rest = divmod(n, 1_000_000)
+        return [*_en_number(millions), "million"] + (_en_number(rest) if rest else [])
+    # 10^9 is "a billion" (not "a thousand million"); larger: "a thousand billion".
+    billions, rest = divmod(n, 1_000_000_000)
+    return [*_en_number(billions), "billion"] + (_en_number(rest) if rest else [])
 
 
 def _en_year_or_number(n: int) -> list[str]:
@@ -148,9 +152,15 @@ def _fr_number(n: int) -> list[str]:
         words = ([] if thousands == 1 else _fr_number(thousands)) + ["mille"]
         if rest:
             words += _fr_number(rest)
-    else:
+    elif n < 1_000_000_000:
         millions, rest = divmod(n, 1_000_000)
         words = [*_fr_number(millions), "million" if millions == 1 else "millions"]
+        if rest:
+            words += _fr_number(rest)
+    else:
+        # 10^9 is "un milliard" (not "mille millions"); larger: "mille milliards".
+        billions, rest = divmod(n, 1_000_000_000)
+        words = [*_fr_number(billions), "milliard" if billions == 1 else "milliards"]
         if rest:
             words += _fr_number(rest)
     return words
@@ -187,8 +197,8 @@ def number_words(text: str, lang: str) -> list[str]:
             if value == 1 and suffix in ("er", "re"):
                 return ["premier" if suffix == "er" else "première"]
             last = words[-1]
-            last = {"cinq": "cinqu", "neuf": "neuv", "vingts": "vingt", "cents": "cent"
-                    }.get(last, last.rstrip("e"))
+            last = {"cinq": "cinqu", "neuf": "neuv", "vingts": "vingt", "cents": "cent",
+                    "millions": "million", "milliards": "milliard"}.get(last, last.rstrip("e"))
             return [*words[:-1], last + "ième"]
         return words
     words = _en_year_or_number(value) if not frac and not suffix else _en_number(value)

@@ -66,12 +66,26 @@ def machine_names(hostname: str | None = None) -> frozenset[str]:
     return frozenset({name, short, f"{short}.local"})
 
 
+def _ascii_name(name: str) -> str:
+    """A name with accents (`robot.médiathèque.fr`) as browsers send it in Host: IDNA
+    (`robot.xn--mdiathque-53af.fr`); the name unchanged when it is ASCII or not a name."""
+    if name.isascii():
+        return name
+    try:
+        # The standard library's IDNA 2003; browsers use UTS #46, which gives the same
+        # result for accented Latin letters (not for 'ß': the refusal page shows their form).
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name  # refused below, as any other malformed name
+
+
 def validate_allowed_hosts(names: Iterable[str]) -> tuple[str, ...]:
-    """The `allowed_hosts` entries, stripped and lower case; a clear error for one that is not
-    a host name (a URL, a name with a port, a pattern other than `*`)."""
+    """The `allowed_hosts` entries, stripped, lower case and in ASCII (a name with accents in
+    its IDNA form, as browsers send it); a clear error for one that is not a host name (a URL,
+    a name with a port, a pattern other than `*`)."""
     out = []
     for raw in names:
-        name = raw.strip().lower().removesuffix(".")
+        name = _ascii_name(raw.strip().lower().removesuffix("."))
         if not name:
             continue
         if name != ANY_HOST and not _is_ip(name) and not _HOST_NAME.match(name):

@@ -31,7 +31,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.exceptions import InvalidHandle
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Empty, String
 from std_srvs.srv import SetBool
@@ -243,6 +243,10 @@ class TelepresenceNode(Node):
         # the map as soon as the server starts, not at the navigator's next idle repeat.
         self.create_subscription(DiagnosticStatus, "navigation/status", self._on_nav_status,
                                  qos.LATCHED_EVENTS)
+        # A transient-local subscription does not match a volatile (or best-effort) publisher:
+        # another navigator, a bridge or `ros2 topic pub` on ROS's default QoS is heard here.
+        self.create_subscription(DiagnosticStatus, "navigation/status",
+                                 self._on_unlatched_nav_status, _ANY_STATUS)
         self.create_subscription(DiagnosticStatus, "patrol/status", self._on_patrol_status,
                                  qos.LATCHED)
         self.create_subscription(DiagnosticStatus, "safety/status", self._on_safety_status,
@@ -395,6 +399,18 @@ class TelepresenceNode(Node):
                 # A navigator that only gives its map pose: paired with our latest odometry
                 # (off by however far the robot moved in between).
                 self._odom_in_map = odom_in_map(pose, _pose_of(self._odom))
+
+    def _on_unlatched_nav_status(self, msg: DiagnosticStatus) -> None:
+        """navigation/status on the best-effort subscription, which matches every publisher:
+        used only while no publisher on the topic is latched and reliable (ours), whose
+        messages the latched subscription already takes (not twice, nor out of order)."""
+        topic = self.resolve_topic_name("navigation/status")
+        for info in self.get_publishers_info_by_topic(topic):
+            offered = info.qos_profile
+            if (offered.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                    and offered.reliability == ReliabilityPolicy.RELIABLE):
+                return
+        self._on_nav_status(msg)
 
     def _on_patrol_status(self, msg: DiagnosticStatus) -> None:
         fields = self._on_diag(msg, self._patrol_status)
