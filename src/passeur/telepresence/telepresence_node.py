@@ -517,9 +517,9 @@ class TelepresenceNode(Node):
             return self._command_locked(command)
 
     def _command_locked(self, command: Command) -> dict[str, Any] | None:
+        moving = isinstance(command, Look) or (isinstance(command, Drive) and (
+            command.linear_mps != 0.0 or command.angular_rps != 0.0))
         if isinstance(command, Drive | Look):
-            moving = isinstance(command, Look) or command.linear_mps != 0.0 \
-                or command.angular_rps != 0.0
             refusal = self.teleop.refusal() if moving else None
             if refusal is not None:
                 # Said once per press (a held control repeats its command ten times a second).
@@ -531,7 +531,11 @@ class TelepresenceNode(Node):
                 self._cancel_other_navigation()
         if isinstance(command, Drive):
             self.last_drive_command_mono_s = time.monotonic()
-            self._cancel_pilot_goal()
+            if moving:
+                # Only a drive that moves takes over from the pilot's goal. A zero drive is a
+                # let-go: the page sends one by itself when it hears of the e-stop's release,
+                # and a place chosen just before that must still be driven to.
+                self._cancel_pilot_goal()
             velocity = self.teleop.drive(command.linear_mps, command.angular_rps)
             self._publishing = not velocity.is_zero or self._publishing
             self._publish_velocity(velocity)
