@@ -1840,3 +1840,30 @@ def test_an_estop_during_a_switch_latched_drive_leaves_the_switch_user_able_to_s
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_stopping_a_patrol_or_cancelling_codes_with_none_does_not_say_done(
+        browser: Any, stack: StackHarness) -> None:
+    """"Stop the patrol" with no patrol running and "Cancel all codes" with no code left to
+    use both answered "Done.", as if something had been stopped or cancelled."""
+    staff = staff_page(browser, stack)
+
+    def click_and_hear(button: str) -> str:
+        said = int(staff.evaluate("window.__said.length"))
+        staff.click(button)
+        staff.wait_for_function("(n) => window.__said.length > n", arg=said)
+        return str(staff.evaluate("window.__said[window.__said.length - 1]"))
+
+    try:
+        staff.evaluate(RECORD_SAID_JS)
+        click_and_hear("#revoke")  # whatever other tests left
+        assert click_and_hear("#revoke") == \
+            "No code to cancel: no valid code was waiting to be used."
+        issue_code(staff, "spectator")
+        assert click_and_hear("#revoke") == "Done."
+        if importable("passeur.navigation.patrol_node"):
+            staff.wait_for_selector("#patrol-stop", state="visible", timeout=20_000)
+            click_and_hear("#patrol-stop")  # a patrol another test may have left running
+            assert click_and_hear("#patrol-stop") == "No patrol was running: nothing to stop."
+    finally:
+        staff.context.close()
