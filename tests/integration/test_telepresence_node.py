@@ -460,3 +460,31 @@ async def test_the_let_go_after_an_estop_release_keeps_a_place_just_chosen(
             await until(lambda: any(t >= t_stop for t in cancels), 5, "STOP cancels")
         finally:
             await client.close()
+
+
+async def test_stop_also_stops_a_patrol_that_dwells(harness: StackHarness) -> None:
+    """The pilot pressed STOP while a patrol dwelt at a waypoint: STOP cancelled navigation,
+    which had no goal, so after its dwell the patrol sent the robot to its next place by
+    itself. STOP now stops the run too (once), with a reason the staff desk translates."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    node = harness.node("telepresence")
+    stops: list[str] = []
+    harness.probe.create_subscription(String, "patrol/command",
+                                      lambda m: stops.append(m.data), qos.STATUS)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            harness.publish("patrol/status", DiagnosticStatus(name="patrol", values=[
+                KeyValue(key="state", value="dwelling"), KeyValue(key="run_id", value="5")]),
+                qos.LATCHED)
+            await until(lambda: node.status()["patrol"].get("state") == "dwelling", 5, "dwell")
+            for _ in range(2):
+                client.send({"type": "stop"})
+            await until(lambda: len(stops) == 1, 5, "patrol stop")
+            await asyncio.sleep(0.3)
+            assert len(stops) == 1
+            command = json.loads(stops[0])
+            assert command == {"action": "stop", "reason": "interrupted: the pilot pressed STOP"}
+        finally:
+            await client.close()

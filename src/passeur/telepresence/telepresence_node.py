@@ -480,10 +480,15 @@ class TelepresenceNode(Node):
             self._publish_cancel()
         # A patrol dwelling, announcing or waiting to retry has no goal to cancel: its next
         # one would drive off when the pilot lets go. Stop the run itself, once.
+        self._stop_running_patrol(patrol, run, "interrupted: the pilot drove")
+
+    def _stop_running_patrol(self, patrol: str, run: str, reason: str) -> None:
+        """Stop the patrol run `run` (in state `patrol`) once, with `reason` for its history
+        and the staff desk (caller holds _drive_lock)."""
         if patrol in PATROL_RUNNING and run != self._stopped_patrol_run:
             self._stopped_patrol_run = run
             self.pub_patrol_command.publish(String(data=json.dumps(
-                {"action": "stop", "reason": "interrupted: the pilot drove"})))
+                {"action": "stop", "reason": reason})))
 
     def _publish_cancel(self) -> None:
         try:
@@ -545,6 +550,12 @@ class TelepresenceNode(Node):
             self._publish_velocity(ZERO)
             self._nav_goal_active = False
             self._publish_cancel()
+            # The cancel ends a patrol's goal under way; one that dwells, announces or waits
+            # to retry has none, and would drive off to its next place after STOP.
+            with self._lock:
+                patrol = str(self._patrol_status.get("state", ""))
+                run = str(self._patrol_status.get("run_id", ""))
+            self._stop_running_patrol(patrol, run, "interrupted: the pilot pressed STOP")
             return {"type": "ack", "action": "stop"}
         if isinstance(command, Look):
             velocity = self.teleop.look(command.direction)
