@@ -7,6 +7,7 @@ before that, a FakeBase probe plays camera and odometry from cmd_vel/teleop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -159,13 +160,33 @@ def end_pilot(staff: Page) -> None:
     staff.wait_for_function("document.getElementById('s-pilot').textContent.length > 0")
 
 
-def open_pilot(browser: Any, stack: StackHarness, code: str, lang: str = "en") -> Page:
-    context = browser.new_context(locale="fr-FR" if lang == "fr" else "en-US")
+def open_pilot(browser: Any, stack: StackHarness, code: str, lang: str = "en",
+               **context_options: Any) -> Page:
+    """A new browser context (`context_options`: viewport...) on the pilot page, `code` sent."""
+    context = browser.new_context(locale="fr-FR" if lang == "fr" else "en-US", **context_options)
     page = context.new_page()
     page.goto(base_url(stack) + "/pilot/")
     page.fill("#code-input", code)
     page.click("#code-submit")
     return page
+
+
+@contextlib.contextmanager
+def piloting(browser: Any, stack: StackHarness, lang: str = "en", frames: int = 3,
+             **context_options: Any) -> Iterator[tuple[Page, Page]]:
+    """The pilot tests' set-up, as (staff page, pilot page): staff logged in, a pilot code
+    issued and entered on a new pilot page, `frames` video frames shown there (0: no wait).
+    Afterwards, whatever happened: the pilot page closed, its session ended, staff closed."""
+    staff = staff_page(browser, stack)
+    pilot = open_pilot(browser, stack, issue_code(staff), lang, **context_options)
+    try:
+        if frames:
+            wait_frames(pilot, frames)
+        yield staff, pilot
+    finally:
+        pilot.context.close()
+        end_pilot(staff)
+        staff.context.close()
 
 
 def wait_frames(page: Page, n: int = 10, timeout_s: float = 30.0, element: str = "video") -> int:
@@ -287,9 +308,7 @@ def test_pilot_sees_sim_video_and_drives_with_held_button(
         browser: Any, stack: StackHarness, artifacts_dir: Any) -> None:
     import cv2
 
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
+    with piloting(browser, stack, frames=0) as (staff, pilot):
         pilot.wait_for_selector("#drive-section", state="visible")
         n1 = wait_frames(pilot, 10)
         time.sleep(1.0)
@@ -324,17 +343,10 @@ def test_pilot_sees_sim_video_and_drives_with_held_button(
         time.sleep(1.0)
         assert moved_since(stack, rest) < 0.03
         pilot.screenshot(path=str(artifacts_dir / "pilot.png"))
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_closing_the_tab_stops_the_robot(browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.focus('button[data-dir="forward"]')
         pilot.keyboard.down(" ")  # hold Space on the focused button
         stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
@@ -342,10 +354,6 @@ def test_closing_the_tab_stops_the_robot(browser: Any, stack: StackHarness) -> N
         closed = time.monotonic()
         pilot.close()
         assert first_zero_after(stack, closed) < WATCHDOG_S
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_killing_the_browser_stops_the_robot(pw: Any, browser: Any, stack: StackHarness) -> None:
@@ -695,10 +703,7 @@ def speaker_rms(path: Path) -> float:
 
 def test_sound_both_ways_with_mute(browser: Any, stack: StackHarness) -> None:
     audio = stack.node("telepresence").audio
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         # Robot microphone (a 440 Hz tone) -> the visitor hears it.
         assert pilot.evaluate(AUDIO_LEVEL_JS) > 0.05
         # Visitor microphone (Chromium's fake device beeps) -> the robot's speaker.
@@ -719,10 +724,6 @@ def test_sound_both_ways_with_mute(browser: Any, stack: StackHarness) -> None:
         # Mute the robot's sound on the visitor side.
         pilot.click("#mute-robot")
         assert pilot.evaluate("document.getElementById('video').muted") is True
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_staff_estop_and_takeover(browser: Any, stack: StackHarness) -> None:
@@ -795,10 +796,7 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
     if not importable("passeur.navigation.map_node"):
         pytest.skip("no map_server in this checkout")
     stack.subscribe("goal_pose", PoseStamped, qos.COMMAND, keep_history=True)
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
         pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
         meta = pilot.evaluate("fetch('/api/map').then(r => r.json())")
@@ -844,10 +842,6 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         pilot.wait_for_function(
             "document.getElementById('alert').textContent.includes('not on the floor')")
         assert not any(t >= t2 for t, _ in stack.history("goal_pose"))
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_qr_link_connects_without_typing_and_leaves_no_code_in_the_url(
@@ -925,10 +919,7 @@ def test_second_tab_of_the_same_pilot_replaces_the_first(browser: Any,
 
 def test_dropped_link_stops_then_the_page_reconnects(browser: Any, stack: StackHarness) -> None:
     server = stack.node("telepresence").server
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.hover('button[data-dir="forward"]')
         pilot.mouse.down()
         stack.wait_until(lambda: teleop_x(stack) > 0, 10, "driving")
@@ -947,10 +938,6 @@ def test_dropped_link_stops_then_the_page_reconnects(browser: Any, stack: StackH
                                      for p in server.peers), 30, "automatic reconnection")
         n = wait_frames(pilot, 1)
         assert wait_frames(pilot, n + 5) > n
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 # -- after review: accessibility of driving, languages, time limits -------------------------------
@@ -961,10 +948,7 @@ def teleop_since(stack: StackHarness, t0: float) -> list[Twist]:
 def test_a_bare_click_drives_a_short_step_then_stops(browser: Any, stack: StackHarness) -> None:
     """Screen readers in browse mode and dwell-clicking head mice send only `click`: in hold
     mode that must still do something, bounded, and say so."""
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         assert "single click" in pilot.inner_text("#drive-help")
         t0 = time.monotonic()
         pilot.evaluate("document.querySelector('button[data-dir=\"forward\"]').click()")
@@ -989,17 +973,10 @@ def test_a_bare_click_drives_a_short_step_then_stops(browser: Any, stack: StackH
         assert final_zero - moving_wall < 1.5, final_zero - moving_wall
         latest = stack.latest("cmd_vel/teleop")
         assert latest is not None and latest.linear.x == 0.0
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.click("#mode-toggle")
         assert "again to stop" in pilot.inner_text("#drive-help")
         pilot.focus("#status")
@@ -1027,17 +1004,10 @@ def test_toggle_mode_a_second_press_stops(browser: Any, stack: StackHarness) -> 
         assert_stops_explicitly(stack, lambda: pilot.click('button[data-dir="forward"]'))
         time.sleep(0.5)
         assert not any(m.linear.x > 0 for m in teleop_since(stack, pressed + 0.05))
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.click("#remap-forward")
         pilot.wait_for_function(
             "document.getElementById('status').textContent.includes('Press the new key')")
@@ -1060,10 +1030,6 @@ def test_a_remapped_key_drives_and_is_remembered(browser: Any, stack: StackHarne
         time.sleep(0.5)
         pilot.keyboard.up("ArrowUp")
         assert not any(m.linear.x > 0 for m in teleop_since(stack, t1))
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
@@ -1092,10 +1058,7 @@ def test_escape_while_choosing_a_key_still_stops_the_robot(browser: Any,
 
 def test_french_browser_gets_french_pages_and_translated_robot_messages(
         browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")  # locale fr-FR only
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack, lang="fr") as (staff, pilot):  # locale fr-FR only
         assert pilot.evaluate("document.documentElement.lang") == "fr"
         assert pilot.inner_text("#stop") == "STOP" and "Avancer" in pilot.inner_text("#drive-section")
         # An error the server sends as a code.
@@ -1111,10 +1074,6 @@ def test_french_browser_gets_french_pages_and_translated_robot_messages(
             timeout=20_000)
         alert = pilot.inner_text("#alert")
         assert "lieu est inconnu" in alert and "unknown" not in alert.lower(), alert
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
@@ -1236,10 +1195,7 @@ SAID_JS = """() => {
 
 def test_starting_to_drive_is_said_once_and_the_motion_line_reads_well(
         browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.evaluate(SAID_JS)
         pilot.focus("#status")
         for _ in range(4):  # the first press, then the held key's repeats
@@ -1250,18 +1206,11 @@ def test_starting_to_drive_is_said_once_and_the_motion_line_reads_well(
         pilot.wait_for_function("window.__said.includes('Stopped.')")
         said = pilot.evaluate("window.__said")
         assert said.count("Moving: Forward") == 1, said
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
 def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack, lang="fr") as (staff, pilot):
         pilot.click("#remap-forward")
         pilot.keyboard.press("Delete")
         assert "Suppr" in pilot.inner_text("#remap-forward")
@@ -1273,10 +1222,6 @@ def test_my_keys_are_named_in_the_page_language(browser: Any, stack: StackHarnes
         assert "Delete" in pilot.inner_text("#remap-forward")
         assert "Home" in pilot.inner_text("#remap-left")
         assert "Down arrow" in pilot.inner_text("#remap-backward")
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
@@ -1302,23 +1247,13 @@ def use_the_last_extension(page: Any, button: str) -> None:
 def test_pilot_extend_is_disabled_with_its_reason_when_none_is_left(
         browser: Any, stack: StackHarness, short_sessions: Any) -> None:
     short_sessions(pilot_max_extensions=1)
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         use_the_last_extension(pilot, "extend")
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
 def test_staff_link_table_is_updated_in_place(browser: Any, stack: StackHarness) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         staff.wait_for_selector("#links table td")
         staff.evaluate("""() => {
           window.__table = document.querySelector('#links table');
@@ -1330,10 +1265,6 @@ def test_staff_link_table_is_updated_in_place(browser: Any, stack: StackHarness)
         time.sleep(3.5)  # three refreshes
         assert staff.evaluate("window.__table === document.querySelector('#links table')")
         assert staff.evaluate("window.__removed") == 0
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 
@@ -1354,10 +1285,7 @@ REFLOW_JS = """() => ({
 @pytest.mark.parametrize("width,text", [(320, "100%"), (390, "200%")])
 def test_pages_reflow_on_a_narrow_screen(browser: Any, stack: StackHarness, width: int,
                                          text: str, artifacts_dir: Any) -> None:
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff), lang="fr")
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack, lang="fr") as (staff, pilot):
         for name, page in (("staff", staff), ("pilot", pilot)):
             page.set_viewport_size({"width": width, "height": 640})
             page.evaluate(f"document.documentElement.style.fontSize = '{text}'")
@@ -1368,10 +1296,6 @@ def test_pages_reflow_on_a_narrow_screen(browser: Any, stack: StackHarness, widt
             assert got["overflow"] <= 0 and not got["clipped"], (name, got)
             if name == "pilot":
                 assert got["stopBottom"] <= 0, got
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 # -- pages3: reviewer's defects ---------------------------------------------------------------
@@ -1429,51 +1353,46 @@ def test_pilot_hears_the_estop_released_and_is_not_told_it_moves_meanwhile(
     safety node held the robot still."""
     if not safety_available():
         pytest.skip("no safety node: no estop/state")
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
-        staff.click("#estop-on")
-        pilot.wait_for_function(
-            "document.getElementById('alert').textContent.includes('Emergency stop is on')",
-            timeout=15_000)
-        pilot.hover('button[data-dir="forward"]')
-        pilot.mouse.down()
-        pilot.wait_for_function(
-            "document.getElementById('motion').textContent.includes('cannot move')")
-        assert "Moving" not in pilot.inner_text("#status")
-        pilot.mouse.up()
-        # Looking around cannot turn the robot either: not "The robot turns to look."
-        pilot.evaluate(RECORD_SAID_JS)
-        pilot.click('button[data-look="left"]')
-        pilot.wait_for_function("window.__said.some((s) => s.includes('cannot move'))")
-        assert not any("turns to look" in s for s in pilot.evaluate("window.__said"))
-        pilot.hover('button[data-dir="forward"]')
-        pilot.mouse.down()
-        pilot.wait_for_function(
-            "document.getElementById('motion').textContent.includes('cannot move')")
-        # Released while the button is still held: said, and the held press does not set
-        # the robot moving by itself (IEC 60204-1); a new press drives.
-        t_off = time.monotonic()
-        staff.click("#estop-off")
-        pilot.wait_for_function(
-            "document.getElementById('alert').textContent.includes('you can drive again')",
-            timeout=15_000)
-        time.sleep(1.0)  # still held
-        assert "Moving" not in pilot.inner_text("#motion")
-        assert not any(m.linear.x > 0 for m in teleop_since(stack, t_off))
-        pilot.mouse.up()
-        pilot.mouse.down()
-        pilot.wait_for_function(
-            "document.getElementById('motion').textContent.includes('Moving')")
-        stack.wait_until(lambda: any(m.linear.x > 0 for m in teleop_since(stack, t_off)), 5,
-                         "driving after a new press")
-        pilot.mouse.up()
-    finally:
-        staff.click("#estop-off")
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
+    with piloting(browser, stack) as (staff, pilot):
+        try:
+            staff.click("#estop-on")
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('Emergency stop is on')",
+                timeout=15_000)
+            pilot.hover('button[data-dir="forward"]')
+            pilot.mouse.down()
+            pilot.wait_for_function(
+                "document.getElementById('motion').textContent.includes('cannot move')")
+            assert "Moving" not in pilot.inner_text("#status")
+            pilot.mouse.up()
+            # Looking around cannot turn the robot either: not "The robot turns to look."
+            pilot.evaluate(RECORD_SAID_JS)
+            pilot.click('button[data-look="left"]')
+            pilot.wait_for_function("window.__said.some((s) => s.includes('cannot move'))")
+            assert not any("turns to look" in s for s in pilot.evaluate("window.__said"))
+            pilot.hover('button[data-dir="forward"]')
+            pilot.mouse.down()
+            pilot.wait_for_function(
+                "document.getElementById('motion').textContent.includes('cannot move')")
+            # Released while the button is still held: said, and the held press does not set
+            # the robot moving by itself (IEC 60204-1); a new press drives.
+            t_off = time.monotonic()
+            staff.click("#estop-off")
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('you can drive again')",
+                timeout=15_000)
+            time.sleep(1.0)  # still held
+            assert "Moving" not in pilot.inner_text("#motion")
+            assert not any(m.linear.x > 0 for m in teleop_since(stack, t_off))
+            pilot.mouse.up()
+            pilot.mouse.down()
+            pilot.wait_for_function(
+                "document.getElementById('motion').textContent.includes('Moving')")
+            stack.wait_until(lambda: any(m.linear.x > 0 for m in teleop_since(stack, t_off)), 5,
+                             "driving after a new press")
+            pilot.mouse.up()
+        finally:
+            staff.click("#estop-off")
 
 
 def test_a_hold_that_starts_during_a_short_step_keeps_driving(
@@ -1481,10 +1400,7 @@ def test_a_hold_that_starts_during_a_short_step_keeps_driving(
     """A tap, then at once a press held down (a shaky hand, a head mouse): the short step's
     timer stopped the robot 0.6 s later while the button was still held, and the page said
     "Stopped." under the visitor's finger."""
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.hover('button[data-dir="left"]')
         pilot.mouse.down()
         pilot.mouse.up()  # a tap: a short step
@@ -1501,10 +1417,6 @@ def test_a_hold_that_starts_during_a_short_step_keeps_driving(
         released = time.monotonic()
         pilot.mouse.up()
         assert first_zero_after(stack, released) < 1.0
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_staff_video_after_taking_over_and_after_logging_in_again(
@@ -1698,10 +1610,7 @@ def test_a_muted_microphone_stays_muted_after_the_link_comes_back(
     pilot connection unmuted, so the page says it again)."""
     server = stack.node("telepresence").server
     audio = stack.node("telepresence").audio
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
+    with piloting(browser, stack) as (staff, pilot):
         pilot.click("#mute-me")
         stack.wait_until(lambda: audio.speaker_muted, 5, "speaker muted")
 
@@ -1715,10 +1624,6 @@ def test_a_muted_microphone_stays_muted_after_the_link_comes_back(
         stack.wait_until(lambda: audio.speaker_muted, 5, "still muted after reconnecting")
         assert pilot.get_attribute("#mute-me", "aria-pressed") == "true"
         assert pilot.evaluate("window.passeurPilot.state.conn.micTrack.enabled") is False
-    finally:
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
 
 
 def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHarness) -> None:
@@ -1727,37 +1632,32 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
     still said."""
     if not importable("passeur.navigation.patrol_node"):
         pytest.skip("no navigator and patrols in this checkout")
-    staff = staff_page(browser, stack)
-    pilot = open_pilot(browser, stack, issue_code(staff))
-    try:
-        wait_frames(pilot, 3)
-        pilot.evaluate(RECORD_SAID_JS)
-        # Its own goal failing: a click on the map's corner (outside the building).
-        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
-        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
-        pilot.click("#map-click-mode")
-        pilot.locator("#map-img").click(position={"x": 1, "y": 1})
-        pilot.wait_for_function(
-            "document.getElementById('alert').textContent.includes('could not get there')",
-            timeout=20_000)
-        # Its own trip, to the place farthest from the robot, then a patrol takes the robot.
-        places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
-        odom = stack.latest("odom").pose.pose.position
-        far = max(places, key=lambda p: math.hypot(p["pose"]["x"] - odom.x,
-                                                   p["pose"]["y"] - odom.y))
-        pilot.locator("#places button", has_text=far["names"]["en"]).click()
-        navigator = stack.node("navigator")
-        stack.wait_until(lambda: navigator.state == "driving", 30, "the pilot's trip")
-        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
-        staff.locator("#patrols button").first.click()
-        pilot.wait_for_function(
-            "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
-            timeout=20_000)
-    finally:
-        staff.click("#patrol-stop")
-        pilot.context.close()
-        end_pilot(staff)
-        staff.context.close()
+    with piloting(browser, stack) as (staff, pilot):
+        try:
+            pilot.evaluate(RECORD_SAID_JS)
+            # Its own goal failing: a click on the map's corner (outside the building).
+            pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+            pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+            pilot.click("#map-click-mode")
+            pilot.locator("#map-img").click(position={"x": 1, "y": 1})
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('could not get there')",
+                timeout=20_000)
+            # Its own trip, to the place farthest from the robot, then a patrol takes the robot.
+            places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+            odom = stack.latest("odom").pose.pose.position
+            far = max(places, key=lambda p: math.hypot(p["pose"]["x"] - odom.x,
+                                                       p["pose"]["y"] - odom.y))
+            pilot.locator("#places button", has_text=far["names"]["en"]).click()
+            navigator = stack.node("navigator")
+            stack.wait_until(lambda: navigator.state == "driving", 30, "the pilot's trip")
+            staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+            staff.locator("#patrols button").first.click()
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
+                timeout=20_000)
+        finally:
+            staff.click("#patrol-stop")
 
 
 def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: StackHarness) -> None:
@@ -1840,3 +1740,79 @@ def test_an_estop_during_a_switch_latched_drive_leaves_the_switch_user_able_to_s
         pilot.context.close()
         end_pilot(staff)
         staff.context.close()
+
+
+def test_stopping_a_patrol_or_cancelling_codes_with_none_does_not_say_done(
+        browser: Any, stack: StackHarness) -> None:
+    """"Stop the patrol" with no patrol running and "Cancel all codes" with no code left to
+    use both answered "Done.", as if something had been stopped or cancelled."""
+    staff = staff_page(browser, stack)
+
+    def click_and_hear(button: str) -> str:
+        said = int(staff.evaluate("window.__said.length"))
+        staff.click(button)
+        staff.wait_for_function("(n) => window.__said.length > n", arg=said)
+        return str(staff.evaluate("window.__said[window.__said.length - 1]"))
+
+    try:
+        staff.evaluate(RECORD_SAID_JS)
+        click_and_hear("#revoke")  # whatever other tests left
+        assert click_and_hear("#revoke") == \
+            "No code to cancel: no valid code was waiting to be used."
+        issue_code(staff, "spectator")
+        assert click_and_hear("#revoke") == "Done."
+        if importable("passeur.navigation.patrol_node"):
+            staff.wait_for_selector("#patrol-stop", state="visible", timeout=20_000)
+            click_and_hear("#patrol-stop")  # a patrol another test may have left running
+            assert click_and_hear("#patrol-stop") == "No patrol was running: nothing to stop."
+    finally:
+        staff.context.close()
+
+
+#: Where the video, the drive buttons and STOP are on screen (their rectangles), what covers
+#: each one's middle (the fixed STOP bar must not hide a drive button), and the page's scroll.
+ONE_SCREEN_JS = """() => {
+  const box = (el) => { const r = el.getBoundingClientRect();
+    const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return {id: el.id || el.dataset.dir, top: r.top, bottom: r.bottom, left: r.left,
+            right: r.right, width: r.width, height: r.height,
+            covered: !(top && (top === el || el.contains(top)))}; };
+  return {scrollY: window.scrollY, innerHeight: window.innerHeight, innerWidth: window.innerWidth,
+          scrollWidth: document.documentElement.scrollWidth,
+          boxes: [document.getElementById('video'), document.getElementById('stop'),
+                  ...document.querySelectorAll('button.drive')].map(box)};
+}"""
+
+
+@pytest.mark.parametrize("width,height,lang", [(360, 740, "en"), (360, 740, "fr"),
+                                               (390, 844, "en"), (740, 360, "fr")])
+def test_a_phone_sees_the_video_and_drives_without_scrolling(
+        browser: Any, stack: StackHarness, width: int, height: int, lang: str,
+        artifacts_dir: Any) -> None:
+    """On a 360 px phone the drive buttons were below the video: a visitor had to scroll
+    between seeing and driving. After logging in, the video, STOP and the four drive buttons
+    are all on the first screen, uncovered, with 44 px targets (in portrait; in landscape the
+    video shrinks to leave the pad beside it)."""
+    with piloting(browser, stack, lang, viewport={"width": width, "height": height},
+                  device_scale_factor=2, is_mobile=True, has_touch=True) as (_staff, pilot):
+        time.sleep(0.5)  # places and map arrive after the connection
+        pilot.screenshot(path=str(artifacts_dir / f"pilot_{width}x{height}_{lang}.png"))
+        # The first screen (a form that had to be scrolled to its button may leave the page
+        # scrolled a little: that must not matter either).
+        at_login = pilot.evaluate(ONE_SCREEN_JS)
+        pilot.evaluate("window.scrollTo(0, 0)")
+        got = pilot.evaluate(ONE_SCREEN_JS)
+        assert got["scrollWidth"] <= width, got
+        for b in at_login["boxes"]:
+            assert b["top"] >= 0 and b["bottom"] <= height and not b["covered"], (b, at_login)
+        for b in got["boxes"]:
+            assert b["top"] >= 0 and b["bottom"] <= height, (b, got)
+            assert not b["covered"], (b, got)
+            if b["id"] != "video":
+                assert b["width"] >= 44 and b["height"] >= 44, b
+        video = got["boxes"][0]
+        assert video["width"] >= 0.5 * width if width < height else video["height"] >= 120, video
+        # Zoom stays allowed; the page stays clean for axe.
+        viewport = pilot.get_attribute('meta[name="viewport"]', "content") or ""
+        assert "user-scalable=no" not in viewport and "maximum-scale" not in viewport
+        assert run_axe(pilot) == []

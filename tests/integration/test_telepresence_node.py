@@ -478,3 +478,79 @@ async def test_driving_by_hand_cancels_navigation_under_way(harness: StackHarnes
             assert len(stops) == 1 and json.loads(stops[0])["action"] == "stop"
         finally:
             await client.close()
+
+
+async def test_the_let_go_after_an_estop_release_keeps_a_place_just_chosen(
+        harness: StackHarness) -> None:
+    """After an e-stop's release the pilot page lets go for the pilot (a zero drive) when the
+    next status tells it so, up to half a second later. A place the pilot chose in between
+    was cancelled by that let-go, and the page then said another goal had taken the trip. A
+    zero drive now re-arms driving without cancelling navigation; a moving drive and STOP
+    still cancel it."""
+    from std_msgs.msg import Bool
+
+    node = harness.node("telepresence")
+    cancels: list[float] = []
+    harness.probe.create_subscription(Empty, "navigation/cancel",
+                                      lambda _m: cancels.append(time.monotonic()), qos.COMMAND)
+    harness.subscribe("goal_place", String, qos.COMMAND)
+    harness.subscribe("cmd_vel/teleop", Twist, qos.COMMAND, keep_history=True)
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            harness.publish("estop/state", Bool(data=True), qos.LATCHED)
+            await until(lambda: node.teleop.refusal() == "estop", 5, "e-stop on")
+            harness.publish("estop/state", Bool(data=False), qos.LATCHED)
+            await until(lambda: node.status()["estop"] is False, 5, "release seen")
+            client.send({"type": "goto_place", "id": "reading_corner"})
+            await client.wait_for(lambda m: m.get("action") == "goto_place")
+            await until(lambda: harness.latest("goal_place") is not None, 5, "goal_place")
+            client.send({"type": "drive", "linear": 0, "angular": 0})  # the page's let-go
+            client.send({"type": "ping", "t": 1.0})
+            await client.wait_for(lambda m: m.get("type") == "pong")
+            await asyncio.sleep(0.3)
+            assert cancels == [], "the let-go cancelled the place the pilot had just chosen"
+            assert node.teleop.refusal() is None  # and driving works again
+            # Taking the controls still ends the pilot's trip; so does STOP.
+            t_drive = time.monotonic()
+            client.send({"type": "drive", "direction": "forward", "speed_level": 1})
+            await until(lambda: any(t >= t_drive for t in cancels), 5, "a drive cancels")
+            await until(lambda: any(t >= t_drive and m.linear.x > 0
+                                    for t, m in harness.history("cmd_vel/teleop")), 5, "moving")
+            client.send({"type": "goto_place", "id": "reading_corner"})
+            await until(lambda: sum(m.get("action") == "goto_place"
+                                    for m in client.messages) == 2, 5, "second goal sent")
+            t_stop = time.monotonic()
+            client.send({"type": "stop"})
+            await until(lambda: any(t >= t_stop for t in cancels), 5, "STOP cancels")
+        finally:
+            await client.close()
+
+
+async def test_stop_also_stops_a_patrol_that_dwells(harness: StackHarness) -> None:
+    """The pilot pressed STOP while a patrol dwelt at a waypoint: STOP cancelled navigation,
+    which had no goal, so after its dwell the patrol sent the robot to its next place by
+    itself. STOP now stops the run too (once), with a reason the staff desk translates."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    node = harness.node("telepresence")
+    stops: list[str] = []
+    harness.probe.create_subscription(String, "patrol/command",
+                                      lambda m: stops.append(m.data), qos.STATUS)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            harness.publish("patrol/status", DiagnosticStatus(name="patrol", values=[
+                KeyValue(key="state", value="dwelling"), KeyValue(key="run_id", value="5")]),
+                qos.LATCHED)
+            await until(lambda: node.status()["patrol"].get("state") == "dwelling", 5, "dwell")
+            for _ in range(2):
+                client.send({"type": "stop"})
+            await until(lambda: len(stops) == 1, 5, "patrol stop")
+            await asyncio.sleep(0.3)
+            assert len(stops) == 1
+            command = json.loads(stops[0])
+            assert command == {"action": "stop", "reason": "interrupted: the pilot pressed STOP"}
+        finally:
+            await client.close()

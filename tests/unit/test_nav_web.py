@@ -148,3 +148,16 @@ async def test_places_include_spoken_descriptions(client: TestClient) -> None:
     places = {p["id"]: p for p in (await resp.json())["places"]}
     assert places["entrance"]["description"]["en"].startswith("Welcome to the library")
     assert places["kiosk"]["description"] == {}
+
+
+async def test_stop_says_whether_a_patrol_was_running(client: TestClient) -> None:
+    """"Stop the patrol" with none running answered "Done." on the desk: the reply now says
+    whether a run was stopped."""
+    resp = await client.post("/api/patrols/stop", headers=STAFF)
+    assert resp.status == 200 and (await resp.json())["stopped"] is False
+    await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)
+    resp = await client.post("/api/patrols/stop", headers=STAFF)
+    body = await resp.json()
+    assert body["stopped"] is True and body["outcome"] == "stopped"
+    resp = await client.post("/api/patrols/stop", headers=STAFF)
+    assert (await resp.json())["stopped"] is False

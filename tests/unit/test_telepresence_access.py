@@ -247,3 +247,22 @@ def test_one_spectator_code_cannot_fill_the_robot_with_sessions(clock: Clock) ->
     access.redeem_code(access.issue_code(PILOT).code, "10.0.0.201")
     with pytest.raises(TelepresenceConfigError):
         AccessPolicy(max_spectator_sessions_per_client=0).validate()
+
+
+def test_revoking_counts_only_codes_that_could_still_be_used(clock: Clock) -> None:
+    """"Cancel all codes" answered "Done." when every code had been used or had expired: the
+    count now says how many could still have let someone in, and all are gone either way."""
+    access = manager(clock)
+    assert access.revoke_codes() == 0
+    used = access.issue_code(PILOT, valid_for_s=600).code
+    access.redeem_code(used, "10.0.0.1")
+    access.issue_code(SPECTATOR, valid_for_s=10)
+    clock.t += 20  # the spectator code has expired
+    assert access.revoke_codes() == 0
+    with pytest.raises(AccessDenied):
+        access.redeem_code(used, "10.0.0.2")
+    access.issue_code(SPECTATOR)
+    access.issue_code(PILOT)
+    assert access.revoke_codes(SPECTATOR) == 1
+    assert access.revoke_codes() == 1
+    assert access.live_codes() == [] and access.revoke_codes() == 0

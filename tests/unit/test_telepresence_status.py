@@ -104,6 +104,7 @@ I18N = Path(__file__).resolve().parents[2] / "src" / "passeur" / "web" / "common
     ("interrupted: cancelled on request", ("interrupted", "cancelled")),
     ("interrupted: navigation cancelled", ("interrupted", "cancelled")),
     ("interrupted: the pilot drove", ("interrupted", "pilot_drove")),
+    ("interrupted: the pilot pressed STOP", ("interrupted", "pilot_stop")),
     ("interrupted: stopped by the emergency stop: send the goal again once it is released",
      ("interrupted", "estop")),
     ("waypoint 1 (desk) failed: the navigator did not answer (is it running?)",

@@ -170,14 +170,17 @@ class PatrolNode(Node):
             return self.status_dict()
 
     def stop_patrol(self, reason: str = "stopped by staff") -> dict[str, Any]:
+        """Stop the run under way; the status, with "stopped": whether a run was under way
+        (the desk says "no patrol was running" rather than "done")."""
         with self._lock:
+            running = self.runner.active
             effects = self.runner.stop(self._now_s(), reason)
             self._pending_place = None
             self._pending_goal_id = None
             self._last_error = ""
             self._apply(effects)
             self._publish_status()
-            return self.status_dict()
+            return {**self.status_dict(), "stopped": running}
 
     def history_json(self, limit: int = 20, route: str | None = None) -> list[dict[str, Any]]:
         """Recorded runs, newest first, including what is still queued (blocks: call it from

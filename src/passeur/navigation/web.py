@@ -3,7 +3,7 @@
     GET  /api/places?world=W       public: places (fr/en names, poses), keep-out and slow zones
     GET  /api/patrols              staff: routes of the world and the current patrol status
     POST /api/patrols/start        staff: {"route": "closing_round"} -> status
-    POST /api/patrols/stop         staff: -> status
+    POST /api/patrols/stop         staff: -> status, with "stopped": false when none was running
     GET  /api/patrols/history?limit=N&route=R   staff: recorded runs, newest first
 
 Errors are JSON {"error": code, "message": sentence}, as on the rest of the server (pages

@@ -411,10 +411,13 @@ class AccessManager:
             return IssuedCode(code, role, now + window, window)
 
     def revoke_codes(self, role: str | None = None) -> int:
+        """Forget every code (of `role`, or all); returns how many of them could still have
+        been used (not expired, not redeemed), so that the desk can say when there was none."""
         with self._lock:
-            before = len(self._codes)
+            now = self._clock()
+            gone = [c for c in self._codes if role is None or c.role == role]
             self._codes = [c for c in self._codes if role is not None and c.role != role]
-            return before - len(self._codes)
+            return sum(1 for c in gone if c.expires_at > now and not c.used)
 
     def live_codes(self) -> list[dict[str, object]]:
         with self._lock:

@@ -4,7 +4,7 @@ Every message is one JSON object of at most MAX_MESSAGE_BYTES with a known "type
 
     {"type": "drive", "linear": 0.3, "angular": 0.0}            m/s, rad/s (clamped)
     {"type": "drive", "direction": "forward", "speed_level": 2}  level 1..N from config
-    {"type": "stop"}
+    {"type": "stop"}                                             also cancels navigation
     {"type": "look", "direction": "left"|"right"}                rotate in place one step
     {"type": "goto_place", "id": "reading_corner"}
     {"type": "goto_point", "x": 3.2, "y": -1.0}                  map frame, metres
@@ -12,6 +12,10 @@ Every message is one JSON object of at most MAX_MESSAGE_BYTES with a known "type
     {"type": "mute", "target": "robot_mic"|"robot_speaker", "on": true}   pilot only: shared
     {"type": "extend"}                                           extend this session (bounded)
     {"type": "ping", "t": 12345.6}                               echoed back as pong
+
+A drive that moves takes over from navigation under way (it is cancelled); a zero drive is a
+let-go (the end of a press, or the page re-arming driving after an e-stop's release) and
+cancels nothing.
 
 Optional "seq" (integer) on any message is echoed in replies. Anything else (not JSON, not an
 object, too big, unknown type, missing/extra/ill-typed fields, NaN, infinities) raises

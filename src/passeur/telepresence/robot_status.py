@@ -58,6 +58,7 @@ _NAV_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), code) for p, code in (
         (r"emergency stop|e-stop", "estop"),
         (r"the pilot drove", "pilot_drove"),
+        (r"the pilot pressed stop", "pilot_stop"),
         (r"no robot pose", "no_pose"),
         (r"unknown place", "unknown_place"),
         (r"goal frame", "bad_frame"),

@@ -504,10 +504,15 @@ class TelepresenceNode(Node):
             self._publish_cancel()
         # A patrol dwelling, announcing or waiting to retry has no goal to cancel: its next
         # one would drive off when the pilot lets go. Stop the run itself, once.
+        self._stop_running_patrol(patrol, run, "interrupted: the pilot drove")
+
+    def _stop_running_patrol(self, patrol: str, run: str, reason: str) -> None:
+        """Stop the patrol run `run` (in state `patrol`) once, with `reason` for its history
+        and the staff desk (caller holds _drive_lock)."""
         if patrol in PATROL_RUNNING and run != self._stopped_patrol_run:
             self._stopped_patrol_run = run
             self.pub_patrol_command.publish(String(data=json.dumps(
-                {"action": "stop", "reason": "interrupted: the pilot drove"})))
+                {"action": "stop", "reason": reason})))
 
     def _publish_cancel(self) -> None:
         try:
@@ -544,9 +549,9 @@ class TelepresenceNode(Node):
             return self._command_locked(command)
 
     def _command_locked(self, command: Command) -> dict[str, Any] | None:
+        moving = isinstance(command, Look) or (isinstance(command, Drive) and (
+            command.linear_mps != 0.0 or command.angular_rps != 0.0))
         if isinstance(command, Drive | Look):
-            moving = isinstance(command, Look) or command.linear_mps != 0.0 \
-                or command.angular_rps != 0.0
             refusal = self.teleop.refusal() if moving else None
             if refusal is not None:
                 # Said once per press (a held control repeats its command ten times a second).
@@ -558,7 +563,11 @@ class TelepresenceNode(Node):
                 self._cancel_other_navigation()
         if isinstance(command, Drive):
             self.last_drive_command_mono_s = time.monotonic()
-            self._cancel_pilot_goal()
+            if moving:
+                # Only a drive that moves takes over from the pilot's goal. A zero drive is a
+                # let-go: the page sends one by itself when it hears of the e-stop's release,
+                # and a place chosen just before that must still be driven to.
+                self._cancel_pilot_goal()
             velocity = self.teleop.drive(command.linear_mps, command.angular_rps)
             self._publishing = not velocity.is_zero or self._publishing
             self._publish_velocity(velocity)
@@ -568,6 +577,12 @@ class TelepresenceNode(Node):
             self._publish_velocity(ZERO)
             self._nav_goal_active = False
             self._publish_cancel()
+            # The cancel ends a patrol's goal under way; one that dwells, announces or waits
+            # to retry has none, and would drive off to its next place after STOP.
+            with self._lock:
+                patrol = str(self._patrol_status.get("state", ""))
+                run = str(self._patrol_status.get("run_id", ""))
+            self._stop_running_patrol(patrol, run, "interrupted: the pilot pressed STOP")
             return {"type": "ack", "action": "stop"}
         if isinstance(command, Look):
             velocity = self.teleop.look(command.direction)

@@ -591,7 +591,9 @@
         // server refuses drive commands until the pilot has let go).
         if (robot.estop && !state.lastEstop) stopDrive(false);
         // Released: let go for the pilot (the server refuses commands until a let-go sent
-        // after the release); a control still held must be pressed again.
+        // after the release); a control still held must be pressed again. A zero drive, not
+        // a stop: a place chosen since the release (this status comes up to 0.5 s late)
+        // must not be cancelled.
         if (robot.estop === false && state.lastEstop) {
           if (state.activeDir) stopDrive(false);
           else send({ type: "drive", linear: 0, angular: 0 });

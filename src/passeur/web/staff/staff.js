@@ -287,8 +287,13 @@
       const r = await post("/api/staff/takeover");
       if (r.ok) window.open("/pilot/", "_blank", "noopener");
     });
-    $("revoke").addEventListener("click", () => { post("/api/staff/codes/revoke"); $("new-code").hidden = true; });
-    $("patrol-stop").addEventListener("click", () => post("/api/patrols/stop"));
+    $("revoke").addEventListener("click", () => {
+      post("/api/staff/codes/revoke", {},
+        (data) => (data.revoked === 0 ? t("staff.no_code_to_revoke") : t("staff.done")));
+      $("new-code").hidden = true;
+    });
+    $("patrol-stop").addEventListener("click", () => post("/api/patrols/stop", {},
+      (data) => (data.stopped === false ? t("staff.no_patrol_to_stop") : t("staff.done"))));
     $("code-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const role = document.querySelector('input[name="role"]:checked').value;
