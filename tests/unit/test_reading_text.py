@@ -258,3 +258,36 @@ def test_billions_are_read_as_such() -> None:
     assert number_words("1,000,000", "en") == ["one", "million"]
     assert _score_of("La Terre a 4 500 000 000 ans.",
                      "la terre a quatre milliards cinq cents millions ans", "fr") == (5, 5)
+
+
+@pytest.mark.parametrize(("digits", "lang", "words"), [
+    # Milliards in French; "trois mille millions" before.
+    ("1 000 000 000", "fr", "un milliard"),
+    ("3 000 000 000", "fr", "trois milliards"),
+    ("2 500 000 000", "fr", "deux milliards cinq cents millions"),
+    ("200 000 000 000", "fr", "deux cents milliards"),
+    ("1 000 000 000 000", "fr", "mille milliards"),
+    ("1 000 000 000e", "fr", "milliardième"),
+    ("2 000 000e", "fr", "deux millionième"),
+    # Billions (short scale) in English; "three thousand million" before.
+    ("1,000,000,000", "en", "one billion"),
+    ("3,000,000,000", "en", "three billion"),
+    ("2,500,000,000", "en", "two billion five hundred million"),
+    ("1,000,000,000,000", "en", "one trillion"),
+    # French plurals: cent(s) and vingt(s) take an s when they end the number and are
+    # multiplied, not before "mille" (invariable); million(s) and milliard(s) are nouns.
+    ("200", "fr", "deux cents"),
+    ("201", "fr", "deux cent un"),
+    ("80", "fr", "quatre vingts"),
+    ("81", "fr", "quatre vingt un"),
+    ("2000", "fr", "deux mille"),
+    ("200 000", "fr", "deux cent mille"),
+    ("80 000", "fr", "quatre vingt mille"),
+    ("280 000", "fr", "deux cent quatre vingt mille"),
+    ("1 000 000", "fr", "un million"),
+    ("2 000 000", "fr", "deux millions"),
+    ("200 000 000", "fr", "deux cents millions"),
+    ("80 000 000", "fr", "quatre vingts millions"),
+])
+def test_large_numbers_and_french_plurals(digits: str, lang: str, words: str) -> None:
+    assert number_words(digits, lang) == words.split()

@@ -86,6 +86,14 @@ _EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _FR_UNITS = ("zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
              "quinze seize dix-sept dix-huit dix-neuf").split()
 _FR_TENS = "_ _ vingt trente quarante cinquante soixante soixante quatre-vingt quatre-vingt".split()
+# Short scale in English (a billion is a thousand millions, a trillion a thousand billions).
+# French stops at milliard: 10^12 is read "mille milliards" as people say it, more than
+# "un billion". Largest first.
+_EN_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"))
+_FR_SCALES = ((10**9, "milliard", "milliards"), (10**6, "million", "millions"))
+# The last word of a French number -> the stem of its ordinal (+ "ième").
+_FR_ORDINAL_STEMS = {"cinq": "cinqu", "neuf": "neuv", "cents": "cent", "vingts": "vingt",
+                     "millions": "million", "milliards": "milliard"}
 
 
 def _en_number(n: int) -> list[str]:
@@ -103,12 +111,9 @@ def _en_number(n: int) -> list[str]:
         if rest:
             out += (["and"] if rest < 100 else []) + _en_number(rest)
         return out
-    if n < 1_000_000_000:
-        millions, rest = divmod(n, 1_000_000)
-        return [*_en_number(millions), "million"] + (_en_number(rest) if rest else [])
-    # 10^9 is "a billion" (not "a thousand million"); larger: "a thousand billion".
-    billions, rest = divmod(n, 1_000_000_000)
-    return [*_en_number(billions), "billion"] + (_en_number(rest) if rest else [])
+    scale, name = next((s, name) for s, name in _EN_SCALES if n >= s)
+    count, rest = divmod(n, scale)
+    return [*_en_number(count), name] + (_en_number(rest) if rest else [])
 
 
 def _en_year_or_number(n: int) -> list[str]:
@@ -149,18 +154,18 @@ def _fr_number(n: int) -> list[str]:
             words += _fr_number(rest)
     elif n < 1_000_000:
         thousands, rest = divmod(n, 1000)
-        words = ([] if thousands == 1 else _fr_number(thousands)) + ["mille"]
-        if rest:
-            words += _fr_number(rest)
-    elif n < 1_000_000_000:
-        millions, rest = divmod(n, 1_000_000)
-        words = [*_fr_number(millions), "million" if millions == 1 else "millions"]
+        # "mille" is invariable and, unlike the nouns million and milliard, leaves "cent" and
+        # "vingt" before it without their plural s: deux cent mille, quatre-vingt mille.
+        words = [] if thousands == 1 else _fr_number(thousands)
+        if words:
+            words[-1] = {"cents": "cent", "vingts": "vingt"}.get(words[-1], words[-1])
+        words.append("mille")
         if rest:
             words += _fr_number(rest)
     else:
-        # 10^9 is "un milliard" (not "mille millions"); larger: "mille milliards".
-        billions, rest = divmod(n, 1_000_000_000)
-        words = [*_fr_number(billions), "milliard" if billions == 1 else "milliards"]
+        scale, one, many = next(entry for entry in _FR_SCALES if n >= entry[0])
+        count, rest = divmod(n, scale)
+        words = [*_fr_number(count), one if count == 1 else many]
         if rest:
             words += _fr_number(rest)
     return words
@@ -196,9 +201,9 @@ def number_words(text: str, lang: str) -> list[str]:
         if suffix:
             if value == 1 and suffix in ("er", "re"):
                 return ["premier" if suffix == "er" else "première"]
-            last = words[-1]
-            last = {"cinq": "cinqu", "neuf": "neuv", "vingts": "vingt", "cents": "cent",
-                    "millions": "million", "milliards": "milliard"}.get(last, last.rstrip("e"))
+            if len(words) == 2 and words[0] == "un":
+                words = words[1:]  # 1 000 000e: millionième, as 1 000e is millième
+            last = _FR_ORDINAL_STEMS.get(words[-1], words[-1]).rstrip("e")
             return [*words[:-1], last + "ième"]
         return words
     words = _en_year_or_number(value) if not frac and not suffix else _en_number(value)
