@@ -288,6 +288,11 @@ def test_billions_are_read_as_such() -> None:
     ("2 000 000", "fr", "deux millions"),
     ("200 000 000", "fr", "deux cents millions"),
     ("80 000 000", "fr", "quatre vingts millions"),
+    # Zeros after the decimal comma are said ("trois virgule cinq" before).
+    ("3,05", "fr", "trois virgule zéro cinq"),
+    ("12,007", "fr", "douze virgule zéro zéro sept"),
+    ("3,50", "fr", "trois virgule cinquante"),
+    ("3,0", "fr", "trois virgule zéro"),
 ])
 def test_large_numbers_and_french_plurals(digits: str, lang: str, words: str) -> None:
     assert number_words(digits, lang) == words.split()

@@ -204,7 +204,11 @@ def _written_number(text: str, lang: str) -> list[str]:
     if lang == "fr":
         words = _fr_number(value)
         if frac:
-            return [*words, "virgule", *(_fr_number(int(frac)))]
+            # Zeros after the comma are said: 3,05 is "trois virgule zéro cinq".
+            digits = frac.lstrip("0")
+            after = ["zéro"] * (len(frac) - len(digits)) + _fr_number(int(digits)) \
+                if digits else ["zéro"]
+            return [*words, "virgule", *after]
         if suffix:
             if value == 1 and suffix in ("er", "re"):
                 return ["premier" if suffix == "er" else "première"]
