@@ -833,6 +833,10 @@ async def test_the_robot_says_numbers_as_the_page_reads_them(tmp_path: Path) -> 
             assert r.status == 200, await r.text()
             await _wait(lambda: any("second" in text for text in said[2:]), 30)
             assert not any("2nd" in text for text in said)
+            # An announcement (staff, speech/say) is no page's words: read as espeak-ng does
+            # ("quatorze heures trente", "pour cent").
+            service.say("Fermeture à 14:30, 50 % des livres.", "fr", kind="announcement")
+            await _wait(lambda: "Fermeture à 14:30, 50 % des livres." in said, 30)
     finally:
         for pc in context.pcs:
             await pc.close()

@@ -523,11 +523,15 @@ class SpeechItem:
 
 
 def _spoken(item: SpeechItem) -> SpokenText:
-    """What the robot says for `item`: numbers spelt out as the page reads them; a sentence
-    of the page (Together mode) also locates its tokens, for the highlight."""
+    """What the robot says for `item`. In a reading (the tutor, a sentence modelled in
+    Together mode), numbers are spelt out as the page reads them, and a sentence of the page
+    also locates its tokens, for the highlight. Announcements (staff, `speech/say`) are no
+    page's words: the synthesiser reads them its own way ("14:30", "50 %")."""
     if item.speech is not None:
         return SpokenText(item.speech.text, [], [])  # synthesised already (Read to me)
-    if item.highlight_sentence is not None and item.session is not None:
+    if item.session is None:
+        return SpokenText(item.text, [], [])
+    if item.highlight_sentence is not None:
         page = item.session.page
         start, end = page.sentence_span(item.highlight_sentence)
         if page.text[start:end].strip() == item.text:
