@@ -778,3 +778,66 @@ async def test_i_am_done_answers_at_once_when_listening_has_stopped(client) -> N
     r = await c.post(f"/api/reading/sessions/{sid}/finish")
     assert r.status == 200 and (await r.json())["type"] == "finished"
     assert loop.time() - started < 3.0
+
+
+async def test_the_robot_says_numbers_as_the_page_reads_them(tmp_path: Path) -> None:
+    """espeak-ng read "En 2024 100 enfants" as one number ("deux millions vingt-quatre mille
+    cent"), "2024" in English as "two thousand twenty four" and "2nd" its own way, while the
+    page shows and scores "deux mille vingt-quatre" then "cent", "twenty twenty four".
+    "Read to me", the sentence modelled in "Together" and a practised word are now said as
+    the page's tokens read, and the highlight still covers every word shown."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "nombres.md").write_text("---\ntitle: Nombres\nlanguage: fr\n---\n"
+                                      "En 2024 100 enfants lisent.\n", encoding="utf-8")
+    (books / "numbers.md").write_text("---\ntitle: Numbers\nlanguage: en\n---\n"
+                                      "In 2024 the 2nd boat had 1,000 sails. It sank.\n",
+                                      encoding="utf-8")
+    service = ReadingService(ServiceConfig(books_dir=books,
+                                           progress_db=tmp_path / "progress.sqlite3"))
+    said: list[str] = []
+    synthesize = service.synth.synthesize
+
+    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
+        said.append(text)
+        return synthesize(text, lang, rate_wpm)
+
+    service.synth.synthesize = recording  # type: ignore[method-assign]
+    app = web.Application()
+    context = LoopbackContext(asyncio.get_running_loop())
+    ReaderFeature(service).setup(app, context)
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+            speech = await (await c.post("/api/reading/books/nombres/pages/1/speech")).json()
+            assert said == ["En deux mille vingt-quatre cent enfants lisent."]
+            assert [w["token"] for w in speech["words"]] == [0, 1, 2, 3, 4]
+            for w in speech["words"]:
+                assert w["end_s"] - w["start_s"] > 0.05, speech["words"]
+
+            r = await c.post("/api/reading/sessions", json={"book": "numbers", "page": 1,
+                                                            "mode": "together"})
+            sid = (await r.json())["session"]
+            events: list[dict[str, Any]] = []
+            listener = asyncio.ensure_future(_events(c, sid, events))
+            await _wait(lambda: any(e["type"] == "say" for e in events), 30)
+            listener.cancel()
+            model = next(e for e in events if e["type"] == "say")
+            assert model["text"] == "In 2024 the 2nd boat had 1,000 sails."  # as shown
+            assert "In twenty twenty four the second boat had one thousand sails." in said
+            assert [w["token"] for w in model["words"]] == [0, 1, 2, 3, 4, 5, 6, 7]
+            starts = [w["start_s"] for w in model["words"]]
+            assert starts == sorted(starts) and len(set(starts)) == len(starts)
+
+            r = await c.post("/api/reading/sessions", json={"book": "numbers", "page": 1,
+                                                            "mode": "practice", "word": "2nd"})
+            assert r.status == 200, await r.text()
+            await _wait(lambda: any("second" in text for text in said[2:]), 30)
+            assert not any("2nd" in text for text in said)
+            # An announcement (staff, speech/say) is no page's words: read as espeak-ng does
+            # ("quatorze heures trente", "pour cent").
+            service.say("Fermeture à 14:30, 50 % des livres.", "fr", kind="announcement")
+            await _wait(lambda: "Fermeture à 14:30, 50 % des livres." in said, 30)
+    finally:
+        for pc in context.pcs:
+            await pc.close()
+        service.close()

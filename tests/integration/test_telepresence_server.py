@@ -1159,3 +1159,40 @@ async def test_an_open_reader_page_does_not_hold_the_shutdown(tmp_path: Any) -> 
         if not stopped:
             srv.stop()
         service.close()
+
+
+async def test_another_site_cannot_open_a_reader_events_socket(tmp_path: Any) -> None:
+    """The reader page's events WebSocket (a GET) had no Origin check: another site's page
+    knowing a session id could open it and follow a child's reading word by word (browsers
+    apply no same-origin policy to WebSockets). A cross-origin handshake is refused with 403
+    before the upgrade now; the reader page (same origin) and tools (no Origin) connect."""
+    from passeur.reading.service import ReadingService, ServiceConfig
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    srv = _reader_server(service)
+    srv.start()
+    try:
+        base = srv.base_url
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{base}/api/reading/sessions",
+                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
+            sid = (await r.json())["session"]
+            url = f"{base}/api/reading/sessions/{sid}/events"
+            for origin in ("http://evil.example", "null", f"{base}.evil.example"):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(url, headers={"Origin": origin})
+                assert refused.value.status == 403, origin
+            r = await http.get(url, headers={"Origin": "http://evil.example",
+                                             "Upgrade": "websocket", "Connection": "Upgrade",
+                                             "Sec-WebSocket-Version": "13",
+                                             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            assert r.status == 403 and (await r.json())["error"] == "cross_origin"
+            for headers in ({"Origin": base}, {}):
+                ws = await http.ws_connect(url, headers=headers)
+                service.get_session(sid).emit({"type": "error", "message": "hello"})
+                msg = await asyncio.wait_for(ws.receive_json(), 5)
+                assert msg["message"] == "hello", msg
+                await ws.close()
+    finally:
+        srv.stop()
+        service.close()

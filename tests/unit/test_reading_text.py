@@ -258,3 +258,84 @@ def test_billions_are_read_as_such() -> None:
     assert number_words("1,000,000", "en") == ["one", "million"]
     assert _score_of("La Terre a 4 500 000 000 ans.",
                      "la terre a quatre milliards cinq cents millions ans", "fr") == (5, 5)
+
+
+@pytest.mark.parametrize(("digits", "lang", "words"), [
+    # Milliards in French; "trois mille millions" before.
+    ("1 000 000 000", "fr", "un milliard"),
+    ("3 000 000 000", "fr", "trois milliards"),
+    ("2 500 000 000", "fr", "deux milliards cinq cents millions"),
+    ("200 000 000 000", "fr", "deux cents milliards"),
+    ("1 000 000 000 000", "fr", "mille milliards"),
+    ("1 000 000 000e", "fr", "milliardième"),
+    ("2 000 000e", "fr", "deux millionième"),
+    # Billions (short scale) in English; "three thousand million" before.
+    ("1,000,000,000", "en", "one billion"),
+    ("3,000,000,000", "en", "three billion"),
+    ("2,500,000,000", "en", "two billion five hundred million"),
+    ("1,000,000,000,000", "en", "one trillion"),
+    # French plurals: cent(s) and vingt(s) take an s when they end the number and are
+    # multiplied, not before "mille" (invariable); million(s) and milliard(s) are nouns.
+    ("200", "fr", "deux cents"),
+    ("201", "fr", "deux cent un"),
+    ("80", "fr", "quatre vingts"),
+    ("81", "fr", "quatre vingt un"),
+    ("2000", "fr", "deux mille"),
+    ("200 000", "fr", "deux cent mille"),
+    ("80 000", "fr", "quatre vingt mille"),
+    ("280 000", "fr", "deux cent quatre vingt mille"),
+    ("1 000 000", "fr", "un million"),
+    ("2 000 000", "fr", "deux millions"),
+    ("200 000 000", "fr", "deux cents millions"),
+    ("80 000 000", "fr", "quatre vingts millions"),
+    # Zeros after the decimal comma are said ("trois virgule cinq" before).
+    ("3,05", "fr", "trois virgule zéro cinq"),
+    ("12,007", "fr", "douze virgule zéro zéro sept"),
+    ("3,50", "fr", "trois virgule cinquante"),
+    ("3,0", "fr", "trois virgule zéro"),
+])
+def test_large_numbers_and_french_plurals(digits: str, lang: str, words: str) -> None:
+    assert number_words(digits, lang) == words.split()
+
+
+@pytest.mark.parametrize(("text", "lang", "said"), [
+    # espeak-ng read this as one number ("deux millions vingt-quatre mille cent"); the page
+    # has two tokens, "2024" and "100".
+    ("en 2024 100 enfants", "fr", ["en", "deux mille vingt-quatre", "cent", "enfants"]),
+    ("Le 2e jour, 1 000 étoiles.", "fr", ["Le", "deuxième", "jour", "mille", "étoiles"]),
+    ("l'arbre a 81 ans", "fr", ["l'arbre", "a", "quatre-vingt-un", "ans"]),
+    ("H2O", "fr", ["H", "deux", "O"]),
+    ("They saw 1,000 stars on the 21st of May 1984.", "en",
+     ["They", "saw", "one thousand", "stars", "on", "the", "twenty first", "of", "May",
+      "nineteen eighty four"]),
+])
+def test_what_the_robot_says_is_what_the_page_expects(text: str, lang: str,
+                                                      said: list[str]) -> None:
+    """"Read to me" gave the page text to espeak-ng, which reads numbers its own way; the
+    robot now says each number token's words, and every token is located in what it says."""
+    page = tokenize(text, lang)
+    spoken = page.spoken()
+    assert spoken.tokens == [t.index for t in page.tokens]
+    assert [spoken.text[a:b] for a, b in spoken.spans] == said
+    for tok, (a, b) in zip(page.tokens, spoken.spans, strict=True):
+        # The words said are the token's own words (what the child is expected to read).
+        assert match_keys(spoken.text[a:b], lang) == [
+            w.key for w in page.words if w.token == tok.index]
+    assert "H deux O" in tokenize("H2O", "fr").spoken().text  # not "HdeuxO"
+
+
+def test_a_sentence_and_a_phrase_are_said_as_the_page_reads_them() -> None:
+    from passeur.reading.text import speakable
+
+    page = tokenize("Il a 3 ans. En 2024 100 enfants lisent !", "fr")
+    start, end = page.sentence_span(1)
+    assert page.text[start:end] == page.sentence_text(1) == "En 2024 100 enfants lisent !"
+    spoken = page.spoken(start, end)
+    assert spoken.text == "En deux mille vingt-quatre cent enfants lisent !"
+    assert spoken.tokens == [4, 5, 6, 7, 8]
+    assert [spoken.text[a:b] for a, b in spoken.spans][1:3] == ["deux mille vingt-quatre",
+                                                                "cent"]
+    # The tutor naming a word of the page ("1er", "2e") says it as the page reads it.
+    assert speakable("Ce mot se lit « 2e ».", "fr") == "Ce mot se lit « deuxième »."
+    assert speakable("Say 21st.", "en") == "Say twenty first."
+    assert speakable("고양이 2마리", "ko") == "고양이 2마리"  # no number words: as written

@@ -58,3 +58,45 @@ def test_word_timings_do_not_depend_on_what_was_said_before() -> None:
     # espeak-ng's own timings move by ~25 ms with what the process said before (full suite).
     flat = [x for pair in again for x in pair]
     assert flat == pytest.approx([x for pair in fresh for x in pair], abs=0.05)
+
+
+def _phonemes(text: str, voice: str) -> str:
+    """espeak-ng's phonemes for `text`, without stress marks and word breaks."""
+    import subprocess
+
+    out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, text], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    return "".join(c for c in out if c not in "'`,_:! \n-")
+
+
+@pytest.mark.parametrize(("text", "lang", "voice", "heard"), [
+    ("en 2024 100 enfants", "fr", "fr", "en deux mille vingt-quatre cent enfants"),
+    ("Le 2e jour", "fr", "fr", "le deuxième jour"),
+    ("In 2024 they saw 1,000 stars.", "en", "en-us",
+     "in twenty twenty four they saw one thousand stars"),
+])
+def test_read_to_me_says_the_page_tokens_and_highlights_each(text: str, lang: str, voice: str,
+                                                             heard: str) -> None:
+    """espeak-ng read "en 2024 100 enfants" as "deux millions vingt-quatre mille cent" (and
+    "2e" as "deux e") where the page shows, and scores, "2024" then "100". The robot now says
+    the tokens' words, and its word timings still highlight each word shown, in order."""
+    pytest.importorskip("pyttsx3")
+    import shutil
+
+    from passeur.reading.text import tokenize
+    from passeur.reading.tts import token_timings
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng CLI not installed")
+    page = tokenize(text, lang)
+    spoken = page.spoken()
+    assert _phonemes(spoken.text, voice) == _phonemes(heard, voice)
+    assert _phonemes(text, voice) != _phonemes(heard, voice)  # what it said before
+    speech = Synthesizer(rate_wpm=140).synthesize(spoken.text, lang)
+    times = token_timings(spoken.spans, speech)
+    assert len(times) == len(page.tokens)
+    for start_s, end_s in times:
+        assert end_s - start_s > 0.05, times  # every word shown is lit while it is said
+    for (_, end_s), (next_start_s, _) in zip(times, times[1:], strict=False):
+        assert end_s <= next_start_s + 1e-3, times  # one after the other
+    assert times[-1][1] <= speech.duration_s

@@ -49,7 +49,7 @@ from passeur.reading.exceptions import (
 from passeur.reading.progress_store import ProgressStore, check_reader_name
 from passeur.reading.session import ReadingSession, SessionResult
 from passeur.reading.speaker import HOLD_SLACK_S, SpeakerFloor
-from passeur.reading.text import LANGUAGES, Page, tokenize
+from passeur.reading.text import LANGUAGES, Page, SpokenText, speakable, tokenize
 from passeur.reading.tts import Speech, Synthesizer, TextToSpeech, play_wav, token_timings
 from passeur.reading.tutor import Action, Phrases, Tutor, TutorPolicy, load_reading_config
 
@@ -522,6 +522,23 @@ class SpeechItem:
     speech: Speech | None = None  # already synthesised ("Read to me" on the speaker)
 
 
+def _spoken(item: SpeechItem) -> SpokenText:
+    """What the robot says for `item`. In a reading (the tutor, a sentence modelled in
+    Together mode), numbers are spelt out as the page reads them, and a sentence of the page
+    also locates its tokens, for the highlight. Announcements (staff, `speech/say`) are no
+    page's words: the synthesiser reads them its own way ("14:30", "50 %")."""
+    if item.speech is not None:
+        return SpokenText(item.speech.text, [], [])  # synthesised already (Read to me)
+    if item.session is None:
+        return SpokenText(item.text, [], [])
+    if item.highlight_sentence is not None:
+        page = item.session.page
+        start, end = page.sentence_span(item.highlight_sentence)
+        if page.text[start:end].strip() == item.text:
+            return page.spoken(start, end)
+    return SpokenText(speakable(item.text, item.lang), [], [])
+
+
 class ReadingService:
     def __init__(self, config: ServiceConfig | None = None,
                  on_speaking: Callable[[bool], None] | None = None) -> None:
@@ -710,9 +727,11 @@ class ReadingService:
                                       "finished")
                 self._page_readings += 1
         try:
-            speech = self.synth.synthesize(page.text, page.lang)
-            spans = [(t.start, t.end) for t in page.tokens]
-            times = token_timings(spans, speech)
+            # The page's numbers as its tokens read them (espeak-ng's own reading of "2024
+            # 100" is one number), timings mapped back onto the tokens shown.
+            spoken = page.spoken()
+            speech = self.synth.synthesize(spoken.text, page.lang)
+            times = token_timings(spoken.spans, speech)
             key = self._keep_audio(speech)
         except BaseException:
             if speaker == "robot":
@@ -725,7 +744,7 @@ class ReadingService:
         return key, {"audio": key, "duration_s": round(speech.duration_s, 3),
                      "speaker": speaker,
                      "words": [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
-                               for i, (a, b) in enumerate(times)]}
+                               for i, (a, b) in zip(spoken.tokens, times, strict=True)]}
 
     def page_playback(self, key: str, state: str) -> dict[str, Any]:
         """A reader page starts/ends playing robot speech `key` on its own speaker: hold the
@@ -787,24 +806,18 @@ class ReadingService:
             # Said for a reading that has ended (the page left or was closed): nobody hears
             # it, yet it would hold the floor and mute every other reader's microphone.
             return
-        speech = item.speech or self.synth.synthesize(item.text, item.lang)
+        spoken = _spoken(item)
+        speech = item.speech or self.synth.synthesize(spoken.text, item.lang)
         if item.speech is None:
             self._keep_audio(speech, item.key)
         record: dict[str, Any] = {"type": "say", "kind": item.kind, "text": item.text,
                                   "lang": item.lang, "audio": item.key,
                                   "duration_s": round(speech.duration_s, 3),
                                   "time": time.time()}
-        if item.highlight_sentence is not None and item.session is not None:
-            page = item.session.page
-            tokens = page.sentence_tokens(item.highlight_sentence)
-            base = tokens[0].start if tokens else 0
-            offset = page.text.find(item.text, base) if tokens else -1
-            if offset >= 0:
-                spans = [(t.start - offset, t.end - offset) for t in tokens]
-                times = token_timings(spans, speech)
-                record["words"] = [{"token": t.index, "start_s": round(a, 3),
-                                    "end_s": round(b, 3)} for t, (a, b) in zip(tokens, times,
-                                                                                strict=True)]
+        if spoken.tokens:
+            times = token_timings(spoken.spans, speech)
+            record["words"] = [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
+                               for i, (a, b) in zip(spoken.tokens, times, strict=True)]
         # Never talk over a page that is reading aloud (bounded: its hold expires).
         while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
             pass

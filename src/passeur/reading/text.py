@@ -14,6 +14,10 @@ matching (`key`). Recognised words go through the same `match_keys()` so that bo
   twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals;
   thousands grouped as "1,000" (English) or "1 000" (French: a no-break or a plain space,
   see _NUMBER_FR) are one number.
+
+What the robot says for a page (`Page.spoken`, `speakable`) follows the same tokens: numbers
+are given to the speech synthesiser spelt out in their tokens' words, since it would read the
+digits its own way.
 """
 
 from __future__ import annotations
@@ -86,6 +90,14 @@ _EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _FR_UNITS = ("zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
              "quinze seize dix-sept dix-huit dix-neuf").split()
 _FR_TENS = "_ _ vingt trente quarante cinquante soixante soixante quatre-vingt quatre-vingt".split()
+# Short scale in English (a billion is a thousand millions, a trillion a thousand billions).
+# French stops at milliard: 10^12 is read "mille milliards" as people say it, more than
+# "un billion". Largest first.
+_EN_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"))
+_FR_SCALES = ((10**9, "milliard", "milliards"), (10**6, "million", "millions"))
+# The last word of a French number -> the stem of its ordinal (+ "ième").
+_FR_ORDINAL_STEMS = {"cinq": "cinqu", "neuf": "neuv", "cents": "cent", "vingts": "vingt",
+                     "millions": "million", "milliards": "milliard"}
 
 
 def _en_number(n: int) -> list[str]:
@@ -103,12 +115,9 @@ def _en_number(n: int) -> list[str]:
         if rest:
             out += (["and"] if rest < 100 else []) + _en_number(rest)
         return out
-    if n < 1_000_000_000:
-        millions, rest = divmod(n, 1_000_000)
-        return [*_en_number(millions), "million"] + (_en_number(rest) if rest else [])
-    # 10^9 is "a billion" (not "a thousand million"); larger: "a thousand billion".
-    billions, rest = divmod(n, 1_000_000_000)
-    return [*_en_number(billions), "billion"] + (_en_number(rest) if rest else [])
+    scale, name = next((s, name) for s, name in _EN_SCALES if n >= s)
+    count, rest = divmod(n, scale)
+    return [*_en_number(count), name] + (_en_number(rest) if rest else [])
 
 
 def _en_year_or_number(n: int) -> list[str]:
@@ -122,48 +131,41 @@ def _en_year_or_number(n: int) -> list[str]:
 
 
 def _fr_number(n: int) -> list[str]:
-    words: list[str] = []
-    if n < 17:
-        words = [_FR_UNITS[n]]
-    elif n < 20:
-        words = _FR_UNITS[n].split("-")
-    elif n < 100:
+    """French number words as written (compounds below 100 hyphenated: "quatre-vingt-un",
+    "vingt et un"): spelt that way, espeak-ng reads them as one does ("dix-huit", not
+    "dix huit")."""
+    if n < 20:
+        return [_FR_UNITS[n]]
+    if n < 100:
         tens, unit = divmod(n, 10)
+        base = _FR_TENS[tens]
         if tens in (7, 9):
-            base = _FR_TENS[tens].split("-")
             if tens == 7 and unit == 1:
                 return ["soixante", "et", "onze"]
-            return base + _fr_number(10 + unit)
-        base = _FR_TENS[tens].split("-")
+            return [f"{base}-{_FR_UNITS[10 + unit]}"]
         if unit == 0:
-            words = ["quatre", "vingts"] if tens == 8 else base
-        elif unit == 1 and tens != 8:
-            words = [*base, "et", "un"]
-        else:
-            words = base + _fr_number(unit)
-    elif n < 1000:
+            return ["quatre-vingts" if tens == 8 else base]
+        if unit == 1 and tens != 8:
+            return [base, "et", "un"]
+        return [f"{base}-{_FR_UNITS[unit]}"]
+    words: list[str]
+    if n < 1000:
         hundreds, rest = divmod(n, 100)
         words = ([] if hundreds == 1 else _fr_number(hundreds)) + \
             (["cents"] if hundreds > 1 and rest == 0 else ["cent"])
-        if rest:
-            words += _fr_number(rest)
     elif n < 1_000_000:
         thousands, rest = divmod(n, 1000)
-        words = ([] if thousands == 1 else _fr_number(thousands)) + ["mille"]
-        if rest:
-            words += _fr_number(rest)
-    elif n < 1_000_000_000:
-        millions, rest = divmod(n, 1_000_000)
-        words = [*_fr_number(millions), "million" if millions == 1 else "millions"]
-        if rest:
-            words += _fr_number(rest)
+        # "mille" is invariable and, unlike the nouns million and milliard, leaves "cent" and
+        # "vingt" before it without their plural s: deux cent mille, quatre-vingt mille.
+        words = [] if thousands == 1 else _fr_number(thousands)
+        if words:
+            words[-1] = re.sub(r"(cent|vingt)s$", r"\1", words[-1])
+        words.append("mille")
     else:
-        # 10^9 is "un milliard" (not "mille millions"); larger: "mille milliards".
-        billions, rest = divmod(n, 1_000_000_000)
-        words = [*_fr_number(billions), "milliard" if billions == 1 else "milliards"]
-        if rest:
-            words += _fr_number(rest)
-    return words
+        scale, one, many = next(entry for entry in _FR_SCALES if n >= entry[0])
+        count, rest = divmod(n, scale)
+        words = [*_fr_number(count), one if count == 1 else many]
+    return words + (_fr_number(rest) if rest else [])
 
 
 def _word_re(lang: str) -> re.Pattern[str]:
@@ -176,6 +178,16 @@ def _number_re(lang: str) -> re.Pattern[str]:
 
 def number_words(text: str, lang: str) -> list[str]:
     """Spoken words for a number written with digits: '21' -> ['vingt', 'et', 'un']."""
+    return [part for word in _written_number(text, lang) for part in word.split("-")]
+
+
+def spell_number(text: str, lang: str) -> str:
+    """A number written with digits, spelt out in the words `number_words` expects, as a
+    speech synthesiser should read it: '2024' -> 'deux mille vingt-quatre'."""
+    return " ".join(_written_number(text, lang))
+
+
+def _written_number(text: str, lang: str) -> list[str]:
     match = _number_re(lang).fullmatch(text)
     if match is None:
         raise ValueError(f"not a number: {text!r}")
@@ -192,14 +204,19 @@ def number_words(text: str, lang: str) -> list[str]:
     if lang == "fr":
         words = _fr_number(value)
         if frac:
-            return [*words, "virgule", *(_fr_number(int(frac)))]
+            # Zeros after the comma are said: 3,05 is "trois virgule zéro cinq".
+            digits = frac.lstrip("0")
+            after = ["zéro"] * (len(frac) - len(digits)) + _fr_number(int(digits)) \
+                if digits else ["zéro"]
+            return [*words, "virgule", *after]
         if suffix:
             if value == 1 and suffix in ("er", "re"):
                 return ["premier" if suffix == "er" else "première"]
-            last = words[-1]
-            last = {"cinq": "cinqu", "neuf": "neuv", "vingts": "vingt", "cents": "cent",
-                    "millions": "million", "milliards": "milliard"}.get(last, last.rstrip("e"))
-            return [*words[:-1], last + "ième"]
+            if len(words) == 2 and words[0] == "un":
+                words = words[1:]  # 1 000 000e: millionième, as 1 000e is millième
+            head, sep, last = words[-1].rpartition("-")  # quatre-vingt-cinq: cinq
+            last = _FR_ORDINAL_STEMS.get(last, last).rstrip("e")
+            return [*words[:-1], f"{head}{sep}{last}ième"]
         return words
     words = _en_year_or_number(value) if not frac and not suffix else _en_number(value)
     if frac:
@@ -282,6 +299,20 @@ class Token:
     sentence_end: bool
 
 
+@dataclass(frozen=True)
+class SpokenText:
+    """Page text as the robot says it. A speech synthesiser reads digits its own way
+    (espeak-ng reads "en 2024 100 enfants" as one number, "deux millions vingt-quatre mille
+    cent", and "2e" as "deux e") while the page expects each number token's own words
+    (`number_words`): numbers are given to it spelt out, everything else as written. `spans`
+    locate each display token (`tokens`, page indices) in `text`, so that the synthesiser's
+    word timings map back onto the words shown."""
+
+    text: str
+    tokens: list[int]
+    spans: list[tuple[int, int]]
+
+
 @dataclass
 class Page:
     """One page: its text, display tokens, spoken words and sentences."""
@@ -294,15 +325,52 @@ class Page:
     def sentence_tokens(self, sentence: int) -> list[Token]:
         return [t for t in self.tokens if t.sentence == sentence]
 
-    def sentence_text(self, sentence: int) -> str:
+    def sentence_span(self, sentence: int) -> tuple[int, int]:
+        """Character span of a sentence in the page text, its end punctuation included."""
         toks = self.sentence_tokens(sentence)
         if not toks:
-            return ""
+            return (0, 0)
         end = toks[-1].end
         punctuation = _END_PUNCTUATION.match(self.text, end)
         if punctuation is not None:
             end = punctuation.end()
-        return self.text[toks[0].start:end].strip()
+        return (toks[0].start, end)
+
+    def sentence_text(self, sentence: int) -> str:
+        start, end = self.sentence_span(sentence)
+        return self.text[start:end].strip()
+
+    def spoken(self, start: int = 0, end: int | None = None) -> SpokenText:
+        """What the robot says for the page text from `start` to `end` (characters): the
+        text with every number spelt out in the words its token expects (see SpokenText),
+        and where each display token inside the span is in it."""
+        end = len(self.text) if end is None else end
+        pieces: list[str] = []
+        length = 0
+        tokens: list[int] = []
+        spans: list[tuple[int, int]] = []
+        pos = start
+        for tok in self.tokens:
+            if tok.start < start or tok.end > end:
+                continue
+            said = tok.text
+            if self.lang in LANGUAGES and _number_re(self.lang).fullmatch(tok.text):
+                said = spell_number(tok.text, self.lang)
+            gap = self.text[pos:tok.start]
+            if said != tok.text and tok.start > start and self.text[tok.start - 1].isalnum():
+                gap += " "  # words said for digits stand apart from letters (H2O)
+            pieces.append(gap)
+            length += len(gap)
+            tokens.append(tok.index)
+            spans.append((length, length + len(said)))
+            pieces.append(said)
+            length += len(said)
+            pos = tok.end
+            if said != tok.text and self.text[pos:pos + 1].isalnum():
+                pieces.append(" ")
+                length += 1
+        pieces.append(self.text[pos:end])
+        return SpokenText("".join(pieces), tokens, spans)
 
     @property
     def sentence_count(self) -> int:
@@ -342,3 +410,11 @@ def tokenize(text: str, lang: str) -> Page:
         if sentence_end:
             sentence += 1
     return page
+
+
+def speakable(text: str, lang: str) -> str:
+    """Any text the robot says (a phrase naming a word of the page, a sentence), with its
+    numbers spelt out as a page in `lang` expects them read (see SpokenText)."""
+    if lang not in LANGUAGES:
+        return text
+    return tokenize(text, lang).spoken().text

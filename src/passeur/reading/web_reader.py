@@ -16,7 +16,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
                                                 -> {"sdp","type"} (answer)
-- GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events
+- GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events (the server
+                                                refuses another site's handshake, 403)
       {"type":"position","token","position","words":[...]} | {"type":"say","text","lang",
       "audio","duration_s","words"?} | {"type":"finished","wcpm","accuracy",...} |
       {"type":"practice","word","correct"} | {"type":"error","message"}

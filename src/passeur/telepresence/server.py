@@ -8,8 +8,8 @@ module has no rclpy import and can be tested with a fake robot.
 HTTP routes (JSON bodies; sessions in HttpOnly SameSite=Strict cookies, never in URLs; any
 request whose Host is not one the robot answers to (host_check: IP, localhost, its own name,
 allowed_hosts) is refused with a 403 text page, against DNS rebinding; a request other than
-GET/HEAD/OPTIONS whose Origin is not the robot's own host:port is refused with 403
-"cross_origin"; no page may be framed by another site):
+GET/HEAD/OPTIONS, or a WebSocket handshake, whose Origin is not the robot's own host:port
+is refused with 403 "cross_origin"; no page may be framed by another site):
     GET  /                      -> redirect to /pilot/
     GET  /pilot/ /staff/ /spectator/ and their files; /common/* shared CSS/JS
     GET  /api/health            {"ok": true}
@@ -99,8 +99,8 @@ VISITOR_COOKIE = "passeur_visitor"
 STAFF_COOKIE = "passeur_staff"
 MAX_SDP_BYTES = 64 * 1024
 MAX_MESSAGES_PER_S = 100
-#: Methods that change nothing: allowed from any origin (links, images). Every other one must
-#: come from the robot's own pages (see WebServer._same_origin).
+#: Methods that change nothing: allowed from any origin (links, images), except a WebSocket
+#: handshake. Every other one must come from the robot's own pages (WebServer._same_origin).
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CODECS = {"VP8": "video/VP8", "H264": "video/H264"}
 #: What aiortc raises on an offer it cannot use (its SDP parser also uses plain asserts).
@@ -589,13 +589,15 @@ class WebServer:
             host = request.headers.get("Host")
             if not self.hosts.allows(host):
                 response = self._host_refused(request, host or "")
-            elif request.method not in SAFE_METHODS and not self._same_origin(request):
-                log.warning("refused a cross-origin %s %s from %s (Origin %s)",
-                            request.method, request.path, self._client(request),
-                            request.headers.get("Origin", "")[:100])
+            elif (request.method not in SAFE_METHODS or self._websocket(request)) and \
+                    not self._same_origin(request):
+                log.warning("refused a cross-origin %s %s%s from %s (Origin %s)",
+                            request.method, request.path,
+                            " (WebSocket)" if self._websocket(request) else "",
+                            self._client(request), request.headers.get("Origin", "")[:100])
                 response = web.json_response(
-                    {"error": "cross_origin", "message": "requests that change something must "
-                     "come from the robot's own pages"}, status=403)
+                    {"error": "cross_origin", "message": "requests that change something, and "
+                     "WebSockets, must come from the robot's own pages"}, status=403)
             else:
                 response = await handler(request)
         except AccessDenied as exc:
@@ -638,6 +640,14 @@ class WebServer:
                         request.method, request.path[:100])
         return web.Response(status=403, text=refusal_text(host), content_type="text/plain",
                             charset="utf-8")
+
+    @staticmethod
+    def _websocket(request: web.Request) -> bool:
+        """A WebSocket handshake: a GET, yet browsers apply no same-origin policy to what
+        comes back over the socket, so another site's page could open one and read it (the
+        reader's events: how a child reads, word by word). Browsers always send Origin
+        with it; it gets the same-origin check of state-changing requests."""
+        return request.headers.get("Upgrade", "").lower() == "websocket"
 
     @staticmethod
     def _same_origin(request: web.Request) -> bool:

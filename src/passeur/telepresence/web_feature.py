@@ -4,7 +4,9 @@ that add pages or APIs to it (navigation's patrol/places API, reading's reader p
 A node that serves web content implements `web_features() -> list[WebFeature]`; bringup hands
 every feature to the telepresence node (`add_web_features`), which calls `setup()` once on its
 asyncio loop before serving. Features never block the loop: ROS work is handed to the executor
-thread-safely, heavy work (ASR, TTS) goes to worker threads.
+thread-safely, heavy work (ASR, TTS) goes to worker threads. The server checks every request
+before a feature's handler sees it: Host (DNS rebinding), and Origin for anything but
+GET/HEAD/OPTIONS and for WebSocket handshakes (another site's page is refused with 403).
 """
 
 from __future__ import annotations
