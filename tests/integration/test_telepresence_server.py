@@ -746,6 +746,13 @@ def _reader_server(service: Any, **options: Any) -> WebServer:
                      CameraSource(), FileAudio(), [ReaderFeature(service)])
 
 
+async def _start_reading(http: aiohttp.ClientSession, base: str) -> str:
+    """Open an "I read" session on the sample book's first page; its id."""
+    r = await http.post(f"{base}/api/reading/sessions",
+                        json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
+    return str((await r.json())["session"])
+
+
 def _from(address: str) -> aiohttp.ClientSession:
     """An HTTP client whose requests come from another loopback address (127.0.0.0/8)."""
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
@@ -1129,9 +1136,7 @@ async def test_an_open_reader_page_does_not_hold_the_shutdown(tmp_path: Any) -> 
     try:
         base = srv.base_url
         async with aiohttp.ClientSession() as http:
-            r = await http.post(f"{base}/api/reading/sessions",
-                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
-            sid = (await r.json())["session"]
+            sid = await _start_reading(http, base)
             ws = await http.ws_connect(f"{base}/api/reading/sessions/{sid}/events")
             session = service.get_session(sid)
             feed = session._session.feed
@@ -1174,9 +1179,7 @@ async def test_another_site_cannot_open_a_reader_events_socket(tmp_path: Any) ->
     try:
         base = srv.base_url
         async with aiohttp.ClientSession() as http:
-            r = await http.post(f"{base}/api/reading/sessions",
-                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
-            sid = (await r.json())["session"]
+            sid = await _start_reading(http, base)
             url = f"{base}/api/reading/sessions/{sid}/events"
             for origin in ("http://evil.example", "null", f"{base}.evil.example"):
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
