@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -165,6 +166,38 @@ def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     values = nav.status_values()
     assert values["state"] == "failed" and "frame 'odom'" in values["reason"]
     assert values["reason_code"] == "bad_frame"
+
+
+def test_goal_place_request_id_is_echoed_in_the_status(make_node: Any) -> None:
+    """A sender's request_id (goal_place JSON) comes back with its goal's status, so the
+    patrol tells its own goal from an older one to the same place; a bare place id still
+    works, and a malformed JSON goal fails saying what goal_place takes."""
+    from std_msgs.msg import String
+
+    nav = make_node()
+    sent: list[Any] = []
+    nav.status_pub.publish = sent.append
+
+    def statuses() -> list[dict[str, str]]:
+        return [{kv.key: kv.value for kv in m.values} for m in sent]
+
+    nav._on_goal_place(String(data='{"place": "cellar", "request_id": "patrol-1"}'))
+    assert [(v["state"], v["goal_id"], v["request_id"]) for v in statuses()] == [
+        ("planning", "1", "patrol-1"), ("failed", "1", "patrol-1")]
+    assert statuses()[-1]["place"] == "cellar" and statuses()[-1]["reason_code"] == "unknown_place"
+    sent.clear()
+    nav._on_goal_place(String(data=" cellar "))
+    assert [(v["state"], v["place"], v["request_id"]) for v in statuses()] == [
+        ("planning", "cellar", ""), ("failed", "cellar", "")]
+    for bad in ('{"place": 3}', '{"place": "hall"', '{"request_id": "r"}'):
+        sent.clear()
+        nav._on_goal_place(String(data=bad))
+        values = statuses()[-1]
+        assert values["state"] == "failed" and values["reason_code"] == "unknown_place"
+        assert 'JSON {"place": "<place id>", "request_id": "<text>"}' in values["reason"]
+    sent.clear()
+    nav._on_goal_place(String(data=json.dumps({"place": "cellar", "request_id": "x" * 500})))
+    assert statuses()[-1]["request_id"] == "x" * 64, "bounded"
 
 
 def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:
