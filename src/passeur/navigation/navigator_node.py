@@ -5,7 +5,8 @@
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
     sim/odom_origin (PoseStamped, latched: the simulator's map pose of the odom frame; with
-        pose_source odom and no odom_origin parameter, e.g. the simulator in another process)
+        pose_source odom and no odom_origin parameter, e.g. the simulator in another process;
+        a goal under way when it changes stops and is planned again from the corrected pose)
       -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus,
          latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
@@ -165,6 +166,9 @@ class NavigatorNode(Node):
         # of lag would smear walls into phantom obstacles).
         self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=ODOM_HISTORY_LENGTH)
         self._map_from_odom = Pose2D(*self.odom_origin)
+        # Bumped whenever sim/odom_origin moves the map -> odom origin: a plan computed from
+        # a pose taken before the change starts where the robot is not, and is dropped.
+        self._origin_version = 0
         self._blocked_since_s: float | None = None
         self._replan_pending = False
         self._last_status_s = -math.inf
@@ -497,12 +501,33 @@ class NavigatorNode(Node):
             if origin == self._map_from_odom:
                 return
             self._map_from_odom = origin
+            self._origin_version += 1
             if self._costmap is not None:
                 # Scans seen so far were placed with the old origin: wrong places on the map.
                 self._costmap.clear_obstacles()
+            # A goal under way was planned from the old map pose (the simulator in another
+            # process: a goal sent before its origin arrived): that path starts where the
+            # robot is not. Stop and plan again from the corrected pose, the same goal (its
+            # id and sender unchanged); a goal still planning is planned again too.
+            goal = self._goal if self._state in ("planning", "driving") else None
+            if goal is not None:
+                self._controller.reset()
+                self._plan = None
+                self._blocked_since_s = None
+                self._replan_pending = False
+                self._set_state("planning", "")
+            pose = self.pose()
         self.get_logger().info(f"odom frame at ({origin.x_m:.2f}, {origin.y_m:.2f}, "
                                f"{origin.yaw_rad:.2f}) in the map (the simulator's "
                                f"odom_origin, on {ODOM_ORIGIN_TOPIC})")
+        if goal is not None:
+            self._publish_zero()
+            self.get_logger().warning(f"the robot's map pose moved with the odom origin: "
+                                      f"planning to {goal.label} again")
+            if pose is not None:
+                self._plan_queue.put((goal.id, pose, False))
+            else:  # cannot happen (a goal needs a pose to start), but never hang in planning
+                self._fail(goal.id, "no robot pose yet (is odom published?)", "no_pose")
         self._publish_status(force=True)  # the pages' map -> odom (odom_in_map) at once
 
     def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
@@ -632,10 +657,15 @@ class NavigatorNode(Node):
             time.sleep(MAP_POLL_S)
         with self._lock:
             current = self.pose() or pose
+            origin_version = self._origin_version
             snapshot = costmap.snapshot()  # plan without holding the lock
         try:
             plan = self._planner.plan(snapshot, (current.x_m, current.y_m), (goal.x_m, goal.y_m))
         except PlanningError as exc:
+            with self._lock:
+                moved = origin_version != self._origin_version
+            if moved:
+                return  # from a pose the odom origin has since corrected: replanned already
             if is_replan and exc.code in ("unreachable", "start_blocked") and self._still_waiting():
                 with self._lock:
                     self._replan_pending = False
@@ -645,6 +675,8 @@ class NavigatorNode(Node):
         with self._lock:
             if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
                 return
+            if origin_version != self._origin_version:
+                return  # planned from before the odom origin moved: _on_odom_origin replans
             now = self._now_s()
             self._plan = plan
             self._controller.set_path(plan.points, goal.yaw_rad, now, keep_recoveries=is_replan)
