@@ -378,6 +378,34 @@ def test_goal_resends_are_a_parameter(ros_context: Any, tmp_path: Path) -> None:
         node.destroy_node()
 
 
+def test_a_resent_goal_taken_up_late_is_not_another_goal(ros_context: Any,
+                                                         tmp_path: Path) -> None:
+    """The navigator, busy (starting up, loading its map), took the patrol's goals up only
+    after the patrol had given up on them and was waiting to retry: the patrol took its own
+    goals for someone else's and stopped, "interrupted by another goal", while the robot
+    drove to the place anyway."""
+    node = make_patrol_node(ros_context, tmp_path, goal_accept_timeout_s=0.5,
+                            goal_max_resends=1, retry_pause_s=60.0)
+    try:
+        node.start_route("closing", "test")
+        node._pending_sent_s -= 1.0
+        node._tick()  # resent
+        node._pending_sent_s -= 1.0
+        node._tick()  # given up: waiting to retry
+        assert node.runner.state == "waiting_retry" and len(node.sent_requests) == 2
+        first, second = node.sent_requests
+        node._on_nav_status(nav_status(1, "hall", "planning", request_id=first))
+        node._on_nav_status(nav_status(1, "hall", "cancelled", "replaced by a new goal",
+                                       "replaced", request_id=first))
+        node._on_nav_status(nav_status(2, "hall", "planning", request_id=second))
+        assert node.runner.state == "waiting_retry", node.status_dict()
+        node._on_nav_status(nav_status(3, "desk", "planning"))  # then someone else's goal
+        assert node.runner.state == "finished"
+        assert node.runner.reason == "interrupted by another goal"
+    finally:
+        node.destroy_node()
+
+
 def test_a_world_without_places_or_routes_says_what_to_do(ros_context: Any,
                                                           tmp_path: Path) -> None:
     """`passeur robot --world my_museum` (a building of one's own, map_file set) stopped

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import threading
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ TICK_PERIOD_S = 0.25
 SCHEDULE_CHECK_PERIOD_S = 5.0
 #: Longest request_id echoed back in patrol/status (a browser sends it; bound it).
 MAX_REQUEST_ID_CHARS = 64
+#: Request ids of the patrol's own goals remembered: more than the copies of one waypoint's
+#: goal that can be in flight at once (goal_max_resends + 1, at most 101).
+SENT_REQUEST_IDS_KEPT = 128
 #: patrol/status `reason` of a run ended by the emergency stop (cause code `estop`).
 ESTOP_REASON = "interrupted: stopped by the emergency stop"
 
@@ -128,7 +132,9 @@ class PatrolNode(Node):
         self._pending_goal_id: int | None = None
         self._pending_sent_s = 0.0
         self._pending_resends = 0
-        self._last_sent_request_id = ""  # the patrol's newest goal, pending or ended
+        # The patrol's recent goals, pending or given up on: one the navigator takes up late
+        # (after a resend) is still the patrol's own, never "another goal".
+        self._sent_request_ids: deque[str] = deque(maxlen=SENT_REQUEST_IDS_KEPT)
         self._latest_nav_goal_id = 0
         self._last_request_id = ""
         self._last_error = ""
@@ -259,7 +265,7 @@ class PatrolNode(Node):
                 return
             if self._pending_place is None:
                 if (self.runner.active and state == "planning" and goal_id != previous
-                        and request_id != self._last_sent_request_id):
+                        and request_id not in self._sent_request_ids):
                     # A new goal that is not the patrol's while it dwells, announces or
                     # waits to retry: its next goal would replace that one. Give way.
                     self._apply(self.runner.interrupt(self._now_s()))
@@ -377,7 +383,7 @@ class PatrolNode(Node):
         request_id = f"patrol-{uuid.uuid4().hex[:16]}"
         self._pending_place = place
         self._pending_request_id = request_id
-        self._last_sent_request_id = request_id
+        self._sent_request_ids.append(request_id)
         self._pending_goal_id = None
         self._pending_sent_s = self._now_s()
         if not resend:
