@@ -406,6 +406,28 @@ def test_a_resent_goal_taken_up_late_is_not_another_goal(ros_context: Any,
         node.destroy_node()
 
 
+def test_a_goal_ended_by_the_estop_reads_as_the_patrols_estop(patrol_node: Any) -> None:
+    """Whichever came first, the navigator cancelling the patrol's goal for the e-stop or the
+    patrol's own estop/state, the run's reason is the patrol's: the history and `passeur patrol
+    status` said "send the goal again once it is released" (the navigator's advice for a goal)
+    when the navigator's message won, and staff restart a patrol, not a goal."""
+    from passeur.navigation.navigator_node import ESTOP_REASON as NAV_ESTOP_REASON
+    from passeur.navigation.patrol_node import ESTOP_REASON
+
+    node = patrol_node
+    node.start_route("closing", "test")
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(1, "hall", "planning", request_id=ours))
+    node._on_nav_status(nav_status(1, "hall", "cancelled", NAV_ESTOP_REASON, "estop",
+                                   request_id=ours))
+    status = node.status_dict()
+    assert status["state"] == "finished" and status["reason"] == ESTOP_REASON, status
+    (run,) = node.history_json(5, None)
+    assert run["reason"] == ESTOP_REASON
+    assert [(v["place"], v["outcome"], v["reason"]) for v in run["visits"]] == [
+        ("hall", "interrupted", ESTOP_REASON)]
+
+
 def test_a_world_without_places_or_routes_says_what_to_do(ros_context: Any,
                                                           tmp_path: Path) -> None:
     """`passeur robot --world my_museum` (a building of one's own, map_file set) stopped

@@ -287,7 +287,11 @@ class PatrolNode(Node):
             if state == "cancelled":
                 # Not by us (stop_patrol forgets the goal before cancelling): a pilot's or
                 # staff goal replaced it, or someone cancelled navigation. Give way.
-                why = ("interrupted by another goal" if values.get("reason_code") == "replaced"
+                code = values.get("reason_code")
+                # The e-stop reads the same whether the navigator's cancel or the patrol's
+                # own estop/state came first (the navigator's advice is about a goal).
+                why = ("interrupted by another goal" if code == "replaced"
+                       else ESTOP_REASON if code == "estop"
                        else f"interrupted: {reason or 'navigation cancelled'}")
                 effects = self.runner.interrupt(now, why)
                 self.get_logger().warning(f"patrol stopped at {place}: {why}")
