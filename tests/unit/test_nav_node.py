@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -167,6 +168,38 @@ def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     assert values["reason_code"] == "bad_frame"
 
 
+def test_goal_place_request_id_is_echoed_in_the_status(make_node: Any) -> None:
+    """A sender's request_id (goal_place JSON) comes back with its goal's status, so the
+    patrol tells its own goal from an older one to the same place; a bare place id still
+    works, and a malformed JSON goal fails saying what goal_place takes."""
+    from std_msgs.msg import String
+
+    nav = make_node()
+    sent: list[Any] = []
+    nav.status_pub.publish = sent.append
+
+    def statuses() -> list[dict[str, str]]:
+        return [{kv.key: kv.value for kv in m.values} for m in sent]
+
+    nav._on_goal_place(String(data='{"place": "cellar", "request_id": "patrol-1"}'))
+    assert [(v["state"], v["goal_id"], v["request_id"]) for v in statuses()] == [
+        ("planning", "1", "patrol-1"), ("failed", "1", "patrol-1")]
+    assert statuses()[-1]["place"] == "cellar" and statuses()[-1]["reason_code"] == "unknown_place"
+    sent.clear()
+    nav._on_goal_place(String(data=" cellar "))
+    assert [(v["state"], v["place"], v["request_id"]) for v in statuses()] == [
+        ("planning", "cellar", ""), ("failed", "cellar", "")]
+    for bad in ('{"place": 3}', '{"place": "hall"', '{"request_id": "r"}'):
+        sent.clear()
+        nav._on_goal_place(String(data=bad))
+        values = statuses()[-1]
+        assert values["state"] == "failed" and values["reason_code"] == "unknown_place"
+        assert 'JSON {"place": "<place id>", "request_id": "<text>"}' in values["reason"]
+    sent.clear()
+    nav._on_goal_place(String(data=json.dumps({"place": "cellar", "request_id": "x" * 500})))
+    assert statuses()[-1]["request_id"] == "x" * 64, "bounded"
+
+
 def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:
     from passeur.errors import ConfigError
 
@@ -309,3 +342,105 @@ def test_goal_sent_during_estop_ends_at_once(make_node: Any) -> None:
     nav._on_estop(Bool(data=False))
     values = nav.status_values()
     assert values["state"] == "cancelled" and values["reason_code"] == "estop", values
+
+
+def free_map(size_m: float = 10.0, resolution_m: float = 0.05) -> Any:
+    from nav_msgs.msg import OccupancyGrid
+
+    msg = OccupancyGrid()
+    cells = int(round(size_m / resolution_m))
+    msg.info.resolution, msg.info.width, msg.info.height = resolution_m, cells, cells
+    msg.info.origin.orientation.w = 1.0
+    msg.data = [0] * (cells * cells)
+    return msg
+
+
+def origin_msg(x: float, y: float, yaw: float) -> Any:
+    from geometry_msgs.msg import PoseStamped
+
+    msg = PoseStamped(pose=pose_to_msg(x, y, yaw).pose)
+    msg.header.frame_id = "map"
+    return msg
+
+
+def wait_for(predicate: Any, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+def test_a_late_odom_origin_replans_the_goal_under_way(make_node: Any) -> None:
+    """With the simulator in its own process, a goal sent before sim/odom_origin arrived kept
+    the plan made from the wrong start (the odom pose taken as the map pose): the robot
+    followed a path that began metres away from where it was. The navigator now stops and
+    plans again from the corrected pose when the map -> odom origin changes under a goal."""
+    from geometry_msgs.msg import Twist
+
+    nav = make_node()
+    nav._on_map(free_map())
+    nav._on_odom(odom(1.0, 1.0, 0.0))  # origin still unknown: the map pose says (1, 1)
+    zeros: list[Twist] = []
+    nav.cmd_pub.publish = lambda msg: zeros.append(msg)  # type: ignore[method-assign]
+    gid = nav.send_goal(8.0, 8.0, None)
+    assert wait_for(lambda: nav.state == "driving"), nav.status_values()
+    first = nav._plan
+    assert first is not None and first.points[0] == pytest.approx((1.0, 1.0), abs=0.1)
+    zeros.clear()
+    nav._on_odom_origin(origin_msg(3.0, 2.0, 0.0))  # the robot is at (4, 3) in fact
+    assert (nav.pose().x_m, nav.pose().y_m) == pytest.approx((4.0, 3.0))
+    assert zeros and zeros[0].linear.x == 0.0 and zeros[0].angular.z == 0.0, "stops first"
+    assert wait_for(lambda: nav.state == "driving" and nav._plan is not first), \
+        nav.status_values()
+    values = nav.status_values()
+    assert values["goal_id"] == str(gid), "the same goal, not a new one"
+    assert nav._plan.points[0] == pytest.approx((4.0, 3.0), abs=0.1)
+    assert nav._controller.path[0] == pytest.approx((4.0, 3.0), abs=0.1)
+
+
+@pytest.mark.parametrize("first_plan", ["made", "failed"])
+def test_an_odom_origin_arriving_while_planning_is_not_lost(make_node: Any,
+                                                           first_plan: str) -> None:
+    """The origin arrives while the first plan is being computed (from the old pose, such as
+    the map's corner inside a wall): that plan, or its failure, is dropped, and the goal
+    drives on a plan from the corrected pose."""
+    from passeur.navigation.exceptions import PlanningError
+
+    nav = make_node()
+    nav._on_map(free_map())
+    nav._on_odom(odom(1.0, 1.0, 0.0))
+    plan = nav._planner.plan
+    starts: list[tuple[float, float]] = []
+
+    def plan_then_origin(costmap: Any, start_xy: tuple[float, float],
+                         goal_xy: tuple[float, float]) -> Any:
+        starts.append(start_xy)
+        result = plan(costmap, start_xy, goal_xy)
+        if len(starts) == 1:
+            nav._on_odom_origin(origin_msg(3.0, 2.0, 0.0))
+            if first_plan == "failed":
+                raise PlanningError("start_blocked", "the robot (1.00, 1.00) is in a wall")
+        return result
+
+    nav._planner.plan = plan_then_origin  # type: ignore[method-assign]
+    nav.send_goal(8.0, 8.0, None)
+    assert wait_for(lambda: len(starts) == 2 and nav.state == "driving"), (
+        starts, nav.status_values())
+    assert starts[1] == pytest.approx((4.0, 3.0))
+    assert nav._plan is not None and nav._plan.points[0] == pytest.approx((4.0, 3.0), abs=0.1)
+    assert nav._controller.path[0] == pytest.approx((4.0, 3.0), abs=0.1)
+
+
+def test_the_same_odom_origin_again_does_not_disturb_a_goal(make_node: Any) -> None:
+    """sim/odom_origin is latched: hearing the same origin again (a reconnection) changes
+    nothing, and no replanning stops the robot."""
+    nav = make_node()
+    nav._on_map(free_map())
+    nav._on_odom(odom(1.0, 1.0, 0.0))
+    nav._on_odom_origin(origin_msg(3.0, 2.0, 0.0))
+    nav.send_goal(8.0, 8.0, None)
+    assert wait_for(lambda: nav.state == "driving")
+    first = nav._plan
+    nav._on_odom_origin(origin_msg(3.0, 2.0, 0.0))
+    time.sleep(0.2)
+    assert nav.state == "driving" and nav._plan is first

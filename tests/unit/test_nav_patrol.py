@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,13 +163,15 @@ def test_interrupt_gives_way_without_cancelling_and_is_recorded(tmp_path: Path) 
 # -- the patrol node's goal tracking (no simulator: navigator statuses are fed directly) --
 
 def nav_status(goal_id: int, place: str, state: str, reason: str = "",
-               reason_code: str = "") -> Any:
+               reason_code: str = "", request_id: str = "") -> Any:
+    """A navigator status; `request_id` is what the goal's sender gave (the navigator echoes
+    it): pass `node.sent_requests[i]` for the patrol's own goals."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     msg = DiagnosticStatus()
     msg.values = [KeyValue(key=k, value=v) for k, v in {
         "state": state, "goal": place, "goal_id": str(goal_id), "place": place,
-        "reason": reason, "reason_code": reason_code}.items()]
+        "reason": reason, "reason_code": reason_code, "request_id": request_id}.items()]
     return msg
 
 
@@ -190,8 +193,16 @@ def make_patrol_node(context: Any, tmp_path: Path, **extra: Any) -> Any:
     node = PatrolNode(context=context, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()])
     sent: list[str] = []
-    node.goal_pub.publish = lambda msg: sent.append(msg.data)  # type: ignore[method-assign]
+    requests: list[str] = []
+
+    def record(msg: Any) -> None:
+        goal = json.loads(msg.data)
+        sent.append(goal["place"])
+        requests.append(goal["request_id"])
+
+    node.goal_pub.publish = record  # type: ignore[method-assign]
     node.sent_goals = sent
+    node.sent_requests = requests
     return node
 
 
@@ -209,11 +220,12 @@ def test_goal_replaced_by_a_pilot_stops_the_patrol(patrol_node: Any) -> None:
     node._on_nav_status(nav_status(4, "desk", "reached"))  # an older goal
     node.start_route("closing", "test")
     assert node.sent_goals == ["hall"]
-    node._on_nav_status(nav_status(5, "hall", "planning"))
-    node._on_nav_status(nav_status(5, "hall", "driving"))
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(5, "hall", "planning", request_id=ours))
+    node._on_nav_status(nav_status(5, "hall", "driving", request_id=ours))
     # A pilot sends the robot elsewhere: the navigator cancels the patrol's goal 5.
     node._on_nav_status(nav_status(5, "hall", "cancelled", "replaced by a new goal",
-                                   "replaced"))
+                                   "replaced", request_id=ours))
     node._on_nav_status(nav_status(6, "desk", "planning"))
     node._tick()
     status = node.status_dict()
@@ -232,10 +244,70 @@ def test_results_of_other_goals_to_the_same_place_are_not_the_patrols(patrol_nod
     node._on_nav_status(nav_status(7, "hall", "driving"))
     node._on_nav_status(nav_status(7, "hall", "reached"))
     assert node.runner.state == "navigating"
-    # ...the patrol's own goal (a new id) is.
-    node._on_nav_status(nav_status(8, "hall", "planning"))
-    node._on_nav_status(nav_status(8, "hall", "failed", "path blocked"))
+    # ...the patrol's own goal (its request id, echoed by the navigator) is.
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(8, "hall", "planning", request_id=ours))
+    node._on_nav_status(nav_status(8, "hall", "failed", "path blocked", request_id=ours))
     assert node.runner.state == "waiting_retry" and node.runner.attempt == 1
+
+
+@pytest.mark.parametrize("state", ["reached", "failed"])
+def test_an_old_latched_status_is_not_taken_for_the_patrols_goal(patrol_node: Any,
+                                                                 state: str) -> None:
+    """navigation/status is latched: a patrol started before the navigator's status reached
+    the patrol node (both just started, or the patrol started from the CLI at once) took the
+    older goal it then heard about, to the same first place, for its own: it announced and
+    skipped ahead to the next waypoint without ever driving there ("reached"), or recorded a
+    failure it did not have ("failed")."""
+    node = patrol_node
+    node.start_route("closing", "test")  # nothing heard from the navigator yet
+    # The navigator's latched status arrives: a staff goal to hall that ended earlier...
+    node._on_nav_status(nav_status(4, "hall", state, "path blocked" if state == "failed" else ""))
+    # ...and is repeated while the navigator has not yet taken up the patrol's goal.
+    node._on_nav_status(nav_status(4, "hall", state, "path blocked" if state == "failed" else ""))
+    assert node.runner.state == "navigating" and node.runner.attempt == 0, node.status_dict()
+    assert node.runner.index == 0 and node.sent_goals == ["hall"]
+    node._on_nav_status(nav_status(5, "hall", "planning", request_id=node.sent_requests[0]))
+    node._on_nav_status(nav_status(5, "hall", "reached", request_id=node.sent_requests[0]))
+    assert node.runner.state == "announcing" and node.runner.index == 0
+    node.runner.on_speech_done(node._now_s())
+    node.runner._until_s = 0.0
+    node._tick()
+    assert node.sent_goals == ["hall", "desk"]
+    (run,) = node.history_json(5, None)
+    assert [(v["place"], v["outcome"]) for v in run["visits"]] == [("hall", "reached")]
+
+
+def test_a_latched_status_arriving_after_the_start_is_not_the_patrols(ros_context: Any,
+                                                                       tmp_path: Path) -> None:
+    """The same over ROS: the navigator's latched status about an older goal to hall reaches
+    the patrol node only after the patrol has started and sent its goal to hall."""
+    import time
+
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from passeur.ros import qos
+
+    navigator = Node("navigator", context=ros_context)
+    pub = navigator.create_publisher(DiagnosticStatus, "navigation/status", qos.LATCHED)
+    pub.publish(nav_status(4, "hall", "reached"))
+    node = make_patrol_node(ros_context, tmp_path)
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        node.start_route("closing", "test")  # before any callback has run
+        executor.add_node(node)
+        deadline = time.monotonic() + 5.0
+        while node._latest_nav_goal_id != 4 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert node._latest_nav_goal_id == 4, "the latched status never arrived"
+        assert node.runner.state == "navigating" and node.runner.index == 0
+        assert node.sent_goals == ["hall"]
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        navigator.destroy_node()
 
 
 @pytest.mark.parametrize("data", ["{not json", "[1, 2]", "[" * 3000 + "]" * 3000,
@@ -254,8 +326,9 @@ def test_malformed_commands_are_refused_not_raised(patrol_node: Any, data: str) 
 def test_another_goal_while_dwelling_stops_the_patrol(patrol_node: Any) -> None:
     node = patrol_node
     node.start_route("closing", "test")
-    node._on_nav_status(nav_status(1, "hall", "planning"))
-    node._on_nav_status(nav_status(1, "hall", "reached"))
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(1, "hall", "planning", request_id=ours))
+    node._on_nav_status(nav_status(1, "hall", "reached", request_id=ours))
     node.runner.on_speech_done(node._now_s())  # announcement done: dwelling 2 s
     assert node.runner.state == "dwelling"
     node._on_nav_status(nav_status(2, "", "planning"))  # a pilot's click on the map
@@ -305,6 +378,56 @@ def test_goal_resends_are_a_parameter(ros_context: Any, tmp_path: Path) -> None:
         node.destroy_node()
 
 
+def test_a_resent_goal_taken_up_late_is_not_another_goal(ros_context: Any,
+                                                         tmp_path: Path) -> None:
+    """The navigator, busy (starting up, loading its map), took the patrol's goals up only
+    after the patrol had given up on them and was waiting to retry: the patrol took its own
+    goals for someone else's and stopped, "interrupted by another goal", while the robot
+    drove to the place anyway."""
+    node = make_patrol_node(ros_context, tmp_path, goal_accept_timeout_s=0.5,
+                            goal_max_resends=1, retry_pause_s=60.0)
+    try:
+        node.start_route("closing", "test")
+        node._pending_sent_s -= 1.0
+        node._tick()  # resent
+        node._pending_sent_s -= 1.0
+        node._tick()  # given up: waiting to retry
+        assert node.runner.state == "waiting_retry" and len(node.sent_requests) == 2
+        first, second = node.sent_requests
+        node._on_nav_status(nav_status(1, "hall", "planning", request_id=first))
+        node._on_nav_status(nav_status(1, "hall", "cancelled", "replaced by a new goal",
+                                       "replaced", request_id=first))
+        node._on_nav_status(nav_status(2, "hall", "planning", request_id=second))
+        assert node.runner.state == "waiting_retry", node.status_dict()
+        node._on_nav_status(nav_status(3, "desk", "planning"))  # then someone else's goal
+        assert node.runner.state == "finished"
+        assert node.runner.reason == "interrupted by another goal"
+    finally:
+        node.destroy_node()
+
+
+def test_a_goal_ended_by_the_estop_reads_as_the_patrols_estop(patrol_node: Any) -> None:
+    """Whichever came first, the navigator cancelling the patrol's goal for the e-stop or the
+    patrol's own estop/state, the run's reason is the patrol's: the history and `passeur patrol
+    status` said "send the goal again once it is released" (the navigator's advice for a goal)
+    when the navigator's message won, and staff restart a patrol, not a goal."""
+    from passeur.navigation.navigator_node import ESTOP_REASON as NAV_ESTOP_REASON
+    from passeur.navigation.patrol_node import ESTOP_REASON
+
+    node = patrol_node
+    node.start_route("closing", "test")
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(1, "hall", "planning", request_id=ours))
+    node._on_nav_status(nav_status(1, "hall", "cancelled", NAV_ESTOP_REASON, "estop",
+                                   request_id=ours))
+    status = node.status_dict()
+    assert status["state"] == "finished" and status["reason"] == ESTOP_REASON, status
+    (run,) = node.history_json(5, None)
+    assert run["reason"] == ESTOP_REASON
+    assert [(v["place"], v["outcome"], v["reason"]) for v in run["visits"]] == [
+        ("hall", "interrupted", ESTOP_REASON)]
+
+
 def test_a_world_without_places_or_routes_says_what_to_do(ros_context: Any,
                                                           tmp_path: Path) -> None:
     """`passeur robot --world my_museum` (a building of one's own, map_file set) stopped
@@ -336,12 +459,14 @@ def test_estop_between_waypoints_ends_the_patrol(patrol_node: Any, phase: str) -
 
     node = patrol_node
     node.start_route("closing", "test")
-    node._on_nav_status(nav_status(1, "hall", "planning"))
+    ours = node.sent_requests[0]
+    node._on_nav_status(nav_status(1, "hall", "planning", request_id=ours))
     if phase == "dwelling":
-        node._on_nav_status(nav_status(1, "hall", "reached"))
+        node._on_nav_status(nav_status(1, "hall", "reached", request_id=ours))
         node.runner.on_speech_done(node._now_s())
     else:
-        node._on_nav_status(nav_status(1, "hall", "failed", "path blocked", "blocked"))
+        node._on_nav_status(nav_status(1, "hall", "failed", "path blocked", "blocked",
+                                       request_id=ours))
         node.runner.retry_pause_s = 60.0
         node.runner._until_s = node._now_s() + 60.0
     assert node.runner.state == phase

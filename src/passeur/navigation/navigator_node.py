@@ -1,13 +1,19 @@
 """The navigator node: goals in, velocity commands out.
 
-    goal_pose (PoseStamped, frame map) | goal_place (String place id) | navigation/cancel (Empty)
+    goal_pose (PoseStamped, frame map) | goal_place (String: a place id, or JSON
+        {"place": id, "request_id": text}) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
     sim/odom_origin (PoseStamped, latched: the simulator's map pose of the odom frame; with
-        pose_source odom and no odom_origin parameter, e.g. the simulator in another process)
+        pose_source odom and no odom_origin parameter, e.g. the simulator in another process;
+        a goal under way when it changes stops and is planned again from the corrected pose)
       -> cmd_vel/nav (Twist), plan (Path, latched), navigation/status (DiagnosticStatus,
          latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
+
+A goal's `request_id` (goal_place JSON) is echoed in navigation/status beside the goal_id the
+navigator gives it: a sender (the patrol node) knows its own goal's status from the first
+message on, whatever older goal to the same place the latched status still describes.
 
 On reaching a named place (goal_place) that has a spoken `description`, the navigator says
 it (one message per language in `announce_languages`) if `announce_place_descriptions` is
@@ -85,6 +91,10 @@ IDLE_STATUS_PERIOD_S = 2.0
 ODOM_ORIGIN_TOPIC = "sim/odom_origin"
 #: Odometry kept to place scans at their own time: 4 s at 50 Hz, plenty for any scan lag.
 ODOM_HISTORY_LENGTH = 200
+#: Longest request_id taken from goal_place and echoed in navigation/status.
+MAX_REQUEST_ID_CHARS = 64
+#: What goal_place takes, for error messages.
+GOAL_PLACE_FORMAT = 'a place id, or JSON {"place": "<place id>", "request_id": "<text>"}'
 #: The planner thread checks this often whether the first map has arrived.
 MAP_POLL_S = 0.05
 LEVELS = {"idle": DiagnosticStatus.OK, "planning": DiagnosticStatus.OK,
@@ -100,6 +110,27 @@ class Goal:
     yaw_rad: float | None
     label: str  # place id or "x,y"
     place: str = ""
+    request_id: str = ""  # the sender's own id for it (goal_place JSON), echoed in the status
+
+
+def parse_goal_place(text: str) -> tuple[str, str]:
+    """goal_place's data -> (place id, request_id). A bare place id has no request_id.
+
+    Raises ValueError saying what goal_place takes. Place ids never start with '{'
+    (places.py), so JSON and bare ids cannot be confused."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return text, ""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: too deeply nested
+        raise ValueError(f"goal_place is not valid JSON: send {GOAL_PLACE_FORMAT}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"goal_place must be {GOAL_PLACE_FORMAT}")
+    place, request_id = data.get("place"), data.get("request_id", "")
+    if not isinstance(place, str) or not isinstance(request_id, str):
+        raise ValueError(f"goal_place must be {GOAL_PLACE_FORMAT} (strings)")
+    return place.strip(), request_id[:MAX_REQUEST_ID_CHARS]
 
 
 def grid_from_msg(msg: OccupancyGrid) -> OccupancyMap:
@@ -135,6 +166,9 @@ class NavigatorNode(Node):
         # of lag would smear walls into phantom obstacles).
         self._odom_history: deque[tuple[float, Pose2D]] = deque(maxlen=ODOM_HISTORY_LENGTH)
         self._map_from_odom = Pose2D(*self.odom_origin)
+        # Bumped whenever sim/odom_origin moves the map -> odom origin: a plan computed from
+        # a pose taken before the change starts where the robot is not, and is dropped.
+        self._origin_version = 0
         self._blocked_since_s: float | None = None
         self._replan_pending = False
         self._last_status_s = -math.inf
@@ -326,25 +360,26 @@ class NavigatorNode(Node):
         if active:
             self._publish_status(force=True)
 
-    def _new_goal(self, label: str, place: str = "") -> int:
+    def _new_goal(self, label: str, place: str = "", request_id: str = "") -> int:
         """Register a goal that fails at once (bad place, bad frame): it still gets its own
         'planning' status first, like every goal."""
         self._preempt()
         with self._lock:
             self._goal_counter += 1
-            self._goal = Goal(self._goal_counter, math.nan, math.nan, None, label, place)
+            self._goal = Goal(self._goal_counter, math.nan, math.nan, None, label, place,
+                              request_id)
             self._set_state("planning", "")
             gid = self._goal_counter
         self._publish_status(force=True)
         return gid
 
     def send_goal(self, x_m: float, y_m: float, yaw_rad: float | None, label: str = "",
-                  place: str = "") -> int:
+                  place: str = "", request_id: str = "") -> int:
         self._preempt()
         with self._lock:
             self._goal_counter += 1
             goal = Goal(self._goal_counter, x_m, y_m, yaw_rad,
-                        label or f"{x_m:.2f},{y_m:.2f}", place)
+                        label or f"{x_m:.2f},{y_m:.2f}", place, request_id)
             self._goal = goal
             self._plan = None
             self._controller.reset()
@@ -364,15 +399,16 @@ class NavigatorNode(Node):
         self._plan_queue.put((goal.id, pose, False))
         return goal.id
 
-    def send_place(self, place_id: str) -> int:
+    def send_place(self, place_id: str, request_id: str = "") -> int:
         if self.places is None or place_id not in self.places.places:
             known = ", ".join(sorted(self.places.places)) if self.places else "none"
-            gid = self._new_goal(place_id, place_id)
+            gid = self._new_goal(place_id, place_id, request_id)
             self._fail(gid, f"unknown place '{place_id}' (known places: {known})",
                        "unknown_place")
             return gid
         p = self.places.places[place_id]
-        return self.send_goal(p.x_m, p.y_m, p.yaw_rad, label=place_id, place=place_id)
+        return self.send_goal(p.x_m, p.y_m, p.yaw_rad, label=place_id, place=place_id,
+                              request_id=request_id)
 
     def cancel(self) -> None:
         with self._lock:
@@ -465,12 +501,33 @@ class NavigatorNode(Node):
             if origin == self._map_from_odom:
                 return
             self._map_from_odom = origin
+            self._origin_version += 1
             if self._costmap is not None:
                 # Scans seen so far were placed with the old origin: wrong places on the map.
                 self._costmap.clear_obstacles()
+            # A goal under way was planned from the old map pose (the simulator in another
+            # process: a goal sent before its origin arrived): that path starts where the
+            # robot is not. Stop and plan again from the corrected pose, the same goal (its
+            # id and sender unchanged); a goal still planning is planned again too.
+            goal = self._goal if self._state in ("planning", "driving") else None
+            if goal is not None:
+                self._controller.reset()
+                self._plan = None
+                self._blocked_since_s = None
+                self._replan_pending = False
+                self._set_state("planning", "")
+            pose = self.pose()
         self.get_logger().info(f"odom frame at ({origin.x_m:.2f}, {origin.y_m:.2f}, "
                                f"{origin.yaw_rad:.2f}) in the map (the simulator's "
                                f"odom_origin, on {ODOM_ORIGIN_TOPIC})")
+        if goal is not None:
+            self._publish_zero()
+            self.get_logger().warning(f"the robot's map pose moved with the odom origin: "
+                                      f"planning to {goal.label} again")
+            if pose is not None:
+                self._plan_queue.put((goal.id, pose, False))
+            else:  # cannot happen (a goal needs a pose to start), but never hang in planning
+                self._fail(goal.id, "no robot pose yet (is odom published?)", "no_pose")
         self._publish_status(force=True)  # the pages' map -> odom (odom_in_map) at once
 
     def _on_amcl(self, msg: PoseWithCovarianceStamped) -> None:
@@ -550,7 +607,15 @@ class NavigatorNode(Node):
         self.send_goal(x, y, yaw)
 
     def _on_goal_place(self, msg: String) -> None:
-        self.send_place(msg.data.strip())
+        try:
+            place_id, request_id = parse_goal_place(msg.data)
+        except ValueError as exc:
+            # Still a goal of its own that fails, so the sender hears why.
+            label = msg.data.strip()[:MAX_REQUEST_ID_CHARS]
+            gid = self._new_goal(label)
+            self._fail(gid, str(exc), "unknown_place")
+            return
+        self.send_place(place_id, request_id)
 
     # -- planning (worker thread) ----------------------------------------------------------
     def _plan_loop(self) -> None:
@@ -592,10 +657,15 @@ class NavigatorNode(Node):
             time.sleep(MAP_POLL_S)
         with self._lock:
             current = self.pose() or pose
+            origin_version = self._origin_version
             snapshot = costmap.snapshot()  # plan without holding the lock
         try:
             plan = self._planner.plan(snapshot, (current.x_m, current.y_m), (goal.x_m, goal.y_m))
         except PlanningError as exc:
+            with self._lock:
+                moved = origin_version != self._origin_version
+            if moved:
+                return  # from a pose the odom origin has since corrected: replanned already
             if is_replan and exc.code in ("unreachable", "start_blocked") and self._still_waiting():
                 with self._lock:
                     self._replan_pending = False
@@ -605,6 +675,8 @@ class NavigatorNode(Node):
         with self._lock:
             if self._goal is None or self._goal.id != goal_id or self._state in TERMINAL:
                 return
+            if origin_version != self._origin_version:
+                return  # planned from before the odom origin moved: _on_odom_origin replans
             now = self._now_s()
             self._plan = plan
             self._controller.set_path(plan.points, goal.yaw_rad, now, keep_recoveries=is_replan)
@@ -775,6 +847,7 @@ class NavigatorNode(Node):
             "goal": goal.label if goal else "",
             "goal_id": str(goal.id) if goal else "",
             "place": goal.place if goal else "",
+            "request_id": goal.request_id if goal else "",
             "reason": self._reason,
             "reason_code": self._reason_code,
             "distance_remaining_m": f"{remaining:.2f}",

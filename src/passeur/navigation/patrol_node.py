@@ -3,13 +3,18 @@
     patrol/command (String JSON: {"action": "start", "route": id} | {"action": "stop"}
                     | {"action": "status"}; optional "request_id" echoed in the status)
     navigation/status (DiagnosticStatus, latched)
-      -> goal_place (String), navigation/cancel (Empty), speech/say (String JSON
-         {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
+      -> goal_place (String JSON {"place", "request_id"}), navigation/cancel (Empty),
+         speech/say (String JSON {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
 
-A goal from anyone else (a pilot, staff) pre-empts a patrol: the patrol tracks the goal id
-the navigator gave its own goal; when that goal is cancelled or replaced by someone else, or
-another goal starts while the patrol dwells, the run stops with "interrupted by another goal"
-(recorded in the history) instead of retrying and driving the robot back.
+Every goal the patrol sends carries a request_id of its own, which the navigator echoes in
+navigation/status: the patrol acts only on the statuses of its own goals, never on an older
+goal to the same place (the latched status may describe one, and reach the patrol node only
+after the patrol has started).
+
+A goal from anyone else (a pilot, staff) pre-empts a patrol: when the patrol's goal is
+cancelled or replaced by someone else, or another goal starts while the patrol dwells, the
+run stops with "interrupted by another goal" (recorded in the history) instead of retrying and
+driving the robot back.
 
 Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
 themselves at that local time when no patrol is running. The web API (web.py) and the CLI
@@ -21,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +61,9 @@ TICK_PERIOD_S = 0.25
 SCHEDULE_CHECK_PERIOD_S = 5.0
 #: Longest request_id echoed back in patrol/status (a browser sends it; bound it).
 MAX_REQUEST_ID_CHARS = 64
+#: Request ids of the patrol's own goals remembered: more than the copies of one waypoint's
+#: goal that can be in flight at once (goal_max_resends + 1, at most 101).
+SENT_REQUEST_IDS_KEPT = 128
 #: patrol/status `reason` of a run ended by the emergency stop (cause code `estop`).
 ESTOP_REASON = "interrupted: stopped by the emergency stop"
 
@@ -114,14 +124,17 @@ class PatrolNode(Node):
         self._speech_started = False
         self._say_time_s = 0.0
         self._lock = threading.RLock()
-        # The goal the patrol sent: its place, then (once the navigator reports it) its id.
-        # Results are matched by goal id, never by place: someone else's goal to the same
-        # place is not the patrol's.
+        # The goal the patrol sent: its place and request_id, then (once the navigator
+        # reports it) its goal id. Results are matched by request_id, never by place or by
+        # goal id alone: someone else's goal to the same place is not the patrol's.
         self._pending_place: str | None = None
+        self._pending_request_id = ""
         self._pending_goal_id: int | None = None
         self._pending_sent_s = 0.0
         self._pending_resends = 0
-        self._goal_id_at_send = 0
+        # The patrol's recent goals, pending or given up on: one the navigator takes up late
+        # (after a resend) is still the patrol's own, never "another goal".
+        self._sent_request_ids: deque[str] = deque(maxlen=SENT_REQUEST_IDS_KEPT)
         self._latest_nav_goal_id = 0
         self._last_request_id = ""
         self._last_error = ""
@@ -242,6 +255,7 @@ class PatrolNode(Node):
     def _on_nav_status(self, msg: DiagnosticStatus) -> None:
         values = {kv.key: kv.value for kv in msg.values}
         state, place = values.get("state", ""), values.get("place", "")
+        request_id = values.get("request_id", "")
         try:
             goal_id = int(values.get("goal_id") or 0)
         except ValueError:
@@ -253,7 +267,8 @@ class PatrolNode(Node):
             if not goal_id:
                 return
             if self._pending_place is None:
-                if self.runner.active and state == "planning" and goal_id != previous:
+                if (self.runner.active and state == "planning" and goal_id != previous
+                        and request_id not in self._sent_request_ids):
                     # A new goal that is not the patrol's while it dwells, announces or
                     # waits to retry: its next goal would replace that one. Give way.
                     self._apply(self.runner.interrupt(self._now_s()))
@@ -261,15 +276,11 @@ class PatrolNode(Node):
                         f"patrol stopped: interrupted by another goal ({values.get('goal', '')})")
                     self._publish_status()
                 return
-            if self._pending_goal_id is None:
-                # Not taken up yet: ours is the first goal for our place that is not the one
-                # the navigator had when we sent (statuses arrive in order; "!=" rather than
-                # ">" also survives a navigator restart, whose ids start again at 1).
-                if place != self._pending_place or goal_id == self._goal_id_at_send:
-                    return
-                self._pending_goal_id = goal_id
-            elif goal_id != self._pending_goal_id:
+            if request_id != self._pending_request_id:
+                # Not our goal: an older one (the latched status), or someone else's, even
+                # to the same place; or one we sent before a resend replaced it.
                 return
+            self._pending_goal_id = goal_id  # taken up
             if state not in NAV_TERMINAL:
                 return
             self._pending_place = None
@@ -279,7 +290,11 @@ class PatrolNode(Node):
             if state == "cancelled":
                 # Not by us (stop_patrol forgets the goal before cancelling): a pilot's or
                 # staff goal replaced it, or someone cancelled navigation. Give way.
-                why = ("interrupted by another goal" if values.get("reason_code") == "replaced"
+                code = values.get("reason_code")
+                # The e-stop reads the same whether the navigator's cancel or the patrol's
+                # own estop/state came first (the navigator's advice is about a goal).
+                why = ("interrupted by another goal" if code == "replaced"
+                       else ESTOP_REASON if code == "estop"
                        else f"interrupted: {reason or 'navigation cancelled'}")
                 effects = self.runner.interrupt(now, why)
                 self.get_logger().warning(f"patrol stopped at {place}: {why}")
@@ -370,13 +385,18 @@ class PatrolNode(Node):
                 self.cancel_pub.publish(Empty())
 
     def _send_goal(self, place: str, resend: bool = False) -> None:
+        # A new request_id for every goal, resends included: should the navigator get both
+        # copies, the first one's "replaced" is not taken for the patrol being interrupted.
+        request_id = f"patrol-{uuid.uuid4().hex[:16]}"
         self._pending_place = place
+        self._pending_request_id = request_id
+        self._sent_request_ids.append(request_id)
         self._pending_goal_id = None
-        self._goal_id_at_send = self._latest_nav_goal_id
         self._pending_sent_s = self._now_s()
         if not resend:
             self._pending_resends = 0
-        self.goal_pub.publish(String(data=place))
+        self.goal_pub.publish(String(data=json.dumps({"place": place,
+                                                      "request_id": request_id})))
 
     def _publish_status(self) -> None:
         if self._closed or not self.context.ok():
