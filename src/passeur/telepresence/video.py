@@ -221,11 +221,13 @@ class SharedEncoder:
 
     Per-viewer encoders cost ~10 % of a core each at 640x480@30; this costs one encoder in
     total. The encoder has its own thread, fed directly by `CameraSource` (newest image only),
-    and the loop only sees finished packets. The yuv420p conversion releases the GIL; PyAV's
-    encode does not (measured: 3.5 ms a frame, 9 ms a keyframe at 640x480 VP8, during which
-    the loop waits). Encoding in a child process instead was measured (2026-12-02, 2 cores
-    shared with the browsers) and did not shorten the command latency tail: the pipe copies
-    and the extra process cost as much as the GIL did. Not kept.
+    and the loop only sees finished packets. The yuv420p conversion releases the GIL, and so
+    does PyAV 18's encode (avcodec_send_frame/receive_packet run without it; measured
+    2026-12-07: a thread encoding 640x480 VP8 flat out, 2.6 ms a frame, delays a 2 ms sleep
+    on another thread by 1.9 ms at p99, a pure-Python busy thread by 7.5 ms; an earlier note
+    here said the encode held the GIL). Encoding in a child process was measured
+    (2026-12-02, 2 cores shared with the browsers) and did not shorten the command latency
+    tail: the pipe copies and the extra process cost as much as the GIL did. Not kept.
     Trade-offs: one bitrate for everybody (no per-viewer adaptation, fine on a LAN), and a
     viewer that falls behind or joins late waits for a keyframe: one is forced for every new
     viewer and sent at least every `keyframe_interval_s`.
