@@ -54,3 +54,21 @@ def test_history_of_a_wrong_or_corrupt_file_is_a_clear_error(
     err = capsys.readouterr().err
     assert problem in err and str(db) in err and "Traceback" not in err
     assert db.read_bytes() == before  # left untouched
+
+
+def test_status_details_count_waypoints_from_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """`passeur patrol status` printed "waypoint 1/6" then "waypoint_index=0": a person reads
+    one number for one waypoint, counted from 1 (laps and attempts too)."""
+    from passeur.navigation.commands import _print_status
+
+    status = {"state": "navigating", "route": "closing_round", "place": "entrance",
+              "waypoint_index": "0", "waypoint_count": "6", "lap": "1", "laps": "2",
+              "attempt": "0", "skipped": "0", "outcome": "", "reason": ""}
+    _print_status(status, "patrol 'closing_round': navigating entrance (waypoint 1/6, lap 1/2)")
+    details = capsys.readouterr().out.splitlines()[1]
+    assert details == ("  route=closing_round, state=navigating, place=entrance, waypoint=1/6, "
+                       "lap=1/2, attempt=1, skipped=0")
+    _print_status({**status, "waypoint_index": "5", "attempt": "2"}, "")
+    details = capsys.readouterr().out.splitlines()[1]
+    assert "waypoint=6/6" in details and "attempt=3" in details
+    assert "waypoint_index" not in details

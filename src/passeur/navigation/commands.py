@@ -193,12 +193,31 @@ class _StackLink:
         rclpy.try_shutdown(context=self.context)
 
 
+def status_details(status: dict[str, str]) -> str:
+    """The status fields as a person reads them: waypoints, laps and attempts counted from 1,
+    as in the status message ("waypoint 1/6"); patrol/status keeps `waypoint_index` and
+    `attempt` 0-based for programs."""
+    def count(key: str) -> str:
+        value = status.get(key, "")
+        return str(int(value) + 1) if value.lstrip("-").isdigit() else value
+
+    fields = {"route": status.get("route", ""), "state": status.get("state", ""),
+              "place": status.get("place", "")}
+    if status.get("waypoint_count"):
+        fields["waypoint"] = f"{count('waypoint_index')}/{status['waypoint_count']}"
+    if status.get("laps"):
+        fields["lap"] = f"{status.get('lap', '')}/{status['laps']}"
+    if status.get("attempt"):
+        fields["attempt"] = count("attempt")
+    for key in ("skipped", "outcome", "reason"):
+        fields[key] = status.get(key, "")
+    return ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+
+
 def _print_status(status: dict[str, str], message: str) -> None:
     print(message or status.get("state", "?"))
     if status.get("state") not in ("idle", ""):
-        keys = ("route", "state", "place", "waypoint_index", "waypoint_count", "lap", "laps",
-                "attempt", "skipped", "outcome", "reason")
-        print("  " + ", ".join(f"{k}={status[k]}" for k in keys if status.get(k) not in (None, "")))
+        print("  " + status_details(status))
 
 
 def _with_link(args: argparse.Namespace, action: Any) -> int:
