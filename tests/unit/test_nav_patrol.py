@@ -480,3 +480,127 @@ def test_estop_between_waypoints_ends_the_patrol(patrol_node: Any, phase: str) -
     assert status["state"] == "finished" and status["outcome"] == "stopped", status
     assert patrol_reason_codes(status["reason"]) == ("interrupted", "estop")
     assert node.sent_goals == ["hall"], "the patrol drove off after the e-stop's release"
+
+
+# -- the e-stop and the daily schedule ------------------------------------------------------
+
+def test_a_scheduled_route_due_during_the_estop_waits_for_its_release() -> None:
+    """A closing round that fell due during the e-stop was started, interrupted a few ms later
+    and marked as run for the day: it never happened after the release. It now waits (not
+    marked as run) and starts once nothing blocks it, the same day."""
+    from passeur.navigation.patrol_schedule import ESTOP, DailySchedule
+
+    r = route()
+    schedule = DailySchedule()
+    due = dt.datetime(2026, 11, 25, 17, 45, 3)
+    step = schedule.check([r], due, ESTOP, False)
+    assert step.start is None and step.now_waiting == [r]
+    assert schedule.waiting_routes() == ["closing"] and "closing" not in schedule.last_run_day
+    later = due + dt.timedelta(minutes=40)
+    assert schedule.check([r], later, ESTOP, False).start is None  # still on
+    step = schedule.check([r], later + dt.timedelta(seconds=5), "", False)
+    assert step.start == r and schedule.waiting_routes() == []
+    assert schedule.last_run_day["closing"] == due.date()
+    # Started once: the rest of the day's checks start nothing.
+    assert schedule.check([r], later + dt.timedelta(seconds=10), "", False).start is None
+
+
+def test_a_waiting_route_is_dropped_at_the_end_of_its_day() -> None:
+    from passeur.navigation.patrol_schedule import ESTOP, DailySchedule
+
+    r = route()
+    schedule = DailySchedule()
+    schedule.check([r], dt.datetime(2026, 11, 25, 17, 45), ESTOP, False)
+    step = schedule.check([r], dt.datetime(2026, 11, 26, 0, 0, 2), "", False)
+    assert step.start is None and step.expired == [r] and schedule.waiting_routes() == []
+
+
+def test_due_while_a_patrol_runs_is_skipped_but_a_waiting_route_waits_for_it() -> None:
+    from passeur.navigation.patrol_schedule import ESTOP, DailySchedule
+
+    r = route()
+    schedule = DailySchedule()
+    at = dt.datetime(2026, 11, 25, 17, 45)
+    step = schedule.check([r], at, "", True)
+    assert step.skipped == [r] and schedule.last_run_day["closing"] == at.date()
+    schedule = DailySchedule()
+    schedule.check([r], at, ESTOP, False)
+    assert schedule.check([r], at.replace(minute=50), "", True).start is None
+    assert schedule.check([r], at.replace(minute=55), "", False).start == r
+
+
+def test_the_release_delay_holds_a_waiting_route_back() -> None:
+    from passeur.navigation.patrol_schedule import (
+        ESTOP,
+        ESTOP_RELEASED,
+        PILOT_SESSION,
+        blocker,
+    )
+
+    assert blocker(True, None, 10.0, False) == ESTOP
+    assert blocker(False, 3.0, 10.0, False) == ESTOP_RELEASED
+    assert blocker(False, 12.0, 10.0, False) == ""
+    assert blocker(None, None, 10.0, False) == ""
+    assert blocker(False, 12.0, 10.0, True) == PILOT_SESSION
+
+
+def _estop(node: Any, on: bool) -> None:
+    from std_msgs.msg import Bool
+
+    for sub in [s for s in node.subscriptions if s.topic_name.endswith("/estop/state")]:
+        sub.callback(Bool(data=on))
+
+
+def test_a_manual_start_during_the_estop_is_refused(patrol_node: Any) -> None:
+    """`passeur patrol start` and the staff page said "navigating" during the e-stop, and the
+    run was interrupted a few ms later: the start is now refused, with the code estop."""
+    from passeur.navigation.commands import refusal_text
+    from passeur.navigation.exceptions import PatrolRefusedError
+
+    node = patrol_node
+    _estop(node, True)
+    with pytest.raises(PatrolRefusedError) as info:
+        node.start_route("closing", "test")
+    assert info.value.code == "estop" and "release the emergency stop first" in str(info.value)
+    assert node.sent_goals == [] and node.history_json(5, None) == []
+    from std_msgs.msg import String
+    node._on_command(String(data=json.dumps({"action": "start", "route": "closing",
+                                             "request_id": "r1"})))
+    status = {k: str(v) for k, v in node.status_dict().items()}
+    assert status["state"] == "idle" and status["last_error_code"] == "estop"
+    text = refusal_text(status)
+    assert "release the emergency stop first" in text and "relâchez d'abord" in text
+    _estop(node, False)
+    node.start_route("closing", "test")
+    assert node.sent_goals == ["hall"]
+
+
+def test_the_node_holds_a_scheduled_route_during_the_estop(patrol_node: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import passeur.navigation.patrol_node as patrol_node_module
+
+    now = [dt.datetime(2026, 11, 25, 17, 45, 2)]
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return now[0]
+
+    monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
+    node = patrol_node
+    node.release_delay_s = 0.0
+    _estop(node, True)
+    node._check_schedule()
+    status = node.status_dict()
+    assert status["state"] == "idle" and node.sent_goals == []
+    assert status["waiting_routes"] == "closing" and status["waiting_for"] == "estop"
+    now[0] = now[0].replace(minute=58)
+    node._check_schedule()
+    assert node.sent_goals == []
+    _estop(node, False)
+    node._check_schedule()
+    status = node.status_dict()
+    assert status["state"] == "navigating" and node.sent_goals == ["hall"]
+    assert status["waiting_routes"] == "" and node.runner.trigger == "schedule"

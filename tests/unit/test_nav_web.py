@@ -161,3 +161,19 @@ async def test_stop_says_whether_a_patrol_was_running(client: TestClient) -> Non
     assert body["stopped"] is True and body["outcome"] == "stopped"
     resp = await client.post("/api/patrols/stop", headers=STAFF)
     assert (await resp.json())["stopped"] is False
+
+
+async def test_start_during_the_estop_is_refused_with_a_code(client: TestClient,
+                                                             patrol_node: Any) -> None:
+    from std_msgs.msg import Bool
+
+    for sub in [s for s in patrol_node.subscriptions if s.topic_name.endswith("/estop/state")]:
+        sub.callback(Bool(data=True))
+    resp = await client.post("/api/patrols/start", json={"route": "closing"}, headers=STAFF)
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["error"] == "estop" and "release the emergency stop first" in body["message"]
+    staff = (Path(__file__).resolve().parents[2] / "src/passeur/web/staff/staff.js").read_text()
+    assert '"staff.patrol_estop"' in staff
+    i18n = (Path(__file__).resolve().parents[2] / "src/passeur/web/common/i18n.js").read_text()
+    assert i18n.count('"staff.patrol_estop"') == 2

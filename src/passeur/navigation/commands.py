@@ -182,7 +182,7 @@ class _StackLink:
             raise self._not_running()
         assert self.status is not None
         if self.status.get("last_error"):
-            raise PasseurError(f"patrol refused: {self.status['last_error']}")
+            raise PasseurError(refusal_text(self.status))
         return self.status
 
     def close(self) -> None:
@@ -191,6 +191,16 @@ class _StackLink:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def refusal_text(status: dict[str, str]) -> str:
+    """A refused command, said in English and French when the patrol node gave a known code."""
+    from passeur.navigation.exceptions import estop_refusal
+
+    if status.get("last_error_code") == "estop":
+        refusal = estop_refusal()
+        return f"patrol refused: {refusal.english}\nronde refusée : {refusal.french}"
+    return f"patrol refused: {status['last_error']}"
 
 
 def status_details(status: dict[str, str]) -> str:
@@ -209,14 +219,14 @@ def status_details(status: dict[str, str]) -> str:
         fields["lap"] = f"{status.get('lap', '')}/{status['laps']}"
     if status.get("attempt"):
         fields["attempt"] = count("attempt")
-    for key in ("skipped", "outcome", "reason"):
+    for key in ("skipped", "outcome", "reason", "waiting_routes", "waiting_for"):
         fields[key] = status.get(key, "")
     return ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
 
 
 def _print_status(status: dict[str, str], message: str) -> None:
     print(message or status.get("state", "?"))
-    if status.get("state") not in ("idle", ""):
+    if status.get("state") not in ("idle", "") or status.get("waiting_routes"):
         print("  " + status_details(status))
 
 

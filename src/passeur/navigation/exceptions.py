@@ -28,3 +28,21 @@ class NavConfigFileNotFoundError(NavConfigError):
 
 class StackNotRunningError(NavigationError):
     """The CLI could not reach the running stack over ROS."""
+
+
+class PatrolRefusedError(NavigationError):
+    """A patrol start refused for a reason staff can act on: `code` for pages and programs
+    (`estop`), the sentence in English and in French."""
+
+    def __init__(self, code: str, english: str, french: str) -> None:
+        self.code = code
+        self.english = english
+        self.french = french
+        super().__init__(english)
+
+
+def estop_refusal() -> PatrolRefusedError:
+    return PatrolRefusedError(
+        "estop", "the emergency stop is on: release the emergency stop first, then start "
+        "the patrol", "l'arrêt d'urgence est enclenché : relâchez d'abord l'arrêt d'urgence, "
+        "puis lancez la ronde")

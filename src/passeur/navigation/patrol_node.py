@@ -16,9 +16,14 @@ cancelled or replaced by someone else, or another goal starts while the patrol d
 run stops with "interrupted by another goal" (recorded in the history) instead of retrying and
 driving the robot back.
 
+A start while the emergency stop is on is refused (reason code `estop`): the robot cannot
+move, and its release must not set it moving by itself.
+
 Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
-themselves at that local time when no patrol is running. The web API (web.py) and the CLI
-(commands.py) use the same start/stop paths.
+themselves at that local time when no patrol is running; one that falls due during the
+e-stop waits for its release (then `schedule_release_delay_s` more) on the same day
+(patrol_schedule.py), and patrol/status says so (`waiting_routes`, `waiting_for`). The web API
+(web.py) and the CLI (commands.py) use the same start/stop paths.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from pathlib import Path
@@ -36,15 +42,20 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Bool, Empty, String
 
-from passeur.navigation.exceptions import NavConfigError, NavConfigFileNotFoundError
+from passeur.navigation.exceptions import (
+    NavConfigError,
+    NavConfigFileNotFoundError,
+    PatrolRefusedError,
+    estop_refusal,
+)
 from passeur.navigation.patrol_runner import (
     CancelNavigation,
     Effect,
     GoTo,
     PatrolRunner,
     Say,
-    due_routes,
 )
+from passeur.navigation.patrol_schedule import DailySchedule, blocker
 from passeur.navigation.patrol_store import HistoryWriter, PatrolStore, default_history_path
 from passeur.navigation.patrols import PatrolsConfig, load_patrols, patrols_path
 from passeur.navigation.places import load_places, places_path
@@ -99,6 +110,10 @@ class PatrolNode(Node):
             "has not started speaking within this time (s)", min_value=0.0, max_value=60.0))
         self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
                                              "start routes at their daily schedule"))
+        self.release_delay_s = float(declare(
+            self, "schedule_release_delay_s", 10.0, "a scheduled route that waited for the "
+            "emergency stop starts this long after its release, not the instant someone at "
+            "the robot releases it (s)", min_value=0.0, max_value=600.0))
         try:
             self.places = load_places(
                 Path(places_file) if places_file else places_path(self.world), self.world)
@@ -138,7 +153,10 @@ class PatrolNode(Node):
         self._latest_nav_goal_id = 0
         self._last_request_id = ""
         self._last_error = ""
-        self._last_run_day: dict[str, dt.date] = {}
+        self._last_error_code = ""
+        self.schedule = DailySchedule()
+        self._estop_on: bool | None = None  # None: no estop/state heard yet
+        self._estop_released_mono: float | None = None  # steady clock, last release
 
         self.goal_pub = self.create_publisher(String, "goal_place", qos.STATUS)
         self.cancel_pub = self.create_publisher(Empty, "navigation/cancel", qos.STATUS)
@@ -175,8 +193,13 @@ class PatrolNode(Node):
                 raise PatrolBusyError(
                     f"patrol '{self.runner.route.id if self.runner.route else ''}' is already "
                     "running; stop it first")
+            if self._estop_on:
+                # The navigator would end its first goal at once: the desk and the CLI said
+                # "navigating", then "interrupted" a few ms later.
+                raise estop_refusal()
             effects = self.runner.start(route, self._now_s(), trigger)
             self._last_error = ""
+            self._last_error_code = ""
             self.get_logger().info(f"patrol '{route_id}' started ({trigger or 'api'})")
             self._apply(effects)
             self._publish_status()
@@ -191,6 +214,7 @@ class PatrolNode(Node):
             self._pending_place = None
             self._pending_goal_id = None
             self._last_error = ""
+            self._last_error_code = ""
             self._apply(effects)
             self._publish_status()
             return {**self.status_dict(), "stopped": running}
@@ -207,7 +231,17 @@ class PatrolNode(Node):
             status["world"] = self.world
             status["request_id"] = self._last_request_id
             status["last_error"] = self._last_error
+            status["last_error_code"] = self._last_error_code
+            waiting = self.schedule.waiting_routes()
+            status["waiting_routes"] = ",".join(waiting)
+            status["waiting_for"] = (self._schedule_blocker() or
+                                     ("patrol" if self.runner.active else "")) if waiting else ""
             return status
+
+    def _schedule_blocker(self) -> str:
+        released = (None if self._estop_released_mono is None
+                    else time.monotonic() - self._estop_released_mono)
+        return blocker(bool(self._estop_on), released, self.release_delay_s, False)
 
     # -- ROS inputs ------------------------------------------------------------------------
     def _now_s(self) -> float:
@@ -239,17 +273,21 @@ class PatrolNode(Node):
                 with self._lock:
                     self._last_request_id = request_id
                     self._last_error = ""
+                    self._last_error_code = ""
                 self._publish_status()
             else:
                 raise NavConfigError(f"unknown action {action!r} (expected start, stop, status)")
+        except PatrolRefusedError as exc:
+            self._reject(request_id, exc.english, exc.code)
         except (NavConfigError, PatrolBusyError) as exc:
             self._reject(request_id, exc.problem if isinstance(exc, NavConfigError) else str(exc))
 
-    def _reject(self, request_id: str, message: str) -> None:
+    def _reject(self, request_id: str, message: str, code: str = "") -> None:
         self.get_logger().warning(f"patrol command refused: {message}")
         with self._lock:
             self._last_request_id = request_id
             self._last_error = message
+            self._last_error_code = code
         self._publish_status()
 
     def _on_nav_status(self, msg: DiagnosticStatus) -> None:
@@ -308,6 +346,13 @@ class PatrolNode(Node):
         """The e-stop ends a run whatever its state: one that dwells, announces or waits to
         retry would otherwise send its next goal after the release, setting the robot moving
         by itself (IEC 60204-1, ISO 13850). The navigator ends a goal under way itself."""
+        with self._lock:
+            if self._estop_on and not msg.data:
+                self._estop_released_mono = time.monotonic()
+            self._estop_on = bool(msg.data)
+            waiting = bool(self.schedule.waiting)
+        if waiting:
+            self._publish_status()  # the desk: what the scheduled route now waits for
         if not msg.data:
             return
         with self._lock:
@@ -363,13 +408,25 @@ class PatrolNode(Node):
         if self._closed:
             return
         now = dt.datetime.now()
-        for route in due_routes(list(self.patrols.routes.values()), now, self._last_run_day):
-            self._last_run_day[route.id] = now.date()
-            try:
-                self.start_route(route.id, "schedule")
-            except PatrolBusyError:
-                self.get_logger().warning(f"scheduled route '{route.id}' skipped: a patrol is "
-                                          "already running")
+        log = self.get_logger()
+        # Under the lock: the e-stop cannot come on between the check and the start.
+        with self._lock:
+            before = self.schedule.waiting_routes()
+            why = self._schedule_blocker()
+            step = self.schedule.check(list(self.patrols.routes.values()), now, why,
+                                       self.runner.active)
+            for route in step.skipped:
+                log.warning(f"scheduled route '{route.id}' skipped: a patrol is already running")
+            for route in step.now_waiting:
+                log.warning(f"scheduled route '{route.id}' waits ({why}): it starts once "
+                            "nothing blocks it, today")
+            for route in step.expired:
+                log.warning(f"scheduled route '{route.id}' did not run: it waited until the "
+                            "end of the day")
+            if step.start is not None:
+                self.start_route(step.start.id, "schedule")  # publishes the status
+            elif before != self.schedule.waiting_routes():
+                self._publish_status()
 
     # -- effects ---------------------------------------------------------------------------
     def _apply(self, effects: list[Effect]) -> None:
@@ -421,6 +478,9 @@ class PatrolNode(Node):
             msg.message = (f"patrol '{status['route']}': {state} {status['place']} "
                            f"(waypoint {status['waypoint_index'] + 1}/{status['waypoint_count']},"
                            f" lap {status['lap']}/{status['laps']})")
+        if status["waiting_routes"]:
+            msg.message += (f"; scheduled {status['waiting_routes']} waiting "
+                            f"({status['waiting_for'] or 'starting'})")
         if status["last_error"]:
             msg.message += f" [refused: {status['last_error']}]"
         msg.values = [KeyValue(key=k, value=str(v)) for k, v in status.items()]

@@ -8,7 +8,8 @@
 
 Errors are JSON {"error": code, "message": sentence}, as on the rest of the server (pages
 show the code in their own language, never the English sentence): 400 bad_field / bad_json,
-404 unknown_world / unknown_route, 409 patrol_busy (a patrol is already running). Work that touches files or SQLite runs in a thread, never
+404 unknown_world / unknown_route, 409 patrol_busy (a patrol is already running), 409 estop
+(the emergency stop is on: release it first). Work that touches files or SQLite runs in a thread, never
 on the event loop.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from passeur.navigation.exceptions import NavConfigError
+from passeur.navigation.exceptions import NavConfigError, PatrolRefusedError
 from passeur.navigation.places import PlacesConfig, load_places, places_path
 from passeur.telepresence.web_feature import WebContext
 
@@ -121,6 +122,8 @@ class PatrolsFeature:
             return _error(404, "unknown_route", exc.problem)
         except PatrolBusyError as exc:
             return _error(409, "patrol_busy", str(exc))
+        except PatrolRefusedError as exc:
+            return _error(409, exc.code, exc.english)
         return web.json_response(status)
 
     async def stop(self, request: web.Request) -> web.Response:

@@ -46,6 +46,16 @@
     const reasonCode = patrol.reason_code === "interrupted" && patrol.cause_code ? "interrupted_for" : patrol.reason_code;
     if (reasonCode) parts.push(word("patrol.reason.", reasonCode));
     if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
+    // A scheduled route that fell due during the e-stop or a pilot's session: it has not
+    // run yet, and starts by itself once that ends.
+    if (patrol.waiting_routes) {
+      const names = patrol.waiting_routes.split(",").map((id) => {
+        const r = routes.find((x) => (x.id || x.route || x.name) === id);
+        return r ? P.localName(r.names, id) : id;
+      }).join(", ");
+      const why = word("patrol.waiting_for.", patrol.waiting_for) || t("patrol.waiting_for.starting");
+      parts.push(t("patrol.waiting", { routes: names, why }));
+    }
     return parts.filter(Boolean).join(" · ");
   }
 
@@ -209,7 +219,9 @@
       b.textContent = t("staff.patrol_start", { name });
       b.addEventListener("click", async () => {
         const res = await P.api("/api/patrols/start", { route: id });
-        P.announce(res.ok ? t("staff.done") : P.errorText(res.data), !res.ok);
+        // Refused during the e-stop: say what to do, not only that the robot cannot move.
+        const refusal = !res.ok && res.data && res.data.error === "estop" ? t("staff.patrol_estop") : P.errorText(res.data);
+        P.announce(res.ok ? t("staff.done") : refusal, !res.ok);
       });
       box.appendChild(b);
     }

@@ -1,0 +1,97 @@
+"""Daily schedules of patrol routes, without ROS: which route starts now, which waits.
+
+A route falls due at its daily time (to the minute). It starts then unless something blocks it:
+
+- the emergency stop is on (`estop`), or was released less than the release delay ago
+  (`estop_released`: the robot does not set off the instant someone at it releases the stop);
+- a visitor's pilot session is live (`pilot_session`): the robot is theirs until it ends (it
+  expires, the visitor leaves, or staff end it from the staff page).
+
+A blocked route is not marked as run: it waits, and starts as soon as nothing blocks it, on the
+same local day (a day's closing round is still owed after a long e-stop; after midnight the
+next day's time is the one that counts). A route that falls due while another patrol runs is
+skipped for the day (a round is not queued behind another); one already waiting keeps waiting
+for that patrol to end (`patrol`).
+
+    schedule = DailySchedule()
+    step = schedule.check(routes, now, blocked_by, patrol_running)
+    step.start -> the route to start now (marked as run today), or None
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from passeur.navigation.patrols import Route
+
+#: What a due route waits for (patrol/status `waiting_for`; the staff page translates).
+ESTOP = "estop"
+ESTOP_RELEASED = "estop_released"
+PILOT_SESSION = "pilot_session"
+PATROL = "patrol"
+
+
+def blocker(estop_on: bool | None, released_for_s: float | None, release_delay_s: float,
+            pilot_session: bool) -> str:
+    """Why a scheduled route may not start now ("" if nothing blocks it). `released_for_s`:
+    time since the e-stop's last release (None if it was never seen on)."""
+    if estop_on:
+        return ESTOP
+    if released_for_s is not None and released_for_s < release_delay_s:
+        return ESTOP_RELEASED
+    if pilot_session:
+        return PILOT_SESSION
+    return ""
+
+
+@dataclass
+class ScheduleStep:
+    start: Route | None = None
+    skipped: list[Route] = field(default_factory=list)  # due while another patrol ran
+    now_waiting: list[Route] = field(default_factory=list)  # due now, blocked: they wait
+    expired: list[Route] = field(default_factory=list)  # waited all day: not run today
+
+
+class DailySchedule:
+    def __init__(self) -> None:
+        self.last_run_day: dict[str, dt.date] = {}
+        #: route id -> when it fell due, oldest first.
+        self.waiting: dict[str, dt.datetime] = {}
+
+    def check(self, routes: Sequence[Route], now: dt.datetime, blocked_by: str,
+              patrol_running: bool) -> ScheduleStep:
+        step = ScheduleStep()
+        by_id = {r.id: r for r in routes}
+        for route_id, due in list(self.waiting.items()):
+            if due.date() != now.date() or route_id not in by_id:
+                del self.waiting[route_id]
+                if route_id in by_id:
+                    step.expired.append(by_id[route_id])
+        hhmm = now.strftime("%H:%M")
+        for route in routes:
+            if (route.daily_at != hhmm or self.last_run_day.get(route.id) == now.date()
+                    or route.id in self.waiting):
+                continue
+            if blocked_by:
+                self.waiting[route.id] = now
+                step.now_waiting.append(route)
+            elif patrol_running or step.start is not None:
+                self.last_run_day[route.id] = now.date()
+                step.skipped.append(route)
+            elif self.waiting:
+                # Routes that waited go first; this one waits behind them.
+                self.waiting[route.id] = now
+            else:
+                self.last_run_day[route.id] = now.date()
+                step.start = route
+        if step.start is None and not blocked_by and not patrol_running and self.waiting:
+            route_id = next(iter(self.waiting))
+            del self.waiting[route_id]
+            self.last_run_day[route_id] = now.date()
+            step.start = by_id[route_id]
+        return step
+
+    def waiting_routes(self) -> list[str]:
+        return list(self.waiting)
