@@ -1656,6 +1656,11 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
             pilot.wait_for_function(
                 "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
                 timeout=20_000)
+            # Staff started a patrol during the session: the robot moves by itself, and the
+            # pilot hears why (scheduled routes wait for the session's end).
+            pilot.wait_for_function(
+                "document.getElementById('alert').textContent.includes('Staff started a patrol')",
+                timeout=20_000)
         finally:
             staff.click("#patrol-stop")
 

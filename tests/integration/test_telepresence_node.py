@@ -554,3 +554,28 @@ async def test_stop_also_stops_a_patrol_that_dwells(harness: StackHarness) -> No
             assert command == {"action": "stop", "reason": "interrupted: the pilot pressed STOP"}
         finally:
             await client.close()
+
+
+async def test_a_pilot_session_is_published_for_the_patrols(harness: StackHarness) -> None:
+    """The patrol node holds scheduled routes back during a pilot session: the telepresence
+    node says on telepresence/pilot_session (latched) when one is live, connected or not."""
+    from std_msgs.msg import Bool
+
+    node = harness.node("telepresence")
+    harness.subscribe("telepresence/pilot_session", Bool, qos.LATCHED)
+    harness.wait_until(lambda: harness.latest("telepresence/pilot_session") is not None, 10,
+                       "the latched pilot_session")
+    assert harness.latest("telepresence/pilot_session").data is False
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = await pilot(node.server.base_url, http)
+        try:
+            await until(lambda: harness.latest("telepresence/pilot_session").data is True, 5,
+                        "pilot session on")
+            await client.close()  # the page goes away (a reload): the session lives on
+            await asyncio.sleep(1.5)
+            assert harness.latest("telepresence/pilot_session").data is True
+            node.access.end_pilot()  # staff end it
+            await until(lambda: harness.latest("telepresence/pilot_session").data is False, 5,
+                        "pilot session off")
+        finally:
+            await client.close()

@@ -604,3 +604,48 @@ def test_the_node_holds_a_scheduled_route_during_the_estop(patrol_node: Any,
     status = node.status_dict()
     assert status["state"] == "navigating" and node.sent_goals == ["hall"]
     assert status["waiting_routes"] == "" and node.runner.trigger == "schedule"
+
+
+def test_a_scheduled_route_waits_for_the_pilots_session_to_end(
+        patrol_node: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduled patrol started while a visitor was piloting (connected, no key pressed)
+    and drove the robot away from them. It now waits for the session's end; staff starting a
+    route by hand still starts it (they decide)."""
+    import types
+
+    from std_msgs.msg import Bool
+
+    import passeur.navigation.patrol_node as patrol_node_module
+    from passeur.ros import qos
+
+    now = [dt.datetime(2026, 11, 25, 17, 45, 1)]
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return now[0]
+
+    monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
+    node = patrol_node
+    # The telepresence node's latched topic (a publisher must exist: without one, a session
+    # left latched by a telepresence node that died is not waited for).
+    node.create_publisher(Bool, "telepresence/pilot_session", qos.LATCHED)
+    sessions = [s for s in node.subscriptions
+                if s.topic_name.endswith("/telepresence/pilot_session")]
+    assert sessions, "the patrol node does not listen to telepresence/pilot_session"
+    for sub in sessions:
+        sub.callback(Bool(data=True))
+    node._check_schedule()
+    status = node.status_dict()
+    assert status["state"] == "idle" and node.sent_goals == []
+    assert status["waiting_routes"] == "closing" and status["waiting_for"] == "pilot_session"
+    # Staff decide: a start by hand during the session starts.
+    node.start_route("closing", "web")
+    assert node.sent_goals == ["hall"]
+    node.stop_patrol()
+    now[0] = now[0].replace(hour=18)
+    for sub in sessions:
+        sub.callback(Bool(data=False))  # the session ended
+    node._check_schedule()
+    assert node.sent_goals == ["hall", "hall"] and node.runner.trigger == "schedule"
+    assert node.status_dict()["waiting_routes"] == ""

@@ -2,7 +2,8 @@
 
     patrol/command (String JSON: {"action": "start", "route": id} | {"action": "stop"}
                     | {"action": "status"}; optional "request_id" echoed in the status)
-    navigation/status (DiagnosticStatus, latched)
+    navigation/status (DiagnosticStatus, latched), estop/state (Bool, latched),
+    telepresence/pilot_session (Bool, latched: a visitor's pilot session is live)
       -> goal_place (String JSON {"place", "request_id"}), navigation/cancel (Empty),
          speech/say (String JSON {"text", "lang"}), patrol/status (DiagnosticStatus, latched)
 
@@ -21,8 +22,10 @@ move, and its release must not set it moving by itself.
 
 Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
 themselves at that local time when no patrol is running; one that falls due during the
-e-stop waits for its release (then `schedule_release_delay_s` more) on the same day
-(patrol_schedule.py), and patrol/status says so (`waiting_routes`, `waiting_for`). The web API
+e-stop waits for its release (then `schedule_release_delay_s` more), and one that falls due
+during a visitor's pilot session waits for the session's end, on the same day
+(patrol_schedule.py); patrol/status says so (`waiting_routes`, `waiting_for`). Staff may still
+start a route by hand during a pilot session (they decide; the pilot's page says so). The web API
 (web.py) and the CLI (commands.py) use the same start/stop paths.
 """
 
@@ -157,6 +160,7 @@ class PatrolNode(Node):
         self.schedule = DailySchedule()
         self._estop_on: bool | None = None  # None: no estop/state heard yet
         self._estop_released_mono: float | None = None  # steady clock, last release
+        self._pilot_session = False
 
         self.goal_pub = self.create_publisher(String, "goal_place", qos.STATUS)
         self.cancel_pub = self.create_publisher(Empty, "navigation/cancel", qos.STATUS)
@@ -169,6 +173,8 @@ class PatrolNode(Node):
                                  qos.LATCHED_EVENTS)
         self.create_subscription(Bool, "speech/speaking", self._on_speaking, qos.LATCHED)
         self.create_subscription(Bool, "estop/state", self._on_estop, qos.LATCHED)
+        self.create_subscription(Bool, "telepresence/pilot_session", self._on_pilot_session,
+                                 qos.LATCHED)
         self._timer = self.create_timer(TICK_PERIOD_S, self._tick)
         # The daily schedule follows the wall clock, whatever the node clock is.
         self._schedule_timer = self.create_timer(
@@ -241,7 +247,18 @@ class PatrolNode(Node):
     def _schedule_blocker(self) -> str:
         released = (None if self._estop_released_mono is None
                     else time.monotonic() - self._estop_released_mono)
-        return blocker(bool(self._estop_on), released, self.release_delay_s, False)
+        # A telepresence node that died with a session live leaves its last word latched here:
+        # without a publisher there is no session to wait for.
+        pilot = (self._pilot_session
+                 and self.count_publishers("telepresence/pilot_session") > 0)
+        return blocker(bool(self._estop_on), released, self.release_delay_s, pilot)
+
+    def _on_pilot_session(self, msg: Bool) -> None:
+        with self._lock:
+            self._pilot_session = bool(msg.data)
+            waiting = bool(self.schedule.waiting)
+        if waiting:
+            self._publish_status()
 
     # -- ROS inputs ------------------------------------------------------------------------
     def _now_s(self) -> float:

@@ -2,6 +2,9 @@
 
 Publishes `cmd_vel/teleop` (hold-to-drive, 300 ms watchdog on a steady clock, so sim time
 does not matter), `goal_place`, `goal_pose`, `navigation/cancel`, `estop`; calls `estop/set`.
+`telepresence/pilot_session` (Bool, latched): true while a visitor's pilot session is live,
+from the code's redemption until it ends (left, expired, ended by staff), connected or not
+(a reload keeps it); the patrol node holds scheduled routes back meanwhile.
 Subscribes to the camera (video for every viewer), `odom`, `map`, `estop/state`,
 `navigation/status`, `patrol/status` and `safety/status` (status for the pages).
 
@@ -28,6 +31,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
@@ -75,6 +79,9 @@ _PUBLISH_GONE = (InvalidHandle, _rclpy.RCLError)
 #: patrol/status states of a running patrol (navigator_node.PATROL_ACTIVE; this node does
 #: not import the navigation package).
 PATROL_RUNNING = ("navigating", "announcing", "dwelling", "waiting_retry")
+#: A pilot session's start (a code redeemed over HTTP) is noticed within this time; its end
+#: at once (the session-end listener).
+PILOT_SESSION_CHECK_PERIOD_S = 1.0
 #: Why a drive or look command is refused around an emergency stop (TeleopState.refusal()):
 #: its release never sets the robot moving by itself, a held or latched drive included.
 TELEOP_REFUSALS = {
@@ -230,6 +237,10 @@ class TelepresenceNode(Node):
         self.pub_cancel = self.create_publisher(Empty, "navigation/cancel", qos.COMMAND)
         self.pub_patrol_command = self.create_publisher(String, "patrol/command", qos.STATUS)
         self.pub_estop = self.create_publisher(Bool, "estop", qos.LATCHED)
+        self.pub_pilot_session = self.create_publisher(Bool, "telepresence/pilot_session",
+                                                       qos.LATCHED)
+        self._pilot_session_lock = threading.RLock()
+        self._pilot_session_said: bool | None = None
         self.estop_client: Any = self.create_client(SetBool, "estop/set")
 
         self.camera = CameraSource(stamp=bool(self.frame_stamp))
@@ -296,6 +307,9 @@ class TelepresenceNode(Node):
                            "nudge_ms": int(nudge_ms), "session_warning_s": float(warning_s)})
         self.options.validate()  # fail at construction with a clear message
         self.audio = make_audio(str(mic), str(speaker))
+        self._publish_pilot_session()
+        self.create_timer(PILOT_SESSION_CHECK_PERIOD_S, self._publish_pilot_session,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._features: list[WebFeature] = []
         self.server: WebServer | None = None
         self._ticker.start()  # last: a constructor that raised leaves no thread behind
@@ -338,6 +352,7 @@ class TelepresenceNode(Node):
         self.camera.close()
         with self._drive_lock:
             self._publish_velocity(ZERO)
+        self._say_pilot_session(False)  # no server, no session
 
     # -- ROS callbacks (executor threads) --------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -514,6 +529,23 @@ class TelepresenceNode(Node):
             self.pub_patrol_command.publish(String(data=json.dumps(
                 {"action": "stop", "reason": reason})))
 
+    def _publish_pilot_session(self) -> None:
+        """telepresence/pilot_session, when it changes (any thread)."""
+        if self._closed:
+            return
+        self._say_pilot_session(self.access.active_pilot() is not None)
+
+    def _say_pilot_session(self, active: bool) -> None:
+        with self._pilot_session_lock:
+            if active == self._pilot_session_said:
+                return
+            self._pilot_session_said = active
+            try:
+                self.pub_pilot_session.publish(Bool(data=active))
+            except _PUBLISH_GONE:
+                if not (self._closed or not self.context.ok()):
+                    raise
+
     def _publish_cancel(self) -> None:
         try:
             self.pub_cancel.publish(Empty())
@@ -540,6 +572,7 @@ class TelepresenceNode(Node):
             self._publish_velocity(ZERO)
             self._cancel_pilot_goal()  # a goal the pilot sent must not outlive the pilot
         self.get_logger().info(f"pilot disconnected ({reason}): stopped")
+        self._publish_pilot_session()  # at once when the session ended (a reload keeps it)
 
     def command(self, command: Command, session: Session) -> dict[str, Any] | None:
         with self._drive_lock:

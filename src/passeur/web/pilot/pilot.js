@@ -41,7 +41,11 @@
     videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
     remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null, micMuted: false,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
+    // The route of the patrol running at the last status ("" none; null before any status).
+    patrolRoute: null,
   };
+
+  const PATROL_RUNNING = ["navigating", "announcing", "dwelling", "waiting_retry"];
 
   const GOTO_TYPES = ["goto_place", "goto_point", "goto_pixel"];
 
@@ -567,6 +571,16 @@
     if (["reached", "failed", "cancelled"].includes(nav.state)) state.myGoal = null;
   }
 
+  /* Staff started a patrol during this session (scheduled ones wait for its end): the robot
+   * now moves by itself, and the pilot must hear why. One already running when the page
+   * connected is not news. */
+  function onPatrol(patrol) {
+    const route = PATROL_RUNNING.includes(patrol.state) ? String(patrol.route || "?") : "";
+    const before = state.patrolRoute;
+    state.patrolRoute = route;
+    if (before !== null && route && route !== before) P.announce(t("status.patrol_started"), true);
+  }
+
   function setExpiry(msg) {
     if (typeof msg.expires_in_s !== "number") return;
     state.expiresAt = Date.now() + msg.expires_in_s * 1000;
@@ -602,6 +616,7 @@
         state.lastEstop = !!robot.estop;
         if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);
         onNavigation(robot.navigation || {});
+        onPatrol(robot.patrol || {});
         const marker = $("robot-marker");
         // Only a map pose goes on the map (without a navigator the pose is odometry's).
         if (state.map && robot.pose && robot.pose.frame === "map") {
