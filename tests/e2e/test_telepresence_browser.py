@@ -1821,3 +1821,43 @@ def test_a_phone_sees_the_video_and_drives_without_scrolling(
         viewport = pilot.get_attribute('meta[name="viewport"]', "content") or ""
         assert "user-scalable=no" not in viewport and "maximum-scale" not in viewport
         assert run_axe(pilot) == []
+
+
+def test_desk_refuses_a_patrol_during_the_estop_and_shows_a_waiting_route(
+        browser: Any, stack: StackHarness) -> None:
+    """A patrol started during the e-stop said "Done." and was interrupted a few ms later: the
+    desk now says to release the e-stop first. A scheduled route that fell due meanwhile waits,
+    and the desk says so (in French here)."""
+    import datetime as dt
+
+    if not importable("passeur.navigation.patrol_node") or not safety_available():
+        pytest.skip("no patrols or no safety node in this checkout")
+    patrol = stack.node("patrol")
+    staff = browser.new_context(locale="fr-FR").new_page()
+    staff.goto(base_url(stack) + "/staff/")
+    staff.fill("#password", PASSWORD)
+    staff.click("#login")
+    staff.wait_for_selector("#desk", state="visible", timeout=20_000)
+    try:
+        staff.click("#estop-on")
+        stack.wait_until(lambda: patrol._estop_on is True, 15, "the patrol node hears the e-stop")
+        staff.wait_for_selector("#patrols button", state="visible", timeout=20_000)
+        staff.locator("#patrols button", has_text="Ronde de fermeture").click()
+        staff.wait_for_function(
+            "document.getElementById('alert').textContent.includes(\"relâchez d'abord l'arrêt "
+            "d'urgence\")", timeout=20_000)
+        assert not patrol.runner.active
+        with patrol._lock:
+            patrol.schedule.waiting["closing_round"] = dt.datetime.now()
+        patrol._publish_status()
+        staff.wait_for_function(
+            "document.getElementById('s-patrol').textContent.includes('ronde programmée en "
+            "attente : Ronde de fermeture')", timeout=20_000)
+        assert "attend la levée de l'arrêt d'urgence" in staff.inner_text("#s-patrol")
+    finally:
+        with patrol._lock:
+            patrol.schedule.waiting.clear()  # before the release: it would start after it
+        patrol._publish_status()
+        staff.click("#estop-off")
+        stack.wait_until(lambda: patrol._estop_on is False, 15, "the e-stop's release")
+        staff.context.close()
