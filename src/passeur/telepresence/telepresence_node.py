@@ -530,10 +530,14 @@ class TelepresenceNode(Node):
                 {"action": "stop", "reason": reason})))
 
     def _publish_pilot_session(self) -> None:
-        """telepresence/pilot_session, when it changes (any thread)."""
-        if self._closed:
-            return
-        self._say_pilot_session(self.access.active_pilot() is not None)
+        """telepresence/pilot_session, when it changes (any thread). Looked up under the lock,
+        so that a thread that read "live" just before the session ended cannot publish it
+        after the end was published. (Session-end listeners run outside the access lock and
+        may call this again on the same thread: the lock is reentrant.)"""
+        with self._pilot_session_lock:
+            if self._closed:
+                return
+            self._say_pilot_session(self.access.active_pilot() is not None)
 
     def _say_pilot_session(self, active: bool) -> None:
         with self._pilot_session_lock:
