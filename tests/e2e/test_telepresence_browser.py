@@ -1856,7 +1856,8 @@ def test_desk_refuses_a_patrol_during_the_estop_and_shows_a_waiting_route(
         assert "attend la levée de l'arrêt d'urgence" in staff.inner_text("#s-patrol")
     finally:
         with patrol._lock:
-            patrol.schedule.waiting.clear()  # before the release: it would start after it
+            patrol.schedule.waiting.clear()
+            patrol.schedule.held.clear()
         patrol._publish_status()
         staff.click("#estop-off")
         stack.wait_until(lambda: patrol._estop_on is False, 15, "the e-stop's release")

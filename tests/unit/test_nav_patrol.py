@@ -484,10 +484,11 @@ def test_estop_between_waypoints_ends_the_patrol(patrol_node: Any, phase: str) -
 
 # -- the e-stop and the daily schedule ------------------------------------------------------
 
-def test_a_scheduled_route_due_during_the_estop_waits_for_its_release() -> None:
+def test_a_scheduled_route_due_during_the_estop_waits_for_staff() -> None:
     """A closing round that fell due during the e-stop was started, interrupted a few ms later
     and marked as run for the day: it never happened after the release. It now waits (not
-    marked as run) and starts once nothing blocks it, the same day."""
+    marked as run) and, since a release must never set the robot moving by itself, waits for
+    staff to start it by hand; once started, the schedule does not start it again."""
     from passeur.navigation.patrol_schedule import ESTOP, DailySchedule
 
     r = route()
@@ -498,11 +499,28 @@ def test_a_scheduled_route_due_during_the_estop_waits_for_its_release() -> None:
     assert schedule.waiting_routes() == ["closing"] and "closing" not in schedule.last_run_day
     later = due + dt.timedelta(minutes=40)
     assert schedule.check([r], later, ESTOP, False).start is None  # still on
-    step = schedule.check([r], later + dt.timedelta(seconds=5), "", False)
+    step = schedule.check([r], later + dt.timedelta(seconds=5), "", False)  # released
+    assert step.start is None and schedule.waiting_routes() == ["closing"]
+    assert schedule.waiting_for_staff()
+    schedule.started("closing", later.date())  # staff start it by hand
+    assert schedule.waiting_routes() == [] and not schedule.waiting_for_staff()
+    assert schedule.last_run_day["closing"] == due.date()
+    assert schedule.check([r], later + dt.timedelta(seconds=10), "", False).start is None
+
+
+def test_a_scheduled_route_due_during_a_pilot_session_starts_when_it_ends() -> None:
+    from passeur.navigation.patrol_schedule import PILOT_SESSION, DailySchedule
+
+    r = route()
+    schedule = DailySchedule()
+    due = dt.datetime(2026, 11, 25, 17, 45, 3)
+    assert schedule.check([r], due, PILOT_SESSION, False).start is None
+    assert not schedule.waiting_for_staff()
+    step = schedule.check([r], due + dt.timedelta(minutes=5), "", False)
     assert step.start == r and schedule.waiting_routes() == []
     assert schedule.last_run_day["closing"] == due.date()
     # Started once: the rest of the day's checks start nothing.
-    assert schedule.check([r], later + dt.timedelta(seconds=10), "", False).start is None
+    assert schedule.check([r], due + dt.timedelta(minutes=6), "", False).start is None
 
 
 def test_a_waiting_route_is_dropped_at_the_end_of_its_day() -> None:
@@ -516,7 +534,7 @@ def test_a_waiting_route_is_dropped_at_the_end_of_its_day() -> None:
 
 
 def test_due_while_a_patrol_runs_is_skipped_but_a_waiting_route_waits_for_it() -> None:
-    from passeur.navigation.patrol_schedule import ESTOP, DailySchedule
+    from passeur.navigation.patrol_schedule import PILOT_SESSION, DailySchedule
 
     r = route()
     schedule = DailySchedule()
@@ -524,24 +542,19 @@ def test_due_while_a_patrol_runs_is_skipped_but_a_waiting_route_waits_for_it() -
     step = schedule.check([r], at, "", True)
     assert step.skipped == [r] and schedule.last_run_day["closing"] == at.date()
     schedule = DailySchedule()
-    schedule.check([r], at, ESTOP, False)
+    schedule.check([r], at, PILOT_SESSION, False)
     assert schedule.check([r], at.replace(minute=50), "", True).start is None
     assert schedule.check([r], at.replace(minute=55), "", False).start == r
 
 
-def test_the_release_delay_holds_a_waiting_route_back() -> None:
-    from passeur.navigation.patrol_schedule import (
-        ESTOP,
-        ESTOP_RELEASED,
-        PILOT_SESSION,
-        blocker,
-    )
+def test_what_blocks_a_scheduled_route() -> None:
+    from passeur.navigation.patrol_schedule import ESTOP, PILOT_SESSION, blocker
 
-    assert blocker(True, None, 10.0, False) == ESTOP
-    assert blocker(False, 3.0, 10.0, False) == ESTOP_RELEASED
-    assert blocker(False, 12.0, 10.0, False) == ""
-    assert blocker(None, None, 10.0, False) == ""
-    assert blocker(False, 12.0, 10.0, True) == PILOT_SESSION
+    assert blocker(True, False) == ESTOP
+    assert blocker(True, True) == ESTOP
+    assert blocker(False, False) == ""
+    assert blocker(None, False) == ""
+    assert blocker(False, True) == PILOT_SESSION
 
 
 def _estop(node: Any, on: bool) -> None:
@@ -590,7 +603,6 @@ def test_the_node_holds_a_scheduled_route_during_the_estop(patrol_node: Any,
 
     monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
     node = patrol_node
-    node.release_delay_s = 0.0
     _estop(node, True)
     node._check_schedule()
     status = node.status_dict()
@@ -600,10 +612,17 @@ def test_the_node_holds_a_scheduled_route_during_the_estop(patrol_node: Any,
     node._check_schedule()
     assert node.sent_goals == []
     _estop(node, False)
-    node._check_schedule()
+    node._check_schedule()  # the release alone never sets the robot moving
+    status = node.status_dict()
+    assert status["state"] == "idle" and node.sent_goals == []
+    assert status["waiting_routes"] == "closing" and status["waiting_for"] == "staff"
+    node.start_route("closing", "staff")
     status = node.status_dict()
     assert status["state"] == "navigating" and node.sent_goals == ["hall"]
-    assert status["waiting_routes"] == "" and node.runner.trigger == "schedule"
+    assert status["waiting_routes"] == ""
+    node.stop_patrol()
+    node._check_schedule()  # the day's round was run by hand: not started again
+    assert node.sent_goals == ["hall"] and not node.runner.active
 
 
 def test_a_scheduled_route_waits_for_the_pilots_session_to_end(
@@ -647,5 +666,6 @@ def test_a_scheduled_route_waits_for_the_pilots_session_to_end(
     for sub in sessions:
         sub.callback(Bool(data=False))  # the session ended
     node._check_schedule()
-    assert node.sent_goals == ["hall", "hall"] and node.runner.trigger == "schedule"
+    # The start by hand was the day's run: the schedule does not run the route again.
+    assert node.sent_goals == ["hall"] and not node.runner.active
     assert node.status_dict()["waiting_routes"] == ""

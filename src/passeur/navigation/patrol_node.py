@@ -22,7 +22,8 @@ move, and its release must not set it moving by itself.
 
 Runs are recorded in SQLite (patrol_store.py). Routes with a daily schedule start by
 themselves at that local time when no patrol is running; one that falls due during the
-e-stop waits for its release (then `schedule_release_delay_s` more), and one that falls due
+e-stop waits for staff to start it by hand after the release (a release never sets the robot
+moving by itself), and one that falls due
 during a visitor's pilot session waits for the session's end, on the same day
 (patrol_schedule.py); patrol/status says so (`waiting_routes`, `waiting_for`). Staff may still
 start a route by hand during a pilot session (they decide; the pilot's page says so). The web API
@@ -34,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 import uuid
 from collections import deque
 from pathlib import Path
@@ -58,7 +58,7 @@ from passeur.navigation.patrol_runner import (
     PatrolRunner,
     Say,
 )
-from passeur.navigation.patrol_schedule import DailySchedule, blocker
+from passeur.navigation.patrol_schedule import PATROL, STAFF, DailySchedule, blocker
 from passeur.navigation.patrol_store import HistoryWriter, PatrolStore, default_history_path
 from passeur.navigation.patrols import PatrolsConfig, load_patrols, patrols_path
 from passeur.navigation.places import load_places, places_path
@@ -113,10 +113,6 @@ class PatrolNode(Node):
             "has not started speaking within this time (s)", min_value=0.0, max_value=60.0))
         self.schedule_enabled = bool(declare(self, "schedule_enabled", True,
                                              "start routes at their daily schedule"))
-        self.release_delay_s = float(declare(
-            self, "schedule_release_delay_s", 10.0, "a scheduled route that waited for the "
-            "emergency stop starts this long after its release, not the instant someone at "
-            "the robot releases it (s)", min_value=0.0, max_value=600.0))
         try:
             self.places = load_places(
                 Path(places_file) if places_file else places_path(self.world), self.world)
@@ -159,7 +155,6 @@ class PatrolNode(Node):
         self._last_error_code = ""
         self.schedule = DailySchedule()
         self._estop_on: bool | None = None  # None: no estop/state heard yet
-        self._estop_released_mono: float | None = None  # steady clock, last release
         self._pilot_session = False
 
         self.goal_pub = self.create_publisher(String, "goal_place", qos.STATUS)
@@ -204,6 +199,9 @@ class PatrolNode(Node):
                 # "navigating", then "interrupted" a few ms later.
                 raise estop_refusal()
             effects = self.runner.start(route, self._now_s(), trigger)
+            # A route started by hand while it waited (for a pilot, or after an e-stop) is the
+            # day's run: the schedule must not start it again afterwards.
+            self.schedule.started(route_id, dt.datetime.now().date())
             self._last_error = ""
             self._last_error_code = ""
             self.get_logger().info(f"patrol '{route_id}' started ({trigger or 'api'})")
@@ -240,18 +238,18 @@ class PatrolNode(Node):
             status["last_error_code"] = self._last_error_code
             waiting = self.schedule.waiting_routes()
             status["waiting_routes"] = ",".join(waiting)
-            status["waiting_for"] = (self._schedule_blocker() or
-                                     ("patrol" if self.runner.active else "")) if waiting else ""
+            why = self._schedule_blocker() or (PATROL if self.runner.active else "")
+            if not why and self.schedule.waiting_for_staff():
+                why = STAFF
+            status["waiting_for"] = why if waiting else ""
             return status
 
     def _schedule_blocker(self) -> str:
-        released = (None if self._estop_released_mono is None
-                    else time.monotonic() - self._estop_released_mono)
         # A telepresence node that died with a session live leaves its last word latched here:
         # without a publisher there is no session to wait for.
         pilot = (self._pilot_session
                  and self.count_publishers("telepresence/pilot_session") > 0)
-        return blocker(bool(self._estop_on), released, self.release_delay_s, pilot)
+        return blocker(bool(self._estop_on), pilot)
 
     def _on_pilot_session(self, msg: Bool) -> None:
         with self._lock:
@@ -364,8 +362,6 @@ class PatrolNode(Node):
         retry would otherwise send its next goal after the release, setting the robot moving
         by itself (IEC 60204-1, ISO 13850). The navigator ends a goal under way itself."""
         with self._lock:
-            if self._estop_on and not msg.data:
-                self._estop_released_mono = time.monotonic()
             self._estop_on = bool(msg.data)
             waiting = bool(self.schedule.waiting)
         if waiting:

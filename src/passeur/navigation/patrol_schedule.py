@@ -2,14 +2,15 @@
 
 A route falls due at its daily time (to the minute). It starts then unless something blocks it:
 
-- the emergency stop is on (`estop`), or was released less than the release delay ago
-  (`estop_released`: the robot does not set off the instant someone at it releases the stop);
+- the emergency stop is on (`estop`);
 - a visitor's pilot session is live (`pilot_session`): the robot is theirs until it ends (it
   expires, the visitor leaves, or staff end it from the staff page).
 
-A blocked route is not marked as run: it waits, and starts as soon as nothing blocks it, on the
-same local day (a day's closing round is still owed after a long e-stop; after midnight the
-next day's time is the one that counts). A route that falls due while another patrol runs is
+A blocked route is not marked as run: it waits, on the same local day (a day's closing round is
+still owed; after midnight the next day's time is the one that counts). One that waited for a
+pilot's session starts by itself once nothing blocks it. One that waited through an e-stop does
+not: releasing an e-stop must never set the robot moving by itself (IEC 60204-1, ISO 13850), so
+it waits for staff to start it by hand (`staff`), which `started` records. A route that falls due while another patrol runs is
 skipped for the day (a round is not queued behind another); one already waiting keeps waiting
 for that patrol to end (`patrol`).
 
@@ -28,19 +29,16 @@ from passeur.navigation.patrols import Route
 
 #: What a due route waits for (patrol/status `waiting_for`; the staff page translates).
 ESTOP = "estop"
-ESTOP_RELEASED = "estop_released"
 PILOT_SESSION = "pilot_session"
 PATROL = "patrol"
+#: Waited through an e-stop: starts only by hand.
+STAFF = "staff"
 
 
-def blocker(estop_on: bool | None, released_for_s: float | None, release_delay_s: float,
-            pilot_session: bool) -> str:
-    """Why a scheduled route may not start now ("" if nothing blocks it). `released_for_s`:
-    time since the e-stop's last release (None if it was never seen on)."""
+def blocker(estop_on: bool | None, pilot_session: bool) -> str:
+    """Why a scheduled route may not start now ("" if nothing blocks it)."""
     if estop_on:
         return ESTOP
-    if released_for_s is not None and released_for_s < release_delay_s:
-        return ESTOP_RELEASED
     if pilot_session:
         return PILOT_SESSION
     return ""
@@ -59,6 +57,8 @@ class DailySchedule:
         self.last_run_day: dict[str, dt.date] = {}
         #: route id -> when it fell due, oldest first.
         self.waiting: dict[str, dt.datetime] = {}
+        #: Waiting routes that waited through an e-stop: started by hand only.
+        self.held: set[str] = set()
 
     def check(self, routes: Sequence[Route], now: dt.datetime, blocked_by: str,
               patrol_running: bool) -> ScheduleStep:
@@ -67,6 +67,7 @@ class DailySchedule:
         for route_id, due in list(self.waiting.items()):
             if due.date() != now.date() or route_id not in by_id:
                 del self.waiting[route_id]
+                self.held.discard(route_id)
                 if route_id in by_id:
                     step.expired.append(by_id[route_id])
         hhmm = now.strftime("%H:%M")
@@ -80,18 +81,32 @@ class DailySchedule:
             elif patrol_running or step.start is not None:
                 self.last_run_day[route.id] = now.date()
                 step.skipped.append(route)
-            elif self.waiting:
+            elif self._startable():
                 # Routes that waited go first; this one waits behind them.
                 self.waiting[route.id] = now
             else:
                 self.last_run_day[route.id] = now.date()
                 step.start = route
-        if step.start is None and not blocked_by and not patrol_running and self.waiting:
-            route_id = next(iter(self.waiting))
-            del self.waiting[route_id]
-            self.last_run_day[route_id] = now.date()
-            step.start = by_id[route_id]
+        if blocked_by == ESTOP:
+            self.held.update(self.waiting)
+        startable = self._startable()
+        if step.start is None and not blocked_by and not patrol_running and startable:
+            self.started(startable[0], now.date())
+            step.start = by_id[startable[0]]
         return step
+
+    def started(self, route_id: str, day: dt.date) -> None:
+        """The route started (by the schedule or by hand): no longer waiting, run for `day`."""
+        self.waiting.pop(route_id, None)
+        self.held.discard(route_id)
+        self.last_run_day[route_id] = day
+
+    def _startable(self) -> list[str]:
+        return [r for r in self.waiting if r not in self.held]
 
     def waiting_routes(self) -> list[str]:
         return list(self.waiting)
+
+    def waiting_for_staff(self) -> bool:
+        """Every waiting route waits for a start by hand (they waited through an e-stop)."""
+        return bool(self.waiting) and not self._startable()
