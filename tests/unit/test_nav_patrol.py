@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from passeur.navigation.patrol_runner import CancelNavigation, GoTo, PatrolRunner, Say, due_routes
+from passeur.navigation.patrol_runner import CancelNavigation, GoTo, PatrolRunner, Say
 from passeur.navigation.patrol_store import PatrolStore
 from passeur.navigation.patrols import Route, Waypoint
 
@@ -120,11 +120,14 @@ def test_interrupted_runs_are_marked(tmp_path: Path) -> None:
 
 
 def test_daily_schedule() -> None:
+    from passeur.navigation.patrol_schedule import DailySchedule
+
     r = route()
     at = dt.datetime(2026, 11, 25, 17, 45, 20)
-    assert due_routes([r], at, {}) == [r]
-    assert due_routes([r], at, {"closing": at.date()}) == []
-    assert due_routes([r], at.replace(minute=46), {}) == []
+    assert DailySchedule().check([r], at.replace(minute=46), "", False).start is None
+    schedule = DailySchedule()
+    assert schedule.check([r], at, "", False).start == r
+    assert schedule.check([r], at, "", False).start is None  # run today already
 
 
 def test_waits_for_the_announcement_before_dwelling(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ which would fight the pilot for the robot.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,8 +218,3 @@ class PatrolRunner:
         if self.store is not None and self._run is not None:
             self.store.finish_run(self._run, outcome, reason)
 
-
-def due_routes(routes: list[Route], now: dt.datetime, last_run_day: dict[str, dt.date]) -> list[Route]:
-    """Routes whose daily time is now (same minute) and that have not run yet today."""
-    hhmm = now.strftime("%H:%M")
-    return [r for r in routes if r.daily_at == hhmm and last_run_day.get(r.id) != now.date()]
