@@ -841,3 +841,76 @@ async def test_the_robot_says_numbers_as_the_page_reads_them(tmp_path: Path) -> 
         for pc in context.pcs:
             await pc.close()
         service.close()
+
+
+def test_sessions_closed_after_the_server_stopped_leave_no_coroutine_behind(
+        tmp_path: Path, loopback_ice) -> None:  # type: ignore[no-untyped-def]
+    """Browser test runs warned "coroutine 'ReaderFeature.offer.<locals>.close_pc' was never
+    awaited": the server stops its loop first (its peer connections closed), the reading
+    service closes its sessions afterwards, and each session's hook made a close_pc()
+    coroutine for a loop that would never run it."""
+    import gc
+    import threading
+    import warnings
+
+    import aiohttp
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    loop = asyncio.new_event_loop()
+    context = LoopbackContext(loop)
+    app = web.Application()
+    feature = ReaderFeature(service)
+    feature.setup(app, context)
+    runner = web.AppRunner(app)
+    ready = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:  # as the telepresence server does: the loop in its own thread
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+
+    async def connect() -> None:
+        url = f"http://127.0.0.1:{port[0]}"
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{url}/api/reading/sessions",
+                                json={"book": "little-red-boat", "page": 1, "mode": "read_to_me"})
+            sid = (await r.json())["session"]
+            pc = RTCPeerConnection()
+            try:
+                pc.addTrack(AudioStreamTrack())
+                await pc.setLocalDescription(await pc.createOffer())
+                r = await http.post(f"{url}/api/reading/sessions/{sid}/offer",
+                                    json={"sdp": pc.localDescription.sdp, "type": "offer"})
+                assert r.status == 200, await r.text()
+            finally:
+                await pc.close()
+
+    try:
+        asyncio.run(connect())
+        assert len(context.pcs) == 1
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        assert context.pcs[0].connectionState == "closed"  # closed by the server's shutdown
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            service.close()  # its sessions close after the server's loop stopped
+            loop.close()
+            gc.collect()
+        never_awaited = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+        assert never_awaited == []
+    finally:
+        service.close()
+        if not loop.is_closed():
+            loop.close()
