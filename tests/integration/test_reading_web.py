@@ -914,3 +914,50 @@ def test_sessions_closed_after_the_server_stopped_leave_no_coroutine_behind(
         service.close()
         if not loop.is_closed():
             loop.close()
+
+
+def test_the_tutor_holds_its_clock_for_as_long_as_the_robot_really_talks(
+        tmp_path: Path) -> None:
+    """The tutor held its stuck clock for 0.4 s per *written* word: "It says 1,234,567." is
+    three words written and about twenty said, so the hold ended seconds before the robot
+    did and the tutor could prompt again over its own voice (uploaded recordings, where the
+    microphone gate does not apply). The hold now lasts the synthesised audio's length, and
+    that same audio is what the robot says."""
+    from passeur.reading.service import AFTER_SPEECH_S, speech_estimate_s
+    from passeur.reading.tutor import Action
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    said: list[str] = []
+    synthesize = service.synth.synthesize
+
+    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
+        said.append(text)
+        return synthesize(text, lang, rate_wpm)
+
+    service.synth.synthesize = recording  # type: ignore[method-assign]
+    try:
+        session = service.open_session("little-red-boat", 1, "i_read", None)
+        held: list[float] = []
+        session.robot_spoke = held.append  # type: ignore[method-assign]
+        session._on_action(Action("say_word", "It says 1,234,567.", "en", 3, ("1,234,567",)))
+        spoken = ("It says one million two hundred and thirty four thousand five hundred and "
+                  "sixty seven.")
+        assert said == [spoken]  # synthesised once, spelt out as the page reads it
+        real_s = synthesize(spoken, "en").duration_s
+        assert held == [pytest.approx(real_s + AFTER_SPEECH_S, abs=0.05)]
+        assert real_s > 0.4 * 3 + AFTER_SPEECH_S + 2.0  # what the written words gave
+        import time
+
+        end = time.monotonic() + 30
+        while not any(s["kind"] == "say_word" for s in service.spoken):
+            assert time.monotonic() < end, "the robot did not say the word"
+            time.sleep(0.05)
+        record = next(s for s in service.spoken if s["kind"] == "say_word")
+        assert record["text"] == "It says 1,234,567."  # shown as the page writes it
+        assert record["duration_s"] == pytest.approx(real_s, abs=0.05)
+        assert service.audio[record["audio"]]  # its audio can be fetched by the page
+        assert said == [spoken]  # not synthesised a second time
+        # Without audio (the synthesiser failed), the estimate counts the words said.
+        assert speech_estimate_s(spoken, 140) >= real_s
+    finally:
+        service.close()
