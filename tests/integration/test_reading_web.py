@@ -961,3 +961,59 @@ def test_the_tutor_holds_its_clock_for_as_long_as_the_robot_really_talks(
         assert speech_estimate_s(spoken, 140) >= real_s
     finally:
         service.close()
+
+
+def test_a_title_practised_alone_is_the_word_not_the_letter(tmp_path: Path) -> None:
+    """Practising "M" of "M. Dupont" expected the letter "m" and the robot said "Répète après
+    moi : M." (the letter, "èm"): the word practised is now "monsieur", as the page reads it."""
+    import time
+
+    from passeur.reading.asr import Hypothesis
+
+    class Recognizer:  # no French model here: the words practised are what is checked
+        def accept(self, frame: bytes) -> Hypothesis:
+            return Hypothesis([], 0.0)
+
+        def endpoint(self) -> Hypothesis:
+            return Hypothesis([], 0.0)
+
+        finish = endpoint
+
+        def close(self) -> None:
+            pass
+
+    class Backend:
+        name = "fake"
+
+        def supports(self, lang: str) -> bool:
+            return True
+
+        def validate(self) -> None:
+            pass
+
+        def recognizer(self, lang: str, vocabulary: Any = None, text: Any = None) -> Any:
+            return Recognizer()
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "titres.md").write_text("---\ntitle: Titres\nlanguage: fr\n---\n"
+                                     "M. Dupont lit à 14h30.\n", encoding="utf-8")
+    service = ReadingService(ServiceConfig(books_dir=books,
+                                           progress_db=tmp_path / "progress.sqlite3"))
+    service._backend = Backend()  # type: ignore[assignment]
+    try:
+        for word, keys, named in [("M", ["monsieur"], "monsieur"),
+                                  ("14h30", ["quatorze", "heures", "trente"], "14h30")]:
+            session = service.open_session("titres", 1, "practice", None, word=word)
+            assert session.page.keys() == keys
+            before = len(service.spoken)
+            session.start_practice()
+            end = time.monotonic() + 30
+            while not any(s["kind"] == "practice_model" for s in service.spoken[before:]):
+                assert time.monotonic() < end, "the robot did not say the word"
+                time.sleep(0.05)
+            record = [s for s in service.spoken[before:] if s["kind"] == "practice_model"][0]
+            assert named in record["text"], record
+            service.close_session(session.id)
+    finally:
+        service.close()

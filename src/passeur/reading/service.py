@@ -136,7 +136,14 @@ class LiveSession:
         book_page = book.page(number)
         #: "practice": one hard word of the page, said by the robot, then by the child
         self.word = word
-        self.page: Page = tokenize(word, book.lang) if word else book_page
+        #: the practised word as it is read, said and expected: "M." of "M. Dupont" is
+        #: "monsieur" on the page, but "M" alone would be the letter
+        self._word_read = word
+        if word and not word[0].isdigit():
+            self._word_read = next((t.said for t in book_page.tokens
+                                    if t.text == word and t.said is not None), word)
+        self.page: Page = tokenize(self._word_read, book.lang) if self._word_read \
+            else book_page
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
@@ -391,7 +398,7 @@ class LiveSession:
         """The robot says the word; the microphone is gated meanwhile, then it listens."""
         assert self.word is not None
         self.service.say(self.service.phrases.pick(self.page.lang, "practice_say",
-                                                   word=self.word),
+                                                   word=self._word_read or self.word),
                          self.page.lang, session=self, kind="practice_model")
 
     def _practice_progress(self, state: AlignmentState) -> None:
@@ -401,7 +408,7 @@ class LiveSession:
             self._practice_done = True
             self.emit({"type": "practice", "word": self.word, "correct": True})
             self.service.say(self.service.phrases.pick(self.page.lang, "practice_good",
-                                                       word=self.word or ""),
+                                                       word=self._word_read or ""),
                              self.page.lang, session=self, kind="practice_good")
 
     def practice_result(self) -> dict[str, Any]:
