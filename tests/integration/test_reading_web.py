@@ -841,3 +841,179 @@ async def test_the_robot_says_numbers_as_the_page_reads_them(tmp_path: Path) -> 
         for pc in context.pcs:
             await pc.close()
         service.close()
+
+
+def test_sessions_closed_after_the_server_stopped_leave_no_coroutine_behind(
+        tmp_path: Path, loopback_ice) -> None:  # type: ignore[no-untyped-def]
+    """Browser test runs warned "coroutine 'ReaderFeature.offer.<locals>.close_pc' was never
+    awaited": the server stops its loop first (its peer connections closed), the reading
+    service closes its sessions afterwards, and each session's hook made a close_pc()
+    coroutine for a loop that would never run it."""
+    import gc
+    import threading
+    import warnings
+
+    import aiohttp
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    loop = asyncio.new_event_loop()
+    context = LoopbackContext(loop)
+    app = web.Application()
+    feature = ReaderFeature(service)
+    feature.setup(app, context)
+    runner = web.AppRunner(app)
+    ready = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:  # as the telepresence server does: the loop in its own thread
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+
+    async def connect() -> None:
+        url = f"http://127.0.0.1:{port[0]}"
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{url}/api/reading/sessions",
+                                json={"book": "little-red-boat", "page": 1, "mode": "read_to_me"})
+            sid = (await r.json())["session"]
+            pc = RTCPeerConnection()
+            try:
+                pc.addTrack(AudioStreamTrack())
+                await pc.setLocalDescription(await pc.createOffer())
+                r = await http.post(f"{url}/api/reading/sessions/{sid}/offer",
+                                    json={"sdp": pc.localDescription.sdp, "type": "offer"})
+                assert r.status == 200, await r.text()
+            finally:
+                await pc.close()
+
+    try:
+        asyncio.run(connect())
+        assert len(context.pcs) == 1
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        assert context.pcs[0].connectionState == "closed"  # closed by the server's shutdown
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            service.close()  # its sessions close after the server's loop stopped
+            loop.close()
+            gc.collect()
+        never_awaited = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+        assert never_awaited == []
+    finally:
+        service.close()
+        if not loop.is_closed():
+            loop.close()
+
+
+def test_the_tutor_holds_its_clock_for_as_long_as_the_robot_really_talks(
+        tmp_path: Path) -> None:
+    """The tutor held its stuck clock for 0.4 s per *written* word: "It says 1,234,567." is
+    three words written and about twenty said, so the hold ended seconds before the robot
+    did and the tutor could prompt again over its own voice (uploaded recordings, where the
+    microphone gate does not apply). The hold now lasts the synthesised audio's length, and
+    that same audio is what the robot says."""
+    from passeur.reading.service import AFTER_SPEECH_S, speech_estimate_s
+    from passeur.reading.tutor import Action
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
+    said: list[str] = []
+    synthesize = service.synth.synthesize
+
+    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
+        said.append(text)
+        return synthesize(text, lang, rate_wpm)
+
+    service.synth.synthesize = recording  # type: ignore[method-assign]
+    try:
+        session = service.open_session("little-red-boat", 1, "i_read", None)
+        held: list[float] = []
+        session.robot_spoke = held.append  # type: ignore[method-assign]
+        session._on_action(Action("say_word", "It says 1,234,567.", "en", 3, ("1,234,567",)))
+        spoken = ("It says one million two hundred and thirty four thousand five hundred and "
+                  "sixty seven.")
+        assert said == [spoken]  # synthesised once, spelt out as the page reads it
+        real_s = synthesize(spoken, "en").duration_s
+        assert held == [pytest.approx(real_s + AFTER_SPEECH_S, abs=0.05)]
+        assert real_s > 0.4 * 3 + AFTER_SPEECH_S + 2.0  # what the written words gave
+        import time
+
+        end = time.monotonic() + 30
+        while not any(s["kind"] == "say_word" for s in service.spoken):
+            assert time.monotonic() < end, "the robot did not say the word"
+            time.sleep(0.05)
+        record = next(s for s in service.spoken if s["kind"] == "say_word")
+        assert record["text"] == "It says 1,234,567."  # shown as the page writes it
+        assert record["duration_s"] == pytest.approx(real_s, abs=0.05)
+        assert service.audio[record["audio"]]  # its audio can be fetched by the page
+        assert said == [spoken]  # not synthesised a second time
+        # Without audio (the synthesiser failed), the estimate counts the words said.
+        assert speech_estimate_s(spoken, 140) >= real_s
+    finally:
+        service.close()
+
+
+def test_a_title_practised_alone_is_the_word_not_the_letter(tmp_path: Path) -> None:
+    """Practising "M" of "M. Dupont" expected the letter "m" and the robot said "Répète après
+    moi : M." (the letter, "èm"): the word practised is now "monsieur", as the page reads it."""
+    import time
+
+    from passeur.reading.asr import Hypothesis
+
+    class Recognizer:  # no French model here: the words practised are what is checked
+        def accept(self, frame: bytes) -> Hypothesis:
+            return Hypothesis([], 0.0)
+
+        def endpoint(self) -> Hypothesis:
+            return Hypothesis([], 0.0)
+
+        finish = endpoint
+
+        def close(self) -> None:
+            pass
+
+    class Backend:
+        name = "fake"
+
+        def supports(self, lang: str) -> bool:
+            return True
+
+        def validate(self) -> None:
+            pass
+
+        def recognizer(self, lang: str, vocabulary: Any = None, text: Any = None) -> Any:
+            return Recognizer()
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "titres.md").write_text("---\ntitle: Titres\nlanguage: fr\n---\n"
+                                     "M. Dupont lit à 14h30.\n", encoding="utf-8")
+    service = ReadingService(ServiceConfig(books_dir=books,
+                                           progress_db=tmp_path / "progress.sqlite3"))
+    service._backend = Backend()  # type: ignore[assignment]
+    try:
+        for word, keys, named in [("M", ["monsieur"], "monsieur"),
+                                  ("14h30", ["quatorze", "heures", "trente"], "14h30")]:
+            session = service.open_session("titres", 1, "practice", None, word=word)
+            assert session.page.keys() == keys
+            before = len(service.spoken)
+            session.start_practice()
+            end = time.monotonic() + 30
+            while not any(s["kind"] == "practice_model" for s in service.spoken[before:]):
+                assert time.monotonic() < end, "the robot did not say the word"
+                time.sleep(0.05)
+            record = [s for s in service.spoken[before:] if s["kind"] == "practice_model"][0]
+            assert named in record["text"], record
+            service.close_session(session.id)
+    finally:
+        service.close()

@@ -339,3 +339,86 @@ def test_a_sentence_and_a_phrase_are_said_as_the_page_reads_them() -> None:
     assert speakable("Ce mot se lit « 2e ».", "fr") == "Ce mot se lit « deuxième »."
     assert speakable("Say 21st.", "en") == "Say twenty first."
     assert speakable("고양이 2마리", "ko") == "고양이 2마리"  # no number words: as written
+
+
+@pytest.mark.parametrize(("text", "lang", "shown", "words"), [
+    # French times: one word shown, said as a reader says them (hours and minutes feminine).
+    ("14:30", "fr", "14:30", "quatorze heures trente"),
+    ("14h30", "fr", "14h30", "quatorze heures trente"),
+    ("14 h 30", "fr", "14 h 30", "quatorze heures trente"),
+    ("10h", "fr", "10h", "dix heures"),
+    ("10 h", "fr", "10 h", "dix heures"),
+    ("1h05", "fr", "1h05", "une heure cinq"),
+    ("21h01", "fr", "21h01", "vingt et une heures une"),
+    ("14h00", "fr", "14h00", "quatorze heures"),
+    # English times.
+    ("2:30", "en", "2:30", "two thirty"),
+    ("2:05", "en", "2:05", "two oh five"),
+    ("3:00", "en", "3:00", "three o'clock"),
+    ("12:15", "en", "12:15", "twelve fifteen"),
+    ("14:00", "en", "14:00", "fourteen hundred"),
+    # Percentages, with or without a (no-break) space.
+    ("50 %", "fr", "50 %", "cinquante pour cent"),
+    ("50\u00a0%", "fr", "50\u00a0%", "cinquante pour cent"),
+    ("3,5 %", "fr", "3,5 %", "trois virgule cinq pour cent"),
+    ("50%", "en", "50%", "fifty percent"),
+])
+def test_times_and_percentages_are_expected_as_a_reader_says_them(
+        text: str, lang: str, shown: str, words: str) -> None:
+    """"14:30" was expected as "quatorze trente", "10h30" as "dix h trente", "50 %" as
+    "cinquante": a child reading "quatorze heures trente" or "cinquante pour cent" was marked
+    wrong, and "Read to me" said "dix ache trente"."""
+    page = tokenize(f"Il est {text} ici." if lang == "fr" else f"It is {text} here.", lang)
+    token = page.tokens[2]
+    assert token.text == shown  # one word on the page, shown as written
+    assert [page.words[i].lex for i in page.word_indices_of_token(2)] == \
+        [w for w in words.replace("-", " ").split()]
+    assert page.spoken().text.split(" ", 2)[2].startswith(words)
+    assert number_words(text, lang) == words.replace("-", " ").split()
+
+
+@pytest.mark.parametrize(("text", "lang", "shown"), [
+    ("14 habitants", "fr", ["14", "habitants"]),  # an h starting a word is no time
+    ("1:23:45", "en", ["1", "23", "45"]),  # not a time of day
+    ("25:00", "en", ["25", "00"]),
+    ("9:5", "en", ["9", "5"]),
+    ("14:30 50%", "ko", ["14", "30", "50"]),  # Korean pages: as before
+])
+def test_what_is_not_a_time_stays_as_before(text: str, lang: str, shown: list[str]) -> None:
+    assert [t.text for t in tokenize(text, lang).tokens] == shown
+
+
+def test_common_abbreviations_are_expected_as_words() -> None:
+    """"M. Dupont" was expected as "m dupont" (and said "èm Dupont"), "Mme" as "mme": a
+    child reading "monsieur", "madame" was marked wrong."""
+    text = "M. Dupont et Mme Li, Mlle Roy, Dr Martin et MM. Roy vont à St-Malo, etc. La lettre M."
+    page = tokenize(text, "fr")
+    assert page.keys() == [
+        "monsieur", "dupont", "et", "madame", "li", "mademoiselle", "roy", "docteur", "martin",
+        "et", "messieurs", "roy", "vont", "a", "saint", "malo", "et", "cetera", "la", "lettre",
+        "m"]  # "M" alone (no name after it) is the letter
+    for tok in page.tokens:  # the text shown is the book's
+        assert text[tok.start:tok.end] == tok.text
+    assert [page.sentence_text(i) for i in range(page.sentence_count)] == [
+        "M. Dupont et Mme Li, Mlle Roy, Dr Martin et MM. Roy vont à St-Malo, etc.",
+        "La lettre M."]
+    assert page.spoken().text == (
+        "monsieur Dupont et madame Li, mademoiselle Roy, docteur Martin et messieurs Roy vont "
+        "à saint-Malo, et cetera. La lettre M.")
+    assert tokenize("la lettre M et le m", "fr").keys() == ["la", "lettre", "m", "et", "le", "m"]
+    page = tokenize("Mr. Fox met Mrs Owl, Ms. Lee and Dr. Who on Mt. Fuji, near St. John.", "en")
+    assert page.keys() == ["mister", "fox", "met", "missus", "owl", "miz", "lee", "and",
+                           "doctor", "who", "on", "mount", "fuji", "near", "st", "john"]
+    # St. is Street or Saint: left as written, a reader may say either.
+    assert page.spoken().text == ("mister Fox met missus Owl, miz Lee and doctor Who on mount "
+                                  "Fuji, near St. John.")
+    assert page.sentence_count == 1
+
+
+def test_a_child_saying_times_and_titles_is_right() -> None:
+    assert _score_of("Il part à 14h30 avec M. Dupont.",
+                     "il part à quatorze heures trente avec monsieur dupont", "fr") == (7, 7)
+    assert _score_of("Il y a 50 % de pommes.", "il y a cinquante pour cent de pommes",
+                     "fr") == (6, 6)
+    assert _score_of("At 3:00 Mr. Fox ate 50% of it.",
+                     "at three o'clock mister fox ate fifty percent of it", "en") == (8, 8)

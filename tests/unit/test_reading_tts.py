@@ -74,6 +74,11 @@ def _phonemes(text: str, voice: str) -> str:
     ("Le 2e jour", "fr", "fr", "le deuxième jour"),
     ("In 2024 they saw 1,000 stars.", "en", "en-us",
      "in twenty twenty four they saw one thousand stars"),
+    # espeak-ng read "14h30" as "quatorze ache trente", "M." as the letter, "2:05" as "two
+    # zero five": the page expects (and the robot now says) what a reader says.
+    ("Il part à 14h30 avec M. Dupont.", "fr", "fr",
+     "il part à quatorze heures trente avec monsieur dupont"),
+    ("At 2:05 Mrs Fox left.", "en", "en-us", "at two oh five missus fox left"),
 ])
 def test_read_to_me_says_the_page_tokens_and_highlights_each(text: str, lang: str, voice: str,
                                                              heard: str) -> None:

@@ -238,3 +238,18 @@ def test_page_end_does_not_say_the_page_was_finished_when_the_reader_stopped(  #
     state = Aligner(page).update(Hypothesis(words(TEXT.replace(".", "").lower()), 9.0),
                                  finished=True)
     assert "page" in Tutor(page, phrases).page_end(score(page, state), state).text
+
+
+def test_a_word_the_reader_is_stuck_on_is_named_as_it_is_read(config) -> None:  # type: ignore[no-untyped-def]
+    """Stuck on "M." of "M. Dupont", the robot said "Ce mot, c'est M." (the letter, "èm")
+    where the page expects "monsieur"; a time is named as shown and spelt out when said."""
+    from passeur.reading.text import speakable
+
+    phrases, _ = config
+    for text, heard, named in [("Alors M. Dupont arrive.", "alors", "monsieur"),
+                               ("Alors à 14h30 il arrive.", "alors à", "quatorze heures trente")]:
+        page = tokenize(text, "fr")
+        tutor = Tutor(page, phrases, TutorPolicy(stuck_s=3, sentence_after_s=4, min_gap_s=2))
+        said = run(tutor, Aligner(page), words(heard), until_s=6)
+        assert [k for _, k, _ in said] == ["say_word"]
+        assert named in speakable(said[0][2], "fr"), said

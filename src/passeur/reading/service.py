@@ -62,7 +62,8 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 #: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
 #: is public, and each holds a whole synthesised page until the robot has read it aloud.
 MAX_QUEUED_PAGE_READINGS = 2
-SPOKEN_WORD_S = 0.4  # about how long the robot takes per word at its default rate
+#: Pause after the robot's words before the tutor's stuck clock runs again (s).
+AFTER_SPEECH_S = 0.5
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -135,7 +136,14 @@ class LiveSession:
         book_page = book.page(number)
         #: "practice": one hard word of the page, said by the robot, then by the child
         self.word = word
-        self.page: Page = tokenize(word, book.lang) if word else book_page
+        #: the practised word as it is read, said and expected: "M." of "M. Dupont" is
+        #: "monsieur" on the page, but "M" alone would be the letter
+        self._word_read = word
+        if word and not word[0].isdigit():
+            self._word_read = next((t.said for t in book_page.tokens
+                                    if t.text == word and t.said is not None), word)
+        self.page: Page = tokenize(self._word_read, book.lang) if self._word_read \
+            else book_page
         self.mode = mode
         self.reader = reader
         self.listeners: list[Listener] = []
@@ -269,9 +277,22 @@ class LiveSession:
 
     def _on_action(self, action: Action) -> None:
         # Hold the tutor's stuck clock (audio time, so recordings fed faster than real time
-        # behave like live ones) for about as long as the robot will talk.
-        self.robot_spoke(SPOKEN_WORD_S * max(1, len(action.text.split())) + 0.5)
-        self.service.say(action.text, action.lang, session=self, kind=action.kind)
+        # behave like live ones) for as long as the robot will talk: the audio is made now
+        # (a phrase takes milliseconds) so that its real length is known. Counting the
+        # written words fell short once numbers, times and abbreviations are said in full
+        # ("14h30": one word written, three said).
+        spoken = speakable(action.text, action.lang)
+        speech: Speech | None = None
+        try:
+            speech = self.service.synth.synthesize(spoken, action.lang)
+            duration_s = speech.duration_s
+        except ReadingError as exc:  # the speech thread tries again and reports it
+            log.warning("reading session %s: could not synthesise the tutor's words in "
+                        "advance (%s): estimating their length", self.id, exc)
+            duration_s = speech_estimate_s(spoken, self.service.config.tts_rate_wpm)
+        self.robot_spoke(duration_s + AFTER_SPEECH_S)
+        self.service.say(action.text, action.lang, session=self, kind=action.kind,
+                         speech=speech)
 
     # -- audio -------------------------------------------------------------------------------
     @property
@@ -377,7 +398,7 @@ class LiveSession:
         """The robot says the word; the microphone is gated meanwhile, then it listens."""
         assert self.word is not None
         self.service.say(self.service.phrases.pick(self.page.lang, "practice_say",
-                                                   word=self.word),
+                                                   word=self._word_read or self.word),
                          self.page.lang, session=self, kind="practice_model")
 
     def _practice_progress(self, state: AlignmentState) -> None:
@@ -387,7 +408,7 @@ class LiveSession:
             self._practice_done = True
             self.emit({"type": "practice", "word": self.word, "correct": True})
             self.service.say(self.service.phrases.pick(self.page.lang, "practice_good",
-                                                       word=self.word or ""),
+                                                       word=self._word_read or ""),
                              self.page.lang, session=self, kind="practice_good")
 
     def practice_result(self) -> dict[str, Any]:
@@ -511,6 +532,12 @@ class LiveSession:
             self._unheard.clear()
 
 
+def speech_estimate_s(spoken: str, rate_wpm: int) -> float:
+    """About how long the synthesiser takes to say `spoken` (the words it is given, numbers
+    spelt out: `speakable`) at `rate_wpm` words per minute, when its audio is not at hand."""
+    return max(1, len(spoken.split())) * 60.0 / rate_wpm
+
+
 @dataclass
 class SpeechItem:
     text: str
@@ -528,7 +555,7 @@ def _spoken(item: SpeechItem) -> SpokenText:
     also locates its tokens, for the highlight. Announcements (staff, `speech/say`) are no
     page's words: the synthesiser reads them its own way ("14:30", "50 %")."""
     if item.speech is not None:
-        return SpokenText(item.speech.text, [], [])  # synthesised already (Read to me)
+        return SpokenText(item.speech.text, [], [])  # synthesised already (Read to me, tutor)
     if item.session is None:
         return SpokenText(item.text, [], [])
     if item.highlight_sentence is not None:
@@ -700,15 +727,20 @@ class ReadingService:
 
     # -- speech ------------------------------------------------------------------------------
     def say(self, text: str, lang: str, *, session: LiveSession | None = None,
-            kind: str = "say", highlight_sentence: int | None = None) -> str:
-        """Queue something for the robot to say; returns the key of its audio."""
+            kind: str = "say", highlight_sentence: int | None = None,
+            speech: Speech | None = None) -> str:
+        """Queue something for the robot to say; returns the key of its audio. `speech`:
+        its audio, already synthesised from `speakable(text, lang)` (kept at once)."""
         if lang not in ("fr", "en"):
             raise ReadingError(f"speech language must be 'fr' or 'en', not '{lang}'")
         text = (text or "").strip()[:2000]
         if not text:
             raise ReadingError("nothing to say (empty text)")
         key = _audio_key("s")
-        self._speech.put(SpeechItem(text, lang, session, kind, key, highlight_sentence))
+        if speech is not None:
+            self._keep_audio(speech, key)
+        self._speech.put(SpeechItem(text, lang, session, kind, key, highlight_sentence,
+                                    speech=speech))
         return key
 
     def synthesize_page(self, book_id: str, number: int) -> tuple[str, dict[str, Any]]:

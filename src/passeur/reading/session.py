@@ -19,7 +19,7 @@ from passeur.reading.alignment import Aligner, AlignmentState, PageScore, score
 from passeur.reading.asr import SAMPLE_RATE, ASRBackend, Hypothesis, StreamingRecognizer
 from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, MicGate, Segmenter, frames, is_silent
 from passeur.reading.exceptions import AudioFormatError
-from passeur.reading.text import Page
+from passeur.reading.text import Page, speakable
 from passeur.reading.tutor import Action, Tutor
 
 
@@ -175,8 +175,10 @@ def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor |
             actions = session.feed(frame)
             if simulate_tutor_speech:
                 for action in actions:
-                    # The robot's words take about 0.4 s each to say.
-                    session.robot_spoke(0.4 * max(1, len(action.text.split())))
+                    # The robot's words take about 0.4 s each to say (as said: numbers
+                    # and times spelt out).
+                    spoken = speakable(action.text, action.lang)
+                    session.robot_spoke(0.4 * max(1, len(spoken.split())))
         return session.finish()
     finally:
         recognizer.close()

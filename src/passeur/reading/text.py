@@ -13,11 +13,15 @@ matching (`key`). Recognised words go through the same `match_keys()` so that bo
 - numbers written as digits become words in the book's language (21 -> vingt et un,
   twenty one); ordinals such as 1st / 2e are handled; "3,5" / "3.5" read as decimals;
   thousands grouped as "1,000" (English) or "1 000" (French: a no-break or a plain space,
-  see _NUMBER_FR) are one number.
+  see _NUMBER_FR) are one number;
+- times and percentages are one token each, expected as said ("14h30" -> quatorze heures
+  trente, "2:05" -> two oh five, "50 %" -> cinquante pour cent), and so are common
+  abbreviations ("M. Dupont" -> monsieur, "Mrs" -> missus; SPOKEN_ABBREVIATIONS). The rules
+  are in docs/reading.md.
 
-What the robot says for a page (`Page.spoken`, `speakable`) follows the same tokens: numbers
-are given to the speech synthesiser spelt out in their tokens' words, since it would read the
-digits its own way.
+What the robot says for a page (`Page.spoken`, `speakable`) follows the same tokens: numbers,
+times, percentages and abbreviations are given to the speech synthesiser as their tokens'
+words (`Token.said`), since it would read them its own way ("14h30": "quatorze ache trente").
 """
 
 from __future__ import annotations
@@ -47,11 +51,27 @@ _NUMBER = (r"(?:\d{1,3}(?:[\u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:,\d{3})+(?:\.\
 _NUMBER_FR = (r"(?:(?<![\d.,])\d{1,3}(?:[ \u00a0\u202f]\d{3}(?!\d))+(?:[.,]\d+)?"
               r"|\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?)")
 _ORDINAL = r"(?:st|nd|rd|th|er|re|e|ème|eme)"
+#: A percent sign after a number, after one (no-break) space or none: "50 %", "50%".
+_PERCENT = r"[ \u00a0\u202f]?%"
 _WORD = r"|[^\W\d_]+(?:[" + re.escape(_APOSTROPHES + _HYPHENS) + r"][^\W\d_]+)*"
-_NUMBER_RE = re.compile(f"({_NUMBER})({_ORDINAL})?")
-_WORD_RE = re.compile(_NUMBER + _ORDINAL + "?" + _WORD, re.UNICODE)  # numbers, ordinals, words
-_NUMBER_RE_FR = re.compile(f"({_NUMBER_FR})({_ORDINAL})?")
-_WORD_RE_FR = re.compile(_NUMBER_FR + _ORDINAL + "?" + _WORD, re.UNICODE)
+# Times of day, one display token each: 0-24 hours, then minutes 00-59 after ":" (both
+# languages: "14:30", "2:05"; not part of a longer run such as "1:23:45" or "3:10:2"), or in
+# French "h" with or without spaces ("14h30", "14 h 30", "10h", "10 h": an "h" not followed by
+# a letter, so "14 habitants" stays a number and a word).
+_HOURS = r"(?<![\d.,:])(?:[01]?\d|2[0-4])"
+_COLON_TIME = r":([0-5]\d)(?![\d:])"
+_TIME_EN = f"{_HOURS}{_COLON_TIME}"
+_TIME_FR = (f"{_HOURS}(?:{_COLON_TIME}"
+            r"|[ \u00a0\u202f]?h(?:[ \u00a0\u202f]?([0-5]\d)(?!\d))?(?![^\W\d_]))")
+_TIME_RE = {"en": re.compile(_TIME_EN), "fr": re.compile(_TIME_FR)}
+_NUMBER_RE = re.compile(f"({_NUMBER})({_ORDINAL}|{_PERCENT})?")
+_NUMBER_RE_FR = re.compile(f"({_NUMBER_FR})({_ORDINAL}|{_PERCENT})?")
+# Display tokens: times, numbers (with an ordinal or a percent sign), words. Korean keeps the
+# plain form (numbers and words only: no number words there).
+_WORD_RE_KO = re.compile(_NUMBER + _ORDINAL + "?" + _WORD, re.UNICODE)
+_WORD_RE = re.compile(f"{_TIME_EN}|{_NUMBER}(?:{_ORDINAL}|{_PERCENT})?{_WORD}", re.UNICODE)
+_WORD_RE_FR = re.compile(f"{_TIME_FR}|{_NUMBER_FR}(?:{_ORDINAL}|{_PERCENT})?{_WORD}",
+                         re.UNICODE)
 
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
 #: What ends a sentence right after its last word: spaces (French puts one before "?", "!")
@@ -59,8 +79,23 @@ _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u00bb\u201d)]*\s*$")
 _END_PUNCTUATION = re.compile(r"[ \u00a0\u202f]*[.!?\u2026]+")
 #: Abbreviations whose full stop does not end a sentence ("Mr. Fox ran.", "M. Dupont").
 ABBREVIATIONS = {"en": {"mr", "mrs", "ms", "dr", "st", "mt", "prof"},
-                 "fr": {"m", "mme", "mmes", "mlle", "mlles", "dr", "st", "ste", "pr"},
+                 "fr": {"m", "mm", "mme", "mmes", "mlle", "mlles", "dr", "st", "ste", "pr"},
                  "ko": set()}
+#: What a reader says for a very common abbreviation (as written: a capital first, or all in
+#: capitals): the words expected from the child and said by the robot. Left out when a reader
+#: could say two things: English "St." (Street or Saint), "Prof" (prof or professor). "M" and
+#: "MM" are titles only with their full stop ("M. Dupont"; "la lettre M" is a letter); the
+#: others with or without one (French writes "Mme", "Dr" without).
+SPOKEN_ABBREVIATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "fr": {"M": ("monsieur",), "MM": ("messieurs",), "Mme": ("madame",),
+           "Mmes": ("mesdames",), "Mlle": ("mademoiselle",), "Mlles": ("mesdemoiselles",),
+           "Dr": ("docteur",), "Pr": ("professeur",), "St": ("saint",), "Ste": ("sainte",),
+           "etc": ("et", "cetera")},
+    "en": {"Mr": ("mister",), "Mrs": ("missus",), "Ms": ("miz",), "Dr": ("doctor",),
+           "Mt": ("mount",), "etc": ("et", "cetera")},
+    "ko": {},
+}
+_NEEDS_FULL_STOP = {"M", "MM"}
 
 FR_ELISIONS = ("jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "qu", "l", "d", "j", "n", "s",
                "c", "m", "t")
@@ -169,7 +204,7 @@ def _fr_number(n: int) -> list[str]:
 
 
 def _word_re(lang: str) -> re.Pattern[str]:
-    return _WORD_RE_FR if lang == "fr" else _WORD_RE
+    return {"fr": _WORD_RE_FR, "en": _WORD_RE}.get(lang, _WORD_RE_KO)
 
 
 def _number_re(lang: str) -> re.Pattern[str]:
@@ -177,21 +212,54 @@ def _number_re(lang: str) -> re.Pattern[str]:
 
 
 def number_words(text: str, lang: str) -> list[str]:
-    """Spoken words for a number written with digits: '21' -> ['vingt', 'et', 'un']."""
+    """Spoken words for a number written with digits, a time or a percentage:
+    '21' -> ['vingt', 'et', 'un'], '14h30' -> ['quatorze', 'heures', 'trente']."""
     return [part for word in _written_number(text, lang) for part in word.split("-")]
 
 
 def spell_number(text: str, lang: str) -> str:
-    """A number written with digits, spelt out in the words `number_words` expects, as a
-    speech synthesiser should read it: '2024' -> 'deux mille vingt-quatre'."""
+    """A number written with digits (or a time, a percentage), spelt out in the words
+    `number_words` expects, as a speech synthesiser should read it: '2024' -> 'deux mille
+    vingt-quatre', '2:05' -> 'two oh five'."""
     return " ".join(_written_number(text, lang))
 
 
+def _fr_feminine(words: list[str]) -> list[str]:
+    # Hours and minutes are feminine: "une heure", "vingt et une heures", "quatre-vingt-une".
+    last = words[-1]
+    if last == "un" or last.endswith("-un"):
+        return [*words[:-1], last + "e"]
+    return words
+
+
+def _time_words(hours: int, minutes: int | None, lang: str) -> list[str]:
+    """A time of day as one says it (see docs/reading.md): fr 14h30 'quatorze heures
+    trente', 10h 'dix heures', 1h05 'une heure cinq'; en 2:30 'two thirty', 2:05 'two oh
+    five', 3:00 "three o'clock" (13:00-24:00 and 0:00: 'thirteen hundred')."""
+    if lang == "fr":
+        words = [*_fr_feminine(_fr_number(hours)), "heure" if hours <= 1 else "heures"]
+        return words + (_fr_feminine(_fr_number(minutes)) if minutes else [])
+    words = _en_number(hours)
+    if not minutes:
+        return [*words, "o'clock" if 1 <= hours <= 12 else "hundred"]
+    return [*words, *(["oh"] if minutes < 10 else []), *_en_number(minutes)]
+
+
 def _written_number(text: str, lang: str) -> list[str]:
+    time = _TIME_RE[lang].fullmatch(text) if lang in _TIME_RE else None
+    if time is not None:
+        hours = int(re.match(r"\d+", text).group(0))  # type: ignore[union-attr]
+        minutes = next((int(m) for m in time.groups() if m is not None), None)
+        return _time_words(hours, minutes, lang)
     match = _number_re(lang).fullmatch(text)
     if match is None:
         raise ValueError(f"not a number: {text!r}")
     number, suffix = match.groups()
+    if suffix and suffix.endswith("%"):
+        if lang not in LANGUAGES:
+            return [text]
+        return [*_written_number(number, lang), *(["pour", "cent"] if lang == "fr"
+                                                   else ["percent"])]
     number = number.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     # 1,000 and 1,000,000 group thousands (in French only 1,000,000: 3,500 is 3.5 there).
     if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", number) and (
@@ -236,8 +304,50 @@ def _written_number(text: str, lang: str) -> list[str]:
 
 
 # --- keys --------------------------------------------------------------------------------------
-def _split_word(word: str, lang: str) -> list[str]:
-    """Lexical forms (as a recogniser spells them) of one written word, lower case."""
+def _is_written_number(word: str, lang: str) -> bool:
+    """A number, a time or a percentage written with digits (one display token)."""
+    time = _TIME_RE.get(lang)
+    return bool(_number_re(lang).fullmatch(word) or (time is not None and time.fullmatch(word)))
+
+
+def _abbreviation(word: str, lang: str, full_stop: bool) -> tuple[str, ...] | None:
+    """The words said for `word` (as written) if it is a common abbreviation."""
+    table = SPOKEN_ABBREVIATIONS.get(lang, {})
+    # A title as written ("Mme") or in capitals ("MME"); "etc" in any case.
+    for form in (word, word.capitalize() if word.isupper() else word, word.lower()):
+        said = table.get(form)
+        if said is not None and (form == word or form.islower() or word.isupper()) and \
+                (full_stop or form not in _NEEDS_FULL_STOP):
+            return said
+    return None
+
+
+def _said(word: str, lang: str, full_stop: bool) -> str | None:
+    """What the robot says for a display token when that is not its text (Token.said)."""
+    if lang not in LANGUAGES:
+        return None
+    if _is_written_number(word.lower(), lang):
+        return spell_number(word.lower(), lang)
+    chunks = re.split("([" + re.escape(_HYPHENS) + "])", word)
+    last = len(chunks) - 1
+    said = [chunk if i % 2 else " ".join(_abbreviation(chunk, lang, full_stop and i == last)
+                                         or (chunk,))
+            for i, chunk in enumerate(chunks)]
+    return "".join(said) if said != chunks else None
+
+
+def _split_word(word: str, lang: str, full_stop: bool = False) -> list[str]:
+    """Lexical forms (as a recogniser spells them) of one written word, lower case.
+    `full_stop`: the word is followed by one (M. is monsieur, M alone a letter)."""
+    chunks = [c for c in re.split("[" + re.escape(_HYPHENS) + "]", word) if c]
+    if chunks and any(_abbreviation(c, lang, full_stop) for c in chunks) and \
+            not _is_written_number(word.lower(), lang):
+        # "M.", "Mme", "St-Malo": the abbreviation's words, the rest as usual.
+        parts: list[str] = []
+        for i, chunk in enumerate(chunks):
+            said = _abbreviation(chunk, lang, full_stop and i == len(chunks) - 1)
+            parts.extend(said if said is not None else _split_word(chunk, lang))
+        return parts
     word = word.lower()
     for a in _APOSTROPHES[1:]:
         word = word.replace(a, "'")
@@ -246,9 +356,9 @@ def _split_word(word: str, lang: str) -> list[str]:
     word = word.strip("'-")
     if not word:
         return []
-    if _number_re(lang).fullmatch(word):
+    if _is_written_number(word, lang):
         return number_words(word, lang)
-    parts: list[str] = []
+    parts = []
     for chunk in word.split("-"):
         if not chunk:
             continue
@@ -297,6 +407,9 @@ class Token:
     sentence: int  # sentence number within the page
     line_end: bool  # last token of a line (or of the page)
     sentence_end: bool
+    #: what the robot says for it when that is not its text: a number, a time or a
+    #: percentage spelt out ("quatorze heures trente"), an abbreviation's words ("monsieur")
+    said: str | None = None
 
 
 @dataclass(frozen=True)
@@ -353,9 +466,7 @@ class Page:
         for tok in self.tokens:
             if tok.start < start or tok.end > end:
                 continue
-            said = tok.text
-            if self.lang in LANGUAGES and _number_re(self.lang).fullmatch(tok.text):
-                said = spell_number(tok.text, self.lang)
+            said = tok.said if tok.said is not None and self.lang in LANGUAGES else tok.text
             gap = self.text[pos:tok.start]
             if said != tok.text and tok.start > start and self.text[tok.start - 1].isalnum():
                 gap += " "  # words said for digits stand apart from letters (H2O)
@@ -366,6 +477,9 @@ class Page:
             pieces.append(said)
             length += len(said)
             pos = tok.end
+            if said != tok.text and not tok.sentence_end and tok.text[-1:].isalpha() and \
+                    self.text[pos:pos + 1] == "." and self.text[pos + 1:pos + 2] != ".":
+                pos += 1  # an abbreviation's full stop: "monsieur Dupont", not "monsieur."
             if said != tok.text and self.text[pos:pos + 1].isalnum():
                 pieces.append(" ")
                 length += 1
@@ -397,10 +511,15 @@ def tokenize(text: str, lang: str) -> Page:
         sentence_end = (bool(re.search(r"[.!?\u2026]", following)) and not abbreviation) \
             or i + 1 == len(matches)
         line_end = "\n" in following or i + 1 == len(matches)
+        # "M." is monsieur before a name, not at the end of the page ("la lettre M.").
+        full_stop = following.startswith(".") and not following.startswith("..") and \
+            i + 1 < len(matches)
+        lexes = _split_word(m.group(0), lang, full_stop)
+        said = _said(m.group(0), lang, full_stop)
         token = Token(index=i, text=m.group(0), start=m.start(), end=m.end(), sentence=sentence,
-                      line_end=line_end, sentence_end=sentence_end)
+                      line_end=line_end, sentence_end=sentence_end, said=said)
         page.tokens.append(token)
-        for lex in _split_word(m.group(0), lang):
+        for lex in lexes:
             for part in lex.split("-"):
                 key = key_of(part)
                 if key:

@@ -202,13 +202,17 @@ class Tutor:
         if not can_speak or actions:
             return actions
         word = self.page.words[index]
-        shown = self.page.tokens[word.token].text
+        token = self.page.tokens[word.token]
+        shown = token.text
+        # An abbreviation is named as it is read ("M." -> "monsieur"): said alone in a phrase,
+        # "M" is a letter. Numbers and times stay as shown (the phrase spells them out).
+        named = token.said if token.said is not None and not shown[0].isdigit() else shown
         # The sentence comes `sentence_after_s` after the robot finished saying the word (the
         # stuck clock is held while it speaks: `robot_spoke`).
         since_help = now_s - max(self._helped_s.get(index, now_s), self._quiet_until_s)
         if level == 0 and stuck_for >= p.stuck_s:
             actions.append(Action("say_word", self.phrases.pick(self.lang, "say_word",
-                                                                 word=shown),
+                                                                 word=named),
                                   self.lang, index, (shown,)))
             self._level[index] = 1
             self._helped_s[index] = now_s

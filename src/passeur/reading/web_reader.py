@@ -119,6 +119,7 @@ class ReaderFeature:
         #: is public, so a repeated offer replaces the previous connection instead of adding one)
         self._session_pcs: dict[str, tuple[Any, Any]] = {}  # sid -> (pc, its on_close hook)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # peer connections being closed
         self._uploads = 0  # uploads being read or decoded (loop thread only)
         self._stopping = False  # the server is shutting down: finishing waits no more
         #: open event sockets: closed at shutdown, which otherwise waits for each to end
@@ -158,10 +159,18 @@ class ReaderFeature:
         # every handler) until the page goes away.
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-        for pc in list(self._pcs):
-            await pc.close()
-        self._pcs.clear()
+        # Sessions outlive the server (the reading service closes them later): their hooks
+        # must not try to close these connections again on a loop that has stopped.
+        for sid, (_pc, hook) in list(self._session_pcs.items()):
+            session = self.service.sessions.get(sid)
+            if session is not None and hook in session.on_close:
+                session.on_close.remove(hook)
+        pcs, self._pcs = list(self._pcs), set()
         self._session_pcs.clear()
+        for pc in pcs:
+            await pc.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     # -- pages -------------------------------------------------------------------------------
     async def index(self, _request: web.Request) -> web.StreamResponse:
@@ -336,15 +345,21 @@ class ReaderFeature:
                 del self._session_pcs[session.id]
             await pc.close()
 
+        def start_closing() -> None:  # on the loop
+            if pc in self._pcs:  # not closed meanwhile (by shutdown, a failure, a new offer)
+                task = asyncio.ensure_future(close_pc())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
         def on_session_closed(_session: Any) -> None:
-            # Any thread (delete, eviction, shutdown): close the connection on the loop.
-            if loop.is_closed():
-                return  # the server shut down: its peer connections were closed with it
-            closing = close_pc()
+            # Any thread (delete, eviction, shutdown): close the connection on the loop. The
+            # coroutine is made there, when the loop runs the callback: made here, it was
+            # never awaited when the loop had stopped (the server shut down first, its
+            # connections already closed) and Python warned "close_pc was never awaited".
             try:
-                asyncio.run_coroutine_threadsafe(closing, loop)
+                loop.call_soon_threadsafe(start_closing)
             except RuntimeError:
-                closing.close()  # the loop stopped meanwhile (shutdown)
+                pass  # the loop is closed: the server shut down and closed its connections
 
         session.on_close.append(on_session_closed)
         self._session_pcs[session.id] = (pc, on_session_closed)
