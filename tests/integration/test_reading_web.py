@@ -270,6 +270,19 @@ async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: 
     assert r.status == 401
 
 
+
+def _record_speech(service: Any) -> list[str]:
+    """What the service's synthesiser is asked to say, in order (it still synthesises)."""
+    said: list[str] = []
+    synthesize = service.synth.synthesize
+
+    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
+        said.append(text)
+        return synthesize(text, lang, rate_wpm)
+
+    service.synth.synthesize = recording
+    return said
+
 def test_store_keeps_corrupt_file(tmp_path: Path) -> None:
     from passeur.reading.exceptions import ProgressStoreError
 
@@ -795,14 +808,7 @@ async def test_the_robot_says_numbers_as_the_page_reads_them(tmp_path: Path) -> 
                                       encoding="utf-8")
     service = ReadingService(ServiceConfig(books_dir=books,
                                            progress_db=tmp_path / "progress.sqlite3"))
-    said: list[str] = []
-    synthesize = service.synth.synthesize
-
-    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
-        said.append(text)
-        return synthesize(text, lang, rate_wpm)
-
-    service.synth.synthesize = recording  # type: ignore[method-assign]
+    said = _record_speech(service)
     app = web.Application()
     context = LoopbackContext(asyncio.get_running_loop())
     ReaderFeature(service).setup(app, context)
@@ -927,14 +933,8 @@ def test_the_tutor_holds_its_clock_for_as_long_as_the_robot_really_talks(
     from passeur.reading.tutor import Action
 
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "progress.sqlite3"))
-    said: list[str] = []
-    synthesize = service.synth.synthesize
-
-    def recording(text: str, lang: str, rate_wpm: int | None = None) -> Any:
-        said.append(text)
-        return synthesize(text, lang, rate_wpm)
-
-    service.synth.synthesize = recording  # type: ignore[method-assign]
+    synthesize = service.synth.synthesize  # the real one, for the expected length
+    said = _record_speech(service)
     try:
         session = service.open_session("little-red-boat", 1, "i_read", None)
         held: list[float] = []

@@ -560,6 +560,24 @@ def test_what_blocks_a_scheduled_route() -> None:
     assert blocker(False, True) == PILOT_SESSION
 
 
+def _freeze_patrol_clock(monkeypatch: pytest.MonkeyPatch, at: dt.datetime) -> list[dt.datetime]:
+    """The patrol node's wall clock (its daily schedule) reads now[0]; the list is returned
+    so that a test can move the time."""
+    import types
+
+    import passeur.navigation.patrol_node as patrol_node_module
+
+    now = [at]
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return now[0]
+
+    monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
+    return now
+
+
 def _estop(node: Any, on: bool) -> None:
     from std_msgs.msg import Bool
 
@@ -593,18 +611,7 @@ def test_a_manual_start_during_the_estop_is_refused(patrol_node: Any) -> None:
 
 def test_the_node_holds_a_scheduled_route_during_the_estop(patrol_node: Any,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
-    import passeur.navigation.patrol_node as patrol_node_module
-
-    now = [dt.datetime(2026, 11, 25, 17, 45, 2)]
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return now[0]
-
-    monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
+    now = _freeze_patrol_clock(monkeypatch, dt.datetime(2026, 11, 25, 17, 45, 2))
     node = patrol_node
     _estop(node, True)
     node._check_schedule()
@@ -633,21 +640,11 @@ def test_a_scheduled_route_waits_for_the_pilots_session_to_end(
     """A scheduled patrol started while a visitor was piloting (connected, no key pressed)
     and drove the robot away from them. It now waits for the session's end; staff starting a
     route by hand still starts it (they decide)."""
-    import types
-
     from std_msgs.msg import Bool
 
-    import passeur.navigation.patrol_node as patrol_node_module
     from passeur.ros import qos
 
-    now = [dt.datetime(2026, 11, 25, 17, 45, 1)]
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return now[0]
-
-    monkeypatch.setattr(patrol_node_module, "dt", types.SimpleNamespace(datetime=Clock))
+    now = _freeze_patrol_clock(monkeypatch, dt.datetime(2026, 11, 25, 17, 45, 1))
     node = patrol_node
     # The telepresence node's latched topic (a publisher must exist: without one, a session
     # left latched by a telepresence node that died is not waited for).
