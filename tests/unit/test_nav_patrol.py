@@ -669,3 +669,23 @@ def test_a_scheduled_route_waits_for_the_pilots_session_to_end(
     # The start by hand was the day's run: the schedule does not run the route again.
     assert node.sent_goals == ["hall"] and not node.runner.active
     assert node.status_dict()["waiting_routes"] == ""
+
+
+def test_a_round_started_by_hand_earlier_in_the_day_still_runs_at_its_time(
+        patrol_node: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff who tried the closing round in the morning (it was not waiting) lost that
+    evening's scheduled round: any start by hand was taken for the day's run. Only a start
+    of a route that waited (e-stop, pilot session) is."""
+    from passeur.navigation.patrol_schedule import DailySchedule
+
+    now = _freeze_patrol_clock(monkeypatch, dt.datetime(2026, 11, 25, 9, 0, 2))
+    node = patrol_node
+    node.start_route("closing", "staff")
+    node.stop_patrol()
+    now[0] = now[0].replace(hour=17, minute=45)
+    node._check_schedule()
+    assert node.sent_goals == ["hall", "hall"] and node.runner.active, \
+        "the scheduled closing round did not run after a start by hand in the morning"
+    schedule = DailySchedule()
+    schedule.started("closing", now[0].date())
+    assert schedule.check([route()], now[0], "", False).start is not None

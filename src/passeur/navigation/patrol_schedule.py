@@ -96,7 +96,11 @@ class DailySchedule:
         return step
 
     def started(self, route_id: str, day: dt.date) -> None:
-        """The route started (by the schedule or by hand): no longer waiting, run for `day`."""
+        """The route started (by the schedule or by hand). One that was waiting no longer
+        waits: that start is its run for `day`. A start by hand of a route that was not
+        waiting (a test round in the morning) is not its scheduled run: that still comes."""
+        if route_id not in self.waiting:
+            return
         self.waiting.pop(route_id, None)
         self.held.discard(route_id)
         self.last_run_day[route_id] = day
