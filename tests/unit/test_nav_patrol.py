@@ -689,3 +689,37 @@ def test_a_round_started_by_hand_earlier_in_the_day_still_runs_at_its_time(
     schedule = DailySchedule()
     schedule.started("closing", now[0].date())
     assert schedule.check([route()], now[0], "", False).start is not None
+
+
+def test_an_estop_between_two_schedule_checks_still_holds_a_waiting_route(
+        patrol_node: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduled route waiting for a pilot's session: the pilot left during an e-stop that
+    was pressed and released between two schedule checks (5 s apart). The next check saw
+    nothing blocking and started the route, seconds after the release: a release setting the
+    robot moving by itself. The e-stop now holds it for staff, however short."""
+    from std_msgs.msg import Bool
+
+    from passeur.ros import qos
+
+    now = _freeze_patrol_clock(monkeypatch, dt.datetime(2026, 11, 25, 17, 45, 1))
+    node = patrol_node
+    node.create_publisher(Bool, "telepresence/pilot_session", qos.LATCHED)
+    sessions = [s for s in node.subscriptions
+                if s.topic_name.endswith("/telepresence/pilot_session")]
+    for sub in sessions:
+        sub.callback(Bool(data=True))
+    node._check_schedule()
+    assert node.status_dict()["waiting_for"] == "pilot_session"
+    _estop(node, True)
+    for sub in sessions:
+        sub.callback(Bool(data=False))
+    _estop(node, False)
+    now[0] = now[0].replace(second=5)
+    node._check_schedule()
+    assert node.sent_goals == [], "the route started seconds after the e-stop's release"
+    assert node.status_dict()["waiting_for"] == "staff"
+    now[0] = now[0].replace(second=10)
+    node._check_schedule()
+    assert node.sent_goals == []
+    node.start_route("closing", "staff")
+    assert node.sent_goals == ["hall"]

@@ -58,7 +58,7 @@ from passeur.navigation.patrol_runner import (
     PatrolRunner,
     Say,
 )
-from passeur.navigation.patrol_schedule import PATROL, STAFF, DailySchedule, blocker
+from passeur.navigation.patrol_schedule import ESTOP, PATROL, STAFF, DailySchedule, blocker
 from passeur.navigation.patrol_store import HistoryWriter, PatrolStore, default_history_path
 from passeur.navigation.patrols import PatrolsConfig, load_patrols, patrols_path
 from passeur.navigation.places import load_places, places_path
@@ -155,6 +155,10 @@ class PatrolNode(Node):
         self._last_error_code = ""
         self.schedule = DailySchedule()
         self._estop_on: bool | None = None  # None: no estop/state heard yet
+        # The e-stop came on since the last schedule check, perhaps released since: the
+        # check holds waiting and due routes for staff all the same, or a route could start
+        # seconds after a release (e.g. a pilot's session ending during the e-stop).
+        self._estop_since_check = False
         self._pilot_session = False
 
         self.goal_pub = self.create_publisher(String, "goal_place", qos.STATUS)
@@ -363,6 +367,7 @@ class PatrolNode(Node):
         by itself (IEC 60204-1, ISO 13850). The navigator ends a goal under way itself."""
         with self._lock:
             self._estop_on = bool(msg.data)
+            self._estop_since_check = self._estop_since_check or bool(msg.data)
             waiting = bool(self.schedule.waiting)
         if waiting:
             self._publish_status()  # the desk: what the scheduled route now waits for
@@ -425,7 +430,8 @@ class PatrolNode(Node):
         # Under the lock: the e-stop cannot come on between the check and the start.
         with self._lock:
             before = self.schedule.waiting_routes()
-            why = self._schedule_blocker()
+            why = ESTOP if self._estop_since_check else self._schedule_blocker()
+            self._estop_since_check = False
             step = self.schedule.check(list(self.patrols.routes.values()), now, why,
                                        self.runner.active)
             for route in step.skipped:
