@@ -422,3 +422,14 @@ def test_a_child_saying_times_and_titles_is_right() -> None:
                      "fr") == (6, 6)
     assert _score_of("At 3:00 Mr. Fox ate 50% of it.",
                      "at three o'clock mister fox ate fifty percent of it", "en") == (8, 8)
+
+
+def test_lower_case_units_end_a_french_sentence_titles_do_not() -> None:
+    """'MM.' (messieurs) joined the abbreviations whose full stop ends no sentence, and so did
+    'mm.' (millimetres): 'Le trou fait 5 mm. Il est petit.' became one sentence (Together mode
+    modelled both at once, the tutor read both). Lower-case 'm.' and 'mm.' are units."""
+    page = tokenize("Le trou fait 5 mm. Il est petit. Il a 3 m. MM. Li et M. Roy rient.", "fr")
+    texts = [page.sentence_text(i) for i in range(page.sentence_count)]
+    assert texts == ["Le trou fait 5 mm.", "Il est petit.", "Il a 3 m.",
+                     "MM. Li et M. Roy rient."]
+    assert [t.said for t in page.tokens if t.text in ("MM", "M")] == ["messieurs", "monsieur"]

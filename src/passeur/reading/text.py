@@ -97,6 +97,12 @@ SPOKEN_ABBREVIATIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 _NEEDS_FULL_STOP = {"M", "MM"}
 
+
+def _unit_not_title(word: str, lang: str) -> bool:
+    """French "m." and "mm." in lower case are metres and millimetres ending a sentence
+    ("Le trou fait 5 mm. Il est petit."), not the titles "M." and "MM."."""
+    return lang == "fr" and word in ("m", "mm")
+
 FR_ELISIONS = ("jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "qu", "l", "d", "j", "n", "s",
                "c", "m", "t")
 
@@ -507,7 +513,8 @@ def tokenize(text: str, lang: str) -> Page:
     for i, m in enumerate(matches):
         following = text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
         abbreviation = following.startswith(".") and not following.startswith("..") and \
-            m.group(0).lower() in ABBREVIATIONS[lang] and i + 1 < len(matches)
+            m.group(0).lower() in ABBREVIATIONS[lang] and i + 1 < len(matches) and \
+            not _unit_not_title(m.group(0), lang)
         sentence_end = (bool(re.search(r"[.!?\u2026]", following)) and not abbreviation) \
             or i + 1 == len(matches)
         line_end = "\n" in following or i + 1 == len(matches)
