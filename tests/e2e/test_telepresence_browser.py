@@ -1827,7 +1827,7 @@ def test_desk_refuses_a_patrol_during_the_estop_and_shows_a_waiting_route(
         browser: Any, stack: StackHarness) -> None:
     """A patrol started during the e-stop said "Done." and was interrupted a few ms later: the
     desk now says to release the e-stop first. A scheduled route that fell due meanwhile waits,
-    and the desk says so (in French here)."""
+    and the desk says so, and that it will need a start by hand (in French here)."""
     import datetime as dt
 
     if not importable("passeur.navigation.patrol_node") or not safety_available():
@@ -1853,7 +1853,10 @@ def test_desk_refuses_a_patrol_during_the_estop_and_shows_a_waiting_route(
         staff.wait_for_function(
             "document.getElementById('s-patrol').textContent.includes('ronde programmée en "
             "attente : Ronde de fermeture')", timeout=20_000)
-        assert "attend la levée de l'arrêt d'urgence" in staff.inner_text("#s-patrol")
+        # ... and that the release will not start it: staff will (it said only "waits for
+        # the release", as if the route would then start by itself).
+        assert "attend la levée de l'arrêt d'urgence, puis un démarrage à la main" in \
+            staff.inner_text("#s-patrol")
     finally:
         with patrol._lock:
             patrol.schedule.waiting.clear()

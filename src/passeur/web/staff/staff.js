@@ -47,7 +47,7 @@
     if (reasonCode) parts.push(word("patrol.reason.", reasonCode));
     if (patrol.cause_code) parts.push(P.tOr("nav.reason." + patrol.cause_code) || t("nav.reason.other"));
     // A scheduled route that fell due during the e-stop or a pilot's session: it has not
-    // run yet, and starts by itself once that ends.
+    // run yet. After a pilot's session it starts by itself; after an e-stop only by hand.
     if (patrol.waiting_routes) {
       const names = patrol.waiting_routes.split(",").map((id) => {
         const r = routes.find((x) => (x.id || x.route || x.name) === id);
