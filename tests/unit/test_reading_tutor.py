@@ -253,3 +253,19 @@ def test_a_word_the_reader_is_stuck_on_is_named_as_it_is_read(config) -> None:  
         said = run(tutor, Aligner(page), words(heard), until_s=6)
         assert [k for _, k, _ in said] == ["say_word"]
         assert named in speakable(said[0][2], "fr"), said
+
+
+def test_page_end_names_an_abbreviation_as_the_page_reads_it(config) -> None:  # type: ignore[no-untyped-def]
+    """'M.' of 'M. Dupont' is 'monsieur' on the page (expected, and said by "Read to me"),
+    but the end-of-page offer named the hard word as shown: "On s'entraîne sur M ?", which
+    the robot said as the letter ("èm")."""
+    from passeur.reading.text import speakable
+
+    phrases, _ = config
+    page = tokenize("M. Dupont dort sur le tapis.", "fr")
+    state = Aligner(page).update(Hypothesis(words("le dupont dort sur le tapis"), 4.0),
+                                 finished=True)
+    action = Tutor(page, phrases).page_end(score(page, state))
+    assert action.words == ("M",)  # the page and the practice show the word as written
+    said = speakable(action.text, "fr")
+    assert "monsieur" in said and " M " not in said and " M ?" not in said, said

@@ -271,8 +271,9 @@ class Tutor:
         if specific:
             text += " " + specific
         if hard:
-            text += " " + self.phrases.pick(self.lang, "offer_practice",
-                                            words=self.phrases.join(self.lang, hard))
+            text += " " + self.phrases.pick(
+                self.lang, "offer_practice",
+                words=self.phrases.join(self.lang, [self._named(w) for w in hard]))
         return Action("page_end", text, self.lang, None, tuple(hard))
 
     def _specific_praise(self, score: PageScore, state: AlignmentState | None) -> str:
@@ -298,6 +299,16 @@ class Tutor:
             return ""
         again = [word for word in perfect if word in (previous.get("hard_words") or [])]
         if again:
-            return self.phrases.pick(self.lang, "praise_word_again", word=again[0])
-        return self.phrases.pick(self.lang, "praise_word",
-                                 word=max(perfect, key=lambda t: (len(t), -perfect.index(t))))
+            return self.phrases.pick(self.lang, "praise_word_again",
+                                     word=self._named(again[0]))
+        return self.phrases.pick(self.lang, "praise_word", word=self._named(
+            max(perfect, key=lambda t: (len(t), -perfect.index(t)))))
+
+    def _named(self, shown: str) -> str:
+        """A word of the page (as shown) as a phrase names it: an abbreviation as it is read
+        ("M" of "M. Dupont" -> "monsieur"; alone in a phrase, "M" is the letter). Numbers
+        and times stay as shown: the phrase spells them out."""
+        if shown[:1].isdigit():
+            return shown
+        return next((t.said for t in self.page.tokens if t.text == shown and t.said is not None),
+                    shown)
