@@ -723,3 +723,41 @@ def test_an_estop_between_two_schedule_checks_still_holds_a_waiting_route(
     assert node.sent_goals == []
     node.start_route("closing", "staff")
     assert node.sent_goals == ["hall"]
+
+
+def test_a_route_held_since_an_estop_says_it_waits_for_staff_while_another_runs(
+        ros_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closing round held since an e-stop read 'waiting for the current patrol to end'
+    while staff ran another route by hand, yet that end would not start it: only staff do."""
+    import copy
+
+    import yaml
+
+    from tests.unit.test_nav_config import ROUTES
+
+    routes = copy.deepcopy(ROUTES)
+    other = copy.deepcopy(routes["routes"][0])
+    other.update({"id": "tour", "name": {"fr": "Tour", "en": "Tour"}})
+    other.pop("schedule")
+    routes["routes"].append(other)
+    routes_file = tmp_path / "two_routes.yaml"
+    routes_file.write_text(yaml.safe_dump(routes), encoding="utf-8")
+    now = _freeze_patrol_clock(monkeypatch, dt.datetime(2026, 11, 25, 17, 45, 2))
+    node = make_patrol_node(ros_context, tmp_path, patrols_file=str(routes_file))
+    try:
+        _estop(node, True)
+        node._check_schedule()
+        _estop(node, False)
+        now[0] = now[0].replace(second=7)
+        node._check_schedule()
+        assert node.status_dict()["waiting_for"] == "staff"
+        node.start_route("tour", "staff")
+        status = node.status_dict()
+        assert status["waiting_routes"] == "closing" and status["waiting_for"] == "staff", \
+            status["waiting_for"]
+        node.stop_patrol()
+        now[0] = now[0].replace(minute=50)
+        node._check_schedule()
+        assert node.sent_goals == ["hall"], "the held round started when the other one ended"
+    finally:
+        node.destroy_node()

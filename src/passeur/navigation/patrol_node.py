@@ -242,9 +242,12 @@ class PatrolNode(Node):
             status["last_error_code"] = self._last_error_code
             waiting = self.schedule.waiting_routes()
             status["waiting_routes"] = ",".join(waiting)
-            why = self._schedule_blocker() or (PATROL if self.runner.active else "")
-            if not why and self.schedule.waiting_for_staff():
+            why = self._schedule_blocker()
+            if why != ESTOP and self.schedule.waiting_for_staff():
+                # Held since an e-stop: neither a session's nor another patrol's end starts
+                # them; only staff do (they may, even meanwhile).
                 why = STAFF
+            why = why or (PATROL if self.runner.active else "")
             status["waiting_for"] = why if waiting else ""
             return status
 
