@@ -1672,6 +1672,44 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
             staff.click("#patrol-stop")
 
 
+def test_a_goal_sent_just_after_the_pilots_is_not_taken_for_it(
+        browser: Any, stack: StackHarness) -> None:
+    """The page took the first new navigation goal after a click for the pilot's: staff's
+    goal sent just after (replacing the pilot's before the page saw it) was taken for it,
+    and the page said 'Arrived.' when staff's trip ended, never that the pilot's was
+    interrupted. The page now follows its own goal by the request_id the server gives it."""
+    if not importable("passeur.navigation.patrol_node"):
+        pytest.skip("no navigator in this checkout")
+    navigator = stack.node("navigator")
+    with piloting(browser, stack) as (_staff, pilot):
+        pilot.evaluate(RECORD_SAID_JS)
+        places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+        odom = stack.latest("odom").pose.pose.position
+
+        def distance(p: dict[str, Any]) -> float:
+            return math.hypot(p["pose"]["x"] - odom.x, p["pose"]["y"] - odom.y)
+
+        near = min((p for p in places if distance(p) > 1.0), key=distance)
+        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+        pilot.click("#map-click-mode")
+        box = pilot.locator("#map-img").bounding_box()
+        assert box is not None
+        before = navigator.status_values()["goal_id"]
+        pilot.locator("#map-img").click(position={"x": box["width"] / 2,
+                                                  "y": box["height"] / 2})
+        stack.wait_until(lambda: navigator.status_values()["goal_id"] != before, 10,
+                         "the pilot's goal")
+        navigator.send_place(near["id"])  # staff's goal, just after the pilot's
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
+            timeout=20_000)
+        stack.wait_until(lambda: navigator.state == "reached", 90, "staff's goal reached")
+        time.sleep(1.2)  # two status messages: an 'Arrived.' would be said by now
+        said = pilot.evaluate("window.__said")
+        assert "Arrived." not in said, said
+
+
 def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: StackHarness) -> None:
     """The robot's server stopped answering (Wi-Fi, a restart): the desk kept showing its last
     figures (e-stop "off", a speed...) as if they were current, and said nothing."""
