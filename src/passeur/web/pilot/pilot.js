@@ -559,7 +559,8 @@
       P.announce(nav.reason_code === "estop" ? t("status.nav_failed", { reason: P.navReasonText(nav) })
         : t("status.goal_taken"), true);
     }
-    if (["reached", "failed", "cancelled"].includes(nav.state)) forgetGoal();
+    // Over (a goto sent since keeps its awaited ack).
+    if (["reached", "failed", "cancelled"].includes(nav.state)) { state.myRequest = null; state.myGoalState = null; }
   }
 
   /* Staff started a patrol during this session (scheduled ones wait for its end): the robot
