@@ -489,7 +489,8 @@ def test_single_switch_scanning_alone_drives(browser: Any, stack: StackHarness) 
             start = odom_xy(stack)
             pilot.keyboard.press(" ")
             stack.wait_until(lambda: stack.latest("goal_place") is not None
-                             and stack.latest("goal_place").data == place_id, 10, "goal_place")
+                             and json.loads(stack.latest("goal_place").data)["place"] == place_id,
+                             10, "goal_place")
             stack.wait_until(lambda: moved_since(stack, start) > 0.3, 90,
                              "the robot driving itself to the place")
             pilot.wait_for_function(
@@ -791,11 +792,17 @@ def _still(odom: Any) -> bool:
 
 
 def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None:
-    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import String
 
     if not importable("passeur.navigation.map_node"):
         pytest.skip("no map_server in this checkout")
-    stack.subscribe("goal_pose", PoseStamped, qos.COMMAND, keep_history=True)
+    # With the navigator listening, point goals go on goal_point (JSON, frame map, with the
+    # pilot's request_id, so the page knows its own trip's status).
+    stack.subscribe("goal_point", String, qos.COMMAND, keep_history=True)
+
+    def points() -> list[tuple[float, dict[str, Any]]]:
+        return [(t, json.loads(m.data)) for t, m in stack.history("goal_point")]
+
     with piloting(browser, stack) as (staff, pilot):
         pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
         pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
@@ -807,15 +814,15 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         fx, fy = 0.5, 0.5
         t0 = time.monotonic()
         pilot.locator("#map-img").click(position={"x": fx * box["width"], "y": fy * box["height"]})
-        stack.wait_until(lambda: any(t >= t0 for t, _ in stack.history("goal_pose")), 10,
+        stack.wait_until(lambda: any(t >= t0 for t, _ in points()), 10,
                          "goal from the map")
-        goal = [m for t, m in stack.history("goal_pose") if t >= t0][0]
+        goal = [m for t, m in points() if t >= t0][0]
         want_x = meta["origin_x_m"] + fx * meta["width"] * meta["resolution_m"]
         want_y = meta["origin_y_m"] + (1 - fy) * meta["height"] * meta["resolution_m"]
         tolerance = 2 * meta["resolution_m"] * meta["width"] / box["width"] + 0.05
-        assert goal.header.frame_id == "map"
-        assert abs(goal.pose.position.x - want_x) < tolerance
-        assert abs(goal.pose.position.y - want_y) < tolerance
+        assert goal["request_id"].startswith("pilot-")
+        assert abs(goal["x"] - want_x) < tolerance
+        assert abs(goal["y"] - want_y) < tolerance
         # The robot is driving itself to that point: stop it, so that the pose the video
         # click is projected from is still the robot's pose when the goal is checked.
         pilot.click("#stop")
@@ -827,12 +834,12 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         t1 = time.monotonic()
         video = pilot.locator("#video")
         video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.97})
-        stack.wait_until(lambda: any(t >= t1 for t, _ in stack.history("goal_pose")), 10,
+        stack.wait_until(lambda: any(t >= t1 for t, _ in points()), 10,
                          "goal from the video")
-        goal = [m for t, m in stack.history("goal_pose") if t >= t1][0]
+        goal = [m for t, m in points() if t >= t1][0]
         odom = stack.latest("odom").pose.pose
         yaw = 2 * math.atan2(odom.orientation.z, odom.orientation.w)
-        dx, dy = goal.pose.position.x - odom.position.x, goal.pose.position.y - odom.position.y
+        dx, dy = goal["x"] - odom.position.x, goal["y"] - odom.position.y
         ahead = dx * math.cos(yaw) + dy * math.sin(yaw)
         side = -dx * math.sin(yaw) + dy * math.cos(yaw)
         assert 1.0 < ahead < 6.0 and abs(side) < 0.3, (ahead, side)
@@ -841,7 +848,7 @@ def test_click_to_go_on_map_and_video(browser: Any, stack: StackHarness) -> None
         video.click(position={"x": vbox["width"] / 2, "y": vbox["height"] * 0.1})
         pilot.wait_for_function(
             "document.getElementById('alert').textContent.includes('not on the floor')")
-        assert not any(t >= t2 for t, _ in stack.history("goal_pose"))
+        assert not any(t >= t2 for t, _ in points())
 
 
 def test_qr_link_connects_without_typing_and_leaves_no_code_in_the_url(
@@ -1663,6 +1670,44 @@ def test_pilot_is_told_when_its_trip_is_taken_over(browser: Any, stack: StackHar
                 timeout=20_000)
         finally:
             staff.click("#patrol-stop")
+
+
+def test_a_goal_sent_just_after_the_pilots_is_not_taken_for_it(
+        browser: Any, stack: StackHarness) -> None:
+    """The page took the first new navigation goal after a click for the pilot's: staff's
+    goal sent just after (replacing the pilot's before the page saw it) was taken for it,
+    and the page said 'Arrived.' when staff's trip ended, never that the pilot's was
+    interrupted. The page now follows its own goal by the request_id the server gives it."""
+    if not importable("passeur.navigation.patrol_node"):
+        pytest.skip("no navigator in this checkout")
+    navigator = stack.node("navigator")
+    with piloting(browser, stack) as (_staff, pilot):
+        pilot.evaluate(RECORD_SAID_JS)
+        places = pilot.evaluate("fetch('/api/places').then(r => r.json())")["places"]
+        odom = stack.latest("odom").pose.pose.position
+
+        def distance(p: dict[str, Any]) -> float:
+            return math.hypot(p["pose"]["x"] - odom.x, p["pose"]["y"] - odom.y)
+
+        near = min((p for p in places if distance(p) > 1.0), key=distance)
+        pilot.wait_for_selector("#map-section", state="visible", timeout=20_000)
+        pilot.wait_for_function("document.getElementById('map-img').naturalWidth > 0")
+        pilot.click("#map-click-mode")
+        box = pilot.locator("#map-img").bounding_box()
+        assert box is not None
+        before = navigator.status_values()["goal_id"]
+        pilot.locator("#map-img").click(position={"x": box["width"] / 2,
+                                                  "y": box["height"] / 2})
+        stack.wait_until(lambda: navigator.status_values()["goal_id"] != before, 10,
+                         "the pilot's goal")
+        navigator.send_place(near["id"])  # staff's goal, just after the pilot's
+        pilot.wait_for_function(
+            "document.getElementById('alert').textContent.includes('Your trip was interrupted')",
+            timeout=20_000)
+        stack.wait_until(lambda: navigator.state == "reached", 90, "staff's goal reached")
+        time.sleep(1.2)  # two status messages: an 'Arrived.' would be said by now
+        said = pilot.evaluate("window.__said")
+        assert "Arrived." not in said, said
 
 
 def test_staff_desk_says_when_the_robot_stops_answering(browser: Any, stack: StackHarness) -> None:

@@ -119,7 +119,8 @@ async def test_video_drive_watchdog_and_disconnect(harness: StackHarness) -> Non
             # Goals.
             client.send({"type": "goto_place", "id": "reading_corner"})
             await until(lambda: harness.latest("goal_place") is not None, 5, "goal_place")
-            assert harness.latest("goal_place").data == "reading_corner"
+            goal_place = json.loads(harness.latest("goal_place").data)
+            assert goal_place["place"] == "reading_corner" and goal_place["request_id"]
             client.send({"type": "goto_pixel", "u": 320, "v": 470})
             await until(lambda: harness.latest("goal_pose") is not None, 5, "goal_pose")
             goal = harness.latest("goal_pose")
@@ -579,3 +580,122 @@ async def test_a_pilot_session_is_published_for_the_patrols(harness: StackHarnes
                         "pilot session off")
         finally:
             await client.close()
+
+
+def _goal_status(goal_id: int, state: str, request_id: str = "", place: str = "",
+                 reason_code: str = "") -> Any:
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    return DiagnosticStatus(name="navigator", message=state, values=[
+        KeyValue(key=k, value=v) for k, v in {
+            "state": state, "goal_id": str(goal_id), "place": place, "goal": place,
+            "request_id": request_id, "reason_code": reason_code}.items()])
+
+
+def _sent_request_id(data: str) -> str:
+    """The request_id a goal_place / goal_point message carries ("" for a bare place id)."""
+    return str(json.loads(data).get("request_id", "")) if data.startswith("{") else ""
+
+
+def test_the_pilots_goal_is_known_by_its_request_id_not_guessed(
+        harness: StackHarness) -> None:
+    """A staff goal (or a patrol's) sent at about the same time as the pilot's was taken for
+    the pilot's: once the pilot's trip had ended, or been replaced, a pilot who left still
+    cancelled navigation, ending staff's trip. The node now sends each pilot goal with a
+    request_id, follows it in navigation/status, tells the page which status is its own,
+    and cancels only a goal of the pilot's that may still be under way."""
+    from passeur.telepresence.access import PILOT
+    from passeur.telepresence.messages import GotoPlace
+
+    node = harness.node("telepresence")
+    cancels: list[int] = []
+    sent: list[str] = []
+    node._publish_cancel = lambda: cancels.append(1)  # type: ignore[method-assign]
+    node.pub_goal_place.publish = lambda m: sent.append(m.data)  # type: ignore[method-assign]
+    session = node.access.grant(PILOT, "test")
+
+    # 1. The pilot's goal arrives; staff sends the robot elsewhere just after: the pilot's
+    #    trip ends ("replaced"), and leaving must not cancel staff's trip.
+    node.pilot_connected(session)
+    ack = node.command(GotoPlace("desk"), session)
+    ours = _sent_request_id(sent[-1])
+    assert ours and ack is not None and ack["request_id"] == ours
+    node._on_nav_status(_goal_status(1, "planning", ours, "desk"))
+    node._on_nav_status(_goal_status(1, "cancelled", ours, "desk", "replaced"))
+    node._on_nav_status(_goal_status(2, "planning", "", "entrance"))
+    node._on_nav_status(_goal_status(2, "driving", "", "entrance"))
+    pilot_goal = node.status()["pilot_goal"]
+    assert pilot_goal["request_id"] == ours and pilot_goal["state"] == "cancelled"
+    assert pilot_goal["reason_code"] == "replaced"
+    node.pilot_disconnected(session, "left")
+    assert cancels == [], "the pilot leaving cancelled staff's goal"
+
+    # 2. Staff's goal came first, the pilot's replaced it: leaving cancels the pilot's.
+    node.pilot_connected(session)
+    node.command(GotoPlace("desk"), session)
+    ours = _sent_request_id(sent[-1])
+    node._on_nav_status(_goal_status(3, "planning", "staff-1", "entrance"))
+    node._on_nav_status(_goal_status(3, "cancelled", "staff-1", "entrance", "replaced"))
+    node._on_nav_status(_goal_status(4, "planning", ours, "desk"))
+    node._on_nav_status(_goal_status(4, "driving", ours, "desk"))
+    assert node.status()["pilot_goal"]["state"] == "driving"
+    node.pilot_disconnected(session, "left")
+    assert cancels == [1]
+
+    # 3. The pilot's goal was reached; a patrol's goal is under way when the pilot leaves.
+    node.pilot_connected(session)
+    node.command(GotoPlace("desk"), session)
+    ours = _sent_request_id(sent[-1])
+    node._on_nav_status(_goal_status(5, "planning", ours, "desk"))
+    node._on_nav_status(_goal_status(5, "reached", ours, "desk"))
+    node._on_nav_status(_goal_status(6, "planning", "patrol-1", "entrance"))
+    assert node.status()["pilot_goal"]["state"] == "reached"
+    node.pilot_disconnected(session, "left")
+    assert cancels == [1], "the pilot leaving cancelled a patrol's goal"
+
+    # 4. Its "cancelled" lost (the status is latched, depth 1): a newer goal under way
+    #    means the pilot's was replaced.
+    node.pilot_connected(session)
+    node.command(GotoPlace("desk"), session)
+    ours = _sent_request_id(sent[-1])
+    node._on_nav_status(_goal_status(7, "driving", ours, "desk"))
+    node._on_nav_status(_goal_status(8, "driving", "", "entrance"))
+    assert node.status()["pilot_goal"]["state"] == "cancelled"
+    node.pilot_disconnected(session, "left")
+    assert cancels == [1]
+
+    # 5. Sent, not yet in any status: leaving cancels it (the navigator has it, or will).
+    node.pilot_connected(session)
+    node.command(GotoPlace("desk"), session)
+    assert node.status()["pilot_goal"]["state"] == "sent"
+    node.pilot_disconnected(session, "left")
+    assert cancels == [1, 1]
+
+
+def test_a_point_goal_carries_the_pilots_request_id(harness: StackHarness) -> None:
+    """Click-to-go went out as a bare goal_pose, which no status can be matched to: with a
+    navigator listening on goal_point, the point goes there with the pilot's request_id
+    (the ack gives it to the page); without one (Nav2), still on goal_pose."""
+    from passeur.telepresence.access import PILOT
+    from passeur.telepresence.messages import GotoPoint
+
+    node = harness.node("telepresence")
+    session = node.access.grant(PILOT, "test")
+    node.pilot_connected(session)
+    try:
+        harness.subscribe("goal_pose", PoseStamped, qos.COMMAND)
+        ack = node.command(GotoPoint(2.0, 3.0), session)
+        assert ack is not None and ack["request_id"]
+        harness.wait_until(lambda: harness.latest("goal_pose") is not None, 10, "goal_pose")
+        harness.subscribe("goal_point", String, qos.COMMAND)
+        harness.wait_until(lambda: node.pub_goal_point.get_subscription_count() > 0, 10,
+                           "a goal_point subscriber")
+        ack = node.command(GotoPoint(4.0, -1.0), session)
+        assert ack is not None
+        harness.wait_until(lambda: harness.latest("goal_point") is not None, 10, "goal_point")
+        goal = json.loads(harness.latest("goal_point").data)
+        assert goal["request_id"] == ack["request_id"] != ""
+        assert (goal["x"], goal["y"]) == (4.0, -1.0)
+        assert node.status()["pilot_goal"]["request_id"] == ack["request_id"]
+    finally:
+        node.pilot_disconnected(session, "test over")

@@ -14,7 +14,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
 
-from passeur.navigation.navigator_node import NavigatorNode, pose_to_msg
+from passeur.navigation.navigator_node import NavigatorNode, parse_goal_point, pose_to_msg
 from passeur.ros.geometry import yaw_to_quaternion
 
 
@@ -198,6 +198,39 @@ def test_goal_place_request_id_is_echoed_in_the_status(make_node: Any) -> None:
     sent.clear()
     nav._on_goal_place(String(data=json.dumps({"place": "cellar", "request_id": "x" * 500})))
     assert statuses()[-1]["request_id"] == "x" * 64, "bounded"
+
+
+def test_goal_point_request_id_is_echoed_in_the_status(make_node: Any) -> None:
+    """Click-to-go had no way to carry a request_id (goal_pose is a bare PoseStamped): the
+    pilot's point goal could not be told from a staff goal sent at about the same time.
+    goal_point (JSON, frame map) carries one and the status echoes it; goal_pose still
+    works; a malformed goal_point fails saying what it takes."""
+    from std_msgs.msg import String
+
+    nav = make_node()
+    sent: list[Any] = []
+    nav.status_pub.publish = sent.append
+
+    def statuses() -> list[dict[str, str]]:
+        return [{kv.key: kv.value for kv in m.values} for m in sent]
+
+    nav._on_goal_point(String(data='{"x": 1.5, "y": -2, "yaw": null, "request_id": "pilot-1"}'))
+    assert statuses()[0]["state"] == "planning" and statuses()[0]["request_id"] == "pilot-1"
+    assert statuses()[0]["goal"] == "1.50,-2.00" and statuses()[0]["place"] == ""
+    assert all(v["request_id"] == "pilot-1" for v in statuses())
+    sent.clear()
+    nav._on_goal_pose(pose_to_msg(1.0, 1.0, 0.0))
+    assert statuses()[0]["state"] == "planning" and statuses()[0]["request_id"] == ""
+    for bad in ('{"x": 1}', '{"x": "1", "y": 2}', '{"x": 1, "y": 2, "yaw": true}',
+                '[1, 2]', 'nope', '{"x": 1, "y": 2, "request_id": 5}'):
+        sent.clear()
+        nav._on_goal_point(String(data=bad))
+        values = statuses()[-1]
+        assert values["state"] == "failed" and values["reason_code"] == "bad_goal", bad
+        assert '"request_id": "<text>"} in frame map' in values["reason"]
+    assert parse_goal_point('{"x": 1, "y": 2, "yaw": 0.5}') == (1.0, 2.0, 0.5, "")
+    with pytest.raises(ValueError, match="finite"):
+        parse_goal_point('{"x": 1e999, "y": 2}')
 
 
 def test_bad_pose_source_is_a_config_error(make_node: Any) -> None:

@@ -1,7 +1,8 @@
 """The navigator node: goals in, velocity commands out.
 
     goal_pose (PoseStamped, frame map) | goal_place (String: a place id, or JSON
-        {"place": id, "request_id": text}) | navigation/cancel (Empty)
+        {"place": id, "request_id": text}) | goal_point (String JSON, frame map:
+        {"x": m, "y": m, "yaw": rad or null, "request_id": text}) | navigation/cancel (Empty)
     map (OccupancyGrid, latched), scan (LaserScan), odom (Odometry) [, amcl_pose]
     patrol/status (DiagnosticStatus, latched: is a patrol running?)
     sim/odom_origin (PoseStamped, latched: the simulator's map pose of the odom frame; with
@@ -11,7 +12,7 @@
          latched: transient local, depth 1),
          speech/say (String JSON {"text", "lang"}: a place's description on arrival)
 
-A goal's `request_id` (goal_place JSON) is echoed in navigation/status beside the goal_id the
+A goal's `request_id` (goal_place or goal_point JSON) is echoed in navigation/status beside the goal_id the
 navigator gives it: a sender (the patrol node) knows its own goal's status from the first
 message on, whatever older goal to the same place the latched status still describes.
 
@@ -66,7 +67,7 @@ TERMINAL = ("reached", "failed", "cancelled")
 REASON_CODES = ("goal_in_obstacle", "goal_in_keep_out", "goal_too_close", "goal_outside_map",
                 "start_blocked", "unreachable", "no_map", "bad_map", "no_pose",
                 "unknown_place", "bad_frame", "internal", "blocked", "stuck", "estop",
-                "replaced", "cancelled", "shutdown")
+                "replaced", "cancelled", "shutdown", "bad_goal")
 #: navigation/status `reason` of a goal ended by the emergency stop (code `estop`).
 ESTOP_REASON = "stopped by the emergency stop: send the goal again once it is released"
 #: patrol/status states in which a patrol runs (patrol_runner.PatrolRunner.active).
@@ -95,6 +96,9 @@ ODOM_HISTORY_LENGTH = 200
 MAX_REQUEST_ID_CHARS = 64
 #: What goal_place takes, for error messages.
 GOAL_PLACE_FORMAT = 'a place id, or JSON {"place": "<place id>", "request_id": "<text>"}'
+#: What goal_point takes, for error messages.
+GOAL_POINT_FORMAT = ('JSON {"x": <metres>, "y": <metres>, "yaw": <radians, or null for any '
+                     'heading>, "request_id": "<text>"} in frame map')
 #: The planner thread checks this often whether the first map has arrived.
 MAP_POLL_S = 0.05
 LEVELS = {"idle": DiagnosticStatus.OK, "planning": DiagnosticStatus.OK,
@@ -131,6 +135,35 @@ def parse_goal_place(text: str) -> tuple[str, str]:
     if not isinstance(place, str) or not isinstance(request_id, str):
         raise ValueError(f"goal_place must be {GOAL_PLACE_FORMAT} (strings)")
     return place.strip(), request_id[:MAX_REQUEST_ID_CHARS]
+
+
+def parse_goal_point(text: str) -> tuple[float, float, float | None, str]:
+    """goal_point's data -> (x_m, y_m, yaw_rad or None, request_id), in frame map.
+
+    Raises ValueError saying what goal_point takes."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError(f"goal_point is not valid JSON: send {GOAL_POINT_FORMAT}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"goal_point must be {GOAL_POINT_FORMAT}")
+    request_id = data.get("request_id", "")
+    values: list[float | None] = []
+    for key in ("x", "y", "yaw"):
+        v = data.get(key)
+        if v is None and key == "yaw":
+            values.append(None)  # any final heading
+        elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            values.append(float(v))
+        else:
+            raise ValueError(f"goal_point must be {GOAL_POINT_FORMAT} ('{key}': a finite "
+                             "number)")
+    if not isinstance(request_id, str):
+        raise ValueError(f"goal_point must be {GOAL_POINT_FORMAT} ('request_id': a string)")
+    x, y, yaw = values
+    if x is None or y is None:  # for mypy: only yaw may be None
+        raise ValueError(f"goal_point must be {GOAL_POINT_FORMAT}")
+    return x, y, yaw, request_id[:MAX_REQUEST_ID_CHARS]
 
 
 def grid_from_msg(msg: OccupancyGrid) -> OccupancyMap:
@@ -198,6 +231,8 @@ class NavigatorNode(Node):
         self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, qos.STATUS,
                                  callback_group=inputs)
         self.create_subscription(String, "goal_place", self._on_goal_place, qos.STATUS,
+                                 callback_group=inputs)
+        self.create_subscription(String, "goal_point", self._on_goal_point, qos.STATUS,
                                  callback_group=inputs)
         self.create_subscription(Empty, "navigation/cancel", lambda _m: self.cancel(),
                                  qos.STATUS, callback_group=inputs)
@@ -616,6 +651,16 @@ class NavigatorNode(Node):
             self._fail(gid, str(exc), "unknown_place")
             return
         self.send_place(place_id, request_id)
+
+    def _on_goal_point(self, msg: String) -> None:
+        try:
+            x, y, yaw, request_id = parse_goal_point(msg.data)
+        except ValueError as exc:
+            # Still a goal of its own that fails, so the sender hears why.
+            gid = self._new_goal("point")
+            self._fail(gid, str(exc), "bad_goal")
+            return
+        self.send_goal(x, y, yaw, request_id=request_id)
 
     # -- planning (worker thread) ----------------------------------------------------------
     def _plan_loop(self) -> None:

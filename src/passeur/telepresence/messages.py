@@ -26,10 +26,13 @@ The server sends back (JSON objects on the same channel, label "control"):
     {"type": "hello", "role": "pilot"|"spectator"|"staff", "expires_in_s": N,
      "extensions_left": N, "extend_s": N}
     {"type": "status", "robot": {pose (with "frame": "map"|"odom"), speed, estop,
-     navigation (+ "reason_code"), patrol (+ "reason_code", "cause_code"), safety, ...},
+     navigation (+ "reason_code"), patrol (+ "reason_code", "cause_code"), safety,
+     pilot_goal (null, or the pilot's latest goal: {"request_id", "state": "sent"|"planning"|
+     "driving"|"reached"|"failed"|"cancelled", "goal_id", "reason_code", "reason"}), ...},
      "expires_in_s": N}                                        every 0.5 s
     Pages show text in their own language from these codes (never the robot's English).
     {"type": "ack", "action": "stop"|"look"|"goto_place"|"goto_point", ...}
+     (a goto's ack has "request_id": the pilot's goal in status.robot.pilot_goal)
     {"type": "error", "code": "bad_json"|"too_big"|"unknown_type"|"bad_field"|"forbidden"|
      "session_ended"|"not_driving"|"not_floor"|"no_camera"|"max_extensions"|...,
      "message": "..." (English, for logs and tools; pages translate "code")}

@@ -62,6 +62,7 @@ _NAV_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"no robot pose", "no_pose"),
         (r"unknown place", "unknown_place"),
         (r"goal frame", "bad_frame"),
+        (r"^goal_point ", "bad_goal"),
         (r"no map received", "no_map"),
         (r"internal planning error", "internal"),
         (r"^goal \(.*\) is outside the map", "goal_outside_map"),

@@ -1,7 +1,12 @@
 """The telepresence node: hosts the web server and turns pilot commands into ROS messages.
 
 Publishes `cmd_vel/teleop` (hold-to-drive, 300 ms watchdog on a steady clock, so sim time
-does not matter), `goal_place`, `goal_pose`, `navigation/cancel`, `estop`; calls `estop/set`.
+does not matter), `goal_place`, `goal_point` (`goal_pose` when nothing listens there: Nav2),
+`navigation/cancel`, `estop`; calls `estop/set`.
+Each pilot goal carries a request_id of its own (goal_place / goal_point JSON), echoed by the
+navigator in navigation/status: the pilot's goal is known by it (pilot_goal.py), never
+guessed, so a staff goal or a patrol's sent at about the same time is not taken for it. The
+goto's ack gives the page that request_id, and the status's `pilot_goal` what became of it.
 `telepresence/pilot_session` (Bool, latched): true while a visitor's pilot session is live,
 from the code's redemption until it ends (left, expired, ended by staff), connected or not
 (a reload keeps it); the patrol node holds scheduled routes back meanwhile.
@@ -13,7 +18,8 @@ frame: the navigator's `pose` in navigation/status gives the odom -> map offset 
 robot_status.py); odometry alone is used, and reported as such, only without a navigator.
 
 Threads: driving commands arrive on the web server's loop, the watchdog ticks in its own
-thread; `_drive_lock` guards what both touch (`_publishing`, `_nav_goal_active`, `_pilot`).
+thread; `_drive_lock` guards what both touch (`_publishing`, `_pilot`); `_lock` guards the
+ROS state and `_pilot_goal` (taken inside `_drive_lock`, never the other way round).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     Stop,
 )
+from passeur.telepresence.pilot_goal import PilotGoal, new_request_id
 from passeur.telepresence.priority import set_thread_nice
 from passeur.telepresence.robot_status import (
     MAP,
@@ -222,7 +229,8 @@ class TelepresenceNode(Node):
         self._pilot: Session | None = None
         self._publishing = False  # True while teleop output is non-zero (or just became zero)
         self._refusal_told: str | None = None  # the e-stop refusal last told to the pilot
-        self._nav_goal_active = False
+        #: The pilot's latest navigation goal (None: none, or given up by the pilot).
+        self._pilot_goal: PilotGoal | None = None
         self._cancelled_goal_id = ""  # the navigation goal a pilot's drive last cancelled
         self._stopped_patrol_run = ""  # the patrol run a pilot's drive last stopped
         self._closed = False
@@ -234,6 +242,7 @@ class TelepresenceNode(Node):
         self.pub_teleop = self.create_publisher(Twist, "cmd_vel/teleop", qos.COMMAND)
         self.pub_goal_place = self.create_publisher(String, "goal_place", qos.COMMAND)
         self.pub_goal_pose = self.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
+        self.pub_goal_point = self.create_publisher(String, "goal_point", qos.COMMAND)
         self.pub_cancel = self.create_publisher(Empty, "navigation/cancel", qos.COMMAND)
         self.pub_patrol_command = self.create_publisher(String, "patrol/command", qos.STATUS)
         self.pub_estop = self.create_publisher(Bool, "estop", qos.LATCHED)
@@ -408,6 +417,8 @@ class TelepresenceNode(Node):
         pose = parse_pose(str(fields.get("pose", "")))
         with self._lock:
             self._nav_status["reason_code"] = code
+            if self._pilot_goal is not None:
+                self._pilot_goal.on_status({**fields, "reason_code": code})
             if offset is not None:
                 self._odom_in_map = offset  # the navigator's own map -> odom
             elif pose is not None and self._odom is not None:
@@ -498,10 +509,22 @@ class TelepresenceNode(Node):
         self.publish_log.append((self.last_teleop_publish_s, msg.linear.x, msg.angular.z))
 
     def _cancel_pilot_goal(self) -> None:
-        """Cancel the navigation goal the pilot sent, if any (caller holds _drive_lock)."""
-        if self._nav_goal_active:
-            self._nav_goal_active = False
+        """Cancel the navigation goal the pilot sent, if it may still be under way, and
+        forget it (caller holds _drive_lock). One that ended, or that another goal replaced,
+        is left alone: navigation/cancel (Empty) would end someone else's trip. One sent but
+        not yet in navigation/status is cancelled: the navigator has it, or is about to."""
+        with self._lock:
+            goal, self._pilot_goal = self._pilot_goal, None
+        if goal is not None and goal.live:
             self._publish_cancel()
+
+    def _send_pilot_goal(self) -> str:
+        """A new pilot goal's request_id, tracked before the goal is published (its status may
+        come back at once) (caller holds _drive_lock)."""
+        request_id = new_request_id()
+        with self._lock:
+            self._pilot_goal = PilotGoal(request_id)
+        return request_id
 
     def _cancel_other_navigation(self) -> None:
         """The pilot drives by hand while navigation (a patrol, staff's goal) is under way:
@@ -513,9 +536,13 @@ class TelepresenceNode(Node):
             goal_id = str(self._nav_status.get("goal_id", ""))
             patrol = str(self._patrol_status.get("state", ""))
             run = str(self._patrol_status.get("run_id", ""))
+            pilots = self._pilot_goal is not None \
+                and self._nav_status.get("request_id") == self._pilot_goal.request_id
         if state in ("planning", "driving") and goal_id != self._cancelled_goal_id:
             self._cancelled_goal_id = goal_id
-            self._nav_goal_active = False
+            if pilots:
+                with self._lock:
+                    self._pilot_goal = None  # cancelled here: not a second time
             self._publish_cancel()
         # A patrol dwelling, announcing or waiting to retry has no goal to cancel: its next
         # one would drive off when the pilot lets go. Stop the run itself, once.
@@ -612,7 +639,8 @@ class TelepresenceNode(Node):
         if isinstance(command, Stop):
             self.teleop.stop()
             self._publish_velocity(ZERO)
-            self._nav_goal_active = False
+            with self._lock:
+                self._pilot_goal = None
             self._publish_cancel()
             # The cancel ends a patrol's goal under way; one that dwells, announces or waits
             # to retry has none, and would drive off to its next place after STOP.
@@ -628,9 +656,11 @@ class TelepresenceNode(Node):
             return {"type": "ack", "action": "look", "direction": command.direction}
         if isinstance(command, GotoPlace):
             self.teleop.stop()
-            self._nav_goal_active = True
-            self.pub_goal_place.publish(String(data=command.place_id))
-            return {"type": "ack", "action": "goto_place", "id": command.place_id}
+            request_id = self._send_pilot_goal()
+            self.pub_goal_place.publish(String(data=json.dumps(
+                {"place": command.place_id, "request_id": request_id})))
+            return {"type": "ack", "action": "goto_place", "id": command.place_id,
+                    "request_id": request_id}
         if isinstance(command, GotoPoint):
             return self._goto_point(command.x_m, command.y_m)
         if isinstance(command, GotoPixel):
@@ -667,17 +697,24 @@ class TelepresenceNode(Node):
             pose = found[0]  # the goal is in the map: so is the heading towards it
             if math.hypot(x - pose.x_m, y - pose.y_m) > 1e-3:
                 yaw = math.atan2(y - pose.y_m, x - pose.x_m)
-        msg = PoseStamped()
-        msg.header.frame_id = "map"
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.pose.position.x, msg.pose.position.y = float(x), float(y)
-        qx, qy, qz, qw = yaw_to_quaternion(yaw)
-        msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
-        msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
         self.teleop.stop()
-        self._nav_goal_active = True
-        self.pub_goal_pose.publish(msg)
-        return {"type": "ack", "action": "goto_point", "x": round(x, 3), "y": round(y, 3)}
+        request_id = self._send_pilot_goal()
+        if self.pub_goal_point.get_subscription_count() > 0:
+            self.pub_goal_point.publish(String(data=json.dumps(
+                {"x": float(x), "y": float(y), "yaw": yaw, "request_id": request_id})))
+        else:
+            # No navigator of ours (Nav2 listens on goal_pose, as for RViz's goal tool): a
+            # plain pose, whose status, if any, cannot be told from another goal's.
+            msg = PoseStamped()
+            msg.header.frame_id = "map"
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.pose.position.x, msg.pose.position.y = float(x), float(y)
+            qx, qy, qz, qw = yaw_to_quaternion(yaw)
+            msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
+            msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+            self.pub_goal_pose.publish(msg)
+        return {"type": "ack", "action": "goto_point", "x": round(x, 3), "y": round(y, 3),
+                "request_id": request_id}
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -687,6 +724,9 @@ class TelepresenceNode(Node):
                 "navigation": dict(self._nav_status),
                 "patrol": dict(self._patrol_status),
                 "safety": dict(self._safety_status),
+                # What became of the pilot's latest goal (None: none), told apart from other
+                # goals by its request_id (the goto's ack gave it to the pilot page).
+                "pilot_goal": None if self._pilot_goal is None else self._pilot_goal.as_status(),
             }
         found = self.map_pose()
         if odom is not None and found is not None:

@@ -34,10 +34,11 @@
 
   const state = {
     conn: null, config: null, speedLevel: 2, mode: "hold", activeDir: null, repeat: null,
-    expiresAt: null, warned: false, navKey: null, places: [], map: null,
-    // The pilot's own navigation goal: the first new goal id after one was sent. Arrivals,
-    // failures and cancellations of other goals (staff, a patrol) are not the pilot's news.
-    lastGoalId: "", goalSent: false, goalIdAtSend: "", myGoal: null,
+    expiresAt: null, warned: false, places: [], map: null,
+    // The pilot's own navigation goal, known by the request_id the server's ack gives it
+    // (acksAwaited: gotos sent whose ack has not come). The status's "pilot_goal" says what
+    // became of it; arrivals, failures and cancellations of other goals are not news here.
+    acksAwaited: 0, myRequest: null, myGoalState: null,
     videoClick: false, mapClick: false, keyLayout: "arrows", customKeys: { ...DEFAULT_CUSTOM },
     remapping: null, nudgeTimer: null, press: new Map(), extensionsLeft: null, micMuted: false,
     scan: { on: false, rateS: 2.0, index: -1, timer: null },
@@ -52,8 +53,8 @@
   function send(obj) {
     const conn = state.conn;
     if (conn && conn.channel.readyState === "open") {
-      // The next new goal is this pilot's (for a place: the next one to that place).
-      if (GOTO_TYPES.includes(obj.type)) expectGoal(obj.type === "goto_place" ? obj.id : null);
+      // Its ack will say which goal is this pilot's.
+      if (GOTO_TYPES.includes(obj.type)) expectGoal();
       conn.channel.send(JSON.stringify(obj));
       return true;
     }
@@ -119,11 +120,8 @@
   }
 
   /* A goal is on its way to the navigator / the pilot no longer has one (stopped, drove, left). */
-  function expectGoal(place) {
-    state.myGoal = null; state.goalSent = true; state.goalIdAtSend = state.lastGoalId;
-    state.goalPlace = place || null;
-  }
-  function forgetGoal() { state.myGoal = null; state.goalSent = false; }
+  function expectGoal() { state.myRequest = null; state.myGoalState = null; state.acksAwaited += 1; }
+  function forgetGoal() { state.myRequest = null; state.myGoalState = null; state.acksAwaited = 0; }
 
   function stopAll() {
     forgetGoal();
@@ -535,31 +533,24 @@
   }
 
   // -- server messages -------------------------------------------------------------------------
-  function onNavigation(nav) {
-    // "" = no navigation state yet (e.g. the navigator has not spoken since the robot
-    // started): then its first state, such as a goal this pilot sent failing, is news.
-    const id = nav.goal_id || "";
-    const key = nav.state ? nav.state + ":" + id : "";
-    const first = state.navKey === null;
-    if (key === state.navKey) return;
-    state.navKey = key;
-    if (id) state.lastGoalId = id;
-    if (first || !nav.state) return; // what happened before this page connected is not news
-    if (state.goalSent && id && id !== state.goalIdAtSend) {
-      state.goalSent = false;
-      if (state.goalPlace && nav.place !== state.goalPlace) {
-        // Another goal (a patrol, staff) replaced the pilot's before any status showed it.
-        P.announce(t("status.goal_taken"), true);
-        return;
-      }
-      state.myGoal = id;
-    } else if (state.myGoal && id && id !== state.myGoal) {
-      // Another goal replaced the pilot's between two status messages (its "cancelled" unseen).
-      state.myGoal = null;
-      P.announce(t("status.goal_taken"), true);
-      return;
-    }
-    if (!id || id !== state.myGoal) return; // another's goal (staff, a patrol): not this pilot's
+  /* The server's ack of a goto names the goal it sent for this page (its request_id). */
+  function onGoalAck(msg) {
+    if (!["goto_place", "goto_point"].includes(msg.action)) return; // a pixel's is goto_point
+    if (!state.acksAwaited || typeof msg.request_id !== "string" || !msg.request_id) return;
+    // Acks come in the order the gotos went: the last one's goal replaced the others.
+    state.acksAwaited -= 1;
+    state.myRequest = msg.request_id;
+    state.myGoalState = null;
+  }
+
+  /* What became of this page's goal: the server follows it by its request_id (every status
+   * of it, not only those sampled here), so another goal sent at about the same time (staff,
+   * a patrol) is never taken for it. */
+  function onPilotGoal(goal) {
+    if (!goal || !state.myRequest || goal.request_id !== state.myRequest) return;
+    if (goal.state === state.myGoalState) return;
+    state.myGoalState = goal.state;
+    const nav = goal; // its state, reason and reason_code, as navigation/status gave them
     if (nav.state === "reached") P.announce(t("status.reached"));
     else if (nav.state === "failed") P.announce(t("status.nav_failed", { reason: P.navReasonText(nav) }), true);
     // Not by this pilot (stopping or driving forgets the goal first): staff, a patrol, or
@@ -568,7 +559,8 @@
       P.announce(nav.reason_code === "estop" ? t("status.nav_failed", { reason: P.navReasonText(nav) })
         : t("status.goal_taken"), true);
     }
-    if (["reached", "failed", "cancelled"].includes(nav.state)) state.myGoal = null;
+    // Over (a goto sent since keeps its awaited ack).
+    if (["reached", "failed", "cancelled"].includes(nav.state)) { state.myRequest = null; state.myGoalState = null; }
   }
 
   /* Staff started a patrol during this session (scheduled ones wait for its end): the robot
@@ -615,7 +607,7 @@
         const estopChanged = state.lastEstop !== !!robot.estop;
         state.lastEstop = !!robot.estop;
         if (estopChanged && state.activeDir) $("motion").textContent = movingText(state.activeDir);
-        onNavigation(robot.navigation || {});
+        onPilotGoal(robot.pilot_goal);
         onPatrol(robot.patrol || {});
         const marker = $("robot-marker");
         // Only a map pose goes on the map (without a navigator the pose is odometry's).
@@ -637,11 +629,14 @@
           + (msg.extensions_left === 0 ? " " + t("session.no_more") : ""));
         break;
       case "ack":
+        onGoalAck(msg);
         if (msg.action === "goto_point") P.announce(t("status.goto_point"));
         break;
       case "error":
         // A refused goto sent no goal.
-        if (state.goalSent && !state.myGoal && ["not_floor", "no_camera", "not_driving"].includes(msg.code)) forgetGoal();
+        if (state.acksAwaited && ["not_floor", "no_camera", "not_driving"].includes(msg.code)) {
+          state.acksAwaited -= 1;
+        }
         if (msg.code === "not_floor") P.announce(t("status.not_floor"), true);
         else if (msg.code === "session_ended") endSession("ended");
         else if (msg.code === "let_go_first") {
