@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,18 @@ def test_unknown_place_and_bad_frame_fail_with_reasons(make_node: Any) -> None:
     assert values["reason_code"] == "bad_frame"
 
 
+def _status_log(nav: Any) -> tuple[list[Any], Callable[[], list[dict[str, str]]]]:
+    """The navigator's status messages as published (cleared by the test as it goes), and a
+    function reading them as key -> value dicts."""
+    sent: list[Any] = []
+    nav.status_pub.publish = sent.append
+
+    def statuses() -> list[dict[str, str]]:
+        return [{kv.key: kv.value for kv in m.values} for m in sent]
+
+    return sent, statuses
+
+
 def test_goal_place_request_id_is_echoed_in_the_status(make_node: Any) -> None:
     """A sender's request_id (goal_place JSON) comes back with its goal's status, so the
     patrol tells its own goal from an older one to the same place; a bare place id still
@@ -175,11 +187,7 @@ def test_goal_place_request_id_is_echoed_in_the_status(make_node: Any) -> None:
     from std_msgs.msg import String
 
     nav = make_node()
-    sent: list[Any] = []
-    nav.status_pub.publish = sent.append
-
-    def statuses() -> list[dict[str, str]]:
-        return [{kv.key: kv.value for kv in m.values} for m in sent]
+    sent, statuses = _status_log(nav)
 
     nav._on_goal_place(String(data='{"place": "cellar", "request_id": "patrol-1"}'))
     assert [(v["state"], v["goal_id"], v["request_id"]) for v in statuses()] == [
@@ -208,11 +216,7 @@ def test_goal_point_request_id_is_echoed_in_the_status(make_node: Any) -> None:
     from std_msgs.msg import String
 
     nav = make_node()
-    sent: list[Any] = []
-    nav.status_pub.publish = sent.append
-
-    def statuses() -> list[dict[str, str]]:
-        return [{kv.key: kv.value for kv in m.values} for m in sent]
+    sent, statuses = _status_log(nav)
 
     nav._on_goal_point(String(data='{"x": 1.5, "y": -2, "yaw": null, "request_id": "pilot-1"}'))
     assert statuses()[0]["state"] == "planning" and statuses()[0]["request_id"] == "pilot-1"
