@@ -534,8 +534,6 @@ class TelepresenceNode(Node):
         with self._lock:
             state = str(self._nav_status.get("state", ""))
             goal_id = str(self._nav_status.get("goal_id", ""))
-            patrol = str(self._patrol_status.get("state", ""))
-            run = str(self._patrol_status.get("run_id", ""))
             pilots = self._pilot_goal is not None \
                 and self._nav_status.get("request_id") == self._pilot_goal.request_id
         if state in ("planning", "driving") and goal_id != self._cancelled_goal_id:
@@ -546,11 +544,14 @@ class TelepresenceNode(Node):
             self._publish_cancel()
         # A patrol dwelling, announcing or waiting to retry has no goal to cancel: its next
         # one would drive off when the pilot lets go. Stop the run itself, once.
-        self._stop_running_patrol(patrol, run, "interrupted: the pilot drove")
+        self._stop_running_patrol("interrupted: the pilot drove")
 
-    def _stop_running_patrol(self, patrol: str, run: str, reason: str) -> None:
-        """Stop the patrol run `run` (in state `patrol`) once, with `reason` for its history
-        and the staff desk (caller holds _drive_lock)."""
+    def _stop_running_patrol(self, reason: str) -> None:
+        """Stop the patrol run under way, once per run, with `reason` for its history and the
+        staff desk (caller holds _drive_lock)."""
+        with self._lock:
+            patrol = str(self._patrol_status.get("state", ""))
+            run = str(self._patrol_status.get("run_id", ""))
         if patrol in PATROL_RUNNING and run != self._stopped_patrol_run:
             self._stopped_patrol_run = run
             self.pub_patrol_command.publish(String(data=json.dumps(
@@ -644,10 +645,7 @@ class TelepresenceNode(Node):
             self._publish_cancel()
             # The cancel ends a patrol's goal under way; one that dwells, announces or waits
             # to retry has none, and would drive off to its next place after STOP.
-            with self._lock:
-                patrol = str(self._patrol_status.get("state", ""))
-                run = str(self._patrol_status.get("run_id", ""))
-            self._stop_running_patrol(patrol, run, "interrupted: the pilot pressed STOP")
+            self._stop_running_patrol("interrupted: the pilot pressed STOP")
             return {"type": "ack", "action": "stop"}
         if isinstance(command, Look):
             velocity = self.teleop.look(command.direction)
