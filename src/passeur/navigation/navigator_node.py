@@ -117,6 +117,17 @@ class Goal:
     request_id: str = ""  # the sender's own id for it (goal_place JSON), echoed in the status
 
 
+def _json_object(text: str, topic: str, expected: str) -> dict[str, Any]:
+    """A goal topic's JSON object; ValueError saying what `topic` takes (`expected`)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: too deeply nested
+        raise ValueError(f"{topic} is not valid JSON: send {expected}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{topic} must be {expected}")
+    return data
+
+
 def parse_goal_place(text: str) -> tuple[str, str]:
     """goal_place's data -> (place id, request_id). A bare place id has no request_id.
 
@@ -125,12 +136,7 @@ def parse_goal_place(text: str) -> tuple[str, str]:
     text = text.strip()
     if not text.startswith("{"):
         return text, ""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: too deeply nested
-        raise ValueError(f"goal_place is not valid JSON: send {GOAL_PLACE_FORMAT}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"goal_place must be {GOAL_PLACE_FORMAT}")
+    data = _json_object(text, "goal_place", GOAL_PLACE_FORMAT)
     place, request_id = data.get("place"), data.get("request_id", "")
     if not isinstance(place, str) or not isinstance(request_id, str):
         raise ValueError(f"goal_place must be {GOAL_PLACE_FORMAT} (strings)")
@@ -141,12 +147,7 @@ def parse_goal_point(text: str) -> tuple[float, float, float | None, str]:
     """goal_point's data -> (x_m, y_m, yaw_rad or None, request_id), in frame map.
 
     Raises ValueError saying what goal_point takes."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ValueError(f"goal_point is not valid JSON: send {GOAL_POINT_FORMAT}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"goal_point must be {GOAL_POINT_FORMAT}")
+    data = _json_object(text, "goal_point", GOAL_POINT_FORMAT)
     request_id = data.get("request_id", "")
     values: list[float | None] = []
     for key in ("x", "y", "yaw"):
