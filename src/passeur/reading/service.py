@@ -549,6 +549,13 @@ class SpeechItem:
     speech: Speech | None = None  # already synthesised ("Read to me" on the speaker)
 
 
+def _word_timings(spoken: SpokenText, speech: Speech) -> list[dict[str, Any]]:
+    """When each page token of `spoken` is said in `speech`, for the highlight."""
+    times = token_timings(spoken.spans, speech)
+    return [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
+            for i, (a, b) in zip(spoken.tokens, times, strict=True)]
+
+
 def _spoken(item: SpeechItem) -> SpokenText:
     """What the robot says for `item`. In a reading (the tutor, a sentence modelled in
     Together mode), numbers are spelt out as the page reads them, and a sentence of the page
@@ -763,7 +770,7 @@ class ReadingService:
             # 100" is one number), timings mapped back onto the tokens shown.
             spoken = page.spoken()
             speech = self.synth.synthesize(spoken.text, page.lang)
-            times = token_timings(spoken.spans, speech)
+            words = _word_timings(spoken, speech)
             key = self._keep_audio(speech)
         except BaseException:
             if speaker == "robot":
@@ -774,9 +781,7 @@ class ReadingService:
             self._speech.put(SpeechItem(page.text, page.lang, None, "read_to_me", key,
                                         speech=speech))
         return key, {"audio": key, "duration_s": round(speech.duration_s, 3),
-                     "speaker": speaker,
-                     "words": [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
-                               for i, (a, b) in zip(spoken.tokens, times, strict=True)]}
+                     "speaker": speaker, "words": words}
 
     def page_playback(self, key: str, state: str) -> dict[str, Any]:
         """A reader page starts/ends playing robot speech `key` on its own speaker: hold the
@@ -847,9 +852,7 @@ class ReadingService:
                                   "duration_s": round(speech.duration_s, 3),
                                   "time": time.time()}
         if spoken.tokens:
-            times = token_timings(spoken.spans, speech)
-            record["words"] = [{"token": i, "start_s": round(a, 3), "end_s": round(b, 3)}
-                               for i, (a, b) in zip(spoken.tokens, times, strict=True)]
+            record["words"] = _word_timings(spoken, speech)
         # Never talk over a page that is reading aloud (bounded: its hold expires).
         while not self._closed and not self.floor.wait_free(0.5, ignore="robot"):
             pass
