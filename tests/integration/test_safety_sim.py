@@ -467,6 +467,7 @@ def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) ->
     rig.sim.place_obstacle(0, pose.x_m + ahead * math.cos(pose.yaw_rad),
                            pose.y_m + ahead * math.sin(pose.yaw_rad), pose.yaw_rad)
     n_scans = len(rig.scans)
+    crawls_from = rig.sim.loop.stats.crawls
     rig.wait(lambda: rig.speed_now() < 0.005, "the robot at rest before the box")
     rig.wait_sim(1.0)
     with rig.lock:
@@ -474,9 +475,17 @@ def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) ->
     closest = min(monitor.closest_distance_m(monitor.points_from_scan(
         list(s.ranges), s.angle_min, s.angle_increment, s.range_min, s.range_max))
         for _, s in scans)
+    # 15 mm short of the stop distance: the base applies the safety node's slow-downs and
+    # zero a hop after they are sent (the simulator's own executor is not held back by sim
+    # time, see rest_bound_s). Plus what the robot may travel in any crawl step the simulator
+    # took past a stalled executor (none on a calm machine; kept in the artefact).
+    crawls = rig.sim.loop.stats.crawls - crawls_from
+    allowance_m = 0.015 + top * crawls * CRAWL_STEP_S
     write_run(artifacts_dir / "box_run.json", rig, [], closest_m=closest,
-              contact_steps=rig.sim.robot_contact_steps())
+              contact_steps=rig.sim.robot_contact_steps(), allowance_m=allowance_m,
+              crawls=crawls)
     assert not rig.contact_seen and rig.sim.robot_contact_steps() == 0, rig.sim.sim.contacts()
     stop_distance = monitor.config.stop_margin_m + monitor.config.padding_m
-    assert closest >= stop_distance - 0.015, f"closest {closest:.3f} m < {stop_distance} m"
+    assert closest >= stop_distance - allowance_m, \
+        f"closest {closest:.4f} m < {stop_distance} m - {allowance_m:.4f} m"
     assert rig.safety.status_snapshot()["reason"] == "stop_zone"
