@@ -10,7 +10,18 @@
 - Frames per second displayed by each viewer, and server CPU (the whole Python process: sim,
   ROS, web server, encoders) over the window; CPU per viewer = (CPU with N - CPU with 0) / N.
 - Data channel: the pilot page sends drive commands with distinct speeds; latency from the
-  browser's send time to the probe's receipt of the matching cmd_vel/teleop message, p50/p99.
+  browser's send time to the publish of the matching cmd_vel/teleop message, p50/p99, split
+  at the datagram's arrival in the kernel (`wire_stamps.py`, a capture on `lo` in a process
+  of its own): browser -> kernel arrival (the browser's own threads and processes, and
+  loopback; deployed, the visitor's device and the network) and kernel arrival -> publish (the
+  robot: waking the server's loop, DTLS, SCTP, validation, publish).
+
+By default the simulator runs in a process of its own, as a camera driver does on a robot
+(`--source sim-process`; the frame's DDS transfer between the two processes, ~1-3 ms, is before
+the arrival time and not counted). `--source sim` runs it in the server's process, as the
+all-in-one `passeur sim` demo does: its physics thread then competes with the web server's
+loop for the GIL, which lengthens the command tail. `--rt-priority 20` puts the web server's
+loop thread in SCHED_RR (`web_thread_rt_priority`, opt-in, needs CAP_SYS_NICE).
 
 The browsers share the robot's 2 cores here; deployed, they run on the visitors' devices.
 `--browser-nice 10` lowers their CPU priority below the server's (they still use every cycle
@@ -146,6 +157,36 @@ def renice_browsers(niceness: int) -> int:
     return done
 
 
+def start_wire_stamps(path: Path) -> subprocess.Popen[bytes] | None:
+    """wire_stamps.py in a process of its own, once it listens (None: it could not, e.g.
+    without CAP_NET_RAW; the split by kernel arrival is then left out)."""
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "wire_stamps.py"),
+                                str(path)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and path.read_text().startswith("ready"):
+            return process
+        time.sleep(0.05)
+    process.kill()
+    print("wire_stamps.py could not capture on lo (needs CAP_NET_RAW): no kernel-arrival split")
+    return None
+
+
+def wire_arrivals(path: Path, ports: set[int]) -> dict[int, list[float]]:
+    """Kernel arrival times of the DTLS datagrams sent to the server's ICE ports, by length."""
+    out: dict[int, list[float]] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines()[1:]:
+        try:
+            t, port, length = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut by the stop
+        if port in ports:
+            out.setdefault(length, []).append(t)
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -164,11 +205,13 @@ def main() -> int:
     parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
     parser.add_argument("--camera-rate", type=float, default=30.0)
     parser.add_argument("--commands", type=int, default=300)
-    parser.add_argument("--source", choices=["sim", "sim-process", "synthetic"], default="sim",
-                        help="sim: the simulator's camera, in the server's process (as `passeur "
-                        "sim` runs); sim-process: the simulator in a process of its own (as a "
-                        "camera driver runs beside `passeur robot`, or `split_processes:=true`);"
-                        " synthetic: a 30 Hz pattern pushed by a probe")
+    parser.add_argument("--source", choices=["sim", "sim-process", "synthetic"],
+                        default="sim-process",
+                        help="sim-process (default): the simulator in a process of its own, as "
+                        "a camera driver runs beside `passeur robot` (or `split_processes:=true`"
+                        "); sim: the simulator's camera in the server's process, as the all-in-"
+                        "one `passeur sim` demo runs (its physics thread then competes with the "
+                        "web server for the GIL); synthetic: a 30 Hz pattern pushed by a probe")
     parser.add_argument("--render-process", choices=["true", "false"], default=None,
                         help="--source sim: the sim parameter render_process (camera frames in "
                         "a child process or a thread; default: config/passeur.yaml's)")
@@ -242,14 +285,16 @@ def main() -> int:
     # ... and, inside the server, datagram seen by the loop -> handler (DTLS, SCTP, queues).
     import aioice.ice
 
-    last_datagram = [0.0]
+    last_datagram = [0.0, 0]  # loop time, payload length
     in_loop_ms: list[float] = []
-    datagram_at: dict[float, float] = {}
+    datagram_at: dict[float, tuple[float, int]] = {}
+    server_ports: set[int] = set()
     data_received = aioice.ice.Connection.data_received
 
     def timed_data_received(self: Any, data: bytes, component: int) -> None:
         if data[:1] == b"\x17":  # DTLS application data (SCTP: the data channel), not RTP
-            last_datagram[0] = time.time()
+            last_datagram[:] = [time.time(), len(data)]
+            server_ports.update(c.port for c in self._local_candidates)
         data_received(self, data, component)
 
     aioice.ice.Connection.data_received = timed_data_received  # type: ignore[method-assign]
@@ -262,7 +307,7 @@ def main() -> int:
             w = float("nan")
         if last_datagram[0]:
             in_loop_ms.append(1000.0 * (t - last_datagram[0]))
-            datagram_at.setdefault(w, last_datagram[0])
+            datagram_at.setdefault(w, (last_datagram[0], int(last_datagram[1])))
         handled.setdefault(w, t)
         on_message(peer, raw)
 
@@ -379,6 +424,8 @@ def main() -> int:
         pilot.wait_for_function("window.passeurPilot && window.passeurPilot.state.conn && "
                                 "window.passeurPilot.state.conn.channel.readyState === 'open'",
                                 timeout=60_000)
+        wire_file = Path(tempfile.mkdtemp(prefix="passeur-wire-")) / "stamps.jsonl"
+        sniffer = start_wire_stamps(wire_file)
         stop_lag = threading.Event()
         in_loop_ms.clear()
         lag_future = asyncio.run_coroutine_threadsafe(probe_loop_lag(stop_lag), server.loop)
@@ -404,6 +451,9 @@ def main() -> int:
         pilot.wait_for_function("window.__sentDone", timeout=60_000)
         sent = pilot.evaluate("window.__sent")
         time.sleep(0.5)
+        if sniffer is not None:
+            sniffer.terminate()
+            sniffer.wait(5)
         stop_lag.set()
         lag_future.result(5.0)
         published: dict[float, float] = {}
@@ -417,8 +467,21 @@ def main() -> int:
                      if w in handled and w in published]
         # The server's whole share once its loop has read the datagram (DTLS, SCTP, handler,
         # publish); the time a busy loop takes to read it is in loop_lag_ms.
-        datagram_to_publish = [(published[w] - datagram_at[w]) * 1000.0 for w, _t in sent
+        datagram_to_publish = [(published[w] - datagram_at[w][0]) * 1000.0 for w, _t in sent
                                if w in datagram_at and w in published]
+        # From the kernel's arrival of the datagram (wire_stamps.py) on: what the robot
+        # spends (waking the loop, DTLS, SCTP, handler, publish), and before it what the
+        # browser and the loopback spend (deployed: the visitor's device and the network).
+        wire = wire_arrivals(wire_file, server_ports)
+        wire_to_publish, browser_to_wire = [], []
+        for w, t_ms in sent:
+            if w not in datagram_at or w not in published:
+                continue
+            t_read, length = datagram_at[w]
+            arrived = [t for t in wire.get(length, []) if t_read - 0.2 <= t <= t_read]
+            if arrived:
+                wire_to_publish.append((published[w] - arrived[-1]) * 1000.0)
+                browser_to_wire.append(arrived[-1] * 1000.0 - t_ms)
         pilot.context.close()
         browser.close()
     results["command_latency_ms_p50"] = round(statistics.median(cmd_lat), 2) if cmd_lat else None
@@ -431,6 +494,8 @@ def main() -> int:
     for key, values in (("command_to_server_ms", to_server), ("command_in_server_ms", in_server),
                         ("command_datagram_to_handler_ms", in_loop_ms),
                         ("command_datagram_to_publish_ms", datagram_to_publish),
+                        ("command_wire_to_publish_ms", wire_to_publish),
+                        ("command_browser_to_wire_ms", browser_to_wire),
                         ("loop_lag_ms", lag_ms)):
         results[f"{key}_p50"] = round(statistics.median(values), 2) if values else None
         results[f"{key}_p99"] = round(percentile(values, 99), 2) if values else None
@@ -447,7 +512,11 @@ def main() -> int:
           f"datagram -> handler p50 {results['command_datagram_to_handler_ms_p50']} p99 "
           f"{results['command_datagram_to_handler_ms_p99']}, datagram -> publish p50 "
           f"{results['command_datagram_to_publish_ms_p50']} p99 "
-          f"{results['command_datagram_to_publish_ms_p99']}; "
+          f"{results['command_datagram_to_publish_ms_p99']}; kernel arrival -> publish p50 "
+          f"{results['command_wire_to_publish_ms_p50']} p99 "
+          f"{results['command_wire_to_publish_ms_p99']} ({len(wire_to_publish)} matched), "
+          f"browser -> kernel arrival p50 {results['command_browser_to_wire_ms_p50']} p99 "
+          f"{results['command_browser_to_wire_ms_p99']}; "
           f"loop lag p50 {results['loop_lag_ms_p50']} p99 {results['loop_lag_ms_p99']} ms")
     if fake is not None:
         fake.close()
@@ -461,13 +530,16 @@ def main() -> int:
     top = results["viewers"].get("5") or (results["viewers"][str(max(counts))] if counts
                                           else empty)
     one = results["viewers"].get("1") or top
+    robot_side = results["command_wire_to_publish_ms_p99"]
+    if robot_side is None:  # no capture (no CAP_NET_RAW): from the loop's read of it
+        robot_side = results["command_datagram_to_publish_ms_p99"]
     results["goals"] = {
         "p95_latency_le_80ms": one["latency_ms_p95"] is not None and one["latency_ms_p95"] <= 80,
         "command_p99_le_5ms": results["command_latency_ms_p99"] is not None
         and results["command_latency_ms_p99"] <= 5,
-        # the same bound on the robot's own share (the browser shares these 2 cores here)
-        "command_server_share_p99_le_5ms": results["command_datagram_to_publish_ms_p99"]
-        is not None and results["command_datagram_to_publish_ms_p99"] <= 5,
+        # the same bound on the robot's own share, from the datagram's arrival in the kernel
+        # (the browser shares these 2 cores here; deployed, it is on the visitor's device)
+        "command_robot_side_p99_le_5ms": robot_side is not None and robot_side <= 5,
         "five_viewers_ge_25fps": "5" in results["viewers"]
         and results["viewers"]["5"]["fps_min"] >= 25,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 import time
 from typing import Any
 
@@ -190,6 +191,25 @@ def test_port_in_use_is_a_clear_error(ros_context: Any) -> None:
         node.destroy_node()
     finally:
         sock.close()
+
+
+def test_the_server_shortens_the_gil_switch_interval_while_it_runs(ros_context: Any) -> None:
+    """A driving command waits for the GIL at most the switch interval (1 ms, not Python's 5)
+    when another thread is busy; closing the node gives the process its own value back."""
+    from passeur.telepresence.telepresence_node import TelepresenceNode
+
+    before = sys.getswitchinterval()
+    node = TelepresenceNode(parameter_overrides=[Parameter(k, value=v)
+                                                 for k, v in PARAMS.items()],
+                            context=ros_context)
+    try:
+        assert sys.getswitchinterval() == pytest.approx(before)  # not before it serves
+        node.start()
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        node.close()
+        node.destroy_node()
+    assert sys.getswitchinterval() == pytest.approx(before)
 
 
 def test_json_status_is_serialisable(harness: StackHarness) -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import array
 import math
-import sys
-import threading
 import time
 from typing import Any
 
@@ -46,6 +44,7 @@ from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
 from passeur.sim import clock_check
 from passeur.sim.simulator import LoopRates, SimLoop, Simulator, Twist2D
+from passeur.switch_interval import SWITCH_INTERVAL
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"
@@ -77,30 +76,6 @@ CLOCK_CHECK_PERIOD_S = 2.0
 CLOCK_CONFLICT_REPEAT_S = 30.0
 
 
-class _SwitchInterval:
-    """Python's thread switch interval while simulators run: the first to start saves the
-    process's value, the last to close puts it back (several SimNodes may share a process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved = 0.0
-
-    def take(self, interval_s: float) -> None:
-        with self._lock:
-            if self._users == 0:
-                self._saved = sys.getswitchinterval()
-            self._users += 1
-            sys.setswitchinterval(interval_s)
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_SWITCH_INTERVAL = _SwitchInterval()
 
 
 def stamp(t_s: float) -> Time:
@@ -114,7 +89,7 @@ class SimNode(Node):
         super().__init__("sim", **kwargs)
         self._started = False
         self._closed = False
-        self._holds_switch_interval = False
+        self._switch_token: int | None = None
         self.loop: SimLoop | None = None
         try:
             self._setup()
@@ -243,8 +218,7 @@ class SimNode(Node):
             # Process-wide. The physics thread holds the GIL through its MuJoCo calls
             # (direct_calls) and so runs Python almost without a break; any other thread
             # waits for a forced switch to take the GIL back after a C call.
-            _SWITCH_INTERVAL.take(self._switch_interval_ms / 1000.0)
-            self._holds_switch_interval = True
+            self._switch_token = SWITCH_INTERVAL.take(self._switch_interval_ms / 1000.0)
         self.loop.start()
 
     def close(self) -> None:
@@ -254,9 +228,9 @@ class SimNode(Node):
         self._closed = True
         if self.loop is not None:
             self.loop.stop()
-        if self._holds_switch_interval:
-            self._holds_switch_interval = False
-            _SWITCH_INTERVAL.release()
+        if self._switch_token is not None:
+            SWITCH_INTERVAL.release(self._switch_token)
+            self._switch_token = None
 
     def destroy_node(self) -> None:
         if self.loop is None:

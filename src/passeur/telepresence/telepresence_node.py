@@ -49,6 +49,7 @@ from std_srvs.srv import SetBool
 from passeur.ros import qos
 from passeur.ros.geometry import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 from passeur.ros.params import declare
+from passeur.switch_interval import SWITCH_INTERVAL
 from passeur.telepresence.access import MIN_CODE_WINDOW_S, AccessManager, AccessPolicy, Session
 from passeur.telepresence.audio import make_audio
 from passeur.telepresence.exceptions import ProjectionError, TelepresenceConfigError
@@ -191,6 +192,13 @@ class TelepresenceNode(Node):
                         "further, but a real-time thread facing the network can take CPU from "
                         "the rest of the robot; needs root or CAP_SYS_NICE",
                         min_value=0, max_value=99)
+        self._switch_interval_ms = float(p(
+            "gil_switch_interval_ms", 1.0, "Python's thread switch interval for this process "
+            "while the server runs (ms; Python's default is 5; the shortest any node asks for "
+            "applies; 0 = leave it): how long the web server's thread may wait for the GIL "
+            "held by another busy thread (camera frames, other nodes) before it handles a "
+            "driving command", min_value=0.0, max_value=100.0))
+        self._switch_token: int | None = None
         cam_xyz = p("camera_xyz_m", [-0.07, 0.0, 1.3], "camera optical centre in base_link")
         cam_pitch = p("camera_pitch_deg", 0.0, "camera tilt below horizontal",
                       min_value=-89.0, max_value=89.0)
@@ -335,6 +343,8 @@ class TelepresenceNode(Node):
         self.server = WebServer(self.options, self, self.access, self.camera, self.audio,
                                 self._features)
         self.server.start()
+        if self._switch_interval_ms > 0:
+            self._switch_token = SWITCH_INTERVAL.take(self._switch_interval_ms / 1000.0)
         for url in self.server.urls():
             self.get_logger().info(f"serving {url}")
 
@@ -358,6 +368,10 @@ class TelepresenceNode(Node):
         server = getattr(self, "server", None)
         if server is not None:
             server.stop()
+        token = getattr(self, "_switch_token", None)
+        if token is not None:
+            SWITCH_INTERVAL.release(token)
+            self._switch_token = None
         self.camera.close()
         with self._drive_lock:
             self._publish_velocity(ZERO)
