@@ -172,15 +172,57 @@ def make_case(rng: random.Random, n_miscues: int) -> Case:
 
 Span = tuple[float, float]
 
+#: A reader pauses at the end of a sentence: (shortest, longest) pause in seconds, drawn per
+#: sentence end. Pages used to be synthesised in one breath, so the recogniser never met a
+#: sentence pause, where it can hear a word nobody said (docs/reading.md: the second pass at
+#: a lower language weight heard one as "the"). Pauses up to 1 s: some shorter, some longer
+#: than the voice-activity endpoint (0.6 s), all far under the 2 s of a hesitation.
+SENTENCE_PAUSE_S = (0.3, 1.0)
+#: Changes whenever the synthesised audio of a set changes (reading_inspect.py keys its cached
+#: decodes with it, so a decode of older audio is never re-scored as if it were this one's).
+AUDIO_VERSION = 2
+
+
+def sentence_breaks(case: Case) -> set[int]:
+    """Spoken items after which the reader ends a sentence (the next item belongs to a page
+    word of a later sentence: its reading, a word added before it, or a hesitation before
+    it; a repeated copy of a word belongs to that word)."""
+    page = tokenize(case.text, "en")
+    sentence_of: list[int] = []
+    sentence = 0
+    for tok in page.tokens:
+        sentence_of.append(sentence)
+        if tok.sentence_end:
+            sentence += 1
+    owner_of_added = {k: i for i, ks in case.added.items() for k in ks}
+    owners: list[int | None] = []
+    for k in range(len(case.spoken)):
+        idx = case.said_for[k] if k < len(case.said_for) else None
+        owners.append(idx if idx is not None else owner_of_added.get(k))
+    for k in range(len(owners) - 2, -1, -1):  # a hesitation belongs to the word after it
+        if owners[k] is None:
+            owners[k] = owners[k + 1]
+    breaks: set[int] = set()
+    for k in range(len(owners) - 1):
+        a, b = owners[k], owners[k + 1]
+        if a is not None and b is not None and \
+                sentence_of[page.words[a].token] < sentence_of[page.words[b].token]:
+            breaks.add(k)
+    return breaks
+
 
 def synthesize(case: Case, tts: Synthesizer, rate: int, voice: str
                ) -> tuple[np.ndarray, list[Span | None]]:
-    """Audio of the spoken words, and the true (start, end) of each spoken item."""
+    """Audio of the spoken words, and the true (start, end) of each spoken item. Each
+    sentence is synthesised on its own and followed by a pause (SENTENCE_PAUSE_S, drawn from
+    the page's own text: the same page gets the same pauses in every script)."""
     tts.voices["en"] = voice
     pieces: list[np.ndarray] = [np.zeros(int(0.4 * SAMPLE_RATE), np.int16)]
     t = 0.4
     spans: list[Span | None] = [None] * len(case.spoken)
     chunk: list[tuple[str, int]] = []
+    breaks = sentence_breaks(case)
+    pause_rng = random.Random(case.text)
 
     def flush() -> None:
         nonlocal t
@@ -206,6 +248,11 @@ def synthesize(case: Case, tts: Synthesizer, rate: int, voice: str
             t += 3.0
             continue
         chunk.append((w, k))
+        if k in breaks:
+            flush()
+            pause_s = round(pause_rng.uniform(*SENTENCE_PAUSE_S), 2)
+            pieces.append(np.zeros(int(pause_s * SAMPLE_RATE), np.int16))
+            t += int(pause_s * SAMPLE_RATE) / SAMPLE_RATE
     flush()
     pieces.append(np.zeros(int(0.8 * SAMPLE_RATE), np.int16))
     return np.concatenate(pieces), spans

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 from benchmarks.reading import (
+    AUDIO_VERSION,
     KINDS,
     VOICES,
     detected,
@@ -76,9 +77,10 @@ def main() -> int:
     tts = Synthesizer()
     settings = json.loads(args.settings) if args.settings else {}
     backend = None if args.realign else create_backend("pocketsphinx", settings)
-    # Decodes are cached per set (seed, voice, rate) and recogniser settings: --realign never
-    # reuses another set's.
+    # Decodes are cached per set (seed, voice, rate), recogniser settings and benchmark audio
+    # version: --realign never reuses another set's.
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    key = f"a{AUDIO_VERSION}-{key}"
     hits = {k: [0, 0] for k in KINDS}
     n_alarms = n_correct = 0
     for n in range(args.pages):

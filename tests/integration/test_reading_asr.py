@@ -220,3 +220,13 @@ def test_acoustic_fit_is_given_for_final_words_only() -> None:
         assert sum(f is not None and f <= 0.0 for f in fits) >= 4  # final words do carry one
     finally:
         rec.close()
+
+
+@pytest.mark.parametrize("name", ["correct_f3", "omission"])
+def test_a_sentence_pause_is_no_extra_word_with_a_lighter_second_pass(
+        name: str, recordings, page) -> None:  # type: ignore[no-untyped-def]
+    # With the second pass at weight 4 (asr_settings {"fwdflat_lw": 4}) the stretched end of
+    # "every day." before the pause was heard as a "the" of its own, reported as extra speech.
+    backend = create_backend("pocketsphinx", {"fwdflat_lw": 4.0})
+    result = run(name, recordings, page, backend)
+    assert result.state.extras == []

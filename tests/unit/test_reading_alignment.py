@@ -221,6 +221,12 @@ def test_speech_without_a_recognised_word_is_unclear() -> None:
     # The same gap in silence is just a pause.
     state = Aligner(page).update(h, finished=True, speech=[False] * 400)
     assert state.extras == []
+    # A pause whose edges are voiced (the ends of the words around it, 0.18 s each: 0.36 s
+    # in all, over `unclear_min_s`, but in two pieces) is a pause too.
+    speech = [False] * 400
+    for k in [*range(start, start + 9), *range(end - 9, end)]:
+        speech[k] = True
+    assert Aligner(page).update(h, finished=True, speech=speech).extras == []
 
 
 def test_skipped_function_words_are_forgiven_only_inside_reading() -> None:
@@ -328,3 +334,32 @@ def test_words_after_where_the_reader_stopped_are_not_hard_words() -> None:
     assert result.accuracy == 7 / 11 and result.hard_words == []
     state = Aligner(page).update(hyp("the little boat on the pond tom"), finished=True)
     assert score(page, state).hard_words == ["sails"]
+
+
+def test_the_stretched_end_of_a_sentence_heard_as_a_short_word_is_not_extra_speech() -> None:
+    # "... pond." then a pause, "Tom runs ...": the recogniser named the end of "pond",
+    # stretched before the pause, as a short word joined to it ("every day *the*" in
+    # tests/integration with fwdflat_lw 4).
+    page = tokenize(TEXT, "en")
+    tail = hyp("the little boat sails on the pond a tom runs after it", gaps={8: 0.5},
+               dur=0.3)
+    assert tail.words[7].start_s == tail.words[6].end_s + 0.1  # made joined below
+    words = list(tail.words)
+    words[7] = RecognizedWord("a", words[6].end_s, words[6].end_s + 0.3)
+    state = Aligner(page).update(Hypothesis(words, tail.audio_s), finished=True)
+    assert state.extras == [] and outcomes(state) == [CORRECT] * 11
+    # Streaming: the tail is the last word heard, nothing after it yet.
+    state = Aligner(page).update(Hypothesis(words[:8], tail.audio_s), finished=False)
+    assert state.extras == []
+    # A word added after the pause, before the next sentence, is still an insertion; so is
+    # one said on without a pause, and a copy of the sentence's last word a repetition.
+    after_pause = list(words)
+    after_pause[7] = RecognizedWord("a", words[6].end_s + 0.5, words[6].end_s + 0.7)
+    state = Aligner(page).update(Hypothesis(after_pause, tail.audio_s), finished=True)
+    assert [e.heard for e in state.extras] == ["a"]
+    no_pause = hyp("the little boat sails on the pond a tom runs after it", gaps={7: 0.0})
+    assert [e.heard for e in Aligner(page).update(no_pause, finished=True).extras] == ["a"]
+    again = list(words)
+    again[7] = RecognizedWord("pond", words[6].end_s, words[6].end_s + 0.3)
+    state = Aligner(page).update(Hypothesis(again, tail.audio_s), finished=True)
+    assert [(e.kind, e.heard) for e in state.extras] == [(REPETITION, "pond")]

@@ -94,3 +94,21 @@ def test_voices_option_gives_a_differently_generated_set() -> None:
     for bad in ("en-gb", "en-gb:fast", ":140", "en-us:20"):
         with pytest.raises(SystemExit):
             parse_voices(bad)
+
+
+def test_readers_pause_between_sentences() -> None:
+    # "Tom saw a frog. The frog ran." read with "frog" repeated at the end of the first
+    # sentence and a word added before "The": the pause comes after the repeated copy (it
+    # belongs to the first sentence) and before the added word (said for the second).
+    from benchmarks.reading import SENTENCE_PAUSE_S, sentence_breaks
+
+    text = "Tom saw a frog. The frog ran."
+    spoken = ["tom", "saw", "a", "frog", "frog", "big", "the", "frog", "ran"]
+    said_for: list[int | None] = [0, 1, 2, 3, None, None, 4, 5, 6]
+    case = Case(text, spoken, {3: "repetition", 4: "insertion"}, said_for, {3: [4], 4: [5]})
+    assert sentence_breaks(case) == {4}
+    # A hesitation before the first word of a sentence comes after the sentence pause.
+    case = Case(text, ["tom", "saw", "a", "frog", "<pause>", "the", "frog", "ran"],
+                {4: "hesitation"}, [0, 1, 2, 3, None, 4, 5, 6], {})
+    assert sentence_breaks(case) == {3}
+    assert 0 < SENTENCE_PAUSE_S[0] < SENTENCE_PAUSE_S[1] < 2.0  # never a hesitation

@@ -171,6 +171,18 @@ def _poorer_fit(src: RecognizedWord, target: WordResult, functions: set[str]) ->
     return src.acoustic_per_frame < target.acoustic_per_frame - TRY_FIT_MARGIN
 
 
+#: A reader stretches the last word of a sentence before pausing, and a page-following
+#: recogniser may name that stretched end as a short word of its own: "every day" + pause heard
+#: as "every day *the*" (tests/integration/test_reading_asr.py, pocketsphinx's second pass at
+#: a lower language weight: 3 of 8 recordings, en-us+f3). A function word heard straight after
+#: the last word of a sentence (within SENTENCE_TAIL_JOIN_S of its end) and followed by a
+#: pause (SENTENCE_TAIL_PAUSE_S without a word heard, or nothing heard yet) is that tail, not
+#: extra speech. A word added before the next sentence comes after the pause, and a copy of
+#: the sentence's last word itself stays a repetition.
+SENTENCE_TAIL_JOIN_S = 0.04
+SENTENCE_TAIL_PAUSE_S = 0.15
+
+
 def _similar_attempt(attempt: str, target: str) -> bool:
     """Looks like a try at `target`: its beginning, or close in spelling."""
     if len(attempt) >= 2 and target.startswith(attempt):
@@ -320,9 +332,15 @@ class Aligner:
         target = words[before] if before < len(words) else None
         attempt_seen = False
         run = [keys[j] for j in hyp_indices]
+        tail_end = self._sentence_end_s(before, words)
         for n, j in enumerate(hyp_indices):
             key = keys[j]
             src = sources[j]
+            if tail_end is not None and self._sentence_tail(key, src, j, tail_end, before,
+                                                            sources):
+                tail_end = src.end_s  # the tail may be heard as two short words
+                continue
+            tail_end = None
             if target is not None and target.outcome == CORRECT and \
                     key == self.expected[before] and (_is_fragment(src, target, self._functions)
                                                       or _poorer_fit(src, target, self._functions)):
@@ -342,6 +360,26 @@ class Aligner:
             target.outcome = SELF_CORRECTION
             first = sources[hyp_indices[0]]
             target.start_s = min(target.start_s or first.start_s, first.start_s)
+
+    def _sentence_end_s(self, before: int, words: list[WordResult]) -> float | None:
+        """When the extras before page word `before` come right after the heard last word of a
+        sentence: that word's end (s); else None."""
+        if before == 0:
+            return None
+        last = words[before - 1]
+        if last.end_s is None or last.outcome not in (CORRECT, SUBSTITUTION):
+            return None
+        return last.end_s if self.page.tokens[last.token].sentence_end else None
+
+    def _sentence_tail(self, key: str, src: RecognizedWord, j: int, tail_end: float,
+                       before: int, sources: list[RecognizedWord]) -> bool:
+        """Extra `src` (hypothesis index `j`) is the stretched end of the sentence's last word
+        (SENTENCE_TAIL_JOIN_S): a function word joined to it and followed by a pause."""
+        if key not in self._functions or key == self.expected[before - 1] \
+                or src.start_s - tail_end > SENTENCE_TAIL_JOIN_S:
+            return False
+        following = next((s for s in sources[j + 1:] if s is not src), None)
+        return following is None or following.start_s - src.end_s >= SENTENCE_TAIL_PAUSE_S
 
     def _re_says(self, run: list[str], n: int, before: int, words: list[WordResult]) -> bool:
         """Extra word `run[n]` (the extras heard before page word `before`) is one reading of
@@ -394,7 +432,7 @@ class Aligner:
                 continue
             lo = int((a.end_s + 0.04) / frame_s)
             hi = int((b.start_s - 0.04) / frame_s)
-            if hi - lo >= min_frames and sum(speech[lo:hi]) >= min_frames:
+            if hi - lo >= min_frames and _longest_run(speech[lo:hi]) >= min_frames:
                 extras.append(Extra(UNCLEAR, "?", before_of.get(j, 0), a.end_s, b.start_s))
         extras.sort(key=lambda e: e.start_s)
 
@@ -447,6 +485,18 @@ class Aligner:
                     (len(heard_key) >= 2 and exp.startswith(heard_key))
                     or similarity(heard_key, exp) >= 0.75):
                 w.forgiven = "line end"
+
+
+def _longest_run(flags: Sequence[bool]) -> int:
+    """The longest run of consecutive true flags. Speech nobody put a word on is one stretch
+    of voice (a word, a try, a filler): bits of voice on both sides of a silence are the
+    edges of the words around it (a sentence pause: the end of one sentence's last word and
+    the start of the next one's first), not something said in between."""
+    best = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
 
 
 @dataclass
