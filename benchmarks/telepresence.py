@@ -20,8 +20,9 @@ By default the simulator runs in a process of its own, as a camera driver does o
 (`--source sim-process`; the frame's DDS transfer between the two processes, ~1-3 ms, is before
 the arrival time and not counted). `--source sim` runs it in the server's process, as the
 all-in-one `passeur sim` demo does: its physics thread then competes with the web server's
-loop for the GIL, which lengthens the command tail. `--rt-priority 20` puts the web server's
-loop thread in SCHED_RR (`web_thread_rt_priority`, opt-in, needs CAP_SYS_NICE).
+loop for the GIL, which lengthens the command tail. The web server's loop thread runs in
+SCHED_RR within its CPU budget as the node's default (`web_thread_rt_priority` 10; needs
+CAP_SYS_NICE: root in the benchmark's `unshare -n`); `--rt-priority 0` measures without.
 
 The browsers share the robot's 2 cores here; deployed, they run on the visitors' devices.
 `--browser-nice 10` lowers their CPU priority below the server's (they still use every cycle
@@ -215,8 +216,9 @@ def main() -> int:
     parser.add_argument("--render-process", choices=["true", "false"], default=None,
                         help="--source sim: the sim parameter render_process (camera frames in "
                         "a child process or a thread; default: config/passeur.yaml's)")
-    parser.add_argument("--rt-priority", type=int, default=0,
-                        help="web_thread_rt_priority for the telepresence node (0 = default, off)")
+    parser.add_argument("--rt-priority", type=int, default=None,
+                        help="web_thread_rt_priority for the telepresence node (default: the "
+                        "node's, 10; 0 = off)")
     parser.add_argument("--browser-nice", type=int, default=0,
                         help="niceness of the browsers (0: as the server; 10: below it, as if "
                         "they ran on the visitors' devices rather than on the robot)")
@@ -242,7 +244,9 @@ def main() -> int:
     tp = {"http_port": 0, "ice_host_addresses": "127.0.0.1", "frame_stamp": True,
           "video_codec": args.codec, "audio_mic": "silence", "audio_speaker": "none",
           "staff_password_hash": hash_password("bench-password", n=2**10), "max_viewers": 16,
-          "max_spectators": 14, "web_thread_rt_priority": args.rt_priority}
+          "max_spectators": 14}
+    if args.rt_priority is not None:
+        tp["web_thread_rt_priority"] = args.rt_priority
     fake = None
     sim_process: subprocess.Popen[bytes] | None = None
     if args.source == "sim-process" and sim_available():
@@ -326,8 +330,13 @@ def main() -> int:
     async def issue(role: str) -> str:
         return node.access.issue_code(role, 3600).code
 
+    async def loop_policy() -> str:
+        policy = os.sched_getscheduler(threading.get_native_id()) & ~os.SCHED_RESET_ON_FORK
+        return "SCHED_RR" if policy == os.SCHED_RR else "normal"
+
     results: dict[str, Any] = {"codec": args.codec, "source": source, "resolution": "640x480",
-                               "web_thread_rt_priority": args.rt_priority,
+                               "web_thread_rt_priority": node.options.thread_rt_priority,
+                               "web_loop_thread_policy": server.call(loop_policy()),
                                "browser_nice": args.browser_nice, "viewers": {}}
     print(f"telepresence benchmark: {source}, codec {args.codec}, {os.cpu_count()} cores")
     with sync_playwright() as pw:

@@ -682,6 +682,8 @@ async def test_server_threads_take_the_configured_niceness() -> None:
         ServerOptions(thread_nice=-40).validate()
     with pytest.raises(Exception, match="web_thread_rt_priority"):
         ServerOptions(thread_rt_priority=100).validate()
+    with pytest.raises(Exception, match="real-time budget"):
+        ServerOptions(thread_rt_share=0.0).validate()
 
 
 async def test_a_real_time_loop_thread_keeps_its_helpers_at_normal_policy() -> None:
@@ -706,6 +708,45 @@ async def test_a_real_time_loop_thread_keeps_its_helpers_at_normal_policy() -> N
             asyncio.run_coroutine_threadsafe(on_loop(), srv.loop))
         assert loop_policy & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
         assert pool == (os.SCHED_OTHER, 2)
+    finally:
+        feeder.stop.set()
+        srv.stop()
+
+
+async def test_a_busy_real_time_loop_thread_goes_back_to_normal_priority() -> None:
+    """A flood (here: a coroutine spinning on the loop) must not keep a real-time thread on a
+    core: past half a core over a second, the loop thread is put back to normal scheduling
+    at the server's niceness, and made real-time again after the cooldown."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except PermissionError:
+        pytest.skip("SCHED_RR not permitted here")
+    srv, _robot, feeder = make_server(thread_rt_priority=1, thread_nice=2,
+                                      thread_rt_cooldown_s=3.0)
+    try:
+        async def policy() -> tuple[int, int]:
+            tid = threading.get_native_id()
+            return (os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK,
+                    os.getpriority(os.PRIO_PROCESS, tid))
+
+        def on_loop() -> tuple[int, int]:
+            return srv.call(policy())  # type: ignore[no-any-return]
+
+        async def spin(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+        assert on_loop()[0] == os.SCHED_RR
+        # 2.2 s: a whole one-second window falls inside it wherever the spin starts; the
+        # cooldown (3 s from the demotion) outlasts it.
+        srv.call(spin(2.2), timeout_s=10.0)
+        assert on_loop() == (os.SCHED_OTHER, 2)
+        deadline = time.monotonic() + 6.0
+        while on_loop()[0] != os.SCHED_RR:
+            assert time.monotonic() < deadline, "never real-time again after the cooldown"
+            await asyncio.sleep(0.1)
     finally:
         feeder.stop.set()
         srv.stop()

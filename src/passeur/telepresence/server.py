@@ -87,7 +87,12 @@ from passeur.telepresence.messages import (
     SpeedLimits,
     parse_message,
 )
-from passeur.telepresence.priority import set_thread_nice, set_thread_realtime
+from passeur.telepresence.priority import (
+    RealtimeBudget,
+    RealtimeGuard,
+    set_thread_nice,
+    set_thread_realtime,
+)
 from passeur.telepresence.video import CameraSource, SharedEncoder
 from passeur.telepresence.web_feature import WebFeature
 
@@ -233,9 +238,13 @@ class ServerOptions:
     #: the process (simulator, ROS callbacks, planners) and of the programs started with it.
     thread_nice: int = 0
     #: SCHED_RR priority (1-99) of the loop thread alone; 0 = normal scheduling. Shortens the
-    #: command latency tail further, but a real-time thread that faces the network can take
-    #: CPU from the rest of the robot (bounded by the kernel's real-time throttling): opt-in.
+    #: command latency tail. A real-time thread that faces the network could take CPU from
+    #: the rest of the robot: it stays real-time only while it uses at most
+    #: `thread_rt_share` of a core over each second, else it is back to normal scheduling
+    #: for `thread_rt_cooldown_s` (priority.RealtimeBudget).
     thread_rt_priority: int = 0
+    thread_rt_share: float = 0.5
+    thread_rt_cooldown_s: float = 10.0
     status_period_s: float = 0.5
     housekeeping_period_s: float = 1.0
     #: A peer connection not established this long after its offer is closed: an offer
@@ -270,6 +279,10 @@ class ServerOptions:
         if not (0 <= self.thread_rt_priority <= 99):
             raise TelepresenceConfigError(
                 f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
+        if not 0 < self.thread_rt_share <= 1 or self.thread_rt_cooldown_s < 0:
+            raise TelepresenceConfigError(
+                f"real-time budget: thread_rt_share {self.thread_rt_share} must be in (0, 1] "
+                f"and thread_rt_cooldown_s {self.thread_rt_cooldown_s} >= 0")
         if self.max_connections_per_client < 8 or not self.idle_timeout_s > 0:
             raise TelepresenceConfigError(
                 f"max_connections_per_client must be >= 8 (a browser opens about 6) and "
@@ -396,10 +409,7 @@ class WebServer:
                         "needs root or CAP_SYS_NICE): commands and video keep the default "
                         "priority; set web_thread_nice to 0 to silence this",
                         self.options.thread_nice)
-        if not set_thread_realtime(self.options.thread_rt_priority):
-            log.warning("could not make the web server's loop thread real-time (SCHED_RR %d "
-                        "needs root or CAP_SYS_NICE); set web_thread_rt_priority to 0 to silence "
-                        "this", self.options.thread_rt_priority)
+        guard = self._go_realtime()
         loop = asyncio.new_event_loop()
         # Threads the loop starts for aiortc (audio decoding...) run at the server's niceness
         # even when the loop thread is real-time (whose children start at niceness 0).
@@ -419,9 +429,38 @@ class WebServer:
         try:
             loop.run_forever()
         finally:
+            if guard is not None:
+                guard.stop()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def _go_realtime(self) -> RealtimeGuard | None:
+        """The calling (loop) thread in SCHED_RR within its CPU budget, if asked and allowed."""
+        o = self.options
+        if o.thread_rt_priority == 0:
+            return None
+        if not set_thread_realtime(o.thread_rt_priority):
+            log.info("the web server's loop thread runs at normal priority (SCHED_RR %d needs "
+                     "root or CAP_SYS_NICE): driving commands may wait a few ms more on a busy "
+                     "robot; web_thread_rt_priority 0 asks for normal priority",
+                     o.thread_rt_priority)
+            return None
+
+        def changed(realtime: bool, share: float) -> None:
+            if realtime:
+                log.info("web server loop thread real-time again (SCHED_RR %d)",
+                         o.thread_rt_priority)
+            else:
+                log.warning("the web server's loop thread used %.0f %% of a core: normal "
+                            "priority for %g s (a real-time thread may take at most %.0f %%)",
+                            100 * share, o.thread_rt_cooldown_s, 100 * o.thread_rt_share)
+
+        guard = RealtimeGuard(o.thread_rt_priority, o.thread_nice,
+                              RealtimeBudget(o.thread_rt_share, 1.0, o.thread_rt_cooldown_s),
+                              on_change=changed)
+        guard.start()
+        return guard
 
     async def _serve(self) -> None:
         self.camera.attach(asyncio.get_running_loop())

@@ -187,11 +187,12 @@ class TelepresenceNode(Node):
                         "the stack, which measurably shortens the command latency tail on a "
                         "busy robot; needs root or CAP_SYS_NICE (else a warning and 0)",
                         min_value=-20, max_value=19)
-        rt_priority = p("web_thread_rt_priority", 0, "SCHED_RR priority (1-99) of the web "
-                        "server's loop thread alone, 0 = off; shortens the command latency tail "
-                        "further, but a real-time thread facing the network can take CPU from "
-                        "the rest of the robot; needs root or CAP_SYS_NICE",
-                        min_value=0, max_value=99)
+        rt_priority = p("web_thread_rt_priority", 10, "SCHED_RR priority (1-99) of the web "
+                        "server's loop thread alone, 0 = off; shortens the command latency "
+                        "tail. It stays real-time only while it uses at most half a core over "
+                        "each second (else normal priority for 10 s), so a flood cannot take a "
+                        "core from the robot; needs root or CAP_SYS_NICE (else normal priority, "
+                        "said once in the log)", min_value=0, max_value=99)
         self._switch_interval_ms = float(p(
             "gil_switch_interval_ms", 1.0, "Python's thread switch interval for this process "
             "while the server runs (ms; Python's default is 5; the shortest any node asks for "
