@@ -410,6 +410,13 @@ class WebServer:
                         "priority; set web_thread_nice to 0 to silence this",
                         self.options.thread_nice)
         guard = self._go_realtime()
+        try:
+            self._serve_forever()
+        finally:
+            if guard is not None:
+                guard.stop()
+
+    def _serve_forever(self) -> None:
         loop = asyncio.new_event_loop()
         # Threads the loop starts for aiortc (audio decoding...) run at the server's niceness
         # even when the loop thread is real-time (whose children start at niceness 0).
@@ -429,8 +436,6 @@ class WebServer:
         try:
             loop.run_forever()
         finally:
-            if guard is not None:
-                guard.stop()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
