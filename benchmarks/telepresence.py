@@ -40,6 +40,7 @@ import asyncio
 import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,18 +174,18 @@ def start_wire_stamps(path: Path) -> subprocess.Popen[bytes] | None:
     return None
 
 
-def wire_arrivals(path: Path, ports: set[int]) -> dict[int, list[float]]:
-    """Kernel arrival times of the DTLS datagrams sent to the server's ICE ports, by length."""
-    out: dict[int, list[float]] = {}
+def wire_arrivals(path: Path) -> dict[tuple[int, bytes], float]:
+    """Kernel arrival time of each DTLS record captured, by destination port and record
+    (epoch and sequence number)."""
+    out: dict[tuple[int, bytes], float] = {}
     if not path.exists():
         return out
     for line in path.read_text().splitlines()[1:]:
         try:
-            t, port, length = json.loads(line)
+            t, port, key = json.loads(line)
+            out.setdefault((int(port), bytes.fromhex(key)), t)
         except ValueError:
             continue  # the last line, cut by the stop
-        if port in ports:
-            out.setdefault(length, []).append(t)
     return out
 
 
@@ -289,19 +290,35 @@ def main() -> int:
     # ... and, inside the server, datagram seen by the loop -> handler (DTLS, SCTP, queues).
     import aioice.ice
 
-    last_datagram = [0.0, 0]  # loop time, payload length
+    # Each DTLS record is known by its epoch and sequence number (header bytes 3-10, sent in
+    # clear): the same key in the capture (wire_stamps.py), when the loop read the datagram,
+    # and when the DTLS task took it off the queue to decrypt it (the one its handler runs in).
+    # Sequence numbers count per direction and per connection: the key is the server's ICE
+    # port (the datagram's destination) with them.
+    read_at: dict[tuple[int, bytes], float] = {}
+    current: list[tuple[int, bytes]] = [(0, b"")]
     in_loop_ms: list[float] = []
-    datagram_at: dict[float, tuple[float, int]] = {}
-    server_ports: set[int] = set()
+    datagram_at: dict[float, tuple[float, tuple[int, bytes]]] = {}
     data_received = aioice.ice.Connection.data_received
+    recv = aioice.ice.Connection.recv
+
+    def local_port(connection: Any) -> int:
+        nominated = getattr(connection, "_nominated", {}).get(1)
+        return int(nominated.local_candidate.port) if nominated is not None else 0
 
     def timed_data_received(self: Any, data: bytes, component: int) -> None:
         if data[:1] == b"\x17":  # DTLS application data (SCTP: the data channel), not RTP
-            last_datagram[:] = [time.time(), len(data)]
-            server_ports.update(c.port for c in self._local_candidates)
+            read_at[(local_port(self), data[3:11])] = time.time()
         data_received(self, data, component)
 
+    async def keyed_recv(self: Any) -> bytes:
+        data: bytes = await recv(self)
+        if data[:1] == b"\x17":
+            current[0] = (local_port(self), data[3:11])
+        return data
+
     aioice.ice.Connection.data_received = timed_data_received  # type: ignore[method-assign]
+    aioice.ice.Connection.recv = keyed_recv  # type: ignore[method-assign]
 
     def timed_on_message(peer: Any, raw: Any) -> None:
         t = time.time()
@@ -309,9 +326,10 @@ def main() -> int:
             w = round(float(json.loads(raw).get("angular", "nan")), 4)
         except (ValueError, TypeError, AttributeError):
             w = float("nan")
-        if last_datagram[0]:
-            in_loop_ms.append(1000.0 * (t - last_datagram[0]))
-            datagram_at.setdefault(w, (last_datagram[0], int(last_datagram[1])))
+        key = current[0]
+        if key in read_at:
+            in_loop_ms.append(1000.0 * (t - read_at[key]))
+            datagram_at.setdefault(w, (read_at[key], key))
         handled.setdefault(w, t)
         on_message(peer, raw)
 
@@ -481,16 +499,16 @@ def main() -> int:
         # From the kernel's arrival of the datagram (wire_stamps.py) on: what the robot
         # spends (waking the loop, DTLS, SCTP, handler, publish), and before it what the
         # browser and the loopback spend (deployed: the visitor's device and the network).
-        wire = wire_arrivals(wire_file, server_ports)
+        wire = wire_arrivals(wire_file)
         wire_to_publish, browser_to_wire = [], []
         for w, t_ms in sent:
             if w not in datagram_at or w not in published:
                 continue
-            t_read, length = datagram_at[w]
-            arrived = [t for t in wire.get(length, []) if t_read - 0.2 <= t <= t_read]
-            if arrived:
-                wire_to_publish.append((published[w] - arrived[-1]) * 1000.0)
-                browser_to_wire.append(arrived[-1] * 1000.0 - t_ms)
+            arrived = wire.get(datagram_at[w][1])
+            if arrived is not None:
+                wire_to_publish.append((published[w] - arrived) * 1000.0)
+                browser_to_wire.append(arrived * 1000.0 - t_ms)
+        shutil.rmtree(wire_file.parent, ignore_errors=True)
         pilot.context.close()
         browser.close()
     results["command_latency_ms_p50"] = round(statistics.median(cmd_lat), 2) if cmd_lat else None
@@ -540,8 +558,10 @@ def main() -> int:
                                           else empty)
     one = results["viewers"].get("1") or top
     robot_side = results["command_wire_to_publish_ms_p99"]
+    results["command_robot_side_from"] = "kernel arrival"
     if robot_side is None:  # no capture (no CAP_NET_RAW): from the loop's read of it
         robot_side = results["command_datagram_to_publish_ms_p99"]
+        results["command_robot_side_from"] = "loop read (no capture)"
     results["goals"] = {
         "p95_latency_le_80ms": one["latency_ms_p95"] is not None and one["latency_ms_p95"] <= 80,
         "command_p99_le_5ms": results["command_latency_ms_p99"] is not None

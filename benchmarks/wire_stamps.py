@@ -5,7 +5,9 @@
 A helper process of `telepresence.py` (run in its own process so that it takes nothing from
 the measured server's CPU or GIL): an AF_PACKET socket on `lo` with SO_TIMESTAMPNS gives the
 time each UDP datagram reached the kernel. A line per datagram whose payload starts with
-0x17 (DTLS application data: SCTP, the data channel): [time_s, dst_port, payload_len].
+0x17 (DTLS application data: SCTP, the data channel): [time_s, dst_port, record], record
+being the hex of the DTLS record's epoch and sequence number (header bytes 3-10, in clear),
+which the benchmark also reads from the datagram the server handles.
 Needs CAP_NET_RAW (root, or the benchmark's `unshare -n`, where it runs as root); without it
 the benchmark leaves the wire split out. Stops on SIGTERM.
 """
@@ -37,23 +39,23 @@ def main() -> int:
 
 
 def _arrival(data: bytes, ancillary: list[tuple[int, int, bytes]], _flags: int,
-             addr: tuple[object, ...]) -> list[float] | None:
-    """[kernel time, UDP destination port, payload length] of an incoming DTLS application
-    data datagram; None for anything else."""
+             addr: tuple[object, ...]) -> list[float | int | str] | None:
+    """[kernel time, UDP destination port, record key] of an incoming DTLS application data
+    datagram; None for anything else."""
     if addr[2] == socket.PACKET_OUTGOING or len(data) < ETH_HEADER + 29:
         return None
     ip = data[ETH_HEADER:]
     if ip[9] != socket.IPPROTO_UDP:
         return None
     udp = ip[(ip[0] & 0x0F) * 4:]
-    payload = udp[8:]
-    if not payload or payload[0] != 0x17:
+    payload = udp[8:struct.unpack("!H", udp[4:6])[0]]
+    if len(payload) < 11 or payload[0] != 0x17:
         return None
     stamp = next((struct.unpack("qq", d[:16]) for level, kind, d in ancillary
                   if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
     if stamp is None:
         return None
-    return [stamp[0] + stamp[1] * 1e-9, struct.unpack("!H", udp[2:4])[0], len(payload)]
+    return [stamp[0] + stamp[1] * 1e-9, struct.unpack("!H", udp[2:4])[0], payload[3:11].hex()]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -469,6 +469,7 @@ def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) ->
     n_scans = len(rig.scans)
     crawls_from = rig.sim.loop.stats.crawls
     rig.wait(lambda: rig.speed_now() < 0.005, "the robot at rest before the box")
+    crawls = rig.sim.loop.stats.crawls - crawls_from  # while it moved, not once at rest
     rig.wait_sim(1.0)
     with rig.lock:
         scans = list(rig.scans[n_scans:])
@@ -479,7 +480,6 @@ def test_box_dropped_in_the_path_at_full_speed(rig: Rig, artifacts_dir: Path) ->
     # zero a hop after they are sent (the simulator's own executor is not held back by sim
     # time, see rest_bound_s). Plus what the robot may travel in any crawl step the simulator
     # took past a stalled executor (none on a calm machine; kept in the artefact).
-    crawls = rig.sim.loop.stats.crawls - crawls_from
     allowance_m = 0.015 + top * crawls * CRAWL_STEP_S
     write_run(artifacts_dir / "box_run.json", rig, [], closest_m=closest,
               contact_steps=rig.sim.robot_contact_steps(), allowance_m=allowance_m,

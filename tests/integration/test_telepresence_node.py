@@ -199,17 +199,22 @@ def test_the_server_shortens_the_gil_switch_interval_while_it_runs(ros_context: 
     from passeur.telepresence.telepresence_node import TelepresenceNode
 
     before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)  # not 1 ms already, whatever ran before in this process
     node = TelepresenceNode(parameter_overrides=[Parameter(k, value=v)
                                                  for k, v in PARAMS.items()],
                             context=ros_context)
     try:
-        assert sys.getswitchinterval() == pytest.approx(before)  # not before it serves
+        assert sys.getswitchinterval() == pytest.approx(0.004)  # not before it serves
         node.start()
         assert sys.getswitchinterval() == pytest.approx(0.001)
+        node.close()
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+        node.start()  # after close: refused, takes nothing
+        assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         node.close()
         node.destroy_node()
-    assert sys.getswitchinterval() == pytest.approx(before)
+        sys.setswitchinterval(before)
 
 
 def test_json_status_is_serialisable(harness: StackHarness) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
-from passeur.telepresence.priority import RealtimeBudget
+from passeur.telepresence.priority import RealtimeBudget, RealtimeGuard
 
 
 def test_a_thread_within_its_share_stays_real_time() -> None:
@@ -35,3 +38,55 @@ def test_a_bad_budget_is_refused() -> None:
     for kwargs in ({"share": 0.0}, {"share": 1.5}, {"window_s": 0.0}, {"cooldown_s": -1.0}):
         with pytest.raises(ValueError, match="real-time budget"):
             RealtimeBudget(**kwargs)  # type: ignore[arg-type]
+
+
+class _Scripted(RealtimeBudget):
+    """A budget that answers from a script: False (demote), True (promote), None..."""
+
+    def __init__(self, answers: list[bool | None]) -> None:
+        super().__init__()
+        self.answers = answers
+
+    def update(self, now_s: float, cpu_s: float) -> bool | None:
+        return self.answers.pop(0) if self.answers else None
+
+
+def test_a_refused_niceness_does_not_stop_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RLIMIT_RTPRIO may allow SCHED_RR while a negative niceness is refused: the thread is
+    still demoted, and promoted again after the cooldown."""
+    calls: list[int] = []
+
+    def refuse(*_args: object) -> None:
+        raise PermissionError("nice")
+
+    guard = RealtimeGuard(10, _Scripted([False, True]))
+    monkeypatch.setattr(os, "sched_setscheduler", lambda _tid, policy, _p: calls.append(policy))
+    monkeypatch.setattr(os, "setpriority", refuse)
+    assert guard._step() is False
+    assert guard._step() is True
+    assert calls == [os.SCHED_OTHER, os.SCHED_RR | os.SCHED_RESET_ON_FORK]
+
+
+def test_a_refused_move_is_reported_and_ends_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    errors: list[str] = []
+
+    def refuse(*_args: object) -> None:
+        raise PermissionError("no")
+
+    guard = RealtimeGuard(10, _Scripted([False]), on_error=errors.append, period_s=0.01)
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    guard.start()
+    guard._thread.join(5.0)
+    assert not guard._thread.is_alive()
+    assert errors and "real-time guard stopped" in errors[0]
+
+
+def test_after_stop_nothing_acts_on_the_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    guard = RealtimeGuard(10, _Scripted([]), period_s=0.01)
+    guard.start()
+    guard.stop()
+    guard.budget.answers = [False] * 10  # type: ignore[attr-defined]
+    monkeypatch.setattr(os, "sched_setscheduler", lambda _tid, policy, _p: calls.append(policy))
+    time.sleep(0.05)
+    assert calls == [] and not guard._thread.is_alive()

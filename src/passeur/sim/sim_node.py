@@ -128,8 +128,9 @@ class SimNode(Node):
         self._switch_interval_ms = declare(
             self, "gil_switch_interval_ms", 1.0,
             "Python's thread switch interval for this process while the simulator runs (ms; "
-            "Python's default is 5; 0 = leave it): how long a thread coming back from C code "
-            "(rendering, DDS) may wait for the GIL held by the busy physics thread",
+            "Python's default is 5; the shortest any node asks for applies; 0 = leave it): how "
+            "long a thread coming back from C code (rendering, DDS) may wait for the GIL held "
+            "by the busy physics thread",
             min_value=0.0, max_value=100.0)
         render_process = bool(declare(
             self, "render_process", True,

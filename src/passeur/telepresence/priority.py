@@ -14,6 +14,7 @@ seconds, so that a flood of packets cannot take a core from the rest of the robo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -88,45 +89,69 @@ class RealtimeBudget:
 
 class RealtimeGuard:
     """Keeps a SCHED_RR thread within its RealtimeBudget: a daemon thread samples the
-    thread's CPU clock every `period_s`, and moves it to normal scheduling (at `nice`) and back.
-    Start it from the real-time thread itself (it samples the calling thread)."""
+    thread's CPU clock every `period_s`, and moves it to normal scheduling (at the niceness it
+    had when the guard was made) and back. Construct it in the real-time thread itself (it
+    takes the calling thread's ids); `on_change(realtime, share)` reports each move, and
+    `on_error(message)` a move the system refused (the guard then stops: a thread it cannot
+    demote must not be promoted again either)."""
 
-    def __init__(self, priority: int, nice: int, budget: RealtimeBudget,
+    def __init__(self, priority: int, budget: RealtimeBudget,
                  on_change: Callable[[bool, float], None] | None = None,
+                 on_error: Callable[[str], None] | None = None,
                  period_s: float = 0.1) -> None:
-        self.priority, self.nice, self.budget = priority, nice, budget
+        self.priority, self.budget = priority, budget
         self._on_change = on_change
+        self._on_error = on_error
         self._period_s = period_s
         self._native_id = threading.get_native_id()
         self._clock = time.pthread_getcpuclockid(threading.get_ident())
+        # The niceness to go back to: what the thread has now (web_thread_nice where allowed).
+        self.nice = os.getpriority(os.PRIO_PROCESS, self._native_id)
         self._stop = threading.Event()
+        # Held across every system call on the thread, and by stop(): once stop() returns,
+        # nothing acts on the thread id again (it may be reused once the thread has ended).
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="web-rt-guard", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(2.0)
 
     def _run(self) -> None:
         while not self._stop.wait(self._period_s):
-            try:
-                cpu = time.clock_gettime(self._clock)
-            except OSError:
-                return  # the thread has ended
-            change = self.budget.update(time.monotonic(), cpu)
-            if change is None:
-                continue
-            try:
-                if change:
-                    os.sched_setscheduler(self._native_id, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
-                                          os.sched_param(self.priority))
-                else:
-                    os.sched_setscheduler(self._native_id, os.SCHED_OTHER, os.sched_param(0))
-                    os.setpriority(os.PRIO_PROCESS, self._native_id, self.nice)
-            except OSError:
-                return  # the thread has ended, or the permission was taken away
-            if self._on_change is not None:
-                self._on_change(change, self.budget.last_share)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    change = self._step()
+                except OSError as exc:
+                    self._report_error(f"real-time guard stopped: {exc}")
+                    return
+            if change is not None and self._on_change is not None:
+                try:
+                    self._on_change(change, self.budget.last_share)
+                except Exception:  # noqa: BLE001 - a report must not end the guard
+                    pass
+
+    def _step(self) -> bool | None:
+        change = self.budget.update(time.monotonic(), time.clock_gettime(self._clock))
+        if change:
+            os.sched_setscheduler(self._native_id, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
+                                  os.sched_param(self.priority))
+        elif change is False:
+            os.sched_setscheduler(self._native_id, os.SCHED_OTHER, os.sched_param(0))
+            # The niceness it had (kept across policies, set again to be sure); one the system
+            # refuses (RLIMIT_RTPRIO allowed without RLIMIT_NICE) leaves it where it is.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._native_id, self.nice)
+        return change
+
+    def _report_error(self, message: str) -> None:
+        if self._on_error is not None:
+            with contextlib.suppress(Exception):
+                self._on_error(message)

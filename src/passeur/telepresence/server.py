@@ -454,16 +454,19 @@ class WebServer:
 
         def changed(realtime: bool, share: float) -> None:
             if realtime:
-                log.info("web server loop thread real-time again (SCHED_RR %d)",
-                         o.thread_rt_priority)
+                log.info("port %s: web server loop thread real-time again (SCHED_RR %d)",
+                         self._port, o.thread_rt_priority)
             else:
-                log.warning("the web server's loop thread used %.0f %% of a core: normal "
-                            "priority for %g s (a real-time thread may take at most %.0f %%)",
-                            100 * share, o.thread_rt_cooldown_s, 100 * o.thread_rt_share)
+                log.warning("port %s: the web server's loop thread used %.0f %% of a core: "
+                            "normal priority for %g s (a real-time thread may take at most "
+                            "%.0f %%)", self._port, 100 * share, o.thread_rt_cooldown_s,
+                            100 * o.thread_rt_share)
 
-        guard = RealtimeGuard(o.thread_rt_priority, o.thread_nice,
+        guard = RealtimeGuard(o.thread_rt_priority,
                               RealtimeBudget(o.thread_rt_share, 1.0, o.thread_rt_cooldown_s),
-                              on_change=changed)
+                              on_change=changed,
+                              on_error=lambda message: log.warning("port %s: %s", self._port,
+                                                                   message))
         guard.start()
         return guard
 

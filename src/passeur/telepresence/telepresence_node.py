@@ -339,7 +339,7 @@ class TelepresenceNode(Node):
         self._features.extend(features)
 
     def start(self) -> None:
-        if self.server is not None:
+        if self.server is not None or self._closed:
             return
         self.server = WebServer(self.options, self, self.access, self.camera, self.audio,
                                 self._features)
@@ -367,12 +367,14 @@ class TelepresenceNode(Node):
         if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
             self._ticker.join(2.0)
         server = getattr(self, "server", None)
-        if server is not None:
-            server.stop()
-        token = getattr(self, "_switch_token", None)
-        if token is not None:
-            SWITCH_INTERVAL.release(token)
-            self._switch_token = None
+        try:
+            if server is not None:
+                server.stop()
+        finally:
+            token = getattr(self, "_switch_token", None)
+            if token is not None:
+                SWITCH_INTERVAL.release(token)
+                self._switch_token = None
         self.camera.close()
         with self._drive_lock:
             self._publish_velocity(ZERO)
