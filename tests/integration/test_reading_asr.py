@@ -230,3 +230,24 @@ def test_a_sentence_pause_is_no_extra_word_with_a_lighter_second_pass(
     backend = create_backend("pocketsphinx", {"fwdflat_lw": 4.0})
     result = run(name, recordings, page, backend)
     assert result.state.extras == []
+
+
+def test_the_language_weight_setting_reaches_the_first_pass() -> None:
+    """The page model was read with `NGramModel.readfile`, which applies no weight: the first
+    (streaming) pass ran at weight 1 whatever `language_weight` said, and the setting only
+    scaled the second pass (pocketsphinx runs it at fwdflatlw / lw). With the second pass off,
+    a different weight must give a different first-pass result."""
+    words = ["tom", "has", "a", "small", "red", "boat", "he", "takes", "it", "to", "the",
+             "pond", "every", "day"]
+    pcm = reading([S1, S2], "en-us+m4", 125)
+    heard = []
+    for weight in (1.0, 20.0):
+        backend = create_backend("pocketsphinx", {
+            "language_weight": weight, "decoder_options": {"fwdflat": False, "bestpath": False}})
+        rec = backend.recognizer("en", words, f"{S1} {S2}")
+        try:
+            rec.accept(pcm.tobytes())
+            heard.append([(w.text, w.start_s, w.end_s) for w in rec.finish().words])
+        finally:
+            rec.close()
+    assert heard[0] != heard[1], heard[0]
