@@ -230,3 +230,55 @@ def test_a_sentence_pause_is_no_extra_word_with_a_lighter_second_pass(
     backend = create_backend("pocketsphinx", {"fwdflat_lw": 4.0})
     result = run(name, recordings, page, backend)
     assert result.state.extras == []
+
+
+def test_the_last_word_of_a_sentence_is_highlighted_when_the_reader_pauses() -> None:
+    """"... a busy kite in the school." then a pause, in a voice far from the model's
+    speakers: the streaming (first-pass) result names "school" wrongly until the utterance
+    ends, and the highlight of "school" waited for the 600 ms endpoint (0.72 s after the
+    voice stopped, measured). A pause after the last word of a sentence now ends the
+    utterance sooner (ReadingSession's sentence_endpoint_ms)."""
+    from passeur.reading.audio_in import frames
+    from passeur.reading.session import ReadingSession
+    from passeur.reading.text import tokenize
+    from tests.support.reading_audio import speak
+
+    first = "Ben found a busy kite in the school."
+    second = "One morning Kate and the dog walked to the river."
+    voice, rate = "en-us+m4", 125
+    spoken = speak(first, voice, rate)
+    lead = np.zeros(4800, np.int16)
+    pause = np.zeros(int(0.8 * 16000), np.int16)
+    pcm = np.concatenate([lead, spoken, pause, speak(second, voice, rate), pause])
+    voice_end_s = (len(lead) + int(np.nonzero(np.abs(spoken) > 300)[0][-1])) / 16000
+    page = tokenize(f"{first} {second}", "en")
+    school = len(tokenize(first, "en").words) - 1
+    session = ReadingSession(page, create_backend("pocketsphinx").recognizer(
+        "en", [w.lex for w in page.words], page.text))
+    for frame in frames(pcm):
+        session.feed(frame, live=False)
+    result = session.finish()
+    assert result.state.words[school].outcome == CORRECT
+    late_s = result.reached_at_s[school] - voice_end_s
+    assert late_s <= 0.35, f"'school' highlighted {late_s:.2f} s after the voice stopped"
+
+
+def test_the_language_weight_setting_reaches_the_first_pass() -> None:
+    """The page model was read with `NGramModel.readfile`, which applies no weight: the first
+    (streaming) pass ran at weight 1 whatever `language_weight` said, and the setting only
+    scaled the second pass (pocketsphinx runs it at fwdflatlw / lw). With the second pass off,
+    a different weight must give a different first-pass result."""
+    words = ["tom", "has", "a", "small", "red", "boat", "he", "takes", "it", "to", "the",
+             "pond", "every", "day"]
+    pcm = reading([S1, S2], "en-us+m4", 125)
+    heard = []
+    for weight in (1.0, 20.0):
+        backend = create_backend("pocketsphinx", {
+            "language_weight": weight, "decoder_options": {"fwdflat": False, "bestpath": False}})
+        rec = backend.recognizer("en", words, f"{S1} {S2}")
+        try:
+            rec.accept(pcm.tobytes())
+            heard.append([(w.text, w.start_s, w.end_s) for w in rec.finish().words])
+        finally:
+            rec.close()
+    assert heard[0] != heard[1], heard[0]

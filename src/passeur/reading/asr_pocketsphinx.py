@@ -3,7 +3,8 @@
 The generic English language model recognises about 1 word in 5 of a child's book read aloud;
 a small trigram model built from the page itself (plus a few garbage words so that misread
 words are not forced onto page words) recognises 9 in 10 (measured, see ENVIRONMENT.md).
-The model is written as an ARPA file and loaded with `NGramModel.readfile`.
+The model is written as an ARPA file and loaded through the decoder's configuration
+(`add_lm_file`), so that its language weight applies to the first pass.
 
 Words missing from the pronouncing dictionary get a pronunciation from espeak-ng (IPA mapped
 to the ARPAbet phones of the en-us acoustic model).
@@ -56,7 +57,9 @@ FRAGMENT_PREFIX = "frag__"
 DEFAULT_TOPN = 32
 
 #: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance
-#: (pocketsphinx's default; the first pass runs at `language_weight` 1). Lower weights let
+#: (pocketsphinx's default; the first, streaming pass runs at `language_weight`, 1 by
+#: default: 3 and 6.5 named more sentence-final words in the streaming result but lost
+#: miscues, docs/reading.md "Late highlights"). Lower weights let
 #: fewer miscues be pulled back onto page words: with topn 32, 4 found 1-6 more miscues per
 #: benchmark set (benchmarks/reading.py), but it also heard the pause between two sentences
 #: as an extra "the" (tests/integration/test_reading_asr.py, en-us+f3: 3 of 8 recordings).
@@ -482,7 +485,7 @@ class PocketsphinxBackend:
 
     def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
                    text: str | None = None) -> PocketsphinxRecognizer:
-        from pocketsphinx import Decoder, NGramModel
+        from pocketsphinx import Decoder
 
         model = self._model(lang)
         kwargs: dict[str, Any] = {"hmm": model["hmm"], "dict": model["dict"],
@@ -500,6 +503,9 @@ class PocketsphinxBackend:
             return PocketsphinxRecognizer(Decoder(**kwargs), None, None)
         kwargs["lm"] = None
         kwargs["lw"] = self.language_weight
+        # No word insertion penalty (the page model was always used so; `decoder_options`
+        # may set one, which now applies).
+        kwargs["wip"] = 1.0
         # No phone-loop lookahead: on a page-sized vocabulary it saves little, and with it the
         # streaming search lost every path on some voices (benchmarks/reading.py: one page
         # recognised as "one lily" and 24 words of silence after it; with pl_window 0, the
@@ -558,7 +564,11 @@ class PocketsphinxBackend:
                            encoding="utf-8")
         try:
             decoder = Decoder(**kwargs)
-            decoder.add_lm("page", NGramModel.readfile(os.fspath(lm_path)))
+            # Read through the decoder's configuration, so that its language weight (`lw`)
+            # and insertion penalty apply to the first pass: `NGramModel.readfile` reads a
+            # model with weight 1 whatever `lw` says, and pocketsphinx then only scales the
+            # second pass by fwdflatlw / lw.
+            decoder.add_lm_file("page", os.fspath(lm_path))
             decoder.activate_search("page")
         except RuntimeError as exc:
             tmpdir.cleanup()

@@ -162,6 +162,20 @@ class Segmenter:
             return VadEvent(False, True)
         return VadEvent(False, False)
 
+    @property
+    def silence_ms(self) -> int:
+        """How long the current pause has lasted (0 while the voice is on)."""
+        return self._silence_run * FRAME_MS
+
+    @property
+    def in_utterance(self) -> bool:
+        """Voice was heard since the last endpoint."""
+        return self._had_speech
+
+    def end_utterance(self) -> None:
+        """The utterance was ended by the caller: no endpoint for this pause."""
+        self._had_speech = False
+
 
 class MicGate:
     """Silences microphone frames while the robot speaks (plus an echo tail)."""

@@ -21,6 +21,7 @@ from std_msgs.msg import Bool, String
 from passeur.errors import ConfigError
 from passeur.reading.exceptions import ASRSettingsError, ReadingError
 from passeur.reading.service import ReadingService, ServiceConfig
+from passeur.reading.session import SENTENCE_ENDPOINT_MS
 from passeur.ros import qos
 from passeur.ros.params import declare
 
@@ -69,6 +70,10 @@ class ReadingNode(Node):
         endpoint_ms = declare(self, "endpoint_ms", 600, "a pause this long (ms of no voice) "
                               "ends an utterance: the recogniser finalises its words",
                               min_value=200, max_value=3000)
+        sentence_endpoint_ms = declare(
+            self, "sentence_endpoint_ms", SENTENCE_ENDPOINT_MS, "a pause this long (ms of no "
+            "voice) after the last word of a sentence ends the utterance, so that word is "
+            "highlighted without waiting for endpoint_ms; 0 = off", min_value=0, max_value=3000)
         vad = declare(self, "vad_aggressiveness", 2, "webrtcvad: 0 = lenient (more sounds "
                       "count as voice) .. 3 = strict", min_value=0, max_value=3)
         echo_tail_s = declare(self, "echo_tail_s", 0.3, "the microphone stays muted this long "
@@ -97,6 +102,7 @@ class ReadingNode(Node):
             if reading_config else None, hesitation_s=float(hesitation),
             tts_rate_wpm=int(rate), play_on_speaker=play, speaker_device=device or None,
             microphone_device=microphone or None, endpoint_ms=int(endpoint_ms),
+            sentence_endpoint_ms=int(sentence_endpoint_ms),
             vad_aggressiveness=int(vad), echo_tail_s=float(echo_tail_s),
             max_sessions=int(max_sessions))
         self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)

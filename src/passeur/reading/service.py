@@ -47,7 +47,7 @@ from passeur.reading.exceptions import (
     UnknownSession,
 )
 from passeur.reading.progress_store import ProgressStore, check_reader_name
-from passeur.reading.session import ReadingSession, SessionResult
+from passeur.reading.session import SENTENCE_ENDPOINT_MS, ReadingSession, SessionResult
 from passeur.reading.speaker import HOLD_SLACK_S, SpeakerFloor
 from passeur.reading.text import LANGUAGES, Page, SpokenText, speakable, tokenize
 from passeur.reading.tts import Speech, Synthesizer, TextToSpeech, play_wav, token_timings
@@ -82,6 +82,8 @@ class ServiceConfig:
     echo_tail_s: float = 0.3
     max_sessions: int = 4
     endpoint_ms: int = 600  # a pause this long ends an utterance (VAD)
+    #: a shorter pause ends it at the last word of a sentence (session.SENTENCE_ENDPOINT_MS)
+    sentence_endpoint_ms: int = SENTENCE_ENDPOINT_MS
     vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
     #: Local microphone (sounddevice/PortAudio device name or index) for sessions whose
     #: audio comes from the robot itself instead of the page; None = no local microphone.
@@ -195,6 +197,7 @@ class LiveSession:
             self._session = ReadingSession(self.page, recognizer, tutor=tutor,
                                            hesitation_s=cfg.hesitation_s,
                                            endpoint_ms=cfg.endpoint_ms,
+                                           sentence_endpoint_ms=cfg.sentence_endpoint_ms,
                                            vad_aggressiveness=cfg.vad_aggressiveness,
                                            gate=service.gate, on_update=self._on_update,
                                            on_action=self._on_action)

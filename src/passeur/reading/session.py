@@ -22,6 +22,18 @@ from passeur.reading.exceptions import AudioFormatError
 from passeur.reading.text import Page, speakable
 from passeur.reading.tutor import Action, Tutor
 
+#: A pause this long (ms of no voice) ends the utterance when the reader is at the last word
+#: of a sentence and has said something for it: the recogniser's streaming (first-pass)
+#: result often names that word wrongly (as "the", "to", another page word) and only its
+#: second pass, at the end of the utterance, names it right. With the regular endpoint
+#: (600 ms) the highlight of a sentence's last word waited for it, or for the next
+#: sentence's first word: benchmarks/reading.py, five other voices (seed 3), 25 of 104
+#: sentence-final words highlighted over 300 ms late (p95 1.1 s). 0 turns it off.
+SENTENCE_ENDPOINT_MS = 160
+#: Voice heard after the end of the word before a sentence's last word: the reader has
+#: begun the last word (a pause before it, without voice, is a hesitation, not its end).
+SENTENCE_WORD_VOICED_S = 0.1
+
 
 @dataclass
 class SessionResult:
@@ -39,6 +51,7 @@ class ReadingSession:
     def __init__(self, page: Page, recognizer: StreamingRecognizer, *,
                  tutor: Tutor | None = None, hesitation_s: float = 2.0,
                  endpoint_ms: int = 600, vad_aggressiveness: int = 2,
+                 sentence_endpoint_ms: int = SENTENCE_ENDPOINT_MS,
                  gate: MicGate | None = None,
                  on_update: Callable[[AlignmentState], None] | None = None,
                  on_action: Callable[[Action], None] | None = None) -> None:
@@ -47,6 +60,10 @@ class ReadingSession:
         self.aligner = Aligner(page, hesitation_s=hesitation_s)
         self.tutor = tutor
         self.segmenter = Segmenter(vad_aggressiveness, endpoint_ms)
+        if sentence_endpoint_ms < 0:
+            raise ValueError(f"sentence_endpoint_ms must be >= 0 (0 = off), got "
+                             f"{sentence_endpoint_ms}")
+        self.sentence_endpoint_ms = sentence_endpoint_ms
         self.gate = gate
         self.on_update = on_update
         self.on_action = on_action
@@ -83,6 +100,9 @@ class ReadingSession:
         hyp = self.recognizer.accept(frame)
         if vad.endpoint:
             hyp = self.recognizer.endpoint()
+        elif self._sentence_pause():
+            hyp = self.recognizer.endpoint()
+            self.segmenter.end_utterance()
         self._frames += 1
         self.audio_s = self._frames * FRAME_MS / 1000.0
         if vad.speech:
@@ -90,6 +110,23 @@ class ReadingSession:
         actions = self._after(hyp, speaking)
         self.decode_s += time.perf_counter() - t0
         return actions
+
+    def _sentence_pause(self) -> bool:
+        """The reader paused (`sentence_endpoint_ms`) after voicing the last word of a
+        sentence that the hypothesis has not placed yet: time to end the utterance."""
+        if self.sentence_endpoint_ms <= 0 or not self.segmenter.in_utterance \
+                or self.segmenter.silence_ms < self.sentence_endpoint_ms:
+            return False
+        state = self.aligner.state
+        p = state.position
+        words = self.page.words
+        if p >= len(words) or not self.page.tokens[words[p].token].sentence_end \
+                or (p + 1 < len(words) and words[p + 1].token == words[p].token):
+            return False
+        before_end = state.words[p - 1].end_s if p > 0 else None
+        voice_s = self._last_voice_s
+        return voice_s is not None and (
+            before_end is None or voice_s > before_end + SENTENCE_WORD_VOICED_S)
 
     def _after(self, hyp: Hypothesis, speaking: bool, finished: bool = False) -> list[Action]:
         texts = hyp.texts()
