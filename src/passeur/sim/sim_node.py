@@ -76,8 +76,6 @@ CLOCK_CHECK_PERIOD_S = 2.0
 CLOCK_CONFLICT_REPEAT_S = 30.0
 
 
-
-
 def stamp(t_s: float) -> Time:
     sec = math.floor(t_s)
     nanosec = min(int(round((t_s - sec) * 1e9)), 999_999_999)

@@ -265,6 +265,10 @@ class ServerOptions:
     #: Extra fields for GET /api/config (look step, speed level names...).
     client_config: dict[str, Any] = field(default_factory=dict)
 
+    def rt_budget(self) -> RealtimeBudget:
+        """The real-time loop thread's CPU budget (ValueError: thread_rt_* out of range)."""
+        return RealtimeBudget(self.thread_rt_share, 1.0, self.thread_rt_cooldown_s)
+
     def validate(self) -> None:
         if self.video_codec.upper() not in CODECS:
             raise TelepresenceConfigError(
@@ -279,10 +283,11 @@ class ServerOptions:
         if not (0 <= self.thread_rt_priority <= 99):
             raise TelepresenceConfigError(
                 f"web_thread_rt_priority {self.thread_rt_priority} is not 0 (off) to 99")
-        if not 0 < self.thread_rt_share <= 1 or self.thread_rt_cooldown_s < 0:
+        try:
+            self.rt_budget()
+        except ValueError as exc:
             raise TelepresenceConfigError(
-                f"real-time budget: thread_rt_share {self.thread_rt_share} must be in (0, 1] "
-                f"and thread_rt_cooldown_s {self.thread_rt_cooldown_s} >= 0")
+                f"{exc} (thread_rt_share, thread_rt_cooldown_s)") from exc
         if self.max_connections_per_client < 8 or not self.idle_timeout_s > 0:
             raise TelepresenceConfigError(
                 f"max_connections_per_client must be >= 8 (a browser opens about 6) and "
@@ -462,9 +467,7 @@ class WebServer:
                             "%.0f %%)", self._port, 100 * share, o.thread_rt_cooldown_s,
                             100 * o.thread_rt_share)
 
-        guard = RealtimeGuard(o.thread_rt_priority,
-                              RealtimeBudget(o.thread_rt_share, 1.0, o.thread_rt_cooldown_s),
-                              on_change=changed,
+        guard = RealtimeGuard(o.thread_rt_priority, o.rt_budget(), on_change=changed,
                               on_error=lambda message: log.warning("port %s: %s", self._port,
                                                                    message))
         guard.start()
