@@ -10,7 +10,7 @@ from passeur.reading.asr import create_backend
 
 def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
     """topn and the second pass's language weight are the page decoder's (defaults 32 and
-    8.5, docs/reading.md); values pocketsphinx would misuse fail when the backend is made."""
+    6, docs/reading.md); values pocketsphinx would misuse fail when the backend is made."""
     with pytest.raises(ValueError, match="topn"):
         create_backend("pocketsphinx", {"topn": 0})
     with pytest.raises(ValueError, match="fwdflat_lw"):
@@ -20,20 +20,23 @@ def test_decoder_settings_reach_pocketsphinx_and_bad_ones_are_refused() -> None:
             create_backend("pocketsphinx", {"topn": bad})
     with pytest.raises(ValueError, match="fwdflat_lw"):
         create_backend("pocketsphinx", {"fwdflat_lw": "4"})
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="sentence_starts"):
+            create_backend("pocketsphinx", {"sentence_starts": bad})
     for key in ("topn", "fwdflatlw"):  # not around the range checks
         with pytest.raises(ValueError, match="decoder_options"):
             create_backend("pocketsphinx", {"decoder_options": {key: 4}})
     rec = create_backend("pocketsphinx").recognizer("en", ["tom", "has", "a"])
     try:
         assert rec._decoder.config["topn"] == 32
-        assert rec._decoder.config["fwdflatlw"] == pytest.approx(8.5)
+        assert rec._decoder.config["fwdflatlw"] == pytest.approx(6.0)
     finally:
         rec.close()
-    rec = create_backend("pocketsphinx", {"topn": 8, "fwdflat_lw": 6.0}).recognizer(
+    rec = create_backend("pocketsphinx", {"topn": 8, "fwdflat_lw": 8.5}).recognizer(
         "en", ["tom", "has", "a"])
     try:
         assert rec._decoder.config["topn"] == 8
-        assert rec._decoder.config["fwdflatlw"] == pytest.approx(6.0)
+        assert rec._decoder.config["fwdflatlw"] == pytest.approx(8.5)
     finally:
         rec.close()
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
 from passeur.reading.exceptions import ASRUnavailable
-from passeur.reading.text import FUNCTION_WORDS
+from passeur.reading.text import FUNCTION_WORDS, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +56,17 @@ FRAGMENT_PREFIX = "frag__"
 #: less (docs/reading.md). A slower robot can lower it: reading parameter `asr_settings`.
 DEFAULT_TOPN = 32
 
-#: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance
-#: (pocketsphinx's default; the first, streaming pass runs at `language_weight`, 1 by
-#: default: 3 and 6.5 named more sentence-final words in the streaming result but lost
-#: miscues, docs/reading.md "Late highlights"). Lower weights let
-#: fewer miscues be pulled back onto page words: with topn 32, 4 found 1-6 more miscues per
-#: benchmark set (benchmarks/reading.py), but it also heard the pause between two sentences
-#: as an extra "the" (tests/integration/test_reading_asr.py, en-us+f3: 3 of 8 recordings).
-#: The aligner now takes that "the" as the stretched end of the sentence's last word, and the
-#: benchmark synthesises sentence pauses: measured again so, 4 found 2-6 more miscues per set
-#: but raised false alarms on both held-out sets and the worst one-minute WCPM error (over
-#: the goal on seed 2). Kept at 8.5 (docs/reading.md, "Sentence pauses").
-DEFAULT_FWDFLAT_LW = 8.5
+#: Language weight of pocketsphinx's second (flat-lexicon) pass over each utterance (the
+#: first, streaming pass runs at `language_weight`, 1 by default: 3 and 6.5 named more
+#: sentence-final words in the streaming result but lost miscues, docs/reading.md "Late
+#: highlights"). Lower weights let fewer miscues be pulled back onto page words. pocketsphinx's
+#: default, 8.5, was kept until 2026-12-08: 4 found more miscues but heard the pause between
+#: two sentences as an extra "the" and raised the held-out sets' false alarms. With the page
+#: model expecting an utterance to start a sentence (`sentence_starts`), 6 finds 2-3 more
+#: miscues per benchmark set with as many or fewer false alarms and no larger WCPM error on
+#: all three sets (benchmarks/reading.py; 4 and 5 did not on every set: docs/reading.md,
+#: "Sentence starts").
+DEFAULT_FWDFLAT_LW = 6.0
 
 #: Near misses (`near_misses` setting: K per page word, 0 = off): for each page content word,
 #: the K most frequent words of the generic English model that begin like it (same first two
@@ -132,7 +131,7 @@ def espeak_pronunciation(word: str, voice: str = "en-us") -> str:
 def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: float = 0.9,
                garbage_prob: float = 0.08, fragments: dict[str, str] | None = None,
                fragment_share: float = 0.1, near_misses: dict[str, list[str]] | None = None,
-               near_miss_share: float = 0.1) -> str:
+               near_miss_share: float = 0.1, sentence_starts: Sequence[int] = ()) -> str:
     """A trigram ARPA model that strongly prefers the page's own word order.
 
     P(next page word | previous ones) gets `follow_prob`; the rest backs off to a unigram
@@ -143,6 +142,11 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     `near_misses`: page word -> words that begin like it (a try before it); each gets
     `near_miss_share` / K of the word's count wherever the word follows one or two page words,
     is followed by the word, and has only NEAR_MISS_UNIGRAM elsewhere.
+
+    `sentence_starts`: indices in `sequence` of the words that begin a sentence (not the
+    first). An utterance begins at the page's first word or at one of these, each as likely
+    (readers pause at full stops, where the session also ends an utterance), with the
+    trigram of the sentence's second word; any other page word may still follow <s>.
     """
     words = [w for w in sequence if w]
     page_vocab = sorted(set(words))
@@ -187,6 +191,12 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
     for word, misses in near.items():
         for miss in misses:
             bigrams[miss][word] += 1
+    # An utterance after a pause at a full stop begins the next sentence.
+    for k in sentence_starts:
+        if 0 < k < len(words):
+            bigrams["<s>"][words[k]] += 1
+            if k + 1 < len(words):
+                trigrams[("<s>", words[k])][words[k + 1]] += 1
     # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
     for w in page_vocab:
         bigrams["<s>"][w] += 0
@@ -214,6 +224,20 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
             lines.append(f"{math.log10(follow_prob * k / n):.4f}\t{a} {b} {c}")
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
+
+
+def sentence_starts(text: str | None, lang: str, words: Sequence[str]) -> list[int]:
+    """Indices in `words` (the page's spoken words, as the recogniser was given them) of the
+    words that begin a sentence after the first; none when `text` is not the page those words
+    come from."""
+    if not text:
+        return []
+    page = tokenize(text, lang)
+    if [w.lex.lower() for w in page.words] != list(words):
+        return []
+    return [k for k in range(1, len(page.words))
+            if page.tokens[page.words[k].token].sentence
+            != page.tokens[page.words[k - 1].token].sentence]
 
 
 def acoustic_per_frame(ascore: float, n_frames: int) -> float | None:
@@ -328,7 +352,8 @@ class PocketsphinxBackend:
                  fragment_prob: float = 0.05, fragment_share: float = 0.1,
                  topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW,
                  near_misses: int = DEFAULT_NEAR_MISSES,
-                 near_miss_share: float = DEFAULT_NEAR_MISS_SHARE) -> None:
+                 near_miss_share: float = DEFAULT_NEAR_MISS_SHARE,
+                 sentence_starts: bool = True) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -370,6 +395,9 @@ class PocketsphinxBackend:
             raise ValueError(f"near_miss_share must be a number in (0, 1], got "
                              f"{near_miss_share!r}")
         self.near_miss_share = float(near_miss_share)
+        if not isinstance(sentence_starts, bool):
+            raise ValueError(f"sentence_starts must be true or false, got {sentence_starts!r}")
+        self.sentence_starts = sentence_starts
         for key, name in (("topn", "topn"), ("fwdflatlw", "fwdflat_lw")):
             if key in self.decoder_options:
                 raise ValueError(f"set '{name}' as a setting of its own, not in decoder_options "
@@ -560,7 +588,9 @@ class PocketsphinxBackend:
         lm_path.write_text(build_arpa(words, garbage, follow_prob=self.follow_prob,
                                       garbage_prob=garbage_prob, fragments=fragment_map,
                                       fragment_share=self.fragment_share, near_misses=near,
-                                      near_miss_share=self.near_miss_share),
+                                      near_miss_share=self.near_miss_share,
+                                      sentence_starts=sentence_starts(text, lang, words)
+                                      if self.sentence_starts else ()),
                            encoding="utf-8")
         try:
             decoder = Decoder(**kwargs)
