@@ -46,7 +46,7 @@ from passeur.reading.tts import Synthesizer
 
 
 def decode(page_text: str, pcm: np.ndarray, backend: ASRBackend
-           ) -> tuple[list[RecognizedWord], list[bool], float]:
+           ) -> tuple[list[RecognizedWord], list[bool], list[float], float]:
     page = tokenize(page_text, "en")
     rec = backend.recognizer("en", [w.lex for w in page.words], page.text)
     session = ReadingSession(page, rec)
@@ -56,8 +56,9 @@ def decode(page_text: str, pcm: np.ndarray, backend: ASRBackend
     words = list(hyp.words)
     audio_s = session.audio_s
     speech = list(session.speech)
+    levels = list(session.levels)
     rec.close()
-    return words, speech, audio_s
+    return words, speech, levels, audio_s
 
 
 def main() -> int:
@@ -80,7 +81,7 @@ def main() -> int:
     # Decodes are cached per set (seed, voice, rate), recogniser settings and benchmark audio
     # version: --realign never reuses another set's.
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    key = f"a{AUDIO_VERSION}-{key}"
+    key = f"a{AUDIO_VERSION}-c2-{key}"  # c2: frame levels cached too
     hits = {k: [0, 0] for k in KINDS}
     n_alarms = n_correct = 0
     for n in range(args.pages):
@@ -88,18 +89,18 @@ def main() -> int:
         voice, rate = voices[n % len(voices)]
         f = cache / f"s{args.seed}-{voice}-{rate}-{key}-p{n}.pkl" if cache else None
         if args.realign and f is not None and f.exists():
-            spans, words, speech, audio_s = pickle.loads(f.read_bytes())
+            spans, words, speech, levels, audio_s = pickle.loads(f.read_bytes())
         else:
             pcm, spans = synthesize(case, tts, rate, voice)
             if backend is None:  # --realign without a cached decode of this page
                 backend = create_backend("pocketsphinx", settings)
-            words, speech, audio_s = decode(case.text, pcm, backend)
+            words, speech, levels, audio_s = decode(case.text, pcm, backend)
             if f is not None:
                 f.parent.mkdir(parents=True, exist_ok=True)
-                f.write_bytes(pickle.dumps((spans, words, speech, audio_s)))
+                f.write_bytes(pickle.dumps((spans, words, speech, levels, audio_s)))
         page = tokenize(case.text, "en")
         state = Aligner(page).update(Hypothesis(words, audio_s), finished=True, speech=speech,
-                                     frame_s=0.02)
+                                     frame_s=0.02, levels=levels)
         alarms, correct = false_alarms(case, state, spans)
         n_alarms += len(alarms)
         n_correct += correct

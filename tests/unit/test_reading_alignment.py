@@ -229,6 +229,34 @@ def test_speech_without_a_recognised_word_is_unclear() -> None:
     assert Aligner(page).update(h, finished=True, speech=speech).extras == []
 
 
+def test_unclear_speech_holds_a_syllable_of_its_own() -> None:
+    """Frame levels given: voice between two words that only fades (the end of "little",
+    drawn out and ended early by the recogniser) is no extra speech; voice that rises again
+    (a vowel after a consonant: a word added) is."""
+    from passeur.reading.alignment import NUCLEUS_RISE_DB, UNCLEAR
+
+    page = tokenize(TEXT, "en")
+    h = hyp("the little boat sails on the pond tom runs after it", gaps={2: 0.5})
+    start = int(h.words[1].end_s / 0.02)
+    end = int(h.words[2].start_s / 0.02)
+    speech = [k in range(start, end) for k in range(400)]
+    fading = [70.0] * 400
+    for k in range(start, end):
+        fading[k] = 70.0 - 0.5 * (k - start)
+    state = Aligner(page).update(h, finished=True, speech=speech, levels=fading)
+    assert state.extras == []
+    rising = list(fading)
+    mid = (start + end) // 2
+    for k in range(mid, end):  # a dip, then a vowel
+        rising[k] = rising[mid] + NUCLEUS_RISE_DB + 1.0
+    state = Aligner(page).update(h, finished=True, speech=speech, levels=rising)
+    assert [(e.kind, e.before) for e in state.extras] == [(UNCLEAR, 2)]
+    # A rise just under the threshold is still a fading tail.
+    for k in range(mid, end):
+        rising[k] = fading[mid] + NUCLEUS_RISE_DB - 0.5
+    assert Aligner(page).update(h, finished=True, speech=speech, levels=rising).extras == []
+
+
 def test_skipped_function_words_are_forgiven_only_inside_reading() -> None:
     page = tokenize(TEXT, "en")
     # "on" skipped between read words: forgiven.

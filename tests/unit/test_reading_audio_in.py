@@ -102,3 +102,13 @@ def test_live_frames_resample_without_edge_transients() -> None:
     # And no jump between consecutive samples beyond what a 440 Hz sine allows.
     steps = np.abs(np.diff(live[lag + 320:lag + n]))
     assert steps.max() < 9830 * 2 * np.pi * 440 / 16000 * 1.05
+
+
+def test_frame_level_in_db() -> None:
+    from passeur.reading.audio_in import FRAME_BYTES, frame_level_db
+
+    assert frame_level_db(bytes(FRAME_BYTES)) == 0.0  # digital silence
+    loud = (np.full(FRAME_BYTES // 2, 10000, dtype=np.int16)).tobytes()
+    quiet = (np.full(FRAME_BYTES // 2, 1000, dtype=np.int16)).tobytes()
+    assert abs(frame_level_db(loud) - 80.0) < 1e-6
+    assert abs(frame_level_db(loud) - frame_level_db(quiet) - 20.0) < 1e-6

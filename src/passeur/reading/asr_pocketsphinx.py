@@ -192,11 +192,11 @@ def build_arpa(sequence: Sequence[str], garbage: Sequence[str], *, follow_prob: 
         for miss in misses:
             bigrams[miss][word] += 1
     # An utterance after a pause at a full stop begins the next sentence.
-    for k in sentence_starts:
-        if 0 < k < len(words):
-            bigrams["<s>"][words[k]] += 1
-            if k + 1 < len(words):
-                trigrams[("<s>", words[k])][words[k + 1]] += 1
+    for start in sentence_starts:
+        if 0 < start < len(words):
+            bigrams["<s>"][words[start]] += 1
+            if start + 1 < len(words):
+                trigrams[("<s>", words[start])][words[start + 1]] += 1
     # Utterances restart anywhere (the reader pauses mid-page): any page word may follow <s>.
     for w in page_vocab:
         bigrams["<s>"][w] += 0

@@ -9,6 +9,7 @@ the recogniser never hears the robot's own voice but timings stay continuous.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import wave
@@ -125,6 +126,13 @@ def is_silent(pcm: np.ndarray, threshold_dbfs: float = -50.0) -> bool:
         return True
     rms = float(np.sqrt(np.mean(np.asarray(pcm, dtype=np.float64) ** 2)))
     return rms < 32768.0 * 10 ** (threshold_dbfs / 20.0)
+
+
+def frame_level_db(frame: bytes) -> float:
+    """Level of a frame of int16 PCM in dB (mean power; digital silence 0 dB, full scale
+    about 90 dB): what a stretch's syllables are found by (alignment.NUCLEUS_RISE_DB)."""
+    x = np.frombuffer(frame, dtype=np.int16).astype(np.float64)
+    return 10.0 * math.log10(max(float(np.mean(x * x)) if len(x) else 0.0, 1.0))
 
 
 @dataclass

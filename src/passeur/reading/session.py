@@ -17,7 +17,15 @@ import numpy as np
 
 from passeur.reading.alignment import Aligner, AlignmentState, PageScore, score
 from passeur.reading.asr import SAMPLE_RATE, ASRBackend, Hypothesis, StreamingRecognizer
-from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, MicGate, Segmenter, frames, is_silent
+from passeur.reading.audio_in import (
+    FRAME_BYTES,
+    FRAME_MS,
+    MicGate,
+    Segmenter,
+    frame_level_db,
+    frames,
+    is_silent,
+)
 from passeur.reading.exceptions import AudioFormatError
 from passeur.reading.text import Page, speakable
 from passeur.reading.tutor import Action, Tutor
@@ -73,6 +81,7 @@ class ReadingSession:
         self.decode_s = 0.0
         self._last_texts: list[str] = []
         self.speech: list[bool] = []  # voice activity per frame
+        self.levels: list[float] = []  # level per frame, dB (of int16 full scale ~90 dB)
         self.muted: list[bool] = []  # per frame: microphone muted while the robot spoke
         self._frames = 0
         self._last_voice_s: float | None = None  # audio time of the last frame with voice
@@ -96,6 +105,7 @@ class ReadingSession:
             frame, speaking = self.gate.filter(frame)
         vad = self.segmenter.push(frame)
         self.speech.append(vad.speech)
+        self.levels.append(frame_level_db(frame))
         self.muted.append(speaking)
         hyp = self.recognizer.accept(frame)
         if vad.endpoint:
@@ -135,7 +145,7 @@ class ReadingSession:
             self._last_texts = texts
             state = self.aligner.update(Hypothesis(hyp.words, self.audio_s), finished=finished,
                                         speech=self.speech, frame_s=FRAME_MS / 1000.0,
-                                        muted=self.muted)
+                                        muted=self.muted, levels=self.levels)
             for i in range(state.position):
                 self.reached_at_s.setdefault(i, self.audio_s)
             if self.on_update is not None:
