@@ -64,6 +64,8 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 MAX_QUEUED_PAGE_READINGS = 2
 #: Pause after the robot's words before the tutor's stuck clock runs again (s).
 AFTER_SPEECH_S = 0.5
+#: Time the speaker's player may take beyond the audio's own length before it is stopped (s).
+PLAYER_MARGIN_S = 30.0
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -836,6 +838,10 @@ class ReadingService:
                 log.error("robot speech failed: %s", exc)
                 if item.session is not None:
                     item.session.emit({"type": "error", "message": str(exc)})
+            except Exception:
+                # Anything else (a full temporary folder, a bug) loses this one item, not
+                # the robot's voice: this thread says everything the robot says.
+                log.exception("robot speech failed: %r not said", item.text[:80])
             finally:
                 if item.kind == "read_to_me" and item.speech is not None:
                     with self._lock:
@@ -874,7 +880,10 @@ class ReadingService:
 
                 with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
                     write_wav(Path(tmp.name), speech.pcm, speech.sample_rate)
-                    play_wav(Path(tmp.name), self.config.speaker_device)
+                    # A long page takes long to read aloud: give the player the audio's
+                    # length plus a margin (a fixed 2 min cut such pages short).
+                    play_wav(Path(tmp.name), self.config.speaker_device,
+                             timeout_s=speech.duration_s + PLAYER_MARGIN_S)
             # The page plays the WAV itself: hold the microphone gate for its duration.
             remaining = t_end - time.monotonic()
             if remaining > 0 and not self._closed:
