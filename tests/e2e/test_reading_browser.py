@@ -756,3 +756,37 @@ def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
     finally:
         LiveSession._feed = original  # type: ignore[method-assign]
     assert waited_s < 30, waited_s  # was 9 s of listening + 30 s of waiting
+
+
+def test_a_page_that_could_not_load_is_not_the_page_followed(server: Server,
+                                                            workdir: Path) -> None:
+    """'Next page' on a network blip left page 1 on screen ('1 / 3', no message) while the
+    page followed was page 2: 'I read' then scored the child's reading of page 1 against
+    page 2 (and saved it). A book chosen in the list likewise."""
+    with open_reader(server, workdir / "profile-blip",
+                     lang="en", book="little-red-boat", page=1) as page:
+        first = page.inner_text("#page")
+        page.route("**/api/reading/books/*/pages/*", lambda route: route.abort())
+        page.click("#next")
+        page.wait_for_function("document.getElementById('status').textContent.length > 0",
+                               timeout=10000)
+        status = page.inner_text("#status")
+        followed = page.evaluate("[window.passeurReader.book, window.passeurReader.page]")
+        shown = (page.inner_text("#page-number"), page.inner_text("#page"))
+        other = page.evaluate("""() => Array.from(document.querySelectorAll('#book option'))
+          .map((o) => o.value).find((v) => v !== 'little-red-boat')""")
+        page.select_option("#book", other)
+        page.wait_for_function(
+            "document.getElementById('book').value === 'little-red-boat'", timeout=10000)
+        after_book = page.evaluate("[window.passeurReader.book, window.passeurReader.page]")
+        page.unroute("**/api/reading/books/*/pages/*")
+        page.click("#next")
+        page.wait_for_function("window.passeurReader.page === 2", timeout=10000)
+        page.wait_for_function("document.getElementById('page-number').textContent === '2 / 3'",
+                               timeout=10000)
+        status_after = page.inner_text("#status")
+    assert status.startswith("Problem: something went wrong"), status
+    assert followed == ["little-red-boat", 1], followed
+    assert shown == ("1 / 3", first)
+    assert after_book == ["little-red-boat", 1], after_book
+    assert status_after == ""

@@ -152,11 +152,22 @@
     if (preferred) { select.value = preferred.id; await openBook(preferred.id, 1); }
   }
 
+  /* Shows page `page` of book `id`. The book and page the robot follows change only with the
+   * text shown: a page that could not be loaded (network, unknown book) leaves both as they
+   * were, says why, and puts the book list back on the book shown. */
   async function openBook(id, page) {
     await stopAll();
+    let data;
+    try {
+      data = await api(`/api/reading/books/${encodeURIComponent(id)}/pages/${page}`);
+    } catch (e) {
+      if (state.book) $("book").value = state.book;
+      setStatus(problem(e));
+      return;
+    }
     state.book = id; state.page = page;
-    const data = await api(`/api/reading/books/${encodeURIComponent(id)}/pages/${page}`);
     state.data = data; state.pages = data.pages;
+    setStatus("");
     renderPage(data);
     $("page-number").textContent = `${page} / ${data.pages}`;
     setDisabled($("prev"), page <= 1, $("next"));
