@@ -343,6 +343,27 @@ async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_
     listener.cancel()
 
 
+async def test_a_recording_that_cannot_be_kept_does_not_unsave_the_scores(  # type: ignore[no-untyped-def]
+        client, short_wav, tmp_path: Path) -> None:
+    """With store_audio, a recording that could not be written (its folder unusable) after
+    the scores were committed made the page say "Your reading could not be saved... tell the
+    librarian", and each later finish recorded the same page again."""
+    c, service = client
+    service.config.store_audio = True
+    (tmp_path / "audio").write_text("a file where the recordings' folder should be")
+    sid = await _open(c, reader="Zoé")
+    assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+    assert done["saved"] is True and "warning" not in done, done
+    await c.post(f"/api/reading/sessions/{sid}/finish")
+    sessions = service.store().export("Zoé")["sessions"]
+    assert len(sessions) == 1 and sessions[0]["pages"][0]["audio_path"] is None
+    # For the librarian: logged and listed as the recording lost.
+    assert service.storage_errors[-1]["kind"] == "RecordingNotSaved"
+    assert "the scores were saved" in service.storage_errors[-1]["error"]
+
+
 async def test_a_bad_request_never_ends_another_childs_session(client) -> None:  # type: ignore[no-untyped-def]
     c, service = client
     service.config.max_sessions = 1

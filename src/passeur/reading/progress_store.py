@@ -40,6 +40,7 @@ from passeur.reading.exceptions import (
     ProgressStoreReadOnly,
     ProgressStoreUnavailable,
     ReaderNameError,
+    RecordingNotSaved,
 )
 
 SCHEMA = """
@@ -301,8 +302,8 @@ class ProgressStore:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(audio_wav)
         except OSError as exc:
-            raise ProgressStoreUnavailable(f"{folder}: the recording could not be saved "
-                                           f"({exc}); the scores were saved") from exc
+            raise RecordingNotSaved(f"{folder}: the recording could not be saved ({exc}); the "
+                                    "scores were saved") from exc
         self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
 
     def last_page(self, reader: str, book_id: str, page: int) -> dict[str, Any] | None:

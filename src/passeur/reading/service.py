@@ -42,6 +42,7 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ProgressStoreUnavailable,
     ReadingError,
+    RecordingNotSaved,
     SpeakerBusy,
     UnknownAudio,
     UnknownSession,
@@ -470,6 +471,12 @@ class LiveSession:
             if self.reader and not self.saved and heard:
                 try:
                     self._store()
+                except RecordingNotSaved as exc:
+                    # The scores are in the store: only the recording is missing. Told to
+                    # the librarian, not to the child; saving again would record it twice.
+                    self.saved = True
+                    self.store_error = None
+                    self.service.storage_failed(self, exc)
                 except ProgressStoreError as exc:
                     self.store_error = str(exc)
                     self.service.storage_failed(self, exc)
@@ -643,7 +650,8 @@ class ReadingService:
         """A result could not be saved: tell the librarian (log, `storage_errors`) and, when
         the file itself is the problem, drop the connection so a retry reopens it (after the
         file was moved away or restored)."""
-        log.error("reading result of '%s' (%s page %d) NOT saved: %s", session.reader,
+        what = "recording" if isinstance(exc, RecordingNotSaved) else "reading result"
+        log.error("%s of '%s' (%s page %d) NOT saved: %s", what, session.reader,
                   session.book.id, session.number, exc)
         with self._lock:
             self.storage_errors.append({"time": time.time(), "reader": session.reader,
