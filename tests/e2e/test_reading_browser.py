@@ -790,3 +790,26 @@ def test_a_page_that_could_not_load_is_not_the_page_followed(server: Server,
     assert shown == ("1 / 3", first)
     assert after_book == ["little-red-boat", 1], after_book
     assert status_after == ""
+
+
+def test_a_refused_microphone_offer_turns_the_microphone_off(server: Server,
+                                                             workdir: Path) -> None:
+    """When the robot refused the page's microphone offer (a 503, a network error), the page
+    said "Problem: ..." but kept the tablet's microphone capturing (the browser's recording
+    indicator on) and the reading session open on the robot until another button was used."""
+    with open_reader(server, workdir / "profile-offer",
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.route("**/api/reading/sessions/*/offer", lambda route: route.fulfill(
+            status=503, content_type="application/json",
+            body='{"error": "too busy"}'))
+        page.click("#mode-i_read")
+        page.wait_for_function("document.getElementById('stop').disabled", timeout=30000)
+        status = page.inner_text("#status")
+        page.wait_for_function("window.passeurReader.stream === null", timeout=5000)
+        live = page.evaluate("window.passeurReader.pc !== null")
+        deadline = time.monotonic() + 10
+        while server.service.sessions and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert status.startswith("Problem: I cannot listen or save right now"), status
+    assert not live
+    assert not server.service.sessions

@@ -326,7 +326,9 @@
       else if (ev.type === "error") setStatus(problem(ev));
     });
     state.unsaved = true; // until "I'm done" scores and saves it
-    if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
+    if (!(await connectMic(sid))) {
+      setStatus(() => t("mic_denied")); await endSession(); finishUi(); return;
+    }
   }
 
   /* The session ended without this page ending it: the robot made room for another reader
@@ -421,7 +423,11 @@
     try {
       if (mode === "read_to_me") await readToMe();
       else await listen(mode);
-    } catch (e) { setStatus(problem(e)); finishUi(); }
+    } catch (e) {
+      // E.g. the microphone offer refused: the microphone goes off and the session ends
+      // (the tablet would otherwise go on capturing, its recording indicator on).
+      setStatus(problem(e)); await endSession(); finishUi();
+    }
   }
 
   // -- practice: each hard word big; the robot says it; the child says it; the result --------
@@ -470,7 +476,9 @@
         else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
         else if (ev.type === "error") show($("practice-status"), problem(ev));
       });
-      if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
+      if (!(await connectMic(sid))) {
+        show($("practice-status"), () => t("mic_denied")); await endSession(); return;
+      }
       p.timer = setTimeout(async () => {
         // Microphone off first, as "I'm done" does: the robot scores what it has (it waits
         // for the audio it holds; with the microphone still sending, that could be 30 s).
@@ -480,7 +488,7 @@
           settle(!!r.correct);
         } catch (e) { settle(false); }
       }, PRACTICE_LISTEN_MS);
-    } catch (e) { show($("practice-status"), problem(e)); }
+    } catch (e) { show($("practice-status"), problem(e)); await endSession(); }
   }
 
   function stopPractice(back = true) {
