@@ -813,3 +813,29 @@ def test_a_refused_microphone_offer_turns_the_microphone_off(server: Server,
     assert status.startswith("Problem: I cannot listen or save right now"), status
     assert not live
     assert not server.service.sessions
+
+
+def test_a_broken_microphone_link_is_said_not_left_listening(server: Server,
+                                                            workdir: Path) -> None:
+    """When the page's audio link to the robot failed (Wi-Fi, the robot's side of the peer
+    connection closed) while its other link stayed up, the page went on saying "I'm
+    listening. Read the page aloud." for ever: the robot heard nothing more."""
+    silent = workdir / "silent-broken.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    with open_reader(server, workdir / "profile-broken", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.connectionState === 'connected'",
+                               timeout=30000)
+        sid = page.evaluate("window.passeurReader.session")
+        asyncio.run_coroutine_threadsafe(server.pcs[-1].close(), server.loop).result(10)
+        page.wait_for_function("document.getElementById('stop').disabled", timeout=40000)
+        status = page.inner_text("#status")
+        result = page.inner_text("#result-text")
+        finished = server.service.sessions[sid].result is not None
+    assert status.startswith("The connection to the robot was lost"), status
+    assert result.startswith("I did not hear you read"), result  # scored: nothing was heard
+    assert finished

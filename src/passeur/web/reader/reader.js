@@ -291,6 +291,12 @@
     state.stream = stream;
     const pc = new RTCPeerConnection();
     state.pc = pc;
+    // The audio path to the robot broke (Wi-Fi, the robot's side closed) while the page's
+    // own link still works: the robot hears nothing more. Score what it heard and say so,
+    // rather than go on saying "I'm listening" to a child reading to nobody.
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed" && state.pc === pc && state.unsaved) microphoneLost();
+    });
     stream.getAudioTracks().forEach((tr) => pc.addTrack(tr, stream));
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise((ok) => {
@@ -374,6 +380,11 @@
     }
     voice.pause();
     finishUi();
+  }
+
+  async function microphoneLost() {
+    await finish();
+    setStatus(() => t("lost"));
   }
 
   function closeMedia() {
