@@ -386,6 +386,8 @@ class LiveSession:
                     return False
                 try:
                     self._session.feed(frame, live)
+                    if self.mode == "together":
+                        self._together_pause()
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
                     return False
@@ -448,6 +450,23 @@ class LiveSession:
         last_word = max(i for i, w in enumerate(self.page.words) if w.token == tokens[-1].index)
         if state.position > last_word and self._together_sentence + 1 < \
                 self.page.sentence_count:
+            self._say_sentence(self._together_sentence + 1)
+
+    def _together_pause(self) -> None:
+        """The child began repeating the sentence, then stopped for the tutor's `stuck_s`
+        without its end being heard (a last word skipped, or said too softly): the robot
+        goes on with the next sentence instead of waiting for ever. (Called per frame, in the
+        listening thread, with the session's lock held.)"""
+        assert self._session is not None
+        if self._together_sentence + 1 >= self.page.sentence_count \
+                or self._session.quiet_s < self.service.policy.stuck_s:
+            return
+        tokens = self.page.sentence_tokens(self._together_sentence)
+        if not tokens:
+            return
+        first_word = min(i for i, w in enumerate(self.page.words)
+                         if w.token == tokens[0].index)
+        if self._session.state.position > first_word:
             self._say_sentence(self._together_sentence + 1)
 
     # -- end ---------------------------------------------------------------------------------
