@@ -756,3 +756,87 @@ def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
     finally:
         LiveSession._feed = original  # type: ignore[method-assign]
     assert waited_s < 30, waited_s  # was 9 s of listening + 30 s of waiting
+
+
+def test_a_page_that_could_not_load_is_not_the_page_followed(server: Server,
+                                                            workdir: Path) -> None:
+    """'Next page' on a network blip left page 1 on screen ('1 / 3', no message) while the
+    page followed was page 2: 'I read' then scored the child's reading of page 1 against
+    page 2 (and saved it). A book chosen in the list likewise."""
+    with open_reader(server, workdir / "profile-blip",
+                     lang="en", book="little-red-boat", page=1) as page:
+        first = page.inner_text("#page")
+        page.route("**/api/reading/books/*/pages/*", lambda route: route.abort())
+        page.click("#next")
+        page.wait_for_function("document.getElementById('status').textContent.length > 0",
+                               timeout=10000)
+        status = page.inner_text("#status")
+        followed = page.evaluate("[window.passeurReader.book, window.passeurReader.page]")
+        shown = (page.inner_text("#page-number"), page.inner_text("#page"))
+        other = page.evaluate("""() => Array.from(document.querySelectorAll('#book option'))
+          .map((o) => o.value).find((v) => v !== 'little-red-boat')""")
+        page.select_option("#book", other)
+        page.wait_for_function(
+            "document.getElementById('book').value === 'little-red-boat'", timeout=10000)
+        after_book = page.evaluate("[window.passeurReader.book, window.passeurReader.page]")
+        page.unroute("**/api/reading/books/*/pages/*")
+        page.click("#next")
+        page.wait_for_function("window.passeurReader.page === 2", timeout=10000)
+        page.wait_for_function("document.getElementById('page-number').textContent === '2 / 3'",
+                               timeout=10000)
+        status_after = page.inner_text("#status")
+    assert status.startswith("Problem: something went wrong"), status
+    assert followed == ["little-red-boat", 1], followed
+    assert shown == ("1 / 3", first)
+    assert after_book == ["little-red-boat", 1], after_book
+    assert status_after == ""
+
+
+def test_a_refused_microphone_offer_turns_the_microphone_off(server: Server,
+                                                             workdir: Path) -> None:
+    """When the robot refused the page's microphone offer (a 503, a network error), the page
+    said "Problem: ..." but kept the tablet's microphone capturing (the browser's recording
+    indicator on) and the reading session open on the robot until another button was used."""
+    with open_reader(server, workdir / "profile-offer",
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.route("**/api/reading/sessions/*/offer", lambda route: route.fulfill(
+            status=503, content_type="application/json",
+            body='{"error": "too busy"}'))
+        before = set(server.service.sessions)  # other tests' sessions may still be open
+        page.click("#mode-i_read")
+        page.wait_for_function("document.getElementById('stop').disabled", timeout=30000)
+        status = page.inner_text("#status")
+        page.wait_for_function("window.passeurReader.stream === null", timeout=5000)
+        live = page.evaluate("window.passeurReader.pc !== null")
+        deadline = time.monotonic() + 10
+        while set(server.service.sessions) - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert status.startswith("Problem: I cannot listen or save right now"), status
+    assert not live
+    assert not set(server.service.sessions) - before, "the reading session was left open"
+
+
+def test_a_broken_microphone_link_is_said_not_left_listening(server: Server,
+                                                            workdir: Path) -> None:
+    """When the page's audio link to the robot failed (Wi-Fi, the robot's side of the peer
+    connection closed) while its other link stayed up, the page went on saying "I'm
+    listening. Read the page aloud." for ever: the robot heard nothing more."""
+    silent = workdir / "silent-broken.wav"
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    with open_reader(server, workdir / "profile-broken", wav=silent,
+                     lang="en", book="little-red-boat", page=1) as page:
+        page.click("#mode-i_read")
+        page.wait_for_function("() => window.passeurReader.pc && "
+                               "window.passeurReader.pc.connectionState === 'connected'",
+                               timeout=30000)
+        sid = page.evaluate("window.passeurReader.session")
+        asyncio.run_coroutine_threadsafe(server.pcs[-1].close(), server.loop).result(10)
+        page.wait_for_function("document.getElementById('stop').disabled", timeout=40000)
+        status = page.inner_text("#status")
+        result = page.inner_text("#result-text")
+        finished = server.service.sessions[sid].result is not None
+    assert status.startswith("The connection to the robot was lost"), status
+    assert result.startswith("I did not hear you read"), result  # scored: nothing was heard
+    assert finished

@@ -203,6 +203,31 @@ async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wa
         listener.cancel()
 
 
+async def test_together_goes_on_when_the_end_of_a_sentence_was_not_heard(  # type: ignore[no-untyped-def]
+        client, tmp_path: Path) -> None:
+    """In "Together" the robot read the next sentence only once the child's repetition had
+    passed the sentence's last word: a child who skipped it (or said it too softly to be
+    heard) and waited was left waiting for ever, the robot silent."""
+    c, service = client
+    wav = save(reading(["Tom has a small red"], "en-us+f3", 130, tail_s=8.0),
+               tmp_path / "together-cut.wav", rate=16000)
+    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
+                                                    "mode": "together"})
+    sid = (await r.json())["session"]
+    events: list[dict[str, Any]] = []
+    listener = asyncio.ensure_future(_events(c, sid, events))
+    try:
+        await _wait(lambda: sum(e["type"] == "say" for e in events) >= 2, 30)
+        await c.post(f"/api/reading/sessions/{sid}/audio", data=wav.read_bytes())
+        await _wait(lambda: any(e["type"] == "say" and e["kind"] == "model_sentence"
+                                and e["text"].startswith("He takes") for e in events), 30)
+        # The robot went on although the sentence's last word was never heard.
+        position = max(e["position"] for e in events if e["type"] == "position")
+        assert position == 5, position
+    finally:
+        listener.cancel()
+
+
 async def test_bad_requests_are_clear(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     c, _ = client
     r = await c.post("/api/reading/sessions", data=b"not json")
@@ -341,6 +366,27 @@ async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_
     sessions = service.store().export("Zoé")["sessions"]
     assert len(sessions) == 1 and sessions[0]["pages"][0]["words_total"] == 24
     listener.cancel()
+
+
+async def test_a_recording_that_cannot_be_kept_does_not_unsave_the_scores(  # type: ignore[no-untyped-def]
+        client, short_wav, tmp_path: Path) -> None:
+    """With store_audio, a recording that could not be written (its folder unusable) after
+    the scores were committed made the page say "Your reading could not be saved... tell the
+    librarian", and each later finish recorded the same page again."""
+    c, service = client
+    service.config.store_audio = True
+    (tmp_path / "audio").write_text("a file where the recordings' folder should be")
+    sid = await _open(c, reader="Zoé")
+    assert (await c.post(f"/api/reading/sessions/{sid}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    done = await (await c.post(f"/api/reading/sessions/{sid}/finish")).json()
+    assert done["saved"] is True and "warning" not in done, done
+    await c.post(f"/api/reading/sessions/{sid}/finish")
+    sessions = service.store().export("Zoé")["sessions"]
+    assert len(sessions) == 1 and sessions[0]["pages"][0]["audio_path"] is None
+    # For the librarian: logged and listed as the recording lost.
+    assert service.storage_errors[-1]["kind"] == "RecordingNotSaved"
+    assert "the scores were saved" in service.storage_errors[-1]["error"]
 
 
 async def test_a_bad_request_never_ends_another_childs_session(client) -> None:  # type: ignore[no-untyped-def]

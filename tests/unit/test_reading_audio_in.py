@@ -40,6 +40,28 @@ def test_float_input_and_low_rate() -> None:
         to_mono_int16(np.zeros(100, np.int16), 4000)
 
 
+def test_a_claimed_sample_rate_beyond_audio_is_refused_at_once(tmp_path: Path) -> None:
+    """A WAV header may claim any rate up to 4.29 GHz: a claimed 100 MHz made the resampler
+    ask for a 15 GB filter (minutes of CPU, or the robot's memory) before any check."""
+    import time
+    import wave
+
+    path = tmp_path / "odd-rate.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(100_000_007)
+        wav.writeframes(tone(16000, 1.0).tobytes())
+    started = time.monotonic()
+    with pytest.raises(AudioFormatError, match=r"odd-rate.wav: sample rate 100000007 Hz is "
+                                               r"too high: at most 384000 Hz"):
+        read_wav(path)
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(AudioFormatError, match="too high"):
+        FrameBuffer().push(tone(16000, 0.02), 1_000_000)
+    assert len(to_mono_int16(tone(384_000, 0.1), 384_000)) == 1600  # the highest accepted
+
+
 def test_frame_buffer_rechunks_to_20ms() -> None:
     buf = FrameBuffer()
     frames = buf.push(np.stack([tone(48000, 0.05)] * 2, axis=1), 48000)

@@ -274,6 +274,30 @@ def test_a_new_progress_database_is_readable_by_its_owner_only(tmp_path: Path) -
         os.umask(old)
 
 
+def test_stored_recordings_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """With store_audio, children's recordings were written with the umask's rights (folder
+    0755, files 0644) next to a database made 0600: in a shared folder (progress_db set to
+    /srv/passeur/..., say) every account on the robot could play the children's voices."""
+    import os
+    import stat
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    old = os.umask(0o022)
+    try:
+        store = ProgressStore(shared / "p.sqlite3", store_audio=True)
+        state, s = reading_result("the cat sat on the mat")
+        store.record_reading("Léo", "little-red-boat", "i_read", 1, "en", state, s,
+                             b"RIFF....")
+        store.close()
+    finally:
+        os.umask(old)
+    made = [shared / "audio", *(shared / "audio").rglob("*")]
+    assert any(f.suffix == ".wav" for f in made)
+    for f in made:
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f, oct(f.stat().st_mode))
+
+
 def _record(store: ProgressStore, reader: str, book: str, lang: str) -> None:
     state, s = reading_result("the cat sat on the mat")
     store.record_reading(reader, book, "i_read", 1, lang, state, s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,55 @@ def test_read_to_me_says_the_page_tokens_and_highlights_each(text: str, lang: st
     for (_, end_s), (next_start_s, _) in zip(times, times[1:], strict=False):
         assert end_s <= next_start_s + 1e-3, times  # one after the other
     assert times[-1][1] <= speech.duration_s
+
+
+def _player(folder: Path, name: str, body: str) -> Path:
+    """A fake audio player `name` in `folder` (put first on PATH), logging its arguments."""
+    script = folder / name
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> {folder}/args.log\n{body}\n")
+    script.chmod(0o755)
+    return folder / "args.log"
+
+
+def test_paplay_is_called_with_its_own_options(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without aplay the robot played its speech with 'paplay -q', which paplay refuses
+    ("invalid option -- 'q'"): the robot never said anything."""
+    from passeur.reading.tts import play_wav
+
+    log = _player(tmp_path, "paplay", 'for a in "$@"; do case "$a" in -q|-D) '
+                  "echo \"paplay: invalid option -- '$a'\" >&2; exit 1;; esac; done")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    wav = tmp_path / "hello.wav"
+    wav.write_bytes(b"RIFF")
+    assert play_wav(wav) is True
+    assert play_wav(wav, "speaker2") is True
+    assert log.read_text().splitlines() == [str(wav), f"-d speaker2 {wav}"]
+
+
+def test_a_player_that_hangs_does_not_silence_the_robot(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A player that outlived its timeout (a page read aloud for over 2 minutes, a stuck
+    device) raised in the speech thread, which ended: the robot never spoke again (tutor,
+    announcements) and nothing said why."""
+    import time
+
+    from passeur.reading import service as service_module
+    from passeur.reading.service import ReadingService, ServiceConfig
+
+    log = _player(tmp_path, "aplay", "exec /bin/sleep 30")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(service_module, "PLAYER_MARGIN_S", 0.5, raising=False)
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3",
+                                           play_on_speaker=True, validate_models=False))
+    try:
+        service.say("Hello.", "en")
+        service.say("Are you there?", "en")
+        deadline = time.monotonic() + 20
+        while len(service.spoken) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [r["text"] for r in service.spoken] == ["Hello.", "Are you there?"]
+        assert service._speech_thread.is_alive()
+        assert len(log.read_text().splitlines()) >= 2
+    finally:
+        service.close()

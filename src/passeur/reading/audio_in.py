@@ -29,12 +29,20 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 FRAME_BYTES = FRAME_SAMPLES * 2
 MIN_INPUT_RATE = 8000
+#: The highest input rate accepted. A WAV header can claim any rate up to 4.29 GHz, and the
+#: polyphase resampler's filter grows with the rate: a claimed 100 MHz asked for 15 GB and
+#: minutes of CPU (an upload to the public reader API, or `passeur read`).
+MAX_INPUT_RATE = 384_000
 
 
 def _check_rate(rate: int) -> None:
     if rate < MIN_INPUT_RATE:
         raise AudioFormatError(f"sample rate {rate} Hz is too low: speech needs at least "
                                f"{MIN_INPUT_RATE} Hz (16000 Hz recommended)")
+    if rate > MAX_INPUT_RATE:
+        raise AudioFormatError(f"sample rate {rate} Hz is too high: at most {MAX_INPUT_RATE} "
+                               "Hz (16000 Hz recommended); convert it, e.g. "
+                               "`sox IN -r 16000 -c 1 -b 16 OUT.wav`")
 
 
 def mix_to_mono(samples: np.ndarray) -> np.ndarray:

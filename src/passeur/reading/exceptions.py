@@ -54,6 +54,11 @@ class ProgressStoreUnavailable(ProgressStoreError):
     """The file cannot be opened or read (missing folder, permissions, I/O error)."""
 
 
+class RecordingNotSaved(ProgressStoreError):
+    """With store_audio, a page's scores were saved but its recording could not be written
+    (saving again would record the page twice)."""
+
+
 class ProgressStoreClosed(ProgressStoreError):
     """The store was closed (the node is shutting down)."""
 

@@ -40,6 +40,7 @@ from passeur.reading.exceptions import (
     ProgressStoreReadOnly,
     ProgressStoreUnavailable,
     ReaderNameError,
+    RecordingNotSaved,
 )
 
 SCHEMA = """
@@ -292,12 +293,17 @@ class ProgressStore:
             return
         folder = self.path.parent / "audio" / str(session_id)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            # Children's voices are the owner's alone, as the database is, whatever the umask
+            # and the rights of the folder the database was put in.
+            folder.parent.mkdir(mode=0o700, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             audio_path = folder / f"page-{page_id}.wav"
-            audio_path.write_bytes(audio_wav)
+            fd = os.open(audio_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(audio_wav)
         except OSError as exc:
-            raise ProgressStoreUnavailable(f"{folder}: the recording could not be saved "
-                                           f"({exc}); the scores were saved") from exc
+            raise RecordingNotSaved(f"{folder}: the recording could not be saved ({exc}); the "
+                                    "scores were saved") from exc
         self._q("UPDATE pages SET audio_path = ? WHERE id = ?", (str(audio_path), page_id))
 
     def last_page(self, reader: str, book_id: str, page: int) -> dict[str, Any] | None:

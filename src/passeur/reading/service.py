@@ -42,6 +42,7 @@ from passeur.reading.exceptions import (
     ProgressStoreError,
     ProgressStoreUnavailable,
     ReadingError,
+    RecordingNotSaved,
     SpeakerBusy,
     UnknownAudio,
     UnknownSession,
@@ -64,6 +65,8 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 MAX_QUEUED_PAGE_READINGS = 2
 #: Pause after the robot's words before the tutor's stuck clock runs again (s).
 AFTER_SPEECH_S = 0.5
+#: Time the speaker's player may take beyond the audio's own length before it is stopped (s).
+PLAYER_MARGIN_S = 30.0
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -383,6 +386,8 @@ class LiveSession:
                     return False
                 try:
                     self._session.feed(frame, live)
+                    if self.mode == "together":
+                        self._together_pause()
                 except ReadingError as exc:
                     self.emit({"type": "error", "message": str(exc)})
                     return False
@@ -447,6 +452,23 @@ class LiveSession:
                 self.page.sentence_count:
             self._say_sentence(self._together_sentence + 1)
 
+    def _together_pause(self) -> None:
+        """The child began repeating the sentence, then stopped for the tutor's `stuck_s`
+        without its end being heard (a last word skipped, or said too softly): the robot
+        goes on with the next sentence instead of waiting for ever. (Called per frame, in the
+        listening thread, with the session's lock held.)"""
+        assert self._session is not None
+        if self._together_sentence + 1 >= self.page.sentence_count \
+                or self._session.quiet_s < self.service.policy.stuck_s:
+            return
+        tokens = self.page.sentence_tokens(self._together_sentence)
+        if not tokens:
+            return
+        first_word = min(i for i, w in enumerate(self.page.words)
+                         if w.token == tokens[0].index)
+        if self._session.state.position > first_word:
+            self._say_sentence(self._together_sentence + 1)
+
     # -- end ---------------------------------------------------------------------------------
     def finish(self, announce: bool = True) -> dict[str, Any]:
         """Score the page (once) and save it for the reader. The score always reaches the
@@ -468,6 +490,12 @@ class LiveSession:
             if self.reader and not self.saved and heard:
                 try:
                     self._store()
+                except RecordingNotSaved as exc:
+                    # The scores are in the store: only the recording is missing. Told to
+                    # the librarian, not to the child; saving again would record it twice.
+                    self.saved = True
+                    self.store_error = None
+                    self.service.storage_failed(self, exc)
                 except ProgressStoreError as exc:
                     self.store_error = str(exc)
                     self.service.storage_failed(self, exc)
@@ -641,7 +669,8 @@ class ReadingService:
         """A result could not be saved: tell the librarian (log, `storage_errors`) and, when
         the file itself is the problem, drop the connection so a retry reopens it (after the
         file was moved away or restored)."""
-        log.error("reading result of '%s' (%s page %d) NOT saved: %s", session.reader,
+        what = "recording" if isinstance(exc, RecordingNotSaved) else "reading result"
+        log.error("%s of '%s' (%s page %d) NOT saved: %s", what, session.reader,
                   session.book.id, session.number, exc)
         with self._lock:
             self.storage_errors.append({"time": time.time(), "reader": session.reader,
@@ -836,6 +865,10 @@ class ReadingService:
                 log.error("robot speech failed: %s", exc)
                 if item.session is not None:
                     item.session.emit({"type": "error", "message": str(exc)})
+            except Exception:
+                # Anything else (a full temporary folder, a bug) loses this one item, not
+                # the robot's voice: this thread says everything the robot says.
+                log.exception("robot speech failed: %r not said", item.text[:80])
             finally:
                 if item.kind == "read_to_me" and item.speech is not None:
                     with self._lock:
@@ -874,7 +907,10 @@ class ReadingService:
 
                 with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
                     write_wav(Path(tmp.name), speech.pcm, speech.sample_rate)
-                    play_wav(Path(tmp.name), self.config.speaker_device)
+                    # A long page takes long to read aloud: give the player the audio's
+                    # length plus a margin (a fixed 2 min cut such pages short).
+                    play_wav(Path(tmp.name), self.config.speaker_device,
+                             timeout_s=speech.duration_s + PLAYER_MARGIN_S)
             # The page plays the WAV itself: hold the microphone gate for its duration.
             remaining = t_end - time.monotonic()
             if remaining > 0 and not self._closed:

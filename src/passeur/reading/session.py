@@ -91,6 +91,12 @@ class ReadingSession:
     def state(self) -> AlignmentState:
         return self.aligner.state
 
+    @property
+    def quiet_s(self) -> float:
+        """How long (audio seconds) no voice has been heard: since the last voiced frame, or
+        since the start when none was. Muted frames (the robot speaking) are no voice."""
+        return self.audio_s - (self._last_voice_s if self._last_voice_s is not None else 0.0)
+
     def feed(self, frame: bytes, live: bool = True) -> list[Action]:
         """One 20 ms frame of 16 kHz mono int16 PCM. `live=False` for recordings (faster
         than real time): the wall-clock microphone gate does not apply to them."""
@@ -154,9 +160,8 @@ class ReadingSession:
             state.audio_s = self.audio_s
         actions: list[Action] = []
         if self.tutor is not None and not finished:
-            quiet_s = self.audio_s - (self._last_voice_s if self._last_voice_s is not None
-                                      else 0.0)
-            actions = self.tutor.update(state, self.audio_s, speaking, reader_quiet_s=quiet_s)
+            actions = self.tutor.update(state, self.audio_s, speaking,
+                                        reader_quiet_s=self.quiet_s)
             for action in actions:
                 if action.kind == "say_word" and action.word_index is not None:
                     self.aligner.mark_told(action.word_index)

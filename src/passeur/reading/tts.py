@@ -219,16 +219,28 @@ def _speech_end(pcm: np.ndarray, rate: int, duration_s: float) -> float:
     return float(loud[-1] + 1) / rate if loud.size else duration_s
 
 
-def play_wav(path: Path, device: str | None = None) -> bool:
-    """Play on the robot's speaker (aplay). False (logged) if there is no sound card."""
+def play_wav(path: Path, device: str | None = None, timeout_s: float = 120.0) -> bool:
+    """Play on the robot's speaker (aplay, else paplay). False (logged) if there is no sound
+    card or player, or if playing takes longer than `timeout_s` (the player is stopped):
+    never an exception, so one failure does not silence the robot's voice for good."""
     exe = shutil.which("aplay") or shutil.which("paplay")
     if exe is None:
         log.warning("no audio player (aplay/paplay): robot speech not played")
         return False
-    cmd = [exe, "-q", str(path)] if exe.endswith("aplay") and device is None else [exe, str(path)]
-    if device is not None and exe.endswith("aplay"):
-        cmd = [exe, "-q", "-D", device, str(path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    # paplay has no -q, and names the device with -d (aplay: -D).
+    if Path(exe).name == "aplay":
+        cmd = [exe, "-q"] + (["-D", device] if device is not None else []) + [str(path)]
+    else:
+        cmd = [exe] + (["-d", device] if device is not None else []) + [str(path)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("playing speech took over %.0f s: stopped (%s)", timeout_s, cmd[0])
+        return False
+    except OSError as exc:
+        log.warning("playing speech failed: %s", exc)
+        return False
     if result.returncode != 0:
         log.warning("playing speech failed: %s", result.stderr.strip()[:200])
         return False

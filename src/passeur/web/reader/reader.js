@@ -152,11 +152,22 @@
     if (preferred) { select.value = preferred.id; await openBook(preferred.id, 1); }
   }
 
+  /* Shows page `page` of book `id`. The book and page the robot follows change only with the
+   * text shown: a page that could not be loaded (network, unknown book) leaves both as they
+   * were, says why, and puts the book list back on the book shown. */
   async function openBook(id, page) {
     await stopAll();
+    let data;
+    try {
+      data = await api(`/api/reading/books/${encodeURIComponent(id)}/pages/${page}`);
+    } catch (e) {
+      if (state.book) $("book").value = state.book;
+      setStatus(problem(e));
+      return;
+    }
     state.book = id; state.page = page;
-    const data = await api(`/api/reading/books/${encodeURIComponent(id)}/pages/${page}`);
     state.data = data; state.pages = data.pages;
+    setStatus("");
     renderPage(data);
     $("page-number").textContent = `${page} / ${data.pages}`;
     setDisabled($("prev"), page <= 1, $("next"));
@@ -280,6 +291,12 @@
     state.stream = stream;
     const pc = new RTCPeerConnection();
     state.pc = pc;
+    // The audio path to the robot broke (Wi-Fi, the robot's side closed) while the page's
+    // own link still works: the robot hears nothing more. Score what it heard and say so,
+    // rather than go on saying "I'm listening" to a child reading to nobody.
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed" && state.pc === pc && state.unsaved) microphoneLost();
+    });
     stream.getAudioTracks().forEach((tr) => pc.addTrack(tr, stream));
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise((ok) => {
@@ -315,7 +332,9 @@
       else if (ev.type === "error") setStatus(problem(ev));
     });
     state.unsaved = true; // until "I'm done" scores and saves it
-    if (!(await connectMic(sid))) { setStatus(() => t("mic_denied")); finishUi(); return; }
+    if (!(await connectMic(sid))) {
+      setStatus(() => t("mic_denied")); await endSession(); finishUi(); return;
+    }
   }
 
   /* The session ended without this page ending it: the robot made room for another reader
@@ -361,6 +380,11 @@
     }
     voice.pause();
     finishUi();
+  }
+
+  async function microphoneLost() {
+    await finish();
+    setStatus(() => t("lost"));
   }
 
   function closeMedia() {
@@ -410,7 +434,11 @@
     try {
       if (mode === "read_to_me") await readToMe();
       else await listen(mode);
-    } catch (e) { setStatus(problem(e)); finishUi(); }
+    } catch (e) {
+      // E.g. the microphone offer refused: the microphone goes off and the session ends
+      // (the tablet would otherwise go on capturing, its recording indicator on).
+      setStatus(problem(e)); await endSession(); finishUi();
+    }
   }
 
   // -- practice: each hard word big; the robot says it; the child says it; the result --------
@@ -459,7 +487,9 @@
         else if (ev.type === "error" && ev.code === "session_replaced") sessionEnded("replaced");
         else if (ev.type === "error") show($("practice-status"), problem(ev));
       });
-      if (!(await connectMic(sid))) { show($("practice-status"), () => t("mic_denied")); return; }
+      if (!(await connectMic(sid))) {
+        show($("practice-status"), () => t("mic_denied")); await endSession(); return;
+      }
       p.timer = setTimeout(async () => {
         // Microphone off first, as "I'm done" does: the robot scores what it has (it waits
         // for the audio it holds; with the microphone still sending, that could be 30 s).
@@ -469,7 +499,7 @@
           settle(!!r.correct);
         } catch (e) { settle(false); }
       }, PRACTICE_LISTEN_MS);
-    } catch (e) { show($("practice-status"), problem(e)); }
+    } catch (e) { show($("practice-status"), problem(e)); await endSession(); }
   }
 
   function stopPractice(back = true) {
