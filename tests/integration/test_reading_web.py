@@ -334,6 +334,20 @@ async def _open(c: TestClient, **body: Any) -> str:
     return str((await r.json())["session"])
 
 
+async def test_a_recording_for_a_session_that_does_not_listen_is_refused(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """"Read to me" listens to nothing: a recording sent to such a session was answered 200
+    with its length queued, and then dropped (the reading never scored). It is refused at
+    once, saying which sessions listen."""
+    c, service = client
+    sid = await _open(c, mode="read_to_me")
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=short_wav.read_bytes())
+    body = await r.json()
+    assert r.status == 400 and "queued_s" not in body, body
+    assert "does not listen" in body["error"] and "'i_read'" in body["error"], body
+    assert sid in service.sessions  # refused, not ended: the page can still read to the child
+
+
 async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_later(  # type: ignore[no-untyped-def]
         client, short_wav, tmp_path: Path) -> None:
     c, service = client
@@ -696,7 +710,7 @@ async def test_uploads_in_flight_are_bounded(client) -> None:  # type: ignore[no
     20 MB for each. Uploads in flight are bounded by max_sessions; one more is refused (503)
     at once, and uploads work again once those finish."""
     c, service = client
-    sid = await _open(c, mode="read_to_me")
+    sid = await _open(c)  # a session that listens: uploads to one that does not are refused
     release = asyncio.Event()
 
     async def slow_body():  # type: ignore[no-untyped-def]
