@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from passeur.reading.progress_store import ProgressStore
@@ -428,6 +428,28 @@ async def test_a_bad_request_never_ends_another_childs_session(client) -> None: 
     assert (await c.post(f"/api/reading/sessions/{first}/finish")).status == 404
     await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 10)
     await asyncio.wait_for(listener, 10)  # its event socket was closed
+
+
+async def test_a_session_ended_while_its_event_socket_opens_closes_that_socket(  # type: ignore[no-untyped-def]
+        client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page opens its event socket right after creating the session; a session ended
+    meanwhile (another reader took its place, the page's DELETE) while the handshake was being
+    sent never closed that socket: the page stayed open on a session that was gone, waiting
+    for ever. The socket is closed as soon as it is set up."""
+    c, service = client
+    sid = await _open(c, mode="read_to_me")
+    prepare = web.WebSocketResponse.prepare
+
+    async def session_ends_meanwhile(self: web.WebSocketResponse, request: web.Request) -> Any:
+        # After the session was looked up, before its close hook is registered.
+        await asyncio.to_thread(service.close_session, sid)
+        return await prepare(self, request)
+
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", session_ends_meanwhile)
+    async with c.ws_connect(f"/api/reading/sessions/{sid}/events") as ws:
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
+    assert sid not in service.sessions
 
 
 async def test_deleting_a_session_closes_its_peer_connection_and_recognizer(  # type: ignore[no-untyped-def]

@@ -291,6 +291,11 @@ class ReaderFeature:
 
         session.add_listener(listener)
         session.on_close.append(on_closed)
+        if session.closed:
+            # Closed on another thread (DELETE, another reader taking its place) since it was
+            # looked up: its close hooks may have run before ours was added. close() marks
+            # the session closed before it runs them, so one of the two ends this socket.
+            put(None)
 
         async def pump() -> None:
             while True:
