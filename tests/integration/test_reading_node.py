@@ -63,6 +63,22 @@ def test_a_wrong_model_path_fails_at_start_up_naming_the_setting(ros_context: An
                          "progress_db": str(tmp_path / "p.sqlite3")}})
 
 
+def test_a_tutor_policy_that_would_nag_fails_at_start_up(ros_context: Any,  # type: ignore[no-untyped-def]
+                                                          tmp_path) -> None:
+    """stuck_s: 0 let the tutor speak at every audio frame: refused when the node starts,
+    naming the file, the setting and its range."""
+    from passeur.paths import share_path
+
+    config = tmp_path / "reading.yaml"
+    config.write_text(share_path("config", "reading.yaml").read_text(encoding="utf-8")
+                      .replace("  stuck_s: 4.0", "  stuck_s: 0"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"reading\.yaml: policy: stuck_s must be a number "
+                                          r"from 1 to 60 s \(got 0\)"):
+        StackHarness(ros_context, nodes=["reading"], common={"use_sim_time": False},
+                     per_node={"reading": {"reading_config": str(config),
+                                           "progress_db": str(tmp_path / "p.sqlite3")}})
+
+
 def test_recogniser_settings_from_the_parameter_file(ros_context: Any,  # type: ignore[no-untyped-def]
                                                     tmp_path) -> None:
     db = str(tmp_path / "p.sqlite3")

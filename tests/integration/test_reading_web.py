@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from passeur.reading.progress_store import ProgressStore
@@ -334,6 +334,20 @@ async def _open(c: TestClient, **body: Any) -> str:
     return str((await r.json())["session"])
 
 
+async def test_a_recording_for_a_session_that_does_not_listen_is_refused(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """"Read to me" listens to nothing: a recording sent to such a session was answered 200
+    with its length queued, and then dropped (the reading never scored). It is refused at
+    once, saying which sessions listen."""
+    c, service = client
+    sid = await _open(c, mode="read_to_me")
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=short_wav.read_bytes())
+    body = await r.json()
+    assert r.status == 400 and "queued_s" not in body, body
+    assert "does not listen" in body["error"] and "'i_read'" in body["error"], body
+    assert sid in service.sessions  # refused, not ended: the page can still read to the child
+
+
 async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_later(  # type: ignore[no-untyped-def]
         client, short_wav, tmp_path: Path) -> None:
     c, service = client
@@ -414,6 +428,28 @@ async def test_a_bad_request_never_ends_another_childs_session(client) -> None: 
     assert (await c.post(f"/api/reading/sessions/{first}/finish")).status == 404
     await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 10)
     await asyncio.wait_for(listener, 10)  # its event socket was closed
+
+
+async def test_a_session_ended_while_its_event_socket_opens_closes_that_socket(  # type: ignore[no-untyped-def]
+        client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page opens its event socket right after creating the session; a session ended
+    meanwhile (another reader took its place, the page's DELETE) while the handshake was being
+    sent never closed that socket: the page stayed open on a session that was gone, waiting
+    for ever. The socket is closed as soon as it is set up."""
+    c, service = client
+    sid = await _open(c, mode="read_to_me")
+    prepare = web.WebSocketResponse.prepare
+
+    async def session_ends_meanwhile(self: web.WebSocketResponse, request: web.Request) -> Any:
+        # After the session was looked up, before its close hook is registered.
+        await asyncio.to_thread(service.close_session, sid)
+        return await prepare(self, request)
+
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", session_ends_meanwhile)
+    async with c.ws_connect(f"/api/reading/sessions/{sid}/events") as ws:
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
+    assert sid not in service.sessions
 
 
 async def test_deleting_a_session_closes_its_peer_connection_and_recognizer(  # type: ignore[no-untyped-def]
@@ -696,7 +732,7 @@ async def test_uploads_in_flight_are_bounded(client) -> None:  # type: ignore[no
     20 MB for each. Uploads in flight are bounded by max_sessions; one more is refused (503)
     at once, and uploads work again once those finish."""
     c, service = client
-    sid = await _open(c, mode="read_to_me")
+    sid = await _open(c)  # a session that listens: uploads to one that does not are refused
     release = asyncio.Event()
 
     async def slow_body():  # type: ignore[no-untyped-def]

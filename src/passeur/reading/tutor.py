@@ -47,6 +47,40 @@ class TutorPolicy:
     practice_words_max: int = 3
 
 
+#: Allowed range of each policy setting in config/reading.yaml (low, high, unit). Timings of
+#: 0 let the tutor speak at every audio frame (it would nag, and talk over the reader); the
+#: upper bounds catch slips such as milliseconds for seconds or a percentage for a fraction.
+#: The reader page practises at most 3 words: the robot must not offer more.
+POLICY_RANGES: dict[str, tuple[float, float, str]] = {
+    "stuck_s": (1.0, 60.0, " s"),
+    "sentence_after_s": (1.0, 60.0, " s"),
+    "min_gap_s": (1.0, 600.0, " s"),
+    "max_helps_per_page": (0, 50, ""),
+    "praise_sentence_min_accuracy": (0.0, 1.0, ""),
+    "praise_min_gap_s": (1.0, 3600.0, " s"),
+    "praise_quiet_s": (0.2, 10.0, " s"),
+    "practice_words_max": (0, 3, ""),
+}
+#: Settings that count things (a fraction would fail when used: `hard[:2.5]`).
+WHOLE_NUMBER_SETTINGS = ("max_helps_per_page", "practice_words_max")
+
+
+def _check_policy(path: Path, values: dict[str, Any]) -> None:
+    """ReadingError naming the file, the setting and its allowed range if a value is out of
+    it (or not a number: True is no count)."""
+    for name, value in values.items():
+        if name not in POLICY_RANGES:
+            continue  # TutorPolicy refuses unknown names
+        low, high, unit = POLICY_RANGES[name]
+        whole = name in WHOLE_NUMBER_SETTINGS
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                (whole and not isinstance(value, int)) or \
+                not low <= value <= high:  # NaN fails the comparison too
+            kind = "a whole number" if whole else "a number"
+            raise ReadingError(f"{path}: policy: {name} must be {kind} from {low:g} to "
+                               f"{high:g}{unit} (got {value!r})")
+
+
 @dataclass(frozen=True)
 class Action:
     kind: str  # say_word, say_sentence, praise_sentence, page_end
@@ -133,9 +167,7 @@ def load_reading_config(path: Path | None = None) -> tuple[Phrases, TutorPolicy]
         policy = TutorPolicy(**policy_values)
     except TypeError as exc:
         raise ReadingError(f"{path}: policy: {exc}") from exc
-    for name, value in policy_values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ReadingError(f"{path}: policy: {name} must be a number >= 0 (got {value!r})")
+    _check_policy(path, policy_values)
     return Phrases(phrases), policy
 
 

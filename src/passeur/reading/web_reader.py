@@ -21,7 +21,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
       {"type":"position","token","position","words":[...]} | {"type":"say","text","lang",
       "audio","duration_s","words"?} | {"type":"finished","wcpm","accuracy",...} |
       {"type":"practice","word","correct"} | {"type":"error","message"}
-- POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC)
+- POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC); 400 for
+                                                a session that does not listen (read_to_me)
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
                                                 (?quiet=1: the robot says nothing about it)
 - DELETE /api/reading/sessions/{id}
@@ -290,6 +291,11 @@ class ReaderFeature:
 
         session.add_listener(listener)
         session.on_close.append(on_closed)
+        if session.closed:
+            # Closed on another thread (DELETE, another reader taking its place) since it was
+            # looked up: its close hooks may have run before ours was added. close() marks
+            # the session closed before it runs them, so one of the two ends this socket.
+            put(None)
 
         async def pump() -> None:
             while True:
@@ -441,6 +447,13 @@ class ReaderFeature:
 
         try:
             session = self._session(request)
+            if not session.listening:
+                # Answered 200 and then dropped, the recording would never be scored; refused
+                # before its body is read.
+                raise ReadingError(
+                    f"this reading session (mode '{session.mode}') does not listen, so a "
+                    "recording sent to it would be lost: start an 'I read' ('i_read'), "
+                    "'Together' ('together') or practice ('practice') session and send it there")
             chunks: list[bytes] = []
             size = 0
             while True:
