@@ -60,7 +60,7 @@ DEFAULT_TOPN = 32
 #: first, streaming pass runs at `language_weight`, 1 by default: 3 and 6.5 named more
 #: sentence-final words in the streaming result but lost miscues, docs/reading.md "Late
 #: highlights"). Lower weights let fewer miscues be pulled back onto page words. pocketsphinx's
-#: default, 8.5, was kept until 2026-12-08: 4 found more miscues but heard the pause between
+#: default, 8.5, was kept until 2026-12-07: 4 found more miscues but heard the pause between
 #: two sentences as an extra "the" and raised the held-out sets' false alarms. With the page
 #: model expecting an utterance to start a sentence (`sentence_starts`), 6 finds 2-3 more
 #: miscues per benchmark set with as many or fewer false alarms and no larger WCPM error on
