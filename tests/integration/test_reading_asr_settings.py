@@ -70,3 +70,31 @@ def test_near_misses_begin_like_their_page_word_and_are_checked() -> None:
         rec.close()
     assert create_backend("pocketsphinx")._near_misses(  # type: ignore[attr-defined]
         "en", backend.models["en"], page) == {}  # off by default
+
+
+def test_the_page_model_expects_utterances_to_start_sentences_unless_told_not_to() -> None:
+    """`sentence_starts` (on by default) puts each sentence's first words after <s> in the
+    page model the decoder reads; off, only the page's first word is expected there."""
+    text = "Tom has a boat. One morning he sails."
+    words = ["tom", "has", "a", "boat", "one", "morning", "he", "sails"]
+
+    def after_start(settings: dict[str, object]) -> dict[str, float]:
+        rec = create_backend("pocketsphinx", settings).recognizer("en", words, text)
+        try:
+            assert rec.lm_path is not None
+            out = {}
+            for line in rec.lm_path.read_text(encoding="utf-8").splitlines():
+                fields = line.split("\t")
+                if len(fields) >= 2 and fields[1].startswith("<s> "):
+                    out[fields[1]] = float(fields[0])
+            return out
+        finally:
+            rec.close()
+
+    on = after_start({})
+    assert on["<s> one"] == on["<s> tom"] and "<s> one morning" in on
+    off = after_start({"sentence_starts": False})
+    assert off["<s> one"] < off["<s> tom"] and "<s> one morning" not in off
+    # A language the page tokeniser does not know gets no sentence starts (and no error).
+    from passeur.reading.asr_pocketsphinx import sentence_starts
+    assert sentence_starts(text, "de", words) == []

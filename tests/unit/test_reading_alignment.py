@@ -255,6 +255,16 @@ def test_unclear_speech_holds_a_syllable_of_its_own() -> None:
     for k in range(mid, end):
         rising[k] = fading[mid] + NUCLEUS_RISE_DB - 0.5
     assert Aligner(page).update(h, finished=True, speech=speech, levels=rising).extras == []
+    # The robot spoke in the middle of the gap (the microphone muted: zeros, 0 dB), then room
+    # noise: the muted silence is no dip before a vowel.
+    muted = [mid - 3 <= k < mid + 3 for k in range(400)]
+    noisy = [0.0 if m else level for m, level in zip(muted, fading, strict=True)]
+    for k in range(mid + 3, end):
+        noisy[k] = 35.0
+    assert Aligner(page).update(h, finished=True, speech=speech, levels=noisy,
+                                muted=muted).extras == []
+    # Without the muted flags, the same zeros would read as a pause before a sound.
+    assert Aligner(page).update(h, finished=True, speech=speech, levels=noisy).extras != []
 
 
 def test_skipped_function_words_are_forgiven_only_inside_reading() -> None:

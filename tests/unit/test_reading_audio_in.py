@@ -130,7 +130,12 @@ def test_frame_level_in_db() -> None:
     from passeur.reading.audio_in import FRAME_BYTES, frame_level_db
 
     assert frame_level_db(bytes(FRAME_BYTES)) == 0.0  # digital silence
-    loud = (np.full(FRAME_BYTES // 2, 10000, dtype=np.int16)).tobytes()
-    quiet = (np.full(FRAME_BYTES // 2, 1000, dtype=np.int16)).tobytes()
-    assert abs(frame_level_db(loud) - 80.0) < 1e-6
-    assert abs(frame_level_db(loud) - frame_level_db(quiet) - 20.0) < 1e-6
+    square = np.resize(np.array([1, -1], dtype=np.int16), FRAME_BYTES // 2)
+    loud = (square * 10000).astype(np.int16)
+    quiet = (square * 1000).astype(np.int16)
+    assert abs(frame_level_db(loud.tobytes()) - 80.0) < 1e-6
+    assert abs(frame_level_db(loud.tobytes()) - frame_level_db(quiet.tobytes()) - 20.0) < 1e-6
+    # A microphone's DC offset changes nothing (a constant is no sound).
+    assert abs(frame_level_db((quiet + 3000).astype(np.int16).tobytes())
+               - frame_level_db(quiet.tobytes())) < 1e-6
+    assert frame_level_db(np.full(FRAME_BYTES // 2, 5000, dtype=np.int16).tobytes()) == 0.0

@@ -92,3 +92,57 @@ def test_a_pause_before_the_last_word_does_not_end_the_utterance_early() -> None
 def test_off_the_highlight_waits_for_the_regular_endpoint() -> None:
     session, rec = _read(VOICE_END_S, sentence_endpoint_ms=0)
     assert rec.ended_at_s is not None and rec.ended_at_s - VOICE_END_S >= 0.55
+
+
+class _Heard:
+    """A recogniser that hears fixed words (text, start, end) once the audio reaches them."""
+
+    def __init__(self, words: list[tuple[str, float, float]]) -> None:
+        self.words = words
+        self.t = 0.0
+
+    def _hyp(self) -> Hypothesis:
+        return Hypothesis([RecognizedWord(w, a, b, final=True) for w, a, b in self.words
+                           if b <= self.t + 1e-9], self.t)
+
+    def accept(self, pcm: bytes) -> Hypothesis:
+        self.t += FRAME_S
+        return self._hyp()
+
+    def endpoint(self) -> Hypothesis:
+        return self._hyp()
+
+    def finish(self) -> Hypothesis:
+        return self._hyp()
+
+    def close(self) -> None:
+        pass
+
+
+def test_voice_between_two_words_is_unclear_speech_only_with_a_syllable() -> None:
+    """The session gives the aligner each frame's level: voice heard between "the" and "cat"
+    that only fades (the end of a word drawn out) is no extra speech; voice that dips and
+    rises again (a word the recogniser could not name) is."""
+
+    def run(amplitudes: list[float]) -> list[str]:
+        page = tokenize("The cat sat on the mat.", "en")
+        rec = _Heard([("the", 0.1, 0.3), ("cat", 0.9, 1.1), ("sat", 1.1, 1.4), ("on", 1.4, 1.5),
+                      ("the", 1.5, 1.6), ("mat", 1.6, 2.0)])
+        session = ReadingSession(page, rec, sentence_endpoint_ms=0)  # type: ignore[arg-type]
+        for n in range(120):
+            t = n * FRAME_S
+            if 0.1 <= t < 2.0:
+                gap = int((t - 0.3) / FRAME_S) if 0.3 <= t < 0.9 else None
+                amp = amplitudes[gap] if gap is not None else 6000.0
+                frame = (np.random.default_rng(n).normal(0, amp, FRAME_SAMPLES)
+                         .astype(np.int16).tobytes())
+            else:
+                frame = bytes(FRAME_BYTES)
+            session.feed(frame, live=False)
+        assert len(session.levels) == len(session.speech) == 120
+        return [e.kind for e in session.finish().state.extras]
+
+    fading = [6000.0 * 0.93 ** k for k in range(30)]  # -19 dB over 0.6 s, never rising
+    assert run(fading) == []
+    rising = [6000.0 * 0.85 ** k for k in range(15)] + [6000.0] * 15  # a dip, then a vowel
+    assert run(rising) == ["unclear"]

@@ -30,7 +30,7 @@ from typing import Any
 
 from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
 from passeur.reading.exceptions import ASRUnavailable
-from passeur.reading.text import FUNCTION_WORDS, tokenize
+from passeur.reading.text import FUNCTION_WORDS, TEXT_LANGUAGES, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,10 @@ DEFAULT_TOPN = 32
 #: highlights"). Lower weights let fewer miscues be pulled back onto page words. pocketsphinx's
 #: default, 8.5, was kept until 2026-12-07: 4 found more miscues but heard the pause between
 #: two sentences as an extra "the" and raised the held-out sets' false alarms. With the page
-#: model expecting an utterance to start a sentence (`sentence_starts`), 6 finds 2-3 more
-#: miscues per benchmark set with as many or fewer false alarms and no larger WCPM error on
-#: all three sets (benchmarks/reading.py; 4 and 5 did not on every set: docs/reading.md,
-#: "Sentence starts").
+#: model expecting an utterance to start a sentence (`sentence_starts`), 6 finds 1-4 more
+#: miscues on each of five benchmark sets (14 of 400 in all) for 8 more false alarms, all on
+#: one set of other voices, and a larger worst one-minute WCPM error on two sets
+#: (benchmarks/reading.py; docs/reading.md, "Sentence starts and a lighter second pass").
 DEFAULT_FWDFLAT_LW = 6.0
 
 #: Near misses (`near_misses` setting: K per page word, 0 = off): for each page content word,
@@ -230,7 +230,7 @@ def sentence_starts(text: str | None, lang: str, words: Sequence[str]) -> list[i
     """Indices in `words` (the page's spoken words, as the recogniser was given them) of the
     words that begin a sentence after the first; none when `text` is not the page those words
     come from."""
-    if not text:
+    if not text or lang not in TEXT_LANGUAGES:
         return []
     page = tokenize(text, lang)
     if [w.lex.lower() for w in page.words] != list(words):

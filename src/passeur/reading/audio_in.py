@@ -137,10 +137,11 @@ def is_silent(pcm: np.ndarray, threshold_dbfs: float = -50.0) -> bool:
 
 
 def frame_level_db(frame: bytes) -> float:
-    """Level of a frame of int16 PCM in dB (mean power; digital silence 0 dB, full scale
-    about 90 dB): what a stretch's syllables are found by (alignment.NUCLEUS_RISE_DB)."""
+    """Level of a frame of int16 PCM in dB (power about the frame's mean, so that a
+    microphone's DC offset does not hide a rise; digital silence 0 dB, full scale about
+    90 dB): what a stretch's syllables are found by (alignment.NUCLEUS_RISE_DB)."""
     x = np.frombuffer(frame, dtype=np.int16).astype(np.float64)
-    return 10.0 * math.log10(max(float(np.mean(x * x)) if len(x) else 0.0, 1.0))
+    return 10.0 * math.log10(max(float(np.var(x)) if len(x) else 0.0, 1.0))
 
 
 @dataclass
