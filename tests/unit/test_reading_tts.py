@@ -151,10 +151,16 @@ def test_a_player_that_hangs_does_not_silence_the_robot(tmp_path: Path,
         service.say("Hello.", "en")
         service.say("Are you there?", "en")
         deadline = time.monotonic() + 20
-        while len(service.spoken) < 2 and time.monotonic() < deadline:
+
+        def players_started() -> int:
+            return len(log.read_text().splitlines()) if log.exists() else 0
+
+        # A phrase is listed as spoken just before its player starts: wait for both.
+        while (len(service.spoken) < 2 or players_started() < 2) \
+                and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [r["text"] for r in service.spoken] == ["Hello.", "Are you there?"]
         assert service._speech_thread.is_alive()
-        assert len(log.read_text().splitlines()) >= 2
+        assert players_started() >= 2
     finally:
         service.close()
