@@ -182,8 +182,9 @@ async def test_i_read_over_webrtc(client, hesitation_wav, loopback_ice) -> None:
     assert "pond" in say["text"]
 
 
-async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wav) -> None:  # type: ignore[no-untyped-def]
-    c, _ = client
+async def _together(c: Any) -> tuple[str, list[dict[str, Any]], asyncio.Future[None]]:
+    """A "Together" session on page 1, its events collected, once the robot has read the
+    first sentence and said it is the child's turn."""
     r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
                                                     "mode": "together"})
     sid = (await r.json())["session"]
@@ -191,6 +192,16 @@ async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wa
     listener = asyncio.ensure_future(_events(c, sid, events))
     try:
         await _wait(lambda: sum(e["type"] == "say" for e in events) >= 2, 30)
+    except BaseException:
+        listener.cancel()
+        raise
+    return sid, events, listener
+
+
+async def test_together_mode_reads_a_sentence_then_listens(client, hesitation_wav) -> None:  # type: ignore[no-untyped-def]
+    c, _ = client
+    sid, events, listener = await _together(c)
+    try:
         model, turn = [e for e in events if e["type"] == "say"][:2]
         assert model["kind"] == "model_sentence" and model["text"] == "Tom has a small red boat."
         assert [w["token"] for w in model["words"]] == [0, 1, 2, 3, 4, 5]
@@ -211,13 +222,8 @@ async def test_together_goes_on_when_the_end_of_a_sentence_was_not_heard(  # typ
     c, service = client
     wav = save(reading(["Tom has a small red"], "en-us+f3", 130, tail_s=8.0),
                tmp_path / "together-cut.wav", rate=16000)
-    r = await c.post("/api/reading/sessions", json={"book": "little-red-boat", "page": 1,
-                                                    "mode": "together"})
-    sid = (await r.json())["session"]
-    events: list[dict[str, Any]] = []
-    listener = asyncio.ensure_future(_events(c, sid, events))
+    sid, events, listener = await _together(c)
     try:
-        await _wait(lambda: sum(e["type"] == "say" for e in events) >= 2, 30)
         await c.post(f"/api/reading/sessions/{sid}/audio", data=wav.read_bytes())
         await _wait(lambda: any(e["type"] == "say" and e["kind"] == "model_sentence"
                                 and e["text"].startswith("He takes") for e in events), 30)
