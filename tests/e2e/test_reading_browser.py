@@ -627,6 +627,7 @@ def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Pat
         page.wait_for_function("() => window.passeurReader.pc && "
                                "window.passeurReader.pc.remoteDescription", timeout=30000)
         server.service.config.max_sessions = 1
+        server.service.config.busy_s = 0.0  # the silent page's reading is not in use
         try:
             request = urllib.request.Request(
                 f"{server.url}/api/reading/sessions", method="POST",
@@ -639,8 +640,40 @@ def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Pat
             status = page.inner_text("#status")
         finally:
             server.service.config.max_sessions = 4
+            server.service.config.busy_s = 30.0
             server.service.close_session(other)
     assert status == "Un autre lecteur a commencé sur le robot : j'ai arrêté de t'écouter."
+
+
+def test_a_reading_refused_while_other_children_read_says_so(server: Server,
+                                                            workdir: Path) -> None:
+    """A new reading never ends another child's reading in use (heard within busy_s): the
+    robot refuses it, and the page says why in its language instead of "Problem:
+    something went wrong"."""
+    import json
+    import urllib.request
+
+    server.service.config.max_sessions = 1
+    request = urllib.request.Request(
+        f"{server.url}/api/reading/sessions", method="POST",
+        data=json.dumps({"book": "little-red-boat", "mode": "i_read"}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        other = json.loads(response.read())["session"]  # another child, just started
+    try:
+        with open_reader(server, workdir / "profile-full", lang="fr", book="little-red-boat",
+                         page=1) as page:
+            page.click("#mode-i_read")
+            page.wait_for_function("document.getElementById('status').textContent"
+                                   ".includes('enfants')", timeout=20000)
+            status = page.inner_text("#status")
+            assert not page.evaluate("window.passeurReader.session")
+    finally:
+        server.service.config.max_sessions = 4
+        server.service.close_session(other)
+    assert status == ("Problème : d'autres enfants lisent avec moi en ce moment. "
+                      "Réessaie dans un petit moment.")
+    assert other not in server.service.sessions
 
 
 def test_a_lost_connection_is_said_not_left_listening(server: Server, workdir: Path) -> None:

@@ -108,13 +108,14 @@ def test_listening_settings_are_declared_parameters(ros_context: Any, tmp_path) 
                      per_node={"reading": {"progress_db": str(tmp_path / "p.sqlite3"),
                                            "play_on_speaker": "false", "endpoint_ms": 800,
                                            "max_sessions": 2, "echo_tail_s": 0.5,
-                                           "vad_aggressiveness": 3}})
+                                           "vad_aggressiveness": 3, "session_busy_s": 12.5}})
     try:
         node = h.node("reading")
         config = node.service.config
         assert (config.endpoint_ms, config.max_sessions, config.echo_tail_s,
-                config.vad_aggressiveness) == (800, 2, 0.5, 3)
-        for name in ("endpoint_ms", "vad_aggressiveness", "echo_tail_s", "max_sessions"):
+                config.vad_aggressiveness, config.busy_s) == (800, 2, 0.5, 3, 12.5)
+        for name in ("endpoint_ms", "vad_aggressiveness", "echo_tail_s", "max_sessions",
+                     "session_busy_s"):
             descriptor = node.describe_parameters([name])[0]
             assert descriptor.description, name
     finally:

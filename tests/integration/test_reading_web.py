@@ -416,6 +416,7 @@ async def test_a_bad_request_never_ends_another_childs_session(client) -> None: 
     events: list[dict[str, Any]] = []
     listener = asyncio.ensure_future(_events(c, first, events))
     await asyncio.sleep(0.3)
+    service.config.busy_s = 0.0  # nobody reads on the first page: it may make room
     # No French model (503), a bad source, a bad reader name: all refused...
     r = await c.post("/api/reading/sessions", json={"book": "le-petit-bateau-rouge",
                                                     "mode": "i_read"})
@@ -434,6 +435,33 @@ async def test_a_bad_request_never_ends_another_childs_session(client) -> None: 
     assert (await c.post(f"/api/reading/sessions/{first}/finish")).status == 404
     await _wait(lambda: any(e.get("code") == "session_replaced" for e in events), 10)
     await asyncio.wait_for(listener, 10)  # its event socket was closed
+
+
+async def test_a_new_reading_never_ends_a_childs_reading_in_use(  # type: ignore[no-untyped-def]
+        client, short_wav) -> None:
+    """The reader API is open to any page on the network: past max_sessions, each new session
+    ended the oldest, so a page opening sessions in a loop (or a fifth tablet) cut off every
+    child in the middle of their reading. A session whose child was heard within busy_s is
+    now kept and the new one refused (503, code sessions_full); once that child has been
+    quiet for busy_s, a new reading may take its place."""
+    c, service = client
+    service.config.max_sessions = 1
+    reading = await _open(c, reader="Zoé")
+    assert (await c.post(f"/api/reading/sessions/{reading}/audio",
+                         data=short_wav.read_bytes())).status == 200
+    await _wait(lambda: service.sessions[reading].frames.empty(), 30)
+    for _ in range(5):
+        r = await c.post("/api/reading/sessions", json={"book": "little-red-boat",
+                                                        "mode": "i_read"})
+        body = await r.json()
+        assert r.status == 503 and body["code"] == "sessions_full", body
+        assert "try again when one has finished" in body["error"]
+    assert list(service.sessions) == [reading]
+    # The child stopped reading (busy_s passes without their voice): the next one may start.
+    service.config.busy_s = 0.5
+    await asyncio.sleep(0.6)
+    newer = await _open(c)
+    assert list(service.sessions) == [newer]
 
 
 async def test_a_session_ended_while_its_event_socket_opens_closes_that_socket(  # type: ignore[no-untyped-def]
@@ -654,6 +682,7 @@ async def test_a_reading_ended_to_make_room_is_scored_and_saved(  # type: ignore
     lost, and their "I'm done" then answered "I cannot find this reading"."""
     c, service = client
     service.config.max_sessions = 1
+    service.config.busy_s = 0.0  # (a reading in use is never ended: test above)
     first = await _open(c, reader="Zoé")
     events: list[dict[str, Any]] = []
     listener = asyncio.ensure_future(_events(c, first, events))

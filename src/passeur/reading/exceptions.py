@@ -71,6 +71,11 @@ class UnknownSession(ReadingError):
     """No live reading session with that id (expired, finished or never created)."""
 
 
+class SessionsFull(ReadingError):
+    """As many children are reading with the robot as it listens to (max_sessions), all of
+    them recently heard: a new session would end one of them."""
+
+
 class SpeakerBusy(ReadingError):
     """The robot's speaker already has as many page readings as it queues."""
 

@@ -80,7 +80,11 @@ class ReadingNode(Node):
                               "after the robot stops speaking (room echo) (s)",
                               min_value=0.0, max_value=3.0)
         max_sessions = declare(self, "max_sessions", 4, "live reading sessions at once; a new "
-                               "one ends the oldest", min_value=1, max_value=32)
+                               "one ends the oldest not in use (see session_busy_s), or is "
+                               "refused when all are", min_value=1, max_value=32)
+        busy_s = declare(self, "session_busy_s", 30.0, "a reading session whose child was "
+                         "heard within this long is in use: a new session never ends it (s)",
+                         min_value=0.0, max_value=3600.0)
         if backend not in ("pocketsphinx", "vosk"):
             raise ConfigError(f"reading parameter 'asr_backend' must be 'pocketsphinx' or "
                               f"'vosk', not '{backend}'")
@@ -104,7 +108,7 @@ class ReadingNode(Node):
             microphone_device=microphone or None, endpoint_ms=int(endpoint_ms),
             sentence_endpoint_ms=int(sentence_endpoint_ms),
             vad_aggressiveness=int(vad), echo_tail_s=float(echo_tail_s),
-            max_sessions=int(max_sessions))
+            max_sessions=int(max_sessions), busy_s=float(busy_s))
         self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)
         self._speaking_pub.publish(Bool(data=False))
         try:

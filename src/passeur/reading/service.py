@@ -43,6 +43,7 @@ from passeur.reading.exceptions import (
     ProgressStoreUnavailable,
     ReadingError,
     RecordingNotSaved,
+    SessionsFull,
     SpeakerBusy,
     UnknownAudio,
     UnknownSession,
@@ -84,6 +85,10 @@ class ServiceConfig:
     speaker_device: str | None = None
     echo_tail_s: float = 0.3
     max_sessions: int = 4
+    #: A session whose child was heard (or which began, or for which the robot spoke) within
+    #: this many seconds is in use: it is not ended to make room for a new one, which is
+    #: refused instead (SessionsFull). Older ones (a tablet left open) make room.
+    busy_s: float = 30.0
     endpoint_ms: int = 600  # a pause this long ends an utterance (VAD)
     #: a shorter pause ends it at the last word of a sentence (session.SENTENCE_ENDPOINT_MS)
     sentence_endpoint_ms: int = SENTENCE_ENDPOINT_MS
@@ -167,6 +172,9 @@ class LiveSession:
         self.on_close: list[Callable[[LiveSession], None]] = []
         self.said: list[dict[str, Any]] = []
         self.created_s = time.monotonic()
+        #: when this session was last in use (monotonic): created, the child's voice heard,
+        #: the robot speaking for it (ReadingService.open_session keeps busy sessions)
+        self.active_s = self.created_s
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._session: ReadingSession | None = None
@@ -386,6 +394,8 @@ class LiveSession:
                     return False
                 try:
                     self._session.feed(frame, live)
+                    if self._session.speech and self._session.speech[-1]:
+                        self.active_s = time.monotonic()
                     if self.mode == "together":
                         self._together_pause()
                 except ReadingError as exc:
@@ -398,6 +408,7 @@ class LiveSession:
         return True
 
     def robot_spoke(self, duration_s: float) -> None:
+        self.active_s = max(self.active_s, time.monotonic() + duration_s)
         if self._session is not None:
             self._session.robot_spoke(duration_s)
 
@@ -692,7 +703,9 @@ class ReadingService:
     def open_session(self, book_id: str, number: int, mode: str, reader: str | None,
                      source: str = "page", word: str | None = None) -> LiveSession:
         """Validate the request and create the session first; only then, if there are too
-        many, close the oldest: a bad request never ends another child's session.
+        many, close the oldest that is not in use (nobody heard for `busy_s`): a bad request
+        never ends another child's session, nor does a new one end a child's reading. When
+        every other session is in use, the new one is refused (SessionsFull).
         `word` (mode "practice"): a word shown on that page."""
         if mode not in MODES:
             raise ReadingError(f"unknown mode '{mode}' (expected one of {', '.join(MODES)})")
@@ -718,10 +731,19 @@ class ReadingService:
                               previous=previous)
         evicted: list[LiveSession] = []
         with self._lock:
+            now = time.monotonic()
+            idle = sorted((s for s in self.sessions.values()
+                           if now - s.active_s >= self.config.busy_s), key=lambda s: s.created_s)
+            room = self.config.max_sessions - len(self.sessions)
+            if room < 1 and len(idle) < 1 - room:
+                session.close()
+                raise SessionsFull(
+                    f"{len(self.sessions)} children are reading with the robot already "
+                    f"(max_sessions), each heard within the last {self.config.busy_s:g} s: "
+                    "try again when one has finished")
             self.sessions[session.id] = session
             while len(self.sessions) > self.config.max_sessions:
-                oldest = min((s for s in self.sessions.values() if s is not session),
-                             key=lambda s: s.created_s)
+                oldest = idle.pop(0)
                 self.sessions.pop(oldest.id)
                 evicted.append(oldest)
         for old in evicted:

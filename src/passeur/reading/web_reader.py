@@ -57,6 +57,7 @@ from passeur.reading.exceptions import (
     ReaderNameError,
     ReadingError,
     RecordingTooLong,
+    SessionsFull,
     SpeakerBusy,
     UnknownAudio,
     UnknownSession,
@@ -81,14 +82,15 @@ FINISH_STALL_S = 5.0
 
 def _status(exc: Exception) -> int:
     """HTTP status by exception type: 404 unknown book/page/session, 413 recording too long,
-    503 no speech model or progress store unusable, else 400 (bad input)."""
+    503 no speech model, progress store unusable or every session in use, else 400 (bad
+    input)."""
     if isinstance(exc, (BookError, UnknownSession, UnknownAudio)):
         return 404
     if isinstance(exc, RecordingTooLong):
         return 413
     if isinstance(exc, SpeakerBusy):
         return 429
-    if isinstance(exc, (ASRUnavailable, ProgressStoreError)):
+    if isinstance(exc, (ASRUnavailable, ProgressStoreError, SessionsFull)):
         return 503
     return 400
 
@@ -97,6 +99,8 @@ def _error(exc: Exception) -> web.Response:
     body = {"error": str(exc)}
     if isinstance(exc, ReaderNameError):
         body["code"] = "reader_name"  # the page tells the child what to change
+    elif isinstance(exc, SessionsFull):
+        body["code"] = "sessions_full"  # the page says other children are reading
     return web.json_response(body, status=_status(exc))
 
 

@@ -35,6 +35,7 @@
       error_reader_name: "ton surnom ne peut avoir que des lettres, des chiffres, des espaces, " +
         "« . », « - » ou « _ ». Change-le, ou laisse-le vide.",
       error_busy: "je suis déjà en train de lire à voix haute. Attends que j'aie fini, puis réessaie.",
+      error_full: "d'autres enfants lisent avec moi en ce moment. Réessaie dans un petit moment.",
     },
     en: {
       title: "Read with Passeur", language: "Language", choose: "Choose a book", book: "Book",
@@ -67,6 +68,7 @@
       error_reader_name: "your nickname can only have letters, digits, spaces, \".\", \"-\" " +
         "or \"_\". Change it, or leave it empty.",
       error_busy: "I am already reading aloud. Wait until I have finished, then try again.",
+      error_full: "other children are reading with me right now. Try again in a little while.",
     },
   };
   const DYS_FONT = '"Passeur OpenDyslexic"';
@@ -132,6 +134,7 @@
     const badName = !!(e && e.code === "reader_name");
     $("reader").setAttribute("aria-invalid", String(badName));
     if (badName) return () => t("error") + t("error_reader_name");
+    if (e && e.code === "sessions_full") return () => t("error") + t("error_full");
     const key = status === 404 ? "error_missing" : status === 413 ? "error_too_long"
       : status === 429 ? "error_busy" : status === 503 ? "error_unavailable" : "error_other";
     return () => t("error") + t(key);
