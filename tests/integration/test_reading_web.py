@@ -352,6 +352,12 @@ async def test_a_recording_for_a_session_that_does_not_listen_is_refused(  # typ
     assert r.status == 400 and "queued_s" not in body, body
     assert "does not listen" in body["error"] and "'i_read'" in body["error"], body
     assert sid in service.sessions  # refused, not ended: the page can still read to the child
+    # Likewise a microphone offered over WebRTC: accepted, its audio went nowhere.
+    r = await c.post(f"/api/reading/sessions/{sid}/offer",
+                     json={"type": "offer", "sdp": "v=0"})
+    body = await r.json()
+    assert r.status == 400 and "a microphone sent to it would be lost" in body["error"], body
+    assert sid in service.sessions
 
 
 async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_later(  # type: ignore[no-untyped-def]
@@ -741,7 +747,7 @@ async def test_offers_on_one_session_never_pile_up_peer_connections(  # type: ig
 
     c, _ = client
     sid = (await (await c.post("/api/reading/sessions", json={
-        "book": "little-red-boat", "page": 1, "mode": "read_to_me"})).json())["session"]
+        "book": "little-red-boat", "page": 1, "mode": "i_read"})).json())["session"]
     pcs = []
     try:
         for _ in range(5):
@@ -1007,7 +1013,7 @@ def test_sessions_closed_after_the_server_stopped_leave_no_coroutine_behind(
         url = f"http://127.0.0.1:{port[0]}"
         async with aiohttp.ClientSession() as http:
             r = await http.post(f"{url}/api/reading/sessions",
-                                json={"book": "little-red-boat", "page": 1, "mode": "read_to_me"})
+                                json={"book": "little-red-boat", "page": 1, "mode": "i_read"})
             sid = (await r.json())["session"]
             pc = RTCPeerConnection()
             try:

@@ -15,6 +15,7 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
+                                                (400 for a session that does not listen)
                                                 -> {"sdp","type"} (answer)
 - GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events (the server
                                                 refuses another site's handshake, 403)
@@ -102,6 +103,15 @@ def _error(exc: Exception) -> web.Response:
     elif isinstance(exc, SessionsFull):
         body["code"] = "sessions_full"  # the page says other children are reading
     return web.json_response(body, status=_status(exc))
+
+
+def _must_listen(session: Any, what: str) -> None:
+    """Audio for a session that does not listen ("Read to me") would be accepted and lost."""
+    if not session.listening:
+        raise ReadingError(
+            f"this reading session (mode '{session.mode}') does not listen, so {what} sent to "
+            "it would be lost: start an 'I read' ('i_read'), 'Together' ('together') or "
+            "practice ('practice') session and send it there")
 
 
 def find_font(name: str) -> Path | None:
@@ -330,6 +340,7 @@ class ReaderFeature:
 
         try:
             session = self._session(request)
+            _must_listen(session, "a microphone")
             data = await self._json(request)
             if data.get("type") != "offer" or not isinstance(data.get("sdp"), str) or \
                     len(data["sdp"]) > 100_000:
@@ -451,13 +462,9 @@ class ReaderFeature:
 
         try:
             session = self._session(request)
-            if not session.listening:
-                # Answered 200 and then dropped, the recording would never be scored; refused
-                # before its body is read.
-                raise ReadingError(
-                    f"this reading session (mode '{session.mode}') does not listen, so a "
-                    "recording sent to it would be lost: start an 'I read' ('i_read'), "
-                    "'Together' ('together') or practice ('practice') session and send it there")
+            # Answered 200 and then dropped, the recording would never be scored; refused
+            # before its body is read.
+            _must_listen(session, "a recording")
             chunks: list[bytes] = []
             size = 0
             while True:
