@@ -221,10 +221,11 @@ class LiveSession:
                                "'microphone_device' parameter (or read from the page)")
         try:
             self._mic = Microphone(int(device) if device.isdigit() else device)
-        except ReadingError:
+            self._mic.start()
+        except BaseException:
+            # Nobody will get this session: its listening thread and recogniser go with it.
             self.close()
             raise
-        self._mic.start()
         threading.Thread(target=self._pump_microphone, daemon=True,
                          name=f"reading-mic-{self.id[:6]}").start()
 
