@@ -433,3 +433,16 @@ def test_lower_case_units_end_a_french_sentence_titles_do_not() -> None:
     assert texts == ["Le trou fait 5 mm.", "Il est petit.", "Il a 3 m.",
                      "MM. Li et M. Roy rient."]
     assert [t.said for t in page.tokens if t.text in ("MM", "M")] == ["messieurs", "monsieur"]
+
+
+def test_a_book_whose_extension_is_in_capitals_is_a_book(tmp_path: Path) -> None:
+    """'story.MD' or 'fable.TXT' (as some editors save them) were listed among the known books
+    but could not be opened: the log and `passeur read` said "unknown book 'story' (known:
+    fable, story)" and the reader page did not list them."""
+    front = "---\ntitle: T\nlanguage: en\n---\nThe cat sat.\n"
+    (tmp_path / "story.MD").write_text(front, encoding="utf-8")
+    (tmp_path / "fable.TXT").write_text(front.replace("cat", "*cat*"), encoding="utf-8")
+    library = Library(tmp_path)
+    assert [b.id for b in library.books()] == ["fable", "story"]
+    assert library.get("fable").pages == ["The *cat* sat."]  # a .txt book: shown as written
+    assert library.get("story").pages == ["The cat sat."]

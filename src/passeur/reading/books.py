@@ -147,13 +147,20 @@ class Library:
                             "accents, digits, '-' and '_' (rename the file, e.g. "
                             "'la-lune-de-lea.md')", self.folder)
         if book_id not in self._cache:
-            path = next((self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
-                         if (self.folder / f"{book_id}{suffix}").is_file()),
-                        self.folder / f"{book_id}.md")
-            if not path.is_file():
+            # The extension in any case ('story.MD', as some editors save it), as ids()
+            # lists it; .md first.
+            try:
+                found = sorted((BOOK_SUFFIXES.index(p.suffix.lower()), p.name, p)
+                               for p in self.folder.iterdir()
+                               if p.stem == book_id and p.suffix.lower() in BOOK_SUFFIXES
+                               and p.is_file())
+            except OSError as exc:  # the folder was removed or unmounted since
+                raise BookError(f"cannot read the books folder ({exc.strerror})",
+                                self.folder) from exc
+            if not found:
                 known = ", ".join(self.ids()) or "none"
                 raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
-            self._cache[book_id] = load_book(path)
+            self._cache[book_id] = load_book(found[0][2])
         return self._cache[book_id]
 
     def title(self, book_id: str) -> str:
