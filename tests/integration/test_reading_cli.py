@@ -173,3 +173,19 @@ def test_bad_options_are_refused_in_one_line_before_the_work(misread: Path,
                                   "--books-dir", str(tmp_path / "none")),
                           "books folder not found", "--books-dir")
     assert "reading node" not in out
+
+
+def test_a_vosk_model_given_without_asr_vosk_is_used_or_refused(misread: Path,
+                                                                 tmp_path: Path) -> None:
+    """`passeur read --vosk-model DIR` without `--asr vosk` ignored the model and read with
+    pocketsphinx: a French book then failed naming the reading node's 'pocketsphinx_models'
+    setting, which this command does not read."""
+    model = tmp_path / "vosk-model-small-fr"
+    model.mkdir()
+    out = _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio",
+                                  str(misread), "--vosk-model", str(model)),
+                          str(model), "is not a vosk model folder")  # vosk's own check
+    assert "pocketsphinx" not in out, out
+    _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio", str(misread),
+                            "--vosk-model", str(model), "--asr", "pocketsphinx"),
+                    "--vosk-model", "--asr vosk")

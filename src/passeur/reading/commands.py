@@ -40,9 +40,11 @@ def register(sub: Any) -> None:
                    help="language of the output (default: the book's when French or "
                    "English, else the system's from LC_ALL/LANG, else English)")
     p.add_argument("--books-dir", type=Path, default=None, help="folder of books")
-    p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default="pocketsphinx")
+    p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default=None,
+                   help="speech recogniser (default: vosk with --vosk-model, else "
+                   "pocketsphinx)")
     p.add_argument("--vosk-model", type=Path, default=None,
-                   help="vosk model folder for the book's language (with --asr vosk)")
+                   help="vosk model folder for the book's language (implies --asr vosk)")
     p.add_argument("--hesitation", type=_seconds, default=2.0,
                    help="pause (s) counted as hesitation")
     p.add_argument("--db", type=Path, default=None, help="progress database")
@@ -138,9 +140,16 @@ def _library(books_dir: Path | None) -> Library:
 def _cmd_read(args: argparse.Namespace) -> int:
     from passeur.reading.asr import create_backend
     from passeur.reading.audio_in import read_wav
+    from passeur.reading.exceptions import ReadingError
     from passeur.reading.progress_store import ProgressStore, check_reader_name, report_language
     from passeur.reading.session import read_pcm
 
+    if args.vosk_model and args.asr == "pocketsphinx":
+        # Said before the work, not left unused (a French book then failed naming the
+        # reading node's pocketsphinx settings).
+        raise ReadingError("--vosk-model is a vosk model: use it with --asr vosk (or leave "
+                           "--asr out)")
+    args.asr = args.asr or ("vosk" if args.vosk_model else "pocketsphinx")
     if args.reader:
         # Before the recognition: a name that cannot be recorded is refused first.
         check_reader_name(args.reader)
