@@ -189,3 +189,18 @@ def test_a_vosk_model_given_without_asr_vosk_is_used_or_refused(misread: Path,
     _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio", str(misread),
                             "--vosk-model", str(model), "--asr", "pocketsphinx"),
                     "--vosk-model", "--asr vosk")
+
+
+def test_a_recording_where_no_word_was_heard_is_not_recorded(tmp_path: Path) -> None:
+    """`passeur read --reader` on a recording where no page word was heard (noise, the wrong
+    file) recorded a page at 0 words/min and 0 % in the reader's progress, a 0 in the
+    librarian's chart; the reader page saves no such reading."""
+    noise = tmp_path / "noise.wav"
+    write_wav(noise, np.random.default_rng(0).normal(0, 300, 16000 * 3).astype(np.int16))
+    db = tmp_path / "progress.sqlite3"
+    for lang, said in (("en", "nothing recorded for Noé"), ("fr", "rien d'enregistré pour Noé")):
+        r = passeur("read", "--book", "little-red-boat", "--audio", str(noise), "--reader", "Noé",
+                    "--db", str(db), "--lang", lang)
+        assert r.returncode == 1 and said in r.stderr, r.stderr
+        assert "accuracy" in r.stdout or "exactitude" in r.stdout  # the check is still shown
+    assert not db.exists()

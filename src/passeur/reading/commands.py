@@ -90,6 +90,13 @@ LABELS = {
            "wcpm": "mots corrects par minute", "time": "temps de lecture", "told": "soufflé",
            "unclear": "parole indistincte (mot ajouté, essai ou « euh »)"},
 }
+#: `passeur read --reader`, when no word of the page was heard in the recording.
+NOT_RECORDED = {
+    "en": "passeur: nothing recorded for {reader}: no word of the page was heard in the "
+          "recording (check that it is this page, read aloud)",
+    "fr": "passeur : rien d'enregistré pour {reader} : aucun mot de la page n'a été entendu "
+          "dans l'enregistrement (vérifiez que c'est bien cette page, lue à voix haute)",
+}
 #: Why a miscue was not counted (WordResult.forgiven, alignment.py), as the librarian reads it.
 FORGIVEN = {
     "en": {"function word": "short function word", "line end": "end of a line cut short",
@@ -196,6 +203,12 @@ def _cmd_read(args: argparse.Namespace) -> int:
     else:
         print("\n".join(result_lines(f"{book.title} - page {args.page}", result.state, s,
                                       lang)))
+    heard = any(w.start_s is not None for w in result.state.words)
+    if args.reader and not heard:
+        # As on the reader page: a recording where no page word was heard (noise, another
+        # page, another language) is no reading, and would put a 0 in the progress chart.
+        print(NOT_RECORDED[lang].format(reader=args.reader), file=sys.stderr)
+        return 1
     if args.reader:
         store = ProgressStore(args.db or default_db_path())
         try:
