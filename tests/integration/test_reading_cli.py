@@ -204,3 +204,22 @@ def test_a_recording_where_no_word_was_heard_is_not_recorded(tmp_path: Path) -> 
         assert r.returncode == 1 and said in r.stderr, r.stderr
         assert "accuracy" in r.stdout or "exactitude" in r.stdout  # the check is still shown
     assert not db.exists()
+
+
+def test_an_export_piped_into_a_reader_that_stops_early_ends_quietly(misread: Path,
+                                                                     tmp_path: Path) -> None:
+    """`passeur readers export NAME | head` (or a pager quit early) ended in a Python
+    traceback (BrokenPipeError) on the librarian's terminal."""
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader", "Zoé",
+                "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    # The reading end closed before the command writes (it starts in about a second).
+    proc = subprocess.Popen([sys.executable, "-m", "passeur.cli", "readers", "export", "Zoé",
+                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) != 0
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
