@@ -372,3 +372,17 @@ def test_report_is_in_the_books_language_unless_asked(tmp_path: Path,
     # A books folder that does not exist is refused, as `passeur read` does.
     assert main(["readers", "report", "Ana", "--db", str(db), "--out", str(out),
                  "--books-dir", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.parametrize("lang, said", [("en", "No chart yet"), ("fr", "Pas encore de graphique")])
+def test_a_report_of_together_readings_only_does_not_speak_of_a_chart(
+        tmp_path: Path, lang: str, said: str) -> None:
+    """A reader who only read 'Together' got a report with no chart at all, saying "The chart
+    shows the readings done alone..." above the table."""
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "together", 1, "en", state, s)
+    html = write_report(store, "Léo", tmp_path / "r.html", lang).read_text(encoding="utf-8")
+    store.close()
+    assert "<img" not in html and said in html
+    assert "The chart shows" not in html and "Le graphique montre" not in html

@@ -378,13 +378,18 @@ REPORT_TEXT = {
            "hard": "Words that were hard", "none": "No reading recorded yet.",
            "sessions": "Session date", "mode": "How",
            "chart_note": "The chart shows the readings done alone; readings after the robot "
-                         "(Together) are only in the table."},
+                         "(Together) are only in the table.",
+           "no_chart": "No chart yet: it shows the readings done alone, and there is none; "
+                       "readings after the robot (Together) are only in the table."},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
            "sessions": "Date de la séance", "mode": "Comment",
            "chart_note": "Le graphique montre les lectures faites seul ; les lectures après "
-                         "le robot (Ensemble) ne sont que dans le tableau."},
+                         "le robot (Ensemble) ne sont que dans le tableau.",
+           "no_chart": "Pas encore de graphique : il montre les lectures faites seul, et il "
+                       "n'y en a aucune ; les lectures après le robot (Ensemble) ne sont que "
+                       "dans le tableau."},
 }
 
 
@@ -509,7 +514,8 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str | None = 
         f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
         "</tr>" for ts, book, p, mode in rows)
     if any(mode in ECHO_MODES for *_, mode in rows):
-        chart += f"<p>{html.escape(t['chart_note'])}</p>"
+        # Only "Together" readings: there is no chart to speak of.
+        chart += f"<p>{html.escape(t['chart_note' if points else 'no_chart'])}</p>"
     hard_list = ", ".join(f"{html.escape(w)} ({n})" for w, n in hard.most_common(15))
     body = (f"<h1>{t['title']}: {html.escape(data['reader'])}</h1>" + (chart or "")
             + (f"<table><thead><tr><th>{t['date']}</th><th>{t['book']}</th><th>{t['page']}</th>"
