@@ -446,3 +446,25 @@ def test_a_book_whose_extension_is_in_capitals_is_a_book(tmp_path: Path) -> None
     assert [b.id for b in library.books()] == ["fable", "story"]
     assert library.get("fable").pages == ["The *cat* sat."]  # a .txt book: shown as written
     assert library.get("story").pages == ["The cat sat."]
+
+
+@pytest.mark.parametrize("line, title", [
+    ("title: Le lion et le rat : une fable", "Le lion et le rat : une fable"),
+    ("title: Sam: the Moon   # the English one", "Sam: the Moon"),
+    ("title: #1 Best Friends", "#1 Best Friends"),
+    ("title: Yes", "Yes"),
+    ("title: [Sam]", "[Sam]"),
+    ('title: "Quoted: fine"', "Quoted: fine"),
+])
+def test_a_title_is_the_text_written(line: str, title: str) -> None:
+    """A French title written with its typography ('Le lion et le rat : une fable') made the
+    front-matter invalid YAML: the book was left out of the reader page, the log showing a
+    YAML parser error. 'title: #1 Best Friends' was listed as 'None', 'title: Yes' as 'True',
+    'title: [Sam]' as "['Sam']"."""
+    book = parse_book(f"---\n{line}\nlanguage: fr   # fr | en\nlevel: 2\n---\nLe chat.\n", "x")
+    assert (book.title, book.lang, book.level) == (title, "fr", 2)
+
+
+def test_front_matter_that_is_not_key_value_lines_is_still_refused() -> None:
+    with pytest.raises(BookError, match="not valid YAML"):
+        parse_book("---\ntitle: T\n  bad: indent: x\nlanguage: en\n---\nThe cat.\n", "x")

@@ -74,12 +74,23 @@ def parse_book(text: str, book_id: str, path: Path | None = None, *,
     if match is None:
         raise BookError("missing front-matter: start the file with '---', then "
                         "'title:', 'language:' (fr/en), 'level:', then '---'", path)
+    front = match.group(1)
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as exc:
-        raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
+        # 'title: Le lion et le rat : une fable' (French typography) is no YAML: plain
+        # 'key: value' lines are read as written.
+        meta = _plain_fields(front)
+        if meta is None:
+            raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
     if not isinstance(meta, dict):
         raise BookError("front-matter must be 'key: value' lines", path)
+    plain = _plain_fields(front) or {}
+    for key in ("title", "author"):
+        # YAML reads 'title: #1 Best' as nothing, 'title: Yes' as True, 'title: [Sam]' as
+        # a list: a title is the text written.
+        if key in meta and not isinstance(meta[key], str) and key in plain:
+            meta[key] = plain[key]
     title = str(meta.get("title", "")).strip()
     if not title:
         raise BookError("front-matter has no 'title'", path)
@@ -107,6 +118,27 @@ def parse_book(text: str, book_id: str, path: Path | None = None, *,
             raise BookError(f"page {i} has no words", path)
     return Book(id=book_id, title=title, lang=lang, level=level, pages=pages,
                 author=str(meta.get("author", "")), path=path)
+
+
+_FIELD = re.compile(r"^([A-Za-z_]\w*)[ \t]*:[ \t]*(.*?)[ \t]*$")
+_COMMENT = re.compile(r"[ \t]+#.*$")
+
+
+def _plain_fields(front: str) -> dict[str, str] | None:
+    """The front-matter read as plain `key: value` lines (value as written, less a trailing
+    `  # comment` and enclosing quotes); None if a line is something else."""
+    fields: dict[str, str] = {}
+    for line in front.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _FIELD.match(line)
+        if m is None:
+            return None
+        value = _COMMENT.sub("", m.group(2))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        fields[m.group(1)] = value
+    return fields
 
 
 def load_book(path: Path) -> Book:
