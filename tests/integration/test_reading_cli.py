@@ -223,3 +223,30 @@ def test_an_export_piped_into_a_reader_that_stops_early_ends_quietly(misread: Pa
     stderr = proc.stderr.read()
     assert proc.wait(timeout=120) != 0
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
+
+
+def test_reader_commands_speak_the_systems_language(misread: Path, tmp_path: Path) -> None:
+    """`passeur readers` said everything in English on a French system (its delete prompt
+    accepted 'oui' but asked in English), and `readers list` on a database with no reader
+    printed nothing at all."""
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader", "Zoé",
+                "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES")}
+    env.update(PYTHONPATH=str(ROOT / "src"), LANG="fr_FR.UTF-8")
+
+    def french(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "passeur.cli", "readers", *args, "--db",
+                               str(db)], capture_output=True, text=True, timeout=300, env=env,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    r = french("report", "Zoé", "--out", str(tmp_path / "r.html"))
+    assert r.stdout.startswith("rapport écrit : "), r.stdout
+    r = french("delete", "Zoé")
+    assert r.returncode == 2 and "suppression refusée sans --yes" in r.stderr, r.stderr
+    r = french("delete", "Zoé", "--yes")
+    assert r.stdout.strip() == "lecteur Zoé supprimé (1 pages)", r.stdout
+    r = french("list")
+    assert r.returncode == 0 and r.stdout == ""
+    assert "aucun lecteur enregistré" in r.stderr

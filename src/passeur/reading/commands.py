@@ -97,6 +97,20 @@ NOT_RECORDED = {
     "fr": "passeur : rien d'enregistré pour {reader} : aucun mot de la page n'a été entendu "
           "dans l'enregistrement (vérifiez que c'est bien cette page, lue à voix haute)",
 }
+#: What `passeur readers` says, in the system's language.
+READERS_SAID = {
+    "en": {"none": "no reader recorded yet", "exported": "exported {name} to {out}",
+           "report": "report written: {out}",
+           "refused": "passeur: refusing to delete without --yes (no terminal to ask)",
+           "confirm": "Delete all reading data of '{name}'? [y/N] ",
+           "deleted": "deleted reader {name} ({pages} pages)"},
+    "fr": {"none": "aucun lecteur enregistré pour l'instant",
+           "exported": "{name} exporté dans {out}", "report": "rapport écrit : {out}",
+           "refused": "passeur : suppression refusée sans --yes (pas de terminal pour "
+                      "demander)",
+           "confirm": "Supprimer toutes les données de lecture de « {name} » ? [o/N] ",
+           "deleted": "lecteur {name} supprimé ({pages} pages)"},
+}
 #: Why a miscue was not counted (WordResult.forgiven, alignment.py), as the librarian reads it.
 FORGIVEN = {
     "en": {"function word": "short function word", "line end": "end of a line cut short",
@@ -222,8 +236,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 def _cmd_readers(args: argparse.Namespace) -> int:
     from passeur.reading.exceptions import BookError, ProgressStoreError
-    from passeur.reading.progress_store import ProgressStore, write_output, write_report
+    from passeur.reading.progress_store import (
+        ProgressStore,
+        report_language,
+        write_output,
+        write_report,
+    )
 
+    said = READERS_SAID[report_language([])]  # the system's language (LC_ALL, LANG...)
     path = args.db or default_db_path()
     # Only recording progress (the reading node, `passeur read --reader`) creates the
     # database: a mistyped --db must not leave an empty one (and its folder) behind.
@@ -234,13 +254,16 @@ def _cmd_readers(args: argparse.Namespace) -> int:
     store = ProgressStore(path)
     try:
         if args.readers_command == "list":
-            for name in store.readers():
+            names = store.readers()
+            for name in names:
                 print(name)
+            if not names:
+                print(said["none"], file=sys.stderr)  # stdout stays a plain list
         elif args.readers_command == "export":
             text = json.dumps(store.export(args.name), ensure_ascii=False, indent=2)
             if args.out:
                 write_output(args.out, text, "export")
-                print(f"exported {args.name} to {args.out}")
+                print(said["exported"].format(name=args.name, out=args.out))
             else:
                 print(text)
         elif args.readers_command == "report":
@@ -252,19 +275,18 @@ def _cmd_readers(args: argparse.Namespace) -> int:
                     raise
                 titles = None  # no books installed: the report names books by their ids
             write_report(store, args.name, out, args.lang, titles)
-            print(f"report written: {out}")
+            print(said["report"].format(out=out))
         elif args.readers_command == "delete":
             store.reader_id(args.name, create=False)  # unknown reader: clear error first
             if not args.yes:
                 if not sys.stdin.isatty():
-                    print("passeur: refusing to delete without --yes (no terminal to ask)",
-                          file=sys.stderr)
+                    print(said["refused"], file=sys.stderr)
                     return 2
-                answer = input(f"Delete all reading data of '{args.name}'? [y/N] ")
+                answer = input(said["confirm"].format(name=args.name))
                 if answer.strip().lower() not in ("y", "yes", "o", "oui"):
                     return 1
             pages = store.delete(args.name)
-            print(f"deleted reader {args.name} ({pages} pages)")
+            print(said["deleted"].format(name=args.name, pages=pages))
     finally:
         store.close()
     return 0
