@@ -386,3 +386,24 @@ def test_a_report_of_together_readings_only_does_not_speak_of_a_chart(
     store.close()
     assert "<img" not in html and said in html
     assert "The chart shows" not in html and "Le graphique montre" not in html
+
+
+def test_a_database_from_before_private_rights_becomes_private(tmp_path: Path) -> None:
+    """A progress database made before new ones were private (2026-12-07) kept its rights when
+    the robot was updated: file 0644, recordings folder 0755 and WAVs 0644, so every account
+    on the robot could go on reading the children's progress and playing their voices."""
+    import os
+    import stat
+
+    db = tmp_path / "data" / "p.sqlite3"
+    store = ProgressStore(db, store_audio=True)
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s, audio_wav=b"RIFF....")
+    store.close()
+    audio = db.parent / "audio"
+    wav = next(audio.rglob("*.wav"))
+    for path, mode in ((db, 0o644), (audio, 0o755), (wav.parent, 0o755), (wav, 0o644)):
+        os.chmod(path, mode)  # as an older version left them
+    ProgressStore(db).close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(audio.stat().st_mode) == 0o700  # nothing inside is reachable by others

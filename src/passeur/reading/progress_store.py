@@ -18,10 +18,12 @@ import contextlib
 import html
 import io
 import json
+import logging
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 from collections import Counter
@@ -63,6 +65,8 @@ CREATE TABLE IF NOT EXISTS word_outcomes (
 CREATE INDEX IF NOT EXISTS pages_session ON pages(session_id);
 CREATE INDEX IF NOT EXISTS words_page ON word_outcomes(page_id);
 """
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[\w][\w .-]{0,39}$", re.UNICODE)
 
@@ -128,6 +132,8 @@ class ProgressStore:
             db.close()
             raise self._error(exc) from exc
         self._db = db
+        if existed:  # a corrupt file is left untouched: only one that opened
+            self._make_private()
 
     def _check_header(self) -> None:
         try:
@@ -138,6 +144,26 @@ class ProgressStore:
                                            f"({exc})") from exc
         if header != b"SQLite format 3\x00":
             self._corrupt("not an SQLite database")
+
+    def _make_private(self) -> None:
+        """A database made before 2026-12-07 (file, write-ahead log, `audio/` folder of
+        recordings) was left readable by every account on the robot: it becomes the owner's
+        alone, as a new one is. The folder holding the database is left as it is (it may be
+        a shared one)."""
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"),
+                     self.path.parent / "audio"):
+            try:
+                mode = stat.S_IMODE(path.lstat().st_mode)
+                if mode & 0o077 and not path.is_symlink():
+                    os.chmod(path, mode & ~0o077)
+                    log.warning("%s was readable by other accounts (%o): now by its owner "
+                                "only (%o)", path, mode, mode & ~0o077)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # not the owner: say so, the data still opens
+                log.warning("%s is readable by other accounts and its rights cannot be "
+                            "changed (%s): make it readable by the robot's user only (chmod "
+                            "go-rwx)", path, exc.strerror)
 
     def _corrupt_error(self, why: object) -> ProgressStoreCorrupt:
         return ProgressStoreCorrupt(
