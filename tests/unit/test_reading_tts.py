@@ -201,3 +201,23 @@ def test_shutting_down_while_the_robot_speaks_does_not_wait_for_its_speech(
     if on_speaker:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid_file.read_text()), 0)  # the player was stopped
+
+
+def test_robot_speech_goes_to_the_speaker_only_where_it_can_be_played() -> None:
+    """With play_on_speaker 'auto' on a robot with a sound card but no player installed (no
+    alsa-utils), the robot was chosen to read 'Read to me' aloud: the reader page then plays
+    the page muted (only following the words), play_wav found no player, and the child heard
+    nothing anywhere. 'true' without a player started, to the same silence."""
+    from passeur.errors import ConfigError
+    from passeur.reading.tts import speaker_wanted
+
+    assert speaker_wanted("auto", True, "/usr/bin/aplay") is True
+    assert speaker_wanted("auto", True, None) is False  # the tablet plays it
+    assert speaker_wanted("auto", False, "/usr/bin/aplay") is False
+    assert speaker_wanted("true", False, "/usr/bin/paplay") is True
+    assert speaker_wanted("false", True, "/usr/bin/aplay") is False
+    with pytest.raises(ConfigError, match="no audio player is installed: install Debian "
+                                          "alsa-utils"):
+        speaker_wanted("true", True, None)
+    with pytest.raises(ConfigError, match="must be auto, true or false"):
+        speaker_wanted("yes", True, "/usr/bin/aplay")

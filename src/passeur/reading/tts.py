@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from passeur.errors import ConfigError
 from passeur.reading.exceptions import TTSError
 
 log = logging.getLogger(__name__)
@@ -220,13 +221,32 @@ def _speech_end(pcm: np.ndarray, rate: int, duration_s: float) -> float:
     return float(loud[-1] + 1) / rate if loud.size else duration_s
 
 
+def audio_player() -> str | None:
+    """The player play_wav() uses: aplay, else PulseAudio's paplay; None if neither."""
+    return shutil.which("aplay") or shutil.which("paplay")
+
+
+def speaker_wanted(setting: str, sound_card: bool, player: str | None) -> bool:
+    """Whether robot speech plays on the robot's speaker (reading node `play_on_speaker`:
+    "auto", "true" or "false"). "auto" needs a sound card AND a player: with a card but no
+    player, the reader page would play "Read to me" muted (the robot reading it) and nothing
+    would be heard anywhere. "true" without a player is a ConfigError saying what to install."""
+    if setting not in ("auto", "true", "false"):
+        raise ConfigError("reading parameter 'play_on_speaker' must be auto, true or false")
+    if setting == "true" and player is None:
+        raise ConfigError("reading parameter 'play_on_speaker' is true but no audio player is "
+                          "installed: install Debian alsa-utils (aplay) or pulseaudio-utils "
+                          "(paplay), or set it to auto (the tablet then plays robot speech)")
+    return setting == "true" or (setting == "auto" and sound_card and player is not None)
+
+
 def play_wav(path: Path, device: str | None = None, timeout_s: float = 120.0,
              stop: threading.Event | None = None) -> bool:
     """Play on the robot's speaker (aplay, else paplay). False (logged) if there is no sound
     card or player, if playing takes longer than `timeout_s`, or if `stop` is set meanwhile
     (the node shuts down): the player is then stopped. Never an exception, so one failure
     does not silence the robot's voice for good."""
-    exe = shutil.which("aplay") or shutil.which("paplay")
+    exe = audio_player()
     if exe is None:
         log.warning("no audio player (aplay/paplay): robot speech not played")
         return False
