@@ -468,3 +468,23 @@ def test_a_title_is_the_text_written(line: str, title: str) -> None:
 def test_front_matter_that_is_not_key_value_lines_is_still_refused() -> None:
     with pytest.raises(BookError, match="not valid YAML"):
         parse_book("---\ntitle: T\n  bad: indent: x\nlanguage: en\n---\nThe cat.\n", "x")
+
+
+def test_a_book_edited_while_the_robot_runs_is_served_as_it_now_is(tmp_path: Path) -> None:
+    """A librarian fixing a typo in a book (or adding a page, or removing the book) saw no
+    change on the reader page until the robot restarted: the first reading of each book was
+    kept for ever."""
+    import os
+
+    book = tmp_path / "story.md"
+    book.write_text("---\ntitle: Story\nlanguage: en\n---\nThe cta sat.\n", encoding="utf-8")
+    library = Library(tmp_path)
+    assert library.get("story").pages == ["The cta sat."]
+    assert library.get("story") is library.get("story")  # unchanged: not read again
+    book.write_text("---\ntitle: Story\nlanguage: en\n---\nThe cat sat.\n---page---\nIt slept.\n",
+                    encoding="utf-8")
+    os.utime(book, ns=(book.stat().st_atime_ns, book.stat().st_mtime_ns + 10**9))
+    assert library.get("story").pages == ["The cat sat.", "It slept."]
+    book.unlink()
+    with pytest.raises(BookError, match="unknown book 'story'"):
+        library.get("story")

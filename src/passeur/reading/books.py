@@ -165,7 +165,8 @@ class Library:
         if not self.folder.is_dir():
             raise BookError("books folder not found; set the reading node's 'books_dir' "
                             "parameter to a folder of .md or .txt books", self.folder)
-        self._cache: dict[str, Book] = {}
+        #: book id -> ((file name, mtime_ns, size), book): reloaded when the file changes
+        self._cache: dict[str, tuple[tuple[str, int, int], Book]] = {}
         self._left_out: set[str] = set()  # book files already reported as left out
 
     def ids(self) -> list[str]:
@@ -178,22 +179,32 @@ class Library:
                             "without the extension, in lower-case letters a-z without "
                             "accents, digits, '-' and '_' (rename the file, e.g. "
                             "'la-lune-de-lea.md')", self.folder)
-        if book_id not in self._cache:
-            # The extension in any case ('story.MD', as some editors save it), as ids()
-            # lists it; .md first.
-            try:
-                found = sorted((BOOK_SUFFIXES.index(p.suffix.lower()), p.name, p)
-                               for p in self.folder.iterdir()
-                               if p.stem == book_id and p.suffix.lower() in BOOK_SUFFIXES
-                               and p.is_file())
-            except OSError as exc:  # the folder was removed or unmounted since
-                raise BookError(f"cannot read the books folder ({exc.strerror})",
-                                self.folder) from exc
-            if not found:
-                known = ", ".join(self.ids()) or "none"
-                raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
-            self._cache[book_id] = load_book(found[0][2])
-        return self._cache[book_id]
+        # The extension in any case ('story.MD', as some editors save it), as ids() lists
+        # it; .md first. Looked up each time: a book the librarian edited, replaced or
+        # removed is served as it now is, without restarting the robot.
+        try:
+            found = [self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
+                     if (self.folder / f"{book_id}{suffix}").is_file()]
+            if not found:  # the folder is only listed for an odd case
+                found = [p for _, _, p in sorted(
+                    (BOOK_SUFFIXES.index(p.suffix.lower()), p.name, p)
+                    for p in self.folder.iterdir()
+                    if p.stem == book_id and p.suffix.lower() in BOOK_SUFFIXES
+                    and p.is_file())]
+            info = found[0].stat() if found else None
+        except OSError as exc:  # the folder was removed or unmounted since
+            raise BookError(f"cannot read the books folder ({exc.strerror})",
+                            self.folder) from exc
+        if info is None:
+            self._cache.pop(book_id, None)
+            known = ", ".join(self.ids()) or "none"
+            raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
+        path = found[0]
+        stamp = (path.name, info.st_mtime_ns, info.st_size)
+        cached = self._cache.get(book_id)
+        if cached is None or cached[0] != stamp:
+            self._cache[book_id] = (stamp, load_book(path))
+        return self._cache[book_id][1]
 
     def title(self, book_id: str) -> str:
         """The book's title, or its id when the book was removed or cannot be read (a report
