@@ -282,7 +282,11 @@ def _cmd_readers(args: argparse.Namespace) -> int:
                 if not sys.stdin.isatty():
                     print(said["refused"], file=sys.stderr)
                     return 2
-                answer = input(said["confirm"].format(name=args.name))
+                try:
+                    answer = input(said["confirm"].format(name=args.name))
+                except EOFError:  # Ctrl-D: no answer is no
+                    print(file=sys.stderr)
+                    return 1
                 if answer.strip().lower() not in ("y", "yes", "o", "oui"):
                     return 1
             pages = store.delete(args.name)
