@@ -407,3 +407,30 @@ def test_a_database_from_before_private_rights_becomes_private(tmp_path: Path) -
     ProgressStore(db).close()
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(audio.stat().st_mode) == 0o700  # nothing inside is reachable by others
+
+
+def test_recordings_that_cannot_be_removed_are_said_when_their_reader_is_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a reader whose recordings (store_audio) could not be removed (a read-only
+    disk, files owned by another account) said "deleted reader ... (1 pages)" and left the
+    child's voice on the robot, the failure ignored."""
+    import shutil
+
+    from passeur.reading import progress_store
+
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db, store_audio=True)
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s, audio_wav=b"RIFF....")
+
+    def cannot_remove(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(progress_store.shutil, "rmtree", cannot_remove)
+    with pytest.raises(ProgressStoreError, match=r"reader 'Léo' was deleted from .*p\.sqlite3, "
+                                                 r"but some of their recordings could not be "
+                                                 r"removed: .*audio.*Permission denied.*by hand"):
+        store.delete("Léo")
+    monkeypatch.setattr(progress_store.shutil, "rmtree", shutil.rmtree)
+    assert store.readers() == []  # the rows are gone all the same
+    store.close()

@@ -389,12 +389,24 @@ class ProgressStore:
         pages = self._q("SELECT count(*) FROM pages WHERE session_id IN (SELECT id FROM sessions"
                         " WHERE reader_id = ?)", (rid,))[0][0]
         self._q("DELETE FROM readers WHERE id = ?", (rid,))
+        left: list[str] = []  # recordings that could not be removed: said, not ignored
         for sid in sessions:
-            shutil.rmtree(self.path.parent / "audio" / str(sid), ignore_errors=True)
+            folder = self.path.parent / "audio" / str(sid)
+            try:
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                pass  # no recording kept for that session
+            except OSError as exc:
+                left.append(f"{folder} ({exc.strerror or exc})")
         # Free pages and the WAL may still hold the old bytes: rebuild, then truncate the WAL.
         self._q("PRAGMA wal_checkpoint(TRUNCATE)")
         self._q("VACUUM")
         self._q("PRAGMA wal_checkpoint(TRUNCATE)")
+        if left:
+            raise ProgressStoreError(
+                f"reader '{check_reader_name(name)}' was deleted from {self.path}, but some of "
+                f"their recordings could not be removed: {'; '.join(left)}. Remove these "
+                "folders by hand (they hold the child's voice).")
         return int(pages)
 
 
