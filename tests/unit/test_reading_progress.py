@@ -434,3 +434,16 @@ def test_recordings_that_cannot_be_removed_are_said_when_their_reader_is_deleted
     monkeypatch.setattr(progress_store.shutil, "rmtree", shutil.rmtree)
     assert store.readers() == []  # the rows are gone all the same
     store.close()
+
+
+def test_a_name_typed_with_a_separate_accent_is_the_same_reader(tmp_path: Path) -> None:
+    """'Zoé' written as 'e' + a combining accent (pasted from a file name, some keyboards) was
+    refused with "reader name 'Zoé' is not valid", which looks like the valid name."""
+    from passeur.reading.progress_store import check_reader_name
+
+    assert check_reader_name("Zoe\u0301") == "Zo\u00e9"
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Zo\u00e9", "b", "i_read", 1, "en", state, s)
+    assert store.export("Zoe\u0301")["reader"] == "Zo\u00e9"
+    store.close()

@@ -26,6 +26,7 @@ import sqlite3
 import stat
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -72,7 +73,9 @@ _NAME = re.compile(r"^[\w][\w .-]{0,39}$", re.UNICODE)
 
 
 def check_reader_name(name: str) -> str:
-    name = (name or "").strip()
+    # One form for 'é' however it was typed or pasted (NFD "e" + accent, from a file name or
+    # some keyboards, was refused as not a letter, and would be another reader than NFC).
+    name = unicodedata.normalize("NFC", (name or "").strip())
     if not _NAME.match(name):
         raise ReaderNameError(f"reader name '{name}' is not valid: use a pseudonym of 1-40 "
                                  "letters, digits, spaces, '.', '-' or '_'")
