@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -150,12 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in Python's flush at exit
         return code
     except PasseurError as exc:
         print(f"passeur: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The output's reader went away (`passeur readers export NAME | head`, a pager left
+        # early): nothing to say, and no traceback. Python's own flush at exit must not
+        # fail on the closed pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

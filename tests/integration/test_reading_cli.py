@@ -173,3 +173,80 @@ def test_bad_options_are_refused_in_one_line_before_the_work(misread: Path,
                                   "--books-dir", str(tmp_path / "none")),
                           "books folder not found", "--books-dir")
     assert "reading node" not in out
+
+
+def test_a_vosk_model_given_without_asr_vosk_is_used_or_refused(misread: Path,
+                                                                 tmp_path: Path) -> None:
+    """`passeur read --vosk-model DIR` without `--asr vosk` ignored the model and read with
+    pocketsphinx: a French book then failed naming the reading node's 'pocketsphinx_models'
+    setting, which this command does not read."""
+    model = tmp_path / "vosk-model-small-fr"
+    model.mkdir()
+    out = _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio",
+                                  str(misread), "--vosk-model", str(model)),
+                          str(model), "is not a vosk model folder")  # vosk's own check
+    assert "pocketsphinx" not in out, out
+    _one_line_error(passeur("read", "--book", "le-petit-bateau-rouge", "--audio", str(misread),
+                            "--vosk-model", str(model), "--asr", "pocketsphinx"),
+                    "--vosk-model", "--asr vosk")
+
+
+def test_a_recording_where_no_word_was_heard_is_not_recorded(tmp_path: Path) -> None:
+    """`passeur read --reader` on a recording where no page word was heard (noise, the wrong
+    file) recorded a page at 0 words/min and 0 % in the reader's progress, a 0 in the
+    librarian's chart; the reader page saves no such reading."""
+    noise = tmp_path / "noise.wav"
+    write_wav(noise, np.random.default_rng(0).normal(0, 300, 16000 * 3).astype(np.int16))
+    db = tmp_path / "progress.sqlite3"
+    for lang, said in (("en", "nothing recorded for Noé"), ("fr", "rien d'enregistré pour Noé")):
+        r = passeur("read", "--book", "little-red-boat", "--audio", str(noise), "--reader", "Noé",
+                    "--db", str(db), "--lang", lang)
+        assert r.returncode == 1 and said in r.stderr, r.stderr
+        assert "accuracy" in r.stdout or "exactitude" in r.stdout  # the check is still shown
+    assert not db.exists()
+
+
+def test_an_export_piped_into_a_reader_that_stops_early_ends_quietly(misread: Path,
+                                                                     tmp_path: Path) -> None:
+    """`passeur readers export NAME | head` (or a pager quit early) ended in a Python
+    traceback (BrokenPipeError) on the librarian's terminal."""
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader", "Zoé",
+                "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    # The reading end closed before the command writes (it starts in about a second).
+    proc = subprocess.Popen([sys.executable, "-m", "passeur.cli", "readers", "export", "Zoé",
+                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) != 0
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+
+
+def test_reader_commands_speak_the_systems_language(misread: Path, tmp_path: Path) -> None:
+    """`passeur readers` said everything in English on a French system (its delete prompt
+    accepted 'oui' but asked in English), and `readers list` on a database with no reader
+    printed nothing at all."""
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--audio", str(misread), "--reader", "Zoé",
+                "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES")}
+    env.update(PYTHONPATH=str(ROOT / "src"), LANG="fr_FR.UTF-8")
+
+    def french(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "passeur.cli", "readers", *args, "--db",
+                               str(db)], capture_output=True, text=True, timeout=300, env=env,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    r = french("report", "Zoé", "--out", str(tmp_path / "r.html"))
+    assert r.stdout.startswith("rapport écrit : "), r.stdout
+    r = french("delete", "Zoé")
+    assert r.returncode == 2 and "suppression refusée sans --yes" in r.stderr, r.stderr
+    r = french("delete", "Zoé", "--yes")
+    assert r.stdout.strip() == "lecteur Zoé supprimé (1 pages)", r.stdout
+    r = french("list")
+    assert r.returncode == 0 and r.stdout == ""
+    assert "aucun lecteur enregistré" in r.stderr

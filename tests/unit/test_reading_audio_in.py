@@ -139,3 +139,54 @@ def test_frame_level_in_db() -> None:
     assert abs(frame_level_db((quiet + 3000).astype(np.int16).tobytes())
                - frame_level_db(quiet.tobytes())) < 1e-6
     assert frame_level_db(np.full(FRAME_BYTES // 2, 5000, dtype=np.int16).tobytes()) == 0.0
+
+
+@pytest.mark.parametrize("failure", ["not installed", "cannot start"])
+def test_a_robot_microphone_that_cannot_be_used_is_said_and_leaves_nothing_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """A session with source 'robot' where the Python package sounddevice was missing (it is
+    no dependency of the package) failed with a ModuleNotFoundError (HTTP 500 on the page API,
+    a traceback), and one that could not start its stream likewise: each left the session's
+    listening thread and recogniser running for ever."""
+    import sys
+    import threading
+    import types
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+
+    if failure == "not installed":
+        monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
+        expected = "pip install sounddevice"
+    else:
+        class PortAudioError(Exception):
+            pass
+
+        class Stream:
+            def __init__(self, **_kwargs: object) -> None:
+                pass
+
+            def start(self) -> None:
+                raise PortAudioError("Device unavailable")
+
+            def stop(self) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        fake = types.SimpleNamespace(PortAudioError=PortAudioError, RawInputStream=Stream,
+                                     check_input_settings=lambda **_kwargs: None)
+        monkeypatch.setitem(sys.modules, "sounddevice", fake)
+        expected = "could not start: Device unavailable"
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3",
+                                           play_on_speaker=False, validate_models=False,
+                                           microphone_device="default"))
+    try:
+        before = {t.name for t in threading.enumerate()}
+        with pytest.raises(AudioFormatError, match=expected):
+            service.open_session("little-red-boat", 1, "i_read", None, source="robot")
+        assert not service.sessions
+        started = {t.name for t in threading.enumerate()} - before
+        assert not [name for name in started if name.startswith("reading-")], started
+    finally:
+        service.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from passeur.reading.alignment import (
@@ -44,3 +46,28 @@ def test_unclear_speech_and_forgiven_words_are_said_in_the_output_language(
     assert lines[4].split()[1] == "dort"  # the unclear speech came before "dort"
     assert lines[5].endswith(forgiven)
     assert "(6/6)" in lines[-1]
+
+
+def test_ctrl_d_at_the_delete_prompt_deletes_nothing_and_ends_quietly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-D at 'Delete all reading data of ...? [y/N]' ended in an EOFError traceback."""
+    import sys
+
+    from passeur.cli import main
+    from passeur.reading.progress_store import ProgressStore
+
+    db = tmp_path / "p.sqlite3"
+    state, s = _reading()
+    store = ProgressStore(db)
+    store.record_reading("Zoé", "b", "i_read", 1, "fr", state, s)
+    store.close()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+
+    def no_answer(_prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", no_answer)
+    assert main(["readers", "delete", "Zoé", "--db", str(db)]) == 1
+    store = ProgressStore(db)
+    assert store.readers() == ["Zoé"]
+    store.close()

@@ -372,3 +372,78 @@ def test_report_is_in_the_books_language_unless_asked(tmp_path: Path,
     # A books folder that does not exist is refused, as `passeur read` does.
     assert main(["readers", "report", "Ana", "--db", str(db), "--out", str(out),
                  "--books-dir", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.parametrize("lang, said", [("en", "No chart yet"), ("fr", "Pas encore de graphique")])
+def test_a_report_of_together_readings_only_does_not_speak_of_a_chart(
+        tmp_path: Path, lang: str, said: str) -> None:
+    """A reader who only read 'Together' got a report with no chart at all, saying "The chart
+    shows the readings done alone..." above the table."""
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "together", 1, "en", state, s)
+    html = write_report(store, "Léo", tmp_path / "r.html", lang).read_text(encoding="utf-8")
+    store.close()
+    assert "<img" not in html and said in html
+    assert "The chart shows" not in html and "Le graphique montre" not in html
+
+
+def test_a_database_from_before_private_rights_becomes_private(tmp_path: Path) -> None:
+    """A progress database made before new ones were private (2026-12-07) kept its rights when
+    the robot was updated: file 0644, recordings folder 0755 and WAVs 0644, so every account
+    on the robot could go on reading the children's progress and playing their voices."""
+    import os
+    import stat
+
+    db = tmp_path / "data" / "p.sqlite3"
+    store = ProgressStore(db, store_audio=True)
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s, audio_wav=b"RIFF....")
+    store.close()
+    audio = db.parent / "audio"
+    wav = next(audio.rglob("*.wav"))
+    for path, mode in ((db, 0o644), (audio, 0o755), (wav.parent, 0o755), (wav, 0o644)):
+        os.chmod(path, mode)  # as an older version left them
+    ProgressStore(db).close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(audio.stat().st_mode) == 0o700  # nothing inside is reachable by others
+
+
+def test_recordings_that_cannot_be_removed_are_said_when_their_reader_is_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a reader whose recordings (store_audio) could not be removed (a read-only
+    disk, files owned by another account) said "deleted reader ... (1 pages)" and left the
+    child's voice on the robot, the failure ignored."""
+    import shutil
+
+    from passeur.reading import progress_store
+
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db, store_audio=True)
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s, audio_wav=b"RIFF....")
+
+    def cannot_remove(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(progress_store.shutil, "rmtree", cannot_remove)
+    with pytest.raises(ProgressStoreError, match=r"reader 'Léo' was deleted from .*p\.sqlite3, "
+                                                 r"but some of their recordings could not be "
+                                                 r"removed: .*audio.*Permission denied.*by hand"):
+        store.delete("Léo")
+    monkeypatch.setattr(progress_store.shutil, "rmtree", shutil.rmtree)
+    assert store.readers() == []  # the rows are gone all the same
+    store.close()
+
+
+def test_a_name_typed_with_a_separate_accent_is_the_same_reader(tmp_path: Path) -> None:
+    """'Zoé' written as 'e' + a combining accent (pasted from a file name, some keyboards) was
+    refused with "reader name 'Zoé' is not valid", which looks like the valid name."""
+    from passeur.reading.progress_store import check_reader_name
+
+    assert check_reader_name("Zoe\u0301") == "Zo\u00e9"
+    store = ProgressStore(tmp_path / "p.sqlite3")
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Zo\u00e9", "b", "i_read", 1, "en", state, s)
+    assert store.export("Zoe\u0301")["reader"] == "Zo\u00e9"
+    store.close()

@@ -433,3 +433,58 @@ def test_lower_case_units_end_a_french_sentence_titles_do_not() -> None:
     assert texts == ["Le trou fait 5 mm.", "Il est petit.", "Il a 3 m.",
                      "MM. Li et M. Roy rient."]
     assert [t.said for t in page.tokens if t.text in ("MM", "M")] == ["messieurs", "monsieur"]
+
+
+def test_a_book_whose_extension_is_in_capitals_is_a_book(tmp_path: Path) -> None:
+    """'story.MD' or 'fable.TXT' (as some editors save them) were listed among the known books
+    but could not be opened: the log and `passeur read` said "unknown book 'story' (known:
+    fable, story)" and the reader page did not list them."""
+    front = "---\ntitle: T\nlanguage: en\n---\nThe cat sat.\n"
+    (tmp_path / "story.MD").write_text(front, encoding="utf-8")
+    (tmp_path / "fable.TXT").write_text(front.replace("cat", "*cat*"), encoding="utf-8")
+    library = Library(tmp_path)
+    assert [b.id for b in library.books()] == ["fable", "story"]
+    assert library.get("fable").pages == ["The *cat* sat."]  # a .txt book: shown as written
+    assert library.get("story").pages == ["The cat sat."]
+
+
+@pytest.mark.parametrize("line, title", [
+    ("title: Le lion et le rat : une fable", "Le lion et le rat : une fable"),
+    ("title: Sam: the Moon   # the English one", "Sam: the Moon"),
+    ("title: #1 Best Friends", "#1 Best Friends"),
+    ("title: Yes", "Yes"),
+    ("title: [Sam]", "[Sam]"),
+    ('title: "Quoted: fine"', "Quoted: fine"),
+])
+def test_a_title_is_the_text_written(line: str, title: str) -> None:
+    """A French title written with its typography ('Le lion et le rat : une fable') made the
+    front-matter invalid YAML: the book was left out of the reader page, the log showing a
+    YAML parser error. 'title: #1 Best Friends' was listed as 'None', 'title: Yes' as 'True',
+    'title: [Sam]' as "['Sam']"."""
+    book = parse_book(f"---\n{line}\nlanguage: fr   # fr | en\nlevel: 2\n---\nLe chat.\n", "x")
+    assert (book.title, book.lang, book.level) == (title, "fr", 2)
+
+
+def test_front_matter_that_is_not_key_value_lines_is_still_refused() -> None:
+    with pytest.raises(BookError, match="not valid YAML"):
+        parse_book("---\ntitle: T\n  bad: indent: x\nlanguage: en\n---\nThe cat.\n", "x")
+
+
+def test_a_book_edited_while_the_robot_runs_is_served_as_it_now_is(tmp_path: Path) -> None:
+    """A librarian fixing a typo in a book (or adding a page, or removing the book) saw no
+    change on the reader page until the robot restarted: the first reading of each book was
+    kept for ever."""
+    import os
+
+    book = tmp_path / "story.md"
+    book.write_text("---\ntitle: Story\nlanguage: en\n---\nThe cta sat.\n", encoding="utf-8")
+    library = Library(tmp_path)
+    assert library.get("story").pages == ["The cta sat."]
+    assert library.get("story") is library.get("story")  # unchanged: not read again
+    book.write_text("---\ntitle: Story\nlanguage: en\n---\nThe cat sat.\n---page---\nIt slept.\n",
+                    encoding="utf-8")
+    os.utime(book, ns=(book.stat().st_atime_ns, book.stat().st_mtime_ns + 10**9))
+    assert library.get("story").pages == ["The cat sat.", "It slept."]
+    book.unlink()
+    with pytest.raises(BookError, match="unknown book 'story'"):
+        library.get("story")

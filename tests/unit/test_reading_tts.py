@@ -164,3 +164,60 @@ def test_a_player_that_hangs_does_not_silence_the_robot(tmp_path: Path,
         assert players_started() >= 2
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("on_speaker", [False, True])
+def test_shutting_down_while_the_robot_speaks_does_not_wait_for_its_speech(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_speaker: bool) -> None:
+    """Stopping the reading node while the robot read a page or a long announcement waited
+    5 s (the speech thread's join timeout) and then left that thread talking: the speaker's
+    player went on, the microphones stayed gated and 'speaking' stayed true."""
+    import os
+    import time
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+
+    pid_file = tmp_path / "player.pid"
+    _player(tmp_path, "aplay", f"echo $$ > {pid_file}\nexec /bin/sleep 30")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ.get('PATH', '')}")
+    speaking: list[bool] = []
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3",
+                                           play_on_speaker=on_speaker, validate_models=False),
+                             on_speaking=speaking.append)
+    try:
+        service.say("La bibliothèque ferme dans dix minutes. " * 10, "fr")
+        deadline = time.monotonic() + 20
+        while not (speaking and (pid_file.exists() or not on_speaker)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert speaking == [True]
+    finally:
+        started = time.monotonic()
+        service.close()
+        took_s = time.monotonic() - started
+    assert took_s < 2.5
+    assert not service._speech_thread.is_alive()
+    assert speaking == [True, False]
+    if on_speaker:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), 0)  # the player was stopped
+
+
+def test_robot_speech_goes_to_the_speaker_only_where_it_can_be_played() -> None:
+    """With play_on_speaker 'auto' on a robot with a sound card but no player installed (no
+    alsa-utils), the robot was chosen to read 'Read to me' aloud: the reader page then plays
+    the page muted (only following the words), play_wav found no player, and the child heard
+    nothing anywhere. 'true' without a player started, to the same silence."""
+    from passeur.errors import ConfigError
+    from passeur.reading.tts import speaker_wanted
+
+    assert speaker_wanted("auto", True, "/usr/bin/aplay") is True
+    assert speaker_wanted("auto", True, None) is False  # the tablet plays it
+    assert speaker_wanted("auto", False, "/usr/bin/aplay") is False
+    assert speaker_wanted("true", False, "/usr/bin/paplay") is True
+    assert speaker_wanted("false", True, "/usr/bin/aplay") is False
+    with pytest.raises(ConfigError, match="no audio player is installed: install Debian "
+                                          "alsa-utils"):
+        speaker_wanted("true", True, None)
+    with pytest.raises(ConfigError, match="must be auto, true or false"):
+        speaker_wanted("yes", True, "/usr/bin/aplay")

@@ -267,9 +267,14 @@ class Microphone:
     def __init__(self, device: str | int | None = None) -> None:
         try:
             import sounddevice as sd
+        except ImportError as exc:  # not a dependency of the package: only this source uses it
+            raise AudioFormatError("the robot's microphone needs the Python package "
+                                   "sounddevice: pip install sounddevice (and Debian "
+                                   "libportaudio2)") from exc
         except OSError as exc:  # libportaudio2 missing
             raise AudioFormatError(f"no audio library for the microphone ({exc}); install "
                                    "Debian libportaudio2") from exc
+        self._sd = sd
         try:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE,
                                     dtype="int16")
@@ -277,9 +282,13 @@ class Microphone:
             raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
                                    "`python -m sounddevice` for the devices)") from exc
         self.queue: queue.Queue[bytes] = queue.Queue(maxsize=500)
-        self._stream = sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                                         blocksize=FRAME_SAMPLES, device=device,
-                                         callback=self._callback)
+        try:
+            self._stream = sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1,
+                                             dtype="int16", blocksize=FRAME_SAMPLES,
+                                             device=device, callback=self._callback)
+        except sd.PortAudioError as exc:
+            raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
+                                   "`python -m sounddevice` for the devices)") from exc
         self._closed = False
 
     def _callback(self, indata: bytes, _frames: int, _time: object, status: object) -> None:
@@ -289,7 +298,11 @@ class Microphone:
             log.warning("microphone queue full: dropping audio (ASR too slow?)")
 
     def start(self) -> None:
-        self._stream.start()
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as exc:  # the device went away, or is busy
+            raise AudioFormatError(f"the microphone could not start: {exc} (see "
+                                   "`python -m sounddevice` for the devices)") from exc
 
     def close(self) -> None:
         if not self._closed:

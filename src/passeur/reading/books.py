@@ -74,12 +74,23 @@ def parse_book(text: str, book_id: str, path: Path | None = None, *,
     if match is None:
         raise BookError("missing front-matter: start the file with '---', then "
                         "'title:', 'language:' (fr/en), 'level:', then '---'", path)
+    front = match.group(1)
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as exc:
-        raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
+        # 'title: Le lion et le rat : une fable' (French typography) is no YAML: plain
+        # 'key: value' lines are read as written.
+        meta = _plain_fields(front)
+        if meta is None:
+            raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
     if not isinstance(meta, dict):
         raise BookError("front-matter must be 'key: value' lines", path)
+    plain = _plain_fields(front) or {}
+    for key in ("title", "author"):
+        # YAML reads 'title: #1 Best' as nothing, 'title: Yes' as True, 'title: [Sam]' as
+        # a list: a title is the text written.
+        if key in meta and not isinstance(meta[key], str) and key in plain:
+            meta[key] = plain[key]
     title = str(meta.get("title", "")).strip()
     if not title:
         raise BookError("front-matter has no 'title'", path)
@@ -109,6 +120,27 @@ def parse_book(text: str, book_id: str, path: Path | None = None, *,
                 author=str(meta.get("author", "")), path=path)
 
 
+_FIELD = re.compile(r"^([A-Za-z_]\w*)[ \t]*:[ \t]*(.*?)[ \t]*$")
+_COMMENT = re.compile(r"[ \t]+#.*$")
+
+
+def _plain_fields(front: str) -> dict[str, str] | None:
+    """The front-matter read as plain `key: value` lines (value as written, less a trailing
+    `  # comment` and enclosing quotes); None if a line is something else."""
+    fields: dict[str, str] = {}
+    for line in front.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _FIELD.match(line)
+        if m is None:
+            return None
+        value = _COMMENT.sub("", m.group(2))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        fields[m.group(1)] = value
+    return fields
+
+
 def load_book(path: Path) -> Book:
     try:
         text = path.read_text(encoding="utf-8")
@@ -133,7 +165,8 @@ class Library:
         if not self.folder.is_dir():
             raise BookError("books folder not found; set the reading node's 'books_dir' "
                             "parameter to a folder of .md or .txt books", self.folder)
-        self._cache: dict[str, Book] = {}
+        #: book id -> ((file name, mtime_ns, size), book): reloaded when the file changes
+        self._cache: dict[str, tuple[tuple[str, int, int], Book]] = {}
         self._left_out: set[str] = set()  # book files already reported as left out
 
     def ids(self) -> list[str]:
@@ -146,15 +179,32 @@ class Library:
                             "without the extension, in lower-case letters a-z without "
                             "accents, digits, '-' and '_' (rename the file, e.g. "
                             "'la-lune-de-lea.md')", self.folder)
-        if book_id not in self._cache:
-            path = next((self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
-                         if (self.folder / f"{book_id}{suffix}").is_file()),
-                        self.folder / f"{book_id}.md")
-            if not path.is_file():
-                known = ", ".join(self.ids()) or "none"
-                raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
-            self._cache[book_id] = load_book(path)
-        return self._cache[book_id]
+        # The extension in any case ('story.MD', as some editors save it), as ids() lists
+        # it; .md first. Looked up each time: a book the librarian edited, replaced or
+        # removed is served as it now is, without restarting the robot.
+        try:
+            found = [self.folder / f"{book_id}{suffix}" for suffix in BOOK_SUFFIXES
+                     if (self.folder / f"{book_id}{suffix}").is_file()]
+            if not found:  # the folder is only listed for an odd case
+                found = [p for _, _, p in sorted(
+                    (BOOK_SUFFIXES.index(p.suffix.lower()), p.name, p)
+                    for p in self.folder.iterdir()
+                    if p.stem == book_id and p.suffix.lower() in BOOK_SUFFIXES
+                    and p.is_file())]
+            info = found[0].stat() if found else None
+        except OSError as exc:  # the folder was removed or unmounted since
+            raise BookError(f"cannot read the books folder ({exc.strerror})",
+                            self.folder) from exc
+        if info is None:
+            self._cache.pop(book_id, None)
+            known = ", ".join(self.ids()) or "none"
+            raise BookError(f"unknown book '{book_id}' (known: {known})", self.folder)
+        path = found[0]
+        stamp = (path.name, info.st_mtime_ns, info.st_size)
+        cached = self._cache.get(book_id)
+        if cached is None or cached[0] != stamp:
+            self._cache[book_id] = (stamp, load_book(path))
+        return self._cache[book_id][1]
 
     def title(self, book_id: str) -> str:
         """The book's title, or its id when the book was removed or cannot be read (a report

@@ -40,9 +40,11 @@ def register(sub: Any) -> None:
                    help="language of the output (default: the book's when French or "
                    "English, else the system's from LC_ALL/LANG, else English)")
     p.add_argument("--books-dir", type=Path, default=None, help="folder of books")
-    p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default="pocketsphinx")
+    p.add_argument("--asr", choices=["pocketsphinx", "vosk"], default=None,
+                   help="speech recogniser (default: vosk with --vosk-model, else "
+                   "pocketsphinx)")
     p.add_argument("--vosk-model", type=Path, default=None,
-                   help="vosk model folder for the book's language (with --asr vosk)")
+                   help="vosk model folder for the book's language (implies --asr vosk)")
     p.add_argument("--hesitation", type=_seconds, default=2.0,
                    help="pause (s) counted as hesitation")
     p.add_argument("--db", type=Path, default=None, help="progress database")
@@ -87,6 +89,27 @@ LABELS = {
            "heard": "entendu", "forgiven": "non compté", "accuracy": "exactitude",
            "wcpm": "mots corrects par minute", "time": "temps de lecture", "told": "soufflé",
            "unclear": "parole indistincte (mot ajouté, essai ou « euh »)"},
+}
+#: `passeur read --reader`, when no word of the page was heard in the recording.
+NOT_RECORDED = {
+    "en": "passeur: nothing recorded for {reader}: no word of the page was heard in the "
+          "recording (check that it is this page, read aloud)",
+    "fr": "passeur : rien d'enregistré pour {reader} : aucun mot de la page n'a été entendu "
+          "dans l'enregistrement (vérifiez que c'est bien cette page, lue à voix haute)",
+}
+#: What `passeur readers` says, in the system's language.
+READERS_SAID = {
+    "en": {"none": "no reader recorded yet", "exported": "exported {name} to {out}",
+           "report": "report written: {out}",
+           "refused": "passeur: refusing to delete without --yes (no terminal to ask)",
+           "confirm": "Delete all reading data of '{name}'? [y/N] ",
+           "deleted": "deleted reader {name} ({pages} pages)"},
+    "fr": {"none": "aucun lecteur enregistré pour l'instant",
+           "exported": "{name} exporté dans {out}", "report": "rapport écrit : {out}",
+           "refused": "passeur : suppression refusée sans --yes (pas de terminal pour "
+                      "demander)",
+           "confirm": "Supprimer toutes les données de lecture de « {name} » ? [o/N] ",
+           "deleted": "lecteur {name} supprimé ({pages} pages)"},
 }
 #: Why a miscue was not counted (WordResult.forgiven, alignment.py), as the librarian reads it.
 FORGIVEN = {
@@ -138,9 +161,16 @@ def _library(books_dir: Path | None) -> Library:
 def _cmd_read(args: argparse.Namespace) -> int:
     from passeur.reading.asr import create_backend
     from passeur.reading.audio_in import read_wav
+    from passeur.reading.exceptions import ReadingError
     from passeur.reading.progress_store import ProgressStore, check_reader_name, report_language
     from passeur.reading.session import read_pcm
 
+    if args.vosk_model and args.asr == "pocketsphinx":
+        # Said before the work, not left unused (a French book then failed naming the
+        # reading node's pocketsphinx settings).
+        raise ReadingError("--vosk-model is a vosk model: use it with --asr vosk (or leave "
+                           "--asr out)")
+    args.asr = args.asr or ("vosk" if args.vosk_model else "pocketsphinx")
     if args.reader:
         # Before the recognition: a name that cannot be recorded is refused first.
         check_reader_name(args.reader)
@@ -187,6 +217,12 @@ def _cmd_read(args: argparse.Namespace) -> int:
     else:
         print("\n".join(result_lines(f"{book.title} - page {args.page}", result.state, s,
                                       lang)))
+    heard = any(w.start_s is not None for w in result.state.words)
+    if args.reader and not heard:
+        # As on the reader page: a recording where no page word was heard (noise, another
+        # page, another language) is no reading, and would put a 0 in the progress chart.
+        print(NOT_RECORDED[lang].format(reader=args.reader), file=sys.stderr)
+        return 1
     if args.reader:
         store = ProgressStore(args.db or default_db_path())
         try:
@@ -200,8 +236,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 def _cmd_readers(args: argparse.Namespace) -> int:
     from passeur.reading.exceptions import BookError, ProgressStoreError
-    from passeur.reading.progress_store import ProgressStore, write_output, write_report
+    from passeur.reading.progress_store import (
+        ProgressStore,
+        report_language,
+        write_output,
+        write_report,
+    )
 
+    said = READERS_SAID[report_language([])]  # the system's language (LC_ALL, LANG...)
     path = args.db or default_db_path()
     # Only recording progress (the reading node, `passeur read --reader`) creates the
     # database: a mistyped --db must not leave an empty one (and its folder) behind.
@@ -212,13 +254,16 @@ def _cmd_readers(args: argparse.Namespace) -> int:
     store = ProgressStore(path)
     try:
         if args.readers_command == "list":
-            for name in store.readers():
+            names = store.readers()
+            for name in names:
                 print(name)
+            if not names:
+                print(said["none"], file=sys.stderr)  # stdout stays a plain list
         elif args.readers_command == "export":
             text = json.dumps(store.export(args.name), ensure_ascii=False, indent=2)
             if args.out:
                 write_output(args.out, text, "export")
-                print(f"exported {args.name} to {args.out}")
+                print(said["exported"].format(name=args.name, out=args.out))
             else:
                 print(text)
         elif args.readers_command == "report":
@@ -230,19 +275,22 @@ def _cmd_readers(args: argparse.Namespace) -> int:
                     raise
                 titles = None  # no books installed: the report names books by their ids
             write_report(store, args.name, out, args.lang, titles)
-            print(f"report written: {out}")
+            print(said["report"].format(out=out))
         elif args.readers_command == "delete":
             store.reader_id(args.name, create=False)  # unknown reader: clear error first
             if not args.yes:
                 if not sys.stdin.isatty():
-                    print("passeur: refusing to delete without --yes (no terminal to ask)",
-                          file=sys.stderr)
+                    print(said["refused"], file=sys.stderr)
                     return 2
-                answer = input(f"Delete all reading data of '{args.name}'? [y/N] ")
+                try:
+                    answer = input(said["confirm"].format(name=args.name))
+                except EOFError:  # Ctrl-D: no answer is no
+                    print(file=sys.stderr)
+                    return 1
                 if answer.strip().lower() not in ("y", "yes", "o", "oui"):
                     return 1
             pages = store.delete(args.name)
-            print(f"deleted reader {args.name} ({pages} pages)")
+            print(said["deleted"].format(name=args.name, pages=pages))
     finally:
         store.close()
     return 0

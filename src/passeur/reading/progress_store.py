@@ -18,12 +18,15 @@ import contextlib
 import html
 import io
 import json
+import logging
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -64,11 +67,15 @@ CREATE INDEX IF NOT EXISTS pages_session ON pages(session_id);
 CREATE INDEX IF NOT EXISTS words_page ON word_outcomes(page_id);
 """
 
+log = logging.getLogger(__name__)
+
 _NAME = re.compile(r"^[\w][\w .-]{0,39}$", re.UNICODE)
 
 
 def check_reader_name(name: str) -> str:
-    name = (name or "").strip()
+    # One form for 'é' however it was typed or pasted (NFD "e" + accent, from a file name or
+    # some keyboards, was refused as not a letter, and would be another reader than NFC).
+    name = unicodedata.normalize("NFC", (name or "").strip())
     if not _NAME.match(name):
         raise ReaderNameError(f"reader name '{name}' is not valid: use a pseudonym of 1-40 "
                                  "letters, digits, spaces, '.', '-' or '_'")
@@ -128,6 +135,8 @@ class ProgressStore:
             db.close()
             raise self._error(exc) from exc
         self._db = db
+        if existed:  # a corrupt file is left untouched: only one that opened
+            self._make_private()
 
     def _check_header(self) -> None:
         try:
@@ -138,6 +147,26 @@ class ProgressStore:
                                            f"({exc})") from exc
         if header != b"SQLite format 3\x00":
             self._corrupt("not an SQLite database")
+
+    def _make_private(self) -> None:
+        """A database made before 2026-12-07 (file, write-ahead log, `audio/` folder of
+        recordings) was left readable by every account on the robot: it becomes the owner's
+        alone, as a new one is. The folder holding the database is left as it is (it may be
+        a shared one)."""
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"),
+                     self.path.parent / "audio"):
+            try:
+                mode = stat.S_IMODE(path.lstat().st_mode)
+                if mode & 0o077 and not path.is_symlink():
+                    os.chmod(path, mode & ~0o077)
+                    log.warning("%s was readable by other accounts (%o): now by its owner "
+                                "only (%o)", path, mode, mode & ~0o077)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # not the owner: say so, the data still opens
+                log.warning("%s is readable by other accounts and its rights cannot be "
+                            "changed (%s): make it readable by the robot's user only (chmod "
+                            "go-rwx)", path, exc.strerror)
 
     def _corrupt_error(self, why: object) -> ProgressStoreCorrupt:
         return ProgressStoreCorrupt(
@@ -363,12 +392,24 @@ class ProgressStore:
         pages = self._q("SELECT count(*) FROM pages WHERE session_id IN (SELECT id FROM sessions"
                         " WHERE reader_id = ?)", (rid,))[0][0]
         self._q("DELETE FROM readers WHERE id = ?", (rid,))
+        left: list[str] = []  # recordings that could not be removed: said, not ignored
         for sid in sessions:
-            shutil.rmtree(self.path.parent / "audio" / str(sid), ignore_errors=True)
+            folder = self.path.parent / "audio" / str(sid)
+            try:
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                pass  # no recording kept for that session
+            except OSError as exc:
+                left.append(f"{folder} ({exc.strerror or exc})")
         # Free pages and the WAL may still hold the old bytes: rebuild, then truncate the WAL.
         self._q("PRAGMA wal_checkpoint(TRUNCATE)")
         self._q("VACUUM")
         self._q("PRAGMA wal_checkpoint(TRUNCATE)")
+        if left:
+            raise ProgressStoreError(
+                f"reader '{check_reader_name(name)}' was deleted from {self.path}, but some of "
+                f"their recordings could not be removed: {'; '.join(left)}. Remove these "
+                "folders by hand (they hold the child's voice).")
         return int(pages)
 
 
@@ -378,13 +419,18 @@ REPORT_TEXT = {
            "hard": "Words that were hard", "none": "No reading recorded yet.",
            "sessions": "Session date", "mode": "How",
            "chart_note": "The chart shows the readings done alone; readings after the robot "
-                         "(Together) are only in the table."},
+                         "(Together) are only in the table.",
+           "no_chart": "No chart yet: it shows the readings done alone, and there is none; "
+                       "readings after the robot (Together) are only in the table."},
     "fr": {"title": "Progrès de lecture", "reader": "Lecteur", "date": "Date", "book": "Livre",
            "page": "Page", "wcpm": "Mots corrects par minute", "accuracy": "Exactitude (%)",
            "hard": "Mots difficiles", "none": "Aucune lecture enregistrée.",
            "sessions": "Date de la séance", "mode": "Comment",
            "chart_note": "Le graphique montre les lectures faites seul ; les lectures après "
-                         "le robot (Ensemble) ne sont que dans le tableau."},
+                         "le robot (Ensemble) ne sont que dans le tableau.",
+           "no_chart": "Pas encore de graphique : il montre les lectures faites seul, et il "
+                       "n'y en a aucune ; les lectures après le robot (Ensemble) ne sont que "
+                       "dans le tableau."},
 }
 
 
@@ -509,7 +555,8 @@ def write_report(store: ProgressStore, name: str, out: Path, lang: str | None = 
         f"<td>{100 * p['accuracy']:.0f}</td><td>{html.escape(', '.join(p['hard_words']))}</td>"
         "</tr>" for ts, book, p, mode in rows)
     if any(mode in ECHO_MODES for *_, mode in rows):
-        chart += f"<p>{html.escape(t['chart_note'])}</p>"
+        # Only "Together" readings: there is no chart to speak of.
+        chart += f"<p>{html.escape(t['chart_note' if points else 'no_chart'])}</p>"
     hard_list = ", ".join(f"{html.escape(w)} ({n})" for w, n in hard.most_common(15))
     body = (f"<h1>{t['title']}: {html.escape(data['reader'])}</h1>" + (chart or "")
             + (f"<table><thead><tr><th>{t['date']}</th><th>{t['book']}</th><th>{t['page']}</th>"

@@ -22,6 +22,7 @@ from passeur.errors import ConfigError
 from passeur.reading.exceptions import ASRSettingsError, ReadingError
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.session import SENTENCE_ENDPOINT_MS
+from passeur.reading.tts import audio_player, speaker_wanted
 from passeur.ros import qos
 from passeur.ros.params import declare
 
@@ -88,8 +89,6 @@ class ReadingNode(Node):
         if backend not in ("pocketsphinx", "vosk"):
             raise ConfigError(f"reading parameter 'asr_backend' must be 'pocketsphinx' or "
                               f"'vosk', not '{backend}'")
-        if speaker not in ("auto", "true", "false"):
-            raise ConfigError("reading parameter 'play_on_speaker' must be auto, true or false")
         settings: dict[str, Any] = ({"models": _json_param(vosk_models, "vosk_models")}
                                     if backend == "vosk" else
                                     {"models": _json_param(ps_models, "pocketsphinx_models")})
@@ -98,7 +97,11 @@ class ReadingNode(Node):
             raise ConfigError(f"reading parameter 'asr_settings': set models with "
                               f"'{backend}_models', not here")
         settings.update(extra)
-        play = speaker == "true" or (speaker == "auto" and Path("/dev/snd").exists())
+        play = speaker_wanted(speaker, Path("/dev/snd").exists(), audio_player())
+        if speaker == "auto" and Path("/dev/snd").exists() and not play:
+            self.get_logger().warning("a sound card but no audio player (aplay/paplay): robot "
+                                      "speech plays on the reader page only; install Debian "
+                                      "alsa-utils for the robot's speaker")
         config = ServiceConfig(
             books_dir=Path(books_dir) if books_dir else None, asr_backend=backend,
             asr_settings=settings, progress_db=Path(db) if db else None,

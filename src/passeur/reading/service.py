@@ -229,10 +229,11 @@ class LiveSession:
                                "'microphone_device' parameter (or read from the page)")
         try:
             self._mic = Microphone(int(device) if device.isdigit() else device)
-        except ReadingError:
+            self._mic.start()
+        except BaseException:
+            # Nobody will get this session: its listening thread and recogniser go with it.
             self.close()
             raise
-        self._mic.start()
         threading.Thread(target=self._pump_microphone, daemon=True,
                          name=f"reading-mic-{self.id[:6]}").start()
 
@@ -641,6 +642,8 @@ class ReadingService:
         self._page_readings = 0  # read_to_me items queued or being read on the speaker
         self._lock = threading.Lock()
         self._closed = False
+        #: set by close(): the speech thread stops playing or waiting out what it says
+        self._stopping = threading.Event()
         if self.config.validate_models:
             self.validate()
         self._speech_thread = threading.Thread(target=self._speak_loop, daemon=True,
@@ -932,11 +935,13 @@ class ReadingService:
                     # A long page takes long to read aloud: give the player the audio's
                     # length plus a margin (a fixed 2 min cut such pages short).
                     play_wav(Path(tmp.name), self.config.speaker_device,
-                             timeout_s=speech.duration_s + PLAYER_MARGIN_S)
-            # The page plays the WAV itself: hold the microphone gate for its duration.
+                             timeout_s=speech.duration_s + PLAYER_MARGIN_S,
+                             stop=self._stopping)
+            # The page plays the WAV itself: hold the microphone gate for its duration (a
+            # shutdown does not wait for it).
             remaining = t_end - time.monotonic()
-            if remaining > 0 and not self._closed:
-                time.sleep(remaining)
+            if remaining > 0:
+                self._stopping.wait(remaining)
         finally:
             self.floor.release("robot")
 
@@ -944,6 +949,7 @@ class ReadingService:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         for sid in list(self.sessions):
             self.close_session(sid)
         self._speech.put(None)

@@ -19,6 +19,7 @@ import logging
 import shutil
 import subprocess
 import threading
+import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from passeur.errors import ConfigError
 from passeur.reading.exceptions import TTSError
 
 log = logging.getLogger(__name__)
@@ -219,11 +221,32 @@ def _speech_end(pcm: np.ndarray, rate: int, duration_s: float) -> float:
     return float(loud[-1] + 1) / rate if loud.size else duration_s
 
 
-def play_wav(path: Path, device: str | None = None, timeout_s: float = 120.0) -> bool:
+def audio_player() -> str | None:
+    """The player play_wav() uses: aplay, else PulseAudio's paplay; None if neither."""
+    return shutil.which("aplay") or shutil.which("paplay")
+
+
+def speaker_wanted(setting: str, sound_card: bool, player: str | None) -> bool:
+    """Whether robot speech plays on the robot's speaker (reading node `play_on_speaker`:
+    "auto", "true" or "false"). "auto" needs a sound card AND a player: with a card but no
+    player, the reader page would play "Read to me" muted (the robot reading it) and nothing
+    would be heard anywhere. "true" without a player is a ConfigError saying what to install."""
+    if setting not in ("auto", "true", "false"):
+        raise ConfigError("reading parameter 'play_on_speaker' must be auto, true or false")
+    if setting == "true" and player is None:
+        raise ConfigError("reading parameter 'play_on_speaker' is true but no audio player is "
+                          "installed: install Debian alsa-utils (aplay) or pulseaudio-utils "
+                          "(paplay), or set it to auto (the tablet then plays robot speech)")
+    return setting == "true" or (setting == "auto" and sound_card and player is not None)
+
+
+def play_wav(path: Path, device: str | None = None, timeout_s: float = 120.0,
+             stop: threading.Event | None = None) -> bool:
     """Play on the robot's speaker (aplay, else paplay). False (logged) if there is no sound
-    card or player, or if playing takes longer than `timeout_s` (the player is stopped):
-    never an exception, so one failure does not silence the robot's voice for good."""
-    exe = shutil.which("aplay") or shutil.which("paplay")
+    card or player, if playing takes longer than `timeout_s`, or if `stop` is set meanwhile
+    (the node shuts down): the player is then stopped. Never an exception, so one failure
+    does not silence the robot's voice for good."""
+    exe = audio_player()
     if exe is None:
         log.warning("no audio player (aplay/paplay): robot speech not played")
         return False
@@ -233,16 +256,29 @@ def play_wav(path: Path, device: str | None = None, timeout_s: float = 120.0) ->
     else:
         cmd = [exe] + (["-d", device] if device is not None else []) + [str(path)]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        log.warning("playing speech took over %.0f s: stopped (%s)", timeout_s, cmd[0])
-        return False
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
     except OSError as exc:
         log.warning("playing speech failed: %s", exc)
         return False
-    if result.returncode != 0:
-        log.warning("playing speech failed: %s", result.stderr.strip()[:200])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _, stderr = proc.communicate(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            stopping = stop is not None and stop.is_set()
+            if not stopping and time.monotonic() < deadline:
+                continue
+            # A shutdown must not wait for the end of a page read aloud, nor leave the
+            # robot talking once its node is gone.
+            proc.kill()
+            proc.communicate()
+            if not stopping:
+                log.warning("playing speech took over %.0f s: stopped (%s)", timeout_s, cmd[0])
+            return False
+    if proc.returncode != 0:
+        log.warning("playing speech failed: %s", (stderr or "").strip()[:200])
         return False
     return True
 
