@@ -47,6 +47,10 @@ def test_read_prints_words_wcpm_and_keeps_progress(misread: Path, tmp_path: Path
                 "--json", "--lang", "fr")
     data = json.loads(r.stdout)
     assert data["words"][5]["word"] == "boat" and data["words"][5]["outcome"] != "correct"
+    # What the page shows, for a librarian's own tools: "Tom" as written, its token index.
+    assert (data["words"][0]["word"], data["words"][0]["text"], data["words"][0]["token"]) \
+        == ("tom", "Tom", 0)
+    assert all(set(e) >= {"kind", "before", "start_s", "end_s"} for e in data["extras"])
     r = passeur("readers", "export", "Zoé", "--db", str(db))
     assert json.loads(r.stdout)["sessions"][0]["pages"][0]["words_total"] == 24
     report = tmp_path / "zoe.html"

@@ -206,10 +206,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "book": book.id, "page": args.page,
-            "words": [{"word": w.expected, "outcome": w.outcome, "heard": w.heard,
+            # "word" is the form matched (lower case, numbers spelt out); "text" and "token"
+            # are the page's own, as shown ("21" is one token, two words).
+            "words": [{"word": w.expected, "text": page.tokens[w.token].text,
+                       "token": w.token, "outcome": w.outcome, "heard": w.heard,
                        "hesitation": w.hesitation, "forgiven": w.forgiven,
                        "start_s": w.start_s, "end_s": w.end_s} for w in result.state.words],
-            "extras": [{"kind": e.kind, "heard": e.heard, "before": e.before}
+            "extras": [{"kind": e.kind, "heard": e.heard, "before": e.before,
+                        "start_s": e.start_s, "end_s": e.end_s}
                        for e in result.state.extras],
             "wcpm": round(s.wcpm, 1), "accuracy": round(s.accuracy, 3),
             "reading_time_s": round(s.reading_time_s, 2), "hard_words": s.hard_words},
