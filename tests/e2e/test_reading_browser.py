@@ -136,6 +136,15 @@ def launch(pw: Any, wav: Path | None, profile: Path) -> Any:
                                                  headless=True, args=args)
 
 
+def silent_wav(path: Path, seconds: int) -> Path:
+    """A WAV of silence (48 kHz) for the browser's fake microphone: a page that listens and
+    hears nothing."""
+    from passeur.reading.audio_in import write_wav
+
+    write_wav(path, np.zeros(48000 * seconds, np.int16), 48000)
+    return path
+
+
 @contextlib.contextmanager
 def open_reader(server: Server, profile: Path, *, lang: str, book: str, page: int,
                 wav: Path | None = None, forced_colors: bool = False) -> Iterator[Any]:
@@ -464,10 +473,7 @@ def test_together_your_turn_is_not_replaced_by_the_instructions(server: Server,
     """The page wrote its instructions once its microphone was connected, over the robot's
     "Your turn!" that had come meanwhile (a slow connection): the child was never told it
     was their turn."""
-    silent = workdir / "silent.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 12, np.int16), 48000)
+    silent = silent_wav(workdir / "silent.wav", 12)
     with open_reader(server, workdir / "profile-together-turn", wav=silent,
                      lang="en", book="little-red-boat", page=1) as page:
         def slow_offer(route: Any) -> None:  # ICE gathering can take its full 3 s
@@ -554,10 +560,7 @@ def test_practice_keeps_the_keyboard_focus_on_a_button(server: Server, workdir: 
     """Keyboard only: starting the practice hid the focused button, "Next word" disabled
     itself while listening and stayed disabled after the last word, and "Stop" hid itself:
     each time the focus fell back to the top of the page."""
-    silent = workdir / "silent-practice.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 30, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-practice.wav", 30)
     focus = "() => document.activeElement && document.activeElement.id"
     with open_reader(server, workdir / "profile-practice-focus", wav=silent,
                      lang="en", book="little-red-boat", page=1) as page:
@@ -617,10 +620,7 @@ def test_a_session_ended_for_another_reader_says_so(server: Server, workdir: Pat
     import json
     import urllib.request
 
-    silent = workdir / "silent-replaced.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-replaced.wav", 20)
     with open_reader(server, workdir / "profile-replaced", wav=silent,
                      lang="fr", book="little-red-boat", page=1) as page:
         page.click("#mode-i_read")
@@ -679,10 +679,7 @@ def test_a_reading_refused_while_other_children_read_says_so(server: Server,
 def test_a_lost_connection_is_said_not_left_listening(server: Server, workdir: Path) -> None:
     """When the robot's side of the session went away (restart, network), the page went on
     saying "I'm listening. Read the page aloud." to a child reading to nobody."""
-    silent = workdir / "silent-lost.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-lost.wav", 20)
     with open_reader(server, workdir / "profile-lost", wav=silent,
                      lang="en", book="little-red-boat", page=1) as page:
         page.click("#mode-i_read")
@@ -698,10 +695,7 @@ def test_a_reading_where_nothing_was_heard_is_not_praised(server: Server,
                                                            workdir: Path) -> None:
     """A microphone that gave nothing (or "I'm done" before reading) showed "Well done! 0 of
     24 words right, 0 words per minute.": the child could not tell the robot never heard."""
-    silent = workdir / "silent-unheard.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 20, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-unheard.wav", 20)
     with open_reader(server, workdir / "profile-unheard", wav=silent,
                      lang="en", book="little-red-boat", page=1) as page:
         page.click("#mode-i_read")
@@ -761,10 +755,7 @@ def test_a_practice_word_is_scored_promptly_on_a_busy_robot(server: Server,
     than real time the queue never emptied and the child waited 30 s more for "Not yet"."""
     from passeur.reading.service import LiveSession
 
-    silent = workdir / "silent-busy.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-busy.wav", 60)
     original = LiveSession._feed
 
     def slow_feed(self: Any, chunk: list[bytes], live: bool) -> bool:
@@ -854,10 +845,7 @@ def test_a_broken_microphone_link_is_said_not_left_listening(server: Server,
     """When the page's audio link to the robot failed (Wi-Fi, the robot's side of the peer
     connection closed) while its other link stayed up, the page went on saying "I'm
     listening. Read the page aloud." for ever: the robot heard nothing more."""
-    silent = workdir / "silent-broken.wav"
-    from passeur.reading.audio_in import write_wav
-
-    write_wav(silent, np.zeros(48000 * 60, np.int16), 48000)
+    silent = silent_wav(workdir / "silent-broken.wav", 60)
     with open_reader(server, workdir / "profile-broken", wav=silent,
                      lang="en", book="little-red-boat", page=1) as page:
         page.click("#mode-i_read")

@@ -275,18 +275,14 @@ class Microphone:
             raise AudioFormatError(f"no audio library for the microphone ({exc}); install "
                                    "Debian libportaudio2") from exc
         self._sd = sd
+        self.queue: queue.Queue[bytes] = queue.Queue(maxsize=500)
         try:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE,
                                     dtype="int16")
-        except (ValueError, sd.PortAudioError) as exc:
-            raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
-                                   "`python -m sounddevice` for the devices)") from exc
-        self.queue: queue.Queue[bytes] = queue.Queue(maxsize=500)
-        try:
             self._stream = sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1,
                                              dtype="int16", blocksize=FRAME_SAMPLES,
                                              device=device, callback=self._callback)
-        except sd.PortAudioError as exc:
+        except (ValueError, sd.PortAudioError) as exc:
             raise AudioFormatError(f"microphone '{device}' unusable: {exc} (see "
                                    "`python -m sounddevice` for the devices)") from exc
         self._closed = False

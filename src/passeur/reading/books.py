@@ -75,17 +75,18 @@ def parse_book(text: str, book_id: str, path: Path | None = None, *,
         raise BookError("missing front-matter: start the file with '---', then "
                         "'title:', 'language:' (fr/en), 'level:', then '---'", path)
     front = match.group(1)
+    plain = _plain_fields(front)
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as exc:
         # 'title: Le lion et le rat : une fable' (French typography) is no YAML: plain
         # 'key: value' lines are read as written.
-        meta = _plain_fields(front)
-        if meta is None:
+        if plain is None:
             raise BookError(f"front-matter is not valid YAML ({exc})", path) from exc
+        meta = dict(plain)
     if not isinstance(meta, dict):
         raise BookError("front-matter must be 'key: value' lines", path)
-    plain = _plain_fields(front) or {}
+    plain = plain or {}
     for key in ("title", "author"):
         # YAML reads 'title: #1 Best' as nothing, 'title: Yes' as True, 'title: [Sam]' as
         # a list: a title is the text written.

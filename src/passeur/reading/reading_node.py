@@ -97,8 +97,9 @@ class ReadingNode(Node):
             raise ConfigError(f"reading parameter 'asr_settings': set models with "
                               f"'{backend}_models', not here")
         settings.update(extra)
-        play = speaker_wanted(speaker, Path("/dev/snd").exists(), audio_player())
-        if speaker == "auto" and Path("/dev/snd").exists() and not play:
+        sound_card, player = Path("/dev/snd").exists(), audio_player()
+        play = speaker_wanted(speaker, sound_card, player)
+        if speaker == "auto" and sound_card and player is None:
             self.get_logger().warning("a sound card but no audio player (aplay/paplay): robot "
                                       "speech plays on the reader page only; install Debian "
                                       "alsa-utils for the robot's speaker")

@@ -734,19 +734,19 @@ class ReadingService:
                               previous=previous)
         evicted: list[LiveSession] = []
         with self._lock:
+            excess = len(self.sessions) + 1 - self.config.max_sessions
             now = time.monotonic()
             idle = sorted((s for s in self.sessions.values()
-                           if now - s.active_s >= self.config.busy_s), key=lambda s: s.created_s)
-            room = self.config.max_sessions - len(self.sessions)
-            if room < 1 and len(idle) < 1 - room:
+                           if now - s.active_s >= self.config.busy_s),
+                          key=lambda s: s.created_s) if excess > 0 else []
+            if excess > len(idle):
                 session.close()
                 raise SessionsFull(
                     f"{len(self.sessions)} children are reading with the robot already "
                     f"(max_sessions), each heard within the last {self.config.busy_s:g} s: "
                     "try again when one has finished")
             self.sessions[session.id] = session
-            while len(self.sessions) > self.config.max_sessions:
-                oldest = idle.pop(0)
+            for oldest in idle[:excess]:
                 self.sessions.pop(oldest.id)
                 evicted.append(oldest)
         for old in evicted:

@@ -63,7 +63,7 @@ from passeur.reading.exceptions import (
     UnknownAudio,
     UnknownSession,
 )
-from passeur.reading.service import MAX_QUEUED_S, ReadingService, page_payload
+from passeur.reading.service import MAX_QUEUED_S, LiveSession, ReadingService, page_payload
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _error(exc: Exception) -> web.Response:
     return web.json_response(body, status=_status(exc))
 
 
-def _must_listen(session: Any, what: str) -> None:
+def _must_listen(session: LiveSession, what: str) -> None:
     """Audio for a session that does not listen ("Read to me") would be accepted and lost."""
     if not session.listening:
         raise ReadingError(
