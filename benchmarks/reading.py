@@ -58,6 +58,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from passeur.reading.adaptation import AdaptationStats, reader_transform
 from passeur.reading.alignment import (
     INSERTION,
     OMISSION,
@@ -472,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="pocketsphinx")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--settings", default="", help="backend settings (JSON)")
+    parser.add_argument("--no-adapt", action="store_true",
+                        help="no speaker adaptation: every page decoded with the model as "
+                        "shipped (by default each voice is a reader whose earlier pages adapt "
+                        "the model, as the robot does, docs/reading.md)")
     parser.add_argument("--voices", default="",
                         help="espeak-ng voices and rates instead of the default five, e.g. "
                         "'en-gb:145,en-us+f4:125' (page n is read by voice n mod count): a "
@@ -484,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     tts = Synthesizer()
     settings = json.loads(args.settings) if args.settings else {}
     backend = create_backend(args.backend, settings)
+    # Each voice is one reader: their pages so far adapt the model to them (adaptation.py),
+    # as the reading service does with a reader's saved readings.
+    adapter = None if args.no_adapt else backend.adapter("en")
+    reader_stats: dict[tuple[str, int], AdaptationStats] = {}
+    adapt_s = 0.0
+    adapted_pages = 0
     per_kind = {k: [0, 0] for k in KINDS}
     alarm_count = 0
     extra_alarms = 0
@@ -504,7 +515,15 @@ def main(argv: list[str] | None = None) -> int:
         if n < args.live_pages:
             live_cases.append((case, pcm, times))
         page = tokenize(case.text, "en")
-        result = read_pcm(page, pcm, backend)
+        transform = reader_transform(reader_stats.get((voice, rate)))
+        adapted_pages += transform is not None
+        result = read_pcm(page, pcm, backend, adaptation=transform)
+        if adapter is not None:
+            t_adapt = time.perf_counter()
+            page_stats = adapter.accumulate(pcm, result.heard)
+            reader_stats[(voice, rate)] = reader_stats.get((voice, rate),
+                                                           adapter.empty()) + page_stats
+            adapt_s += time.perf_counter() - t_adapt
         decode_s += result.decode_s
         audio_s += result.audio_s
         frame_lag = result.decode_s / max(1, result.audio_s / 0.02)
@@ -566,6 +585,14 @@ def main(argv: list[str] | None = None) -> int:
           f"pages): mean {probe_err:.2f}, max {max(probe_errors, default=math.nan):.2f} "
           "words/min (goal <= 3, on one-minute readings)")
     print(f"ASR real-time factor: {rtf:.3f} (goal <= 0.1)")
+    adapt_rtf = adapt_s / audio_s if audio_s else 0.0
+    if adapter is not None:
+        print(f"speaker adaptation: {adapted_pages} of {args.pages} pages decoded with their "
+              f"reader's transform (a reader's first page is not); collecting statistics "
+              f"after each page: real-time factor {adapt_rtf:.3f} (after the page, not while "
+              "listening)")
+    else:
+        print("speaker adaptation: off (--no-adapt)")
     print(f"highlight latency, offline (audio clock + decoding): p50 {_pct(latencies, 50):.0f}"
           f" ms, p95 {p95:.0f} ms (goal <= 300 ms)")
     if live_cases:
@@ -587,7 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         "wcpm_error_minute_mean": _num(round(probe_err, 2)),
         "wcpm_error_minute_max": _num(round(max(probe_errors, default=math.nan), 2)),
         "minute_readings": len(probe_errors),
-        "rtf": round(rtf, 4), "latency_offline_p95_ms": _num(round(p95, 1)),
+        "rtf": round(rtf, 4), "speaker_adaptation": adapter is not None,
+        "adapted_pages": adapted_pages, "adaptation_rtf": round(adapt_rtf, 4),
+        "latency_offline_p95_ms": _num(round(p95, 1)),
         "latency_live_p50_ms": _num(round(_pct(live, 50), 1)),
         "latency_live_p95_ms": _num(round(_pct(live, 95), 1)), "live_pages": len(live_cases),
         "goals": {"detection_rate": 0.8, "false_alarm_rate": 0.03, "wcpm_error": 3.0,

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from passeur.reading.adaptation import SpeakerAdapter, Transform
 
 SAMPLE_RATE = 16000  # every backend takes 16 kHz mono signed 16-bit little-endian PCM
 
@@ -72,9 +75,17 @@ class ASRBackend(Protocol):
         ...
 
     def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
-                   text: str | None = None) -> StreamingRecognizer:
+                   text: str | None = None, *, adaptation: Transform | None = None
+                   ) -> StreamingRecognizer:
         """A recogniser for one page. `vocabulary`: the page's words in reading order
-        (lexical forms) to follow a known text; None for free recognition."""
+        (lexical forms) to follow a known text; None for free recognition. `adaptation`: the
+        reader's speaker transform (`adapter()`), or None; a backend that cannot apply one
+        ignores it."""
+        ...
+
+    def adapter(self, lang: str) -> SpeakerAdapter | None:
+        """What estimates a reader's speaker transform for `lang` (adaptation.py), or None
+        when this backend or its model cannot be adapted (or adaptation is off)."""
         ...
 
 

@@ -23,11 +23,18 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from passeur.reading.adaptation import (
+    AdaptationUnavailable,
+    SpeakerAdapter,
+    Transform,
+    write_mllr,
+)
 from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
 from passeur.reading.exceptions import ASRUnavailable
 from passeur.reading.text import FUNCTION_WORDS, TEXT_LANGUAGES, tokenize
@@ -353,7 +360,7 @@ class PocketsphinxBackend:
                  topn: int = DEFAULT_TOPN, fwdflat_lw: float = DEFAULT_FWDFLAT_LW,
                  near_misses: int = DEFAULT_NEAR_MISSES,
                  near_miss_share: float = DEFAULT_NEAR_MISS_SHARE,
-                 sentence_starts: bool = True) -> None:
+                 sentence_starts: bool = True, speaker_adaptation: bool = True) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -398,6 +405,12 @@ class PocketsphinxBackend:
         if not isinstance(sentence_starts, bool):
             raise ValueError(f"sentence_starts must be true or false, got {sentence_starts!r}")
         self.sentence_starts = sentence_starts
+        if not isinstance(speaker_adaptation, bool):
+            raise ValueError(f"speaker_adaptation must be true or false, got "
+                             f"{speaker_adaptation!r}")
+        self.speaker_adaptation = speaker_adaptation
+        self._adapters: dict[str, SpeakerAdapter | None] = {}
+        self._adapters_lock = threading.Lock()
         for key, name in (("topn", "topn"), ("fwdflatlw", "fwdflat_lw")):
             if key in self.decoder_options:
                 raise ValueError(f"set '{name}' as a setting of its own, not in decoder_options "
@@ -511,8 +524,27 @@ class PocketsphinxBackend:
                 self._dict_words[path] = {line.split(maxsplit=1)[0] for line in fh if line.strip()}
         return self._dict_words[path]
 
+    def adapter(self, lang: str) -> SpeakerAdapter | None:
+        """The reader adaptation of `lang`'s model (adaptation.py), loaded once; None when off
+        (`speaker_adaptation: false`) or when the model is not the tied layout it reads."""
+        if not self.speaker_adaptation:
+            return None
+        with self._adapters_lock:
+            if lang not in self._adapters:
+                model = self._model(lang)
+                voice = "fr" if lang == "fr" else "en-us"
+                try:
+                    self._adapters[lang] = SpeakerAdapter(
+                        model["hmm"], model["dict"],
+                        pronounce=lambda w: espeak_pronunciation(w, voice))
+                except AdaptationUnavailable as exc:
+                    log.info("speaker adaptation off for '%s': %s", lang, exc)
+                    self._adapters[lang] = None
+            return self._adapters[lang]
+
     def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
-                   text: str | None = None) -> PocketsphinxRecognizer:
+                   text: str | None = None, *, adaptation: Transform | None = None
+                   ) -> PocketsphinxRecognizer:
         from pocketsphinx import Decoder
 
         model = self._model(lang)
@@ -528,7 +560,13 @@ class PocketsphinxBackend:
                 kwargs["lm"] = str(builtin_lm)
             else:
                 raise ASRUnavailable(f"free recognition needs pocketsphinx_models.{lang}.lm")
-            return PocketsphinxRecognizer(Decoder(**kwargs), None, None)
+            free_tmp = self._adapted(kwargs, adaptation)
+            try:
+                return PocketsphinxRecognizer(Decoder(**kwargs), None, free_tmp)
+            except RuntimeError as exc:
+                if free_tmp is not None:
+                    free_tmp.cleanup()
+                raise ASRUnavailable(f"pocketsphinx could not load the model ({exc})") from exc
         kwargs["lm"] = None
         kwargs["lw"] = self.language_weight
         # No word insertion penalty (the page model was always used so; `decoder_options`
@@ -580,7 +618,8 @@ class PocketsphinxBackend:
                 garbage_prob += self.fragment_prob
         fragment_map = {f[len(FRAGMENT_PREFIX):]: f for f in garbage
                         if f.startswith(FRAGMENT_PREFIX)}
-        tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
+        tmpdir = self._adapted(kwargs, adaptation) or tempfile.TemporaryDirectory(
+            prefix="passeur-lm-")
         page_dict = Path(tmpdir.name) / "page.dict"
         page_dict.write_text("\n".join(lines) + "\n", encoding="utf-8")
         kwargs["dict"] = os.fspath(page_dict)
@@ -604,3 +643,16 @@ class PocketsphinxBackend:
             tmpdir.cleanup()
             raise ASRUnavailable(f"pocketsphinx could not load the page model ({exc})") from exc
         return PocketsphinxRecognizer(decoder, lm_path, tmpdir)
+
+    @staticmethod
+    def _adapted(kwargs: dict[str, Any], adaptation: Transform | None
+                 ) -> tempfile.TemporaryDirectory[str] | None:
+        """With a reader's transform: a private folder holding it as pocketsphinx's MLLR file,
+        named in the decoder's settings (`mllr`); the recogniser removes it when closed."""
+        if adaptation is None:
+            return None
+        tmpdir = tempfile.TemporaryDirectory(prefix="passeur-lm-")
+        path = Path(tmpdir.name) / "reader.mllr"
+        write_mllr(path, adaptation)
+        kwargs["mllr"] = os.fspath(path)
+        return tmpdir

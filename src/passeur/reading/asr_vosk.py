@@ -152,8 +152,12 @@ class VoskBackend:
     def in_vocabulary(self, lang: str, word: str) -> bool:
         return int(self.model(lang).vosk_model_find_word(word)) >= 0
 
+    def adapter(self, lang: str) -> None:
+        """Vosk models are not adapted to the reader (their own speaker vectors aside)."""
+        return None
+
     def recognizer(self, lang: str, vocabulary: Sequence[str] | None = None,
-                   text: str | None = None) -> VoskRecognizer:
+                   text: str | None = None, *, adaptation: object = None) -> VoskRecognizer:
         model = self.model(lang)
         grammar: list[str] | None = None
         if vocabulary is None:

@@ -86,3 +86,8 @@ class UnknownAudio(ReadingError):
 
 class RecordingTooLong(AudioFormatError):
     """An uploaded recording is longer (or larger) than a session accepts."""
+
+
+class AdaptationUnavailable(ReadingError):
+    """The acoustic model cannot be adapted to a reader here (not the tied layout it reads,
+    files missing or unreadable): readers are decoded with the model as shipped."""

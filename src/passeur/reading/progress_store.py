@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS word_outcomes (
     word_index INTEGER NOT NULL, token_index INTEGER NOT NULL, word TEXT NOT NULL,
     outcome TEXT NOT NULL, heard TEXT, hesitation INTEGER NOT NULL, forgiven TEXT,
     told INTEGER NOT NULL, start_s REAL, end_s REAL);
+CREATE TABLE IF NOT EXISTS voice_adaptation (
+    reader_id INTEGER NOT NULL REFERENCES readers(id) ON DELETE CASCADE,
+    model TEXT NOT NULL, stats BLOB NOT NULL, frames INTEGER NOT NULL, pages INTEGER NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (reader_id, model));
 CREATE INDEX IF NOT EXISTS pages_session ON pages(session_id);
 CREATE INDEX IF NOT EXISTS words_page ON word_outcomes(page_id);
 """
@@ -353,6 +357,47 @@ class ProgressStore:
                 "hard_words": json.loads(hard), "created_at": float(created)}
 
     # -- reading -----------------------------------------------------------------------------
+    # -- speaker adaptation (adaptation.py) -----------------------------------------------------
+    def adaptation(self, name: str, model: str) -> bytes | None:
+        """The reader's speaker-adaptation statistics for `model`, or None (no such reader,
+        or none collected yet)."""
+        rows = self._q("SELECT v.stats FROM voice_adaptation v JOIN readers r ON "
+                       "r.id = v.reader_id WHERE r.name = ? AND v.model = ?",
+                       (check_reader_name(name), model))
+        return bytes(rows[0][0]) if rows else None
+
+    def update_adaptation(self, name: str, model: str,
+                          update: Callable[[bytes | None], tuple[bytes, int]]) -> bool:
+        """Replace the reader's statistics for `model` by `update(old)` -> (new, frames), in
+        one transaction (two pages finishing at once both count). A reader who is not in
+        the store (deleted meanwhile) is not created again: returns False."""
+        name = check_reader_name(name)
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                row = db.execute("SELECT id FROM readers WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return False
+                rid = int(row[0])
+                old = db.execute("SELECT stats FROM voice_adaptation WHERE reader_id = ? AND "
+                                 "model = ?", (rid, model)).fetchone()
+                stats, frames = update(bytes(old[0]) if old else None)
+                db.execute("INSERT INTO voice_adaptation(reader_id, model, stats, frames, "
+                           "pages, updated_at) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT(reader_id,"
+                           " model) DO UPDATE SET stats = excluded.stats, frames = "
+                           "excluded.frames, pages = pages + 1, updated_at = excluded.updated_at",
+                           (rid, model, stats, frames, time.time()))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise self._error(exc) from exc
+            except BaseException:
+                self._rollback(db)
+                raise
+        return True
+
     def readers(self) -> list[str]:
         return [str(r[0]) for r in self._q("SELECT name FROM readers ORDER BY name")]
 
@@ -379,6 +424,13 @@ class ProgressStore:
                     "hard_words": json.loads(p[9]), "created_at": p[10],
                     "audio_path": p[11], "words": words})
             out["sessions"].append(session)
+        # Derived from the child's voice (docs/reading.md, "Speaker adaptation"): exported
+        # with the rest, deleted with the rest.
+        out["voice_adaptation"] = [
+            {"model": a[0], "frames": a[1], "pages": a[2], "updated_at": a[3],
+             "stats_npz_base64": base64.b64encode(bytes(a[4])).decode("ascii")}
+            for a in self._q("SELECT model, frames, pages, updated_at, stats FROM "
+                             "voice_adaptation WHERE reader_id = ? ORDER BY model", (rid,))]
         return out
 
     def delete(self, name: str) -> int:

@@ -57,6 +57,10 @@ class ReadingNode(Node):
                      "SQLite file of reading progress; empty = ~/.local/share/passeur/")
         store_audio = declare(self, "store_audio", False,
                               "keep children's recordings with their progress (off: never stored)")
+        adapt = declare(self, "adapt_to_reader", True,
+                        "adapt the recogniser to each named reader from their saved readings "
+                        "(speaker adaptation: statistics kept with their progress, never "
+                        "audio; deleted with the reader)")
         hesitation = declare(self, "hesitation_s", 2.0, "pause before a word counted as a "
                              "hesitation (s)", min_value=0.5, max_value=10.0)
         rate = declare(self, "tts_rate_wpm", 140, "robot speaking rate (words/min)",
@@ -112,7 +116,7 @@ class ReadingNode(Node):
             microphone_device=microphone or None, endpoint_ms=int(endpoint_ms),
             sentence_endpoint_ms=int(sentence_endpoint_ms),
             vad_aggressiveness=int(vad), echo_tail_s=float(echo_tail_s),
-            max_sessions=int(max_sessions), busy_s=float(busy_s))
+            max_sessions=int(max_sessions), busy_s=float(busy_s), adapt_to_reader=bool(adapt))
         self._speaking_pub = self.create_publisher(Bool, "speech/speaking", qos.LATCHED)
         self._speaking_pub.publish(Bool(data=False))
         try:

@@ -30,6 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from passeur.reading.adaptation import (
+    AdaptationStats,
+    SpeakerAdapter,
+    Transform,
+    reader_transform,
+)
 from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
 from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
@@ -60,6 +66,12 @@ log = logging.getLogger(__name__)
 MODES = ("read_to_me", "i_read", "together", "practice")
 LISTENING_MODES = ("i_read", "together", "practice")
 UNHEARD_MAX = 200  # events kept for a page that has not connected yet
+#: Modes whose pages adapt the recogniser to the reader (a practised word is too short).
+ADAPTING_MODES = ("i_read", "together")
+#: Audio of one page kept in memory for speaker adaptation (s); beyond, it is not kept.
+MAX_ADAPT_S = 300.0
+#: Pages waiting for their adaptation statistics (one worker thread); beyond, dropped.
+MAX_ADAPT_QUEUE = 8
 MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not exceed it)
 #: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
 #: is public, and each holds a whole synthesised page until the robot has read it aloud.
@@ -98,6 +110,9 @@ class ServiceConfig:
     microphone_device: str | None = None
     audio_keep: int = 32  # robot speech WAVs kept for the page to fetch
     validate_models: bool = True  # check configured model paths at start-up
+    #: Adapt the recogniser to each named reader from their own saved readings (speaker
+    #: adaptation, adaptation.py): statistics kept with their progress, never audio.
+    adapt_to_reader: bool = True
 
 
 def _audio_key(prefix: str) -> str:
@@ -189,6 +204,11 @@ class LiveSession:
         self._together_sentence = 0
         self._max_position = 0
         self._practice_done = False
+        #: the page's audio as fed to the recogniser, kept (in memory, bounded) for the
+        #: reader's speaker adaptation once the page is saved; None: not adapting
+        self._adapt_frames: list[bytes] | None = None
+        if reader and mode in ADAPTING_MODES and service.config.adapt_to_reader:
+            self._adapt_frames = []
         if mode in LISTENING_MODES:
             backend = service.backend()
             # Practice: the whole page's words stay in the recogniser's vocabulary, so that
@@ -196,7 +216,11 @@ class LiveSession:
             vocabulary = [w.lex for w in book_page.words]
             if word:
                 vocabulary += [w.lex for w in self.page.words]
-            recognizer = backend.recognizer(self.page.lang, vocabulary, book_page.text)
+            adaptation = None
+            if self._adapt_frames is not None and reader:
+                adaptation = service.reader_transform(reader, self.page.lang)
+            recognizer = backend.recognizer(self.page.lang, vocabulary, book_page.text,
+                                            adaptation=adaptation)
             phrases, policy = service.phrases, service.policy
             tutor = None
             if mode == "i_read" and phrases.has(self.page.lang):
@@ -390,6 +414,9 @@ class LiveSession:
         for frame in chunk:
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
+            if self._adapt_frames is not None and \
+                    len(self._adapt_frames) < MAX_ADAPT_S * 1000 / FRAME_MS:
+                self._adapt_frames.append(frame)
             with self._lock:
                 if self._closed:
                     return False
@@ -514,6 +541,12 @@ class LiveSession:
                 else:
                     self.saved = True
                     self.store_error = None
+            if self.reader and self.saved and self._adapt_frames:
+                # The saved page adapts the recogniser to this reader (in the background);
+                # robot speech the microphone picked up is silenced first.
+                self.service.adapt_later(self.reader, self.page.lang, self._adapt_frames,
+                                         list(self._session.muted), self.result.heard)
+            self._adapt_frames = None
         r = self.result
         payload = state_payload(r.state)
         payload.update({
@@ -646,6 +679,9 @@ class ReadingService:
         self._stopping = threading.Event()
         if self.config.validate_models:
             self.validate()
+        self._adapt_queue: queue.Queue[tuple[str, str, list[bytes], list[bool], list[str]]
+                                       | None] = queue.Queue(maxsize=MAX_ADAPT_QUEUE)
+        self._adapt_thread: threading.Thread | None = None
         self._speech_thread = threading.Thread(target=self._speak_loop, daemon=True,
                                                name="reading-speech")
         self._speech_thread.start()
@@ -695,6 +731,93 @@ class ReadingService:
                                 ProgressStoreClosed)) and self._store is not None:
                 self._store.close()
                 self._store = None
+
+    # -- speaker adaptation (adaptation.py) ---------------------------------------------------
+    def _adaptation_model(self, lang: str) -> tuple[SpeakerAdapter, str] | None:
+        try:
+            adapter = self.backend().adapter(lang)
+        except ASRUnavailable:
+            return None
+        if adapter is None:
+            return None
+        return adapter, f"{lang}:{adapter.hmm}"
+
+    def reader_transform(self, reader: str, lang: str) -> Transform | None:
+        """The reader's speaker transform for `lang` from their saved statistics, or None (none
+        yet, too few, adaptation off or unavailable). Never stops a reading: a store or data
+        problem is logged and the page is decoded with the model as shipped."""
+        found = self._adaptation_model(lang)
+        if found is None:
+            return None
+        adapter, model = found
+        try:
+            data = self.store().adaptation(reader, model)
+            stats = AdaptationStats.from_bytes(data) if data is not None else None
+            if stats is not None and stats.g.shape[:2] != adapter.shape:
+                raise ValueError(f"statistics of another model layout {stats.g.shape[:2]}")
+        except (ProgressStoreError, ValueError) as exc:
+            log.warning("speaker adaptation of '%s' not used (%s): the model as shipped "
+                        "decodes this page", reader, exc)
+            return None
+        return reader_transform(stats)
+
+    def adapt_later(self, reader: str, lang: str, frames: list[bytes], muted: list[bool],
+                    heard: list[str]) -> None:
+        """Queue a saved page for the reader's adaptation statistics (one worker thread, off
+        the listening path). Dropped, with a log line, when too many pages are waiting."""
+        if not heard or self._closed:
+            return
+        with self._lock:
+            if self._adapt_thread is None:
+                self._adapt_thread = threading.Thread(target=self._adapt_loop, daemon=True,
+                                                      name="reading-adapt")
+                self._adapt_thread.start()
+        try:
+            self._adapt_queue.put_nowait((reader, lang, frames, muted, heard))
+        except queue.Full:
+            log.warning("speaker adaptation: %d pages already waiting, a page of '%s' is not "
+                        "used", MAX_ADAPT_QUEUE, reader)
+
+    def _adapt_loop(self) -> None:
+        while True:
+            item = self._adapt_queue.get()
+            try:
+                if item is None:
+                    return
+                self._adapt(*item)
+            except Exception:
+                log.exception("speaker adaptation failed (the reading was saved)")
+            finally:
+                self._adapt_queue.task_done()
+
+    def _adapt(self, reader: str, lang: str, frames: list[bytes], muted: list[bool],
+               heard: list[str]) -> None:
+        found = self._adaptation_model(lang)
+        if found is None:
+            return
+        adapter, model = found
+        silent = bytes(FRAME_BYTES)
+        pcm = np.frombuffer(b"".join(silent if k < len(muted) and muted[k] else f
+                                     for k, f in enumerate(frames)), np.int16)
+        stats = adapter.accumulate(pcm, heard)
+        if stats.frames == 0:
+            return
+
+        def merge(old: bytes | None) -> tuple[bytes, int]:
+            total = stats
+            if old is not None:
+                try:
+                    total = AdaptationStats.from_bytes(old) + stats
+                except ValueError as exc:
+                    log.warning("speaker adaptation of '%s': saved statistics unreadable (%s), "
+                                "started again", reader, exc)
+            return total.to_bytes(), total.frames
+
+        try:
+            if not self.store().update_adaptation(reader, model, merge):
+                log.info("speaker adaptation: reader '%s' no longer in the store", reader)
+        except ProgressStoreError as exc:
+            log.warning("speaker adaptation of '%s' not saved: %s", reader, exc)
 
     def can_listen(self, lang: str) -> bool:
         try:
@@ -954,6 +1077,17 @@ class ReadingService:
             self.close_session(sid)
         self._speech.put(None)
         self._speech_thread.join(timeout=5.0)
+        if self._adapt_thread is not None:
+            # A page being adapted finishes (a few seconds at most); pages still waiting are
+            # dropped.
+            while True:
+                try:
+                    self._adapt_queue.get_nowait()
+                    self._adapt_queue.task_done()
+                except queue.Empty:
+                    break
+            self._adapt_queue.put(None)
+            self._adapt_thread.join(timeout=30.0)
         with self._lock:
             if self._store is not None:
                 self._store.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from passeur.reading.adaptation import Transform
 from passeur.reading.alignment import Aligner, AlignmentState, PageScore, score
 from passeur.reading.asr import SAMPLE_RATE, ASRBackend, Hypothesis, StreamingRecognizer
 from passeur.reading.audio_in import (
@@ -53,6 +54,8 @@ class SessionResult:
     reached_at_s: dict[int, float] = field(default_factory=dict)
     decode_s: float = 0.0  # wall-clock time spent decoding
     audio_s: float = 0.0
+    #: the recogniser's final hypothesis, word by word (speaker adaptation aligns it)
+    heard: list[str] = field(default_factory=list)
 
 
 class ReadingSession:
@@ -187,7 +190,8 @@ class ReadingSession:
         result = SessionResult(self.page, state,
                                score(self.page, state, self.muted, FRAME_MS / 1000.0),
                                list(self.actions),
-                               dict(self.reached_at_s), self.decode_s, self.audio_s)
+                               dict(self.reached_at_s), self.decode_s, self.audio_s,
+                               hyp.texts())
         # Nothing heard: no "Good effort! Shall we practise...?" for a page nobody read.
         if self.tutor is not None and announce and times_heard(state):
             end = self.tutor.page_end(result.score, state)
@@ -210,14 +214,17 @@ def times_heard(state: AlignmentState) -> bool:
 
 def read_pcm(page: Page, pcm: np.ndarray, backend: ASRBackend, *, tutor: Tutor | None = None,
              hesitation_s: float = 2.0, tail_silence_s: float = 0.0,
-             simulate_tutor_speech: bool = False) -> SessionResult:
-    """Run a whole recording (16 kHz mono int16) through a session, as if live."""
+             simulate_tutor_speech: bool = False, adaptation: Transform | None = None
+             ) -> SessionResult:
+    """Run a whole recording (16 kHz mono int16) through a session, as if live.
+    `adaptation`: the reader's speaker transform (adaptation.py), if any."""
     if len(pcm) == 0:
         raise AudioFormatError("the audio is empty")
     if is_silent(pcm):
         raise AudioFormatError("the audio is silent: nothing was heard (check the microphone "
                                "or the file)")
-    recognizer = backend.recognizer(page.lang, [w.lex for w in page.words], page.text)
+    recognizer = backend.recognizer(page.lang, [w.lex for w in page.words], page.text,
+                                    adaptation=adaptation)
     session = ReadingSession(page, recognizer, tutor=tutor, hesitation_s=hesitation_s)
     data = np.asarray(pcm, dtype=np.int16)
     if tail_silence_s > 0:
