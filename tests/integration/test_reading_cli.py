@@ -52,7 +52,11 @@ def test_read_prints_words_wcpm_and_keeps_progress(misread: Path, tmp_path: Path
         == ("tom", "Tom", 0)
     assert all(set(e) >= {"kind", "before", "start_s", "end_s"} for e in data["extras"])
     r = passeur("readers", "export", "Zoé", "--db", str(db))
-    assert json.loads(r.stdout)["sessions"][0]["pages"][0]["words_total"] == 24
+    exported = json.loads(r.stdout)
+    assert exported["sessions"][0]["pages"][0]["words_total"] == 24
+    # The recording adapted the recogniser to Zoé (statistics, not the recording).
+    assert [a["pages"] for a in exported["voice_adaptation"]] == [1]
+    assert exported["voice_adaptation"][0]["frames"] > 300
     report = tmp_path / "zoe.html"
     r = passeur("readers", "report", "Zoé", "--db", str(db), "--out", str(report))
     assert r.returncode == 0 and "<img" in report.read_text(encoding="utf-8")
@@ -254,3 +258,13 @@ def test_reader_commands_speak_the_systems_language(misread: Path, tmp_path: Pat
     r = french("list")
     assert r.returncode == 0 and r.stdout == ""
     assert "aucun lecteur enregistré" in r.stderr
+
+
+def test_read_with_no_adapt_keeps_no_adaptation(misread: Path, tmp_path: Path) -> None:
+    db = tmp_path / "progress.sqlite3"
+    r = passeur("read", "--book", "little-red-boat", "--page", "1", "--audio", str(misread),
+                "--reader", "Léo", "--db", str(db), "--no-adapt")
+    assert r.returncode == 0, r.stderr
+    r = passeur("readers", "export", "Léo", "--db", str(db))
+    assert json.loads(r.stdout)["voice_adaptation"] == []
+

@@ -38,13 +38,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from passeur.reading.exceptions import AdaptationUnavailable
 
-__all__ = ["AdaptationStats", "AdaptationUnavailable", "SpeakerAdapter", "Transform",
-           "estimate", "features", "reader_transform", "write_mllr"]
+__all__ = ["AdaptationStats", "AdaptationStore", "AdaptationUnavailable", "SpeakerAdapter",
+           "Transform", "estimate", "features", "model_key", "reader_transform", "save_page",
+           "stored_transform", "write_mllr"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,58 @@ def write_mllr(path: str | os.PathLike[str], transform: Transform) -> None:
         lines.append(" ".join(f"{v:.7g}" for v in transform.b[f]))
         lines.append(" ".join("1" for _ in range(dims)))
     Path(path).write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+# -- a reader's statistics in the progress store ------------------------------------------
+class AdaptationStore(Protocol):
+    """Where a reader's statistics are kept (progress_store.ProgressStore)."""
+
+    def adaptation(self, name: str, model: str) -> bytes | None: ...
+
+    def update_adaptation(self, name: str, model: str,
+                          update: Callable[[bytes | None], tuple[bytes, int]]) -> bool: ...
+
+
+def model_key(lang: str, adapter: SpeakerAdapter) -> str:
+    """What a reader's statistics belong to: a language and an acoustic model (statistics
+    of another model are never mixed in)."""
+    return f"{lang}:{adapter.hmm}"
+
+
+def stored_transform(store: AdaptationStore, adapter: SpeakerAdapter, reader: str, lang: str
+                     ) -> Transform | None:
+    """The reader's transform from their stored statistics (None: none or too few yet).
+    ValueError when the stored statistics cannot be used (the caller decodes unadapted)."""
+    data = store.adaptation(reader, model_key(lang, adapter))
+    if data is None:
+        return None
+    stats = AdaptationStats.from_bytes(data)
+    if stats.g.shape[:2] != adapter.shape:
+        raise ValueError(f"statistics of another model layout {stats.g.shape[:2]}")
+    return reader_transform(stats)
+
+
+def save_page(store: AdaptationStore, adapter: SpeakerAdapter, reader: str, lang: str,
+              pcm: np.ndarray, heard: Sequence[str]) -> int:
+    """Add one saved page of the reader to their statistics (`heard`: the recogniser's final
+    hypothesis). Returns the speech frames added (0: nothing could be used, or the reader is
+    no longer in the store, who is then not created again)."""
+    stats = adapter.accumulate(pcm, heard)
+    if stats.frames == 0:
+        return 0
+
+    def merge(old: bytes | None) -> tuple[bytes, int]:
+        total = stats
+        if old is not None:
+            try:
+                total = AdaptationStats.from_bytes(old) + stats
+            except ValueError as exc:
+                log.warning("speaker adaptation of '%s': stored statistics unusable (%s), "
+                            "started again", reader, exc)
+        return total.to_bytes(), total.frames
+
+    return stats.frames if store.update_adaptation(reader, model_key(lang, adapter), merge) \
+        else 0
 
 
 # -- the model -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from passeur.reading.adaptation import SpeakerAdapter, Transform
     from passeur.reading.alignment import AlignmentState, PageScore
     from passeur.reading.books import Library
 
@@ -48,6 +49,9 @@ def register(sub: Any) -> None:
     p.add_argument("--hesitation", type=_seconds, default=2.0,
                    help="pause (s) counted as hesitation")
     p.add_argument("--db", type=Path, default=None, help="progress database")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="with --reader: decode with the model as shipped, and do not adapt it "
+                   "to the reader with this recording (speaker adaptation, docs/reading.md)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_read)
 
@@ -196,8 +200,11 @@ def _cmd_read(args: argparse.Namespace) -> int:
             f"{MODELS_URL})")
     from passeur.reading.exceptions import AudioFormatError
 
+    adapter = backend.adapter(book.lang) if args.reader and not args.no_adapt else None
+    transform = _stored_transform(args, adapter, book.lang) if adapter is not None else None
     try:
-        result = read_pcm(page, pcm, backend, hesitation_s=args.hesitation)
+        result = read_pcm(page, pcm, backend, hesitation_s=args.hesitation,
+                          adaptation=transform)
     except AudioFormatError as exc:
         raise AudioFormatError(f"{args.audio}: {exc}") from exc
     # A book in a language the output is not written in (Korean) reads in the system's.
@@ -233,9 +240,40 @@ def _cmd_read(args: argparse.Namespace) -> int:
             # One transaction: a failed write leaves no half-recorded session behind.
             store.record_reading(args.reader, book.id, "offline", args.page, book.lang,
                                  result.state, s)
+            if adapter is not None:
+                from passeur.reading.adaptation import save_page
+
+                # The reader's recording adapts the recogniser to them, as on the reader page
+                # (statistics only; the recording itself is not kept).
+                save_page(store, adapter, args.reader, book.lang, pcm, result.heard)
         finally:
             store.close()
     return 0
+
+
+def _stored_transform(args: argparse.Namespace, adapter: SpeakerAdapter, lang: str
+                      ) -> Transform | None:
+    """The reader's transform, if the store has one; a store that cannot be read here is said
+    on stderr and the page decoded with the model as shipped (saving then reports it)."""
+    from passeur.reading.adaptation import stored_transform
+    from passeur.reading.exceptions import ProgressStoreError
+    from passeur.reading.progress_store import ProgressStore
+
+    path = args.db or default_db_path()
+    if not Path(path).exists():
+        return None  # no progress yet (and none created for a recording that is not saved)
+    try:
+        store = ProgressStore(path)
+    except ProgressStoreError as exc:
+        print(f"passeur: speaker adaptation not used: {exc}", file=sys.stderr)
+        return None
+    try:
+        return stored_transform(store, adapter, args.reader, lang)
+    except (ProgressStoreError, ValueError) as exc:
+        print(f"passeur: speaker adaptation not used: {exc}", file=sys.stderr)
+        return None
+    finally:
+        store.close()
 
 
 def _cmd_readers(args: argparse.Namespace) -> int:

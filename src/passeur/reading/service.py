@@ -30,12 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from passeur.reading.adaptation import (
-    AdaptationStats,
-    SpeakerAdapter,
-    Transform,
-    reader_transform,
-)
+from passeur.reading.adaptation import SpeakerAdapter, Transform, save_page, stored_transform
 from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
 from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
@@ -733,33 +728,25 @@ class ReadingService:
                 self._store = None
 
     # -- speaker adaptation (adaptation.py) ---------------------------------------------------
-    def _adaptation_model(self, lang: str) -> tuple[SpeakerAdapter, str] | None:
+    def _adapter(self, lang: str) -> SpeakerAdapter | None:
         try:
-            adapter = self.backend().adapter(lang)
+            return self.backend().adapter(lang)
         except ASRUnavailable:
             return None
-        if adapter is None:
-            return None
-        return adapter, f"{lang}:{adapter.hmm}"
 
     def reader_transform(self, reader: str, lang: str) -> Transform | None:
         """The reader's speaker transform for `lang` from their saved statistics, or None (none
         yet, too few, adaptation off or unavailable). Never stops a reading: a store or data
         problem is logged and the page is decoded with the model as shipped."""
-        found = self._adaptation_model(lang)
-        if found is None:
+        adapter = self._adapter(lang)
+        if adapter is None:
             return None
-        adapter, model = found
         try:
-            data = self.store().adaptation(reader, model)
-            stats = AdaptationStats.from_bytes(data) if data is not None else None
-            if stats is not None and stats.g.shape[:2] != adapter.shape:
-                raise ValueError(f"statistics of another model layout {stats.g.shape[:2]}")
+            return stored_transform(self.store(), adapter, reader, lang)
         except (ProgressStoreError, ValueError) as exc:
             log.warning("speaker adaptation of '%s' not used (%s): the model as shipped "
                         "decodes this page", reader, exc)
             return None
-        return reader_transform(stats)
 
     def adapt_later(self, reader: str, lang: str, frames: list[bytes], muted: list[bool],
                     heard: list[str]) -> None:
@@ -792,30 +779,14 @@ class ReadingService:
 
     def _adapt(self, reader: str, lang: str, frames: list[bytes], muted: list[bool],
                heard: list[str]) -> None:
-        found = self._adaptation_model(lang)
-        if found is None:
+        adapter = self._adapter(lang)
+        if adapter is None:
             return
-        adapter, model = found
         silent = bytes(FRAME_BYTES)
         pcm = np.frombuffer(b"".join(silent if k < len(muted) and muted[k] else f
                                      for k, f in enumerate(frames)), np.int16)
-        stats = adapter.accumulate(pcm, heard)
-        if stats.frames == 0:
-            return
-
-        def merge(old: bytes | None) -> tuple[bytes, int]:
-            total = stats
-            if old is not None:
-                try:
-                    total = AdaptationStats.from_bytes(old) + stats
-                except ValueError as exc:
-                    log.warning("speaker adaptation of '%s': saved statistics unreadable (%s), "
-                                "started again", reader, exc)
-            return total.to_bytes(), total.frames
-
         try:
-            if not self.store().update_adaptation(reader, model, merge):
-                log.info("speaker adaptation: reader '%s' no longer in the store", reader)
+            save_page(self.store(), adapter, reader, lang, pcm, heard)
         except ProgressStoreError as exc:
             log.warning("speaker adaptation of '%s' not saved: %s", reader, exc)
 
