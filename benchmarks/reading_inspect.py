@@ -37,6 +37,7 @@ from benchmarks.reading import (
     synthesize,
 )
 
+from passeur.reading.adaptation import AdaptationStats, Transform, reader_transform
 from passeur.reading.alignment import Aligner
 from passeur.reading.asr import ASRBackend, Hypothesis, RecognizedWord, create_backend
 from passeur.reading.audio_in import frames
@@ -45,10 +46,12 @@ from passeur.reading.text import tokenize
 from passeur.reading.tts import Synthesizer
 
 
-def decode(page_text: str, pcm: np.ndarray, backend: ASRBackend
+def decode(page_text: str, pcm: np.ndarray, backend: ASRBackend,
+           adaptation: Transform | None = None
            ) -> tuple[list[RecognizedWord], list[bool], list[float], float]:
     page = tokenize(page_text, "en")
-    rec = backend.recognizer("en", [w.lex for w in page.words], page.text)
+    rec = backend.recognizer("en", [w.lex for w in page.words], page.text,
+                             adaptation=adaptation)
     session = ReadingSession(page, rec)
     for frame in frames(pcm):
         session.feed(frame)
@@ -71,6 +74,7 @@ def main() -> int:
     p.add_argument("--quiet", action="store_true", help="totals only")
     p.add_argument("--settings", default="")
     p.add_argument("--voices", default="", help="as benchmarks/reading.py --voices")
+    p.add_argument("--no-adapt", action="store_true", help="as benchmarks/reading.py")
     args = p.parse_args()
     voices = parse_voices(args.voices) if args.voices else VOICES
     rng = random.Random(args.seed)
@@ -82,6 +86,9 @@ def main() -> int:
     # version: --realign never reuses another set's.
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     key = f"a{AUDIO_VERSION}-c2-{key}"  # c2: frame levels cached too
+    if not args.no_adapt:
+        key += "-adapted"  # each voice adapted from its earlier pages, as the benchmark does
+    reader_stats: dict[tuple[str, int], AdaptationStats] = {}
     hits = {k: [0, 0] for k in KINDS}
     n_alarms = n_correct = 0
     for n in range(args.pages):
@@ -94,7 +101,17 @@ def main() -> int:
             pcm, spans = synthesize(case, tts, rate, voice)
             if backend is None:  # --realign without a cached decode of this page
                 backend = create_backend("pocketsphinx", settings)
-            words, speech, levels, audio_s = decode(case.text, pcm, backend)
+            adapter = None if args.no_adapt else backend.adapter("en")
+            if adapter is not None and (voice, rate) not in reader_stats and n >= len(voices):
+                # A cached set decoded in part: the reader's earlier pages, again.
+                raise SystemExit("--realign with adaptation needs every page cached (or "
+                                 "none): delete the cache or give --no-adapt")
+            transform = reader_transform(reader_stats.get((voice, rate)))
+            words, speech, levels, audio_s = decode(case.text, pcm, backend, transform)
+            if adapter is not None:
+                reader_stats[(voice, rate)] = reader_stats.get(
+                    (voice, rate), adapter.empty()) + adapter.accumulate(
+                        pcm, [w.text for w in words])
             if f is not None:
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_bytes(pickle.dumps((spans, words, speech, levels, audio_s)))

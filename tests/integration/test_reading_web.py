@@ -1114,8 +1114,12 @@ def test_a_title_practised_alone_is_the_word_not_the_letter(tmp_path: Path) -> N
         def validate(self) -> None:
             pass
 
-        def recognizer(self, lang: str, vocabulary: Any = None, text: Any = None) -> Any:
+        def recognizer(self, lang: str, vocabulary: Any = None, text: Any = None, *,
+                       adaptation: Any = None) -> Any:
             return Recognizer()
+
+        def adapter(self, lang: str) -> None:
+            return None
 
     books = tmp_path / "books"
     books.mkdir()

@@ -409,12 +409,14 @@ class LiveSession:
         for frame in chunk:
             if self.service.config.store_audio and self.reader:
                 self._recorded.append(frame)
-            if self._adapt_frames is not None and \
-                    len(self._adapt_frames) < MAX_ADAPT_S * 1000 / FRAME_MS:
-                self._adapt_frames.append(frame)
             with self._lock:
                 if self._closed:
                     return False
+                if self._adapt_frames is not None and self.result is None:
+                    if len(self._adapt_frames) < MAX_ADAPT_S * 1000 / FRAME_MS:
+                        self._adapt_frames.append(frame)
+                    else:  # too long to keep: the page does not adapt (words would not fit)
+                        self._adapt_frames = None
                 try:
                     self._session.feed(frame, live)
                     if self._session.speech and self._session.speech[-1]:
@@ -540,8 +542,9 @@ class LiveSession:
                 # The saved page adapts the recogniser to this reader (in the background);
                 # robot speech the microphone picked up is silenced first.
                 self.service.adapt_later(self.reader, self.page.lang, self._adapt_frames,
-                                         list(self._session.muted), self.result.heard)
-            self._adapt_frames = None
+                                         list(self._session.muted[:len(self._adapt_frames)]),
+                                         self.result.heard)
+                self._adapt_frames = None
         r = self.result
         payload = state_payload(r.state)
         payload.update({
@@ -1057,7 +1060,10 @@ class ReadingService:
                     self._adapt_queue.task_done()
                 except queue.Empty:
                     break
-            self._adapt_queue.put(None)
+            try:
+                self._adapt_queue.put(None, timeout=5.0)
+            except queue.Full:
+                log.warning("speaker adaptation: worker still busy at shutdown")
             self._adapt_thread.join(timeout=30.0)
         with self._lock:
             if self._store is not None:
