@@ -156,6 +156,9 @@ class LiveSession:
             else book_page
         self.mode = mode
         self.reader = reader
+        #: where the child's voice comes from: "page" (WebRTC, uploads) or "robot" (its own
+        #: microphone; audio from the page is refused, not mixed with it)
+        self.source = source
         self.listeners: list[Listener] = []
         #: events emitted while nobody listened, for the first listener (oldest dropped)
         self._unheard: list[dict[str, Any]] = []
