@@ -64,6 +64,14 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 #: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
 #: is public, and each holds a whole synthesised page until the robot has read it aloud.
 MAX_QUEUED_PAGE_READINGS = 2
+#: Announcements (`speech/say`, staff's POST /api/reading/say: speech for no session) queued
+#: or being said. Any node may publish `speech/say`: without a bound, a flooding publisher
+#: grew the queue (and the robot's backlog of things to say) without limit. When it is full,
+#: the NEWEST is refused, not the oldest dropped: what was accepted is said, whole and in
+#: order (a patrol's French then English announcement, a message staff were told was
+#: queued), and the refusal goes to whoever can act on it now (429 to staff; a throttled
+#: warning for the topic), not to one who believes it said already.
+MAX_QUEUED_ANNOUNCEMENTS = 8
 #: Pause after the robot's words before the tutor's stuck clock runs again (s).
 AFTER_SPEECH_S = 0.5
 #: Time the speaker's player may take beyond the audio's own length before it is stopped (s).
@@ -643,6 +651,7 @@ class ReadingService:
         self._store: ProgressStore | None = None
         self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
         self._page_readings = 0  # read_to_me items queued or being read on the speaker
+        self._announcements = 0  # speech for no session queued or being said
         self._lock = threading.Lock()
         self._closed = False
         #: set by close(): the speech thread stops playing or waiting out what it says
@@ -797,12 +806,21 @@ class ReadingService:
             kind: str = "say", highlight_sentence: int | None = None,
             speech: Speech | None = None) -> str:
         """Queue something for the robot to say; returns the key of its audio. `speech`:
-        its audio, already synthesised from `speakable(text, lang)` (kept at once)."""
+        its audio, already synthesised from `speakable(text, lang)` (kept at once).
+        SpeakerBusy for an announcement (no `session`) while MAX_QUEUED_ANNOUNCEMENTS wait."""
         if lang not in ("fr", "en"):
             raise ReadingError(f"speech language must be 'fr' or 'en', not '{lang}'")
         text = (text or "").strip()[:2000]
         if not text:
             raise ReadingError("nothing to say (empty text)")
+        if session is None:
+            with self._lock:
+                if self._announcements >= MAX_QUEUED_ANNOUNCEMENTS:
+                    raise SpeakerBusy(
+                        f"the robot already has {self._announcements} announcements to say "
+                        f"(at most {MAX_QUEUED_ANNOUNCEMENTS} wait): this one was not queued; "
+                        "send it again once the robot has said the others")
+                self._announcements += 1
         key = _audio_key("s")
         if speech is not None:
             self._keep_audio(speech, key)
@@ -898,9 +916,11 @@ class ReadingService:
                 # the robot's voice: this thread says everything the robot says.
                 log.exception("robot speech failed: %r not said", item.text[:80])
             finally:
-                if item.kind == "read_to_me" and item.speech is not None:
-                    with self._lock:
+                with self._lock:
+                    if item.kind == "read_to_me" and item.speech is not None:
                         self._page_readings -= 1
+                    elif item.session is None:
+                        self._announcements -= 1
 
     def _speak(self, item: SpeechItem) -> None:
         if item.session is not None and item.session.closed:
