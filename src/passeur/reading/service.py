@@ -245,16 +245,17 @@ class LiveSession:
             # Nobody will get this session: its listening thread and recogniser go with it.
             self.close()
             raise
-        threading.Thread(target=self._pump_microphone, daemon=True,
+        threading.Thread(target=self._pump_microphone, args=(self._mic,), daemon=True,
                          name=f"reading-mic-{self.id[:6]}").start()
 
-    def _pump_microphone(self) -> None:
-        import queue as queue_module
-
-        while not self._closed and self._mic is not None:
+    def _pump_microphone(self, mic: Any) -> None:
+        # Its own reference to the microphone: close() (any thread) sets self._mic to None,
+        # and one closing between a check of self._mic and its use ended this thread in an
+        # AttributeError traceback. A closed microphone's queue just runs dry.
+        while not self._closed:
             try:
-                frame = self._mic.queue.get(timeout=0.5)
-            except queue_module.Empty:
+                frame = mic.queue.get(timeout=0.5)
+            except queue.Empty:
                 continue
             self.push_frame(frame)
 
