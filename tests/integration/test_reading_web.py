@@ -17,7 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from passeur.reading.progress_store import ProgressStore
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.web_reader import ReaderFeature
-from tests.support.reading_audio import espeak_available, reading, save
+from tests.support.reading_audio import (
+    espeak_available,
+    reading,
+    save,
+    silent_robot_microphone,
+)
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
 
@@ -366,25 +371,7 @@ async def test_page_audio_for_a_session_on_the_robots_microphone_is_refused(  # 
     recording or a page's microphone as well: both voices went into one stream, mixed, and
     neither reading was followed. Such audio is refused (400), saying why; the session goes
     on listening to the robot's microphone."""
-    import sys
-    import types
-
-    class Stream:  # a microphone that starts and stays silent
-        def __init__(self, **_kwargs: object) -> None:
-            pass
-
-        def start(self) -> None:
-            pass
-
-        def stop(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
-        PortAudioError=OSError, RawInputStream=Stream,
-        check_input_settings=lambda **_kwargs: None))
+    silent_robot_microphone(monkeypatch)
     c, service = client
     service.config.microphone_device = "default"
     sid = await _open(c, source="robot")

@@ -199,29 +199,14 @@ def test_closing_a_session_while_its_microphone_is_read_ends_the_pump_quietly(
     node stopping) ended that thread in an AttributeError traceback. The close is made to
     come at that very moment: just before the thread reads the microphone's queue."""
     import linecache
-    import sys
     import threading
     import types
     from typing import Any
 
     from passeur.reading.service import ReadingService, ServiceConfig
+    from tests.support.reading_audio import silent_robot_microphone
 
-    class Stream:  # a microphone that starts and stays silent
-        def __init__(self, **_kwargs: object) -> None:
-            pass
-
-        def start(self) -> None:
-            pass
-
-        def stop(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
-        PortAudioError=OSError, RawInputStream=Stream,
-        check_input_settings=lambda **_kwargs: None))
+    silent_robot_microphone(monkeypatch)
     failures: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
     closed_at_read = threading.Event()
