@@ -32,7 +32,14 @@ import numpy as np
 
 from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
-from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
+from passeur.reading.audio_in import (
+    FRAME_BYTES,
+    FRAME_MS,
+    FrameBuffer,
+    MicGate,
+    Microphone,
+    write_wav,
+)
 from passeur.reading.books import Book, Library
 from passeur.reading.exceptions import (
     ASRUnavailable,
@@ -231,8 +238,6 @@ class LiveSession:
             self._open_microphone()
 
     def _open_microphone(self) -> None:
-        from passeur.reading.audio_in import Microphone
-
         device = self.service.config.microphone_device
         if device is None:
             self.close()
@@ -248,7 +253,7 @@ class LiveSession:
         threading.Thread(target=self._pump_microphone, args=(self._mic,), daemon=True,
                          name=f"reading-mic-{self.id[:6]}").start()
 
-    def _pump_microphone(self, mic: Any) -> None:
+    def _pump_microphone(self, mic: Microphone) -> None:
         # Its own reference to the microphone: close() (any thread) sets self._mic to None,
         # and one closing between a check of self._mic and its use ended this thread in an
         # AttributeError traceback. A closed microphone's queue just runs dry.

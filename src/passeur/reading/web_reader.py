@@ -34,8 +34,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                                 own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
 (recording too long or too large), 429 (the robot's speaker already has a page reading and
-one waiting, or MAX_QUEUED_ANNOUNCEMENTS announcements to say), 503 (no speech model for the language, progress store
-unusable, max_sessions uploads already in progress). A result that could not be saved is
+one waiting, or MAX_QUEUED_ANNOUNCEMENTS announcements to say), 503 (no speech model for
+the language, progress store unusable, max_sessions uploads already in progress). A result that could not be saved is
 still returned, with "saved": false and a "warning" {"code": "not_saved", "message"}.
 """
 
