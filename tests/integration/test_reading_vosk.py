@@ -111,3 +111,17 @@ def test_a_whole_korean_session_with_vosk(tmp_path: Path) -> None:
     positions = [e["position"] for e in events if e["type"] == "position"]
     assert positions == sorted(positions) and positions[-1] >= 5  # followed as it streamed
     assert result["saved"] is True and result["words_total"] == 6
+
+
+def test_closing_frees_the_real_recogniser_at_once(backend, pcm) -> None:  # type: ignore[no-untyped-def]
+    """close() left vosk's KaldiRecognizer (its native decoder) to the garbage collector."""
+    import weakref
+
+    recognizer = backend.recognizer("ko", GRAMMAR)
+    kaldi = weakref.ref(recognizer._rec)
+    first = next(iter(frames(pcm)))
+    recognizer.accept(first)
+    recognizer.close()
+    assert kaldi() is None and recognizer.closed
+    recognizer.close()
+    assert recognizer.accept(first).audio_s == recognizer.finish().audio_s  # ignored

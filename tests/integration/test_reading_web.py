@@ -17,7 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from passeur.reading.progress_store import ProgressStore
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.web_reader import ReaderFeature
-from tests.support.reading_audio import espeak_available, reading, save
+from tests.support.reading_audio import (
+    espeak_available,
+    reading,
+    save,
+    silent_robot_microphone,
+)
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
 
@@ -358,6 +363,30 @@ async def test_a_recording_for_a_session_that_does_not_listen_is_refused(  # typ
     body = await r.json()
     assert r.status == 400 and "a microphone sent to it would be lost" in body["error"], body
     assert sid in service.sessions
+
+
+async def test_page_audio_for_a_session_on_the_robots_microphone_is_refused(  # type: ignore[no-untyped-def]
+        client, short_wav, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session whose child reads into the robot's own microphone (source 'robot') took a
+    recording or a page's microphone as well: both voices went into one stream, mixed, and
+    neither reading was followed. Such audio is refused (400), saying why; the session goes
+    on listening to the robot's microphone."""
+    silent_robot_microphone(monkeypatch)
+    c, service = client
+    service.config.microphone_device = "default"
+    sid = await _open(c, source="robot")
+    session = service.sessions[sid]
+    r = await c.post(f"/api/reading/sessions/{sid}/audio", data=short_wav.read_bytes())
+    body = await r.json()
+    assert r.status == 400 and "queued_s" not in body, body
+    assert "robot's own microphone" in body["error"] and "source 'page'" in body["error"], body
+    r = await c.post(f"/api/reading/sessions/{sid}/offer", json={"type": "offer", "sdp": "v=0"})
+    body = await r.json()
+    assert r.status == 400 and "a microphone sent to it would be mixed" in body["error"], body
+    assert session.audio_mark() == 0  # nothing from the page reached the recogniser
+    assert sid in service.sessions and not session.closed
+    r = await c.delete(f"/api/reading/sessions/{sid}")
+    assert r.status == 200 and session.closed
 
 
 async def test_corrupt_database_the_child_still_gets_the_result_and_it_is_saved_later(  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from passeur.reading.audio_in import read_wav, write_wav
 
@@ -48,3 +49,27 @@ def save(pcm: np.ndarray, path: Path, rate: int = 16000) -> Path:
                       ).astype(np.int16)
     write_wav(path, pcm, rate)
     return path
+
+
+def silent_robot_microphone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand in for sounddevice (not installed here, no sound card): a robot microphone
+    (`source: robot` sessions) that starts and stays silent."""
+    import sys
+    import types
+
+    class Stream:
+        def __init__(self, **_kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(
+        PortAudioError=OSError, RawInputStream=Stream,
+        check_input_settings=lambda **_kwargs: None))

@@ -190,3 +190,51 @@ def test_a_robot_microphone_that_cannot_be_used_is_said_and_leaves_nothing_runni
         assert not [name for name in started if name.startswith("reading-")], started
     finally:
         service.close()
+
+
+def test_closing_a_session_while_its_microphone_is_read_ends_the_pump_quietly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread feeding the robot's microphone to a session checked that the microphone was
+    still there, then read it: a session closed in between (the page left, a new reader, the
+    node stopping) ended that thread in an AttributeError traceback. The close is made to
+    come at that very moment: just before the thread reads the microphone's queue."""
+    import linecache
+    import threading
+    import types
+    from typing import Any
+
+    from passeur.reading.service import ReadingService, ServiceConfig
+    from tests.support.reading_audio import silent_robot_microphone
+
+    silent_robot_microphone(monkeypatch)
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    closed_at_read = threading.Event()
+
+    def lines(frame: types.FrameType, event: str, _arg: Any) -> Any:
+        if event == "line" and not closed_at_read.is_set() and ".queue.get(" in \
+                linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+            closed_at_read.set()
+            frame.f_locals["self"].close()
+        return lines
+
+    def calls(frame: types.FrameType, event: str, _arg: Any) -> Any:
+        return lines if event == "call" and frame.f_code.co_name == "_pump_microphone" \
+            else None
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3",
+                                           play_on_speaker=False, validate_models=False,
+                                           microphone_device="default"))
+    threading.settrace(calls)
+    try:
+        session = service.open_session("little-red-boat", 1, "i_read", None, source="robot")
+    finally:
+        threading.settrace(None)  # type: ignore[arg-type]
+    try:
+        assert closed_at_read.wait(10)
+        pump = next(t for t in threading.enumerate() if t.name == f"reading-mic-{session.id[:6]}")
+        pump.join(10)
+        assert not pump.is_alive() and session.closed
+        assert failures == []  # a thread's excepthook runs before join() returns
+    finally:
+        service.close()

@@ -447,3 +447,34 @@ def test_a_name_typed_with_a_separate_accent_is_the_same_reader(tmp_path: Path) 
     store.record_reading("Zo\u00e9", "b", "i_read", 1, "en", state, s)
     assert store.export("Zoe\u0301")["reader"] == "Zo\u00e9"
     store.close()
+
+
+def test_a_read_only_store_reads_and_changes_nothing(tmp_path: Path) -> None:
+    """`passeur readers list/report/export` opened the database as the robot does: it set
+    WAL mode and created the tables, which fails on read-only media. Read-only, the store
+    reads the readings and leaves the file (and its journal mode) exactly as it was."""
+    import sqlite3
+
+    from passeur.reading.exceptions import ProgressStoreReadOnly
+
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db)
+    state, s = reading_result("the cat sat on the mat")
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    store.close()
+    other = sqlite3.connect(str(db), isolation_level=None)
+    other.execute("PRAGMA journal_mode=DELETE")  # as a copy made by another tool may be
+    other.close()
+    before = db.read_bytes()
+    store = ProgressStore(db, read_only=True)
+    assert store.readers() == ["Léo"]
+    assert len(store.export("Léo")["sessions"]) == 1
+    assert store._q("PRAGMA journal_mode")[0][0] == "delete"
+    with pytest.raises(ProgressStoreReadOnly, match="cannot be written"):
+        store.record_reading("Léo", "b", "i_read", 1, "en", state, s)
+    store.close()
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.sqlite3"]
+    with pytest.raises(ProgressStoreError, match="does not exist"):
+        ProgressStore(tmp_path / "missing" / "p.sqlite3", read_only=True)
+    assert not (tmp_path / "missing").exists()

@@ -221,3 +221,42 @@ def test_robot_speech_goes_to_the_speaker_only_where_it_can_be_played() -> None:
         speaker_wanted("true", True, None)
     with pytest.raises(ConfigError, match="must be auto, true or false"):
         speaker_wanted("yes", True, "/usr/bin/aplay")
+
+
+def test_a_flood_of_announcements_is_refused_past_a_few_and_the_rest_said_in_order(
+        tmp_path: Path) -> None:
+    """Any node may publish `speech/say`: a publisher sending announcements in a loop grew the
+    robot's speech queue without limit (memory, and hours of backlog to say). At most
+    MAX_QUEUED_ANNOUNCEMENTS wait; newer ones are refused (SpeakerBusy: 429 to staff, a
+    warning for the topic) and those accepted are all said, in order."""
+    import time
+
+    from passeur.reading.exceptions import SpeakerBusy
+    from passeur.reading.service import MAX_QUEUED_ANNOUNCEMENTS, ReadingService, ServiceConfig
+
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3",
+                                           play_on_speaker=False, validate_models=False))
+    try:
+        service.floor.acquire("page:test", 60.0)  # a page reads aloud: nothing is said yet
+        accepted, refused = [], 0
+        for i in range(5 * MAX_QUEUED_ANNOUNCEMENTS):
+            try:
+                service.say(f"Un {i}.", "fr", kind="announcement")
+                accepted.append(f"Un {i}.")
+            except SpeakerBusy as exc:
+                assert "not queued" in str(exc)
+                refused += 1
+        assert accepted == [f"Un {i}." for i in range(MAX_QUEUED_ANNOUNCEMENTS)]
+        assert refused == 4 * MAX_QUEUED_ANNOUNCEMENTS
+        assert service._speech.qsize() <= MAX_QUEUED_ANNOUNCEMENTS
+        service.floor.release("page:test")
+        deadline = time.monotonic() + 30
+        while len(service.spoken) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.say("Encore.", "fr", kind="announcement")  # one said: room for one more
+        accepted.append("Encore.")
+        while len(service.spoken) < len(accepted) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r["text"] for r in service.spoken] == accepted
+    finally:
+        service.close()

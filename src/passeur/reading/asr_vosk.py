@@ -45,12 +45,15 @@ class VoskRecognizer:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, recognizer: Any, grammar: list[str] | None) -> None:
-        self._rec = recognizer
+        #: the vosk KaldiRecognizer; None once closed (its native decoder freed)
+        self._rec: Any = recognizer
         self.grammar = grammar
         self._final: list[RecognizedWord] = []
         self._partial: list[RecognizedWord] = []
         self._samples = 0
-        self._closed = False
+        # Feeding and closing may come from different threads: the decoder is never freed
+        # while vosk is still working on it.
+        self._lock = threading.Lock()
 
     @staticmethod
     def _words(result: dict[str, Any], key: str, final: bool) -> list[RecognizedWord]:
@@ -71,33 +74,47 @@ class VoskRecognizer:
         return Hypothesis(self._final + self._partial, self._samples / self.sample_rate)
 
     def accept(self, pcm: bytes) -> Hypothesis:
+        """Feed audio; once closed, the audio is ignored (as pocketsphinx's recogniser does)."""
         if len(pcm) % 2:
             raise ValueError("PCM chunk must hold whole 16-bit samples")
-        self._samples += len(pcm) // 2
-        if self._rec.AcceptWaveform(pcm):
-            self._final.extend(self._words(json.loads(self._rec.Result()), "result", True))
-            self._partial = []
-        else:
-            self._partial = self._words(json.loads(self._rec.PartialResult()),
-                                        "partial_result", False)
-        return self._hyp()
+        with self._lock:
+            rec = self._rec
+            if rec is None:
+                return self._hyp()
+            self._samples += len(pcm) // 2
+            if rec.AcceptWaveform(pcm):
+                self._final.extend(self._words(json.loads(rec.Result()), "result", True))
+                self._partial = []
+            else:
+                self._partial = self._words(json.loads(rec.PartialResult()),
+                                            "partial_result", False)
+            return self._hyp()
 
     def endpoint(self) -> Hypothesis:
         # vosk ends utterances by itself (AcceptWaveform returns True); nothing to force.
         return self._hyp()
 
     def finish(self) -> Hypothesis:
-        if not self._closed:
-            self._final.extend(self._words(json.loads(self._rec.FinalResult()), "result", True))
-            self._partial = []
-        return self._hyp()
+        with self._lock:
+            if self._rec is not None:
+                self._final.extend(self._words(json.loads(self._rec.FinalResult()), "result",
+                                               True))
+                self._partial = []
+            return self._hyp()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._rec is None
 
     def close(self) -> None:
-        self._closed = True
+        """Free the recogniser now (safe to call twice, and while another thread feeds: it
+        waits for the chunk being decoded)."""
+        with self._lock:
+            rec, self._rec = self._rec, None
+        # vosk frees a KaldiRecognizer's native decoder (its lattice, tens of MB with a big
+        # grammar) in __del__ and has no other way: dropping this, the last reference, runs
+        # it now instead of whenever the session objects holding it are collected.
+        del rec
 
 
 class VoskBackend:

@@ -293,7 +293,9 @@ def _cmd_readers(args: argparse.Namespace) -> int:
         raise ProgressStoreError(
             f"{path}: the progress database does not exist (no reading recorded there); "
             f"check --db (default: {default_db_path()}, the reading node's progress_db)")
-    store = ProgressStore(path)
+    # Reading commands open it read-only: a copy on read-only media (a locked USB stick, a
+    # read-only mount) can be listed, reported and exported. Only delete writes.
+    store = ProgressStore(path, read_only=args.readers_command != "delete")
     try:
         if args.readers_command == "list":
             names = store.readers()

@@ -9,6 +9,10 @@ A database file that is not a valid SQLite database, or fails its integrity chec
 ProgressStoreCorrupt naming the file; the file is never modified, moved or overwritten. Other
 failures say what they are (locked by another program, read-only, disk full, cannot be
 opened, closed store), so the librarian knows what to fix.
+
+`read_only=True` (`passeur readers list/report/export`) reads an existing database without
+writing anything, also on read-only media; writing to a database that cannot be written
+raises ProgressStoreReadOnly when it is opened.
 """
 
 from __future__ import annotations
@@ -98,15 +102,29 @@ class ProgressStore:
     to do; a corrupt file is never modified. Thread-safe (one connection, one lock)."""
 
     def __init__(self, path: Path, *, store_audio: bool = False,
-                 busy_timeout_s: float = 10.0) -> None:
+                 busy_timeout_s: float = 10.0, read_only: bool = False) -> None:
+        """`read_only`: only read an existing database (`passeur readers list/report/export`),
+        which then works on read-only media (a backup on a locked USB stick, a read-only
+        mount): nothing is created, no journal mode or table is set up, no rights changed."""
         self.path = Path(path)
         self.store_audio = store_audio
         self.busy_timeout_s = busy_timeout_s
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         existed = self.path.exists()
         if existed and self.path.is_file() and self.path.stat().st_size > 0:
             self._check_header()
+        if read_only:
+            self._db = self._open_read_only(existed)
+            return
+        if existed and not self._writable():
+            raise ProgressStoreReadOnly(
+                f"{self.path}: the progress database cannot be written (read-only file, "
+                "folder or media). Reading it works (passeur readers list, report, export); "
+                "to change it, make the file and its folder writable for this user, or copy "
+                "them to a writable place and use that copy (--db, or the reading node's "
+                "'progress_db').")
         try:
             # Children's reading (and voices, with store_audio): a new folder and file are the
             # owner's alone, whatever the umask (SQLite gives the WAL the file's permissions).
@@ -124,15 +142,7 @@ class ProgressStore:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         try:
-            db.execute("PRAGMA foreign_keys=ON")
-            # Deleted rows are overwritten with zeros, not just unlinked (privacy: a deleted
-            # reader leaves nothing recoverable in the file).
-            db.execute("PRAGMA secure_delete=ON")
-            if existed:
-                row = db.execute("PRAGMA quick_check").fetchone()
-                if not row or row[0] != "ok":
-                    db.close()
-                    self._corrupt(f"integrity check: {row[0] if row else '?'}")
+            self._prepare(db, existed)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
         except sqlite3.Error as exc:
@@ -141,6 +151,71 @@ class ProgressStore:
         self._db = db
         if existed:  # a corrupt file is left untouched: only one that opened
             self._make_private()
+
+    def _writable(self) -> bool:
+        """Whether SQLite can write the existing database: the file, and its folder unless
+        the write-ahead log is there already (SQLite creates it beside the file). os.access
+        also sees read-only media (EROFS), where even root cannot write."""
+        if not os.access(self.path, os.W_OK):
+            return False
+        return Path(f"{self.path}-wal").exists() or os.access(self.path.parent, os.W_OK)
+
+    def _prepare(self, db: sqlite3.Connection, existed: bool) -> None:
+        """Connection settings, and the integrity check of a database that was there."""
+        db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, not just unlinked (privacy: a deleted
+        # reader leaves nothing recoverable in the file).
+        db.execute("PRAGMA secure_delete=ON")
+        if existed:
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if not row or row[0] != "ok":
+                db.close()
+                self._corrupt(f"integrity check: {row[0] if row else '?'}")
+
+    def _open_read_only(self, existed: bool) -> sqlite3.Connection:
+        if not existed:
+            raise ProgressStoreUnavailable(
+                f"{self.path}: the progress database does not exist (no reading recorded "
+                "there)")
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            return self._connect_read_only(uri)
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if not (isinstance(code, int) and code & 0xFF == _SQLITE_CANTOPEN):
+                raise self._error(exc) from exc
+        # A WAL database needs its shared-memory file (-shm): on read-only media SQLite can
+        # neither create it nor open the database without it. With no write-ahead log
+        # beside the file (it was closed cleanly), the file alone holds every reading and
+        # nothing can change it there: it is opened as immutable. With a log, its readings
+        # would be missed: that is an error instead.
+        if Path(f"{self.path}-wal").exists():
+            raise ProgressStoreUnavailable(
+                f"{self.path}: the progress database has a write-ahead log ({self.path.name}"
+                "-wal) that cannot be read from here (read-only folder or media): copy the "
+                "file with its -wal and -shm files to a writable place and use that copy "
+                "(--db)")
+        try:
+            return self._connect_read_only(uri + "&immutable=1")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _connect_read_only(self, uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None,
+                             timeout=self.busy_timeout_s)
+        try:
+            self._prepare(db, existed=True)
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'readers'").fetchone()[0]
+        except sqlite3.Error:
+            db.close()
+            raise
+        if not tables:
+            db.close()
+            raise ProgressStoreUnavailable(
+                f"{self.path}: no reading progress in this database (no readers table): is it "
+                "the reading node's progress_db?")
+        return db
 
     def _check_header(self) -> None:
         try:

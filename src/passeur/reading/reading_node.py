@@ -19,7 +19,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from passeur.errors import ConfigError
-from passeur.reading.exceptions import ASRSettingsError, ReadingError
+from passeur.reading.exceptions import ASRSettingsError, ReadingError, SpeakerBusy
 from passeur.reading.service import ReadingService, ServiceConfig
 from passeur.reading.session import SENTENCE_ENDPOINT_MS
 from passeur.reading.tts import audio_player, speaker_wanted
@@ -141,6 +141,9 @@ class ReadingNode(Node):
                 raise ValueError("expected a JSON object")
             self.service.say(str(data.get("text", "")), str(data.get("lang", "fr")),
                              kind="announcement")
+        except SpeakerBusy as exc:
+            # A flooding publisher: one line every few seconds, not one per message.
+            self.get_logger().warning(f"speech/say dropped: {exc}", throttle_duration_sec=5.0)
         except RecursionError:
             self.get_logger().warning("speech/say ignored: JSON nested too deeply (expected "
                                       '{"text": "...", "lang": "fr"|"en"})')

@@ -33,7 +33,14 @@ import numpy as np
 from passeur.reading.adaptation import SpeakerAdapter, Transform, save_page, stored_transform
 from passeur.reading.alignment import CORRECT, SELF_CORRECTION, AlignmentState
 from passeur.reading.asr import ASRBackend, create_backend
-from passeur.reading.audio_in import FRAME_BYTES, FRAME_MS, FrameBuffer, MicGate, write_wav
+from passeur.reading.audio_in import (
+    FRAME_BYTES,
+    FRAME_MS,
+    FrameBuffer,
+    MicGate,
+    Microphone,
+    write_wav,
+)
 from passeur.reading.books import Book, Library
 from passeur.reading.exceptions import (
     ASRUnavailable,
@@ -71,6 +78,14 @@ MAX_QUEUED_S = 600.0  # audio a session holds before decoding (an upload may not
 #: "Read to me" pages queued for the robot's speaker (one reading, one waiting): the page API
 #: is public, and each holds a whole synthesised page until the robot has read it aloud.
 MAX_QUEUED_PAGE_READINGS = 2
+#: Announcements (`speech/say`, staff's POST /api/reading/say: speech for no session) queued
+#: or being said. Any node may publish `speech/say`: without a bound, a flooding publisher
+#: grew the queue (and the robot's backlog of things to say) without limit. When it is full,
+#: the NEWEST is refused, not the oldest dropped: what was accepted is said, whole and in
+#: order (a patrol's French then English announcement, a message staff were told was
+#: queued), and the refusal goes to whoever can act on it now (429 to staff; a throttled
+#: warning for the topic), not to one who believes it said already.
+MAX_QUEUED_ANNOUNCEMENTS = 8
 #: Pause after the robot's words before the tutor's stuck clock runs again (s).
 AFTER_SPEECH_S = 0.5
 #: Time the speaker's player may take beyond the audio's own length before it is stopped (s).
@@ -166,6 +181,9 @@ class LiveSession:
             else book_page
         self.mode = mode
         self.reader = reader
+        #: where the child's voice comes from: "page" (WebRTC, uploads) or "robot" (its own
+        #: microphone; audio from the page is refused, not mixed with it)
+        self.source = source
         self.listeners: list[Listener] = []
         #: events emitted while nobody listened, for the first listener (oldest dropped)
         self._unheard: list[dict[str, Any]] = []
@@ -239,8 +257,6 @@ class LiveSession:
             self._open_microphone()
 
     def _open_microphone(self) -> None:
-        from passeur.reading.audio_in import Microphone
-
         device = self.service.config.microphone_device
         if device is None:
             self.close()
@@ -253,16 +269,17 @@ class LiveSession:
             # Nobody will get this session: its listening thread and recogniser go with it.
             self.close()
             raise
-        threading.Thread(target=self._pump_microphone, daemon=True,
+        threading.Thread(target=self._pump_microphone, args=(self._mic,), daemon=True,
                          name=f"reading-mic-{self.id[:6]}").start()
 
-    def _pump_microphone(self) -> None:
-        import queue as queue_module
-
-        while not self._closed and self._mic is not None:
+    def _pump_microphone(self, mic: Microphone) -> None:
+        # Its own reference to the microphone: close() (any thread) sets self._mic to None,
+        # and one closing between a check of self._mic and its use ended this thread in an
+        # AttributeError traceback. A closed microphone's queue just runs dry.
+        while not self._closed:
             try:
-                frame = self._mic.queue.get(timeout=0.5)
-            except queue_module.Empty:
+                frame = mic.queue.get(timeout=0.5)
+            except queue.Empty:
                 continue
             self.push_frame(frame)
 
@@ -671,6 +688,7 @@ class ReadingService:
         self._store: ProgressStore | None = None
         self._speech: queue.Queue[SpeechItem | None] = queue.Queue()
         self._page_readings = 0  # read_to_me items queued or being read on the speaker
+        self._announcements = 0  # speech for no session queued or being said
         self._lock = threading.Lock()
         self._closed = False
         #: set by close(): the speech thread stops playing or waiting out what it says
@@ -891,12 +909,21 @@ class ReadingService:
             kind: str = "say", highlight_sentence: int | None = None,
             speech: Speech | None = None) -> str:
         """Queue something for the robot to say; returns the key of its audio. `speech`:
-        its audio, already synthesised from `speakable(text, lang)` (kept at once)."""
+        its audio, already synthesised from `speakable(text, lang)` (kept at once).
+        SpeakerBusy for an announcement (no `session`) while MAX_QUEUED_ANNOUNCEMENTS wait."""
         if lang not in ("fr", "en"):
             raise ReadingError(f"speech language must be 'fr' or 'en', not '{lang}'")
         text = (text or "").strip()[:2000]
         if not text:
             raise ReadingError("nothing to say (empty text)")
+        if session is None:
+            with self._lock:
+                if self._announcements >= MAX_QUEUED_ANNOUNCEMENTS:
+                    raise SpeakerBusy(
+                        f"the robot already has {self._announcements} announcements to say "
+                        f"(at most {MAX_QUEUED_ANNOUNCEMENTS} wait): this one was not queued; "
+                        "send it again once the robot has said the others")
+                self._announcements += 1
         key = _audio_key("s")
         if speech is not None:
             self._keep_audio(speech, key)
@@ -992,9 +1019,11 @@ class ReadingService:
                 # the robot's voice: this thread says everything the robot says.
                 log.exception("robot speech failed: %r not said", item.text[:80])
             finally:
-                if item.kind == "read_to_me" and item.speech is not None:
-                    with self._lock:
+                with self._lock:
+                    if item.kind == "read_to_me" and item.speech is not None:
                         self._page_readings -= 1
+                    elif item.session is None:
+                        self._announcements -= 1
 
     def _speak(self, item: SpeechItem) -> None:
         if item.session is not None and item.session.closed:

@@ -15,7 +15,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                "source"?: "page" (WebRTC/upload, default) | "robot" (local mic)}
                                                 -> {"session": id, "page": ...}
 - POST /api/reading/sessions/{id}/offer {"sdp","type"}   WebRTC: the page's microphone track
-                                                (400 for a session that does not listen)
+                                                (400 for a session that does not listen,
+                                                or that listens to the robot's microphone)
                                                 -> {"sdp","type"} (answer)
 - GET  /api/reading/sessions/{id}/events        WebSocket: server -> page events (the server
                                                 refuses another site's handshake, 403)
@@ -24,6 +25,7 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
       {"type":"practice","word","correct"} | {"type":"error","message"}
 - POST /api/reading/sessions/{id}/audio         body: a WAV file (instead of WebRTC); 400 for
                                                 a session that does not listen (read_to_me)
+                                                or listens to the robot's microphone
 - POST /api/reading/sessions/{id}/finish        -> the "finished" event (score), saved
                                                 (?quiet=1: the robot says nothing about it)
 - DELETE /api/reading/sessions/{id}
@@ -32,8 +34,8 @@ HTTP (JSON unless said otherwise; public: the reader page is for children at the
                                                 own speaker: microphones gated meanwhile
 Errors: {"error": message} with 400 (bad input), 404 (unknown book/page/session), 413
 (recording too long or too large), 429 (the robot's speaker already has a page reading and
-one waiting), 503 (no speech model for the language, progress store
-unusable, max_sessions uploads already in progress). A result that could not be saved is
+one waiting, or MAX_QUEUED_ANNOUNCEMENTS announcements to say), 503 (no speech model for
+the language, progress store unusable, max_sessions uploads already in progress). A result that could not be saved is
 still returned, with "saved": false and a "warning" {"code": "not_saved", "message"}.
 """
 
@@ -106,12 +108,19 @@ def _error(exc: Exception) -> web.Response:
 
 
 def _must_listen(session: LiveSession, what: str) -> None:
-    """Audio for a session that does not listen ("Read to me") would be accepted and lost."""
+    """Audio for a session that does not listen ("Read to me") would be accepted and lost;
+    audio for one that listens to the robot's own microphone would be mixed with it (two
+    voices in one stream: neither reading follows)."""
     if not session.listening:
         raise ReadingError(
             f"this reading session (mode '{session.mode}') does not listen, so {what} sent to "
             "it would be lost: start an 'I read' ('i_read'), 'Together' ('together') or "
             "practice ('practice') session and send it there")
+    if session.source == "robot":
+        raise ReadingError(
+            f"this reading session listens to the robot's own microphone (source 'robot'), "
+            f"so {what} sent to it would be mixed with that microphone: start a session with "
+            "source 'page' (the default) and send it there")
 
 
 def find_font(name: str) -> Path | None:
