@@ -160,3 +160,30 @@ def test_the_store_keeps_merges_exports_and_deletes_a_readers_adaptation(tmp_pat
     assert store.adaptation("Zoé", "en:m") is None
     assert store._q("SELECT count(*) FROM voice_adaptation")[0][0] == 0
     store.close()
+
+
+def test_a_database_from_before_adaptation_exports_read_only(tmp_path: Path) -> None:
+    """`readers export` opens the database read-only, creating nothing: one made before the
+    adaptation table existed must still export (no adaptation to give)."""
+    import sqlite3
+
+    from passeur.reading.alignment import Aligner
+    from passeur.reading.text import tokenize
+
+    db = tmp_path / "p.sqlite3"
+    store = ProgressStore(db)
+    page = tokenize("the cat sat", "en")
+    state = Aligner(page).state
+    from passeur.reading.alignment import score
+
+    store.record_reading("Léo", "b", "i_read", 1, "en", state, score(page, state))
+    store.close()
+    old = sqlite3.connect(str(db), isolation_level=None)
+    old.execute("DROP TABLE voice_adaptation")
+    old.execute("PRAGMA journal_mode=DELETE")
+    old.close()
+    store = ProgressStore(db, read_only=True)
+    assert store.export("Léo")["voice_adaptation"] == []
+    assert store.adaptation("Léo", "en:m") is None
+    store.close()
+

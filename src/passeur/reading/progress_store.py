@@ -436,10 +436,18 @@ class ProgressStore:
     def adaptation(self, name: str, model: str) -> bytes | None:
         """The reader's speaker-adaptation statistics for `model`, or None (no such reader,
         or none collected yet)."""
+        if not self._has_adaptation_table():
+            return None
         rows = self._q("SELECT v.stats FROM voice_adaptation v JOIN readers r ON "
                        "r.id = v.reader_id WHERE r.name = ? AND v.model = ?",
                        (check_reader_name(name), model))
         return bytes(rows[0][0]) if rows else None
+
+    def _has_adaptation_table(self) -> bool:
+        """False for a database made before adaptation existed and opened read-only (nothing
+        is created then)."""
+        return bool(self._q("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                            "name = 'voice_adaptation'")[0][0])
 
     def update_adaptation(self, name: str, model: str,
                           update: Callable[[bytes | None], tuple[bytes, int]]) -> bool:
@@ -501,11 +509,13 @@ class ProgressStore:
             out["sessions"].append(session)
         # Derived from the child's voice (docs/reading.md, "Speaker adaptation"): exported
         # with the rest, deleted with the rest.
+        has_table = self._has_adaptation_table()
         out["voice_adaptation"] = [
             {"model": a[0], "frames": a[1], "pages": a[2], "updated_at": a[3],
              "stats_npz_base64": base64.b64encode(bytes(a[4])).decode("ascii")}
-            for a in self._q("SELECT model, frames, pages, updated_at, stats FROM "
-                             "voice_adaptation WHERE reader_id = ? ORDER BY model", (rid,))]
+            for a in (self._q("SELECT model, frames, pages, updated_at, stats FROM "
+                              "voice_adaptation WHERE reader_id = ? ORDER BY model", (rid,))
+                      if has_table else [])]
         return out
 
     def delete(self, name: str) -> int:
