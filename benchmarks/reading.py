@@ -1,13 +1,17 @@
 """Reading companion benchmark: miscue detection on generated readings with known miscues.
 
     .venv/bin/python benchmarks/reading.py [--pages 40] [--seed 1] [--live-pages 5]
-                                           [--backend pocketsphinx] [--verbose]
+                                           [--backend pocketsphinx] [--verbose] [--no-adapt]
 
 Builds >= 40 English pages from a word bank, injects miscues into what is "read" (substitution,
 omission, insertion, repetition, self-correction, 3 s hesitation), synthesises the reading with
 espeak-ng (libespeak-ng through pyttsx3's binding; several voices and rates; audio generated
 now, never committed), runs it through the same ReadingSession as the robot (streaming,
-20 ms frames), and compares word by word.
+20 ms frames), and compares word by word. Each voice is one reader: as the robot does with a
+named reader, their earlier pages adapt the recogniser to them (speaker adaptation,
+adaptation.py: statistics from each page's audio and what the recogniser heard, never the
+truth), so a voice's first page is decoded with the model as shipped and its later ones with
+its transform; `--no-adapt` decodes every page with the model as shipped.
 
 What counts (see `detected()` and `false_alarms()`; docs/reading.md repeats it):
 
