@@ -183,3 +183,20 @@ def test_with_adaptation_off_nothing_is_kept(tmp_path: Path) -> None:
         assert service.store()._q("SELECT count(*) FROM voice_adaptation")[0][0] == 0
     finally:
         service.close()
+
+
+def test_the_benchmark_adapts_a_voice_from_its_earlier_pages() -> None:
+    """benchmarks/reading.py, six pages: the first voice comes back on page 6, decoded with the
+    transform of its first page; the figures are on the JSON last line."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "reading.py"), "--pages", "6",
+                        "--live-pages", "0"], capture_output=True, text=True, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["speaker_adaptation"] is True and figures["adapted_pages"] == 1
+    assert 0.0 <= figures["detection_rate"] <= 1.0 and figures["adaptation_rtf"] > 0
