@@ -71,6 +71,9 @@ _SENSCR_SHIFT = 10
 _ALIGN_BEAMS = ({"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80},
                 {"beam": 1e-120, "wbeam": 1e-100, "pbeam": 1e-120})
 _STATS_VERSION = 1
+#: Speech frames scored at once: each Gaussian's posterior and distance take frames x 128 x 13
+#: doubles (~13 MB per 1000 frames), so a whole page at once took gigabytes (5 min of speech).
+_CHUNK_FRAMES = 1000
 
 
 @dataclass
@@ -381,8 +384,10 @@ class SpeakerAdapter:
         feats, t, cb, sen = aligned
         total = 0.0
         for f in range(self.shape[0]):
-            ll, _ = self._frame_scores(feats[t, f], f, cb, sen, transform)
-            total += float(ll.sum())
+            for part in _chunks(len(t)):
+                ll, _ = self._frame_scores(feats[t[part], f], f, cb[part], sen[part],
+                                           transform)
+                total += float(ll.sum())
         return total / len(t)
 
     def _aligned(self, pcm: np.ndarray, words: Sequence[str]
@@ -470,12 +475,13 @@ class SpeakerAdapter:
         streams, dims = self.shape
         n_cb, _, dens, _ = self.means.shape
         for f in range(streams):
-            obs = feats[t, f]  # (N, dims)
-            _, post = self._frame_scores(obs, f, cb, sen)
             occ = np.zeros((n_cb, dens))
-            np.add.at(occ, cb, post)
             first = np.zeros((n_cb, dens, dims))
-            np.add.at(first, cb, post[:, :, None] * obs[:, None, :])
+            for part in _chunks(len(t)):
+                obs = feats[t[part], f]  # (N, dims)
+                _, post = self._frame_scores(obs, f, cb[part], sen[part])
+                np.add.at(occ, cb[part], post)
+                np.add.at(first, cb[part], post[:, :, None] * obs[:, None, :])
             xi = self._xi[:, f].reshape(-1, dims + 1)  # (G, dims + 1), G Gaussians
             inv = self.inv_var[:, f].reshape(-1, dims)
             w = occ.reshape(-1)[:, None] * inv  # (G, dims): occupancy / variance
@@ -483,6 +489,11 @@ class SpeakerAdapter:
             stats.z[f] = np.einsum("gi,ga->ia", first.reshape(-1, dims) * inv, xi)
         stats.frames = len(t)
         return stats
+
+
+def _chunks(n: int) -> list[slice]:
+    """`n` frames in slices of `_CHUNK_FRAMES` (bounded memory whatever the page's length)."""
+    return [slice(k, min(k + _CHUNK_FRAMES, n)) for k in range(0, n, _CHUNK_FRAMES)]
 
 
 def _read_mfc(path: Path) -> np.ndarray:
