@@ -183,3 +183,16 @@ def test_with_adaptation_off_nothing_is_kept(tmp_path: Path) -> None:
         assert service.store()._q("SELECT count(*) FROM voice_adaptation")[0][0] == 0
     finally:
         service.close()
+
+
+def test_a_page_adapted_after_shutdown_reopens_no_store(tmp_path: Path) -> None:
+    """close() waits a while for the adaptation worker, then closes the progress store; a
+    page the worker takes (or finishes aligning) later must not open the store again: it
+    would stay open, written after the node stopped."""
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3"))
+    service.store().reader_id("Zoé")
+    pcm = reading([S1, S2, S3], "en-us+f4", 145)
+    service.close()
+    assert service._store is None
+    service._adapt("Zoé", "en", list(frames(pcm)), [], words(f"{S1} {S2} {S3}"))
+    assert service._store is None
