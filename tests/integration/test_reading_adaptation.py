@@ -200,3 +200,46 @@ def test_the_benchmark_adapts_a_voice_from_its_earlier_pages() -> None:
     figures = json.loads(r.stdout.strip().splitlines()[-1])
     assert figures["speaker_adaptation"] is True and figures["adapted_pages"] == 1
     assert 0.0 <= figures["detection_rate"] <= 1.0 and figures["adaptation_rtf"] > 0
+
+
+def test_a_page_adapted_after_shutdown_reopens_no_store(tmp_path: Path) -> None:
+    """close() waits a while for the adaptation worker, then closes the progress store; a
+    page the worker takes (or finishes aligning) later must not open the store again: it
+    would stay open, written after the node stopped."""
+    service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3"))
+    service.store().reader_id("Zoé")
+    pcm = reading([S1, S2, S3], "en-us+f4", 145)
+    service.close()
+    assert service._store is None
+    service._adapt("Zoé", "en", list(frames(pcm)), [], words(f"{S1} {S2} {S3}"))
+    assert service._store is None
+
+
+def test_adapting_a_page_never_freezes_the_other_threads(adapter) -> None:  # type: ignore[no-untyped-def]
+    """pocketsphinx holds the GIL through each call: aligning a page in the worker thread
+    froze every other thread (other children's listening, the web server) for a whole
+    pass over the page, over a second for this one."""
+    import threading
+
+    text = " ".join([S1, S2, S3] * 6)
+    pcm = reading([text], "en-us+f4", 145)
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        stats = adapter.accumulate(pcm, words(text))
+    finally:
+        stop.set()
+        ticker.join()
+    assert stats.frames >= MIN_FRAMES
+    assert max(gaps) < 0.5, f"other threads stood still for {max(gaps):.2f} s"

@@ -268,3 +268,31 @@ def test_read_with_no_adapt_keeps_no_adaptation(misread: Path, tmp_path: Path) -
     r = passeur("readers", "export", "Léo", "--db", str(db))
     assert json.loads(r.stdout)["voice_adaptation"] == []
 
+
+
+def test_a_reading_recorded_stays_a_success_when_adaptation_cannot_be_saved(
+        misread: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The reading is in the store before its adaptation statistics: a store that refuses
+    them (locked by the robot, a full disk) must not turn the command into an error, which
+    would have the librarian record the same reading again."""
+    from passeur.cli import main
+    from passeur.reading.exceptions import ProgressStoreError
+    from passeur.reading.progress_store import ProgressStore
+
+    def refuse(*args: object, **kwargs: object) -> bool:
+        raise ProgressStoreError("database is locked")
+
+    monkeypatch.setattr(ProgressStore, "update_adaptation", refuse)
+    db = tmp_path / "progress.sqlite3"
+    code = main(["read", "--book", "little-red-boat", "--page", "1", "--audio", str(misread),
+                 "--reader", "Zoé", "--db", str(db)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "speaker adaptation" in err and "database is locked" in err
+    store = ProgressStore(db)
+    try:
+        assert store.readers() == ["Zoé"]
+        assert len(store.export("Zoé")["sessions"]) == 1
+    finally:
+        store.close()

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import os
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +73,9 @@ _SENSCR_SHIFT = 10
 _ALIGN_BEAMS = ({"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80},
                 {"beam": 1e-120, "wbeam": 1e-100, "pbeam": 1e-120})
 _STATS_VERSION = 1
+#: Speech frames scored at once: each Gaussian's posterior and distance take frames x 128 x 13
+#: doubles (~13 MB per 1000 frames), so a whole page at once took gigabytes (5 min of speech).
+_CHUNK_FRAMES = 1000
 
 
 @dataclass
@@ -351,6 +356,8 @@ class SpeakerAdapter:
         self.log_norm = -0.5 * np.log(2.0 * np.pi * variances).sum(-1)
         self.log_weights = log_weights
         self.codebook = {name: n for n, name in enumerate(phones)}
+        #: the dictionary's words (read on first use, for `pronounce`)
+        self._dict_words: set[str] | None = None
         # xi = [mean, 1] per Gaussian, and its outer products, per stream (for the G matrices)
         n_cb, streams, dens, dims = means.shape
         self._xi = np.concatenate([means, np.ones((n_cb, streams, dens, 1))], axis=-1)
@@ -381,8 +388,10 @@ class SpeakerAdapter:
         feats, t, cb, sen = aligned
         total = 0.0
         for f in range(self.shape[0]):
-            ll, _ = self._frame_scores(feats[t, f], f, cb, sen, transform)
-            total += float(ll.sum())
+            for part in _chunks(len(t)):
+                ll, _ = self._frame_scores(feats[t[part], f], f, cb[part], sen[part],
+                                           transform)
+                total += float(ll.sum())
         return total / len(t)
 
     def _aligned(self, pcm: np.ndarray, words: Sequence[str]
@@ -391,23 +400,46 @@ class SpeakerAdapter:
         words = [w for w in words if w]
         if not words or len(pcm) < SAMPLE_RATE // 2:
             return None
-        for beams in _ALIGN_BEAMS:
-            with tempfile.TemporaryDirectory(prefix="passeur-adapt-") as tmp:
-                try:
-                    cepstra, frames = self._align(np.asarray(pcm, np.int16), words, tmp,
-                                                  beams)
-                except RuntimeError as exc:
-                    log.debug("speaker adaptation: page not aligned with %s (%s)", beams, exc)
-                    continue
-            feats = features(cepstra)
-            rows = [(t, cb, sen) for t, cb, sen in frames
-                    if t < len(feats) and sen < self.log_weights.shape[2]]
-            if not rows:
-                return None
-            table = np.array(rows, dtype=np.int64)
-            return feats, table[:, 0], table[:, 1], table[:, 2]
-        log.info("speaker adaptation: a page could not be aligned; it is not used")
-        return None
+        try:
+            extra = self._missing_pronunciations(words)
+            # In a process of its own: pocketsphinx holds the GIL through each call (loading
+            # the dictionary, a whole page's pass), which froze every other thread (other
+            # children's listening, the web server, the node) for seconds per page; and a
+            # pocketsphinx abort there ends that process, not the robot's.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) \
+                    as pool:
+                aligned = pool.submit(_align_page, os.fspath(self.hmm),
+                                      os.fspath(self.dictionary), np.asarray(pcm, np.int16),
+                                      words, extra, self.codebook).result()
+        except (RuntimeError, OSError) as exc:  # BrokenProcessPool is a RuntimeError
+            log.info("speaker adaptation: a page could not be aligned (%s); it is not used",
+                     exc)
+            return None
+        if aligned is None:
+            log.info("speaker adaptation: a page could not be aligned; it is not used")
+            return None
+        cepstra, frames = aligned
+        feats = features(cepstra)
+        rows = [(t, cb, sen) for t, cb, sen in frames
+                if t < len(feats) and sen < self.log_weights.shape[2]]
+        if not rows:
+            return None
+        table = np.array(rows, dtype=np.int64)
+        return feats, table[:, 0], table[:, 1], table[:, 2]
+
+    def _missing_pronunciations(self, words: Sequence[str]) -> dict[str, str]:
+        """Phones for the words the model's dictionary lacks (`pronounce`); RuntimeError
+        when one has none."""
+        if self._dict_words is None:
+            with open(self.dictionary, encoding="utf-8", errors="replace") as fh:
+                self._dict_words = {line.split(maxsplit=1)[0] for line in fh if line.strip()}
+        extra: dict[str, str] = {}
+        for w in sorted(set(words) - self._dict_words):
+            phones = self.pronounce(w) if self.pronounce is not None else ""
+            if not phones:
+                raise RuntimeError(f"no pronunciation for '{w}'")
+            extra[w] = phones
+        return extra
 
     def _frame_scores(self, obs: np.ndarray, f: int, cb: np.ndarray, sen: np.ndarray,
                       transform: Transform | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -425,57 +457,19 @@ class SpeakerAdapter:
         total = post.sum(axis=1, keepdims=True)
         return (top + np.log(total))[:, 0], post / total
 
-    def _align(self, pcm: np.ndarray, words: list[str], tmp: str, beams: dict[str, float]
-               ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-        from pocketsphinx import Decoder
-
-        decoder = Decoder(hmm=os.fspath(self.hmm), dict=os.fspath(self.dictionary),
-                          samprate=SAMPLE_RATE, loglevel="FATAL", lm=None, mfclogdir=tmp,
-                          **beams)
-        for w in set(words):
-            if decoder.lookup_word(w) is None:
-                phones = self.pronounce(w) if self.pronounce is not None else ""
-                if not phones:
-                    raise RuntimeError(f"no pronunciation for '{w}'")
-                decoder.add_word(w, phones, True)
-        decoder.set_align_text(" ".join(words))
-        data = pcm.tobytes()
-        decoder.start_utt()
-        decoder.process_raw(data, full_utt=True)
-        decoder.end_utt()
-        decoder.set_alignment()  # RuntimeError when the first pass did not reach the end
-        decoder.start_utt()
-        decoder.process_raw(data, full_utt=True)
-        decoder.end_utt()
-        alignment = decoder.get_alignment()
-        if alignment is None:
-            raise RuntimeError("no alignment")
-        frames: list[tuple[int, int, int]] = []  # (frame, codebook, senone)
-        for word in alignment:
-            for phone in word:
-                if phone.name in NON_SPEECH or phone.name not in self.codebook:
-                    continue
-                cb = self.codebook[phone.name]
-                for state in phone:
-                    frames.extend((t, cb, int(state.name))
-                                  for t in range(state.start, state.start + state.duration))
-        logs = sorted(Path(tmp).glob("*.mfc"))
-        if not logs:
-            raise RuntimeError("pocketsphinx wrote no cepstra")
-        return _read_mfc(logs[-1]), frames
-
     def _statistics(self, feats: np.ndarray, t: np.ndarray, cb: np.ndarray, sen: np.ndarray
                     ) -> AdaptationStats:
         stats = self.empty()
         streams, dims = self.shape
         n_cb, _, dens, _ = self.means.shape
         for f in range(streams):
-            obs = feats[t, f]  # (N, dims)
-            _, post = self._frame_scores(obs, f, cb, sen)
             occ = np.zeros((n_cb, dens))
-            np.add.at(occ, cb, post)
             first = np.zeros((n_cb, dens, dims))
-            np.add.at(first, cb, post[:, :, None] * obs[:, None, :])
+            for part in _chunks(len(t)):
+                obs = feats[t[part], f]  # (N, dims)
+                _, post = self._frame_scores(obs, f, cb[part], sen[part])
+                np.add.at(occ, cb[part], post)
+                np.add.at(first, cb[part], post[:, :, None] * obs[:, None, :])
             xi = self._xi[:, f].reshape(-1, dims + 1)  # (G, dims + 1), G Gaussians
             inv = self.inv_var[:, f].reshape(-1, dims)
             w = occ.reshape(-1)[:, None] * inv  # (G, dims): occupancy / variance
@@ -483,6 +477,64 @@ class SpeakerAdapter:
             stats.z[f] = np.einsum("gi,ga->ia", first.reshape(-1, dims) * inv, xi)
         stats.frames = len(t)
         return stats
+
+
+def _align_page(hmm: str, dictionary: str, pcm: np.ndarray, words: list[str],
+                extra: dict[str, str], codebook: dict[str, int]
+                ) -> tuple[np.ndarray, list[tuple[int, int, int]]] | None:
+    """(cepstra, (frame, codebook, senone) of each speech frame) of `words` aligned to `pcm`,
+    trying the beams in turn; None when none aligns. Run in a process of its own."""
+    for beams in _ALIGN_BEAMS:
+        with tempfile.TemporaryDirectory(prefix="passeur-adapt-") as tmp:
+            try:
+                return _align(hmm, dictionary, pcm, words, extra, codebook, tmp, beams)
+            except RuntimeError as exc:
+                log.debug("speaker adaptation: page not aligned with %s (%s)", beams, exc)
+    return None
+
+
+def _align(hmm: str, dictionary: str, pcm: np.ndarray, words: list[str],
+           extra: dict[str, str], codebook: dict[str, int], tmp: str, beams: dict[str, float]
+           ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(hmm=hmm, dict=dictionary, samprate=SAMPLE_RATE, loglevel="FATAL",
+                      lm=None, mfclogdir=tmp, **beams)
+    for w in set(words):
+        if decoder.lookup_word(w) is None:
+            if w not in extra:
+                raise RuntimeError(f"no pronunciation for '{w}'")
+            decoder.add_word(w, extra[w], True)
+    decoder.set_align_text(" ".join(words))
+    data = pcm.tobytes()
+    decoder.start_utt()
+    decoder.process_raw(data, full_utt=True)
+    decoder.end_utt()
+    decoder.set_alignment()  # RuntimeError when the first pass did not reach the end
+    decoder.start_utt()
+    decoder.process_raw(data, full_utt=True)
+    decoder.end_utt()
+    alignment = decoder.get_alignment()
+    if alignment is None:
+        raise RuntimeError("no alignment")
+    frames: list[tuple[int, int, int]] = []  # (frame, codebook, senone)
+    for word in alignment:
+        for phone in word:
+            if phone.name in NON_SPEECH or phone.name not in codebook:
+                continue
+            cb = codebook[phone.name]
+            for state in phone:
+                frames.extend((t, cb, int(state.name))
+                              for t in range(state.start, state.start + state.duration))
+    logs = sorted(Path(tmp).glob("*.mfc"))
+    if not logs:
+        raise RuntimeError("pocketsphinx wrote no cepstra")
+    return _read_mfc(logs[-1]), frames
+
+
+def _chunks(n: int) -> list[slice]:
+    """`n` frames in slices of `_CHUNK_FRAMES` (bounded memory whatever the page's length)."""
+    return [slice(k, min(k + _CHUNK_FRAMES, n)) for k in range(0, n, _CHUNK_FRAMES)]
 
 
 def _read_mfc(path: Path) -> np.ndarray:

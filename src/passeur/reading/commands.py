@@ -198,7 +198,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
             f"no speech model for '{book.lang}', the language of book '{book.id}': {why}. "
             f"Give a vosk model for '{book.lang}': --asr vosk --vosk-model DIR (models at "
             f"{MODELS_URL})")
-    from passeur.reading.exceptions import AudioFormatError
+    from passeur.reading.exceptions import AudioFormatError, ProgressStoreError
 
     adapter = backend.adapter(book.lang) if args.reader and not args.no_adapt else None
     transform = _stored_transform(args, adapter, book.lang) if adapter is not None else None
@@ -244,8 +244,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
                 from passeur.reading.adaptation import save_page
 
                 # The reader's recording adapts the recogniser to them, as on the reader page
-                # (statistics only; the recording itself is not kept).
-                save_page(store, adapter, args.reader, book.lang, pcm, result.heard)
+                # (statistics only; the recording itself is not kept). The reading is saved
+                # already: a store refusing the statistics is said, not an error (which would
+                # have the same reading recorded again).
+                try:
+                    save_page(store, adapter, args.reader, book.lang, pcm, result.heard)
+                except ProgressStoreError as exc:
+                    print(f"passeur: the reading was recorded; speaker adaptation not saved: "
+                          f"{exc}", file=sys.stderr)
         finally:
             store.close()
     return 0

@@ -724,12 +724,16 @@ class ReadingService:
 
     def store(self) -> ProgressStore:
         with self._lock:
-            if self._store is None:
-                from passeur.reading.commands import default_db_path
+            return self._open_store()
 
-                self._store = ProgressStore(self.config.progress_db or default_db_path(),
-                                            store_audio=self.config.store_audio)
-            return self._store
+    def _open_store(self) -> ProgressStore:
+        # (with self._lock held)
+        if self._store is None:
+            from passeur.reading.commands import default_db_path
+
+            self._store = ProgressStore(self.config.progress_db or default_db_path(),
+                                        store_audio=self.config.store_audio)
+        return self._store
 
     def storage_failed(self, session: LiveSession, exc: ProgressStoreError) -> None:
         """A result could not be saved: tell the librarian (log, `storage_errors`) and, when
@@ -773,9 +777,11 @@ class ReadingService:
                     heard: list[str]) -> None:
         """Queue a saved page for the reader's adaptation statistics (one worker thread, off
         the listening path). Dropped, with a log line, when too many pages are waiting."""
-        if not heard or self._closed:
+        if not heard:
             return
         with self._lock:
+            if self._closed:  # (under the lock: close() then sees any worker started)
+                return
             if self._adapt_thread is None:
                 self._adapt_thread = threading.Thread(target=self._adapt_loop, daemon=True,
                                                       name="reading-adapt")
@@ -807,7 +813,14 @@ class ReadingService:
         pcm = np.frombuffer(b"".join(silent if k < len(muted) and muted[k] else f
                                      for k, f in enumerate(frames)), np.int16)
         try:
-            save_page(self.store(), adapter, reader, lang, pcm, heard)
+            with self._lock:
+                if self._closed:
+                    return  # shutting down: the store is closed, not to be opened again
+                # Taken now: if close() stops waiting for this page, it closes this store
+                # and the statistics are refused (ProgressStoreClosed), not written to a
+                # store opened again after shutdown.
+                store = self._open_store()
+            save_page(store, adapter, reader, lang, pcm, heard)
         except ProgressStoreError as exc:
             log.warning("speaker adaptation of '%s' not saved: %s", reader, exc)
 
@@ -1080,7 +1093,9 @@ class ReadingService:
             self.close_session(sid)
         self._speech.put(None)
         self._speech_thread.join(timeout=5.0)
-        if self._adapt_thread is not None:
+        with self._lock:
+            adapt_thread = self._adapt_thread
+        if adapt_thread is not None:
             # A page being adapted finishes (a few seconds at most); pages still waiting are
             # dropped.
             while True:
@@ -1093,7 +1108,7 @@ class ReadingService:
                 self._adapt_queue.put(None, timeout=5.0)
             except queue.Full:
                 log.warning("speaker adaptation: worker still busy at shutdown")
-            self._adapt_thread.join(timeout=30.0)
+            adapt_thread.join(timeout=30.0)
         with self._lock:
             if self._store is not None:
                 self._store.close()
