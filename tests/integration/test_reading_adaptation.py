@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from passeur.reading.adaptation import MIN_FRAMES, AdaptationStats, reader_transform
+from passeur.reading.adaptation import MIN_FRAMES, AdaptationStats, model_key, reader_transform
 from passeur.reading.asr import create_backend
 from passeur.reading.audio_in import frames
 from passeur.reading.books import Library
@@ -149,7 +149,10 @@ def test_a_readers_saved_pages_adapt_their_next_ones(tmp_path: Path) -> None:
     service = ReadingService(ServiceConfig(progress_db=tmp_path / "p.sqlite3"))
     try:
         pcm = reading([S1, S2, S3], "en-us+f4", 145)
-        model = f"en:{service.backend().adapter('en').hmm}"  # type: ignore[union-attr]
+        adapter = service.backend().adapter("en")
+        assert adapter is not None
+        model = model_key("en", adapter)
+        assert model.startswith("en:en-us-") and "/" not in model  # by content, not path
         store = service.store()
         done, mllr = _read_page(service, pcm, "Zoé")
         assert done["saved"] and mllr is None  # nothing known of Zoé yet

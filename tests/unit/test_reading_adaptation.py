@@ -232,3 +232,30 @@ def test_a_long_page_is_adapted_in_bounded_memory() -> None:
     half = adapter._statistics(feats, t[:7000], cb[:7000], sen[:7000]) \
         + adapter._statistics(feats, t[7000:], cb[7000:], sen[7000:])
     assert np.allclose(stats.g, half.g) and np.allclose(stats.z, half.z)
+
+
+def test_alignment_folders_left_by_a_stopped_robot_are_removed(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A robot stopped mid-alignment (power cut) leaves a folder of cepstra, close to the
+    child's speech: the next start of adaptation removes it, not a fresh one in use."""
+    import os
+    import tempfile
+    import time
+
+    from passeur.reading import adaptation
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / "passeur-adapt-old"
+    stale.mkdir()
+    (stale / "000000000.mfc").write_bytes(b"cepstra")
+    old = time.time() - 2 * adaptation.STALE_FOLDER_S
+    os.utime(stale, (old, old))
+    fresh = tmp_path / "passeur-adapt-new"
+    fresh.mkdir()
+    other = tmp_path / "someone-else"
+    other.mkdir()
+    os.utime(other, (old, old))
+    adaptation._remove_stale_folders()
+    assert not stale.exists() and fresh.exists() and other.exists()
+

@@ -17,7 +17,7 @@ module does, in numpy:
    dimension a 14 x 14 matrix and a 14-vector), which add up over pages and say nothing a
    person could listen to: no audio, no cepstra, no words.
 2. `estimate(stats)`: the transform, row by row (`w_i = G_i^-1 z_i`), pulled toward the
-   identity by a prior worth `PRIOR_FRAMES` frames, so that one short page moves the model
+   identity by a prior (`PRIOR_FRAMES`), so that one short page moves the model
    little and many pages move it fully.
 3. `write_mllr(path, transform)`: pocketsphinx's text format (classes, streams, then per
    stream A, b and the variance scales, all 1: adapting variances too made recognition worse
@@ -30,12 +30,15 @@ Only the phonetically tied (PTM) model layout pocketsphinx ships is read; anothe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import multiprocessing
 import os
+import shutil
 import struct
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,9 +56,11 @@ __all__ = ["AdaptationStats", "AdaptationStore", "AdaptationUnavailable", "Speak
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-#: Strength of the pull toward the unadapted model, in speech frames (10 ms): a page read
-#: (~1500 speech frames) moves the model about half-way to its own estimate. Measured on the
-#: benchmark (docs/reading.md): 50 and 200 frames gave more false alarms than 1000.
+#: Strength of the pull toward the unadapted model (tau, added as tau * I to each row's
+#: normal equations, whose terms are occupancy / variance): more of the reader's speech moves
+#: the model further from the shipped one. As the statistics are weighted by the inverse
+#: variances, the pull is not the same on every entry (weaker on the low-variance ones).
+#: Measured on the benchmark (docs/reading.md): 50 and 200 gave more false alarms than 1000.
 PRIOR_FRAMES = 1000.0
 #: No transform before this much of the reader's speech (frames of 10 ms): 3 s.
 MIN_FRAMES = 300
@@ -181,9 +186,10 @@ class AdaptationStore(Protocol):
 
 
 def model_key(lang: str, adapter: SpeakerAdapter) -> str:
-    """What a reader's statistics belong to: a language and an acoustic model (statistics
-    of another model are never mixed in)."""
-    return f"{lang}:{adapter.hmm}"
+    """What a reader's statistics belong to: a language and an acoustic model, named by its
+    content (statistics of another model are never mixed in; a model moved with the robot's
+    software keeps its readers')."""
+    return f"{lang}:{adapter.model_id}"
 
 
 def stored_transform(store: AdaptationStore, adapter: SpeakerAdapter, reader: str, lang: str
@@ -337,6 +343,7 @@ class SpeakerAdapter:
                                         "reads the phonetically tied en-us model layout)")
         self.hmm = hmm
         self.dictionary = Path(dictionary)
+        _remove_stale_folders()
         try:
             means = _read_gauden(hmm / "means")
             variances = np.maximum(_read_gauden(hmm / "variances"), VAR_FLOOR)
@@ -356,6 +363,11 @@ class SpeakerAdapter:
         self.log_norm = -0.5 * np.log(2.0 * np.pi * variances).sum(-1)
         self.log_weights = log_weights
         self.codebook = {name: n for n, name in enumerate(phones)}
+        digest = hashlib.sha1()
+        for name in ("mdef", "means", "variances", "sendump"):
+            digest.update((hmm / name).read_bytes())
+        #: the model's identity by its content (model_key)
+        self.model_id = f"{hmm.name}-{digest.hexdigest()[:12]}"
         #: the dictionary's words (read on first use, for `pronounce`)
         self._dict_words: set[str] | None = None
         # xi = [mean, 1] per Gaussian, and its outer products, per stream (for the G matrices)
@@ -477,6 +489,24 @@ class SpeakerAdapter:
             stats.z[f] = np.einsum("gi,ga->ia", first.reshape(-1, dims) * inv, xi)
         stats.frames = len(t)
         return stats
+
+
+#: Alignment folders (they hold cepstra, close to the child's speech) older than this, left by
+#: a robot stopped mid-alignment (power cut), are removed when adaptation starts (s).
+STALE_FOLDER_S = 3600.0
+
+
+def _remove_stale_folders() -> None:
+    base = Path(tempfile.gettempdir())
+    now = time.time()
+    for folder in base.glob("passeur-adapt-*"):
+        try:
+            if folder.is_dir() and not folder.is_symlink() and \
+                    folder.stat().st_uid == os.getuid() and \
+                    now - folder.stat().st_mtime > STALE_FOLDER_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _align_page(hmm: str, dictionary: str, pcm: np.ndarray, words: list[str],

@@ -609,8 +609,9 @@ class LiveSession:
             self._mic = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
-        if self._session is not None:
-            with self._lock:
+        with self._lock:
+            self._adapt_frames = None  # a page never saved: its audio is not kept
+            if self._session is not None:
                 self._session.close()
         for callback in list(self.on_close):
             try:
