@@ -1762,11 +1762,15 @@ def test_an_estop_during_a_switch_latched_drive_leaves_the_switch_user_able_to_s
     link = staff.get_attribute("#code-link", "href")
     assert link is not None
     context = browser.new_context()
-    context.add_init_script("localStorage.setItem('passeur.scanRate', '0.5')")
+    # 1.5 s per item: the press must land while the drive button is highlighted, which 0.5 s
+    # did not always leave time for on a loaded machine (CI, 2026-12-08).
+    context.add_init_script("localStorage.setItem('passeur.scanRate', '1.5')")
     pilot = context.new_page()
     pilot.goto(link)
     try:
         wait_frames(pilot, 3)
+        # Just arrived on the drive button (not already about to leave it).
+        wait_highlight(pilot, "el.dataset.dir !== 'forward'")
         wait_highlight(pilot, "el.dataset.dir === 'forward'")
         start = odom_xy(stack)
         pilot.keyboard.press(" ")  # latched: the next press would stop
