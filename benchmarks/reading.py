@@ -62,7 +62,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from passeur.reading.adaptation import AdaptationStats, reader_transform
+from passeur.reading.adaptation import (
+    AdaptationStats,
+    SpeakerAdapter,
+    Transform,
+    reader_transform,
+)
 from passeur.reading.alignment import (
     INSERTION,
     OMISSION,
@@ -186,6 +191,30 @@ SENTENCE_PAUSE_S = (0.3, 1.0)
 #: Changes whenever the synthesised audio of a set changes (reading_inspect.py keys its cached
 #: decodes with it, so a decode of older audio is never re-scored as if it were this one's).
 AUDIO_VERSION = 2
+
+
+class Readers:
+    """Each voice is one reader: their pages so far adapt the model to them (adaptation.py),
+    as the reading service does with a reader's saved readings. `adapter` None: no
+    adaptation (every page decoded with the model as shipped)."""
+
+    def __init__(self, adapter: SpeakerAdapter | None) -> None:
+        self.adapter = adapter
+        self.stats: dict[tuple[str, int], AdaptationStats] = {}
+        self.seconds = 0.0  # spent collecting statistics
+
+    def transform(self, voice: tuple[str, int]) -> Transform | None:
+        """What to decode this reader's next page with (None: the model as shipped)."""
+        return reader_transform(self.stats.get(voice))
+
+    def add(self, voice: tuple[str, int], pcm: np.ndarray, heard: list[str]) -> None:
+        """The reader's page (its audio, what the recogniser heard) adapts their model."""
+        if self.adapter is None:
+            return
+        t0 = time.perf_counter()
+        self.stats[voice] = self.stats.get(voice, self.adapter.empty()) \
+            + self.adapter.accumulate(pcm, heard)
+        self.seconds += time.perf_counter() - t0
 
 
 def sentence_breaks(case: Case) -> set[int]:
@@ -493,11 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     tts = Synthesizer()
     settings = json.loads(args.settings) if args.settings else {}
     backend = create_backend(args.backend, settings)
-    # Each voice is one reader: their pages so far adapt the model to them (adaptation.py),
-    # as the reading service does with a reader's saved readings.
-    adapter = None if args.no_adapt else backend.adapter("en")
-    reader_stats: dict[tuple[str, int], AdaptationStats] = {}
-    adapt_s = 0.0
+    readers = Readers(None if args.no_adapt else backend.adapter("en"))
     adapted_pages = 0
     per_kind = {k: [0, 0] for k in KINDS}
     alarm_count = 0
@@ -519,15 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         if n < args.live_pages:
             live_cases.append((case, pcm, times))
         page = tokenize(case.text, "en")
-        transform = reader_transform(reader_stats.get((voice, rate)))
+        transform = readers.transform((voice, rate))
         adapted_pages += transform is not None
         result = read_pcm(page, pcm, backend, adaptation=transform)
-        if adapter is not None:
-            t_adapt = time.perf_counter()
-            page_stats = adapter.accumulate(pcm, result.heard)
-            reader_stats[(voice, rate)] = reader_stats.get((voice, rate),
-                                                           adapter.empty()) + page_stats
-            adapt_s += time.perf_counter() - t_adapt
+        readers.add((voice, rate), pcm, result.heard)
         decode_s += result.decode_s
         audio_s += result.audio_s
         frame_lag = result.decode_s / max(1, result.audio_s / 0.02)
@@ -589,8 +609,8 @@ def main(argv: list[str] | None = None) -> int:
           f"pages): mean {probe_err:.2f}, max {max(probe_errors, default=math.nan):.2f} "
           "words/min (goal <= 3, on one-minute readings)")
     print(f"ASR real-time factor: {rtf:.3f} (goal <= 0.1)")
-    adapt_rtf = adapt_s / audio_s if audio_s else 0.0
-    if adapter is not None:
+    adapt_rtf = readers.seconds / audio_s if audio_s else 0.0
+    if readers.adapter is not None:
         print(f"speaker adaptation: {adapted_pages} of {args.pages} pages decoded with their "
               f"reader's transform (a reader's first page is not); collecting statistics "
               f"after each page: real-time factor {adapt_rtf:.3f} (after the page, not while "
@@ -618,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         "wcpm_error_minute_mean": _num(round(probe_err, 2)),
         "wcpm_error_minute_max": _num(round(max(probe_errors, default=math.nan), 2)),
         "minute_readings": len(probe_errors),
-        "rtf": round(rtf, 4), "speaker_adaptation": adapter is not None,
+        "rtf": round(rtf, 4), "speaker_adaptation": readers.adapter is not None,
         "adapted_pages": adapted_pages, "adaptation_rtf": round(adapt_rtf, 4),
         "latency_offline_p95_ms": _num(round(p95, 1)),
         "latency_live_p50_ms": _num(round(_pct(live, 50), 1)),

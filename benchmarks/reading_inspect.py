@@ -30,6 +30,7 @@ from benchmarks.reading import (
     AUDIO_VERSION,
     KINDS,
     VOICES,
+    Readers,
     detected,
     false_alarms,
     make_case,
@@ -37,7 +38,7 @@ from benchmarks.reading import (
     synthesize,
 )
 
-from passeur.reading.adaptation import AdaptationStats, Transform, reader_transform
+from passeur.reading.adaptation import Transform
 from passeur.reading.alignment import Aligner
 from passeur.reading.asr import ASRBackend, Hypothesis, RecognizedWord, create_backend
 from passeur.reading.audio_in import frames
@@ -88,7 +89,7 @@ def main() -> int:
     key = f"a{AUDIO_VERSION}-c2-{key}"  # c2: frame levels cached too
     if not args.no_adapt:
         key += "-adapted"  # each voice adapted from its earlier pages, as the benchmark does
-    reader_stats: dict[tuple[str, int], AdaptationStats] = {}
+    readers: Readers | None = None
     hits = {k: [0, 0] for k in KINDS}
     n_alarms = n_correct = 0
     for n in range(args.pages):
@@ -101,17 +102,16 @@ def main() -> int:
             pcm, spans = synthesize(case, tts, rate, voice)
             if backend is None:  # --realign without a cached decode of this page
                 backend = create_backend("pocketsphinx", settings)
-            adapter = None if args.no_adapt else backend.adapter("en")
-            if adapter is not None and (voice, rate) not in reader_stats and n >= len(voices):
+            if readers is None:
+                readers = Readers(None if args.no_adapt else backend.adapter("en"))
+            if readers.adapter is not None and (voice, rate) not in readers.stats \
+                    and n >= len(voices):
                 # A cached set decoded in part: the reader's earlier pages, again.
                 raise SystemExit("--realign with adaptation needs every page cached (or "
                                  "none): delete the cache or give --no-adapt")
-            transform = reader_transform(reader_stats.get((voice, rate)))
-            words, speech, levels, audio_s = decode(case.text, pcm, backend, transform)
-            if adapter is not None:
-                reader_stats[(voice, rate)] = reader_stats.get(
-                    (voice, rate), adapter.empty()) + adapter.accumulate(
-                        pcm, [w.text for w in words])
+            words, speech, levels, audio_s = decode(case.text, pcm, backend,
+                                                    readers.transform((voice, rate)))
+            readers.add((voice, rate), pcm, [w.text for w in words])
             if f is not None:
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_bytes(pickle.dumps((spans, words, speech, levels, audio_s)))

@@ -50,8 +50,8 @@ import numpy as np
 from passeur.reading.exceptions import AdaptationUnavailable
 
 __all__ = ["AdaptationStats", "AdaptationStore", "AdaptationUnavailable", "SpeakerAdapter",
-           "Transform", "estimate", "features", "model_key", "reader_transform", "save_page",
-           "stored_transform", "write_mllr"]
+           "Transform", "dictionary_words", "estimate", "features", "model_key",
+           "reader_transform", "save_page", "stored_transform", "write_mllr"]
 
 log = logging.getLogger(__name__)
 
@@ -331,11 +331,14 @@ class SpeakerAdapter:
     """Collects a reader's statistics from their pages, for one acoustic model (`hmm`)."""
 
     def __init__(self, hmm: str | os.PathLike[str], dictionary: str | os.PathLike[str], *,
-                 pronounce: Callable[[str], str] | None = None) -> None:
+                 pronounce: Callable[[str], str] | None = None,
+                 known_words: Callable[[], set[str]] | None = None) -> None:
         """`pronounce(word)`: phones for a word the dictionary lacks ("" if none), as the
-        page recogniser gets them (espeak-ng)."""
+        page recogniser gets them (espeak-ng). `known_words()`: the dictionary's words, if
+        the caller holds them already (the backend's; else read here on first use)."""
         hmm = Path(hmm)
         self.pronounce = pronounce
+        self._known_words = known_words
         needed = [hmm / n for n in ("means", "variances", "sendump", "mdef")]
         missing = [p.name for p in needed if not p.is_file()]
         if missing:
@@ -368,9 +371,7 @@ class SpeakerAdapter:
             digest.update((hmm / name).read_bytes())
         #: the model's identity by its content (model_key)
         self.model_id = f"{hmm.name}-{digest.hexdigest()[:12]}"
-        #: the dictionary's words (read on first use, for `pronounce`)
-        self._dict_words: set[str] | None = None
-        # xi = [mean, 1] per Gaussian, and its outer products, per stream (for the G matrices)
+        # xi = [mean, 1] per Gaussian and stream (for the G matrices and z vectors)
         n_cb, streams, dens, dims = means.shape
         self._xi = np.concatenate([means, np.ones((n_cb, streams, dens, 1))], axis=-1)
 
@@ -442,11 +443,11 @@ class SpeakerAdapter:
     def _missing_pronunciations(self, words: Sequence[str]) -> dict[str, str]:
         """Phones for the words the model's dictionary lacks (`pronounce`); RuntimeError
         when one has none."""
-        if self._dict_words is None:
-            with open(self.dictionary, encoding="utf-8", errors="replace") as fh:
-                self._dict_words = {line.split(maxsplit=1)[0] for line in fh if line.strip()}
+        if self._known_words is None:
+            read = dictionary_words(self.dictionary)
+            self._known_words = lambda: read
         extra: dict[str, str] = {}
-        for w in sorted(set(words) - self._dict_words):
+        for w in sorted(set(words) - self._known_words()):
             phones = self.pronounce(w) if self.pronounce is not None else ""
             if not phones:
                 raise RuntimeError(f"no pronunciation for '{w}'")
@@ -560,6 +561,13 @@ def _align(hmm: str, dictionary: str, pcm: np.ndarray, words: list[str],
     if not logs:
         raise RuntimeError("pocketsphinx wrote no cepstra")
     return _read_mfc(logs[-1]), frames
+
+
+def dictionary_words(path: str | os.PathLike[str]) -> set[str]:
+    """The words of a pocketsphinx pronunciation dictionary (alternates as written:
+    "the(2)")."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return {line.split(maxsplit=1)[0] for line in fh if line.strip()}
 
 
 def _chunks(n: int) -> list[slice]:

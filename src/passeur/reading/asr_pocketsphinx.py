@@ -33,6 +33,7 @@ from passeur.reading.adaptation import (
     AdaptationUnavailable,
     SpeakerAdapter,
     Transform,
+    dictionary_words,
     write_mllr,
 )
 from passeur.reading.asr import SAMPLE_RATE, Hypothesis, RecognizedWord
@@ -520,8 +521,7 @@ class PocketsphinxBackend:
 
     def _dictionary(self, path: str) -> set[str]:
         if path not in self._dict_words:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                self._dict_words[path] = {line.split(maxsplit=1)[0] for line in fh if line.strip()}
+            self._dict_words[path] = dictionary_words(path)
         return self._dict_words[path]
 
     def adapter(self, lang: str) -> SpeakerAdapter | None:
@@ -536,7 +536,8 @@ class PocketsphinxBackend:
                 try:
                     self._adapters[lang] = SpeakerAdapter(
                         model["hmm"], model["dict"],
-                        pronounce=lambda w: espeak_pronunciation(w, voice))
+                        pronounce=lambda w: espeak_pronunciation(w, voice),
+                        known_words=lambda: self._dictionary(model["dict"]))
                 except AdaptationUnavailable as exc:
                     log.info("speaker adaptation off for '%s': %s", lang, exc)
                     self._adapters[lang] = None
